@@ -1,0 +1,303 @@
+"""The layer catalogue: one definition per spatial table.
+
+Adding a layer means adding one `Layer(...)` here (and its table in a migration); OGC
+collections, map layers, export schemas and access rules follow from it.
+"""
+
+from __future__ import annotations
+
+from layers.model import Access, Field, Layer, Style
+
+F = Field
+
+STATUS_VALUES = {
+    "online": ("Đang hoạt động", "Online"),
+    "offline": ("Mất kết nối", "Offline"),
+    "maintenance": ("Bảo trì", "Maintenance"),
+}
+
+INCIDENT_CATEGORIES = {
+    "traffic_accident": ("Tai nạn giao thông", "Traffic accident"),
+    "public_order": ("Trật tự công cộng", "Public order"),
+    "fire": ("Cháy nổ", "Fire"),
+    "environment": ("Môi trường", "Environment"),
+    "land_violation": ("Vi phạm đất đai", "Land violation"),
+    "infrastructure": ("Hạ tầng", "Infrastructure"),
+    "security_event": ("An ninh", "Security event"),
+}
+INCIDENT_COLORS = {
+    "traffic_accident": "#e6550d",
+    "public_order": "#756bb1",
+    "fire": "#de2d26",
+    "environment": "#31a354",
+    "land_violation": "#8c6d31",
+    "infrastructure": "#3182bd",
+    "security_event": "#252525",
+}
+SEVERITIES = {
+    "1": ("Thấp", "Low"),
+    "2": ("Trung bình", "Medium"),
+    "3": ("Cao", "High"),
+    "4": ("Nghiêm trọng", "Critical"),
+}
+INCIDENT_STATUSES = {
+    "new": ("Mới tiếp nhận", "New"),
+    "assigned": ("Đã phân công", "Assigned"),
+    "in_progress": ("Đang xử lý", "In progress"),
+    "resolved": ("Đã xử lý", "Resolved"),
+    "closed": ("Đã đóng", "Closed"),
+}
+INCIDENT_SOURCES = {
+    "hotline": ("Đường dây nóng", "Hotline"),
+    "citizen_app": ("Ứng dụng công dân", "Citizen app"),
+    "camera": ("Camera", "Camera"),
+    "sensor": ("Cảm biến", "Sensor"),
+    "patrol": ("Tuần tra", "Patrol"),
+    "social_media": ("Mạng xã hội", "Social media"),
+}
+TRAFFIC_STATES = {
+    "free": ("Thông thoáng", "Free flow"),
+    "moderate": ("Đông", "Moderate"),
+    "heavy": ("Ùn ứ", "Heavy"),
+    "jammed": ("Tắc nghẽn", "Jammed"),
+}
+ROAD_CLASSES = {
+    "expressway": ("Đường cao tốc", "Expressway"),
+    "trunk": ("Quốc lộ", "National road"),
+    "primary": ("Tỉnh lộ", "Provincial road"),
+    "secondary": ("Đường huyện", "District road"),
+    "local": ("Đường xã, ngõ xóm", "Local street"),
+}
+ADMIN_LEVELS = {
+    "province": ("Tỉnh", "Province"),
+    "district": ("Huyện", "District"),
+    "commune": ("Xã, phường", "Commune"),
+}
+TOURISM_CATEGORIES = {
+    "pagoda": ("Chùa", "Pagoda"),
+    "temple": ("Đền, đình", "Temple"),
+    "festival": ("Lễ hội", "Festival site"),
+    "craft_village": ("Làng nghề", "Craft village"),
+    "museum": ("Bảo tàng", "Museum"),
+    "park": ("Công viên", "Park"),
+    "hotel": ("Khách sạn", "Hotel"),
+    "restaurant": ("Nhà hàng", "Restaurant"),
+}
+PARCEL_ORIGINS = {
+    "allocation": ("Nhà nước giao đất", "State allocation"),
+    "lease": ("Nhà nước cho thuê đất", "State lease"),
+    "recognition": ("Công nhận quyền sử dụng đất", "Recognition"),
+    "transfer": ("Nhận chuyển nhượng", "Transfer"),
+}
+SENSOR_KINDS = {"air": ("Không khí", "Air"), "water": ("Nước", "Water")}
+
+LAYERS: tuple[Layer, ...] = (
+    Layer(
+        id="admin_units",
+        title_vi="Đơn vị hành chính",
+        title_en="Administrative units",
+        description_vi="Ranh giới tỉnh, huyện, xã trước và sau sắp xếp năm 2025 (dữ liệu mẫu).",
+        description_en="Province, district and commune boundaries before and after the 2025 "
+        "reform (synthetic sample).",
+        domain="admin",
+        table="admin_units",
+        geometry_type="MultiPolygon",
+        time_column="valid_from",
+        time_end_column="valid_to",
+        fields=(
+            F("code", "str", "Mã đơn vị", "Code", "MADVHC"),
+            F("name", "str", "Tên đơn vị", "Name", "TEN"),
+            F("level", "str", "Cấp", "Level", "CAP", values=ADMIN_LEVELS),
+            F("parent_code", "str", "Mã đơn vị cấp trên", "Parent code", "MACHA"),
+            F("population", "int", "Dân số", "Population", "DANSO"),
+            F("valid_from", "date", "Hiệu lực từ", "Valid from", "TUNGAY"),
+            F("valid_to", "date", "Hiệu lực đến", "Valid to", "DENNGAY"),
+        ),
+        style=Style(color="#555555", fill_color="#f7f7f7", weight=1.5, fill_opacity=0.05),
+        keywords=("ranh giới", "hành chính", "boundaries"),
+    ),
+    Layer(
+        id="land_use_zones",
+        title_vi="Quy hoạch sử dụng đất",
+        title_en="Land-use planning zones",
+        description_vi="Các khu quy hoạch sử dụng đất theo mã loại đất.",
+        description_en="Land-use planning zones by land-use code.",
+        domain="land",
+        table="land_use_zones",
+        geometry_type="MultiPolygon",
+        fields=(
+            F("land_use_code", "str", "Mã loại đất quy hoạch", "Planned land-use code", "LOAIDAT"),
+            F("plan_name", "str", "Tên quy hoạch", "Plan", "QUYHOACH"),
+            F("approved_on", "date", "Ngày phê duyệt", "Approved on", "NGAYPD"),
+            F("commune_code", "str", "Mã xã", "Commune code", "MAXA"),
+        ),
+        style=Style(color="#999999", weight=0.5, fill_opacity=0.6, by="land_use_code"),
+        min_zoom=8,
+        keywords=("quy hoạch", "sử dụng đất", "land use"),
+    ),
+    Layer(
+        id="parcels",
+        title_vi="Thửa đất địa chính",
+        title_en="Cadastral parcels",
+        description_vi="Thửa đất theo bản đồ địa chính: số tờ, số thửa, loại đất, diện tích.",
+        description_en="Cadastral parcels: sheet and parcel numbers, land use, area.",
+        domain="land",
+        table="parcels",
+        geometry_type="MultiPolygon",
+        time_column="updated_at",
+        fields=(
+            F("commune_code", "str", "Mã xã", "Commune code", "MAXA"),
+            F("old_commune_code", "str", "Mã xã cũ (trước 2025)", "Pre-2025 commune code",
+              "MAXACU"),
+            F("sheet_no", "int", "Số hiệu tờ bản đồ", "Map sheet number", "SOTO"),
+            F("parcel_no", "int", "Số thửa", "Parcel number", "SOTHUA"),
+            F("land_use_codes", "str[]", "Mục đích sử dụng", "Land-use codes", "LOAIDAT"),
+            F("legal_area", "float", "Diện tích pháp lý (m²)", "Legal area (m²)", "DIENTICH"),
+            F("land_user", "str", "Người sử dụng đất", "Land user", "CHUSUDUNG", personal=True),
+            F("land_user_id", "str", "Số CCCD người sử dụng", "Land user ID number", "SOCCCD",
+              personal=True),
+            F("certificate_no", "str", "Số giấy chứng nhận", "Certificate number", "SOGCN"),
+            F("use_until", "date", "Thời hạn sử dụng (trống = lâu dài)",
+              "Use term end (empty = permanent)", "THOIHAN"),
+            F("origin", "str", "Nguồn gốc sử dụng", "Origin", "NGUONGOC", values=PARCEL_ORIGINS),
+            F("version", "int", "Phiên bản", "Version", "PHIENBAN"),
+            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT"),
+        ),
+        style=Style(color="#8c6d31", weight=0.6, fill_opacity=0.35, by="land_use_codes"),
+        min_zoom=15,
+        keywords=("địa chính", "thửa đất", "cadastre"),
+    ),
+    Layer(
+        id="roads",
+        title_vi="Giao thông",
+        title_en="Roads and traffic",
+        description_vi="Mạng lưới đường bộ và tình trạng giao thông.",
+        description_en="Road network and traffic state.",
+        domain="traffic",
+        table="roads",
+        geometry_type="LineString",
+        time_column="traffic_at",
+        fields=(
+            F("name", "str", "Tên đường", "Name", "TENDUONG"),
+            F("road_class", "str", "Cấp đường", "Road class", "CAPDUONG", values=ROAD_CLASSES),
+            F("lanes", "int", "Số làn xe", "Lanes", "SOLAN"),
+            F("max_speed", "int", "Tốc độ tối đa (km/h)", "Speed limit (km/h)", "TOCDO"),
+            F("traffic_state", "str", "Tình trạng giao thông", "Traffic state", "TINHTRANG",
+              values=TRAFFIC_STATES),
+            F("traffic_at", "datetime", "Cập nhật giao thông", "Traffic updated at", "CAPNHAT"),
+        ),
+        style=Style(
+            color="#636363",
+            weight=2.0,
+            by="traffic_state",
+            palette={"free": "#1a9641", "moderate": "#fdae61", "heavy": "#f46d43",
+                     "jammed": "#d7191c"},
+        ),
+        keywords=("giao thông", "đường", "traffic"),
+    ),
+    Layer(
+        id="tourism_places",
+        title_vi="Điểm du lịch",
+        title_en="Tourism places",
+        description_vi="Di tích, lễ hội, làng nghề và dịch vụ du lịch.",
+        description_en="Heritage sites, festivals, craft villages and tourist services.",
+        domain="tourism",
+        table="tourism_places",
+        geometry_type="Point",
+        fields=(
+            F("name", "str", "Tên địa điểm", "Name", "TEN"),
+            F("name_en", "str", "Tên tiếng Anh", "English name", "TEN_EN"),
+            F("category", "str", "Loại hình", "Category", "LOAIHINH", values=TOURISM_CATEGORIES),
+            F("address", "str", "Địa chỉ", "Address", "DIACHI"),
+            F("rating", "float", "Đánh giá", "Rating", "DANHGIA"),
+            F("visitors_per_year", "int", "Lượt khách/năm", "Visitors per year", "LUOTKHACH"),
+        ),
+        style=Style(color="#1b9e77", radius=6, by="category"),
+        keywords=("du lịch", "di tích", "tourism"),
+    ),
+    Layer(
+        id="cameras",
+        title_vi="Camera giám sát",
+        title_en="Surveillance cameras",
+        description_vi="Camera giám sát giao thông, an ninh với vùng quan sát.",
+        description_en="Traffic and security cameras with their fields of view.",
+        domain="safety",
+        table="cameras",
+        geometry_type="Point",
+        access=Access.INTERNAL,
+        fields=(
+            F("code", "str", "Mã camera", "Camera code", "MACAMERA"),
+            F("name", "str", "Tên camera", "Name", "TEN"),
+            F("heading", "int", "Hướng quan sát (độ)", "Heading (degrees)", "HUONG"),
+            F("fov_deg", "int", "Góc quan sát (độ)", "Field of view (degrees)", "GOCNHIN"),
+            F("range_m", "int", "Tầm quan sát (m)", "Range (m)", "TAMXA"),
+            F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=STATUS_VALUES),
+            F("stream_url", "str", "Địa chỉ luồng video", "Stream URL", "LUONGVIDEO",
+              access=Access.RESTRICTED, roles=("security_officer",)),
+        ),
+        style=Style(color="#2c7fb8", radius=5, by="status",
+                    palette={"online": "#2c7fb8", "offline": "#bdbdbd",
+                             "maintenance": "#fec44f"}),
+        keywords=("camera", "an ninh", "giám sát"),
+    ),
+    Layer(
+        id="sensors",
+        title_vi="Cảm biến môi trường",
+        title_en="Environmental sensors",
+        description_vi="Trạm quan trắc không khí và nước.",
+        description_en="Air and water monitoring stations.",
+        domain="environment",
+        table="sensors",
+        geometry_type="Point",
+        fields=(
+            F("code", "str", "Mã trạm", "Station code", "MATRAM"),
+            F("name", "str", "Tên trạm", "Name", "TEN"),
+            F("kind", "str", "Loại", "Kind", "LOAI", values=SENSOR_KINDS),
+            F("parameter", "str", "Thông số", "Parameter", "THONGSO"),
+            F("unit", "str", "Đơn vị", "Unit", "DONVI"),
+            F("threshold", "float", "Ngưỡng cảnh báo", "Threshold", "NGUONG"),
+            F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=STATUS_VALUES),
+        ),
+        style=Style(color="#41ab5d", radius=6, by="kind"),
+        keywords=("môi trường", "quan trắc", "sensors"),
+    ),
+    Layer(
+        id="incidents",
+        title_vi="Sự cố, vụ việc",
+        title_en="Incidents",
+        description_vi="Sự cố, vụ việc tiếp nhận từ đường dây nóng, camera, người dân.",
+        description_en="Incidents reported by hotline, cameras, citizens and patrols.",
+        domain="safety",
+        table="incidents",
+        geometry_type="Point",
+        access=Access.INTERNAL,
+        time_column="reported_at",
+        fields=(
+            F("category", "str", "Lĩnh vực", "Category", "LINHVUC", values=INCIDENT_CATEGORIES),
+            F("severity", "int", "Mức độ", "Severity", "MUCDO", values=SEVERITIES),
+            F("status", "str", "Trạng thái xử lý", "Status", "TRANGTHAI",
+              values=INCIDENT_STATUSES),
+            F("source", "str", "Nguồn tiếp nhận", "Source", "NGUON", values=INCIDENT_SOURCES),
+            F("title", "str", "Tiêu đề", "Title", "TIEUDE"),
+            F("description", "str", "Mô tả", "Description", "MOTA"),
+            F("commune_code", "str", "Mã xã", "Commune code", "MAXA"),
+            F("reported_at", "datetime", "Thời điểm tiếp nhận", "Reported at", "TIEPNHAN"),
+            F("resolved_at", "datetime", "Thời điểm xử lý xong", "Resolved at", "XULYXONG"),
+        ),
+        style=Style(color="#e6550d", radius=4, by="category", palette=INCIDENT_COLORS),
+        keywords=("sự cố", "an ninh", "incidents"),
+    ),
+)
+
+_BY_ID = {layer.id: layer for layer in LAYERS}
+
+
+def get_layer(layer_id: str) -> Layer:
+    try:
+        return _BY_ID[layer_id]
+    except KeyError:
+        raise KeyError(f"unknown layer {layer_id!r}") from None
+
+
+def layer_ids() -> tuple[str, ...]:
+    return tuple(_BY_ID)

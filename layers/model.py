@@ -1,0 +1,88 @@
+"""The declarative shape of a layer: everything else (OGC collections, map layers, export
+schemas, access checks) is derived from these definitions, never written beside them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+FieldType = Literal["int", "float", "str", "date", "datetime", "bool", "str[]"]
+GeometryType = Literal["Point", "LineString", "Polygon", "MultiPolygon"]
+
+
+class Access(StrEnum):
+    """Who may read: public = anyone; internal = any signed-in staff role;
+    restricted = only the named roles; secret = admin only."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    RESTRICTED = "restricted"
+    SECRET = "secret"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType
+    title_vi: str
+    title_en: str
+    # Shapefile field name (dBase limit: 10 characters), upper case by Vietnamese habit.
+    export_name: str
+    # Personal data (names, ID numbers, contact details): hidden from roles without the right.
+    personal: bool = False
+    # A field can be stricter than its layer (e.g. a camera's stream URL).
+    access: Access = Access.PUBLIC
+    roles: tuple[str, ...] = ()
+    # Coded values with their Vietnamese and English labels (legends, filters, exports).
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str = "#3388ff"
+    fill_color: str | None = None
+    weight: float = 1.0
+    fill_opacity: float = 0.4
+    radius: float = 5.0
+    # Categorical colouring: property name and value -> colour.
+    by: str | None = None
+    palette: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layer:
+    id: str
+    title_vi: str
+    title_en: str
+    description_vi: str
+    description_en: str
+    # Group in the map's layer panel.
+    domain: Literal["admin", "land", "traffic", "tourism", "safety", "environment"]
+    table: str
+    geometry_type: GeometryType
+    fields: tuple[Field, ...]
+    access: Access = Access.PUBLIC
+    roles: tuple[str, ...] = ()
+    geometry_column: str = "geom"
+    id_column: str = "id"
+    # Time column for OGC `datetime`; an end column makes the feature's time an interval.
+    time_column: str | None = None
+    time_end_column: str | None = None
+    style: Style = field(default_factory=Style)
+    min_zoom: int = 0
+    max_zoom: int = 22
+    keywords: tuple[str, ...] = ()
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"layer {self.id!r} has no field {name!r}")
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def title(self, lang: str = "vi") -> str:
+        return self.title_en if lang == "en" else self.title_vi
