@@ -29,3 +29,17 @@ def upgrade(revision: str = "head", url: str | None = None) -> None:
 
 def downgrade(revision: str = "base", url: str | None = None) -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def current(url: str | None = None) -> str | None:
+    """The revision the database is at (None on an empty database)."""
+    import psycopg
+
+    from gis.settings import get_settings
+
+    with psycopg.connect(url or get_settings().database_url) as conn:
+        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
+        if not exists:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None

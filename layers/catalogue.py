@@ -225,6 +225,7 @@ LAYERS: tuple[Layer, ...] = (
         table="cameras",
         geometry_type="Point",
         access=Access.INTERNAL,
+        extra_geometry_columns=("fov",),
         fields=(
             F("code", "str", "Mã camera", "Camera code", "MACAMERA"),
             F("name", "str", "Tên camera", "Name", "TEN"),

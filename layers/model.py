@@ -65,6 +65,8 @@ class Layer:
     access: Access = Access.PUBLIC
     roles: tuple[str, ...] = ()
     geometry_column: str = "geom"
+    # Further geometry columns served on request (e.g. a camera's field of view).
+    extra_geometry_columns: tuple[str, ...] = ()
     id_column: str = "id"
     # Time column for OGC `datetime`; an end column makes the feature's time an interval.
     time_column: str | None = None

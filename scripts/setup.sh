@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Set-up behind `make run` and `make test`: install what is missing, make sure PostGIS runs,
+# create role and database, migrate, load the sample province, then serve or test.
+#
+#   scripts/setup.sh run    # -> serves http://127.0.0.1:8000
+#   scripts/setup.sh test   # -> separate test database, then ruff + the whole pytest suite
+#
+# GEOIOC_DATABASE_URL points everything at another PostGIS; then no system package is installed
+# and no server is started (the test database is GEOIOC_TEST_DATABASE_URL, or the same URL with
+# "_test" appended to the database name).
+set -euo pipefail
+
+MODE=${1:-run}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$ROOT/.venv"
+PG_PORT=5432
+DB_PACKAGES_NEEDED=()
+
+say() { printf '\033[1;34m[geoioc]\033[0m %s\n' "$*"; }
+die() { printf 'geoioc: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"
+    else return 1
+    fi
+}
+
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        die "cannot install $* on this system (not Debian-like): install them, or set GEOIOC_DATABASE_URL to an existing PostGIS"
+    as_root true 2>/dev/null ||
+        die "need root or passwordless sudo to install $*: install them, or set GEOIOC_DATABASE_URL to an existing PostGIS"
+    say "installing $* (apt-get)"
+    if [ ! -f "$ROOT/.geoioc/apt-updated" ]; then
+        as_root apt-get update -q >/dev/null || die "apt-get update failed"
+        mkdir -p "$ROOT/.geoioc" && touch "$ROOT/.geoioc/apt-updated"
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+        >/dev/null || die "apt-get install $* failed"
+}
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
+# --- Python and the virtual environment -------------------------------------------------
+ensure_python() {
+    local py=${PYTHON:-python3}
+    command -v "$py" >/dev/null 2>&1 || die "python3 (3.11 or newer) is required: install it and retry"
+    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "Python 3.11 or newer is required (found $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11"
+    if [ ! -x "$VENV/bin/python" ]; then
+        if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+            local v; v=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+            apt_install "python$v-venv"
+        fi
+        say "creating virtual environment .venv"
+        "$py" -m venv "$VENV"
+    fi
+    # Re-install only when the project's dependency list changed: a second `make run` is fast.
+    local stamp="$VENV/.geoioc-installed" want
+    want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "installing Python packages into .venv"
+        "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+        "$VENV/bin/pip" install -q -e "$ROOT[test]" || die "pip install failed (see above)"
+        echo "$want" > "$stamp"
+    fi
+}
+
+# --- PostgreSQL + PostGIS ----------------------------------------------------------------
+SUPER_PSQL=()
+find_superuser() {
+    # Trust on loopback (CI machines), then the postgres OS user over the socket (fresh Debian).
+    if psql -w -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+        SUPER_PSQL=(psql -w -h 127.0.0.1 -p "$PG_PORT" -U postgres)
+    elif [ "$(id -u)" = 0 ] && command -v runuser >/dev/null &&
+        runuser -u postgres -- psql -p "$PG_PORT" -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+        SUPER_PSQL=(runuser -u postgres -- psql -p "$PG_PORT")
+    elif command -v sudo >/dev/null && sudo -n -u postgres psql -p "$PG_PORT" -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+        SUPER_PSQL=(sudo -n -u postgres psql -p "$PG_PORT")
+    else
+        die "cannot connect to PostgreSQL on 127.0.0.1:$PG_PORT as superuser 'postgres': set GEOIOC_DATABASE_URL to a PostGIS database you own"
+    fi
+}
+spsql() { "${SUPER_PSQL[@]}" -v ON_ERROR_STOP=1 -qtA "$@"; }
+
+server_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
+
+ensure_postgres() {
+    command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1 || apt_install postgresql
+    if ! server_ready; then
+        if ! command -v pg_lsclusters >/dev/null 2>&1 || [ -z "$(ls /usr/lib/postgresql 2>/dev/null)" ]; then
+            apt_install postgresql
+        fi
+        local ver; ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+        if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -q "^$ver main$"; then
+            say "creating PostgreSQL $ver cluster"
+            as_root pg_createcluster "$ver" main -p "$PG_PORT" >/dev/null || die "pg_createcluster failed"
+        fi
+        say "starting PostgreSQL $ver"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start ||
+            die "could not start PostgreSQL $ver (pg_ctlcluster $ver main start)"
+        for _ in $(seq 1 30); do server_ready && break; sleep 1; done
+        server_ready || die "PostgreSQL did not come up on 127.0.0.1:$PG_PORT"
+    fi
+    find_superuser
+    local major; major=$(spsql -d postgres -c 'show server_version_num' | cut -c1-2)
+    if [ -z "$(spsql -d postgres -c "select 1 from pg_available_extensions where name = 'postgis'")" ]; then
+        apt_install "postgresql-$major-postgis-3"
+    fi
+}
+
+ensure_gdal_tools() {
+    command -v ogrinfo >/dev/null 2>&1 || apt_install gdal-bin
+}
+
+# create_database NAME: role geoioc owns it; postgis etc. created by the superuser.
+create_database() {
+    local db=$1
+    spsql -d postgres -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc') THEN
+            CREATE ROLE geoioc LOGIN PASSWORD 'geoioc';
+        END IF; END \$\$;"
+    if [ -z "$(spsql -d postgres -c "select 1 from pg_database where datname = '$db'")" ]; then
+        say "creating database $db"
+        spsql -d postgres -c "CREATE DATABASE $db OWNER geoioc"
+    fi
+    spsql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS postgis;
+        CREATE EXTENSION IF NOT EXISTS btree_gist;
+        CREATE EXTENSION IF NOT EXISTS unaccent;
+        GRANT SELECT, INSERT, DELETE ON spatial_ref_sys TO geoioc;"
+}
+
+local_url() { echo "postgresql://geoioc:geoioc@127.0.0.1:$PG_PORT/$1"; }
+
+# with_db_suffix URL SUFFIX: the same server and credentials, database name + suffix.
+with_db_suffix() {
+    "$VENV/bin/python" - "$1" "$2" <<'PY'
+import sys
+from urllib.parse import urlsplit, urlunsplit
+u = urlsplit(sys.argv[1])
+print(urlunsplit(u._replace(path=u.path.rstrip("/") + sys.argv[2])))
+PY
+}
+
+# --- main --------------------------------------------------------------------------------
+ensure_python
+cd "$ROOT"
+
+if [ -n "${GEOIOC_DATABASE_URL:-}" ]; then
+    say "using GEOIOC_DATABASE_URL (nothing is installed or started)"
+    if [ "$MODE" = test ]; then
+        export GEOIOC_DATABASE_URL=${GEOIOC_TEST_DATABASE_URL:-$(with_db_suffix "$GEOIOC_DATABASE_URL" _test)}
+        export GEOIOC_EMPTY_DATABASE_URL=${GEOIOC_EMPTY_DATABASE_URL:-$(with_db_suffix "$GEOIOC_DATABASE_URL" _empty)}
+    fi
+else
+    ensure_postgres
+    ensure_gdal_tools
+    if [ "$MODE" = test ]; then
+        create_database geoioc_test
+        create_database geoioc_test_empty
+        export GEOIOC_DATABASE_URL=$(local_url geoioc_test)
+        export GEOIOC_EMPTY_DATABASE_URL=$(local_url geoioc_test_empty)
+    else
+        create_database geoioc
+        export GEOIOC_DATABASE_URL=$(local_url geoioc)
+    fi
+fi
+
+GEOIOC="$VENV/bin/geoioc"
+"$GEOIOC" db migrate
+"$GEOIOC" sample load --if-empty
+
+case "$MODE" in
+prepare)
+    ;;
+run)
+    exec "$GEOIOC" serve
+    ;;
+test)
+    say "ruff"
+    "$VENV/bin/ruff" check "$ROOT" || exit 1
+    say "pytest"
+    set +e
+    "$VENV/bin/pytest"  # extra options: PYTEST_ADDOPTS
+    rc=$?
+    set -e
+    if [ "$rc" = 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
+    exit "$rc"
+    ;;
+*)
+    die "unknown mode $MODE (use run or test)"
+    ;;
+esac

@@ -1,0 +1,86 @@
+"""The layer catalogue is the one source of truth: it must match the schema exactly."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from layers import LAYERS, Access, get_layer
+
+PG_TYPES = {
+    "int": {"integer", "bigint", "smallint"},
+    "float": {"double precision", "numeric", "real"},
+    "str": {"text", "character varying"},
+    "date": {"date"},
+    "datetime": {"timestamp with time zone"},
+    "bool": {"boolean"},
+    "str[]": {"ARRAY"},
+}
+
+
+def test_every_spatial_table_has_exactly_one_definition(conn) -> None:
+    spatial = {r[0] for r in conn.execute(
+        "SELECT DISTINCT f_table_name FROM geometry_columns WHERE f_table_schema = 'public'")}
+    defined = [layer.table for layer in LAYERS]
+    assert sorted(defined) == sorted(spatial)
+    assert len(set(layer.id for layer in LAYERS)) == len(LAYERS)
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.id)
+def test_definition_matches_table(conn, layer) -> None:
+    cols = dict(conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = %s", (layer.table,)).fetchall())
+    geoms = dict(conn.execute(
+        "SELECT f_geometry_column, type FROM geometry_columns WHERE f_table_name = %s",
+        (layer.table,)).fetchall())
+    assert geoms[layer.geometry_column].lower() == layer.geometry_type.lower()
+    assert set(geoms) == {layer.geometry_column, *layer.extra_geometry_columns}
+    expected = {layer.id_column, *geoms, *layer.field_names}
+    assert set(cols) == expected, f"columns not in the catalogue: {set(cols) - expected}, " \
+        f"fields without a column: {expected - set(cols)}"
+    for f in layer.fields:
+        assert cols[f.name] in PG_TYPES[f.type], (f.name, cols[f.name], f.type)
+    for col in (layer.time_column, layer.time_end_column):
+        if col:
+            assert layer.field(col).type in ("date", "datetime")
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.id)
+def test_export_names_fit_shapefiles(layer) -> None:
+    names = [f.export_name for f in layer.fields]
+    assert len(set(names)) == len(names), "export names must be unique within a layer"
+    for n in names:
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]{0,9}", n), n
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.id)
+def test_definition_is_complete(layer) -> None:
+    assert layer.title_vi and layer.title_en and layer.description_vi and layer.description_en
+    assert 0 <= layer.min_zoom <= layer.max_zoom <= 22
+    if layer.access is Access.RESTRICTED:
+        assert layer.roles, "a restricted layer names the roles that may read it"
+    for f in layer.fields:
+        assert f.title_vi and f.title_en
+        if f.access is Access.RESTRICTED:
+            assert f.roles
+
+
+def test_coded_values_match_check_constraints(conn) -> None:
+    """Labels in the catalogue cover every value the schema allows (legends, filters)."""
+    for layer in LAYERS:
+        for f in layer.fields:
+            if not f.values:
+                continue
+            defs = " ".join(r[0] for r in conn.execute(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype = 'c'", (layer.table,)))
+            for value in f.values:
+                if f.type == "str":
+                    assert f"'{value}'" in defs, (layer.id, f.name, value)
+
+
+def test_get_layer_unknown() -> None:
+    with pytest.raises(KeyError, match="unknown layer"):
+        get_layer("nope")

@@ -1,0 +1,78 @@
+"""Migrations apply to an empty database, round-trip, and register the VN-2000 TM-3 SRIDs."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from pyproj import Transformer
+
+from gis import migrate
+from gis.crs import VN2000_TM3_MISSING_IN_POSTGIS
+
+TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads", "tourism_places",
+          "cameras", "sensors", "observations", "incidents", "sample_info"}
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as c:
+        rows = c.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename NOT IN ('spatial_ref_sys', 'alembic_version')"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _srids(url: str) -> int:
+    with psycopg.connect(url) as c:
+        return c.execute(
+            "SELECT count(*) FROM spatial_ref_sys WHERE srid BETWEEN 9205 AND 9218"
+        ).fetchone()[0]
+
+
+def test_upgrade_on_empty_database_and_round_trip(empty_db_url: str) -> None:
+    migrate.downgrade("base", url=empty_db_url)
+    assert _tables(empty_db_url) == set()
+    migrate.upgrade("head", url=empty_db_url)
+    assert _tables(empty_db_url) == TABLES
+    assert _srids(empty_db_url) == 14
+    with psycopg.connect(empty_db_url) as c:
+        assert c.execute("SELECT count(*) FROM land_use_codes").fetchone()[0] > 50
+    migrate.downgrade("base", url=empty_db_url)
+    assert _tables(empty_db_url) == set()
+    assert _srids(empty_db_url) == 0
+    migrate.upgrade("head", url=empty_db_url)
+    assert _tables(empty_db_url) == TABLES
+    assert migrate.current(empty_db_url) == migrate.current()
+
+
+# Points spread over Vietnam's north, centre and south, and Bac Ninh itself.
+POINTS = [(106.07, 21.18), (105.90, 20.95), (106.35, 21.30), (105.85, 21.03), (107.58, 16.46),
+          (106.70, 10.78), (103.0, 22.3), (108.5, 11.9)]
+
+
+@pytest.mark.parametrize("srid", [*VN2000_TM3_MISSING_IN_POSTGIS, 3405, 4756, 5897])
+def test_postgis_transform_equals_pyproj(conn, srid: int) -> None:
+    t = Transformer.from_crs(4326, srid, always_xy=True)
+    for lon, lat in POINTS:
+        x, y = conn.execute(
+            "SELECT ST_X(g), ST_Y(g) FROM "
+            "(SELECT ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s) AS g) q",
+            (lon, lat, srid),
+        ).fetchone()
+        ex, ey = t.transform(lon, lat)
+        # Metres for projected CRS, degrees for 4756 (1e-8 degree is about a millimetre).
+        tol = 1e-8 if srid == 4756 else 0.001
+        assert abs(x - ex) < tol and abs(y - ey) < tol, (srid, lon, lat, x - ex, y - ey)
+
+
+def test_bac_ninh_datum_shift_is_applied(conn) -> None:
+    """Without the VN-2000 datum shift a point lands about 220 m off: guard against it."""
+    x, y = conn.execute(
+        "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(ST_SetSRID("
+        "ST_MakePoint(106.07, 21.18), 4326), 9209) AS g) q"
+    ).fetchone()
+    local = Transformer.from_crs(
+        4326, "+proj=tmerc +lon_0=105.5 +k=0.9999 +x_0=500000 +ellps=WGS84 +units=m",
+        always_xy=True)
+    lx, ly = local.transform(106.07, 21.18)
+    assert 150 < ((x - lx) ** 2 + (y - ly) ** 2) ** 0.5 < 300
