@@ -5,9 +5,17 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from api.routes import health, landing
+from api import middleware
+from api.ogc.errors import OGCError, ogc_error_handler
+from api.ogc.router import router as ogc_router
+from api.routes import auth, health, landing
+from api.security import AuthProblem, auth_problem_handler
+from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
+from gis.settings import Settings, get_settings
+from layers.pygeoapi_config import STATIC
 
 
 @asynccontextmanager
@@ -17,12 +25,23 @@ async def lifespan(app: FastAPI):
     close_pool()
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """SETTINGS (default: from the environment) drive the HTTP hardening and authentication of
+    this app, so a test can build one with its own limits and fresh counters."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="GeoIOC",
         description="Open GIS platform for a provincial Intelligent Operations Center",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.auth = AuthService(settings)
     app.include_router(health.router)
     app.include_router(landing.router)
+    app.include_router(auth.router)
+    app.include_router(ogc_router)
+    app.add_exception_handler(OGCError, ogc_error_handler)
+    app.add_exception_handler(AuthProblem, auth_problem_handler)
+    app.mount("/ogc/static", StaticFiles(directory=STATIC), name="ogc-static")
+    middleware.install(app, settings)
     return app

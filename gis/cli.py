@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gis.cli_auth import audit_app, key_app, role_app, user_app
 from gis.settings import get_settings
 
 app = typer.Typer(help="GeoIOC: open GIS platform for a provincial operations center.",
@@ -21,6 +22,10 @@ layers_app = typer.Typer(help="The layer catalogue.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sample_app, name="sample")
 app.add_typer(layers_app, name="layers")
+app.add_typer(user_app, name="user")
+app.add_typer(role_app, name="role")
+app.add_typer(key_app, name="key")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err = Console(stderr=True)

@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +24,52 @@ class Settings(BaseSettings):
     province_srid: int = 9209
     # Optional basemap tile URL template; empty keeps the map fully offline.
     basemap_url: str = ""
+
+    # --- sign-in and tokens -------------------------------------------------------------
+    # HS256 key for JWTs (at least 32 characters). Empty: .geoioc/jwt-secret, generated on first
+    # use. Several servers behind one address must share it: set it here for all of them.
+    jwt_secret: str = ""
+    jwt_issuer: str = "geoioc"
+    jwt_audience: str = "geoioc"
+    access_token_minutes: int = 15
+    # A refresh token keeps a web session alive for one working day, then the user signs in again.
+    refresh_token_hours: int = 8
+    api_key_default_days: int = 90
+    api_key_max_days: int = 365
+    password_min_length: int = 10
+    # Brute-force protection (per process): failures before a lockout, the first lockout (doubling
+    # with each further failure up to the maximum) and how long failures are remembered.
+    signin_max_failures_per_user: int = 5
+    signin_max_failures_per_ip: int = 20
+    signin_lockout_seconds: int = 60
+    signin_max_lockout_seconds: int = 900
+    signin_failure_window_seconds: int = 900
+    # HTTP Basic (QGIS, GDAL): how long a verified username/password skips argon2.
+    basic_auth_cache_seconds: int = 300
+
+    # --- HTTP hardening -----------------------------------------------------------------
+    # Origins allowed to call the API from other sites' pages (comma-separated or JSON list);
+    # empty = same origin only.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Token bucket per client address for requests without credentials.
+    rate_limit_anonymous_per_second: float = 20.0
+    rate_limit_anonymous_burst: int = 400
+    # Requests with credentials: 0 = not limited (bad credentials are refused before any work,
+    # password guessing is bounded by the sign-in lockout); otherwise a bucket per credential.
+    rate_limit_signed_in_per_second: float = 0.0
+    rate_limit_signed_in_burst: int = 2000
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+        return value
 
     @property
     def base_url(self) -> str:

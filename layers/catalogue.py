@@ -6,7 +6,7 @@ collections, map layers, export schemas and access rules follow from it.
 
 from __future__ import annotations
 
-from layers.model import Access, Field, Layer, Style
+from layers.model import Access, Field, Layer, Overview, Style
 
 F = Field
 
@@ -133,6 +133,8 @@ LAYERS: tuple[Layer, ...] = (
         ),
         style=Style(color="#999999", weight=0.5, fill_opacity=0.6, by="land_use_code"),
         min_zoom=8,
+        overview=Overview(below_zoom=14, group_by=("land_use_code", "commune_code"),
+                          tolerance_m=30),
         keywords=("quy hoạch", "sử dụng đất", "land use"),
     ),
     Layer(
@@ -153,15 +155,17 @@ LAYERS: tuple[Layer, ...] = (
             F("parcel_no", "int", "Số thửa", "Parcel number", "SOTHUA"),
             F("land_use_codes", "str[]", "Mục đích sử dụng", "Land-use codes", "LOAIDAT"),
             F("legal_area", "float", "Diện tích pháp lý (m²)", "Legal area (m²)", "DIENTICH"),
-            F("land_user", "str", "Người sử dụng đất", "Land user", "CHUSUDUNG", personal=True),
+            F("land_user", "str", "Người sử dụng đất", "Land user", "CHUSUDUNG", personal=True,
+              in_tiles=False),
             F("land_user_id", "str", "Số CCCD người sử dụng", "Land user ID number", "SOCCCD",
-              personal=True),
-            F("certificate_no", "str", "Số giấy chứng nhận", "Certificate number", "SOGCN"),
+              personal=True, in_tiles=False),
+            F("certificate_no", "str", "Số giấy chứng nhận", "Certificate number", "SOGCN", in_tiles=False),
             F("use_until", "date", "Thời hạn sử dụng (trống = lâu dài)",
-              "Use term end (empty = permanent)", "THOIHAN"),
-            F("origin", "str", "Nguồn gốc sử dụng", "Origin", "NGUONGOC", values=PARCEL_ORIGINS),
-            F("version", "int", "Phiên bản", "Version", "PHIENBAN"),
-            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT"),
+              "Use term end (empty = permanent)", "THOIHAN", in_tiles=False),
+            F("origin", "str", "Nguồn gốc sử dụng", "Origin", "NGUONGOC", values=PARCEL_ORIGINS,
+              in_tiles=False),
+            F("version", "int", "Phiên bản", "Version", "PHIENBAN", in_tiles=False),
+            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT", in_tiles=False),
         ),
         style=Style(color="#8c6d31", weight=0.6, fill_opacity=0.35, by="land_use_codes"),
         min_zoom=15,
@@ -280,7 +284,7 @@ LAYERS: tuple[Layer, ...] = (
               values=INCIDENT_STATUSES),
             F("source", "str", "Nguồn tiếp nhận", "Source", "NGUON", values=INCIDENT_SOURCES),
             F("title", "str", "Tiêu đề", "Title", "TIEUDE"),
-            F("description", "str", "Mô tả", "Description", "MOTA"),
+            F("description", "str", "Mô tả", "Description", "MOTA", in_tiles=False),
             F("commune_code", "str", "Mã xã", "Commune code", "MAXA"),
             F("reported_at", "datetime", "Thời điểm tiếp nhận", "Reported at", "TIEPNHAN"),
             F("resolved_at", "datetime", "Thời điểm xử lý xong", "Resolved at", "XULYXONG"),

@@ -34,6 +34,9 @@ class Field:
     # A field can be stricter than its layer (e.g. a camera's stream URL).
     access: Access = Access.PUBLIC
     roles: tuple[str, ...] = ()
+    # Carried in vector tiles: identifiers and styling attributes yes, long or personal text no
+    # (the map fetches a feature's details on click).
+    in_tiles: bool = True
     # Coded values with their Vietnamese and English labels (legends, filters, exports).
     values: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -48,6 +51,20 @@ class Style:
     # Categorical colouring: property name and value -> colour.
     by: str | None = None
     palette: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A dissolved, simplified copy of a dense polygon layer for low-zoom tiles.
+
+    It lives in the materialized view `<table>_overview` (geometry in EPSG:3857, column `geom`,
+    one row per distinct `group_by` values) created by a migration and refreshed after loads;
+    tiles below `below_zoom` read it instead of the detailed table.
+    """
+
+    below_zoom: int
+    group_by: tuple[str, ...]
+    tolerance_m: float
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class Layer:
     style: Style = field(default_factory=Style)
     min_zoom: int = 0
     max_zoom: int = 22
+    overview: Overview | None = None
     keywords: tuple[str, ...] = ()
 
     def field(self, name: str) -> Field:

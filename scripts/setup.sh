@@ -120,7 +120,12 @@ create_database() {
     spsql -d postgres -c "DO \$\$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc') THEN
             CREATE ROLE geoioc LOGIN PASSWORD 'geoioc';
-        END IF; END \$\$;"
+        END IF;
+        -- The application runs as geoioc_app (SET ROLE): no UPDATE/DELETE on the audit log.
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc_app') THEN
+            CREATE ROLE geoioc_app NOLOGIN;
+        END IF; END \$\$;
+        GRANT geoioc_app TO geoioc;"
     if [ -z "$(spsql -d postgres -c "select 1 from pg_database where datname = '$db'")" ]; then
         say "creating database $db"
         spsql -d postgres -c "CREATE DATABASE $db OWNER geoioc"

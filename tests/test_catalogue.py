@@ -21,7 +21,8 @@ PG_TYPES = {
 
 def test_every_spatial_table_has_exactly_one_definition(conn) -> None:
     spatial = {r[0] for r in conn.execute(
-        "SELECT DISTINCT f_table_name FROM geometry_columns WHERE f_table_schema = 'public'")}
+        "SELECT DISTINCT f_table_name FROM geometry_columns g JOIN pg_class c ON c.relname = "
+        "g.f_table_name AND c.relkind = 'r' WHERE f_table_schema = 'public'")}
     defined = [layer.table for layer in LAYERS]
     assert sorted(defined) == sorted(spatial)
     assert len(set(layer.id for layer in LAYERS)) == len(LAYERS)
@@ -84,3 +85,13 @@ def test_coded_values_match_check_constraints(conn) -> None:
 def test_get_layer_unknown() -> None:
     with pytest.raises(KeyError, match="unknown layer"):
         get_layer("nope")
+
+
+@pytest.mark.parametrize("layer", [la for la in LAYERS if la.overview], ids=lambda la: la.id)
+def test_overview_views_exist_for_layers_that_declare_them(conn, layer) -> None:
+    from layers.overviews import overview_view
+
+    cols = {r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+        (overview_view(layer.table),))}
+    assert cols == {"id", "geom", *layer.overview.group_by}

@@ -1,0 +1,164 @@
+"""HTTP hardening around the whole app (/ogc, /api and the pages): rate limiting for anonymous
+clients, CORS restricted to configured origins, security headers.
+
+Both our middlewares are plain ASGI (no BaseHTTPMiddleware): they add nothing to the body path,
+so streamed exports and tiles stay streamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gis.settings import Settings
+
+
+class TokenBuckets:
+    """One token bucket per key: RATE tokens a second, at most BURST saved up. In memory, per
+    process (the limit is per server process; a proxy in front can add a global one)."""
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 100_000) -> None:
+        self.rate, self.burst, self.clock, self.max_keys = rate, float(burst), clock, max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: str) -> float:
+        """Take one token: 0 if allowed, else the seconds until one is available. (Runs on the
+        event loop thread only, so it needs no lock.)"""
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens >= 1:
+            if key not in self._buckets and len(self._buckets) >= self.max_keys:
+                self._prune(now)
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        # Buckets that have refilled completely hold no information.
+        full_after = self.burst / self.rate
+        for key in [k for k, (_, at) in self._buckets.items() if now - at >= full_after]:
+            del self._buckets[key]
+        if len(self._buckets) >= self.max_keys:
+            for key in list(self._buckets)[: self.max_keys // 10]:
+                del self._buckets[key]
+
+
+class RateLimitMiddleware:
+    """Anonymous requests: a bucket per client address. Requests with credentials are not
+    limited (signed_in_rate = 0) or get their own, larger bucket per credential; bad credentials
+    are refused by api.security before any real work and password guessing is bounded by the
+    sign-in lockout (gis.auth.throttle)."""
+
+    def __init__(self, app: ASGIApp, *, rate: float, burst: int, signed_in_rate: float = 0.0,
+                 signed_in_burst: int = 2000) -> None:
+        self.app = app
+        self.anonymous = TokenBuckets(rate, burst) if rate > 0 else None
+        self.signed_in = TokenBuckets(signed_in_rate, signed_in_burst) if signed_in_rate > 0 else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        credential = headers.get("authorization") or headers.get("x-api-key")
+        if credential:
+            buckets = self.signed_in
+            key = "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+        else:
+            buckets = self.anonymous
+            client = scope.get("client")
+            key = "a:" + (client[0] if client else "unknown")
+        wait = buckets.take(key) if buckets is not None else 0.0
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            description = ("rate limit exceeded; sign in for a higher limit" if not credential
+                           else "rate limit exceeded")
+            response = JSONResponse({"code": "TooManyRequests", "description": description},
+                                    status_code=429, headers={"Retry-After": str(retry)})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Same origin only. 'unsafe-inline' for scripts and styles because pygeoapi's HTML
+    templates (api/ogc_templates) and folium's map pages use inline <script> and style=;
+    everything they load comes from this server (tests/test_offline_assets.py). An optional
+    basemap's tile host is allowed for images."""
+    img = ["'self'", "data:", "blob:"]
+    if settings.basemap_url:
+        parts = urlsplit(settings.basemap_url)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            host = parts.netloc.replace("{s}", "*")
+            img.append(f"{parts.scheme}://{host}")
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        f"img-src {' '.join(img)}",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+class SecurityHeadersMiddleware:
+    """nosniff and a same-origin referrer policy on every response; a content security policy
+    and frame denial on HTML. A header the route set itself is left alone."""
+
+    def __init__(self, app: ASGIApp, *, csp: str) -> None:
+        self.app, self.csp = app, csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if headers.get("content-type", "").startswith(("text/html", "application/xhtml")):
+                    headers.setdefault("Content-Security-Policy", self.csp)
+                    headers.setdefault("X-Frame-Options", "DENY")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the middlewares; the last added runs first: CORS, then headers, then rate limit, so
+    429s carry CORS and security headers and preflights are never rate limited."""
+    app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_anonymous_per_second,
+                       burst=settings.rate_limit_anonymous_burst,
+                       signed_in_rate=settings.rate_limit_signed_in_per_second,
+                       signed_in_burst=settings.rate_limit_signed_in_burst)
+    app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(settings))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            # Bearer tokens and API keys, never cookies: no credentialed CORS needed.
+            allow_credentials=False,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept",
+                           "Accept-Language"],
+            expose_headers=["Retry-After", "WWW-Authenticate", "Content-Crs", "Link"],
+            max_age=600,
+        )

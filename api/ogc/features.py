@@ -1,0 +1,166 @@
+"""The hot paths of OGC API - Features: items and single items as GeoJSON, built in PostGIS.
+
+pygeoapi answers everything else (landing page, collections, queryables, HTML); measured in
+bench/README.md, its per-request work (provider instantiated per request, features parsed into
+dicts and re-encoded, CRS transforms in Python) is what kept JSON items off the targets, so
+these two endpoints skip it and join the feature texts PostgreSQL produced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from api.ogc.errors import OGCError, bad_parameter, not_found
+from api.ogc.params import filter_value, items_query, output_crs
+from gis.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
+from gis.db import connection
+from gis.settings import get_settings
+from layers.access import Principal, can_read, readable_fields
+from layers.catalogue import get_layer
+from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched, stream_features
+from layers.model import Layer
+
+GEOJSON = "application/geo+json"
+STREAM_ABOVE = 1_000
+
+
+def readable_layer(collection_id: str, who: Principal) -> Layer:
+    """The layer behind a collection id, or a 404 that does not reveal whether it exists."""
+    try:
+        layer = get_layer(collection_id)
+    except KeyError:
+        layer = None
+    if layer is None or not can_read(layer, who):
+        raise not_found(f"collection {collection_id!r} not found")
+    return layer
+
+
+def _items_url(layer: Layer, params: dict[str, str]) -> str:
+    base = f"{get_settings().base_url}/ogc/collections/{layer.id}/items"
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool) -> list[dict]:
+    keep = {k: v for k, v in params.items() if k != "offset"}
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": _items_url(layer, params)},
+        {"rel": "alternate", "type": "text/html",
+         "href": _items_url(layer, {**keep, "offset": str(q.offset), "f": "html"})},
+        {"rel": "collection", "type": "application/json",
+         "href": f"{get_settings().base_url}/ogc/collections/{layer.id}"},
+    ]
+    if has_more:
+        links.append({"rel": "next", "type": GEOJSON,
+                      "href": _items_url(layer, {**keep, "offset": str(q.offset + q.limit)})})
+    if q.offset > 0:
+        links.append({"rel": "prev", "type": GEOJSON,
+                      "href": _items_url(layer, {**keep, "offset": str(max(0, q.offset - q.limit))})})
+    return links
+
+
+def _headers(crs_uri: str | None) -> dict[str, str]:
+    return {"Content-Crs": f"<{crs_uri or CRS84_URI}>"}
+
+
+def build_query(layer: Layer, who: Principal, params: dict[str, str]) -> FeatureQuery:
+    from layers.cql2 import FilterError, filter_to_sql, parse_filter
+
+    fields = readable_fields(layer, who)
+    q = items_query(layer, fields, params)
+    spec = filter_value(params)
+    if spec is not None:
+        try:
+            filter_srid, filter_swap = parse_crs_uri(params.get("filter-crs") or "CRS84")
+        except UnsupportedCRS as e:
+            raise bad_parameter(f"filter-crs: {e}") from None
+        try:
+            node = parse_filter(spec[0], spec[1])
+            q.condition = filter_to_sql(node, layer, allowed=[f.name for f in fields],
+                                        filter_srid=filter_srid, filter_swap_axes=filter_swap,
+                                        table_alias="t")
+        except FilterError as e:
+            raise bad_parameter(f"filter: {e}") from None
+    return q
+
+
+def _tail(numbers: dict, links: list[dict]) -> bytes:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return orjson.dumps({**numbers, "timeStamp": stamp, "links": links})[1:]
+
+
+def items(layer: Layer, who: Principal, request: Request) -> Response:
+    params = dict(request.query_params)
+    q = build_query(layer, who, params)
+    _, _, crs_uri = output_crs(params)
+    head = b'{"type":"FeatureCollection","features":['
+    if q.limit > STREAM_ABOVE:
+        return StreamingResponse(_stream(layer, q, params, head), media_type=GEOJSON,
+                                 headers=_headers(crs_uri))
+    with connection() as conn:
+        page = fetch_page(conn, q)
+        matched = number_matched(conn, q) if (page.has_more or q.offset) else q.offset + len(page.rows)
+        if not page.rows and q.offset > 0:
+            raise _offset_beyond_end(q, matched)
+    numbers = {"numberReturned": len(page.rows)}
+    if matched is not None:
+        numbers["numberMatched"] = matched
+    body = b"".join((head, ",".join(page.rows).encode(), b"],",
+                     _tail(numbers, _links(layer, q, params, page.has_more))))
+    return Response(body, media_type=GEOJSON, headers=_headers(crs_uri))
+
+
+def _offset_beyond_end(q: FeatureQuery, matched: int | None) -> OGCError:
+    total = "" if matched is None else f" ({matched} features match)"
+    return bad_parameter(f"offset: {q.offset} is beyond the end of the results{total}")
+
+
+def _stream(layer: Layer, q: FeatureQuery, params: dict[str, str], head: bytes) -> Iterator[bytes]:
+    with connection() as conn:
+        matched = number_matched(conn, q)
+        yield head
+        sent = 0
+        has_more = False
+        for chunk in stream_features(conn, q):
+            if sent + len(chunk) > q.limit:
+                has_more = True
+                chunk = chunk[: q.limit - sent]
+            if chunk:
+                yield (b"," if sent else b"") + ",".join(chunk).encode()
+                sent += len(chunk)
+    numbers = {"numberReturned": sent}
+    if matched is not None:
+        numbers["numberMatched"] = matched
+    yield b"],"
+    yield _tail(numbers, _links(layer, q, params, has_more))
+
+
+def item(layer: Layer, who: Principal, feature_id: str, request: Request) -> Response:
+    params = dict(request.query_params)
+    unknown = set(params) - {"f", "lang", "crs"}
+    if unknown:
+        raise bad_parameter(f"unknown parameter {sorted(unknown)[0]!r} for a single feature")
+    try:
+        fid = int(feature_id)
+    except ValueError:
+        raise not_found(f"feature {feature_id!r} not found in collection {layer.id!r}") from None
+    srid, swap, crs_uri = output_crs(params)
+    q = FeatureQuery(layer=layer, fields=readable_fields(layer, who), feature_id=fid, limit=1,
+                     out_srid=srid, swap_axes=swap)
+    with connection() as conn:
+        row = fetch_one(conn, q)
+    if row is None:
+        raise not_found(f"feature {feature_id!r} not found in collection {layer.id!r}")
+    base = f"{get_settings().base_url}/ogc/collections/{layer.id}"
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": f"{base}/items/{fid}"},
+        {"rel": "alternate", "type": "text/html", "href": f"{base}/items/{fid}?f=html"},
+        {"rel": "collection", "type": "application/json", "href": base},
+    ]
+    body = row[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
+    return Response(body, media_type=GEOJSON, headers=_headers(crs_uri))

@@ -1,0 +1,194 @@
+"""Query parameters of OGC API - Features items (Parts 1, 2 and 3), validated into a FeatureQuery.
+
+Every problem becomes a 400 naming the parameter and the reason, so nothing malformed reaches
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+
+import orjson
+
+from api.ogc.errors import bad_parameter
+from gis.crs import UnsupportedCRS, parse_crs_uri
+from layers.features_sql import FeatureQuery
+from layers.model import Field, Layer
+from layers.pygeoapi_config import DEFAULT_ITEMS, MAX_ITEMS
+
+# Parameters with a meaning of their own; any other parameter must be a queryable property.
+RESERVED = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "sortby",
+            "properties", "skipGeometry", "filter", "filter-lang", "filter-crs"}
+FORMATS = {"json", "geojson", "html", "jsonld"}
+
+
+def parse_int(name: str, raw: str | None, default: int, lo: int, hi: int | None = None) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise bad_parameter(f"{name}: {raw!r} is not an integer") from None
+    if v < lo:
+        raise bad_parameter(f"{name}: {v} is below the minimum {lo}")
+    if hi is not None and v > hi:
+        raise bad_parameter(f"{name}: {v} is above the maximum {hi}")
+    return v
+
+
+def parse_bbox(raw: str, crs_raw: str | None) -> tuple[tuple[float, float, float, float], int]:
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        raise bad_parameter(f"bbox: {raw!r} is not a list of numbers") from None
+    if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
+        raise bad_parameter(f"bbox: expected 4 or 6 finite numbers, got {raw!r}")
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    srid, swap = 4326, False
+    if crs_raw:
+        try:
+            srid, swap = parse_crs_uri(crs_raw)
+        except UnsupportedCRS as e:
+            raise bad_parameter(f"bbox-crs: {e}") from None
+    if swap:  # latitude-first CRS: minLat, minLon, maxLat, maxLon
+        values = [values[1], values[0], values[3], values[2]]
+    x1, y1, x2, y2 = values
+    if y1 > y2 or x1 > x2:
+        raise bad_parameter(f"bbox: lower corner must come before the upper corner in {raw!r}")
+    if srid in (4326, 4756) and (abs(y1) > 90 or abs(y2) > 90 or abs(x1) > 180 or abs(x2) > 180):
+        raise bad_parameter(f"bbox: coordinates out of range for longitude/latitude in {raw!r}")
+    return (x1, y1, x2, y2), srid
+
+
+def _parse_instant(raw: str, end: bool) -> dt.datetime:
+    try:
+        if len(raw) == 10:
+            day = dt.date.fromisoformat(raw)
+            t = dt.datetime.combine(day, dt.time(), dt.UTC)
+            return t + dt.timedelta(days=1, microseconds=-1) if end else t
+        t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise bad_parameter(f"datetime: {raw!r} is not an RFC 3339 date or date-time") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t
+
+
+def parse_datetime(raw: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if "/" in raw:
+        a, _, b = raw.partition("/")
+        start = None if a in ("", "..") else _parse_instant(a, end=False)
+        stop = None if b in ("", "..") else _parse_instant(b, end=True)
+        if start is None and stop is None:
+            raise bad_parameter("datetime: an interval needs at least one end")
+        if start and stop and start > stop:
+            raise bad_parameter(f"datetime: interval {raw!r} ends before it starts")
+        return start, stop
+    return _parse_instant(raw, end=False), _parse_instant(raw, end=True)
+
+
+def parse_value(f: Field, raw: str) -> object:
+    """A property filter value, typed as its field (arrays match on membership)."""
+    try:
+        if f.type == "int":
+            return int(raw)
+        if f.type == "float":
+            v = float(raw)
+            if not math.isfinite(v):
+                raise ValueError
+            return v
+        if f.type == "date":
+            return dt.date.fromisoformat(raw)
+        if f.type == "datetime":
+            return _parse_instant(raw, end=False)
+        if f.type == "bool":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError
+            return raw.lower() == "true"
+    except ValueError:
+        raise bad_parameter(f"{f.name}: {raw!r} is not a valid {f.type}") from None
+    return raw
+
+
+def wants_html(params: Mapping[str, str], accept: str) -> bool:
+    f = params.get("f")
+    if f is not None:
+        if f not in FORMATS:
+            raise bad_parameter(f"f: unsupported format {f!r}; use json or html")
+        return f == "html"
+    return "text/html" in accept and "json" not in accept.split(",")[0]
+
+
+def output_crs(params: Mapping[str, str]) -> tuple[int, bool, str | None]:
+    raw = params.get("crs")
+    if not raw:
+        return 4326, False, None
+    try:
+        srid, swap = parse_crs_uri(raw)
+    except UnsupportedCRS as e:
+        raise bad_parameter(f"crs: {e}") from None
+    return srid, swap, raw
+
+
+def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, str]) -> FeatureQuery:
+    """Everything but the CQL2 filter (composed by the caller, which knows the visible fields)."""
+    visible = {f.name: f for f in fields}
+    q = FeatureQuery(layer=layer, fields=fields)
+    q.limit = parse_int("limit", params.get("limit"), DEFAULT_ITEMS, 1, MAX_ITEMS)
+    q.offset = parse_int("offset", params.get("offset"), 0, 0)
+    if params.get("bbox"):
+        q.bbox, q.bbox_srid = parse_bbox(params["bbox"], params.get("bbox-crs"))
+    elif params.get("bbox-crs"):
+        raise bad_parameter("bbox-crs: given without bbox")
+    if params.get("datetime"):
+        if not layer.time_column:
+            raise bad_parameter(f"datetime: collection {layer.id!r} has no time dimension")
+        q.time_range = parse_datetime(params["datetime"])
+    q.out_srid, q.swap_axes, _ = output_crs(params)
+    if params.get("skipGeometry"):
+        if params["skipGeometry"] not in ("true", "false"):
+            raise bad_parameter("skipGeometry: expected true or false")
+        q.skip_geometry = params["skipGeometry"] == "true"
+    if params.get("properties") is not None:
+        names = [n for n in params["properties"].split(",") if n]
+        unknown = [n for n in names if n not in visible]
+        if unknown:
+            raise bad_parameter(f"properties: unknown {', '.join(map(repr, unknown))}; "
+                                f"available: {', '.join(visible)}")
+        q.fields = tuple(visible[n] for n in names)
+    if params.get("sortby"):
+        order = []
+        for key in params["sortby"].split(","):
+            key = key.strip()
+            asc = not key.startswith("-")
+            name = key.lstrip("+-")
+            if name not in visible and name != layer.id_column:
+                raise bad_parameter(f"sortby: unknown property {name!r}")
+            order.append((name, asc))
+        q.sortby = order
+    for name, raw in params.items():
+        if name in RESERVED:
+            continue
+        if name not in visible:
+            raise bad_parameter(f"unknown parameter {name!r}; queryable properties: "
+                                f"{', '.join(visible)}")
+        q.equals[name] = parse_value(visible[name], raw)
+    return q
+
+
+def filter_value(params: Mapping[str, str]) -> tuple[str | dict, str] | None:
+    raw = params.get("filter")
+    lang = params.get("filter-lang") or "cql2-text"
+    if lang not in ("cql2-text", "cql2-json"):
+        raise bad_parameter(f"filter-lang: unsupported {lang!r}; use cql2-text or cql2-json")
+    if raw is None or raw == "":
+        return None
+    if lang == "cql2-json":
+        try:
+            return orjson.loads(raw), lang
+        except orjson.JSONDecodeError as e:
+            raise bad_parameter(f"filter: not valid JSON ({e})") from None
+    return raw, lang

@@ -1,0 +1,113 @@
+"""Routes under /ogc: our fast paths for JSON items and tiles, pygeoapi for the rest."""
+
+from __future__ import annotations
+
+import pygeoapi.api as core_api
+import pygeoapi.api.itemtypes as itemtypes_api
+import pygeoapi.api.tiles as tiles_api
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.ogc import features, tiles
+from api.ogc.bridge import PygeoapiBridge
+from api.ogc.params import wants_html
+from api.security import Who
+
+BRIDGE = PygeoapiBridge()
+router = APIRouter(prefix="/ogc", tags=["OGC API"])
+
+
+@router.get("")
+@router.get("/")
+async def landing_page(request: Request, who: Who) -> Response:
+    return await BRIDGE.call(core_api.landing_page, request, who)
+
+
+@router.get("/openapi")
+async def openapi(request: Request, who: Who) -> Response:
+    return await BRIDGE.call(core_api.openapi_, request, who)
+
+
+@router.get("/conformance")
+async def conformance(request: Request, who: Who) -> Response:
+    return await BRIDGE.call(core_api.conformance, request, who)
+
+
+@router.get("/collections")
+async def collections(request: Request, who: Who) -> Response:
+    return await BRIDGE.call(core_api.describe_collections, request, who)
+
+
+@router.get("/collections/{collection_id}")
+async def collection(collection_id: str, request: Request,
+                     who: Who) -> Response:
+    features.readable_layer(collection_id, who)
+    return await BRIDGE.call(core_api.describe_collections, request, who, collection_id)
+
+
+@router.get("/collections/{collection_id}/queryables")
+async def queryables(collection_id: str, request: Request,
+                     who: Who) -> Response:
+    features.readable_layer(collection_id, who)
+    return await BRIDGE.call(itemtypes_api.get_collection_queryables, request, who, collection_id)
+
+
+@router.get("/collections/{collection_id}/schema")
+async def schema(collection_id: str, request: Request,
+                 who: Who) -> Response:
+    features.readable_layer(collection_id, who)
+    return await BRIDGE.call(core_api.get_collection_schema, request, who, collection_id)
+
+
+@router.get("/collections/{collection_id}/items")
+async def items(collection_id: str, request: Request,
+                who: Who) -> Response:
+    layer = features.readable_layer(collection_id, who)
+    if wants_html(request.query_params, request.headers.get("accept", "")):
+        return await BRIDGE.call(itemtypes_api.get_collection_items, request, who, collection_id)
+    return await run_in_threadpool(features.items, layer, who, request)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}")
+async def item(collection_id: str, feature_id: str, request: Request,
+               who: Who) -> Response:
+    layer = features.readable_layer(collection_id, who)
+    if wants_html(request.query_params, request.headers.get("accept", "")):
+        return await BRIDGE.call(itemtypes_api.get_collection_item, request, who, collection_id,
+                                 feature_id)
+    return await run_in_threadpool(features.item, layer, who, feature_id, request)
+
+
+@router.get("/TileMatrixSets")
+async def tile_matrix_sets(request: Request, who: Who) -> Response:
+    return await BRIDGE.call(tiles_api.tilematrixsets, request, who)
+
+
+@router.get("/TileMatrixSets/{tms}")
+async def tile_matrix_set(tms: str, request: Request,
+                          who: Who) -> Response:
+    return await BRIDGE.call(tiles_api.tilematrixset, request, who, tms)
+
+
+@router.get("/collections/{collection_id}/tiles")
+async def collection_tiles(collection_id: str, request: Request,
+                           who: Who) -> Response:
+    features.readable_layer(collection_id, who)
+    return await BRIDGE.call(tiles_api.get_collection_tiles, request, who, collection_id)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms}")
+@router.get("/collections/{collection_id}/tiles/{tms}/metadata")
+async def collection_tiles_metadata(collection_id: str, tms: str, request: Request,
+                                    who: Who) -> Response:
+    features.readable_layer(collection_id, who)
+    return await BRIDGE.call(tiles_api.get_collection_tiles_metadata, request, who,
+                             collection_id, tms)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms}/{z}/{y}/{x}")
+def collection_tile(collection_id: str, tms: str, z: str, y: str, x: str, request: Request,
+                    who: Who) -> Response:
+    layer = features.readable_layer(collection_id, who)
+    return tiles.tile(layer, who, tms, z, y, x, request)

@@ -1,0 +1,191 @@
+"""Who is calling: one dependency (`Who`) used by every route, /ogc and /api alike.
+
+Credentials are tried in this order:
+1. `Authorization: Bearer <JWT>` - an access token from /api/auth/token (the web map);
+2. `Authorization: Bearer gioc_...` or `X-API-Key: gioc_...` - an API key (scripts, QGIS, GDAL
+   with GDAL_HTTP_HEADERS);
+3. `Authorization: Basic` - username and password (QGIS, GDAL_HTTP_AUTH=BASIC +
+   GDAL_HTTP_USERPWD); an API key as the password also works, for clients that only do Basic.
+No credentials: anonymous. Credentials that do not check out are a 401 naming the reason, never
+a silent downgrade to anonymous (a client would otherwise see less data and not know why).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from gis import audit
+from gis.auth import api_keys
+from gis.auth.errors import CredentialsRejected, TooManyFailures
+from gis.auth.roles import ROLES
+from gis.auth.service import AuthService
+from gis.db import connection
+from gis.settings import get_settings
+from layers.access import ADMIN, ANONYMOUS, Principal
+
+REALM = "GeoIOC"
+
+
+class AuthProblem(HTTPException):
+    """401, 403 or 429 with an OGC-style body {"code", "description"}. A subclass of
+    HTTPException, so an app without our handler still answers with the right status."""
+
+    def __init__(self, status: int, code: str, description: str,
+                 challenges: tuple[str, ...] = (), headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, description, headers)
+        self.code, self.description, self.challenges = code, description, challenges
+
+
+def unauthorized(description: str, request: Request | None = None) -> AuthProblem:
+    """401 with WWW-Authenticate challenges. Basic is offered (QGIS and GDAL then send their
+    stored password) unless the client used a token or key, or is a script in a browser page:
+    the map must not make the browser pop up its password dialog."""
+    quoted = description.replace("\\", "").replace('"', "'")
+    challenges = [f'Bearer realm="{REALM}"'
+                  + (f', error="invalid_token", error_description="{quoted}"'
+                     if request is not None and _has_credentials(request) else "")]
+    if request is None or not _basic_unwanted(request):
+        challenges.append(f'Basic realm="{REALM}", charset="UTF-8"')
+    return AuthProblem(401, "Unauthorized", description, tuple(challenges))
+
+
+def forbidden(description: str) -> AuthProblem:
+    return AuthProblem(403, "Forbidden", description)
+
+
+def too_many_requests(description: str, retry_after: float) -> AuthProblem:
+    return AuthProblem(429, "TooManyRequests", description,
+                       headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+
+async def auth_problem_handler(request: Request, exc: AuthProblem) -> JSONResponse:
+    response = JSONResponse({"code": exc.code, "description": exc.description},
+                            status_code=exc.status_code, headers=exc.headers)
+    for challenge in exc.challenges:
+        response.headers.append("WWW-Authenticate", challenge)
+    if exc.status_code in (401, 403):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _has_credentials(request: Request) -> bool:
+    return "authorization" in request.headers or "x-api-key" in request.headers
+
+
+def _basic_unwanted(request: Request) -> bool:
+    headers = request.headers
+    scheme = headers.get("authorization", "").partition(" ")[0].lower()
+    return (scheme == "bearer" or "x-api-key" in headers or "x-requested-with" in headers
+            or headers.get("sec-fetch-mode", "navigate") != "navigate")
+
+
+_default_service: AuthService | None = None
+
+
+def auth_service(request: Request) -> AuthService:
+    """The app's AuthService (api.app.create_app puts one on app.state), else a process-wide
+    one built from the global settings."""
+    service = getattr(request.app.state, "auth", None)
+    if service is None:
+        global _default_service
+        if _default_service is None:
+            _default_service = AuthService(get_settings())
+        service = _default_service
+    return service
+
+
+def get_principal(request: Request) -> Principal:
+    """Resolve the caller once per request (FastAPI caches dependencies per request)."""
+    authorization = request.headers.get("authorization", "").strip()
+    api_key = request.headers.get("x-api-key", "").strip()
+    if not authorization and not api_key:
+        return ANONYMOUS
+    service = auth_service(request)
+    scheme, _, value = authorization.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    client = audit.client_address(request)
+    try:
+        with connection() as conn:
+            if scheme == "bearer":
+                if not value:
+                    raise CredentialsRejected("empty bearer token")
+                if api_keys.looks_like_key(value):
+                    return service.principal_from_key(conn, value)
+                return service.principal_from_jwt(conn, value)
+            if api_key:
+                return service.principal_from_key(conn, api_key)
+            if scheme == "basic":
+                username, password = _basic_credentials(value)
+                if api_keys.looks_like_key(password):
+                    return service.principal_from_key(conn, password, username=username)
+                try:
+                    return service.principal_from_password(conn, username, password, client)
+                except CredentialsRejected as e:
+                    if e.counted:
+                        _audit_failed_password(conn, request, username, e)
+                    raise
+            raise CredentialsRejected(f"unsupported authorization scheme {scheme!r} "
+                                      "(use Bearer, Basic or X-API-Key)")
+    except CredentialsRejected as e:
+        raise unauthorized(e.reason, request) from None
+    except TooManyFailures as e:
+        raise too_many_requests(str(e), e.retry_after) from None
+
+
+def _basic_credentials(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise CredentialsRejected("malformed Basic credentials") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username:
+        raise CredentialsRejected("malformed Basic credentials")
+    return username, password
+
+
+def _audit_failed_password(conn, request: Request, username: str,
+                           error: CredentialsRejected) -> None:
+    audit.record(conn, None, "sign_in_failed", request=request, username=username.strip().lower(),
+                 credential="basic", status=401, target={"reason": error.reason})
+    if error.lockout:
+        audit.record(conn, None, "sign_in_locked", request=request,
+                     username=username.strip().lower(), credential="basic", status=429,
+                     target={"seconds": math.ceil(error.lockout)})
+
+
+# Route parameter type: `who: Who` resolves the caller once per request.
+Who = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A dependency for routes only some roles may use: 401 for anonymous callers, 403 for
+    signed-in ones holding none of ROLES (no ROLES: any signed-in caller). Admin passes every
+    check (as in layers.access).
+
+        @router.get("/x")
+        def x(who: Annotated[Principal, Depends(require_roles("land_officer"))]): ...
+    """
+    unknown = set(roles) - set(ROLES)
+    if unknown:  # a typo here would silently lock everybody but admin out
+        raise ValueError(f"require_roles: unknown role(s) {sorted(unknown)}")
+    wanted = frozenset(roles)
+
+    def check(request: Request, who: Who) -> Principal:
+        if who.anonymous:
+            raise unauthorized("sign-in required", request)
+        if not wanted or ADMIN in who.roles or who.roles & wanted:
+            return who
+        raise forbidden(f"requires role {' or '.join(sorted(wanted))}")
+
+    return check
+
+
+# Any signed-in caller (401 for anonymous).
+SignedIn = Annotated[Principal, Depends(require_roles())]

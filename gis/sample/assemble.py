@@ -1,0 +1,164 @@
+"""Assemble the sample: run the steps in order, then move every table to EPSG:4326 once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from gis.sample.common import as_multipolygons, midnight, stream, to_storage
+from gis.sample.incidents import build_incidents
+from gis.sample.landuse import build_landuse
+from gis.sample.parcels import build_parcels
+from gis.sample.points import build_cameras, build_tourism
+from gis.sample.province import admin_rows, build_province
+from gis.sample.roads import build_roads, build_villages, traffic_states
+from gis.sample.sensors import build_observations, build_sensors
+
+# Load order (sensors before observations, which refer to them).
+TABLES = (
+    "admin_units", "land_use_zones", "roads", "parcels", "tourism_places", "cameras", "sensors",
+    "observations", "incidents",
+)  # fmt: skip
+STEPS = ("province", "roads", "land use", "parcels", "points", "sensors", "incidents", "EPSG:4326")
+
+
+@dataclass
+class Sample:
+    """A generated province: one DataFrame per table, columns as in the schema (geometries
+    as shapely arrays in EPSG:4326, land_use_codes as PostgreSQL array literals)."""
+
+    seed: int
+    scale: float
+    as_of: date
+    tables: dict[str, pd.DataFrame]
+    planted: dict[str, list[list]]
+    _hash: str | None = field(default=None, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(df) for name, df in self.tables.items()}
+
+    def data_hash(self) -> str:
+        """sha256 over the canonical text of every table, in row order, plus the planted list.
+
+        The canonical text is exactly what `load_sample` COPYs (observations name their
+        sensor by code, since database ids are not known before loading).
+        """
+        if self._hash is None:
+            from gis.sample.serialize import table_text
+
+            h = new_hash(self)
+            for name in TABLES:
+                update_hash(h, name, table_text(self, name, for_hash=True))
+            self._hash = h.hexdigest()
+        return self._hash
+
+
+def new_hash(sample: Sample) -> hashlib._Hash:
+    h = hashlib.sha256()
+    h.update(json.dumps(sample.planted, sort_keys=True, ensure_ascii=False).encode())
+    return h
+
+
+def update_hash(h: hashlib._Hash, name: str, text: str) -> None:
+    h.update(f"\x00{name}\x00".encode())
+    h.update(text.encode())
+
+
+def generate(
+    seed: int = 1,
+    scale: float = 1.0,
+    as_of: date | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Sample:
+    """Generate the synthetic province deterministically from (seed, scale, as_of).
+
+    `on_step` is told the name of each step as it starts (progress display).
+    """
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    if as_of is None:
+        as_of = datetime.now(UTC).date()
+    step = on_step or (lambda _name: None)
+
+    step("province")
+    p = build_province(seed)
+    step("roads")
+    villages = build_villages(p, seed)
+    rn = build_roads(p, villages, seed)
+    step("land use")
+    lu = build_landuse(p, rn, villages, seed)
+    step("parcels")
+    parcels = build_parcels(p, lu, seed, scale)
+    step("points")
+    cameras = build_cameras(p, rn, seed, scale)
+    tourism = build_tourism(p, villages, seed)
+    step("sensors")
+    sensors = build_sensors(p, villages, lu, seed)
+    observations = build_observations(sensors, as_of, seed)
+    step("incidents")
+    incidents = build_incidents(p, rn, lu, as_of, seed, scale)
+
+    step("EPSG:4326")
+    new_code = p.communes["new_code"].to_numpy()
+    admin = admin_rows(p)
+    admin["geom"] = to_storage(as_multipolygons(admin["geom"].to_numpy()))
+
+    zones = lu.zones
+    zones = pd.DataFrame(
+        {
+            "land_use_code": zones["land_use_code"].to_numpy(),
+            "plan_name": zones["plan_name"].to_numpy(),
+            "approved_on": zones["approved_on"].to_numpy(),
+            "commune_code": new_code[zones["commune"].to_numpy()],
+            "geom": to_storage(as_multipolygons(zones["geom"].to_numpy())),
+        }
+    )
+
+    r = rn.roads
+    minutes = stream(seed, "roads", 2).integers(1, 15, len(r))
+    roads = pd.DataFrame(
+        {
+            "name": r["name"].to_numpy(),
+            "road_class": r["road_class"].to_numpy(),
+            "lanes": r["lanes"].to_numpy(),
+            "max_speed": r["max_speed"].to_numpy(),
+            "traffic_state": traffic_states(rn, p, seed),
+            "traffic_at": midnight(as_of) - (minutes * 60).astype("timedelta64[s]"),
+            "geom": to_storage(r["geom"].to_numpy()),
+        }
+    )
+
+    pc = parcels.df
+    parcel_cols = ["commune_code", "old_commune_code", "sheet_no", "parcel_no", "land_use_codes",
+                   "legal_area", "land_user", "land_user_id", "certificate_no", "use_until",
+                   "origin"]  # fmt: skip
+    parcel_tab = pc[parcel_cols].copy()
+    parcel_tab["geom"] = to_storage(as_multipolygons(pc["geom"].to_numpy()))
+
+    tourism = tourism.assign(geom=to_storage(tourism["geom"].to_numpy()))
+    cameras = cameras.assign(
+        fov=to_storage(cameras["fov"].to_numpy()), geom=to_storage(cameras["geom"].to_numpy())
+    )
+    sensors_tab = sensors.drop(columns=["site"]).assign(
+        geom=to_storage(sensors["geom"].to_numpy())
+    )
+    incidents = incidents.assign(geom=to_storage(incidents["geom"].to_numpy()))
+
+    tables = {
+        "admin_units": admin,
+        "land_use_zones": zones,
+        "roads": roads,
+        "parcels": parcel_tab,
+        "tourism_places": tourism,
+        "cameras": cameras,
+        "sensors": sensors_tab,
+        "observations": observations,
+        "incidents": incidents,
+    }
+    assert tuple(tables) == TABLES
+    return Sample(seed=seed, scale=scale, as_of=as_of, tables=tables, planted=parcels.planted)

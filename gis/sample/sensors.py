@@ -1,0 +1,166 @@
+"""Environmental sensors and their hourly observations over the 30 days before as_of.
+
+Values follow what monitoring stations in the delta show: PM2.5 with morning and evening peaks
+and multi-day haze episodes shared by all stations (weather is regional), water quality with a
+daily photosynthesis cycle and occasional discharge or rain episodes. Some stations cross their
+threshold at times, so alerting has something to find.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.signal import lfilter
+
+from gis.sample.common import midnight, stream
+from gis.sample.landuse import LandUse
+from gis.sample.points import _commune_of
+from gis.sample.province import Province
+from gis.sample.roads import Villages
+
+HOURS = 30 * 24
+# parameter: kind, unit, threshold (QCVN 05:2023 / 08:2023 style; dissolved oxygen is a minimum)
+PARAMETERS = {
+    "pm25": ("air", "µg/m³", 50.0),
+    "pm10": ("air", "µg/m³", 100.0),
+    "no2": ("air", "µg/m³", 200.0),
+    "ph": ("water", "pH", 8.5),
+    "turbidity": ("water", "NTU", 50.0),
+    "dissolved_oxygen": ("water", "mg/L", 4.0),
+    "cod": ("water", "mg/L", 15.0),
+}
+AIR_PARAMS = ["pm25"] * 22 + ["pm10"] * 5 + ["no2"] * 3
+WATER_PARAMS = ["ph", "turbidity", "dissolved_oxygen", "cod"] * 5
+
+
+def build_sensors(p: Province, v: Villages, lu: LandUse, seed: int) -> pd.DataFrame:
+    rng = stream(seed, "sensors")
+    ward = p.communes["is_ward"].to_numpy()[v.commune]
+    # Air: towns and wards first, then industrial zones, then a few villages as background.
+    town_cores = np.flatnonzero(v.main & ward)
+    rural_cores = np.flatnonzero(v.main & ~ward)
+    n_air = len(AIR_PARAMS)
+    n_iz = min(len(lu.industrial), 7)
+    n_town = min(len(town_cores), 15)
+    n_rural = n_air - n_iz - n_town
+    pick_t = rng.choice(town_cores, n_town, replace=False)
+    pick_r = rng.choice(rural_cores, n_rural, replace=False)
+    ax = np.concatenate([v.x[pick_t], lu.industrial["x"].to_numpy()[:n_iz], v.x[pick_r]])
+    ay = np.concatenate([v.y[pick_t], lu.industrial["y"].to_numpy()[:n_iz], v.y[pick_r]])
+    ax = ax + rng.normal(0, 60, n_air)
+    ay = ay + rng.normal(0, 60, n_air)
+    air_site = ["town"] * n_town + ["industry"] * n_iz + ["rural"] * n_rural
+    air_params = rng.permutation(AIR_PARAMS)
+
+    # Water: along the river (on its centre line) and in fish-pond zones.
+    n_water = len(WATER_PARAMS)
+    n_river = 12
+    river_in = shapely.intersection(p.river_line, p.outline)
+    t = np.sort(rng.uniform(0.03, 0.97, n_river))
+    rp = shapely.get_coordinates(shapely.line_interpolate_point(river_in, t, normalized=True))
+    ponds = lu.zones[lu.zones["land_use_code"] == "NTS"]["geom"].to_numpy()
+    pick_p = rng.choice(len(ponds), n_water - n_river, replace=False)
+    pp = shapely.get_coordinates(shapely.point_on_surface(ponds[pick_p]))
+    wxy = np.vstack([rp, pp])
+    water_site = ["river"] * n_river + ["pond"] * (n_water - n_river)
+    water_params = rng.permutation(WATER_PARAMS)
+
+    x = np.concatenate([ax, wxy[:, 0]])
+    y = np.concatenate([ay, wxy[:, 1]])
+    params = np.concatenate([air_params, water_params])
+    sites = air_site + water_site
+    commune = _commune_of(p, x, y)
+    place = p.communes["name"].to_numpy()[commune]
+    kind = np.array([PARAMETERS[q][0] for q in params])
+    names = []
+    for k, s, pl in zip(kind, sites, place, strict=True):
+        if k == "air":
+            names.append(f"Trạm quan trắc không khí {pl}" + (" (KCN)" if s == "industry" else ""))
+        elif s == "river":
+            names.append(f"Trạm quan trắc nước Sông Đuống – {pl}")
+        else:
+            names.append(f"Trạm quan trắc nước ao hồ {pl}")
+    codes = [f"AIR-{i:03d}" for i in range(1, n_air + 1)]
+    codes += [f"WAT-{i:03d}" for i in range(1, n_water + 1)]
+    return pd.DataFrame(
+        {
+            "code": codes,
+            "name": names,
+            "kind": kind,
+            "parameter": params,
+            "unit": [PARAMETERS[q][1] for q in params],
+            "threshold": [PARAMETERS[q][2] for q in params],
+            "status": rng.choice(["online", "offline", "maintenance"], len(params),
+                                 p=[0.9, 0.06, 0.04]),  # fmt: skip
+            "site": sites,
+            "geom": shapely.points(x, y),
+        }
+    )
+
+
+def build_observations(sensors: pd.DataFrame, as_of: date, seed: int) -> pd.DataFrame:
+    """Hourly values for the HOURS before as_of's midnight (UTC), vectorised over sensors."""
+    rng = stream(seed, "observations")
+    ns = len(sensors)
+    times = midnight(as_of) - np.arange(HOURS, 0, -1).astype("timedelta64[h]")
+    local_h = ((np.arange(HOURS) - HOURS + 7) % 24).astype(float)  # hour of day in UTC+7
+
+    # Regional episodes (haze for air, rain/discharge for water), shared by all stations.
+    haze = np.ones(HOURS)
+    for _ in range(int(rng.integers(2, 5))):
+        start, length = rng.integers(0, HOURS - 24), rng.integers(24, 96)
+        ramp = np.clip(1 - np.abs(np.arange(HOURS) - start - length / 2) / (length / 2), 0, 1)
+        haze += rng.uniform(0.8, 1.6) * ramp
+    rain = np.zeros(HOURS)
+    for _ in range(int(rng.integers(2, 6))):
+        start = rng.integers(0, HOURS - 12)
+        rain += rng.uniform(0.5, 1.5) * np.exp(-np.clip(np.arange(HOURS) - start, 0, None) / 18.0) * (
+            np.arange(HOURS) >= start
+        )
+
+    # AR(1) noise per sensor (persistence of an hour-to-hour signal).
+    noise = lfilter([0.53], [1.0, -0.85], rng.normal(0, 1, (ns, HOURS)), axis=1)
+
+    param = sensors["parameter"].to_numpy()
+    site = sensors["site"].to_numpy()
+    rush = np.exp(-((local_h - 8) ** 2) / 4) + 0.9 * np.exp(-((local_h - 20) ** 2) / 6)
+    sun = np.clip(np.sin((local_h - 6) / 12 * np.pi), 0, None)  # 0 at night, 1 at 12:00
+    values = np.empty((ns, HOURS))
+    for k in range(ns):
+        q = param[k]
+        if q in ("pm25", "pm10"):
+            base = {"town": 34.0, "industry": 40.0, "rural": 24.0}[site[k]] * rng.uniform(0.85, 1.2)
+            v = base * (0.75 + 0.45 * rush) * haze * np.exp(0.18 * noise[k])
+            values[k] = v * (1.7 if q == "pm10" else 1.0)
+        elif q == "no2":
+            values[k] = 28.0 * rng.uniform(0.8, 1.3) * (0.6 + 0.9 * rush) * np.exp(0.2 * noise[k])
+        elif q == "ph":
+            values[k] = 7.2 + rng.normal(0, 0.15) + 0.35 * sun + 0.6 * rain / 1.5 + 0.05 * noise[k]
+        elif q == "turbidity":
+            values[k] = 22.0 * rng.uniform(0.7, 1.3) * (1 + 1.8 * rain) * np.exp(0.12 * noise[k])
+        elif q == "dissolved_oxygen":
+            values[k] = 5.6 + rng.normal(0, 0.3) + 1.4 * (sun - 0.4) - 1.2 * rain + 0.2 * noise[k]
+        else:  # cod
+            values[k] = 9.0 * rng.uniform(0.8, 1.3) * (1 + 0.9 * rain) * np.exp(0.15 * noise[k])
+    values = np.round(np.clip(values, 0.0, None), 2)
+
+    # Offline stations stopped reporting 1-5 days ago; maintenance ones have a recent gap.
+    keep = rng.random((ns, HOURS)) > 0.005
+    status = sensors["status"].to_numpy()
+    for k in np.flatnonzero(status != "online"):
+        stop = HOURS - int(rng.integers(24, 120))
+        if status[k] == "offline":
+            keep[k, stop:] = False
+        else:
+            keep[k, stop : stop + int(rng.integers(6, 30))] = False
+    si, hi = np.nonzero(keep)
+    return pd.DataFrame(
+        {
+            "sensor_code": sensors["code"].to_numpy()[si],
+            "observed_at": times[hi],
+            "value": values[si, hi],
+        }
+    )

@@ -1,0 +1,69 @@
+"""The one place that decides who may read which layer and which fields.
+
+Every way out (OGC collections, items, tiles, the map, exports, heatmaps, search) asks here.
+Until sign-in exists every request is anonymous, so only public layers and public, non-personal
+fields are visible; the access-control issue adds users and roles behind the same functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from layers.catalogue import LAYERS
+from layers.model import Access, Field, Layer
+
+ADMIN = "admin"
+# Roles allowed to see personal data (land users, reporters).
+PERSONAL_DATA_ROLES = frozenset({"land_officer", ADMIN})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a user name (None = anonymous) and the roles they hold."""
+
+    user: str | None = None
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user is None
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What access decisions depend on: two principals with the same key see the same."""
+        return ("anonymous",) if self.anonymous else tuple(sorted(self.roles)) or ("staff",)
+
+
+ANONYMOUS = Principal()
+
+
+def _allowed(access: Access, roles: tuple[str, ...], who: Principal) -> bool:
+    if access is Access.PUBLIC:
+        return True
+    if who.anonymous:
+        return False
+    if ADMIN in who.roles:
+        return True
+    if access is Access.INTERNAL:
+        return bool(who.roles - {"citizen"})
+    if access is Access.RESTRICTED:
+        return bool(who.roles & set(roles))
+    return False  # secret: admin only
+
+
+def can_read(layer: Layer, who: Principal) -> bool:
+    return _allowed(layer.access, layer.roles, who)
+
+
+def can_read_field(field: Field, who: Principal) -> bool:
+    if field.personal and not (who.roles & PERSONAL_DATA_ROLES):
+        return False
+    return _allowed(field.access, field.roles, who)
+
+
+def readable_layers(who: Principal) -> tuple[Layer, ...]:
+    return tuple(layer for layer in LAYERS if can_read(layer, who))
+
+
+def readable_fields(layer: Layer, who: Principal) -> tuple[Field, ...]:
+    return tuple(f for f in layer.fields if can_read_field(f, who))

@@ -1,0 +1,221 @@
+"""GeoJSON features built in PostgreSQL.
+
+Each row comes back as one finished GeoJSON Feature (text), so Python only joins bytes: no
+per-row dict building or JSON encoding. The same query object serves our fast OGC routes and
+the pygeoapi provider, so both answer the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from layers.model import Field, Layer
+
+# Above this many matches numberMatched is omitted rather than counted on every page.
+COUNT_CAP = 10_000
+# Rows per chunk when streaming a big page.
+STREAM_CHUNK = 1_000
+
+
+@dataclass
+class FeatureQuery:
+    """A validated request for features of one layer (validation happens at the API edge)."""
+
+    layer: Layer
+    fields: Sequence[Field]
+    limit: int = 10
+    offset: int = 0
+    # bbox in bbox_srid, as (minx, miny, maxx, maxy) in that CRS's x/y (easting-first) order.
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_srid: int = 4326
+    # Closed/open interval on the layer's time column(s); None ends are open.
+    time_range: tuple[dt.datetime | None, dt.datetime | None] | None = None
+    equals: dict[str, object] = field(default_factory=dict)
+    # Extra condition (CQL2) composed elsewhere, already safe SQL.
+    condition: sql.Composable | None = None
+    sortby: Sequence[tuple[str, bool]] = ()  # (field name, ascending)
+    out_srid: int = 4326
+    swap_axes: bool = False
+    skip_geometry: bool = False
+    feature_id: int | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(
+            self.bbox or self.time_range or self.equals or self.condition is not None
+            or self.feature_id is not None
+        )
+
+
+def _col(name: str) -> sql.Identifier:
+    return sql.Identifier("t", name)
+
+
+def where(q: FeatureQuery) -> tuple[sql.Composable, list]:
+    """The WHERE clause and its parameters."""
+    parts: list[sql.Composable] = []
+    params: list = []
+    layer = q.layer
+    if q.feature_id is not None:
+        parts.append(sql.SQL("{} = %s").format(_col(layer.id_column)))
+        params.append(q.feature_id)
+    if q.bbox:
+        env = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
+        if q.bbox_srid != 4326:
+            env = sql.SQL("ST_Transform({}, 4326)").format(env)
+        parts.append(sql.SQL("{} && {}").format(_col(layer.geometry_column), env))
+        parts.append(sql.SQL("ST_Intersects({}, {})").format(_col(layer.geometry_column), env))
+        params += [*q.bbox, q.bbox_srid, *q.bbox, q.bbox_srid]
+    if q.time_range:
+        start, end = q.time_range
+        begin_col = _col(layer.time_column)
+        end_col = _col(layer.time_end_column) if layer.time_end_column else begin_col
+        if end is not None:
+            parts.append(sql.SQL("{} <= %s").format(begin_col))
+            params.append(end)
+        if start is not None:
+            # An open-ended validity (NULL end) is still valid at any later time.
+            if layer.time_end_column:
+                parts.append(sql.SQL("({0} IS NULL OR {0} > %s)").format(end_col))
+            else:
+                parts.append(sql.SQL("{} >= %s").format(end_col))
+            params.append(start)
+    for name, value in q.equals.items():
+        f = layer.field(name)
+        if f.type == "str[]":
+            parts.append(sql.SQL("%s = ANY({})").format(_col(name)))
+        else:
+            parts.append(sql.SQL("{} = %s").format(_col(name)))
+        params.append(value)
+    if q.condition is not None:
+        parts.append(q.condition)
+    if not parts:
+        return sql.SQL("TRUE"), params
+    return sql.SQL(" AND ").join(sql.SQL("({})").format(p) for p in parts), params
+
+
+def _geometry_json(q: FeatureQuery) -> sql.Composable:
+    if q.skip_geometry:
+        return sql.SQL("'null'")
+    g: sql.Composable = _col(q.layer.geometry_column)
+    if q.out_srid != 4326:
+        g = sql.SQL("ST_Transform({}, {})").format(g, sql.Literal(q.out_srid))
+    if q.swap_axes:
+        g = sql.SQL("ST_FlipCoordinates({})").format(g)
+    # About a millimetre either way: 1e-8 degree, or 1e-3 metre.
+    digits = 8 if q.out_srid in (4326, 4756) else 3
+    return sql.SQL("ST_AsGeoJSON({}, {}, 0)").format(g, sql.Literal(digits))
+
+
+def _properties_json(q: FeatureQuery) -> sql.Composable:
+    if not q.fields:
+        return sql.SQL("'{{}}'")
+    pairs = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(f.name), _col(f.name)) for f in q.fields
+    )
+    return sql.SQL("json_build_object({})::text").format(pairs)
+
+
+def _order_by(q: FeatureQuery) -> sql.Composable:
+    keys = [
+        sql.SQL("{} {}").format(_col(name), sql.SQL("ASC" if asc else "DESC NULLS LAST"))
+        for name, asc in q.sortby
+    ]
+    keys.append(_col(q.layer.id_column))
+    return sql.SQL(", ").join(keys)
+
+
+def features_sql(q: FeatureQuery, extra_row: bool = True) -> tuple[sql.Composed, list]:
+    """One text column per row, each a complete GeoJSON Feature.
+
+    With extra_row, one row beyond the limit is asked for: its presence tells that a next page
+    exists without counting the whole result.
+    """
+    cond, params = where(q)
+    query = sql.SQL(
+        "SELECT '{{\"type\":\"Feature\",\"id\":' || {id} || ',\"geometry\":' || "
+        "COALESCE({geom}, 'null') || ',\"properties\":' || {props} || '}}' "
+        "FROM {table} AS t WHERE {cond} ORDER BY {order} LIMIT %s OFFSET %s"
+    ).format(
+        id=_col(q.layer.id_column),
+        geom=_geometry_json(q),
+        props=_properties_json(q),
+        table=sql.Identifier(q.layer.table),
+        cond=cond,
+        order=_order_by(q),
+    )
+    return query, [*params, q.limit + (1 if extra_row else 0), q.offset]
+
+
+def count_sql(q: FeatureQuery, cap: int) -> tuple[sql.Composed, list]:
+    cond, params = where(q)
+    query = sql.SQL(
+        "SELECT count(*) FROM (SELECT 1 FROM {table} AS t WHERE {cond} LIMIT %s) AS s"
+    ).format(table=sql.Identifier(q.layer.table), cond=cond)
+    return query, [*params, cap + 1]
+
+
+_row_estimates: dict[str, tuple[float, float]] = {}
+
+
+def _estimated_rows(conn: psycopg.Connection, table: str) -> float:
+    """Planner statistics (refreshed at most once a minute): cheap, never a full count."""
+    now = time.monotonic()
+    hit = _row_estimates.get(table)
+    if hit and now - hit[1] < 60:
+        return hit[0]
+    est = conn.execute(
+        "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", (table,)
+    ).fetchone()[0]
+    if est == 0:  # never analysed: fall back on the physical size
+        est = conn.execute(
+            "SELECT pg_relation_size(%s::regclass) / 100.0", (table,)
+        ).fetchone()[0]
+    _row_estimates[table] = (float(est), now)
+    return float(est)
+
+
+def number_matched(conn: psycopg.Connection, q: FeatureQuery, cap: int = COUNT_CAP) -> int | None:
+    """Exact count when it is cheap (at most `cap` rows to look at), else None (omitted)."""
+    if not q.filtered and _estimated_rows(conn, q.layer.table) > cap * 2:
+        return None
+    query, params = count_sql(q, cap)
+    n = conn.execute(query, params).fetchone()[0]
+    return n if n <= cap else None
+
+
+@dataclass
+class Page:
+    rows: list[str]
+    has_more: bool
+
+
+def fetch_page(conn: psycopg.Connection, q: FeatureQuery) -> Page:
+    query, params = features_sql(q)
+    rows = [r[0] for r in conn.execute(query, params)]
+    has_more = len(rows) > q.limit
+    return Page(rows[: q.limit], has_more)
+
+
+def stream_features(conn: psycopg.Connection, q: FeatureQuery) -> Iterator[list[str]]:
+    """Rows in chunks through a server-side cursor: a 10,000-feature page is never held whole.
+
+    The last chunk may end with the extra row that signals a next page; callers trim it.
+    """
+    query, params = features_sql(q)
+    with conn.transaction(), conn.cursor(name="features") as cur:
+        cur.execute(query, params)
+        while chunk := cur.fetchmany(STREAM_CHUNK):
+            yield [r[0] for r in chunk]
+
+
+def fetch_one(conn: psycopg.Connection, q: FeatureQuery) -> str | None:
+    query, params = features_sql(q, extra_row=False)
+    row = conn.execute(query, params).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,138 @@
+"""pygeoapi's configuration, generated from the layer catalogue at start-up.
+
+There is no hand-kept YAML that could drift: collections, their fields (per principal, so a
+hidden layer or field is absent from every pygeoapi page), CRS lists, zoom ranges and extents
+all come from the catalogue and the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+from psycopg import sql
+
+from gis.crs import CRS84_URI, supported_crs_uris
+from gis.settings import PROJECT_ROOT, Settings
+from layers.access import Principal, readable_fields, readable_layers
+from layers.model import Layer
+
+MAX_ITEMS = 10_000
+DEFAULT_ITEMS = 10
+TEMPLATES = PROJECT_ROOT / "api" / "ogc_templates"
+STATIC = PROJECT_ROOT / "web" / "static"
+PROVINCE_BBOX = [105.90, 20.95, 106.35, 21.30]
+
+
+def layer_extents(conn: psycopg.Connection, layers: tuple[Layer, ...]) -> dict[str, dict]:
+    """Spatial (and temporal) extents; planner estimates where available, cheap either way."""
+    out: dict[str, dict] = {}
+    for layer in layers:
+        ext = conn.execute(
+            sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                    "(SELECT ST_Extent({g})::geometry AS e FROM {t}) s").format(
+                g=sql.Identifier(layer.geometry_column), t=sql.Identifier(layer.table))
+        ).fetchone()
+        bbox = [round(v, 6) for v in ext] if ext[0] is not None else PROVINCE_BBOX
+        extent: dict = {"spatial": {"bbox": bbox, "crs": CRS84_URI}}
+        if layer.time_column:
+            begin, end = conn.execute(
+                sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
+                    c=sql.Identifier(layer.time_column), t=sql.Identifier(layer.table))
+            ).fetchone()
+            if begin is not None:
+                extent["temporal"] = {"begin": _iso(begin), "end": None if layer.time_end_column
+                                      else _iso(end), "trs": "http://www.opengis.net/def/uom/"
+                                      "ISO-8601/0/Gregorian"}
+        out[layer.id] = extent
+    return out
+
+
+def _iso(v: dt.date | dt.datetime) -> str:
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return dt.datetime.combine(v, dt.time(), dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def resource(layer: Layer, who: Principal, extents: dict) -> dict:
+    fields = [f.name for f in readable_fields(layer, who)]
+    return {
+        "type": "collection",
+        "title": {"vi": layer.title_vi, "en": layer.title_en},
+        "description": {"vi": layer.description_vi, "en": layer.description_en},
+        "keywords": {"vi": list(layer.keywords), "en": list(layer.keywords)},
+        "links": [],
+        "extents": extents,
+        "limits": {"default_items": DEFAULT_ITEMS, "max_items": MAX_ITEMS, "on_exceed": "error"},
+        "providers": [
+            {
+                "type": "feature",
+                "name": "layers.providers.PostGISFeatureProvider",
+                "data": layer.id,
+                "id_field": layer.id_column,
+                "time_field": layer.time_column,
+                "properties": fields,
+                "crs": supported_crs_uris(),
+                "storage_crs": CRS84_URI,
+            },
+            {
+                "type": "tile",
+                "name": "layers.providers.PostGISTileProvider",
+                "data": layer.id,
+                "properties": fields,
+                "options": {
+                    "zoom": {"min": layer.min_zoom, "max": layer.max_zoom},
+                    "schemes": ["WebMercatorQuad"],
+                },
+                "format": {"name": "mvt", "mimetype": "application/vnd.mapbox-vector-tile"},
+            },
+        ],
+    }
+
+
+def build_config(settings: Settings, who: Principal, extents: dict[str, dict]) -> dict:
+    return {
+        # pygeoapi 0.21 renders the TileMatrixSets pages with a top-level template path.
+        "path": str(TEMPLATES),
+        "server": {
+            "bind": {"host": settings.host, "port": settings.port},
+            "url": settings.base_url + "/ogc",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "gzip": False,
+            "languages": ["vi", "en"],
+            "cors": False,
+            "pretty_print": False,
+            "limits": {"default_items": DEFAULT_ITEMS, "max_items": MAX_ITEMS,
+                       "on_exceed": "error"},
+            "map": {"url": settings.basemap_url, "attribution": ""},
+            "templates": {"path": str(TEMPLATES), "static": str(STATIC)},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": {"vi": "GeoIOC – Dữ liệu không gian tỉnh (mẫu)",
+                          "en": "GeoIOC – provincial spatial data (sample)"},
+                "description": {
+                    "vi": "API OGC cho các lớp dữ liệu của Trung tâm điều hành thông minh. "
+                          "Dữ liệu mẫu tổng hợp, không phải dữ liệu thật.",
+                    "en": "OGC API for the layers of the Intelligent Operations Center. "
+                          "Synthetic sample data, not real data.",
+                },
+                "keywords": {"vi": ["GIS", "IOC", "OGC"], "en": ["GIS", "IOC", "OGC"]},
+                "keywords_type": "theme",
+                "terms_of_service": "",
+                "url": settings.base_url,
+            },
+            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "provider": {"name": "GeoIOC", "url": settings.base_url},
+            "contact": {"name": "GeoIOC", "position": "", "address": "", "city": "Bắc Ninh",
+                        "stateorprovince": "", "postalcode": "", "country": "Việt Nam",
+                        "phone": "", "fax": "", "email": "", "url": settings.base_url,
+                        "hours": "", "instructions": "", "role": "pointOfContact"},
+        },
+        "resources": {
+            layer.id: resource(layer, who, extents.get(layer.id, {}))
+            for layer in readable_layers(who)
+        },
+    }
