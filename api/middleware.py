@@ -117,6 +117,17 @@ def content_security_policy(settings: Settings) -> str:
     ])
 
 
+# FastAPI's interactive API docs load Swagger UI / ReDoc from a CDN (not part of the offline map):
+# they get a policy that allows exactly that CDN, so they keep working where there is internet.
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "font-src 'self' https://fonts.gstatic.com; "
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+            "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+            "frame-ancestors 'none'")
+
+
 class SecurityHeadersMiddleware:
     """nosniff and a same-origin referrer policy on every response; a content security policy
     and frame denial on HTML. A header the route set itself is left alone."""
@@ -129,13 +140,15 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else self.csp
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
                 if headers.get("content-type", "").startswith(("text/html", "application/xhtml")):
-                    headers.setdefault("Content-Security-Policy", self.csp)
+                    headers.setdefault("Content-Security-Policy", csp)
                     headers.setdefault("X-Frame-Options", "DENY")
             await send(message)
 

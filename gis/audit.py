@@ -28,6 +28,7 @@ from layers.access import Principal
 
 # Long query strings (CQL2 filters, bbox lists) are kept, but not without bound.
 MAX_TEXT = 2000
+MAX_NAME = 200
 
 _INSERT = (
     "INSERT INTO audit_log (username, roles, action, credential, method, path, query, layer, "
@@ -57,6 +58,8 @@ def record(conn: psycopg.Connection | None, principal: Principal | None, action:
         path = request.url.path[:MAX_TEXT]
         query = (request.url.query or None) and request.url.query[:MAX_TEXT]
         client = client or client_address(request)
+    if username is not None:  # failed sign-ins: whatever the client typed, bounded
+        username = username[:MAX_NAME]
     params = (
         username if username is not None else principal.user,
         sorted(principal.roles),

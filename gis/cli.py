@@ -72,6 +72,7 @@ def sample_load(
 ) -> None:
     """Generate the deterministic synthetic province and load it (COPY, one transaction)."""
     from gis.sample import load_sample
+    from layers.overviews import refresh_overviews
 
     if scale <= 0:
         raise CliError("--scale must be positive")
@@ -86,6 +87,10 @@ def sample_load(
             console.print("sample province already loaded")
             return
         sample = load_sample(conn, seed=seed, scale=scale, as_of=day, replace=replace)
+        with console.status("refreshing low-zoom overviews"):
+            conn.execute("ANALYZE")
+            refresh_overviews(conn)
+            conn.commit()
     console.print(f"sample province loaded (seed {seed}, scale {scale:g}, hash "
                   f"{sample.data_hash()[:12]})")
 

@@ -113,11 +113,21 @@ def _geometry_json(q: FeatureQuery) -> sql.Composable:
     return sql.SQL("ST_AsGeoJSON({}, {}, 0)").format(g, sql.Literal(digits))
 
 
+def _json_value(f: Field) -> sql.Composable:
+    """Floats always carry a decimal point (50.0, not 50): clients such as GDAL guess a field's
+    type from the first values they see and would otherwise truncate a later 8.5 to 8."""
+    col = _col(f.name)
+    if f.type == "float":
+        return sql.SQL("CASE WHEN {0} = trunc({0}) THEN round({0}::numeric, 1) ELSE {0}::numeric END"
+                       ).format(col)
+    return col
+
+
 def _properties_json(q: FeatureQuery) -> sql.Composable:
     if not q.fields:
         return sql.SQL("'{{}}'")
     pairs = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(f.name), _col(f.name)) for f in q.fields
+        sql.SQL("{}, {}").format(sql.Literal(f.name), _json_value(f)) for f in q.fields
     )
     return sql.SQL("json_build_object({})::text").format(pairs)
 

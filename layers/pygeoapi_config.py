@@ -54,14 +54,17 @@ def _iso(v: dt.date | dt.datetime) -> str:
     return dt.datetime.combine(v, dt.time(), dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def resource(layer: Layer, who: Principal, extents: dict) -> dict:
+def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict:
     fields = [f.name for f in readable_fields(layer, who)]
     return {
         "type": "collection",
         "title": {"vi": layer.title_vi, "en": layer.title_en},
         "description": {"vi": layer.description_vi, "en": layer.description_en},
         "keywords": {"vi": list(layer.keywords), "en": list(layer.keywords)},
-        "links": [],
+        # GDAL's OAPIF driver takes field types from the describedby schema instead of guessing
+        # them from the first page (it read 8.5 as the integer 8 when the page began with 50).
+        "links": [{"type": "application/schema+json", "rel": "describedby",
+                   "title": "JSON Schema", "href": f"{base_url}/ogc/collections/{layer.id}/schema?f=json"}],
         "extents": extents,
         "limits": {"default_items": DEFAULT_ITEMS, "max_items": MAX_ITEMS, "on_exceed": "error"},
         "providers": [
@@ -132,7 +135,7 @@ def build_config(settings: Settings, who: Principal, extents: dict[str, dict]) -
                         "hours": "", "instructions": "", "role": "pointOfContact"},
         },
         "resources": {
-            layer.id: resource(layer, who, extents.get(layer.id, {}))
+            layer.id: resource(layer, who, extents.get(layer.id, {}), settings.base_url)
             for layer in readable_layers(who)
         },
     }

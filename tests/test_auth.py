@@ -34,6 +34,13 @@ PASSWORD = "mật-khẩu-đủ-dài-1"
 _count = 0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _remove_this_runs_users(conn):
+    """Users (with their keys and sessions) go at the end; their audit rows stay, by design."""
+    yield
+    conn.execute("DELETE FROM users WHERE username LIKE %s", (f"t{RUN}-%",))
+
+
 def new_user(conn: psycopg.Connection, *roles: str, password: str = PASSWORD) -> str:
     global _count
     _count += 1
@@ -512,3 +519,39 @@ def test_tokens_from_another_secret_are_rejected() -> None:
     token = theirs.access_token("x", ("admin",), str(uuid.uuid4())).token
     with pytest.raises(CredentialsRejected, match="signature"):
         ours.decode(token, "access")
+
+
+# --- command line -------------------------------------------------------------------------------
+def test_cli_user_role_key_and_audit(conn, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from gis.cli import CliError, app
+
+    runner = CliRunner()
+    name = f"t{RUN}-cli"
+    monkeypatch.setenv("GEOIOC_NEW_PASSWORD", PASSWORD)
+    r = runner.invoke(app, ["user", "add", name, "--full-name", "Trần Thị B", "--role", "operator"])
+    assert r.exit_code == 0, r.output
+    assert users.require_account(conn, name).roles == ("operator",)
+    r = runner.invoke(app, ["role", "grant", name, "admin"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["role", "grant", name, "wizard"])
+    assert isinstance(r.exception, CliError) and "unknown role wizard" in str(r.exception)
+    r = runner.invoke(app, ["key", "create", name, "--name", "qgis", "--role", "operator",
+                            "--days", "7"])
+    assert r.exit_code == 0, r.output
+    key = r.stdout.strip().splitlines()[-1]
+    assert api_keys.authenticate_key(conn, key).username == name
+    r = runner.invoke(app, ["key", "create", name, "--name", "x", "--role", "leader"])
+    assert isinstance(r.exception, CliError) and "does not hold role leader" in str(r.exception)
+    prefix = key.split("_")[1]
+    assert runner.invoke(app, ["key", "revoke", prefix]).exit_code == 0
+    with pytest.raises(CredentialsRejected, match="revoked"):
+        api_keys.authenticate_key(conn, key)
+    assert runner.invoke(app, ["user", "disable", name]).exit_code == 0
+    assert users.require_account(conn, name).disabled
+    r = runner.invoke(app, ["audit", "--action", "key_create", "--since", "1h", "--json"])
+    assert r.exit_code == 0, r.output
+    created = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert any(e["target"]["prefix"] == prefix and e["username"].startswith("cli")
+               for e in created)

@@ -32,6 +32,7 @@ from gis.auth.users import Account, get_account, store_rehash
 
 WRONG = "wrong username or password"
 FAILED_PAIR_SECONDS = 60.0
+MAX_NAME = 128
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class PasswordVerifier:
         Raises TooManyFailures while the user or address is locked, CredentialsRejected
         otherwise (`counted` is True for a fresh wrong guess: audit it).
         """
-        name = username.strip().lower()
+        # Bounded: the name is attacker-controlled and becomes a key in the guard's memory.
+        name = username.strip().lower()[:MAX_NAME]
         self.guard.check(name, client)
         account = get_account(conn, name)
         changed_at = account.password_changed_at if account else None

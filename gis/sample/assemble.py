@@ -60,7 +60,7 @@ class Sample:
 
 def new_hash(sample: Sample) -> hashlib._Hash:
     h = hashlib.sha256()
-    h.update(json.dumps(sample.planted, sort_keys=True, ensure_ascii=False).encode())
+    h.update(json.dumps(sample.planted, sort_keys=True, ensure_ascii=False, allow_nan=False).encode())
     return h
 
 

@@ -65,10 +65,16 @@ class Parcels:
     communes: list[int]  # old communes digitised, in digitisation order
 
 
-def _lot_shape(codes: NDArray[np.object_]) -> tuple[NDArray, NDArray]:
-    area = np.array([(LOT_SHAPE[c] or (15000.0, 120.0))[0] for c in codes])
-    depth = np.array([(LOT_SHAPE[c] or (15000.0, 120.0))[1] for c in codes])
-    return area, depth
+BIG_LOT = (15000.0, 120.0)  # lots of an oversized "whole block" code
+
+
+def _lot_shape(codes: NDArray[np.object_]) -> tuple[NDArray, NDArray, NDArray]:
+    """Typical lot area, row depth and whether the whole block is one parcel, per block."""
+    c = pd.Series(codes)
+    area = c.map({k: (v or BIG_LOT)[0] for k, v in LOT_SHAPE.items()}).to_numpy(dtype=float)
+    depth = c.map({k: (v or BIG_LOT)[1] for k, v in LOT_SHAPE.items()}).to_numpy(dtype=float)
+    whole = c.map({k: v is None for k, v in LOT_SHAPE.items()}).to_numpy(dtype=bool)
+    return area, depth, whole
 
 
 def digitisation_order(p: Province, lu: LandUse, seed: int) -> tuple[list[int], NDArray]:
@@ -80,7 +86,7 @@ def digitisation_order(p: Province, lu: LandUse, seed: int) -> tuple[list[int], 
     key = -np.log(rng.random(len(c))) / np.exp(-d / 9000.0)
     order = [int(i) for i in np.argsort(key, kind="stable")]
     b = lu.blocks
-    lot_area, _ = _lot_shape(b["code"].to_numpy())
+    lot_area, _, _ = _lot_shape(b["code"].to_numpy())
     est = np.bincount(
         b["commune"], weights=np.where(b["code"].isin(list(LOT_SHAPE)), b["area"] / lot_area, 0),
         minlength=len(c),
@@ -93,9 +99,8 @@ def cut_lots(blocks: pd.DataFrame, rng: np.random.Generator) -> tuple[NDArray, N
     geoms = blocks["geom"].to_numpy()
     codes = blocks["code"].to_numpy()
     nb = len(blocks)
-    whole = np.array([LOT_SHAPE[c] is None for c in codes]) & (blocks["area"].to_numpy()
-                                                                 <= WHOLE_BLOCK_MAX)  # fmt: skip
-    target, depth = _lot_shape(codes)
+    target, depth, whole = _lot_shape(codes)
+    whole &= blocks["area"].to_numpy() <= WHOLE_BLOCK_MAX
 
     rect = shapely.get_coordinates(shapely.oriented_envelope(geoms)).reshape(nb, 5, 2)
     p0 = rect[:, 0]
@@ -181,7 +186,8 @@ def cut_lots(blocks: pd.DataFrame, rng: np.random.Generator) -> tuple[NDArray, N
     lots[whole_lot] = geoms[lot_block[whole_lot]]
     parts, src = polygon_parts(lots, min_area=MIN_PARCEL_AREA)
     blk = lot_block[src]
-    low = np.array([AREA_RANGE.get(c, (0, 0))[0] for c in codes])[blk]
+    low = pd.Series(codes).map({k: v[0] for k, v in AREA_RANGE.items()}).fillna(0.0)
+    low = low.to_numpy(dtype=float)[blk]
     return _merge_small(parts, blk, low)
 
 
@@ -378,6 +384,7 @@ def _plant(df: pd.DataFrame, seed: int, scale: float) -> dict[str, list[list]]:
 
     def keys(ix: NDArray) -> list[list]:
         sub = df.loc[ix, ["commune_code", "old_commune_code", "sheet_no", "parcel_no"]]
-        return [[a, b, int(s), int(n)] for a, b, s, n in sub.itertuples(index=False)]
+        return [[a, None if pd.isna(b) else b, int(s), int(n)]
+                for a, b, s, n in sub.itertuples(index=False)]  # fmt: skip
 
     return {"area_discrepancies": keys(wrong), "zoning_conflicts": keys(conflicts)}
