@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from layers.catalogue import LAYERS
 from layers.model import Access, Field, Layer
 
@@ -67,3 +69,23 @@ def readable_layers(who: Principal) -> tuple[Layer, ...]:
 
 def readable_fields(layer: Layer, who: Principal) -> tuple[Field, ...]:
     return tuple(f for f in layer.fields if can_read_field(f, who))
+
+
+def row_filter(layer: Layer, who: Principal, alias: str = "t") -> sql.Composable | None:
+    """SQL condition hiding the rows this principal may not see (None: sees every row)."""
+    parts = [
+        sql.SQL("{} <> ALL({})").format(
+            sql.Identifier(alias, rule.field), sql.Literal(list(rule.values)))
+        for rule in layer.row_rules
+        if ADMIN not in who.roles and not who.roles & set(rule.roles)
+    ]
+    return sql.SQL(" AND ").join(parts) if parts else None
+
+
+def is_sensitive_read(layer: Layer, who: Principal) -> bool:
+    """Reads the audit log must record: restricted or secret layers, fields or rows."""
+    if layer.access in (Access.RESTRICTED, Access.SECRET):
+        return True
+    if any(f.access in (Access.RESTRICTED, Access.SECRET) for f in readable_fields(layer, who)):
+        return True
+    return bool(layer.row_rules) and row_filter(layer, who) is None

@@ -6,7 +6,7 @@ collections, map layers, export schemas and access rules follow from it.
 
 from __future__ import annotations
 
-from layers.model import Access, Field, Layer, Overview, Style
+from layers.model import Access, Field, Layer, Overview, RowRule, Style
 
 F = Field
 
@@ -238,7 +238,7 @@ LAYERS: tuple[Layer, ...] = (
             F("range_m", "int", "Tầm quan sát (m)", "Range (m)", "TAMXA"),
             F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=STATUS_VALUES),
             F("stream_url", "str", "Địa chỉ luồng video", "Stream URL", "LUONGVIDEO",
-              access=Access.RESTRICTED, roles=("security_officer",)),
+              access=Access.RESTRICTED, roles=("security_officer",), in_tiles=False),
         ),
         style=Style(color="#2c7fb8", radius=5, by="status",
                     palette={"online": "#2c7fb8", "offline": "#bdbdbd",
@@ -276,6 +276,7 @@ LAYERS: tuple[Layer, ...] = (
         table="incidents",
         geometry_type="Point",
         access=Access.INTERNAL,
+        row_rules=(RowRule("category", ("security_event",), ("security_officer", "leader")),),
         time_column="reported_at",
         fields=(
             F("category", "str", "Lĩnh vực", "Category", "LINHVUC", values=INCIDENT_CATEGORIES),

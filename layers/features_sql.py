@@ -39,6 +39,8 @@ class FeatureQuery:
     equals: dict[str, object] = field(default_factory=dict)
     # Extra condition (CQL2) composed elsewhere, already safe SQL.
     condition: sql.Composable | None = None
+    # Rows the caller may not see (layers.access.row_filter); part of every query, counts too.
+    restrict: sql.Composable | None = None
     sortby: Sequence[tuple[str, bool]] = ()  # (field name, ascending)
     out_srid: int = 4326
     swap_axes: bool = False
@@ -49,7 +51,7 @@ class FeatureQuery:
     def filtered(self) -> bool:
         return bool(
             self.bbox or self.time_range or self.equals or self.condition is not None
-            or self.feature_id is not None
+            or self.feature_id is not None or self.restrict is not None
         )
 
 
@@ -95,6 +97,8 @@ def where(q: FeatureQuery) -> tuple[sql.Composable, list]:
         params.append(value)
     if q.condition is not None:
         parts.append(q.condition)
+    if q.restrict is not None:
+        parts.append(q.restrict)
     if not parts:
         return sql.SQL("TRUE"), params
     return sql.SQL(" AND ").join(sql.SQL("({})").format(p) for p in parts), params

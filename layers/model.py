@@ -54,6 +54,16 @@ class Style:
 
 
 @dataclass(frozen=True)
+class RowRule:
+    """Rows whose `field` takes one of `values` are hidden from everyone but `roles` (and admin):
+    e.g. security events inside the incidents layer that operators otherwise see."""
+
+    field: str
+    values: tuple[str, ...]
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Overview:
     """A dissolved, simplified copy of a dense polygon layer for low-zoom tiles.
 
@@ -92,6 +102,7 @@ class Layer:
     min_zoom: int = 0
     max_zoom: int = 22
     overview: Overview | None = None
+    row_rules: tuple[RowRule, ...] = ()
     keywords: tuple[str, ...] = ()
 
     def field(self, name: str) -> Field:

@@ -13,6 +13,7 @@ from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from gis.db import connection
+from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
 from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched
 from layers.model import Layer
@@ -47,6 +48,10 @@ class _CatalogueProvider:
         self.layer = get_layer(provider_def["data"])
         visible = provider_def.get("properties") or list(self.layer.field_names)
         self.visible_fields = [self.layer.field(n) for n in visible]
+        options = provider_def.get("options") or {}
+        who = Principal(None if options.get("anonymous", True) else "profile",
+                        frozenset(options.get("roles", ())))
+        self.restrict = row_filter(self.layer, who)
 
 
 class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
@@ -70,7 +75,7 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
         if select_properties:
             fields = [f for f in fields if f.name in select_properties]
         q = FeatureQuery(layer=self.layer, fields=fields, limit=int(limit), offset=int(offset),
-                         skip_geometry=bool(skip_geometry))
+                         skip_geometry=bool(skip_geometry), restrict=self.restrict)
         if bbox:
             q.bbox = tuple(float(v) for v in bbox[:4])
         if properties:
@@ -100,7 +105,8 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
             fid = int(identifier)
         except (TypeError, ValueError):
             raise ProviderItemNotFoundError(f"feature {identifier!r} not found") from None
-        q = FeatureQuery(layer=self.layer, fields=self.visible_fields, feature_id=fid, limit=1)
+        q = FeatureQuery(layer=self.layer, fields=self.visible_fields, feature_id=fid, limit=1,
+                         restrict=self.restrict)
         with connection() as conn:
             row = fetch_one(conn, q)
         if row is None:
@@ -137,7 +143,8 @@ class PostGISTileProvider(_CatalogueProvider, BaseMVTProvider):
     def get_tiles(self, layer=None, tileset=None, z=None, y=None, x=None, format_=None):
         try:
             with connection() as conn:
-                return render_tile(conn, self.layer, self.visible_fields, int(z), int(x), int(y))
+                return render_tile(conn, self.layer, self.visible_fields, int(z), int(x), int(y),
+                                   self.restrict)
         except TileOutOfRange:
             return ProviderTileNotFoundError
 

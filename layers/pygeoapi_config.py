@@ -56,6 +56,8 @@ def _iso(v: dt.date | dt.datetime) -> str:
 
 def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict:
     fields = [f.name for f in readable_fields(layer, who)]
+    # The providers re-derive row rules from the roles (pygeoapi hands them only their config).
+    audience = {"anonymous": who.anonymous, "roles": sorted(who.roles)}
     return {
         "type": "collection",
         "title": {"vi": layer.title_vi, "en": layer.title_en},
@@ -77,6 +79,7 @@ def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict
                 "properties": fields,
                 "crs": supported_crs_uris(),
                 "storage_crs": CRS84_URI,
+                "options": audience,
             },
             {
                 "type": "tile",
@@ -86,6 +89,7 @@ def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict
                 "options": {
                     "zoom": {"min": layer.min_zoom, "max": layer.max_zoom},
                     "schemes": ["WebMercatorQuad"],
+                    **audience,
                 },
                 "format": {"name": "mvt", "mimetype": "application/vnd.mapbox-vector-tile"},
             },

@@ -58,16 +58,19 @@ def _tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float, fl
     return xmin, ymax - size, xmin + size, ymax, size / EXTENT
 
 
-def _count_points(conn: psycopg.Connection, layer: Layer, bounds: tuple) -> int:
+def _count_points(conn: psycopg.Connection, layer: Layer, bounds: tuple,
+                  restrict: sql.Composable | None) -> int:
     q = sql.SQL(
-        "SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {g} && ST_Transform("
-        "ST_MakeEnvelope(%s, %s, %s, %s, 3857), 4326) LIMIT %s) s"
-    ).format(t=sql.Identifier(layer.table), g=sql.Identifier(layer.geometry_column))
+        "SELECT count(*) FROM (SELECT 1 FROM {t} AS t WHERE {g} && ST_Transform("
+        "ST_MakeEnvelope(%s, %s, %s, %s, 3857), 4326) AND {r} LIMIT %s) s"
+    ).format(t=sql.Identifier(layer.table), g=sql.Identifier("t", layer.geometry_column),
+             r=restrict if restrict is not None else sql.SQL("TRUE"))
     return conn.execute(q, [*bounds[:4], POINT_CLUSTER_THRESHOLD + 1]).fetchone()[0]
 
 
 def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
-             aggregate: bool = False) -> tuple[sql.Composed, list]:
+             aggregate: bool = False, restrict: sql.Composable | None = None,
+             ) -> tuple[sql.Composed, list]:
     xmin, ymin, xmax, ymax, pixel = _tile_bounds(z, x, y)
     margin = pixel * BUFFER
     geom = sql.Identifier("t", layer.geometry_column)
@@ -78,6 +81,7 @@ def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
     envelope = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, 3857)")
     env_params = [xmin, ymin, xmax, ymax]
     name = sql.Literal(layer.id)
+    allowed = restrict if restrict is not None else sql.SQL("TRUE")
 
     if aggregate:
         cell = pixel * CLUSTER_CELL
@@ -86,20 +90,21 @@ def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
             " SELECT count(*)::int AS count, ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(avg(px), avg(py)),"
             " 3857), {env}, {extent}, {buffer}, true) AS geom FROM ("
             "  SELECT ST_X(p) AS px, ST_Y(p) AS py FROM ("
-            "   SELECT ST_Transform({geom}, 3857) AS p FROM {table} AS t WHERE {geom} && {box}) a) b"
+            "   SELECT ST_Transform({geom}, 3857) AS p FROM {table} AS t WHERE {geom} && {box}"
+            "   AND {allowed}) a) b"
             " GROUP BY floor(px / %s), floor(py / %s)) m"
         ).format(name=name, extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER), env=envelope,
-                 geom=geom, table=table, box=box)
+                 geom=geom, table=table, box=box, allowed=allowed)
         return query, [*env_params, *box_params, cell, cell]
 
-    if layer.overview is not None and z < layer.overview.below_zoom:
+    if layer.overview is not None and z < layer.overview.below_zoom and restrict is None:
         return _overview_tile_sql(layer, fields, envelope, env_params, pixel)
 
     props = [sql.SQL("{} AS {}").format(_mvt_value(f), sql.Identifier(f.name))
              for f in fields if f.in_tiles]
     select_props = sql.SQL(", ").join([sql.SQL("t.{} AS id").format(sql.Identifier(layer.id_column)),
                                        *props])
-    where = [sql.SQL("{} && {}").format(geom, box)]
+    where = [sql.SQL("{} && {}").format(geom, box), allowed]
     params = [*env_params, *box_params]
     if layer.geometry_type != "Point":
         # Features smaller than a screen pixel are invisible: skip them by their bounding box.
@@ -144,12 +149,14 @@ def _overview_tile_sql(layer: Layer, fields: Sequence[Field], envelope: sql.Comp
 
 
 def render_tile(conn: psycopg.Connection, layer: Layer, fields: Sequence[Field],
-                z: int, x: int, y: int) -> bytes:
-    """The MVT bytes of one tile (empty bytes for an empty tile)."""
+                z: int, x: int, y: int, restrict: sql.Composable | None = None) -> bytes:
+    """The MVT bytes of one tile (empty bytes for an empty tile); `restrict` hides rows the
+    caller may not see (layers.access.row_filter)."""
     check_tile(layer, z, x, y)
     aggregate = False
     if layer.geometry_type == "Point":
-        aggregate = _count_points(conn, layer, _tile_bounds(z, x, y)) > POINT_CLUSTER_THRESHOLD
-    query, params = tile_sql(layer, fields, z, x, y, aggregate=aggregate)
+        count = _count_points(conn, layer, _tile_bounds(z, x, y), restrict)
+        aggregate = count > POINT_CLUSTER_THRESHOLD
+    query, params = tile_sql(layer, fields, z, x, y, aggregate=aggregate, restrict=restrict)
     data = conn.execute(query, params).fetchone()[0]
     return bytes(data) if data else b""

@@ -181,7 +181,8 @@ CASES = [
       '{"op": "and", "args": [{"op": "s_intersects", "args": [{"property": "geom"},'
       ' {"bbox": [$minx, $miny, $midx, $midy]}]},'
       ' {"op": "=", "args": [{"property": "severity"}, 1]}]}',
-      "geom && ST_MakeEnvelope($minx, $miny, $midx, $midy, 4326) AND severity = 1"),
+      # Exact for points (&& compares float4-rounded boxes and admits points just outside).
+      "ST_X(geom) BETWEEN $minx AND $midx AND ST_Y(geom) BETWEEN $miny AND $midy AND severity = 1"),
     # --- admin units: diacritics, open validity, temporal intervals of properties -----------
     C("level-current", "admin_units", "level = 'commune' AND valid_to IS NULL",
       '{"op": "and", "args": [{"op": "=", "args": [{"property": "level"}, "commune"]},'

@@ -73,7 +73,8 @@ def test_gdal_reads_every_feature_like_the_database(live_server, conn, layer, sr
            for fid, row in zip(df.index, df.to_dict("records"), strict=True)}
     assert got.keys() == expected.keys()
     mismatches = [(k, got[k], expected[k]) for k in expected if got[k] != expected[k]]
-    assert not mismatches, [(k, {n: (v, e[n]) for n, v in g.items() if v != e[n]}) for k, g, e in mismatches[:3]]
+    assert not mismatches, [(k, {n: (v, e[n]) for n, v in g.items() if v != e[n]})
+                            for k, g, e in mismatches[:3]]
     # Geometries sit where PostGIS (equal to pyproj, see test_migrations) puts them.
     extent = conn.execute(sql.SQL(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
@@ -113,3 +114,27 @@ def test_owslib_pages_through_a_collection_to_the_end(live_server, conn) -> None
     total = conn.execute("SELECT count(*) FROM admin_units").fetchone()[0]
     assert len(seen) == len(set(seen)) == total
     assert page["numberMatched"] == total
+
+
+def test_gdal_with_credentials_reads_a_restricted_layer(live_server, conn) -> None:
+    """QGIS/GDAL authenticate with HTTP Basic (GDAL_HTTP_AUTH/GDAL_HTTP_USERPWD); without the
+    credentials the internal layers are not even listed."""
+    import uuid
+
+    from gis.auth import users
+
+    name, password = f"gdal{uuid.uuid4().hex[:8]}", "mật-khẩu-đủ-dài-1"
+    users.add_user(conn, name, password, roles=["security_officer"])
+    try:
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BASIC",
+                                         "GDAL_HTTP_USERPWD": f"{name}:{password}"})
+        names = {n for n, _ in pyogrio.list_layers(f"OAPIF:{live_server}/ogc")}
+        df = pyogrio.read_dataframe(f"OAPIF:{live_server}/ogc", layer="cameras", PAGE_SIZE="10000")
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_USERPWD": None})
+        conn.execute("DELETE FROM users WHERE username = %s", (name,))
+    assert {"incidents", "cameras"} <= names
+    assert len(df) == conn.execute("SELECT count(*) FROM cameras").fetchone()[0]
+    assert df["stream_url"].str.startswith("rtsp://").all()  # restricted field, visible to this role
+    anonymous = {n for n, _ in pyogrio.list_layers(f"OAPIF:{live_server}/ogc")}
+    assert "cameras" not in anonymous and "incidents" not in anonymous

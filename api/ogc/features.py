@@ -21,7 +21,7 @@ from api.ogc.params import filter_value, items_query, output_crs
 from gis.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
 from gis.db import connection
 from gis.settings import get_settings
-from layers.access import Principal, can_read, readable_fields
+from layers.access import Principal, can_read, readable_fields, row_filter
 from layers.catalogue import get_layer
 from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched, stream_features
 from layers.model import Layer
@@ -73,6 +73,7 @@ def build_query(layer: Layer, who: Principal, params: dict[str, str]) -> Feature
 
     fields = readable_fields(layer, who)
     q = items_query(layer, fields, params)
+    q.restrict = row_filter(layer, who)
     spec = filter_value(params)
     if spec is not None:
         try:
@@ -151,7 +152,7 @@ def item(layer: Layer, who: Principal, feature_id: str, request: Request) -> Res
         raise not_found(f"feature {feature_id!r} not found in collection {layer.id!r}") from None
     srid, swap, crs_uri = output_crs(params)
     q = FeatureQuery(layer=layer, fields=readable_fields(layer, who), feature_id=fid, limit=1,
-                     out_srid=srid, swap_axes=swap)
+                     out_srid=srid, swap_axes=swap, restrict=row_filter(layer, who))
     with connection() as conn:
         row = fetch_one(conn, q)
     if row is None:

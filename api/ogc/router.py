@@ -13,6 +13,9 @@ from api.ogc import features, tiles
 from api.ogc.bridge import PygeoapiBridge
 from api.ogc.params import wants_html
 from api.security import Who
+from gis import audit
+from layers.access import Principal, is_sensitive_read
+from layers.model import Layer
 
 BRIDGE = PygeoapiBridge()
 router = APIRouter(prefix="/ogc", tags=["OGC API"])
@@ -64,6 +67,7 @@ async def schema(collection_id: str, request: Request,
 async def items(collection_id: str, request: Request,
                 who: Who) -> Response:
     layer = features.readable_layer(collection_id, who)
+    await audit_sensitive_read(layer, who, request, {"items": dict(request.query_params)})
     if wants_html(request.query_params, request.headers.get("accept", "")):
         return await BRIDGE.call(itemtypes_api.get_collection_items, request, who, collection_id)
     return await run_in_threadpool(features.items, layer, who, request)
@@ -73,6 +77,7 @@ async def items(collection_id: str, request: Request,
 async def item(collection_id: str, feature_id: str, request: Request,
                who: Who) -> Response:
     layer = features.readable_layer(collection_id, who)
+    await audit_sensitive_read(layer, who, request, {"id": feature_id})
     if wants_html(request.query_params, request.headers.get("accept", "")):
         return await BRIDGE.call(itemtypes_api.get_collection_item, request, who, collection_id,
                                  feature_id)
@@ -107,7 +112,14 @@ async def collection_tiles_metadata(collection_id: str, tms: str, request: Reque
 
 
 @router.get("/collections/{collection_id}/tiles/{tms}/{z}/{y}/{x}")
-def collection_tile(collection_id: str, tms: str, z: str, y: str, x: str, request: Request,
-                    who: Who) -> Response:
+async def collection_tile(collection_id: str, tms: str, z: str, y: str, x: str, request: Request,
+                          who: Who) -> Response:
     layer = features.readable_layer(collection_id, who)
-    return tiles.tile(layer, who, tms, z, y, x, request)
+    await audit_sensitive_read(layer, who, request, {"tile": [tms, z, y, x]})
+    return await run_in_threadpool(tiles.tile, layer, who, tms, z, y, x, request)
+
+
+async def audit_sensitive_read(layer: Layer, who: Principal, request: Request, target: dict) -> None:
+    """Every read of restricted or secret data (layers, fields or rows) leaves an audit row."""
+    if is_sensitive_read(layer, who):
+        await audit.record_async(who, "read", request=request, layer=layer.id, target=target)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from api.ogc.errors import bad_parameter, not_found
 from gis.db import connection
-from layers.access import Access, Principal, readable_fields
+from layers.access import Access, Principal, readable_fields, row_filter
 from layers.model import Layer
 from layers.tiles_sql import TileOutOfRange, render_tile
 
@@ -85,7 +85,7 @@ def tile(layer: Layer, who: Principal, tms: str, z: str, y: str, x: str, request
         fields = readable_fields(layer, who)
         try:
             with connection() as conn:
-                data = render_tile(conn, layer, fields, zi, xi, yi)
+                data = render_tile(conn, layer, fields, zi, xi, yi, row_filter(layer, who))
         except TileOutOfRange as e:
             raise not_found(str(e)) from None
         etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'

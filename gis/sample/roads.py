@@ -223,9 +223,8 @@ def build_roads(p: Province, v: Villages, seed: int) -> RoadNet:
 
     sec = _secondary(p, v, land_all, rng)
     parts, _ = line_parts(sec, min_length=30.0)
-    pieces = shapely.intersection(parts[:, None], communes[None, :])
-    ii, cc = np.nonzero(~shapely.is_empty(pieces))
-    sp, si = line_parts(pieces[ii, cc], min_length=30.0)
+    ii, cc = shapely.STRtree(communes).query(parts, predicate="intersects")
+    sp, si = line_parts(shapely.intersection(parts[ii], communes[cc]), min_length=30.0)
     district_road_no = rng.permutation(np.arange(1, len(parts) + 1))
     rows += [
         (f"Đường huyện ĐH.{district_road_no[ii[s]]:02d}", "secondary", int(cc[s]), g)
@@ -278,11 +277,11 @@ def build_roads(p: Province, v: Villages, seed: int) -> RoadNet:
     # Densely sampled curves carry no information below a metre; fewer vertices make every
     # overlay downstream (corridors, blocks) much cheaper.
     df["geom"] = shapely.simplify(df["geom"].to_numpy(), 1.0)
-    spec = df["road_class"].map(CLASS_SPEC)
-    lo = spec.map(lambda s: s[0]).to_numpy()
-    hi = spec.map(lambda s: s[1]).to_numpy()
+    cls = df["road_class"]
+    lo = cls.map({k: v[0] for k, v in CLASS_SPEC.items()}).to_numpy()
+    hi = cls.map({k: v[1] for k, v in CLASS_SPEC.items()}).to_numpy()
     df["lanes"] = (lo + (rng.random(len(df)) * (hi - lo + 1)).astype(int)).astype(int)
-    df["max_speed"] = spec.map(lambda s: s[2]).to_numpy()
+    df["max_speed"] = cls.map({k: v[2] for k, v in CLASS_SPEC.items()}).to_numpy()
     ward = p.communes["is_ward"].to_numpy()[df["commune"].to_numpy()]
     local = (df["road_class"] == "local").to_numpy()
     df.loc[local & ward, "max_speed"] = 40
