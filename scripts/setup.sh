@@ -114,6 +114,16 @@ ensure_gdal_tools() {
     command -v ogrinfo >/dev/null 2>&1 || apt_install gdal-bin
 }
 
+# What the tests drive besides the database: Debian's Chromium (Playwright uses it, never a
+# downloaded browser), GDAL's command-line tools, and DejaVu fonts (Vietnamese in PDF extracts).
+ensure_test_tools() {
+    local missing=()
+    command -v ogrinfo >/dev/null 2>&1 || missing+=(gdal-bin)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 # create_database NAME: role geoioc owns it; postgis etc. created by the superuser.
 create_database() {
     local db=$1
@@ -161,6 +171,7 @@ if [ -n "${GEOIOC_DATABASE_URL:-}" ]; then
 else
     ensure_postgres
     ensure_gdal_tools
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_install fonts-dejavu-core
     if [ "$MODE" = test ]; then
         create_database geoioc_test
         create_database geoioc_test_empty
@@ -173,8 +184,16 @@ else
 fi
 
 GEOIOC="$VENV/bin/geoioc"
-"$GEOIOC" db migrate
-"$GEOIOC" sample load --if-empty
+if [ "$MODE" = test ]; then
+    ensure_test_tools
+    # A fresh schema and sample every run: tests never see data from an older generator, and
+    # the downgrade/upgrade round trip runs on a real database first.
+    "$GEOIOC" db reset --yes
+    "$GEOIOC" sample load
+else
+    "$GEOIOC" db migrate
+    "$GEOIOC" sample load --if-empty
+fi
 
 case "$MODE" in
 prepare)

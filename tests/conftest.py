@@ -54,8 +54,11 @@ def live_server(db_url: str):
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    # Offline map (no basemap) and no anonymous rate limit: the browser tests load many tiles.
     env = {**os.environ, "GEOIOC_DATABASE_URL": db_url, "GEOIOC_PORT": str(port),
-           "GEOIOC_PUBLIC_URL": url}
+           "GEOIOC_PUBLIC_URL": url, "GEOIOC_BASEMAP_URL": "",
+           "GEOIOC_RATE_LIMIT_ANONYMOUS_BURST": "100000",
+           "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000"}
     geoioc = Path(sys.executable).parent / "geoioc"
     proc = subprocess.Popen([str(geoioc), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

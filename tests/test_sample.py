@@ -76,7 +76,7 @@ def test_admin_hierarchy_and_reform(conn):
     ).fetchone()
     old = sum(r[2] for r in communes)
     assert new[1] == 1 and new[2] == "24"
-    assert 0.6 * old < new[0] < 0.85 * old
+    assert 0.6 * old < new[0] < 0.9 * old
     assert conn.execute(
         "SELECT count(*) FROM admin_units WHERE valid_to IS NULL AND level = 'district'"
     ).fetchone()[0] == 0

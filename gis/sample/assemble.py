@@ -144,7 +144,7 @@ def generate(
     cameras = cameras.assign(
         fov=to_storage(cameras["fov"].to_numpy()), geom=to_storage(cameras["geom"].to_numpy())
     )
-    sensors_tab = sensors.drop(columns=["site"]).assign(
+    sensors_tab = sensors.drop(columns=["site", "station"]).assign(
         geom=to_storage(sensors["geom"].to_numpy())
     )
     incidents = incidents.assign(geom=to_storage(incidents["geom"].to_numpy()))

@@ -26,6 +26,7 @@ from layers.catalogue import INCIDENT_CATEGORIES, INCIDENT_SOURCES, SEVERITIES
 INCIDENTS_PER_SCALE = 50_000
 DAYS = 730
 LOCAL_UTC_OFFSET_H = 7
+BOUNDARY_MARGIN = 0.05  # m; see the commune join in build_incidents
 
 SHARES = {
     "traffic_accident": 0.28, "public_order": 0.24, "fire": 0.06, "environment": 0.12,
@@ -234,9 +235,19 @@ def build_incidents(
         resolve_h[ix] = RESOLVE_H[cat] * rng.lognormal(0, 0.9, ix.size)
     _status(df, resolve_h, as_of, rng)
 
-    # Post-2025 commune containing each point (points on a boundary take the first match).
+    # Post-2025 commune containing each point. Stored edges are straight in lon/lat, not in
+    # metres, so a boundary moves by up to a few millimetres in the transform: points that
+    # close to a shared boundary (road pieces end on it) are moved half a metre off it first.
     new = p.new_communes
     tree = shapely.STRtree(new["geom"].to_numpy())
+    for angle in np.radians(np.arange(0, 360, 45) + 20):
+        near, _ = tree.query(shapely.points(xy), predicate="dwithin", distance=BOUNDARY_MARGIN)
+        shared = np.flatnonzero(np.bincount(near, minlength=n) > 1)
+        if not shared.size:
+            break
+        moved = xy[shared] + 0.5 * np.array([np.cos(angle), np.sin(angle)])
+        ok = shapely.contains_xy(outline, moved[:, 0], moved[:, 1])
+        xy[shared[ok]] = moved[ok]
     pts = shapely.points(xy)
     pi, ci = tree.query(pts, predicate="intersects")
     first = np.unique(pi, return_index=True)[1]

@@ -10,7 +10,6 @@ fish ponds near the river, industrial zones (SKK) along the trunk roads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -175,7 +174,7 @@ def build_landuse(p: Province, rn: RoadNet, v: Villages, seed: int) -> LandUse:
 
     area = shapely.area(blocks)
     xy = shapely.get_coordinates(shapely.point_on_surface(blocks))
-    code = _assign_codes(p, rn, v, xy, area, commune, rng)
+    code = _assign_codes(p, v, xy, area, commune, rng)
     industrial = _industrial_sites(p, rn, v, rng)
     if len(industrial):
         d = np.hypot(
@@ -199,17 +198,17 @@ def build_landuse(p: Province, rn: RoadNet, v: Villages, seed: int) -> LandUse:
 
     # One plan per old district, approved on a district-specific date in 2021-2022.
     district = p.communes["district_code"].to_numpy()[zone_df["commune"].to_numpy()]
-    names = dict(zip(p.districts["code"], p.districts["name"], strict=True))
-    days = {c: int(rng.integers(0, 540)) for c in p.districts["code"]}
-    zone_df["plan_name"] = [f"{PLAN_NAME} – {names[d]}" for d in district]
-    zone_df["approved_on"] = [date.fromordinal(date(2021, 3, 1).toordinal() + days[d])
-                              for d in district]  # fmt: skip
+    codes = p.districts["code"]
+    plan = dict(zip(codes, PLAN_NAME + " – " + p.districts["name"], strict=True))
+    approved = dict(zip(codes, np.datetime64("2021-03-01") + rng.integers(0, 540, len(codes)),
+                        strict=True))  # fmt: skip
+    zone_df["plan_name"] = pd.Series(district).map(plan).to_numpy()
+    zone_df["approved_on"] = pd.Series(district).map(approved).to_numpy()
     return LandUse(block_df, zone_df, industrial)
 
 
 def _assign_codes(
     p: Province,
-    rn: RoadNet,
     v: Villages,
     xy: NDArray[np.float64],
     area: NDArray[np.float64],

@@ -81,9 +81,13 @@ def load_sample(
 ) -> Sample:
     """Generate the sample and load it in a single transaction; returns the Sample.
 
-    Raises SampleExistsError if any sample table already has rows and replace is False; with
-    replace=True those tables are truncated first (identities restarted). Nothing is left
-    half-loaded: any error rolls the whole transaction back.
+    `conn_or_url` is a database URL (a connection is opened and closed here) or a psycopg
+    connection, which is left open; if it already has a transaction open, the load runs in a
+    savepoint of it and the caller commits. Raises SampleExistsError, before generating
+    anything, if a sample table already has rows and replace is False; with replace=True those
+    tables are truncated first (identities restarted; land_use_codes is left alone). Nothing is
+    left half-loaded: any error rolls the whole load back. sample_info gets one row with the
+    parameters, the data hash and the planted anomalies.
     """
     with (
         _Progress(progress, len(STEPS) + len(TABLES) + 2) as bar,
@@ -110,11 +114,10 @@ def load_sample(
         sensor_ids: dict[str, int] = {}
         for table in TABLES:
             bar.step(f"Loading {table} ({len(sample.tables[table]):,} rows)")
-            update_hash(h, table, table_text(sample, table, for_hash=True))
-            if table == "observations":
+            text = table_text(sample, table, for_hash=True)
+            update_hash(h, table, text)
+            if table == "observations":  # hashed with sensor codes, loaded with their ids
                 text = table_text(sample, table, sensor_ids=sensor_ids)
-            else:
-                text = table_text(sample, table)
             _copy(cur, table, text)
             del text
             if table == "sensors":

@@ -10,7 +10,6 @@ on flat arrays over all blocks at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -50,7 +49,7 @@ WHOLE_BLOCK_MAX = 60_000.0  # a bigger "whole block" is still split, in 15,000 m
 # Documented plausible area ranges (m²) per code; tests check that most parcels are inside.
 AREA_RANGE = {
     "ODT": (60, 300), "ONT": (60, 300), "LUC": (500, 3000), "CLN": (150, 2500),
-    "NTS": (500, 8000), "SKK": (2000, 80000), "SKC": (500, 8000), "TMD": (100, 2000),
+    "NTS": (500, 8000), "SKK": (2000, 80000), "SKC": (300, 8000), "TMD": (100, 2000),
 }  # fmt: skip
 RESIDENTIAL = ("ODT", "ONT")
 AGRICULTURAL = ("LUC", "CLN", "NTS")
@@ -100,7 +99,7 @@ def cut_lots(blocks: pd.DataFrame, rng: np.random.Generator) -> tuple[NDArray, N
     codes = blocks["code"].to_numpy()
     nb = len(blocks)
     target, depth, whole = _lot_shape(codes)
-    whole &= blocks["area"].to_numpy() <= WHOLE_BLOCK_MAX
+    whole = whole & (blocks["area"].to_numpy() <= WHOLE_BLOCK_MAX)
 
     rect = shapely.get_coordinates(shapely.oriented_envelope(geoms)).reshape(nb, 5, 2)
     p0 = rect[:, 0]
@@ -295,6 +294,11 @@ def build_parcels(p: Province, lu: LandUse, seed: int, scale: float) -> Parcels:
     return Parcels(df, planted, done)
 
 
+def _digits(values: NDArray[np.int64], width: int) -> NDArray[np.object_]:
+    """Zero-padded decimal strings, vectorised."""
+    return np.strings.zfill(values.astype(np.int64).astype(str), width).astype(object)
+
+
 def _attributes(df: pd.DataFrame, p: Province, seed: int) -> pd.DataFrame:
     rng = stream(seed, "parcel_attrs")
     n = len(df)
@@ -321,11 +325,10 @@ def _attributes(df: pd.DataFrame, p: Province, seed: int) -> pd.DataFrame:
     born = rng.integers(1945, 2001, n)
     century_sex = np.where(born >= 2000, 2, 0) + np.where(male, 0, 1)
     tail = rng.integers(0, 1_000_000, n)
-    ids = pd.Series(born % 100).map("{:02d}".format).to_numpy(dtype=object)
-    ids = "027" + century_sex.astype(str).astype(object) + ids
-    ids = ids + pd.Series(tail).map("{:06d}".format).to_numpy(dtype=object)
+    # Citizen ID (CCCD): province of birth (027 = Bắc Ninh), century and sex, year, serial.
+    ids = 27 * 10**9 + century_sex * 10**8 + (born % 100) * 10**6 + tail
+    user_id = _digits(ids, 12)
     user = persons.copy()
-    user_id = ids
     user[biz] = company_names(rng, int(biz.sum()))
     old_names = c["name"].to_numpy()[ci]
     user[public] = "UBND " + old_names[public]
@@ -334,19 +337,18 @@ def _attributes(df: pd.DataFrame, p: Province, seed: int) -> pd.DataFrame:
     df["land_user_id"] = user_id
 
     series = np.asarray(CERT_SERIES, dtype=object)[rng.integers(0, len(CERT_SERIES), n)]
-    num = pd.Series(rng.integers(0, 1_000_000, n)).map("{:06d}".format).to_numpy(dtype=object)
-    cert = series + " " + num
+    cert = series + " " + _digits(rng.integers(0, 1_000_000, n), 6)
     df["certificate_no"] = np.where(rng.random(n) < 0.08, None, cert)
 
-    until = np.full(n, None, dtype=object)
-    base = date(2063, 10, 15)
-    other = np.array(
-        [date(2043 + int(k), 1, 1) for k in range(30)], dtype=object
-    )[rng.integers(0, 30, n)]
-    until[agri] = np.where(rng.random(n) < 0.85, base, other)[agri]
-    lease_end = np.array(
-        [date(2050 + int(k), 6, 30) for k in range(25)], dtype=object
-    )[rng.integers(0, 25, n)]
+    # Residential land is held permanently (no end date); farm land until the term the 2013
+    # Land Law set (15 Oct 2063) or an older allocation's; leases for 30-50 years.
+    until = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    other = (np.datetime64("2043", "Y") + rng.integers(0, 30, n)).astype("datetime64[D]")
+    farm = np.where(rng.random(n) < 0.85, np.datetime64("2063-10-15"), other)
+    until[agri] = farm[agri]
+    lease_end = (np.datetime64("2050-06", "M") + 12 * rng.integers(0, 25, n)).astype(
+        "datetime64[D]"
+    ) + np.timedelta64(29, "D")  # 30 June
     until[biz] = lease_end[biz]
     df["use_until"] = until
 
@@ -373,7 +375,7 @@ def _plant(df: pd.DataFrame, seed: int, scale: float) -> dict[str, list[list]]:
         raise RuntimeError("not enough rice parcels to plant zoning conflicts")
     conflicts = np.sort(rng.choice(luc, n_each, replace=False))
     df.loc[conflicts, "land_use_codes"] = "{ONT}"
-    df.loc[conflicts, "use_until"] = None
+    df.loc[conflicts, "use_until"] = np.datetime64("NaT")
     df.loc[conflicts, "origin"] = "transfer"
 
     cand = np.setdiff1d(np.flatnonzero(area >= 200), conflicts)

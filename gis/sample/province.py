@@ -289,6 +289,9 @@ def build_province(seed: int) -> Province:
     )
     pop = np.bincount(face_commune, weights=people, minlength=nc)
     pop *= rng_c.lognormal(0.0, 0.12, nc)
+    # Small communes were merged long before 2025: few have fewer than 5,000 people.
+    low = pop < 5000
+    pop[low] = 5000 + rng_c.uniform(0, 1500, int(low.sum()))
     pop = np.clip(np.round(pop, -1), 5000, 40000).astype(int)
 
     district_codes = np.array([d[0] for d in DISTRICTS])

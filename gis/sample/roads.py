@@ -223,13 +223,20 @@ def build_roads(p: Province, v: Villages, seed: int) -> RoadNet:
 
     sec = _secondary(p, v, land_all, rng)
     parts, _ = line_parts(sec, min_length=30.0)
+    # Longer links are district roads, numbered ĐH.01.. per district (of their midpoint);
+    # short ones between neighbouring villages stay unnamed.
+    mid = shapely.line_interpolate_point(parts, 0.5, normalized=True)
+    district = p.communes["district_code"].to_numpy()[
+        shapely.STRtree(communes).query_nearest(mid, all_matches=False)[1]
+    ]
+    names = np.full(len(parts), None, dtype=object)
+    named = np.flatnonzero(shapely.length(parts) >= 1500)
+    for d in np.unique(district[named]):
+        ix = named[district[named] == d]
+        names[ix] = [f"Đường huyện ĐH.{k:02d}" for k in rng.permutation(len(ix)) + 1]
     ii, cc = shapely.STRtree(communes).query(parts, predicate="intersects")
     sp, si = line_parts(shapely.intersection(parts[ii], communes[cc]), min_length=30.0)
-    district_road_no = rng.permutation(np.arange(1, len(parts) + 1))
-    rows += [
-        (f"Đường huyện ĐH.{district_road_no[ii[s]]:02d}", "secondary", int(cc[s]), g)
-        for s, g in zip(si, sp, strict=True)
-    ]
+    rows += [(names[ii[s]], "secondary", int(cc[s]), g) for s, g in zip(si, sp, strict=True)]
 
     # Streets per commune: field roads everywhere, dense alleys in village cores; wards get
     # an urban grid with named streets.
@@ -256,12 +263,16 @@ def build_roads(p: Province, v: Villages, seed: int) -> RoadNet:
         ext = shapely.simplify(ext, 1.0)
         g = shapely.intersection(ext, lands[ci])
         parts, pi = line_parts(g, min_length=25.0)
-        names = np.full(len(parts), None, dtype=object)
+        # A ward's through streets carry names (one per grid line, all its pieces alike).
+        is_alley_line = np.concatenate(alley)
+        line_name = np.full(len(is_alley_line), None, dtype=object)
         if c.is_ward:
-            long_ = shapely.length(parts) > 400
-            names[long_] = "Đường " + street_names[r.integers(0, len(street_names), long_.sum())]
+            through = np.flatnonzero(~is_alley_line)
+            picks = street_names[r.permutation(len(street_names))]
+            line_name[through] = "Đường " + np.resize(picks, len(through))
+        names = line_name[ei][pi]
         hw = LOCAL_HALF_WIDTH_WARD if c.is_ward else LOCAL_HALF_WIDTH
-        is_alley = np.concatenate(alley)[ei][pi]
+        is_alley = is_alley_line[ei][pi]
         return [(nm, "local", ci, gg, hw, al)
                 for nm, gg, al in zip(names, parts, is_alley, strict=True)], ext  # fmt: skip
 

@@ -32,71 +32,76 @@ PARAMETERS = {
     "dissolved_oxygen": ("water", "mg/L", 4.0),
     "cod": ("water", "mg/L", 15.0),
 }
-AIR_PARAMS = ["pm25"] * 22 + ["pm10"] * 5 + ["no2"] * 3
-WATER_PARAMS = ["ph", "turbidity", "dissolved_oxygen", "cod"] * 5
+LABELS = {"pm25": "PM2.5", "pm10": "PM10", "no2": "NO2", "ph": "pH", "turbidity": "độ đục",
+          "dissolved_oxygen": "oxy hòa tan", "cod": "COD"}  # fmt: skip
+# Stations carry several probes, one sensor row each: every air station measures PM2.5, some
+# also PM10 or NO2; every water station measures all four water parameters.
+AIR_STATIONS = {"town": 12, "industry": 5, "rural": 5}
+EXTRA_AIR = ("pm10",) * 5 + ("no2",) * 3
+WATER_STATIONS = {"river": 3, "pond": 2}
+WATER_PARAMS = ("ph", "turbidity", "dissolved_oxygen", "cod")
 
 
 def build_sensors(p: Province, v: Villages, lu: LandUse, seed: int) -> pd.DataFrame:
     rng = stream(seed, "sensors")
     ward = p.communes["is_ward"].to_numpy()[v.commune]
-    # Air: towns and wards first, then industrial zones, then a few villages as background.
-    town_cores = np.flatnonzero(v.main & ward)
-    rural_cores = np.flatnonzero(v.main & ~ward)
-    n_air = len(AIR_PARAMS)
-    n_iz = min(len(lu.industrial), 7)
-    n_town = min(len(town_cores), 15)
-    n_rural = n_air - n_iz - n_town
-    pick_t = rng.choice(town_cores, n_town, replace=False)
-    pick_r = rng.choice(rural_cores, n_rural, replace=False)
-    ax = np.concatenate([v.x[pick_t], lu.industrial["x"].to_numpy()[:n_iz], v.x[pick_r]])
-    ay = np.concatenate([v.y[pick_t], lu.industrial["y"].to_numpy()[:n_iz], v.y[pick_r]])
-    ax = ax + rng.normal(0, 60, n_air)
-    ay = ay + rng.normal(0, 60, n_air)
-    air_site = ["town"] * n_town + ["industry"] * n_iz + ["rural"] * n_rural
-    air_params = rng.permutation(AIR_PARAMS)
+    # Air: towns and wards, industrial zones, and a few villages as background.
+    town = rng.choice(np.flatnonzero(v.main & ward), AIR_STATIONS["town"], replace=False)
+    rural = rng.choice(np.flatnonzero(v.main & ~ward), AIR_STATIONS["rural"], replace=False)
+    iz = lu.industrial.iloc[: AIR_STATIONS["industry"]]
+    sx = np.concatenate([v.x[town], iz["x"].to_numpy(), v.x[rural]])
+    sy = np.concatenate([v.y[town], iz["y"].to_numpy(), v.y[rural]])
+    n_air = len(sx)
+    sx, sy = sx + rng.normal(0, 60, n_air), sy + rng.normal(0, 60, n_air)
+    site = ["town"] * len(town) + ["industry"] * len(iz) + ["rural"] * len(rural)
 
-    # Water: along the river (on its centre line) and in fish-pond zones.
-    n_water = len(WATER_PARAMS)
-    n_river = 12
+    # Water: on the river's centre line and in fish-pond zones.
     river_in = shapely.intersection(p.river_line, p.outline)
-    t = np.sort(rng.uniform(0.03, 0.97, n_river))
+    t = (np.arange(WATER_STATIONS["river"]) + rng.uniform(0.2, 0.8, WATER_STATIONS["river"]))
+    t /= WATER_STATIONS["river"]
     rp = shapely.get_coordinates(shapely.line_interpolate_point(river_in, t, normalized=True))
     ponds = lu.zones[lu.zones["land_use_code"] == "NTS"]["geom"].to_numpy()
-    pick_p = rng.choice(len(ponds), n_water - n_river, replace=False)
-    pp = shapely.get_coordinates(shapely.point_on_surface(ponds[pick_p]))
-    wxy = np.vstack([rp, pp])
-    water_site = ["river"] * n_river + ["pond"] * (n_water - n_river)
-    water_params = rng.permutation(WATER_PARAMS)
+    pick = rng.choice(len(ponds), WATER_STATIONS["pond"], replace=False)
+    pp = shapely.get_coordinates(shapely.point_on_surface(ponds[pick]))
+    sx = np.concatenate([sx, rp[:, 0], pp[:, 0]])
+    sy = np.concatenate([sy, rp[:, 1], pp[:, 1]])
+    site += ["river"] * len(rp) + ["pond"] * len(pp)
+    site_arr = np.array(site)
+    place = p.communes["name"].to_numpy()[_commune_of(p, sx, sy)]
+    station_name = np.array([
+        f"Trạm quan trắc không khí {pl}" + (" (KCN)" if st == "industry" else "")
+        if st in AIR_STATIONS else
+        (f"Trạm quan trắc nước Sông Đuống – {pl}" if st == "river"
+         else f"Trạm quan trắc nước ao hồ {pl}")
+        for st, pl in zip(site, place, strict=True)
+    ], dtype=object)  # fmt: skip
+    station_status = rng.choice(["online", "offline", "maintenance"], len(site),
+                                p=[0.9, 0.06, 0.04])  # fmt: skip
 
-    x = np.concatenate([ax, wxy[:, 0]])
-    y = np.concatenate([ay, wxy[:, 1]])
-    params = np.concatenate([air_params, water_params])
-    sites = air_site + water_site
-    commune = _commune_of(p, x, y)
-    place = p.communes["name"].to_numpy()[commune]
+    # Sensor rows: PM2.5 everywhere in the air, extras at the first (town) stations.
+    extra_at = np.arange(len(EXTRA_AIR)) % AIR_STATIONS["town"]
+    water = np.flatnonzero(np.isin(site_arr, list(WATER_STATIONS)))
+    station = np.concatenate([np.arange(n_air), extra_at, np.repeat(water, len(WATER_PARAMS))])
+    params = np.concatenate([["pm25"] * n_air, EXTRA_AIR, np.tile(WATER_PARAMS, len(water))])
     kind = np.array([PARAMETERS[q][0] for q in params])
-    names = []
-    for k, s, pl in zip(kind, sites, place, strict=True):
-        if k == "air":
-            names.append(f"Trạm quan trắc không khí {pl}" + (" (KCN)" if s == "industry" else ""))
-        elif s == "river":
-            names.append(f"Trạm quan trắc nước Sông Đuống – {pl}")
-        else:
-            names.append(f"Trạm quan trắc nước ao hồ {pl}")
-    codes = [f"AIR-{i:03d}" for i in range(1, n_air + 1)]
-    codes += [f"WAT-{i:03d}" for i in range(1, n_water + 1)]
+    order = np.lexsort((station, kind))  # air first, grouped by station
+    station, params, kind = station[order], params[order], kind[order]
+    n_a = int((kind == "air").sum())
+    codes = [f"AIR-{i:03d}" for i in range(1, n_a + 1)]
+    codes += [f"WAT-{i:03d}" for i in range(1, len(kind) - n_a + 1)]
     return pd.DataFrame(
         {
             "code": codes,
-            "name": names,
+            "name": [f"{station_name[s_]} – {LABELS[q]}" for s_, q in zip(station, params,
+                                                                      strict=True)],
             "kind": kind,
             "parameter": params,
             "unit": [PARAMETERS[q][1] for q in params],
             "threshold": [PARAMETERS[q][2] for q in params],
-            "status": rng.choice(["online", "offline", "maintenance"], len(params),
-                                 p=[0.9, 0.06, 0.04]),  # fmt: skip
-            "site": sites,
-            "geom": shapely.points(x, y),
+            "status": station_status[station],
+            "site": site_arr[station],
+            "station": station,
+            "geom": shapely.points(sx[station], sy[station]),
         }
     )
 
@@ -121,8 +126,11 @@ def build_observations(sensors: pd.DataFrame, as_of: date, seed: int) -> pd.Data
             np.arange(HOURS) >= start
         )
 
-    # AR(1) noise per sensor (persistence of an hour-to-hour signal).
-    noise = lfilter([0.53], [1.0, -0.85], rng.normal(0, 1, (ns, HOURS)), axis=1)
+    # AR(1) noise per station (probes of one station see the same air or water) plus a
+    # little of each probe's own.
+    station = sensors["station"].to_numpy()
+    shared = lfilter([0.53], [1.0, -0.85], rng.normal(0, 1, (station.max() + 1, HOURS)), axis=1)
+    noise = 0.9 * shared[station] + 0.3 * rng.normal(0, 1, (ns, HOURS))
 
     param = sensors["parameter"].to_numpy()
     site = sensors["site"].to_numpy()

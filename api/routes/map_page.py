@@ -1,0 +1,49 @@
+"""`/`: the command map page (web/map_page.py builds it with folium).
+
+The page is the same for every caller (it inlines only the anonymous layer manifest), so it is
+built once per language and kept for a few minutes; a signed-in user's script fetches their own
+manifest from /api/map/layers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from gis.db import connection
+from gis.settings import Settings, get_settings
+from layers.access import ANONYMOUS
+from web import manifest, map_page
+
+router = APIRouter(tags=["map"])
+PAGE_SECONDS = 300
+_pages: dict[tuple[str, str], tuple[float, str]] = {}
+_lock = threading.Lock()
+
+
+def page_html(lang: str, settings: Settings) -> str:
+    key = (lang, settings.basemap_url)
+    with _lock:
+        hit = _pages.get(key)
+        if hit and time.monotonic() - hit[0] < PAGE_SECONDS:
+            return hit[1]
+    with connection() as conn:
+        public = manifest.manifest(conn, ANONYMOUS)
+    text = map_page.render(lang, settings, public)
+    with _lock:
+        _pages[key] = (time.monotonic(), text)
+    return text
+
+
+@router.get("/", response_class=HTMLResponse)
+async def command_map(request: Request) -> HTMLResponse:
+    """The province map: Vietnamese by default (whatever the browser's language: the operations
+    centre works in Vietnamese), `?lang=en` for English; the page's toggle switches in place."""
+    settings = getattr(request.app.state, "settings", None) or get_settings()
+    lang = "en" if request.query_params.get("lang") == "en" else "vi"
+    text = await run_in_threadpool(page_html, lang, settings)
+    return HTMLResponse(text, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,315 @@
+"""Incident aggregates for the command map: heatmap cells, clusters, counts against the previous
+window, and the cameras whose field of view covers an incident.
+
+Why aggregate in PostGIS: a year of incidents is tens of thousands of points. Shipping them to
+the browser costs megabytes and seconds of parsing (bench/heatmap.py measures it); a grid of
+cells sized to the screen (a few hundred rows) carries the same picture. Every function takes the
+caller's row restriction (layers.access.row_filter), so a security event an operator may not open
+one by one is not counted in an operator's heatmap either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import psycopg
+from psycopg import sql
+
+from layers.catalogue import get_layer
+from layers.model import Field
+
+INCIDENTS = get_layer("incidents")
+CAMERAS = get_layer("cameras")
+# The field-of-view polygon: the cameras layer's extra geometry.
+FOV_COLUMN = CAMERAS.extra_geometry_columns[0]
+WEB_MERCATOR_HALF = 20037508.342789244
+TILE_PX = 256
+# Heatmap cell in screen pixels: well under Leaflet.heat's blur radius, so cells read as a surface.
+HEAT_CELL_PX = 8
+# Below this many matching incidents the map gets single points (clustered in the browser);
+# above it, server-side clusters of about CLUSTER_CELL_PX pixels.
+POINTS_MAX = 4_000
+CLUSTER_CELL_PX = 80
+MAX_ZOOM = 22
+
+
+# Web Mercator (EPSG:3857) written out: the same numbers as ST_Transform(geom, 3857), but plain
+# arithmetic, which the planner costs as cheap (ST_Transform's declared cost made it JIT-compile
+# the heatmap query for half a second) and which runs several times faster.
+EARTH_RADIUS = 6378137.0
+
+
+def _mercator_x(alias: str) -> sql.Composable:
+    return sql.SQL("({} * radians(ST_X({})))").format(
+        sql.Literal(EARTH_RADIUS), sql.Identifier(alias, INCIDENTS.geometry_column))
+
+
+def _mercator_y(alias: str) -> sql.Composable:
+    return sql.SQL("({} * ln(tan(pi() / 4 + radians(ST_Y({})) / 2)))").format(
+        sql.Literal(EARTH_RADIUS), sql.Identifier(alias, INCIDENTS.geometry_column))
+
+
+# Back from Mercator x / y (columns named x and y) to longitude / latitude.
+_LON = sql.SQL("degrees(x / {})").format(sql.Literal(EARTH_RADIUS))
+_LAT = sql.SQL("degrees(2 * atan(exp(y / {})) - pi() / 2)").format(sql.Literal(EARTH_RADIUS))
+
+
+def pixel_metres(z: float) -> float:
+    """Size of one screen pixel in Web Mercator metres at zoom z (256-pixel tiles)."""
+    z = min(max(z, 0), MAX_ZOOM)
+    return 2 * WEB_MERCATOR_HALF / (TILE_PX * 2**z)
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """The filters every incident view shares: the half-open time window [start, end), and
+    optional category, severity and status lists (empty = all) and bbox (lon/lat)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    categories: tuple[str, ...] = ()
+    severities: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+
+    @property
+    def length(self) -> dt.timedelta:
+        return self.end - self.start
+
+    def previous(self) -> IncidentFilter:
+        """The window of the same length just before this one (for trends)."""
+        return replace(self, start=self.start - self.length, end=self.start)
+
+
+def _col(alias: str, name: str) -> sql.Identifier:
+    return sql.Identifier(alias, name)
+
+
+def where(f: IncidentFilter, restrict: sql.Composable | None, alias: str = "t", *,
+          start: dt.datetime | None = None) -> tuple[sql.Composable, list]:
+    """WHERE clause for F on the incidents table aliased ALIAS; START overrides the window start
+    (a trend query reads the previous window too)."""
+    time_col = _col(alias, INCIDENTS.time_column or "reported_at")
+    geom = _col(alias, INCIDENTS.geometry_column)
+    parts: list[sql.Composable] = [sql.SQL("{} >= %s").format(time_col),
+                                   sql.SQL("{} < %s").format(time_col)]
+    params: list = [start or f.start, f.end]
+    for name, values in (("category", f.categories), ("severity", f.severities),
+                         ("status", f.statuses)):
+        if values:
+            parts.append(sql.SQL("{} = ANY(%s)").format(_col(alias, name)))
+            params.append(list(values))
+    if f.bbox is not None:
+        parts.append(sql.SQL("{} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)").format(geom))
+        params.extend(f.bbox)
+    if restrict is not None:
+        parts.append(restrict)
+    return sql.SQL(" AND ").join(sql.SQL("({})").format(p) for p in parts), params
+
+
+def _table(alias: str = "t") -> sql.Composable:
+    return sql.SQL("{} AS {}").format(sql.Identifier(INCIDENTS.table), sql.Identifier(alias))
+
+
+def count(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None) -> int:
+    cond, params = where(f, restrict)
+    q = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_table(), cond)
+    return conn.execute(q, params).fetchone()[0]
+
+
+# --- heatmap ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Heatmap:
+    cells: list[tuple[float, float, int]]  # (lat, lon, weight): Leaflet.heat's point order
+    cell_m: float
+    total: int
+    max: int
+
+
+def heatmap(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
+            z: float) -> Heatmap:
+    """Incidents counted on a Web Mercator grid of HEAT_CELL_PX screen pixels at zoom z; each cell
+    is reported at its centre with its count as weight (the weights sum to the matching count)."""
+    cell = pixel_metres(z) * HEAT_CELL_PX
+    cond, params = where(f, restrict)
+    q = sql.SQL(
+        "SELECT round({lat}::numeric, 6)::float8, round({lon}::numeric, 6)::float8, n FROM ("
+        " SELECT (gx + 0.5) * %s AS x, (gy + 0.5) * %s AS y, n FROM ("
+        "  SELECT floor({mx} / %s) AS gx, floor({my} / %s) AS gy, count(*)::int AS n"
+        "  FROM {table} WHERE {cond} GROUP BY 1, 2) g) s ORDER BY n DESC"
+    ).format(lat=_LAT, lon=_LON, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
+             cond=cond)
+    rows = conn.execute(q, [cell, cell, cell, cell, *params]).fetchall()
+    cells = [(lat, lon, n) for lat, lon, n in rows]
+    return Heatmap(cells=cells, cell_m=cell, total=sum(n for *_, n in cells),
+                   max=max((n for *_, n in cells), default=0))
+
+
+# --- clustered points ------------------------------------------------------------------------
+
+
+@dataclass
+class PointsOrClusters:
+    """Either single points (mode "points": id, lon, lat, category, severity, status) for the
+    browser to cluster, or server-side clusters (mode "clusters": lon, lat, count, most frequent
+    category, highest severity) when there are too many points to ship."""
+
+    mode: str
+    total: int
+    rows: list[tuple] = field(default_factory=list)
+
+
+def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
+                       restrict: sql.Composable | None, z: float,
+                       max_points: int = POINTS_MAX) -> PointsOrClusters:
+    cond, params = where(f, restrict)
+    geom = _col("t", INCIDENTS.geometry_column)
+    n = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) s").format(
+        _table(), cond), [*params, max_points + 1]).fetchone()[0]
+    if n <= max_points:
+        q = sql.SQL(
+            "SELECT t.id, round(ST_X({g})::numeric, 6)::float8, round(ST_Y({g})::numeric, 6)::float8,"
+            " t.category, t.severity, t.status FROM {table} WHERE {cond}"
+            " ORDER BY t.severity, {time}, t.id"
+        ).format(g=geom, table=_table(), cond=cond,
+                 time=_col("t", INCIDENTS.time_column or "reported_at"))
+        return PointsOrClusters("points", n, conn.execute(q, params).fetchall())
+    cell = pixel_metres(z) * CLUSTER_CELL_PX
+    q = sql.SQL(
+        "SELECT round({lon}::numeric, 6)::float8, round({lat}::numeric, 6)::float8, n, cat, sev"
+        " FROM (SELECT avg(mx) AS x, avg(my) AS y, count(*)::int AS n,"
+        "  mode() WITHIN GROUP (ORDER BY category) AS cat, max(severity)::int AS sev"
+        "  FROM (SELECT {mx} AS mx, {my} AS my, t.category, t.severity FROM {table}"
+        "   WHERE {cond}) a"
+        "  GROUP BY floor(mx / %s), floor(my / %s)) s ORDER BY n DESC"
+    ).format(lon=_LON, lat=_LAT, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
+             cond=cond)
+    rows = conn.execute(q, [*params, cell, cell]).fetchall()
+    return PointsOrClusters("clusters", sum(r[2] for r in rows), rows)
+
+
+# --- counts against the previous window ------------------------------------------------------
+
+BUCKETS = (3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+MAX_BUCKETS = 62
+
+
+def bucket_seconds(window: dt.timedelta) -> int:
+    """The smallest of hour / 6 h / day / week / 30 days giving at most MAX_BUCKETS buckets."""
+    seconds = window.total_seconds()
+    for b in BUCKETS:
+        if seconds / b <= MAX_BUCKETS:
+            return b
+    return BUCKETS[-1]
+
+
+@dataclass
+class WindowCounts:
+    start: dt.datetime
+    end: dt.datetime
+    total: int = 0
+    by_category: dict[str, int] = field(default_factory=dict)
+    by_severity: dict[str, int] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
+    series: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Stats:
+    current: WindowCounts
+    previous: WindowCounts
+    bucket_seconds: int
+
+    @property
+    def change(self) -> float | None:
+        """Relative change against the previous window (None when it had nothing)."""
+        if not self.previous.total:
+            return None
+        return (self.current.total - self.previous.total) / self.previous.total
+
+
+def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
+          area_unit_id: int | None = None) -> Stats:
+    """Counts in F's window and in the previous window of the same length, by category,
+    severity and status, plus a time series for each; AREA_UNIT_ID (admin_units.id) limits them to
+    the incidents inside that unit's boundary."""
+    prev = f.previous()
+    cond, params = where(f, restrict, start=prev.start)
+    area = sql.SQL("")
+    area_params: list = []
+    if area_unit_id is not None:
+        area = sql.SQL(" AND t.{g} && u.geom AND ST_Covers(u.geom, t.{g})").format(
+            g=sql.Identifier(INCIDENTS.geometry_column))
+        area_params = [area_unit_id]
+    source = sql.SQL("{table}{join} WHERE {cond}{area}").format(
+        table=_table(),
+        join=sql.SQL(", (SELECT geom FROM admin_units WHERE id = %s) AS u") if area_unit_id
+        is not None else sql.SQL(""),
+        cond=cond, area=area)
+    time_col = _col("t", INCIDENTS.time_column or "reported_at")
+    bucket = bucket_seconds(f.length)
+    # Bucket numbers count from the start of each row's own window.
+    q = sql.SQL(
+        "SELECT {time} >= %s AS cur, t.category, t.severity::text, t.status,"
+        " floor(extract(epoch FROM {time} - CASE WHEN {time} >= %s THEN %s::timestamptz"
+        " ELSE %s::timestamptz END) / %s)::int AS b, count(*)::int"
+        " FROM {source} GROUP BY 1, 2, 3, 4, 5"
+    ).format(time=time_col, source=source)
+    rows = conn.execute(q, [f.start, f.start, f.start, prev.start, bucket, *area_params,
+                            *params]).fetchall()
+    n_buckets = max(1, -(-int(f.length.total_seconds()) // bucket))
+    current = WindowCounts(f.start, f.end, series=[0] * n_buckets)
+    previous = WindowCounts(prev.start, prev.end, series=[0] * n_buckets)
+    for cur, category, severity, status, b, n in rows:
+        w = current if cur else previous
+        w.total += n
+        w.by_category[category] = w.by_category.get(category, 0) + n
+        w.by_severity[severity] = w.by_severity.get(severity, 0) + n
+        w.by_status[status] = w.by_status.get(status, 0) + n
+        if 0 <= b < n_buckets:
+            w.series[b] += n
+    return Stats(current, previous, bucket)
+
+
+# --- cameras covering an incident ------------------------------------------------------------
+
+
+@dataclass
+class CoveringCamera:
+    id: int
+    distance_m: float
+    properties: str  # JSON object text of the readable fields
+    point: str  # GeoJSON geometry text
+    fov: str  # GeoJSON geometry text
+
+
+def incident_visible(conn: psycopg.Connection, incident_id: int,
+                     restrict: sql.Composable | None) -> bool:
+    q = sql.SQL("SELECT 1 FROM {} WHERE t.id = %s AND {}").format(
+        _table(), restrict if restrict is not None else sql.SQL("TRUE"))
+    return conn.execute(q, [incident_id]).fetchone() is not None
+
+
+def cameras_covering(conn: psycopg.Connection, incident_id: int, fields: tuple[Field, ...],
+                     camera_restrict: sql.Composable | None) -> list[CoveringCamera]:
+    """Cameras whose field-of-view polygon covers the incident, nearest first (geodesic metres;
+    ties by id). CAMERA_RESTRICT must be a row filter for the alias `c`."""
+    props = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(f.name), sql.Identifier("c", f.name)) for f in fields)
+    q = sql.SQL(
+        "SELECT c.id, ST_Distance(c.{g}::geography, i.{ig}::geography) AS d,"
+        " {props}, ST_AsGeoJSON(c.{g}, 7), ST_AsGeoJSON(c.{fov}, 7)"
+        " FROM {cameras} AS c JOIN {incidents} AS i ON i.id = %s"
+        " WHERE c.{fov} && i.{ig} AND ST_Covers(c.{fov}, i.{ig}) AND {restrict}"
+        " ORDER BY d, c.id"
+    ).format(g=sql.Identifier(CAMERAS.geometry_column), fov=sql.Identifier(FOV_COLUMN),
+             ig=sql.Identifier(INCIDENTS.geometry_column),
+             props=sql.SQL("json_build_object({})::text").format(props) if fields
+             else sql.SQL("'{{}}'"),
+             cameras=sql.Identifier(CAMERAS.table), incidents=sql.Identifier(INCIDENTS.table),
+             restrict=camera_restrict if camera_restrict is not None else sql.SQL("TRUE"))
+    return [CoveringCamera(i, round(d, 1), p, pt, fov)
+            for i, d, p, pt, fov in conn.execute(q, [incident_id]).fetchall()]

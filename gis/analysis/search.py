@@ -1,0 +1,256 @@
+"""The map's search box: one text field that understands what operators type.
+
+- administrative unit names, with or without Vietnamese diacritics ("xa bong hoa" finds
+  "Xã Bồng Hòa"; đ is folded to d on both sides: PostgreSQL's unaccent does it, and so does
+  fold() here);
+- cadastral numbers "sheet/parcel" ("12/345", "tờ 12 thửa 345"), optionally followed by a
+  commune name or code;
+- coordinates: WGS84 latitude, longitude ("21.18, 106.07"; longitude first is recognised when
+  the first number cannot be a latitude) or VN-2000 TM-3 in the province's zone, as land officers
+  write them, X = northing, Y = easting ("X=2342986 Y=558990", or just two big numbers).
+
+Which layers may be searched is the caller's business (layers.access); the functions here take
+flags and row filters and never decide access themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from gis.crs import transformer
+
+Kind = Literal["admin_unit", "parcel", "coordinate"]
+MAX_RESULTS = 10
+MIN_NAME_CHARS = 2
+# Where a point can be in Vietnam (with a margin): a VN-2000 guess outside it is not a hit.
+VIETNAM_BOX = (101.0, 7.0, 118.0, 24.0)
+# VN-2000 TM-3 ranges: northings in Vietnam lie between ~0.9 and ~2.6 million metres,
+# eastings within the 3-degree zone stay between ~0.2 and ~0.8 million.
+NORTHING_RANGE = (800_000.0, 2_700_000.0)
+EASTING_RANGE = (100_000.0, 900_000.0)
+
+_NUM = r"[-+]?\d+(?:\.\d+)?"
+_LABELLED = re.compile(
+    rf"^\s*(?P<a>[xy])\s*[=:]?\s*(?P<va>{_NUM})\s*[,;]?\s*(?P<b>[xy])\s*[=:]?\s*(?P<vb>{_NUM})\s*$",
+    re.I)
+_PAIR = re.compile(rf"^\s*(?P<a>{_NUM})\s*(?:[,;]\s*|\s+)(?P<b>{_NUM})\s*$")
+# On folded text: "12/345", "12 / 345 bong hoa", "to 12 thua 345", "sheet 12 parcel 345"
+_PARCEL = re.compile(
+    r"^\s*(?:(?:to|sheet)\s*(?:so\s*)?)?(?P<sheet>\d{1,4})\s*"
+    r"(?:/|\s+(?:thua|parcel)\s*(?:so\s*)?|\s*,\s*(?:thua|parcel)\s*(?:so\s*)?)"
+    r"\s*(?P<parcel>\d{1,5})(?:\s*[,;-]?\s*(?P<rest>.*))?$")
+_UNIT_PREFIX = re.compile(r"^(?:xa|phuong|thi tran|huyen|thanh pho|thi xa|tinh)\s+")
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics, đ/Đ as d, single spaces: the form both sides of a name
+    comparison are brought to (SQL side: lower(unaccent(...)))."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.lower().split())
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class Hit:
+    kind: Kind
+    title: dict[str, str]
+    subtitle: dict[str, str]
+    center: tuple[float, float]  # lon, lat
+    bbox: tuple[float, float, float, float] | None = None
+    layer: str | None = None
+    id: int | None = None
+    properties: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "title": self.title, "subtitle": self.subtitle,
+                "center": list(self.center), "bbox": list(self.bbox) if self.bbox else None,
+                "layer": self.layer, "id": self.id, "properties": self.properties}
+
+
+# --- coordinates -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coordinate:
+    lon: float
+    lat: float
+    crs: Literal["wgs84", "vn2000"]
+    # VN-2000 as typed, X = northing, Y = easting (None for WGS84 input)
+    northing: float | None = None
+    easting: float | None = None
+
+
+def _in_box(lon: float, lat: float, box: tuple[float, float, float, float]) -> bool:
+    return box[0] <= lon <= box[2] and box[1] <= lat <= box[3]
+
+
+def _vn2000(a: float, b: float, srid: int) -> Coordinate | None:
+    """Two metre values, assigned to northing/easting by magnitude (the ranges do not overlap in
+    Vietnam, so a swapped pair is still understood)."""
+    northing, easting = (a, b) if a > b else (b, a)
+    if not (NORTHING_RANGE[0] <= northing <= NORTHING_RANGE[1]
+            and EASTING_RANGE[0] <= easting <= EASTING_RANGE[1]):
+        return None
+    lon, lat = transformer(srid, 4326).transform(easting, northing)
+    if not _in_box(lon, lat, VIETNAM_BOX):
+        return None
+    return Coordinate(lon, lat, "vn2000", northing, easting)
+
+
+def parse_coordinate(text: str, province_srid: int) -> Coordinate | None:
+    """A coordinate typed in the search box, or None if TEXT is not one."""
+    m = _LABELLED.match(text)
+    if m and m.group("a").lower() != m.group("b").lower():
+        values = {m.group("a").lower(): float(m.group("va")), m.group("b").lower(): float(m.group("vb"))}
+        return _vn2000(values["x"], values["y"], province_srid)
+    m = _PAIR.match(text)
+    if not m:
+        return None
+    a, b = float(m.group("a")), float(m.group("b"))
+    if abs(a) > 1000 and abs(b) > 1000:
+        return _vn2000(a, b, province_srid)
+    if abs(a) <= 90 and abs(b) <= 180:
+        return Coordinate(lon=b, lat=a, crs="wgs84")
+    if abs(b) <= 90 and abs(a) <= 180:  # longitude first
+        return Coordinate(lon=a, lat=b, crs="wgs84")
+    return None
+
+
+# --- cadastral numbers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParcelQuery:
+    sheet: int
+    parcel: int
+    commune: str = ""  # folded commune name or a 5-digit code, may be empty
+
+
+def parse_parcel(text: str) -> ParcelQuery | None:
+    m = _PARCEL.match(fold(text))
+    if not m:
+        return None
+    rest = _UNIT_PREFIX.sub("", (m.group("rest") or "").strip(" ,;-"))
+    return ParcelQuery(int(m.group("sheet")), int(m.group("parcel")), rest)
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+FOLDED_NAME = sql.SQL("lower(unaccent(a.name))")
+
+
+def admin_units(conn: psycopg.Connection, text: str, limit: int = MAX_RESULTS) -> list[Hit]:
+    """Units whose folded name contains the folded text: exact names first, then names starting
+    with it (after the unit type, "Xã ..."), then the rest; current units before pre-2025 ones,
+    communes before districts and the province."""
+    q = fold(text)
+    if len(q) < MIN_NAME_CHARS:
+        return []
+    bare = _UNIT_PREFIX.sub("", q)
+    stmt = sql.SQL(
+        "SELECT a.id, a.code, a.name, a.level, a.valid_from::text, a.valid_to::text,"
+        " ST_XMin(a.geom), ST_YMin(a.geom), ST_XMax(a.geom), ST_YMax(a.geom),"
+        " ST_X(ST_PointOnSurface(a.geom)), ST_Y(ST_PointOnSurface(a.geom))"
+        " FROM admin_units AS a"
+        " WHERE {name} LIKE %(like)s OR a.code = %(raw)s"
+        " ORDER BY CASE WHEN lower(a.name) = lower(%(raw)s) OR a.code = %(raw)s THEN 0"
+        "  WHEN {name} = %(q)s OR regexp_replace({name}, %(prefix)s, '') = %(bare)s THEN 1"
+        "  WHEN regexp_replace({name}, %(prefix)s, '') LIKE %(starts)s THEN 2 ELSE 3 END,"
+        " a.valid_to IS NOT NULL, CASE a.level WHEN 'commune' THEN 0 WHEN 'district' THEN 1"
+        " ELSE 2 END, a.name, a.valid_from DESC LIMIT %(limit)s"
+    ).format(name=FOLDED_NAME)
+    rows = conn.execute(stmt, {
+        "like": f"%{_like_escape(q)}%", "raw": text.strip(), "q": q, "bare": bare,
+        "starts": f"{_like_escape(bare)}%", "prefix": _UNIT_PREFIX.pattern, "limit": limit,
+    }).fetchall()
+    return [_unit_hit(r) for r in rows]
+
+
+LEVEL_LABELS = {"province": ("Tỉnh", "Province"), "district": ("Huyện", "District"),
+                "commune": ("Xã, phường", "Commune")}
+
+
+def _unit_hit(row: tuple) -> Hit:
+    uid, code, name, level, valid_from, valid_to, x1, y1, x2, y2, cx, cy = row
+    vi_level, en_level = LEVEL_LABELS.get(level, (level, level))
+    era_vi = f" · trước {valid_to}" if valid_to else ""
+    era_en = f" · until {valid_to}" if valid_to else ""
+    return Hit(kind="admin_unit", title={"vi": name, "en": name},
+               subtitle={"vi": f"{vi_level} · mã {code}{era_vi}",
+                         "en": f"{en_level} · code {code}{era_en}"},
+               center=(cx, cy), bbox=(x1, y1, x2, y2), layer="admin_units", id=uid,
+               properties={"code": code, "level": level, "valid_from": valid_from,
+                           "valid_to": valid_to, "current": valid_to is None})
+
+
+def parcels(conn: psycopg.Connection, pq: ParcelQuery, restrict: sql.Composable | None,
+            limit: int = MAX_RESULTS) -> list[Hit]:
+    """Parcels with that sheet and parcel number (in every commune, or in the commune named or
+    coded in pq.commune: current or pre-2025 code, since sheets were numbered per old commune)."""
+    conds: list[sql.Composable] = [sql.SQL("t.sheet_no = %(sheet)s AND t.parcel_no = %(parcel)s")]
+    params: dict = {"sheet": pq.sheet, "parcel": pq.parcel, "limit": limit}
+    if pq.commune:
+        conds.append(sql.SQL(
+            "(t.commune_code = %(commune)s OR t.old_commune_code = %(commune)s OR EXISTS ("
+            " SELECT 1 FROM admin_units AS a WHERE a.code IN (t.commune_code, t.old_commune_code)"
+            " AND a.level = 'commune' AND {name} LIKE %(like)s))").format(name=FOLDED_NAME))
+        params["commune"] = pq.commune
+        params["like"] = f"%{_like_escape(pq.commune)}%"
+    if restrict is not None:
+        conds.append(restrict)
+    stmt = sql.SQL(
+        "SELECT t.id, t.commune_code, t.old_commune_code, t.sheet_no, t.parcel_no,"
+        " (SELECT a.name FROM admin_units AS a WHERE a.code = t.commune_code AND a.level = 'commune'"
+        "  ORDER BY a.valid_to IS NOT NULL, a.valid_from DESC LIMIT 1),"
+        " ST_XMin(t.geom), ST_YMin(t.geom), ST_XMax(t.geom), ST_YMax(t.geom),"
+        " ST_X(ST_PointOnSurface(t.geom)), ST_Y(ST_PointOnSurface(t.geom))"
+        " FROM parcels AS t WHERE {cond} ORDER BY t.commune_code, t.old_commune_code NULLS FIRST, t.id"
+        " LIMIT %(limit)s"
+    ).format(cond=sql.SQL(" AND ").join(conds))
+    hits = []
+    for (pid, commune, old, sheet, parcel, commune_name, x1, y1, x2, y2, cx,
+         cy) in conn.execute(stmt, params).fetchall():
+        where_vi = f"{commune_name or 'Xã'} ({commune})" + (f" · mã xã cũ {old}" if old else "")
+        where_en = f"{commune_name or 'Commune'} ({commune})" + (f" · old code {old}" if old else "")
+        hits.append(Hit(kind="parcel", title={"vi": f"Tờ {sheet} · Thửa {parcel}",
+                                              "en": f"Sheet {sheet} · Parcel {parcel}"},
+                        subtitle={"vi": where_vi, "en": where_en}, center=(cx, cy),
+                        bbox=(x1, y1, x2, y2), layer="parcels", id=pid,
+                        properties={"commune_code": commune, "old_commune_code": old,
+                                    "sheet_no": sheet, "parcel_no": parcel}))
+    return hits
+
+
+def containing_commune(conn: psycopg.Connection, lon: float, lat: float) -> tuple[str, str] | None:
+    """(code, name) of the current commune containing the point, if any."""
+    row = conn.execute(
+        "SELECT code, name FROM admin_units WHERE level = 'commune' AND valid_to IS NULL"
+        " AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) LIMIT 1", (lon, lat)
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def coordinate_hit(c: Coordinate, commune: tuple[str, str] | None, srid: int) -> Hit:
+    if c.crs == "vn2000":
+        typed = f"X={c.northing:.2f} Y={c.easting:.2f}"
+        title = {"vi": f"VN-2000 (EPSG:{srid}) {typed}", "en": f"VN-2000 (EPSG:{srid}) {typed}"}
+    else:
+        title = {"vi": f"WGS84 {c.lat:.6f}, {c.lon:.6f}", "en": f"WGS84 {c.lat:.6f}, {c.lon:.6f}"}
+    where_vi = f" · {commune[1]}" if commune else ""
+    where_en = f" · {commune[1]}" if commune else ""
+    return Hit(kind="coordinate", title=title,
+               subtitle={"vi": f"Vĩ độ {c.lat:.6f}, kinh độ {c.lon:.6f}{where_vi}",
+                         "en": f"Latitude {c.lat:.6f}, longitude {c.lon:.6f}{where_en}"},
+               center=(c.lon, c.lat),
+               properties={"crs": c.crs, "lon": c.lon, "lat": c.lat, "northing": c.northing,
+                           "easting": c.easting, "commune_code": commune[0] if commune else None})

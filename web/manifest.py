@@ -1,0 +1,254 @@
+"""The map's layer manifest: what the caller may see and how to draw it, derived from the layer
+catalogue (layers/catalogue.py) and the access rules (layers/access.py).
+
+The map page is the same HTML for everyone (web/map_page.py); what differs per caller is this
+manifest, fetched by the page's script from /api/map/layers once sign-in state is known. A layer
+the caller may not read is simply absent, with its fields, legend and filters: nothing in the
+manifest names it. Titles, field labels, legends and palettes come from the catalogue's coded
+values and from the land_use_codes table, never written a second time here.
+
+What the catalogue does not (yet) say is how a layer is drawn on the map; MAP_KINDS below holds
+that, one line per layer, derived from the geometry type unless the layer needs a view of its own
+(incidents: filtered clusters and a heatmap; cameras: fields of view; sensors: latest value
+against threshold, read from the observations table).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from layers.access import Principal, can_read, readable_fields, readable_layers, row_filter
+from layers.catalogue import LAYERS, get_layer
+from layers.model import Layer
+from layers.pygeoapi_config import PROVINCE_BBOX
+
+DOMAINS: dict[str, tuple[str, str]] = {
+    "admin": ("Hành chính", "Administrative units"),
+    "land": ("Đất đai – Quy hoạch", "Land and planning"),
+    "traffic": ("Giao thông", "Traffic"),
+    "tourism": ("Du lịch", "Tourism"),
+    "environment": ("Môi trường", "Environment"),
+    "safety": ("An ninh – Trật tự", "Public safety"),
+}
+
+# How each layer reaches the map. "tiles": OGC vector tiles (polygons and lines of any size);
+# "features": OGC items for the visible bbox (a few hundred points at most).
+MAP_KINDS: dict[str, str] = {
+    "admin_units": "tiles",
+    "land_use_zones": "tiles",
+    "parcels": "tiles",
+    "roads": "tiles",
+    "tourism_places": "features",
+    "cameras": "cameras",
+    "sensors": "sensors",
+    "incidents": "incidents",
+}
+# Shown when the page opens (the others are one click away in the layer panel).
+DEFAULT_ON = {"admin_units", "land_use_zones", "parcels", "roads", "tourism_places", "sensors",
+              "incidents"}
+# Categorical colours for coded fields whose layer style gives no palette of its own.
+QUALITATIVE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+               "#1f78b4", "#b2df8a", "#fb9a99")
+# Sensors: the latest value against the station's alert threshold.
+SENSOR_STATES = {
+    "ok": ("Dưới 80% ngưỡng", "Below 80% of threshold", "#1a9850"),
+    "warn": ("80–100% ngưỡng", "80–100% of threshold", "#fdae61"),
+    "over": ("Vượt ngưỡng", "Above threshold", "#d73027"),
+    "none": ("Không có số liệu 24 giờ", "No reading in 24 h", "#9e9e9e"),
+}
+SEVERITY_COLORS = {"1": "#74add1", "2": "#fee090", "3": "#f46d43", "4": "#a50026"}
+HEATMAP = {
+    "id": "incidents_heatmap",
+    "title": {"vi": "Bản đồ nhiệt sự cố", "en": "Incident heatmap"},
+    "description": {"vi": "Mật độ sự cố theo bộ lọc (tổng hợp theo ô lưới).",
+                    "en": "Incident density for the current filters (grid cells)."},
+}
+CACHE_SECONDS = 300
+
+
+def _both(vi: str, en: str) -> dict[str, str]:
+    return {"vi": vi, "en": en}
+
+
+@dataclass
+class Reference:
+    """What the manifest reads from the database: the same for every caller, cached."""
+
+    land_use: list[dict]  # code, name_vi, name_en, color, in_use
+    extents: dict[str, list[float]]
+    reform_date: str | None  # first day of the current administrative units (2025-07-01)
+    loaded: float
+
+
+_reference: Reference | None = None
+_lock = threading.Lock()
+
+
+def reference(conn: psycopg.Connection, max_age: float = CACHE_SECONDS) -> Reference:
+    global _reference
+    with _lock:
+        if _reference is None or time.monotonic() - _reference.loaded > max_age:
+            _reference = _load_reference(conn)
+        return _reference
+
+
+def _load_reference(conn: psycopg.Connection) -> Reference:
+    land_use = [
+        {"code": c, "name_vi": vi, "name_en": en, "color": color, "in_use": in_use}
+        for c, vi, en, color, in_use in conn.execute(
+            "SELECT l.code, l.name_vi, l.name_en, l.color, EXISTS (SELECT 1 FROM land_use_zones z"
+            " WHERE z.land_use_code = l.code) FROM land_use_codes AS l"
+            " WHERE l.valid_to IS NULL OR l.valid_to > now()"
+            " ORDER BY array_position(ARRAY['agricultural', 'residential', 'public', 'business',"
+            " 'public_works', 'other', 'unused'], l.grp), l.code").fetchall()
+    ]
+    extents = {}
+    for layer in LAYERS:
+        row = conn.execute(sql.SQL(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+            "ST_Extent({})::geometry AS e FROM {}) s").format(
+            sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
+        extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
+    reform = conn.execute("SELECT max(valid_to)::text FROM admin_units").fetchone()[0]
+    return Reference(land_use, extents, reform, time.monotonic())
+
+
+def _outward(box: tuple[float, float, float, float], step: float = 1e-5) -> list[float]:
+    """A bbox rounded to STEP outwards, so that it still contains the features on its edges
+    (the map asks for points with it)."""
+    return [round(math.floor(box[0] / step) * step, 5), round(math.floor(box[1] / step) * step, 5),
+            round(math.ceil(box[2] / step) * step, 5), round(math.ceil(box[3] / step) * step, 5)]
+
+
+def _palette(layer: Layer, ref: Reference) -> tuple[dict[str, str], list[dict]]:
+    """(value -> colour, legend entries) for the layer's categorical style."""
+    style = layer.style
+    if style.by in ("land_use_code", "land_use_codes"):
+        palette = {lu["code"]: lu["color"] for lu in ref.land_use}
+        legend = [{"value": lu["code"], "label": _both(f"{lu['code']} – {lu['name_vi']}",
+                                                     f"{lu['code']} – {lu['name_en']}"),
+                   "color": lu["color"]} for lu in ref.land_use if lu["in_use"]]
+        return palette, legend
+    if not style.by:
+        return {}, []
+    values = layer.field(style.by).values
+    palette = dict(style.palette) or {v: QUALITATIVE[i % len(QUALITATIVE)]
+                                      for i, v in enumerate(values)}
+    legend = [{"value": v, "label": _both(*values[v]) if v in values else _both(v, v),
+               "color": c} for v, c in palette.items()]
+    return palette, legend
+
+
+def _fields(layer: Layer, who: Principal) -> list[dict]:
+    return [{"name": f.name, "title": _both(f.title_vi, f.title_en), "type": f.type,
+             **({"values": {k: _both(*v) for k, v in f.values.items()}} if f.values else {})}
+            for f in readable_fields(layer, who)]
+
+
+def _hidden_values(layer: Layer, who: Principal) -> dict[str, set[str]]:
+    """Coded values whose rows this caller may not see (a filter must not offer them)."""
+    if row_filter(layer, who) is None:
+        return {}
+    from layers.access import ADMIN
+
+    hidden: dict[str, set[str]] = {}
+    for rule in layer.row_rules:
+        if ADMIN not in who.roles and not who.roles & set(rule.roles):
+            hidden.setdefault(rule.field, set()).update(rule.values)
+    return hidden
+
+
+def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
+    kind = MAP_KINDS.get(layer.id, "tiles" if layer.geometry_type != "Point" else "features")
+    palette, legend = _palette(layer, ref)
+    s = layer.style
+    entry: dict = {
+        "id": layer.id,
+        "title": _both(layer.title_vi, layer.title_en),
+        "description": _both(layer.description_vi, layer.description_en),
+        "domain": layer.domain,
+        "geometry": layer.geometry_type,
+        "kind": kind,
+        "min_zoom": layer.min_zoom,
+        "max_zoom": layer.max_zoom,
+        "visible": layer.id in DEFAULT_ON,
+        "bbox": ref.extents.get(layer.id, list(PROVINCE_BBOX)),
+        "style": {"color": s.color, "fill_color": s.fill_color or s.color, "weight": s.weight,
+                  "fill_opacity": s.fill_opacity, "radius": s.radius, "by": s.by,
+                  "palette": palette},
+        "legend": legend,
+        "fields": _fields(layer, who),
+        "item_url": f"/ogc/collections/{layer.id}/items",
+    }
+    if kind == "tiles":
+        entry["source"] = f"/ogc/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
+    elif kind == "features":
+        entry["source"] = f"/ogc/collections/{layer.id}/items"
+    else:
+        entry["source"] = {"cameras": "/api/map/cameras", "sensors": "/api/map/sensors",
+                           "incidents": f"/api/{layer.id}/points"}[kind]
+    if layer.id == "admin_units" and ref.reform_date:
+        before = dt.date.fromisoformat(ref.reform_date) - dt.timedelta(days=1)
+        entry["eras"] = [
+            {"id": "current", "as_of": None,
+             "title": _both(f"Hiện hành (từ {ref.reform_date})", f"Current (from {ref.reform_date})")},
+            {"id": "previous", "as_of": before.isoformat(),
+             "title": _both(f"Trước sắp xếp ({before.isoformat()})",
+                            f"Before the reform ({before.isoformat()})")},
+        ]
+    if kind == "sensors":
+        entry["legend"] = [{"value": k, "label": _both(vi, en), "color": c}
+                           for k, (vi, en, c) in SENSOR_STATES.items()]
+    if kind == "incidents":
+        hidden = _hidden_values(layer, who)
+
+        def coded(name: str, colors: dict[str, str]) -> list[dict]:
+            return [{"value": v, "label": _both(*labels), "color": colors.get(v)}
+                    for v, labels in layer.field(name).values.items()
+                    if v not in hidden.get(name, set())]
+
+        entry["filters"] = {"category": coded("category", palette),
+                            "severity": coded("severity", SEVERITY_COLORS),
+                            "status": coded("status", {})}
+        entry["legend"] = [e for e in legend if e["value"] not in hidden.get(s.by or "", set())]
+        entry["stats_url"] = f"/api/{layer.id}/stats"
+        entry["cameras_url"] = f"/api/{layer.id}/{{id}}/cameras"
+    return entry
+
+
+def manifest(conn: psycopg.Connection, who: Principal) -> dict:
+    """Everything the map client needs to draw what WHO may read."""
+    ref = reference(conn)
+    layers = []
+    for layer in readable_layers(who):
+        entry = layer_entry(layer, who, ref)
+        layers.append(entry)
+        if entry["kind"] == "incidents":
+            layers.append({**HEATMAP, "domain": layer.domain, "geometry": "Point",
+                           "kind": "heatmap", "derived_from": layer.id,
+                           "source": f"/api/{layer.id}/heatmap", "min_zoom": layer.min_zoom,
+                           "max_zoom": layer.max_zoom, "visible": False,
+                           "bbox": entry["bbox"], "style": {}, "legend": [], "fields": []})
+    domains = [{"id": d, "title": _both(*DOMAINS[d])} for d in DOMAINS
+               if any(e["domain"] == d for e in layers)]
+    bbox = ref.extents.get("admin_units", list(PROVINCE_BBOX))
+    return {
+        "principal": {"user": who.user, "roles": sorted(who.roles)},
+        "bbox": bbox,
+        "domains": domains,
+        "layers": layers,
+    }
+
+
+def can_read_id(layer_id: str, who: Principal) -> bool:
+    try:
+        return can_read(get_layer(layer_id), who)
+    except KeyError:
+        return False

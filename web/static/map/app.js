@@ -1,0 +1,654 @@
+/* GeoIOC command map: start-up and interaction.
+ *
+ * folium builds the page and the Leaflet map, then calls GeoIOC.start(map, config). From here on
+ * everything comes live from the API: the layer manifest (inlined for anonymous visitors, then
+ * /api/map/layers once sign-in state is known), tiles and GeoJSON per layer, incident filters
+ * shared by the clustered points, the heatmap and the counts, "what is here" on click, search. */
+(function (G) {
+  "use strict";
+
+  const DAY = 86400000;
+  const state = {
+    map: null,
+    config: null,
+    manifest: null,
+    handles: {},
+    toggled: {}, // layer id -> on/off chosen by the user (kept across sign-in)
+    era: null, // null = current administrative units, else an ISO date (before the reform)
+    filters: null,
+    selection: null, // what the detail panel shows: re-rendered on language or filter change
+    highlight: null,
+    labels: null,
+    labelsEra: undefined,
+    ready: false,
+    firstRender: null,
+    statsSeq: 0,
+    detailSeq: 0,
+  };
+  G.state = state;
+
+  // --- start ----------------------------------------------------------------------------------
+
+  G.start = function (map, config) {
+    state.map = map;
+    state.config = config;
+    const urlLang = new URLSearchParams(location.search).get("lang");
+    G.lang = urlLang === "en" || urlLang === "vi" ? urlLang : config.lang || "vi";
+    createPanes(map);
+    state.highlight = L.featureGroup([], { pane: "gi-highlight" }).addTo(map);
+    bindUi();
+    showZoom();
+    G.translatePage();
+    updateLangButton();
+    tickClock();
+    setInterval(tickClock, 30000);
+    map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="Leaflet">Leaflet</a>');
+    if (!config.basemap) map.attributionControl.addAttribution(G.esc(G.t("basemap_off")));
+    map.on("moveend", onMoveEnd);
+    map.on("zoomend", () => { syncLabels(); updateCounts(); showZoom(); });
+    map.on("click", (e) => identifyAt(e.latlng).catch(error));
+    map.on("mousemove", (e) => showZoom(e.latlng));
+    G.onIdle = checkIdle;
+    G.onSessionEnded = () => { loadManifest().catch(error); };
+    G.restoreSession()
+      .then((s) => (s ? G.api("/api/map/layers") : config.manifest))
+      .catch(() => config.manifest)
+      .then(applyManifest)
+      .catch(error);
+  };
+
+  function showZoom(latlng) {
+    const where = latlng ? `${latlng.lat.toFixed(5)}, ${latlng.lng.toFixed(5)} · ` : "";
+    document.getElementById("gi-coords").textContent = `${where}z${state.map.getZoom()}`;
+  }
+
+  function createPanes(map) {
+    const panes = { "gi-fov": 380, "gi-labels": 390, "gi-highlight": 395 };
+    for (const [name, z] of Object.entries(panes)) {
+      map.createPane(name).style.zIndex = String(z);
+    }
+    map.getPane("gi-labels").style.pointerEvents = "none";
+    map.getPane("gi-fov").style.pointerEvents = "none";
+  }
+
+  /** Tile layers stack as a paper map does: filled areas, then lines, then outlines. */
+  function paneFor(entry) {
+    const name = "gi-t-" + entry.id;
+    if (!state.map.getPane(name)) {
+      const outline = entry.geometry.indexOf("Polygon") >= 0 && (entry.style.fill_opacity || 0) <= 0.1;
+      const line = entry.geometry.indexOf("LineString") >= 0;
+      const order = state.manifest.layers.filter((e) => e.kind === "tiles").indexOf(entry);
+      const z = (outline ? 260 : line ? 240 : 210) + order;
+      state.map.createPane(name).style.zIndex = String(z);
+    }
+    return name;
+  }
+
+  // --- the manifest ---------------------------------------------------------------------------
+
+  async function loadManifest() {
+    applyManifest(await G.api("/api/map/layers"));
+  }
+
+  function isOn(id) {
+    if (id in state.toggled) return state.toggled[id];
+    const e = state.manifest.layers.find((l) => l.id === id);
+    return !!(e && e.visible);
+  }
+
+  function applyManifest(manifest) {
+    for (const h of Object.values(state.handles)) {
+      state.map.removeLayer(h.layer);
+      if (h.fovLayer) state.map.removeLayer(h.fovLayer);
+    }
+    state.handles = {};
+    state.manifest = manifest;
+    const ctx = {
+      map: state.map,
+      paneFor,
+      era: () => state.era,
+      filterParams,
+      select: (entry, feature, latlng) => selectFeature(entry, feature, latlng).catch(error),
+      onIncidents: updateIncidentNote,
+      onHeatmap: updateCounts,
+      onLoaded: updateCounts,
+      error,
+    };
+    for (const entry of manifest.layers) {
+      const h = G.createLayer(entry, ctx);
+      if (h) state.handles[entry.id] = h;
+    }
+    const incidents = manifest.layers.find((e) => e.kind === "incidents");
+    if (incidents && !state.filters) state.filters = defaultFilters(incidents);
+    if (!incidents) state.selection = state.selection && state.selection.kind === "incident" ? null : state.selection;
+    renderPanels();
+    for (const entry of manifest.layers) {
+      if (isOn(entry.id)) showLayer(entry.id, true);
+    }
+    syncLabels();
+    renderUser();
+    loadFilterStats();
+    if (state.selection) rerenderSelection();
+    state.ready = true;
+    checkIdle();
+  }
+
+  function showLayer(id, on) {
+    const h = state.handles[id];
+    if (!h) return;
+    if (on) {
+      if (!state.map.hasLayer(h.layer)) h.layer.addTo(state.map);
+      if (h.refresh) h.refresh("show");
+    } else if (state.map.hasLayer(h.layer)) {
+      state.map.removeLayer(h.layer);
+      if (h.refresh) h.refresh("hide");
+    }
+    if (id === "admin_units") syncLabels();
+    updateCounts();
+  }
+
+  function renderPanels() {
+    G.renderLayerPanel(state.manifest, isOn, state.era);
+    const incidents = state.manifest.layers.find((e) => e.kind === "incidents");
+    G.renderFilters(incidents, state.filters);
+    updateCounts();
+  }
+
+  function renderUser() {
+    const s = G.session();
+    const user = document.getElementById("gi-user");
+    user.hidden = !s;
+    user.textContent = s ? `${s.user} · ${s.roles.join(", ")}` : "";
+    document.getElementById("gi-signin-open").hidden = !!s;
+    document.getElementById("gi-signout").hidden = !s;
+  }
+
+  // --- filters --------------------------------------------------------------------------------
+
+  function defaultFilters(entry) {
+    const end = new Date();
+    return {
+      days: 30,
+      end,
+      start: new Date(end.getTime() - 30 * DAY),
+      category: new Set(entry.filters.category.map((v) => v.value)),
+      severity: new Set(entry.filters.severity.map((v) => v.value)),
+      status: new Set(entry.filters.status.map((v) => v.value)),
+    };
+  }
+
+  /** Query parameters for the shared filters; null when a group has nothing selected. */
+  function filterParams() {
+    const f = state.filters;
+    const entry = state.manifest.layers.find((e) => e.kind === "incidents");
+    if (!f || !entry) return null;
+    const p = new URLSearchParams({ start: f.start.toISOString(), end: f.end.toISOString() });
+    for (const group of ["category", "severity", "status"]) {
+      if (f[group].size === 0) return null;
+      if (f[group].size < entry.filters[group].length) p.set(group, [...f[group]].join(","));
+    }
+    return p;
+  }
+  G.filterParams = filterParams;
+
+  function filtersChanged() {
+    for (const h of Object.values(state.handles)) {
+      if (h.entry.kind === "incidents" || h.entry.kind === "heatmap") h.refresh("filters");
+    }
+    loadFilterStats();
+    if (state.selection && state.selection.kind === "place") rerenderSelection();
+  }
+
+  async function loadFilterStats() {
+    const entry = state.manifest && state.manifest.layers.find((e) => e.kind === "incidents");
+    if (!entry) return;
+    const params = filterParams();
+    const seq = ++state.statsSeq;
+    if (params === null) { G.renderFilterCounts(null); return; }
+    const stats = await G.api(entry.stats_url + "?" + params.toString()).catch(error);
+    if (seq === state.statsSeq && stats) G.renderFilterCounts(stats);
+  }
+
+  function setWindow(days) {
+    const f = state.filters;
+    f.days = days;
+    if (days !== null) {
+      f.end = new Date();
+      f.start = new Date(f.end.getTime() - days * DAY);
+    }
+  }
+
+  // --- counts, notes, idle --------------------------------------------------------------------
+
+  function updateCounts() {
+    G.updateLayerCounts(state.handles, state.map.getZoom());
+  }
+
+  function updateIncidentNote(h) {
+    updateCounts();
+    const el = document.querySelector('[data-layer="' + h.entry.id + '"] .gi-note');
+    const text = h.mode === "clusters" ? G.t("clusters_note", { n: G.fmtNumber(h.drawn(), 0) }) : "";
+    const row = document.querySelector('[data-layer="' + h.entry.id + '"]');
+    if (!row) return;
+    if (el) el.textContent = text;
+    else if (text) row.insertAdjacentHTML("beforeend", `<small class="gi-note">${G.esc(text)}</small>`);
+  }
+
+  function checkIdle() {
+    updateCounts();
+    if (!state.ready || G.busy > 0) return;
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (G.busy > 0) return;
+      if (state.firstRender === null) {
+        state.firstRender = performance.now();
+        performance.mark("geoioc:first-render");
+        document.body.dataset.rendered = "true";
+      }
+      document.body.dataset.idle = String(Date.now());
+    }));
+  }
+
+  /** Features drawn per layer, for the tests and the status line. */
+  G.drawn = function () {
+    const out = {};
+    for (const [id, h] of Object.entries(state.handles)) out[id] = h.drawn();
+    return out;
+  };
+
+  // --- map movement ---------------------------------------------------------------------------
+
+  function onMoveEnd() {
+    for (const h of Object.values(state.handles)) if (h.refresh) h.refresh("view");
+    updateCounts();
+  }
+
+  function syncLabels() {
+    const admin = state.handles.admin_units;
+    const want = admin && state.map.hasLayer(admin.layer) && state.map.getZoom() >= 11;
+    if (want && state.labelsEra !== state.era) {
+      state.labelsEra = state.era;
+      const url = "/api/map/labels" + (state.era ? "?as_of=" + state.era : "");
+      G.api(url).then((body) => {
+        if (state.labels) state.map.removeLayer(state.labels);
+        state.labels = L.layerGroup(body.labels.map((l) => L.marker([l.lat, l.lon], {
+          pane: "gi-labels", interactive: false, keyboard: false, labelWidth: l.name.length * 6.6,
+          icon: L.divIcon({ className: "gi-place-label", html: `<span>${G.esc(l.name)}</span>`,
+                            iconSize: null }),
+        })));
+        syncLabels();
+      }).catch(error);
+      return;
+    }
+    if (!state.labels) return;
+    if (want && !state.map.hasLayer(state.labels)) state.labels.addTo(state.map);
+    if (!want && state.map.hasLayer(state.labels)) state.map.removeLayer(state.labels);
+    declutter();
+  }
+
+  /** Hide labels that would overlap one already placed (a greedy pass in screen space). */
+  function declutter() {
+    if (!state.labels || !state.map.hasLayer(state.labels)) return;
+    const placed = [];
+    state.labels.eachLayer((m) => {
+      const el = m.getElement();
+      if (!el) return;
+      const p = state.map.latLngToContainerPoint(m.getLatLng());
+      const half = m.options.labelWidth / 2 + 4;
+      const box = [p.x - half, p.y - 9, p.x + half, p.y + 9];
+      const hit = placed.some((b) => !(box[2] < b[0] || box[0] > b[2] || box[3] < b[1] || box[1] > b[3]));
+      el.style.visibility = hit ? "hidden" : "";
+      if (!hit) placed.push(box);
+    });
+  }
+
+  // --- selection and the detail panel ---------------------------------------------------------
+
+  function entryOf(id) {
+    return state.manifest && state.manifest.layers.find((e) => e.id === id);
+  }
+
+  function highlight(geojson, style) {
+    state.highlight.clearLayers();
+    if (!geojson) return;
+    L.geoJSON(geojson, {
+      pane: "gi-highlight", interactive: false,
+      style: style || { color: "#06b6d4", weight: 3, fillColor: "#22d3ee", fillOpacity: 0.15 },
+      pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 11, color: "#06b6d4", weight: 3, fill: false }),
+    }).addTo(state.highlight);
+  }
+
+  async function identifyAt(latlng, extra) {
+    const polygons = state.manifest.layers.filter((e) => e.kind === "tiles" &&
+      e.geometry.indexOf("Polygon") >= 0 && (isOn(e.id) || e.id === "admin_units"));
+    if (!polygons.length) return;
+    state.selection = { kind: "place", latlng, extra };
+    const seq = ++state.detailSeq;
+    const params = new URLSearchParams({
+      lon: latlng.lng.toFixed(7), lat: latlng.lat.toFixed(7), z: String(state.map.getZoom()),
+      layers: polygons.map((e) => e.id).join(","),
+    });
+    if (state.era) params.set("as_of", state.era);
+    const fc = await G.api("/api/map/identify?" + params.toString());
+    if (seq !== state.detailSeq) return;
+    const byLayer = {};
+    for (const f of fc.features) byLayer[f.layer] = f;
+    const sections = [];
+    if (extra && extra.html) sections.push(extra.html);
+    const parcel = byLayer.parcels;
+    const unit = byLayer.admin_units;
+    if (parcel) sections.push(parcelSection(parcel));
+    if (unit) sections.push(communeSection(unit));
+    if (byLayer.land_use_zones) sections.push(zoneSection(byLayer.land_use_zones));
+    if (!sections.length) { G.hideDetails(); highlight(null); return; }
+    G.showDetails(sections.join(""));
+    highlight(parcel || unit, parcel ? { color: "#f59e0b", weight: 3, fillColor: "#fbbf24", fillOpacity: 0.25 }
+      : { color: "#0891b2", weight: 2.5, fillColor: "#22d3ee", fillOpacity: 0.08, dashArray: "6 4" });
+    if (extra && extra.marker) L.circleMarker(latlng, { radius: 8, color: "#e11d48", weight: 3, fillOpacity: 0.3,
+                                                        pane: "gi-highlight" }).addTo(state.highlight);
+    if (unit) loadCommuneStats(unit, seq);
+  }
+
+  function landUseNames() {
+    const zones = entryOf("land_use_zones") || entryOf("parcels");
+    const names = {};
+    if (zones) for (const l of zones.legend) names[l.value] = G.pick(l.label).replace(/^[A-Z]{3} – /, "");
+    return names;
+  }
+
+  function parcelSection(f) {
+    const entry = entryOf("parcels");
+    const p = f.properties;
+    const title = G.t("sheet_parcel", { s: G.esc(p.sheet_no), p: G.esc(p.parcel_no) });
+    const link = `<a class="btn btn-sm btn-info gi-parcel-link" href="/parcels/${encodeURIComponent(f.id)}">${G.esc(G.t("parcel_page"))} →</a>`;
+    return G.section(G.t("parcel"), `<span class="gi-parcel-no">${title}</span>`,
+                     G.fieldTable(entry, p, ["sheet_no", "parcel_no"], landUseNames()) + link, "gi-sec-parcel");
+  }
+
+  function zoneSection(f) {
+    const entry = entryOf("land_use_zones");
+    const p = f.properties;
+    const color = entry.style.palette[p.land_use_code] || "#999";
+    const names = landUseNames();
+    return G.section(G.t("zone"), `<span class="gi-swatch" style="--c:${G.esc(color)}"></span> ` +
+                     `${G.esc(p.land_use_code)} – ${G.esc(names[p.land_use_code] || "")}`,
+                     G.fieldTable(entry, p, ["land_use_code"]));
+  }
+
+  function communeSection(f) {
+    const entry = entryOf("admin_units");
+    const p = f.properties;
+    const incidents = state.manifest.layers.find((e) => e.kind === "incidents");
+    const stats = incidents ? `<div class="gi-stats" id="gi-commune-stats">${G.esc(G.t("loading"))}</div>`
+      : `<p class="gi-muted">${G.esc(G.t("sign_in_for_incidents"))}</p>`;
+    return G.section(G.t("commune"), G.esc(p.name), G.fieldTable(entry, p, ["name"]) + stats, "gi-sec-commune");
+  }
+
+  async function loadCommuneStats(unit, seq) {
+    const entry = state.manifest.layers.find((e) => e.kind === "incidents");
+    const params = filterParams();
+    const el = () => document.getElementById("gi-commune-stats");
+    if (!entry || !el()) return;
+    if (params === null) { el().textContent = "–"; return; }
+    params.set("commune", unit.properties.code);
+    if (state.era) params.set("as_of", state.era);
+    const stats = await G.api(entry.stats_url + "?" + params.toString());
+    if (seq !== state.detailSeq || !el()) return;
+    el().innerHTML = G.statsHtml(entry, stats);
+  }
+
+  async function selectFeature(entry, feature, latlng) {
+    state.selection = { kind: "feature", entry: entry.id, feature, latlng };
+    const seq = ++state.detailSeq;
+    if (entry.kind === "incidents") return showIncident(entry, feature.id, latlng, seq);
+    const p = feature.properties || {};
+    let kicker = G.t("place");
+    let body = G.fieldTable(entry, p, ["name"]);
+    if (entry.kind === "cameras") kicker = G.t("camera");
+    if (entry.kind === "sensors") {
+      kicker = G.t("sensor");
+      const pct = p.ratio == null ? "–" : Math.round(p.ratio * 100);
+      const state_ = entry.legend.find((l) => l.value === p.state);
+      body = `<div class="gi-bignum"><b style="color:${G.esc(state_ ? state_.color : "#999")}">${G.fmtNumber(p.latest_value)}</b> ` +
+        `${G.esc(p.unit || "")} <small>${G.esc(G.t("of_threshold", { p: pct }))}${p.stale ? " · " + G.esc(G.t("stale")) : ""}</small></div>` +
+        `<div class="gi-muted">${G.esc(G.t("latest_value"))}: ${G.esc(G.fmtDateTime(p.observed_at))}</div>` + body;
+    }
+    G.showDetails(G.section(kicker, G.esc(p.name || p.code || feature.id), body));
+    highlight(feature.fov ? { type: "Feature", geometry: feature.fov, properties: {} }
+      : { type: "Feature", geometry: { type: "Point", coordinates: [latlng.lng, latlng.lat] }, properties: {} });
+  }
+
+  async function showIncident(entry, id, latlng, seq) {
+    const item = await G.api(`${entry.item_url}/${encodeURIComponent(id)}`);
+    if (seq !== state.detailSeq) return;
+    const p = item.properties;
+    const cat = entry.fields.find((f) => f.name === "category");
+    const color = G.categoryColor(entry, p.category);
+    const catLabel = cat && cat.values && cat.values[p.category] ? G.pick(cat.values[p.category]) : p.category;
+    const camerasReadable = !!entryOf("cameras");
+    const head = `<div class="gi-badge" style="--c:${G.esc(color)}">${G.esc(catLabel)}</div>`;
+    G.showDetails(G.section(G.t("incident"), G.esc(p.title || "#" + id),
+      head + G.fieldTable(entry, p, ["title", "category"]) +
+      (camerasReadable ? `<h4 class="gi-label">${G.esc(G.t("cameras_covering"))}</h4><div id="gi-cameras">${G.esc(G.t("loading"))}</div>` : ""),
+      "gi-sec-incident"));
+    highlight(item);
+    if (!camerasReadable) return;
+    const cams = await G.api(entry.cameras_url.replace("{id}", encodeURIComponent(id)));
+    if (seq !== state.detailSeq) return;
+    document.getElementById("gi-cameras").innerHTML = G.cameraList(cams.features);
+    for (const f of cams.features) {
+      if (f.fov) L.geoJSON(f.fov, { pane: "gi-highlight", interactive: false,
+        style: { color: "#22d3ee", weight: 1.5, fillColor: "#22d3ee", fillOpacity: 0.18 } }).addTo(state.highlight);
+      L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { pane: "gi-highlight",
+        radius: 5, color: "#0e7490", weight: 2, fillColor: "#22d3ee", fillOpacity: 1 }).addTo(state.highlight);
+    }
+  }
+
+  function rerenderSelection() {
+    const s = state.selection;
+    if (!s) return;
+    if (s.kind === "place") identifyAt(s.latlng, s.extra).catch(error);
+    else {
+      const entry = entryOf(s.entry);
+      if (entry) selectFeature(entry, s.feature, s.latlng).catch(error);
+      else { G.hideDetails(); highlight(null); state.selection = null; }
+    }
+  }
+
+  // --- search ---------------------------------------------------------------------------------
+
+  let searchTimer = null;
+  let searchSeq = 0;
+  let lastHits = [];
+
+  async function runSearch(q) {
+    const box = document.getElementById("gi-results");
+    if (q.trim().length < 2) { box.hidden = true; lastHits = []; return; }
+    const seq = ++searchSeq;
+    const body = await G.api("/api/search?q=" + encodeURIComponent(q));
+    if (seq !== searchSeq) return;
+    lastHits = body.results;
+    box.innerHTML = body.results.length ? body.results.map((h, i) =>
+      `<button type="button" class="gi-hit" data-hit="${i}" role="option"><b>${G.esc(G.pick(h.title))}</b>` +
+      `<small>${G.esc(G.pick(h.subtitle))}</small></button>`).join("")
+      : `<div class="gi-hit gi-muted">${G.esc(G.t("no_results"))}</div>`;
+    box.hidden = false;
+  }
+
+  function chooseHit(hit) {
+    document.getElementById("gi-results").hidden = true;
+    const map = state.map;
+    const center = L.latLng(hit.center[1], hit.center[0]);
+    if (hit.kind === "admin_unit") {
+      const admin = entryOf("admin_units");
+      if (admin && admin.eras) {
+        const previous = admin.eras.find((e) => e.as_of);
+        setEra(hit.properties.current ? null : (previous ? previous.as_of : null));
+      }
+      map.fitBounds([[hit.bbox[1], hit.bbox[0]], [hit.bbox[3], hit.bbox[2]]],
+                    { animate: false, paddingTopLeft: [340, 70], paddingBottomRight: [380, 20] });
+    } else if (hit.kind === "parcel") {
+      map.fitBounds([[hit.bbox[1], hit.bbox[0]], [hit.bbox[3], hit.bbox[2]]],
+                    { animate: false, maxZoom: 18, paddingTopLeft: [340, 70], paddingBottomRight: [380, 20] });
+      if (map.getZoom() < 16) map.setView(center, 16, { animate: false });
+    } else {
+      map.setView(center, Math.max(map.getZoom(), 16), { animate: false });
+    }
+    const extra = hit.kind === "coordinate" ? {
+      marker: true,
+      html: G.section(G.t("location"), G.esc(G.pick(hit.title)), `<p class="gi-muted">${G.esc(G.pick(hit.subtitle))}</p>`),
+    } : null;
+    identifyAt(center, extra).catch(error);
+  }
+
+  // --- eras, language, sign-in, UI wiring -----------------------------------------------------
+
+  function setEra(asOf) {
+    if (state.era === (asOf || null)) return;
+    state.era = asOf || null;
+    const admin = state.handles.admin_units;
+    if (admin) admin.refresh("style");
+    document.querySelectorAll("[data-era]").forEach((b) => {
+      b.classList.toggle("active", (b.dataset.era || null) === state.era);
+    });
+    syncLabels();
+    if (state.selection && state.selection.kind === "place") rerenderSelection();
+  }
+
+  function updateLangButton() {
+    document.getElementById("gi-lang").textContent = G.lang === "vi" ? "EN" : "VI";
+    document.getElementById("gi-lang").title = G.lang === "vi" ? "English" : "Tiếng Việt";
+  }
+
+  function setLang(lang) {
+    G.lang = lang;
+    const url = new URL(location.href);
+    url.searchParams.set("lang", lang);
+    history.replaceState(null, "", url);
+    G.translatePage();
+    updateLangButton();
+    tickClock();
+    renderPanels();
+    loadFilterStats();
+    rerenderSelection();
+  }
+
+  function tickClock() {
+    const now = new Date();
+    document.getElementById("gi-clock").textContent = now.toLocaleString(G.lang === "en" ? "en-GB" : "vi-VN", {
+      timeZone: "Asia/Ho_Chi_Minh", weekday: "short", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  function bindUi() {
+    document.getElementById("gi-lang").addEventListener("click", () => setLang(G.lang === "vi" ? "en" : "vi"));
+    document.getElementById("gi-details-close").addEventListener("click", () => {
+      state.selection = null;
+      G.hideDetails();
+      highlight(null);
+    });
+    // layer panel (delegated: it is re-rendered on language and sign-in changes)
+    const layers = document.getElementById("gi-layers");
+    layers.addEventListener("change", (e) => {
+      const id = e.target.dataset.layerToggle;
+      if (!id) return;
+      state.toggled[id] = e.target.checked;
+      showLayer(id, e.target.checked);
+    });
+    layers.addEventListener("click", (e) => {
+      const b = e.target.closest("[data-era]");
+      if (b) setEra(b.dataset.era || null);
+    });
+    // filters
+    const filters = document.getElementById("gi-filters");
+    filters.addEventListener("click", (e) => {
+      const chip = e.target.closest("[data-filter]");
+      const all = e.target.closest("[data-filter-all]");
+      const none = e.target.closest("[data-filter-none]");
+      const incidents = state.manifest.layers.find((x) => x.kind === "incidents");
+      if (chip) {
+        const set = state.filters[chip.dataset.filter];
+        if (set.has(chip.dataset.value)) set.delete(chip.dataset.value); else set.add(chip.dataset.value);
+        chip.classList.toggle("on");
+        chip.setAttribute("aria-pressed", String(set.has(chip.dataset.value)));
+      } else if (all || none) {
+        const group = (all || none).dataset[all ? "filterAll" : "filterNone"];
+        state.filters[group] = new Set(all ? incidents.filters[group].map((v) => v.value) : []);
+        G.renderFilters(incidents, state.filters);
+      } else {
+        return;
+      }
+      filtersChanged();
+    });
+    filters.addEventListener("change", (e) => {
+      if (e.target.id === "gi-window") {
+        const custom = e.target.value === "custom";
+        document.getElementById("gi-custom").hidden = !custom;
+        setWindow(custom ? null : Number(e.target.value));
+      } else if (e.target.id === "gi-start" || e.target.id === "gi-end") {
+        const start = new Date(document.getElementById("gi-start").value);
+        const end = new Date(document.getElementById("gi-end").value);
+        if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || start >= end) return;
+        state.filters.start = start;
+        state.filters.end = end;
+      } else {
+        return;
+      }
+      filtersChanged();
+    });
+    // search
+    const q = document.getElementById("gi-q");
+    q.addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => runSearch(q.value).catch(error), 250);
+    });
+    document.getElementById("gi-search").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      clearTimeout(searchTimer);
+      await runSearch(q.value).catch(error);
+      if (lastHits.length) chooseHit(lastHits[0]);
+    });
+    document.getElementById("gi-results").addEventListener("click", (e) => {
+      const b = e.target.closest("[data-hit]");
+      if (b) chooseHit(lastHits[Number(b.dataset.hit)]);
+    });
+    // cameras in the incident panel
+    document.getElementById("gi-details-body").addEventListener("click", (e) => {
+      const b = e.target.closest(".gi-cam");
+      if (b) state.map.setView([Number(b.dataset.lat), Number(b.dataset.lon)], Math.max(state.map.getZoom(), 17));
+    });
+    // sign-in
+    const modal = document.getElementById("gi-signin");
+    document.getElementById("gi-signin-open").addEventListener("click", () => {
+      modal.hidden = false;
+      document.getElementById("gi-signin-error").hidden = true;
+      document.getElementById("gi-username").focus();
+    });
+    document.getElementById("gi-signin-cancel").addEventListener("click", () => { modal.hidden = true; });
+    document.getElementById("gi-signin-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const err = document.getElementById("gi-signin-error");
+      try {
+        await G.signIn(document.getElementById("gi-username").value, document.getElementById("gi-password").value);
+        document.getElementById("gi-password").value = "";
+        modal.hidden = true;
+        await loadManifest();
+      } catch (ex) {
+        err.textContent = ex.message;
+        err.hidden = false;
+      }
+    });
+    document.getElementById("gi-signout").addEventListener("click", async () => {
+      await G.signOut();
+      await loadManifest().catch(error);
+    });
+  }
+
+  function error(e) {
+    if (!e) return;
+    // An error message in the status line, and on the console as a warning (not an error: a
+    // dropped network connection is a condition to report, not a bug in the page).
+    const el = document.getElementById("gi-busy");
+    if (el) el.textContent = G.t("error", { e: e.message || String(e) });
+    console.warn("GeoIOC:", e);
+  }
+})(window.GeoIOC = window.GeoIOC || {});

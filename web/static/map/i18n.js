@@ -1,0 +1,195 @@
+/* GeoIOC command map: user-interface strings in Vietnamese (default) and English.
+ * Layer titles, field labels and coded values come from the layer manifest (the catalogue);
+ * only the map's own words live here. */
+(function (G) {
+  "use strict";
+
+  const STRINGS = {
+    vi: {
+      app_title: "Bản đồ điều hành",
+      search_placeholder: "Tìm xã/phường, tờ/thửa (12/345), tọa độ (21.18, 106.07 hoặc X=… Y=…)",
+      sign_in: "Đăng nhập",
+      sign_out: "Đăng xuất",
+      sign_in_title: "Đăng nhập hệ thống",
+      username: "Tên đăng nhập",
+      password: "Mật khẩu",
+      cancel: "Hủy",
+      sign_in_failed: "Sai tên đăng nhập hoặc mật khẩu.",
+      sign_in_locked: "Tạm khóa do nhập sai nhiều lần. Thử lại sau {s} giây.",
+      session_ended: "Phiên làm việc đã kết thúc, vui lòng đăng nhập lại.",
+      layers: "Lớp dữ liệu",
+      legend: "Chú giải",
+      from_zoom: "từ mức thu phóng {z}",
+      zoom_in_to_see: "Phóng to tới mức {z} để hiển thị",
+      era_current: "Hiện hành",
+      era_previous: "Trước 2025",
+      filters: "Bộ lọc sự cố",
+      window: "Khoảng thời gian",
+      last_days: "{n} ngày qua",
+      last_year: "1 năm qua",
+      custom: "Tùy chọn",
+      from: "Từ",
+      to: "Đến",
+      categories: "Lĩnh vực",
+      severity: "Mức độ",
+      status: "Trạng thái",
+      all: "Tất cả",
+      none: "Bỏ chọn",
+      incidents_in_window: "sự cố trong kỳ",
+      vs_previous: "so với kỳ trước ({n})",
+      no_previous: "kỳ trước không có sự cố",
+      loading: "Đang tải…",
+      no_results: "Không tìm thấy kết quả",
+      parcel: "Thửa đất",
+      parcel_page: "Mở trang thửa đất",
+      sheet_parcel: "Tờ {s} · Thửa {p}",
+      zone: "Khu quy hoạch",
+      commune: "Đơn vị hành chính",
+      incidents_here: "Sự cố trong kỳ",
+      previous_window: "Kỳ trước",
+      trend: "Diễn biến (kỳ này so với kỳ trước)",
+      this_window: "Kỳ này",
+      sign_in_for_incidents: "Đăng nhập để xem thống kê sự cố.",
+      incident: "Sự cố",
+      cameras_covering: "Camera có vùng quan sát bao phủ",
+      no_cameras: "Không có camera nào quan sát được vị trí này.",
+      distance: "{d} m",
+      camera: "Camera",
+      sensor: "Trạm quan trắc",
+      latest_value: "Giá trị mới nhất",
+      of_threshold: "{p}% ngưỡng",
+      stale: "số liệu cũ",
+      place: "Địa điểm du lịch",
+      location: "Vị trí",
+      coordinates: "Tọa độ",
+      clusters_note: "Đang hiển thị {n} cụm (tổng hợp trên máy chủ) – phóng to để xem từng sự cố",
+      points_note: "{n} sự cố trên bản đồ",
+      heatmap_note: "Bản đồ nhiệt: {n} sự cố, ô lưới {m} m",
+      error: "Không tải được dữ liệu: {e}",
+      basemap_off: "Không có bản đồ nền (chế độ ngoại tuyến)",
+      yes: "Có",
+      no: "Không",
+      permanent: "Lâu dài",
+    },
+    en: {
+      app_title: "Command map",
+      search_placeholder: "Find a commune, sheet/parcel (12/345), coordinates (21.18, 106.07 or X=… Y=…)",
+      sign_in: "Sign in",
+      sign_out: "Sign out",
+      sign_in_title: "Sign in",
+      username: "User name",
+      password: "Password",
+      cancel: "Cancel",
+      sign_in_failed: "Wrong user name or password.",
+      sign_in_locked: "Locked after too many failures. Try again in {s} s.",
+      session_ended: "Your session has ended, please sign in again.",
+      layers: "Layers",
+      legend: "Legend",
+      from_zoom: "from zoom {z}",
+      zoom_in_to_see: "Zoom in to level {z} to see it",
+      era_current: "Current",
+      era_previous: "Before 2025",
+      filters: "Incident filters",
+      window: "Time window",
+      last_days: "Last {n} days",
+      last_year: "Last year",
+      custom: "Custom",
+      from: "From",
+      to: "To",
+      categories: "Categories",
+      severity: "Severity",
+      status: "Status",
+      all: "All",
+      none: "None",
+      incidents_in_window: "incidents in window",
+      vs_previous: "vs previous window ({n})",
+      no_previous: "none in the previous window",
+      loading: "Loading…",
+      no_results: "Nothing found",
+      parcel: "Parcel",
+      parcel_page: "Open the parcel page",
+      sheet_parcel: "Sheet {s} · Parcel {p}",
+      zone: "Planning zone",
+      commune: "Administrative unit",
+      incidents_here: "Incidents in window",
+      previous_window: "Previous window",
+      trend: "Trend (this window vs previous)",
+      this_window: "This window",
+      sign_in_for_incidents: "Sign in to see incident statistics.",
+      incident: "Incident",
+      cameras_covering: "Cameras whose field of view covers it",
+      no_cameras: "No camera sees this place.",
+      distance: "{d} m",
+      camera: "Camera",
+      sensor: "Monitoring station",
+      latest_value: "Latest value",
+      of_threshold: "{p}% of threshold",
+      stale: "stale",
+      place: "Tourism place",
+      location: "Location",
+      coordinates: "Coordinates",
+      clusters_note: "Showing {n} clusters (aggregated on the server) – zoom in for single incidents",
+      points_note: "{n} incidents on the map",
+      heatmap_note: "Heatmap: {n} incidents, {m} m cells",
+      error: "Could not load data: {e}",
+      basemap_off: "No basemap (offline mode)",
+      yes: "Yes",
+      no: "No",
+      permanent: "Permanent",
+    },
+  };
+
+  G.lang = "vi";
+
+  /** The string KEY in the current language, with {name} placeholders filled from VARS. */
+  G.t = function (key, vars) {
+    const table = STRINGS[G.lang] || STRINGS.vi;
+    let text = key in table ? table[key] : (STRINGS.vi[key] || key);
+    if (vars) {
+      for (const name of Object.keys(vars)) text = text.split("{" + name + "}").join(vars[name]);
+    }
+    return text;
+  };
+
+  /** A {vi, en} pair from the manifest, in the current language. */
+  G.pick = function (pair) {
+    if (pair == null) return "";
+    if (typeof pair === "string") return pair;
+    return pair[G.lang] || pair.vi || pair.en || "";
+  };
+
+  const locale = () => (G.lang === "en" ? "en-GB" : "vi-VN");
+
+  G.fmtNumber = function (n, digits) {
+    if (n == null || Number.isNaN(n)) return "–";
+    return Number(n).toLocaleString(locale(), { maximumFractionDigits: digits == null ? 2 : digits });
+  };
+
+  G.fmtDate = function (iso) {
+    if (!iso) return "–";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return d.toLocaleDateString(locale(), { timeZone: "Asia/Ho_Chi_Minh" });
+  };
+
+  G.fmtDateTime = function (iso) {
+    if (!iso) return "–";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return d.toLocaleString(locale(), {
+      timeZone: "Asia/Ho_Chi_Minh", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit",
+    });
+  };
+
+  /** Put the current language into every element marked data-i18n / data-i18n-placeholder. */
+  G.translatePage = function (root) {
+    (root || document).querySelectorAll("[data-i18n]").forEach((el) => {
+      el.textContent = G.t(el.dataset.i18n);
+    });
+    (root || document).querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = G.t(el.dataset.i18nPlaceholder);
+    });
+    document.documentElement.lang = G.lang;
+  };
+})(window.GeoIOC = window.GeoIOC || {});
