@@ -230,6 +230,8 @@ LAYERS: tuple[Layer, ...] = (
         geometry_type="Point",
         access=Access.INTERNAL,
         extra_geometry_columns=("fov",),
+        map_kind="cameras",
+        map_visible=False,
         fields=(
             F("code", "str", "Mã camera", "Camera code", "MACAMERA"),
             F("name", "str", "Tên camera", "Name", "TEN"),
@@ -264,6 +266,7 @@ LAYERS: tuple[Layer, ...] = (
             F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=STATUS_VALUES),
         ),
         style=Style(color="#41ab5d", radius=6, by="kind"),
+        map_kind="sensors",
         keywords=("môi trường", "quan trắc", "sensors"),
     ),
     Layer(
@@ -277,6 +280,7 @@ LAYERS: tuple[Layer, ...] = (
         geometry_type="Point",
         access=Access.INTERNAL,
         row_rules=(RowRule("category", ("security_event",), ("security_officer", "leader")),),
+        map_kind="incidents",
         time_column="reported_at",
         fields=(
             F("category", "str", "Lĩnh vực", "Category", "LINHVUC", values=INCIDENT_CATEGORIES),

@@ -103,6 +103,12 @@ class Layer:
     max_zoom: int = 22
     overview: Overview | None = None
     row_rules: tuple[RowRule, ...] = ()
+    # How the map draws it: vector tiles, bbox GeoJSON features, or a view of its own
+    # (cameras with fields of view, sensors against thresholds, filtered incidents + heatmap).
+    # None: tiles for lines and polygons, features for points.
+    map_kind: Literal["tiles", "features", "cameras", "sensors", "incidents"] | None = None
+    # Shown when the map opens (the others are one click away in the layer panel).
+    map_visible: bool = True
     keywords: tuple[str, ...] = ()
 
     def field(self, name: str) -> Field:

@@ -7,10 +7,10 @@ the caller may not read is simply absent, with its fields, legend and filters: n
 manifest names it. Titles, field labels, legends and palettes come from the catalogue's coded
 values and from the land_use_codes table, never written a second time here.
 
-What the catalogue does not (yet) say is how a layer is drawn on the map; MAP_KINDS below holds
-that, one line per layer, derived from the geometry type unless the layer needs a view of its own
-(incidents: filtered clusters and a heatmap; cameras: fields of view; sensors: latest value
-against threshold, read from the observations table).
+How a layer is drawn comes from the catalogue too (Layer.map_kind, Layer.map_visible): tiles or
+features by geometry type unless the layer needs a view of its own (incidents: filtered clusters
+and a heatmap; cameras: fields of view; sensors: latest value against threshold, read from the
+observations table).
 """
 
 from __future__ import annotations
@@ -40,19 +40,6 @@ DOMAINS: dict[str, tuple[str, str]] = {
 
 # How each layer reaches the map. "tiles": OGC vector tiles (polygons and lines of any size);
 # "features": OGC items for the visible bbox (a few hundred points at most).
-MAP_KINDS: dict[str, str] = {
-    "admin_units": "tiles",
-    "land_use_zones": "tiles",
-    "parcels": "tiles",
-    "roads": "tiles",
-    "tourism_places": "features",
-    "cameras": "cameras",
-    "sensors": "sensors",
-    "incidents": "incidents",
-}
-# Shown when the page opens (the others are one click away in the layer panel).
-DEFAULT_ON = {"admin_units", "land_use_zones", "parcels", "roads", "tourism_places", "sensors",
-              "incidents"}
 # Categorical colours for coded fields whose layer style gives no palette of its own.
 QUALITATIVE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
                "#1f78b4", "#b2df8a", "#fb9a99")
@@ -166,7 +153,7 @@ def _hidden_values(layer: Layer, who: Principal) -> dict[str, set[str]]:
 
 
 def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
-    kind = MAP_KINDS.get(layer.id, "tiles" if layer.geometry_type != "Point" else "features")
+    kind = layer.map_kind or ("tiles" if layer.geometry_type != "Point" else "features")
     palette, legend = _palette(layer, ref)
     s = layer.style
     entry: dict = {
@@ -178,7 +165,7 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
         "kind": kind,
         "min_zoom": layer.min_zoom,
         "max_zoom": layer.max_zoom,
-        "visible": layer.id in DEFAULT_ON,
+        "visible": layer.map_visible,
         "bbox": ref.extents.get(layer.id, list(PROVINCE_BBOX)),
         "style": {"color": s.color, "fill_color": s.fill_color or s.color, "weight": s.weight,
                   "fill_opacity": s.fill_opacity, "radius": s.radius, "by": s.by,
