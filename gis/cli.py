@@ -53,7 +53,7 @@ def db_reset(
 
     if not yes:
         typer.confirm(f"Delete all data in {_safe_url()}?", abort=True)
-    migrate.downgrade("base")
+    migrate.drop_all()
     migrate.upgrade("head")
     console.print("database reset to an empty schema")
 

@@ -24,6 +24,9 @@ def empty_db_url(db_url: str) -> str:
     url = os.environ.get("GEOIOC_EMPTY_DATABASE_URL")
     if not url:
         pytest.fail("GEOIOC_EMPTY_DATABASE_URL is not set: run the suite with `make test`")
+    from gis.migrate import drop_all
+
+    drop_all(url)  # empty whatever an earlier run (or another branch) left there
     return url
 
 
