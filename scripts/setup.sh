@@ -82,7 +82,7 @@ find_superuser() {
         die "cannot connect to PostgreSQL on 127.0.0.1:$PG_PORT as superuser 'postgres': set GEOIOC_DATABASE_URL to a PostGIS database you own"
     fi
 }
-spsql() { "${SUPER_PSQL[@]}" -v ON_ERROR_STOP=1 -qtA "$@"; }
+spsql() { PGOPTIONS="-c client_min_messages=warning" "${SUPER_PSQL[@]}" -v ON_ERROR_STOP=1 -qtA "$@"; }
 
 server_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
 
