@@ -121,7 +121,11 @@ ensure_test_tools() {
     command -v ogrinfo >/dev/null 2>&1 || missing+=(gdal-bin)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
-    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+    [ ${#missing[@]} -eq 0 ] && return
+    # With GEOIOC_DATABASE_URL nothing is installed: say what the tests need instead.
+    [ -z "${GEOIOC_DATABASE_URL_GIVEN:-}" ] ||
+        die "the tests need ${missing[*]} (Debian packages): install them, or unset GEOIOC_DATABASE_URL"
+    apt_install "${missing[@]}"
 }
 
 # create_database NAME: role geoioc owns it; postgis etc. created by the superuser.
@@ -163,6 +167,7 @@ ensure_python
 cd "$ROOT"
 
 if [ -n "${GEOIOC_DATABASE_URL:-}" ]; then
+    GEOIOC_DATABASE_URL_GIVEN=1
     say "using GEOIOC_DATABASE_URL (nothing is installed or started)"
     if [ "$MODE" = test ]; then
         export GEOIOC_DATABASE_URL=${GEOIOC_TEST_DATABASE_URL:-$(with_db_suffix "$GEOIOC_DATABASE_URL" _test)}

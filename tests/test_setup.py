@@ -1,0 +1,36 @@
+"""The set-up is idempotent: running it again over a prepared database changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fingerprint(conn) -> tuple:
+    """Schema revision, the sample's content hash, and row counts and id ranges of every table."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN "
+        "('spatial_ref_sys', 'audit_log', 'users', 'user_roles', 'api_keys', 'auth_sessions') "
+        "ORDER BY tablename")]
+    counts = tuple((t, conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # noqa: S608
+                   for t in tables)
+    return (conn.execute("SELECT version_num FROM alembic_version").fetchone(),
+            conn.execute("SELECT seed, scale, as_of, data_hash FROM sample_info").fetchone(),
+            counts,
+            conn.execute("SELECT count(*) FROM spatial_ref_sys").fetchone())
+
+
+def test_running_the_setup_again_changes_nothing(conn, db_url) -> None:
+    before = fingerprint(conn)
+    # With GEOIOC_DATABASE_URL set the script installs and starts nothing: it migrates and loads
+    # the sample only if the database is empty ("prepare" stops before serving).
+    env = {**os.environ, "GEOIOC_DATABASE_URL": db_url}
+    for _ in range(2):
+        run = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh"), "prepare"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "sample province already loaded" in run.stdout
+    assert fingerprint(conn) == before
