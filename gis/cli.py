@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gis.cli_auth import audit_app, key_app, role_app, user_app
+from gis.cli_parcels import parcels_app
 from gis.settings import get_settings
 
 app = typer.Typer(help="GeoIOC: open GIS platform for a provincial operations center.",
@@ -26,6 +27,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(role_app, name="role")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
+app.add_typer(parcels_app, name="parcels")
 
 console = Console()
 err = Console(stderr=True)

@@ -169,6 +169,7 @@ LAYERS: tuple[Layer, ...] = (
         ),
         style=Style(color="#8c6d31", weight=0.6, fill_opacity=0.35, by="land_use_codes"),
         min_zoom=15,
+        history_table="parcel_history",
         keywords=("địa chính", "thửa đất", "cadastre"),
     ),
     Layer(

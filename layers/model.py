@@ -102,6 +102,8 @@ class Layer:
     min_zoom: int = 0
     max_zoom: int = 22
     overview: Overview | None = None
+    # Table keeping past versions of the rows (written by a trigger), for "as of" views.
+    history_table: str | None = None
     row_rules: tuple[RowRule, ...] = ()
     # How the map draws it: vector tiles, bbox GeoJSON features, or a view of its own
     # (cameras with fields of view, sensors against thresholds, filtered incidents + heatmap).

@@ -147,6 +147,7 @@ create_database() {
     spsql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS postgis;
         CREATE EXTENSION IF NOT EXISTS btree_gist;
         CREATE EXTENSION IF NOT EXISTS unaccent;
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
         GRANT SELECT, INSERT, DELETE ON spatial_ref_sys TO geoioc;"
 }
 

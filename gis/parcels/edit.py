@@ -1,0 +1,297 @@
+"""Editing a parcel: attributes and geometry, with optimistic locking and validation.
+
+Optimistic locking: the client sends the version it edited (If-Match or "version"); the row
+is locked, compared and updated with `WHERE id = .. AND version = ..` in one transaction, so of
+two edits of the same version exactly one wins and the other gets VersionConflict (409), never
+a silent overwrite. The version, updated_at and the history row are the triggers' business
+(migration 0006); here we only say who (SET LOCAL geoioc.user) and why (geoioc.note).
+
+Validation: values per field (codes exist and are not retired, ID number format, ...), and a
+new geometry must be a valid polygon (gis.parcels.geometry), inside its commune (current, and
+pre-2025 for merged communes) and overlap no other parcel by more than OVERLAP_TOLERANCE_M2.
+Geometry edits of one commune are serialised (advisory lock) so two neighbours edited at the
+same moment cannot both pass the overlap test against each other's old shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
+
+from gis import audit
+from gis.parcels import checks
+from gis.parcels.common import describe_location, location, parcels_layer, readable
+from gis.parcels.errors import (
+    BadParameter,
+    Forbidden,
+    InvalidGeometry,
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    VersionConflict,
+)
+from layers.access import Principal
+
+EDITABLE = ("sheet_no", "parcel_no", "land_use_codes", "legal_area", "land_user", "land_user_id",
+            "certificate_no", "use_until", "origin")
+OVERLAP_TOLERANCE_M2 = 0.5
+OUTSIDE_COMMUNE_TOLERANCE_M2 = 0.5
+MAX_NOTE = 500
+MAX_TEXT = 200
+ID_NUMBER = re.compile(r"^[0-9]{9}([0-9]{3})?$")
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+
+
+@dataclass
+class Edit:
+    expected_version: int
+    properties: dict[str, Any] = field(default_factory=dict)
+    geometry: bytes | None = None  # EPSG:4326 MultiPolygon WKB, already valid
+    note: str | None = None
+
+
+def parse_version(if_match: str | None, body_version: Any) -> int:
+    """The version the client edited, from If-Match ("3", W/"3" or 3) or the body."""
+    header = None
+    if if_match is not None and if_match.strip():
+        m = _ETAG.match(if_match.split(",")[0])
+        if not m:
+            raise BadParameter(f"If-Match: {if_match!r} is not a parcel version (e.g. \"3\")")
+        header = int(m.group(1))
+    body = None
+    if body_version is not None:
+        if isinstance(body_version, bool) or not isinstance(body_version, int) or body_version < 1:
+            raise InvalidInput(f"version: {body_version!r} is not a version number (1, 2, ...)")
+        body = body_version
+    if header is not None and body is not None and header != body:
+        raise BadParameter(f"If-Match says version {header} but the body says {body}")
+    version = header if header is not None else body
+    if version is None:
+        raise PreconditionRequired(
+            "send the version you edited (If-Match: \"<version>\" or \"version\" in the body), "
+            "so that a change made meanwhile by someone else is not overwritten")
+    return version
+
+
+def _text(name: str, v: Any, limit: int = MAX_TEXT) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise InvalidInput(f"{name}: expected text or null, got {type(v).__name__}")
+    v = unicodedata.normalize("NFC", " ".join(v.split()))
+    if len(v) > limit:
+        raise InvalidInput(f"{name}: longer than {limit} characters")
+    return v or None
+
+
+def _int(name: str, v: Any, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise InvalidInput(f"{name}: expected a whole number from {lo} to {hi}, got {v!r}")
+    return v
+
+
+def validate_properties(conn: psycopg.Connection, props: Any, who: Principal) -> dict[str, Any]:
+    """Checked and normalised values; InvalidInput (422) naming the field and the problem."""
+    if not isinstance(props, dict):
+        raise InvalidInput("properties: expected an object of field: value")
+    layer = parcels_layer()
+    visible = readable(who)
+    out: dict[str, Any] = {}
+    for name, value in props.items():
+        if name not in layer.field_names:
+            raise InvalidInput(f"properties: unknown field {name!r} (fields: {', '.join(EDITABLE)})")
+        if name not in EDITABLE:
+            raise InvalidInput(
+                f"properties: {name} cannot be edited" + (
+                    " (the commune follows from where the parcel is)" if "commune" in name
+                    else " (set by the server)"))
+        if name not in visible:
+            raise Forbidden(f"properties: you may not change {name}")
+        out[name] = _value(conn, layer.field(name), name, value)
+    return out
+
+
+def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
+    if name == "sheet_no":
+        return _int(name, v, 1, 9999)
+    if name == "parcel_no":
+        return _int(name, v, 1, 99999)
+    if name == "legal_area":
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 < v < 1e9:
+            raise InvalidInput(f"legal_area: expected a positive area in m², got {v!r}")
+        return round(float(v), 1)
+    if name == "land_use_codes":
+        return _land_use_codes(conn, v)
+    if name == "land_user_id":
+        text = _text(name, v, 12)
+        if text is not None and not ID_NUMBER.match(text):
+            raise InvalidInput("land_user_id: expected a 12-digit citizen ID (CCCD) or a 9-digit "
+                               "identity card number")
+        return text
+    if name == "use_until":
+        if v is None:
+            return None
+        try:
+            return dt.date.fromisoformat(v) if isinstance(v, str) else _bad_date(v)
+        except ValueError:
+            return _bad_date(v)
+    if name == "origin":
+        if v is not None and v not in f.values:
+            raise InvalidInput(f"origin: {v!r} is not one of {', '.join(f.values)}")
+        return v
+    return _text(name, v)
+
+
+def _bad_date(v: Any) -> Any:
+    raise InvalidInput(f"use_until: expected a date YYYY-MM-DD or null (permanent), got {v!r}")
+
+
+def _land_use_codes(conn: psycopg.Connection, v: Any) -> list[str]:
+    if not isinstance(v, list) or not 1 <= len(v) <= 4 or not all(isinstance(c, str) for c in v):
+        raise InvalidInput("land_use_codes: expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]")
+    codes = [c.strip().upper() for c in v]
+    if len(set(codes)) != len(codes):
+        raise InvalidInput("land_use_codes: a code is repeated")
+    rows = dict(conn.execute(
+        "SELECT code, valid_to FROM land_use_codes WHERE code = ANY(%s)", (codes,)).fetchall())
+    unknown = [c for c in codes if c not in rows]
+    if unknown:
+        raise InvalidInput(f"land_use_codes: unknown code(s) {', '.join(unknown)}")
+    today = dt.date.today()
+    retired = [f"{c} (retired on {rows[c].isoformat()})" for c in codes
+               if rows[c] is not None and rows[c] <= today]
+    if retired:
+        raise InvalidInput(f"land_use_codes: {', '.join(retired)}; use the current code list")
+    return codes
+
+
+def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old: str | None,
+                    wkb: bytes, srid: int) -> None:
+    """Inside the commune(s), no overlap with other parcels: InvalidGeometry listing each."""
+    problems: list[dict[str, Any]] = []
+    units = conn.execute(
+        "WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g),"
+        " u AS ((SELECT code, name, 'current' AS era, geom FROM admin_units"
+        "        WHERE level = 'commune' AND code = %(c)s AND valid_to IS NULL LIMIT 1)"
+        "       UNION ALL (SELECT code, name, 'pre-2025', geom FROM admin_units"
+        "        WHERE level = 'commune' AND code = %(o)s AND valid_to IS NOT NULL"
+        "        ORDER BY valid_to DESC LIMIT 1)),"
+        " d AS (SELECT u.code, u.name, u.era, CASE WHEN ST_CoveredBy(g.g, u.geom) THEN NULL"
+        "        ELSE ST_Difference(g.g, u.geom) END AS out FROM u, g)"
+        " SELECT code, name, era, coalesce(ST_Area(ST_Transform(out, %(srid)s)), 0),"
+        "  ST_X(ST_PointOnSurface(out)), ST_Y(ST_PointOnSurface(out)) FROM d",
+        {"wkb": wkb, "c": commune, "o": old, "srid": srid}).fetchall()
+    if not units:
+        raise InvalidGeometry(f"commune {commune} has no current boundary to check the parcel against")
+    for code, name, era, outside, lon, lat in units:
+        if outside > OUTSIDE_COMMUNE_TOLERANCE_M2:
+            loc = location(lon, lat, srid)
+            problems.append({"reason": "outside commune", "commune_code": code, "era": era,
+                             "area_m2": round(outside, 2), "location": loc,
+                             "message": f"{outside:.2f} m² lies outside {era} commune {code} "
+                                        f"({name}), e.g. at {describe_location(loc)}"})
+    overlaps = conn.execute(
+        "WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g)"
+        " SELECT * FROM (SELECT n.id, n.commune_code, n.old_commune_code, n.sheet_no, n.parcel_no,"
+        "  ST_Area(ST_Transform(ST_Intersection(n.geom, g.g), %(srid)s)) AS area,"
+        "  ST_X(ST_PointOnSurface(ST_Intersection(n.geom, g.g))) AS lon,"
+        "  ST_Y(ST_PointOnSurface(ST_Intersection(n.geom, g.g))) AS lat"
+        "  FROM parcels AS n, g WHERE n.geom && g.g AND n.id <> %(id)s AND ST_Intersects(n.geom, g.g)) q"
+        " WHERE area > %(tol)s ORDER BY area DESC LIMIT 20",
+        {"wkb": wkb, "srid": srid, "id": parcel_id, "tol": OVERLAP_TOLERANCE_M2}).fetchall()
+    for nid, c, o, sheet, no, area, lon, lat in overlaps:
+        loc = location(lon, lat, srid)
+        where = f"{c}" + (f" (old {o})" if o else "")
+        problems.append({"reason": "overlap", "neighbour": {"id": nid, "commune_code": c,
+                         "old_commune_code": o, "sheet_no": sheet, "parcel_no": no},
+                         "area_m2": round(area, 2), "location": loc,
+                         "message": f"overlaps parcel sheet {sheet} parcel {no} of commune {where} "
+                                    f"(id {nid}) by {area:.2f} m² around {describe_location(loc)}"})
+    if problems:
+        raise InvalidGeometry("geometry rejected: " + "; ".join(p["message"] for p in problems),
+                              problems=problems)
+
+
+def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, srid: int,
+          request: Any = None) -> dict[str, Any]:
+    """Apply EDIT in one transaction on CONN (a pooled autocommit connection): lock, compare
+    versions, validate, update, audit. Returns {version, updated_at, changed, warnings}."""
+    if not edit.properties and edit.geometry is None:
+        raise InvalidInput("nothing to change: give properties and/or geometry")
+    if edit.note is not None and len(edit.note) > MAX_NOTE:
+        raise InvalidInput(f"note: longer than {MAX_NOTE} characters")
+    props = edit.properties
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('geoioc.user', %s, true), set_config('geoioc.note', %s, true)",
+                         (who.user or "", edit.note or ""))
+            row = conn.execute(
+                "SELECT version, updated_at, commune_code, old_commune_code, sheet_no, parcel_no"
+                " FROM parcels WHERE id = %s FOR UPDATE", (parcel_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"parcel {parcel_id} not found")
+            version, updated_at, commune, old, sheet, number = row
+            if version != edit.expected_version:
+                raise _conflict(parcel_id, edit.expected_version, version, updated_at)
+            if "sheet_no" in props or "parcel_no" in props:
+                _check_key_free(conn, parcel_id, commune, old, props.get("sheet_no", sheet),
+                                props.get("parcel_no", number))
+            if edit.geometry is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                             (f"geoioc.parcels.geometry.{commune}",))
+                _check_location(conn, parcel_id, commune, old, edit.geometry, srid)
+            sets = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in props]
+            if edit.geometry is not None:
+                sets.append(sql.SQL("geom = ST_GeomFromWKB(%(geom)s, 4326)"))
+            new = conn.execute(
+                sql.SQL("UPDATE parcels SET {sets} WHERE id = %(id)s AND version = %(version)s"
+                        " RETURNING version, updated_at, legal_area,"
+                        " ST_Area(ST_Transform(geom, %(srid)s))").format(sets=sql.SQL(", ").join(sets)),
+                {**props, "geom": edit.geometry, "id": parcel_id, "version": edit.expected_version,
+                 "srid": srid}).fetchone()
+            if new is None:  # cannot happen under the row lock; kept as the real guard
+                current = conn.execute("SELECT version, updated_at FROM parcels WHERE id = %s",
+                                       (parcel_id,)).fetchone()
+                raise _conflict(parcel_id, edit.expected_version, *(current or (None, None)))
+            changed = [*props, *(["geometry"] if edit.geometry is not None else [])]
+            audit.record(conn, who, "write", request=request, layer="parcels", status=200,
+                         target={"id": parcel_id, "from_version": version, "to_version": new[0],
+                                 "changed": changed, "note": edit.note})
+    except (errors.CheckViolation, errors.UniqueViolation, errors.ForeignKeyViolation,
+            errors.NotNullViolation) as e:
+        raise InvalidInput(f"rejected by the database: {e.diag.message_primary}") from None
+    new_version, new_updated, legal, computed = new
+    warnings = []
+    area = checks.area_check(legal, float(computed))
+    if area["flagged"]:
+        warnings.append(f"legal area {area['legal_m2']:.1f} m² differs from the computed area "
+                        f"{area['computed_m2']:.1f} m² by more than {area['tolerance_m2']:.1f} m²")
+    return {"id": parcel_id, "version": new_version, "updated_at": new_updated.isoformat(),
+            "changed": changed, "warnings": warnings}
+
+
+def _conflict(parcel_id: int, sent: int, current: int | None,
+              updated_at: dt.datetime | None) -> VersionConflict:
+    return VersionConflict(
+        f"parcel {parcel_id} was changed by someone else: you edited version {sent}, the current "
+        f"version is {current}" + (f" (saved at {updated_at.isoformat()})" if updated_at else "")
+        + "; reload it and apply your change again",
+        current_version=current, your_version=sent)
+
+
+def _check_key_free(conn: psycopg.Connection, parcel_id: int, commune: str, old: str | None,
+                    sheet: int, number: int) -> None:
+    other = conn.execute(
+        "SELECT id FROM parcels WHERE commune_code = %s AND old_commune_code IS NOT DISTINCT FROM %s"
+        " AND sheet_no = %s AND parcel_no = %s AND id <> %s", (commune, old, sheet, number, parcel_id)
+    ).fetchone()
+    if other:
+        raise InvalidInput(f"sheet {sheet} parcel {number} is already parcel {other[0]} of commune "
+                           f"{commune}" + (f" (old {old})" if old else ""), existing_id=other[0])

@@ -1,0 +1,138 @@
+"""Server-rendered pages of parcel inspection (/parcels, /parcels/{id}, the HTML extract).
+
+Plain HTML from Jinja2 templates (web/templates/parcels), Vietnamese by default and English with
+?lang=en, styled with the vendored Bootstrap and mapped with the vendored Leaflet (served at
+/ogc/static): nothing is fetched from another host. The pages show what the caller may read,
+decided by the same functions as the API (the route passes the data in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from gis.parcels import extract
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = "/ogc/static"
+
+LABELS: dict[str, dict[str, str]] = {
+    "vi": {
+        "search_title": "Tra cứu thửa đất", "map": "Bản đồ điều hành", "sign_in": "Đăng nhập",
+        "other_lang": "English", "synthetic": "Dữ liệu mẫu tổng hợp – không có giá trị pháp lý.",
+        "commune": "Xã/phường (mã hoặc tên)", "sheet": "Tờ bản đồ số", "parcel": "Thửa số",
+        "land_use": "Loại đất", "any": "— tất cả —", "owner": "Người sử dụng đất",
+        "owner_hint": "Chỉ cán bộ địa chính được tra cứu theo tên (không phân biệt dấu, hoa/thường).",
+        "point": "Điểm (kinh độ, vĩ độ)", "xy": "Điểm VN-2000 (X, Y)", "search": "Tra cứu",
+        "reset": "Xóa", "draw": "Vẽ vùng tìm", "finish": "Kết thúc vùng", "click_hint":
+        "Nhấp bản đồ để chọn điểm; “Vẽ vùng tìm” rồi nhấp các đỉnh, “Kết thúc vùng” để tìm trong vùng.",
+        "polygon": "Vùng vẽ", "results": "Kết quả", "none": "Không tìm thấy thửa nào.",
+        "more": "Trang sau", "prev": "Trang trước", "key": "Số hiệu", "area": "Diện tích (m²)",
+        "commune_name": "Xã/phường", "open": "Xem", "parcel_title": "Thửa đất",
+        "attributes": "Thông tin thửa đất", "area_check": "Kiểm tra diện tích",
+        "legal_area": "Diện tích pháp lý", "computed_area": "Diện tích tính theo VN-2000",
+        "difference": "Chênh lệch", "tolerance": "Ngưỡng cho phép", "flagged": "Vượt ngưỡng",
+        "ok": "Trong ngưỡng", "land_use_codes": "Mục đích sử dụng", "neighbours": "Thửa liền kề",
+        "shared": "Cạnh chung (m)", "zones": "Quy hoạch sử dụng đất", "zone": "Loại đất quy hoạch",
+        "plan": "Quy hoạch", "share": "Tỷ lệ diện tích", "conflicts": "Mâu thuẫn quy hoạch",
+        "no_conflicts": "Không có mâu thuẫn quy hoạch.",
+        "incidents": "Sự cố trong thửa và trong vòng 50 m (12 tháng)",
+        "cameras": "Camera có vùng quan sát phủ thửa đất", "history": "Lịch sử biến động",
+        "version": "Phiên bản", "from": "Từ", "to": "Đến", "by": "Người sửa", "changes": "Thay đổi",
+        "note": "Lý do", "current": "hiện hành", "extract_html": "Trích lục (HTML)",
+        "extract_pdf": "Trích lục (PDF)", "as_of": "Xem tại thời điểm", "show": "Xem",
+        "as_of_note": "Hiện trạng thửa đất tại thời điểm", "none_found": "Không có.",
+        "category": "Lĩnh vực", "reported": "Thời điểm", "distance": "Khoảng cách (m)",
+        "title": "Tiêu đề", "status": "Trạng thái", "camera": "Camera", "covered": "Phủ",
+        "json": "JSON", "flags": "Cảnh báo", "area_discrepancy": "Sai lệch diện tích",
+        "zoning_conflict": "Mâu thuẫn quy hoạch", "geometry": "hình thể", "deleted": "đã xóa",
+        "error": "Lỗi",
+    },
+    "en": {
+        "search_title": "Parcel search", "map": "Command map", "sign_in": "Sign in",
+        "other_lang": "Tiếng Việt", "synthetic": "Synthetic sample data – no legal value.",
+        "commune": "Commune (code or name)", "sheet": "Map sheet", "parcel": "Parcel number",
+        "land_use": "Land use", "any": "— any —", "owner": "Land user",
+        "owner_hint": "Only land officers may search by name (accents and case ignored).",
+        "point": "Point (longitude, latitude)", "xy": "VN-2000 point (X, Y)", "search": "Search",
+        "reset": "Clear", "draw": "Draw area", "finish": "Finish area", "click_hint":
+        "Click the map to pick a point; “Draw area”, click the corners, then “Finish area”.",
+        "polygon": "Drawn area", "results": "Results", "none": "No parcel found.",
+        "more": "Next page", "prev": "Previous page", "key": "Key", "area": "Area (m²)",
+        "commune_name": "Commune", "open": "Open", "parcel_title": "Parcel",
+        "attributes": "Parcel attributes", "area_check": "Area check",
+        "legal_area": "Legal area", "computed_area": "Area computed in VN-2000",
+        "difference": "Difference", "tolerance": "Tolerance", "flagged": "Exceeds tolerance",
+        "ok": "Within tolerance", "land_use_codes": "Land use", "neighbours": "Adjacent parcels",
+        "shared": "Shared boundary (m)", "zones": "Land-use planning", "zone": "Planned use",
+        "plan": "Plan", "share": "Share of area", "conflicts": "Zoning conflicts",
+        "no_conflicts": "No zoning conflict.", "incidents": "Incidents inside or within 50 m (12 months)",
+        "cameras": "Cameras whose field of view covers the parcel", "history": "Edit history",
+        "version": "Version", "from": "From", "to": "To", "by": "Changed by", "changes": "Changes",
+        "note": "Reason", "current": "current", "extract_html": "Extract (HTML)",
+        "extract_pdf": "Extract (PDF)", "as_of": "Show as of", "show": "Show",
+        "as_of_note": "The parcel as it was at", "none_found": "None.",
+        "category": "Category", "reported": "Reported", "distance": "Distance (m)",
+        "title": "Title", "status": "Status", "camera": "Camera", "covered": "Covered",
+        "json": "JSON", "flags": "Warnings", "area_discrepancy": "Area discrepancy",
+        "zoning_conflict": "Zoning conflict", "geometry": "shape", "deleted": "deleted",
+        "error": "Error",
+    },
+}
+
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def _common(lang: str, user: str | None, roles: list[str], path: str,
+            query: dict[str, Any]) -> dict[str, Any]:
+    other = "en" if lang == "vi" else "vi"
+    q = {k: v for k, v in query.items() if v not in (None, "") and k != "lang"}
+    here = path + (("?" + urlencode(q)) if q else "")
+    return {"lang": lang, "t": LABELS[lang], "user": user, "roles": ", ".join(roles),
+            "static": STATIC, "lang_q": "" if lang == "vi" else "lang=en",
+            "other_lang_url": path + "?" + urlencode({**q, "lang": other}),
+            "sign_in_url": "/parcels/sign-in?" + urlencode({"next": here})}
+
+
+def search_page(*, lang: str, user: str | None, roles: list[str], query: dict[str, Any],
+                land_use_codes: list[tuple[str, str]], owner_allowed: bool,
+                results: list[dict[str, Any]] | None, more: bool, error: str | None,
+                basemap_url: str, limit: int, offset: int) -> str:
+    ctx = _common(lang, user, roles, "/parcels", query)
+    q = {k: v for k, v in query.items() if v not in (None, "")}
+
+    def page(off: int) -> str:
+        return "/parcels?" + urlencode({**q, "offset": off, "limit": limit})
+
+    ctx.update(q=query, land_use_codes=land_use_codes, owner_allowed=owner_allowed,
+               results=results, error=error, basemap_url=basemap_url,
+               next_url=page(offset + limit) if more else None,
+               prev_url=page(max(offset - limit, 0)) if offset > 0 else None,
+               title=LABELS[lang]["search_title"])
+    return _env.get_template("parcels/search.html").render(ctx)
+
+
+def parcel_page(*, lang: str, user: str | None, roles: list[str], parcel: dict[str, Any],
+                query: dict[str, Any], map_data: dict[str, Any], basemap_url: str,
+                field_titles: dict[str, str], value_labels: dict[str, dict[str, str]]) -> str:
+    ctx = _common(lang, user, roles, f"/parcels/{parcel['id']}", query)
+    as_of = query.get("as_of") or ""
+    suffix = urlencode({k: v for k, v in (("as_of", as_of), ("lang", "en" if lang == "en" else ""))
+                        if v})
+    ctx.update(p=parcel, map_data=map_data, basemap_url=basemap_url, as_of=as_of,
+               field_titles=field_titles, value_labels=value_labels,
+               suffix=("?" + suffix) if suffix else "",
+               title=f"{LABELS[lang]['parcel_title']} {parcel['key']}")
+    return _env.get_template("parcels/parcel.html").render(ctx)
+
+
+def extract_page(ex: extract.Extract, lang: str) -> str:
+    ctx = {"lang": lang, "t": extract.TEXTS[lang], "ex": ex, "svg": extract.svg(ex.drawing),
+           "lines": extract.document_lines(ex, lang), "number": extract.extract_number(ex),
+           "issued": extract.issued_text(ex, lang),
+           "rows": [(extract.ring_caption(r, ex, lang), r.vertices) for r in ex.rings]}
+    return _env.get_template("parcels/extract.html").render(ctx)
