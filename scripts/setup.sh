@@ -171,8 +171,9 @@ if [ -n "${GEOIOC_DATABASE_URL:-}" ]; then
     GEOIOC_DATABASE_URL_GIVEN=1
     say "using GEOIOC_DATABASE_URL (nothing is installed or started)"
     if [ "$MODE" = test ]; then
-        export GEOIOC_DATABASE_URL=${GEOIOC_TEST_DATABASE_URL:-$(with_db_suffix "$GEOIOC_DATABASE_URL" _test)}
-        export GEOIOC_EMPTY_DATABASE_URL=${GEOIOC_EMPTY_DATABASE_URL:-$(with_db_suffix "$GEOIOC_DATABASE_URL" _empty)}
+        given=$GEOIOC_DATABASE_URL
+        export GEOIOC_DATABASE_URL=${GEOIOC_TEST_DATABASE_URL:-$(with_db_suffix "$given" _test)}
+        export GEOIOC_EMPTY_DATABASE_URL=${GEOIOC_EMPTY_DATABASE_URL:-$(with_db_suffix "$given" _empty)}
     fi
 else
     ensure_postgres

@@ -50,6 +50,8 @@ def _pyproj_rings(conn, pid: int) -> list[list[tuple[float, float]]]:
                     continue  # stored twice in a row
                 e, n = t.transform(lon, lat)
                 pts.append((n, e))
+            if len(pts) > 1 and coords[-1] == coords[0]:
+                pts.pop()  # repeated across the ring's start (stored [A, ..., A, A])
             rings.append(pts)
     return rings
 
