@@ -19,8 +19,8 @@ from layers.model import Field, Layer
 
 # Above this many matches numberMatched is omitted rather than counted on every page.
 COUNT_CAP = 10_000
-# Rows per chunk when streaming a big page.
-STREAM_CHUNK = 1_000
+# Rows per chunk when streaming a big page (each chunk is a round trip to PostgreSQL).
+STREAM_CHUNK = 5_000
 
 
 @dataclass

@@ -122,7 +122,7 @@ def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
     query = sql.SQL(
         "SELECT ST_AsMVT(m, {name}, {extent}, 'geom', 'id') FROM ("
         " SELECT {props}, ST_AsMVTGeom({shape}, {env}, {extent}, {buffer}, true) AS geom"
-        " FROM {table} AS t WHERE {where}) m WHERE m.geom IS NOT NULL"
+        " FROM {table} AS t WHERE {where} OFFSET 0) m WHERE m.geom IS NOT NULL"
     ).format(name=name, extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER), props=select_props,
              shape=shape, env=envelope, table=table, where=sql.SQL(" AND ").join(where))
     return query, [*shape_params, *params]
@@ -142,7 +142,7 @@ def _overview_tile_sql(layer: Layer, fields: Sequence[Field], envelope: sql.Comp
         " SELECT t.id{props}, ST_AsMVTGeom(ST_Simplify(t.geom, %s), {env}, {extent}, {buffer}, true)"
         " AS geom FROM {view} AS t WHERE t.geom && {env}"
         " AND (ST_XMax(t.geom) - ST_XMin(t.geom) > %s OR ST_YMax(t.geom) - ST_YMin(t.geom) > %s)"
-        ") m WHERE m.geom IS NOT NULL"
+        " OFFSET 0) m WHERE m.geom IS NOT NULL"
     ).format(name=sql.Literal(layer.id), extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
              props=props, env=envelope, view=sql.Identifier(overview_view(layer.table)))
     return query, [px / 2, *env_params, *env_params, px, px]

@@ -25,7 +25,7 @@ def upgrade() -> None:
                ::geometry(MultiPolygon, 3857) AS geom
       FROM land_use_zones
      GROUP BY land_use_code, commune_code
-    WITH NO DATA;
+    WITH DATA;
     CREATE INDEX land_use_zones_overview_geom_idx ON land_use_zones_overview USING gist (geom);
     """)
 
