@@ -11,6 +11,8 @@ from api import middleware
 from api.ogc.errors import OGCError, ogc_error_handler
 from api.ogc.router import router as ogc_router
 from api.routes import auth, health, incident_analytics, map_api, map_page, map_search
+from api.routes import exports as export_routes
+from api.routes import imports as import_routes
 from api.routes import parcels as parcel_routes
 from api.security import AuthProblem, auth_problem_handler
 from gis.auth.service import AuthService
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(map_search.router)
     app.include_router(parcel_routes.router)
     app.include_router(auth.router)
+    app.include_router(export_routes.router)
+    app.include_router(import_routes.router)
     app.include_router(ogc_router)
     app.add_exception_handler(OGCError, ogc_error_handler)
     app.add_exception_handler(AuthProblem, auth_problem_handler)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gis import cli_io
 from gis.cli_auth import audit_app, key_app, role_app, user_app
 from gis.cli_parcels import parcels_app
 from gis.settings import get_settings
@@ -28,6 +29,9 @@ app.add_typer(role_app, name="role")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
 app.add_typer(parcels_app, name="parcels")
+app.command("export")(cli_io.export_command)
+app.command("import")(cli_io.import_command)
+app.command("harvest")(cli_io.harvest_command)
 
 console = Console()
 err = Console(stderr=True)

@@ -1,0 +1,52 @@
+"""Helpers shared by the import/export/harvest tests (not a test module)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+import zipfile
+from pathlib import Path
+
+import pyogrio
+
+from gis.auth import api_keys, users
+
+RUN = uuid.uuid4().hex[:8]
+ROLES = ("operator", "land_officer", "citizen", "security_officer")
+
+
+def make_keys(conn, prefix: str) -> dict[str, dict[str, str]]:
+    """One API key per role (header dicts), plus "anonymous": {}."""
+    out: dict[str, dict[str, str]] = {"anonymous": {}}
+    for role in ROLES:
+        name = f"{prefix}{RUN}-{role.replace('_', '-')}"
+        users.add_user(conn, name, "mật-khẩu-đủ-dài-1", roles=[role])
+        out[role] = {"X-API-Key": api_keys.create_key(conn, name, "io tests", days=1).key}
+    return out
+
+
+def drop_users(conn, prefix: str) -> None:
+    conn.execute("DELETE FROM users WHERE username LIKE %s", (f"{prefix}{RUN}-%",))
+
+
+def unzip(data_or_path: bytes | Path, into: Path) -> list[Path]:
+    into.mkdir(parents=True, exist_ok=True)
+    if isinstance(data_or_path, bytes):
+        src = into / "download.zip"
+        src.write_bytes(data_or_path)
+    else:
+        src = data_or_path
+    with zipfile.ZipFile(src) as z:
+        z.extractall(into)
+        return [into / n for n in z.namelist()]
+
+
+def ogrinfo(path: Path, *args: str) -> str:
+    """The Debian GDAL command line tool (another GDAL than pyogrio's wheel)."""
+    r = subprocess.run(["ogrinfo", "-ro", *args, str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def read(path: Path, **kwargs):
+    return pyogrio.read_dataframe(path, **kwargs)

@@ -1,0 +1,256 @@
+"""Exports: every format read back with pyogrio and with the ogrinfo command line; Vietnamese text
+intact; VN-2000 coordinates equal to pyproj's to the millimetre; .prj files that re-open in the
+right place; access rules; the Shapefile's limits; jobs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import pyogrio
+import pytest
+from _io_util import drop_users, make_keys, ogrinfo, unzip
+from pyproj import Transformer
+
+from gis.io import export as ex
+from gis.io.encodings import tcvn3_encode
+from layers.access import ANONYMOUS, Principal
+from layers.catalogue import get_layer
+
+PREFIX = "ioexp"
+
+
+@pytest.fixture(scope="module")
+def keys(conn):
+    out = make_keys(conn, PREFIX)
+    yield out
+    drop_users(conn, PREFIX)
+
+
+@pytest.fixture(scope="module")
+def places(conn) -> dict[int, tuple[str, float, float]]:
+    """Tourism places (public, Vietnamese names): id -> (name, lon, lat)."""
+    rows = conn.execute("SELECT id, name, ST_X(geom), ST_Y(geom) FROM tourism_places").fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _post(client, headers=None, **params):
+    return client.post("/api/exports", json=params, headers=headers or {})
+
+
+def _save(r, tmp_path: Path) -> Path:
+    assert r.status_code == 200, r.text
+    name = r.headers["content-disposition"].split('filename="')[1].split('"')[0]
+    path = tmp_path / name
+    path.write_bytes(r.content)
+    return path
+
+
+def _check_points(df, places, srid: int, id_col: str | None = "id", name_col: str = "name") -> None:
+    """Every feature is at pyproj's transform of the stored position: 1 mm, or 1e-8 degree.
+    (KML readers give the placemark's id as "id": match those by name.)"""
+    t = Transformer.from_crs(4326, srid, always_xy=True)
+    tol = 1e-8 if srid == 4326 else 0.001
+    assert len(df) == len(places)
+    by_name = {p[0]: p for p in places.values()}
+    keys = df[id_col] if id_col else df[name_col]
+    for key, geom in zip(keys, df.geometry, strict=True):
+        name, lon, lat = places[int(key)] if id_col else by_name[key]
+        x, y = t.transform(lon, lat)
+        assert abs(geom.x - x) < tol and abs(geom.y - y) < tol, (key, geom.x - x, geom.y - y)
+
+
+@pytest.mark.parametrize("fmt,crs", [("shp", 9209), ("shp", 3405), ("gpkg", 9209), ("gpkg", 3405),
+                                     ("geojson", 9209), ("geojson", 4326), ("fgb", 9209),
+                                     ("csv", 9209), ("kml", 4326)])
+def test_every_format_reads_back_with_pyogrio_and_ogrinfo(client, places, tmp_path, fmt, crs) -> None:
+    r = _post(client, layer="tourism_places", format=fmt, crs=f"EPSG:{crs}")
+    path = _save(r, tmp_path)
+    assert "filename*=UTF-8''" in r.headers["content-disposition"]  # the Vietnamese title
+    assert int(r.headers["x-feature-count"]) == len(places)
+    name_col, id_col = "name", "id"
+    if fmt == "shp":
+        members = unzip(path, tmp_path / "shp")
+        names = {m.name for m in members}
+        assert "fields.csv" in names
+        for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            assert f"tourism_places_EPSG{crs}{ext}" in names
+        path = tmp_path / "shp" / f"tourism_places_EPSG{crs}.shp"
+        assert (tmp_path / "shp" / f"tourism_places_EPSG{crs}.cpg").read_text() == "UTF-8"
+        name_col, id_col = "TEN", "ID"
+    kwargs = {"GEOM_POSSIBLE_NAMES": "WKT", "KEEP_GEOM_COLUMNS": "NO"} if fmt == "csv" else {}
+    df = pyogrio.read_dataframe(path, **kwargs)
+    if fmt == "kml":  # the placemark name carries the name; attributes in ExtendedData
+        name_col = "Name"
+    assert sorted(df[name_col]) == sorted(p[0] for p in places.values())  # diacritics intact
+    assert any("ư" in n or "ơ" in n or "ệ" in n for n in df[name_col])
+    _check_points(df, places, crs, None if fmt == "kml" else id_col, name_col)
+    if fmt in ("shp", "gpkg", "geojson", "fgb"):
+        # The CRS re-opens as the EPSG code, so coordinates land in the right place.
+        assert pyogrio.read_info(path)["crs"] == f"EPSG:{crs}"
+    # And the other GDAL (Debian's ogrinfo 3.6) reads the same text and CRS.
+    out = ogrinfo(path, "-al", "-q") if fmt != "csv" else ogrinfo(
+        path, "-al", "-q", "-oo", "GEOM_POSSIBLE_NAMES=WKT")
+    some = sorted(p[0] for p in places.values())[:3]
+    assert all(s in out for s in some), out[:500]
+    if fmt in ("shp", "gpkg", "fgb"):
+        assert f'ID["EPSG",{crs}]' in ogrinfo(path, "-al", "-so")
+
+
+def test_shapefile_prj_reopens_at_pyproj_position(client, conn, tmp_path) -> None:
+    """A polygon layer: the shapefile's bounds, read through its .prj, equal pyproj's transform
+    of the stored bounds (the 220 m trap would move them)."""
+    r = _post(client, layer="admin_units", format="shp", crs="EPSG:9209", commune="09244")
+    members = unzip(_save(r, tmp_path), tmp_path / "u")
+    shp = next(m for m in members if m.suffix == ".shp")
+    assert "D_Vietnam_2000" in shp.with_suffix(".prj").read_text()
+    info = pyogrio.read_info(shp)
+    ids = [int(i) for i in pyogrio.read_dataframe(shp, read_geometry=False)["ID"]]
+    xs, ys = [], []
+    t = Transformer.from_crs(4326, 9209, always_xy=True)
+    for (wkt,) in conn.execute("SELECT ST_AsText((ST_DumpPoints(geom)).geom) FROM admin_units "
+                               "WHERE id = ANY(%s)", (ids,)):
+        lon, lat = (float(v) for v in wkt[6:-1].split())
+        x, y = t.transform(lon, lat)
+        xs.append(x)
+        ys.append(y)
+    bounds = info["total_bounds"]
+    assert max(abs(a - b) for a, b in zip(bounds, (min(xs), min(ys), max(xs), max(ys)), strict=True)) < 0.001
+    # Back to WGS 84 through the .prj: where PostGIS has the units.
+    df = pyogrio.read_dataframe(shp).to_crs(4326)
+    lon_min, lat_min = conn.execute("SELECT min(ST_XMin(geom)), min(ST_YMin(geom)) FROM admin_units "
+                                    "WHERE id = ANY(%s)", (ids,)).fetchone()
+    assert abs(df.total_bounds[0] - lon_min) < 1e-8 and abs(df.total_bounds[1] - lat_min) < 1e-8
+
+
+def test_parcels_shapefile_short_names_fields_csv_and_personal_data(client, keys, tmp_path) -> None:
+    params = {"layer": "parcels", "format": "shp", "crs": "EPSG:9209", "commune": "09244",
+              "filter": "sheet_no = 1"}
+    anon = unzip(_save(_post(client, **params), tmp_path), tmp_path / "anon")
+    dbf = next(m for m in anon if m.suffix == ".dbf")
+    cols = list(pyogrio.read_info(dbf.with_suffix(".shp"))["fields"])
+    assert all(len(c) <= 10 for c in cols)
+    assert {"MAXA", "MAXACU", "SOTO", "SOTHUA", "LOAIDAT", "DIENTICH"} <= set(cols)
+    assert "CHUSUDUNG" not in cols and "SOCCCD" not in cols  # personal: absent, not empty
+    mapping = list(csv.DictReader(io.StringIO((tmp_path / "anon" / "fields.csv").read_text("utf-8-sig"))))
+    by_short = {m["short_name"]: m for m in mapping}
+    assert by_short["SOTO"]["name"] == "sheet_no" and by_short["SOTO"]["title_vi"] == "Số hiệu tờ bản đồ"
+    officer = unzip(_save(_post(client, keys["land_officer"], **params), tmp_path), tmp_path / "lo")
+    cols = pyogrio.read_info(next(m for m in officer if m.suffix == ".shp"))["fields"]
+    assert "CHUSUDUNG" in cols and "SOCCCD" in cols
+    df = pyogrio.read_dataframe(next(m for m in officer if m.suffix == ".shp"))
+    assert set(df["SOTO"]) == {1} and set(df["MAXA"]) == {"09244"}
+
+
+def test_anonymous_cannot_export_incidents_and_rows_rules_apply(client, conn, keys, tmp_path) -> None:
+    r = _post(client, layer="incidents", format="geojson")
+    assert r.status_code == 404 and "incidents" in r.json()["description"]
+    assert _post(client, layer="no_such_layer", format="geojson").status_code == 404
+    window = "2000-01-01/2100-01-01"
+    bbox = "106.0,21.0,106.1,21.1"
+    df = pyogrio.read_dataframe(_save(_post(client, keys["operator"], layer="incidents", format="geojson",
+                                            bbox=bbox, datetime=window), tmp_path))
+    expected = conn.execute(
+        "SELECT count(*) FROM incidents WHERE "
+        "ST_Intersects(geom, ST_MakeEnvelope(106.0, 21.0, 106.1, 21.1, 4326)) "
+        "AND category <> 'security_event'").fetchone()[0]
+    assert len(df) == expected > 0
+    assert "security_event" not in set(df["category"])
+
+
+def test_bad_requests_are_400(client) -> None:
+    for params, word in [({"format": "dwg"}, "format"), ({"format": "kml", "crs": "EPSG:9209"}, "KML"),
+                         ({"format": "gpkg", "encoding": "tcvn3"}, "TCVN3"),
+                         ({"format": "gpkg", "fields": "nope"}, "nope"),
+                         ({"format": "gpkg", "crs": "EPSG:2154"}, "crs"),
+                         ({"format": "gpkg", "filter": "name =="}, "filter"),
+                         ({"format": "gpkg", "commune": "00000"}, "00000"),
+                         ({"format": "gpkg", "datetime": "2025-01-01"}, "time")]:
+        r = _post(client, layer="tourism_places", **params)
+        assert r.status_code == 400 and word.lower() in r.json()["description"].lower(), (params, r.text)
+
+
+def test_commune_filter_current_and_pre_2025(client, conn, tmp_path) -> None:
+    code = conn.execute("SELECT code FROM admin_units WHERE level = 'commune' AND valid_to IS NOT NULL "
+                        "ORDER BY code LIMIT 1").fetchone()[0]
+    for date in ("pre-2025", None):
+        r = client.get("/api/exports", params={"layer": "admin_units", "format": "geojson", "commune": code,
+                                               **({"commune-date": date} if date else {})})
+        df = pyogrio.read_dataframe(_save(r, tmp_path))
+        assert code in set(df["code"])
+
+
+def test_tcvn3_shapefile_on_request(client, places, tmp_path) -> None:
+    r = _post(client, layer="tourism_places", format="shp", crs="EPSG:9209", encoding="tcvn3")
+    members = unzip(_save(r, tmp_path), tmp_path / "t")
+    names = {m.name for m in members}
+    assert not any(n.endswith(".cpg") for n in names) and "README-TCVN3.txt" in names
+    dbf = next(m for m in members if m.suffix == ".dbf").read_bytes()
+    name = next(p[0] for p in places.values() if not p[0].isascii())
+    assert tcvn3_encode(name) in dbf and name.encode() not in dbf
+
+
+def test_async_job_with_progress_and_download(client, keys, places, tmp_path) -> None:
+    r = client.post("/api/exports", json={"layer": "tourism_places", "format": "gpkg", "mode": "async"},
+                    headers=keys["operator"])
+    assert r.status_code == 202, r.text
+    url = r.headers["location"]
+    path = url[url.index("/api/"):]
+    for _ in range(200):
+        status = client.get(path, headers=keys["operator"]).json()
+        if status["status"] in ("successful", "failed"):
+            break
+        time.sleep(0.05)
+    assert status["status"] == "successful" and status["progress"] == 100, status
+    assert client.get(path, headers=keys["land_officer"]).status_code == 404  # not their job
+    dl = client.get(path + "/download", headers=keys["operator"])
+    df = pyogrio.read_dataframe(_save(dl, tmp_path))
+    assert len(df) == len(places)
+
+
+def test_shapefile_split_by_size_and_geometry_type(conn, monkeypatch, tmp_path) -> None:
+    """Past the 2 GB limit (here made tiny) the Shapefile comes in parts; mixed geometry types
+    come as one shapefile per type; more than 255 fields is refused."""
+    monkeypatch.setattr(ex, "SHAPEFILE_MAX_BYTES", 6_000)
+    monkeypatch.setattr(ex, "BATCH_ROWS", 10)
+    result = ex.export(conn, ex.ExportRequest("tourism_places", "shp", crs="EPSG:9209"), ANONYMOUS,
+                       tmp_path / "parts")
+    shps = [n for n in result.files if n.endswith(".shp")]
+    assert len(shps) > 2 and any("parts" in w for w in result.warnings)
+    members = unzip(result.path, tmp_path / "p")
+    total = sum(len(pyogrio.read_dataframe(m)) for m in members if m.suffix == ".shp")
+    assert total == result.rows
+
+    from layers.model import Field, Layer
+
+    conn.execute("CREATE TEMP TABLE io_mixed (id bigint PRIMARY KEY, name text, "
+                 "geom geometry(Geometry, 4326))")
+    conn.execute("INSERT INTO io_mixed VALUES (1, 'Điểm', 'SRID=4326;POINT(106.1 21.1)'), "
+                 "(2, 'Đường', 'SRID=4326;LINESTRING(106.1 21.1, 106.2 21.2)')")
+    fake = Layer(id="io_mixed", title_vi="Hỗn hợp", title_en="Mixed", description_vi="", description_en="",
+                 domain="admin", table="io_mixed", geometry_type="Point",
+                 fields=(Field("name", "str", "Tên", "Name", "TEN"),))
+    monkeypatch.setattr(ex, "get_layer", lambda layer_id: fake)
+    try:
+        result = ex.export(conn, ex.ExportRequest("io_mixed", "shp"), ANONYMOUS, tmp_path / "mixed")
+        assert sorted(n for n in result.files if n.endswith(".shp")) == [
+            "io_mixed_EPSG4326_line.shp", "io_mixed_EPSG4326_point.shp"]
+        wide = Layer(id="io_mixed", title_vi="", title_en="", description_vi="", description_en="",
+                     domain="admin", table="io_mixed", geometry_type="Point",
+                     fields=tuple(Field(f"f{i}", "str", "", "", f"F{i}") for i in range(300)))
+        monkeypatch.setattr(ex, "get_layer", lambda layer_id: wide)
+        with pytest.raises(ex.ExportError, match="255"):
+            ex.plan(conn, ex.ExportRequest("io_mixed", "shp"), Principal("x", frozenset({"admin"})))
+    finally:
+        conn.execute("DROP TABLE io_mixed")
+
+
+def test_catalogue_short_names_fit_dbase() -> None:
+    from layers.catalogue import LAYERS
+
+    for layer in LAYERS:
+        short = [f.export_name for f in layer.fields]
+        assert all(len(s) <= 10 for s in short) and len(set(short)) == len(short), layer.id
+    assert get_layer("parcels").field("sheet_no").export_name == "SOTO"
