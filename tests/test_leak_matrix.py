@@ -125,3 +125,40 @@ def test_sensitive_reads_are_audited(client, conn, headers) -> None:
                          ).fetchone()[0]
     assert after == before + 1
     assert rows[0][0].endswith("security-officer") and rows[0][2].endswith("/incidents/items")
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.id)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_exports(client, conn, headers, profile, layer, tmp_path) -> None:
+    """GeoJSON and Shapefile exports carry exactly the readable fields (the shapefile under the
+    catalogue's short names) and exactly the visible rows."""
+    import json
+
+    import pyogrio
+
+    who = principal(profile)
+    h = headers[profile]
+    lo = conn.execute(sql.SQL("SELECT min(id) FROM {}").format(sql.Identifier(layer.table))).fetchone()[0]
+    params = {"layer": layer.id, "mode": "sync", "filter": f"id <= {lo + 300}"}
+    r = client.get("/api/exports", params={**params, "format": "geojson"}, headers=h)
+    if not can_read(layer, who):
+        assert r.status_code == 404 and layer.id in r.json()["description"]
+        return
+    assert r.status_code == 200, r.text
+    fields = readable_fields(layer, who)
+    features = json.loads(r.content)["features"]
+    restrict = row_filter(layer, who)
+    expected = conn.execute(sql.SQL("SELECT count(*) FROM {} AS t WHERE id <= %s AND {}").format(
+        sql.Identifier(layer.table), restrict if restrict is not None else sql.SQL("TRUE")),
+        (lo + 300,)).fetchone()[0]
+    assert len(features) == expected
+    for f in features:
+        assert set(f["properties"]) - {"id"} == {f_.name for f_ in fields}
+    shp = client.get("/api/exports", params={**params, "format": "shp"}, headers=h)
+    assert shp.status_code == 200, shp.text
+    path = tmp_path / "export.zip"
+    path.write_bytes(shp.content)
+    names = set()
+    for layer_name, _ in pyogrio.list_layers(f"/vsizip/{path}"):
+        names |= set(pyogrio.read_info(f"/vsizip/{path}", layer=layer_name)["fields"])
+    assert names - {"ID", "id"} == {f_.export_name for f_ in fields}
