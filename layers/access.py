@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from layers.catalogue import LAYERS
+from layers.catalogue import LAYERS, get_layer
 from layers.model import Access, Field, Layer
 
 ADMIN = "admin"
@@ -55,6 +55,16 @@ def _allowed(access: Access, roles: tuple[str, ...], who: Principal) -> bool:
 
 def can_read(layer: Layer, who: Principal) -> bool:
     return _allowed(layer.access, layer.roles, who)
+
+
+def readable_layer(layer_id: str, who: Principal) -> Layer | None:
+    """The layer, or None when it does not exist or may not be read: callers answer both the
+    same way, so a hidden layer's name cannot be probed."""
+    try:
+        layer = get_layer(layer_id)
+    except KeyError:
+        return None
+    return layer if can_read(layer, who) else None
 
 
 def can_read_field(field: Field, who: Principal) -> bool:

@@ -232,7 +232,7 @@ def test_shapefile_split_by_size_and_geometry_type(conn, monkeypatch, tmp_path) 
     fake = Layer(id="io_mixed", title_vi="Hỗn hợp", title_en="Mixed", description_vi="", description_en="",
                  domain="admin", table="io_mixed", geometry_type="Point",
                  fields=(Field("name", "str", "Tên", "Name", "TEN"),))
-    monkeypatch.setattr(ex, "get_layer", lambda layer_id: fake)
+    monkeypatch.setattr(ex, "readable_layer", lambda layer_id, who: fake)
     try:
         result = ex.export(conn, ex.ExportRequest("io_mixed", "shp"), ANONYMOUS, tmp_path / "mixed")
         assert sorted(n for n in result.files if n.endswith(".shp")) == [
@@ -240,7 +240,7 @@ def test_shapefile_split_by_size_and_geometry_type(conn, monkeypatch, tmp_path) 
         wide = Layer(id="io_mixed", title_vi="", title_en="", description_vi="", description_en="",
                      domain="admin", table="io_mixed", geometry_type="Point",
                      fields=tuple(Field(f"f{i}", "str", "", "", f"F{i}") for i in range(300)))
-        monkeypatch.setattr(ex, "get_layer", lambda layer_id: wide)
+        monkeypatch.setattr(ex, "readable_layer", lambda layer_id, who: wide)
         with pytest.raises(ex.ExportError, match="255"):
             ex.plan(conn, ex.ExportRequest("io_mixed", "shp"), Principal("x", frozenset({"admin"})))
     finally:

@@ -23,8 +23,8 @@ from api.ogc.params import filter_value, items_query, output_crs
 from gis.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
 from gis.db import connection
 from gis.settings import get_settings
-from layers.access import Principal, can_read, readable_fields, row_filter
-from layers.catalogue import get_layer
+from layers import access
+from layers.access import Principal, readable_fields, row_filter
 from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched, stream_features
 from layers.model import Layer
 
@@ -34,11 +34,8 @@ STREAM_ABOVE = 1_000
 
 def readable_layer(collection_id: str, who: Principal) -> Layer:
     """The layer behind a collection id, or a 404 that does not reveal whether it exists."""
-    try:
-        layer = get_layer(collection_id)
-    except KeyError:
-        layer = None
-    if layer is None or not can_read(layer, who):
+    layer = access.readable_layer(collection_id, who)
+    if layer is None:
         raise not_found(f"collection {collection_id!r} not found")
     return layer
 

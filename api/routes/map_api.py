@@ -24,12 +24,11 @@ from gis import audit
 from gis.db import connection
 from layers.access import (
     Principal,
-    can_read,
     is_sensitive_read,
     readable_fields,
+    readable_layer,
     row_filter,
 )
-from layers.catalogue import get_layer
 from layers.features_sql import FeatureQuery, fetch_page
 from layers.model import Field, Layer
 from web import manifest
@@ -45,11 +44,8 @@ STALE_AFTER = dt.timedelta(hours=24)
 
 def readable(layer_id: str, who: Principal) -> Layer:
     """The layer, or a 404 that is the same whether it does not exist or may not be read."""
-    try:
-        layer = get_layer(layer_id)
-    except KeyError:
-        layer = None
-    if layer is None or not can_read(layer, who):
+    layer = readable_layer(layer_id, who)
+    if layer is None:
         raise not_found("not found")
     return layer
 

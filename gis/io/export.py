@@ -50,8 +50,7 @@ from psycopg import sql
 
 from gis.io.encodings import tcvn3_encode, tcvn3_encode_as_latin1
 from gis.io.formats import Format, FormatError, get_format, parse_export_crs
-from layers.access import Principal, can_read, is_sensitive_read, readable_fields, row_filter
-from layers.catalogue import get_layer
+from layers.access import Principal, is_sensitive_read, readable_fields, readable_layer, row_filter
 from layers.features_sql import FeatureQuery, where
 from layers.model import Field, Layer
 
@@ -136,11 +135,8 @@ class ExportResult:
 # --- planning ---------------------------------------------------------------------------------
 
 def _readable_layer(layer_id: str, who: Principal) -> Layer:
-    try:
-        layer = get_layer(layer_id)
-    except KeyError:
-        layer = None
-    if layer is None or not can_read(layer, who):
+    layer = readable_layer(layer_id, who)
+    if layer is None:
         raise LayerNotFound(f"layer {layer_id!r} not found")
     return layer
 

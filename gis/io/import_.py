@@ -57,8 +57,7 @@ from psycopg import sql
 from pyproj import Transformer
 
 from gis.io import encodings, sourcecrs
-from layers.access import ADMIN, Principal, can_read, readable_fields
-from layers.catalogue import get_layer
+from layers.access import ADMIN, Principal, readable_fields, readable_layer
 from layers.model import Field, Layer
 
 # Natural keys (see the module docstring); other layers match on content.
@@ -888,11 +887,8 @@ def _diagnose(conn: psycopg.Connection, t: _Target, names: list[str], rows: list
 # --- the import ----------------------------------------------------------------------------------
 
 def _check_rights(layer_id: str, who: Principal) -> Layer:
-    try:
-        layer = get_layer(layer_id)
-    except KeyError:
-        layer = None
-    if layer is None or not can_read(layer, who):
+    layer = readable_layer(layer_id, who)
+    if layer is None:
         raise LayerNotFound(f"layer {layer_id!r} not found")
     roles = IMPORT_ROLES.get(layer.id, ())
     if who.anonymous or not (ADMIN in who.roles or who.roles & set(roles)):
