@@ -136,9 +136,13 @@ BEGIN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO geoioc_app', t);
     END LOOP;
     -- The application reads the schema revision (health check) but never changes it.
+    -- REVOKE first: default privileges left by an earlier run of this migration in the same
+    -- database would otherwise have granted UPDATE/DELETE on these at creation.
     IF to_regclass('public.alembic_version') IS NOT NULL THEN
+        REVOKE ALL ON alembic_version FROM geoioc_app;
         GRANT SELECT ON alembic_version TO geoioc_app;
     END IF;
+    REVOKE ALL ON audit_log FROM geoioc_app;
     GRANT SELECT, INSERT ON audit_log TO geoioc_app;
     GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO geoioc_app;
     -- Tables and sequences later migrations create (as this role) get the same privileges;
