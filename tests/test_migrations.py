@@ -78,3 +78,18 @@ def test_bac_ninh_datum_shift_is_applied(conn) -> None:
         always_xy=True)
     lx, ly = local.transform(106.07, 21.18)
     assert 150 < ((x - lx) ** 2 + (y - ly) ** 2) ** 0.5 < 300
+
+
+def test_camera_field_of_view_is_derived(conn) -> None:
+    """A camera inserted without its `fov` polygon gets one: a valid sector of its range that
+    contains a point straight ahead and not one behind."""
+    with conn.transaction(force_rollback=True):
+        fov, ahead, behind = conn.execute(
+            "WITH c AS (INSERT INTO cameras (code, name, heading, fov_deg, range_m, status, geom) "
+            "VALUES ('CAM-999999', 'thử', 90, 60, 100, 'online', "
+            "ST_SetSRID(ST_MakePoint(106.07, 21.18), 4326)) RETURNING fov, geom) "
+            "SELECT ST_IsValid(fov), "
+            "ST_Covers(fov, ST_Project(geom::geography, 50, radians(90))::geometry), "
+            "ST_Covers(fov, ST_Project(geom::geography, 50, radians(270))::geometry) FROM c"
+        ).fetchone()
+    assert fov and ahead and not behind
