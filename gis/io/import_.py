@@ -712,10 +712,15 @@ def _stage(conn: psycopg.Connection, fields: list[Field], columns: dict[str, pa.
         arr = columns[f.name]
         if f.type == "str[]":
             arr = pa.array([_pg_array(v) for v in arr.to_pylist()], pa.string())
-        elif f.type == "datetime":
-            arr = pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S+00:00")  # %S has the microseconds
+        elif f.type == "datetime":  # ISO 8601 in UTC with the microseconds, as numpy writes it
+            # (half the time of Arrow's strftime on a million rows)
+            us = pc.fill_null(arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()), 0)
+            text = np.datetime_as_string(us.to_numpy().astype("datetime64[us]"), unit="us")
+            arr = pc.binary_join_element_wise(
+                pa.array(text, pa.string(), mask=pc.is_null(arr).to_numpy(zero_copy_only=False)),
+                "+00:00", "")
         arrays[f.name] = arr
-    arrays["wkb"] = pa.array(["\\x" + w for w in wkb], pa.string())
+    arrays["wkb"] = pc.binary_join_element_wise("\\x", pa.array(wkb, pa.string()), "")  # no per-row Python
     arrays["repair"] = pa.array(repair, pa.bool_())
     arrays["invalid"] = pa.array(invalid, pa.string())
     buf = io.BytesIO()
