@@ -93,3 +93,13 @@ def test_camera_field_of_view_is_derived(conn) -> None:
             "ST_Covers(fov, ST_Project(geom::geography, 50, radians(270))::geometry) FROM c"
         ).fetchone()
     assert fov and ahead and not behind
+
+
+def test_the_application_role_can_refresh_overviews_and_nothing_else(conn) -> None:
+    from layers.overviews import refresh_overviews
+
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ROLE geoioc_app")
+        assert refresh_overviews(conn) == ["land_use_zones_overview"]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="not an overview"):
+            conn.execute("SELECT geoioc_refresh_overview('parcels')")

@@ -59,6 +59,7 @@ from pyproj import Transformer
 from gis.io import encodings, sourcecrs
 from layers.access import ADMIN, Principal, readable_fields, readable_layer
 from layers.model import Field, Layer
+from layers.overviews import refresh_overviews
 
 # Natural keys (see the module docstring); other layers match on content.
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
@@ -1180,6 +1181,8 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
         step("writing", len(rownums), len(rownums))
         if opts.dry_run:
             raise _Rollback
+        if layer.overview is not None and (inserted or updated):
+            refresh_overviews(conn, [layer])  # low-zoom tiles show what was just imported
         report.committed = True
         audit.record(conn, who, "import", request=request, layer=layer.id, credential=credential,
                      status=200, target=_audit_target(report))
