@@ -225,7 +225,7 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
     wkb = np.array(shapely.to_wkb(geoms), dtype=object)
     wkb[shapely.is_missing(geoms)] = None
     crs = sourcecrs.resolve("OGC:CRS84", None, "OGC API")
-    hexwkb, repair, invalid = imp.check_geometries(layer, wkb, crs, False, errors)
+    checked_wkb, repair, invalid = imp.check_geometries(layer, wkb, crs, False, errors)
     for i, reason in invalid.items():
         errors.setdefault(i, []).append(reason)
     imp._check_rows(layer, who, target, names, columns, errors)
@@ -240,7 +240,7 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
         conn.execute("SELECT set_config('geoioc.user', %s, true), set_config('geoioc.note', %s, true)",
                      (who.user or "harvest", f"harvest {source} {collection}"[:200]))
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier(layer.table)))
-        imp._stage(conn, [layer.field(n) for n in names], columns, rownums, hexwkb, repair,
+        imp._stage(conn, [layer.field(n) for n in names], columns, rownums, checked_wkb, repair,
                    [None] * len(sub))
         conn.execute("ALTER TABLE _geoioc_stage ADD COLUMN source_id text, ADD COLUMN content_hash text, "
                      "ADD COLUMN new_id bigint")
