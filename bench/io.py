@@ -7,7 +7,8 @@ Cases (the issue's): export the parcels (at least 100,000: the sample at --scale
 Shapefile and to GeoPackage in VN-2000 / TM-3 (EPSG:9209), and import 1,000,000 points from a
 GeoPackage into PostGIS. ogr2ogr (Debian's GDAL command line tools) does the same work the way a
 GIS engineer would run it: `-sql` with the same columns from PG:, `-t_srs EPSG:9209`; for the
-import, a new table with its GiST index (ogr2ogr's default, COPY). Ours is gis.io.export.run and
+import, `-append` into the live incidents table (COPY), and for reference a new bare table with
+its GiST index (ogr2ogr's default, not the layer). Ours is gis.io.export.run and
 gis.io.import_.import_file, in process, as an administrator: everything a user gets (access
 rules, the .prj check, fields.csv and the zip; for the import the type, geometry and constraint
 checks, the natural-key/content match, one transaction and the audit row) is inside the timing.
@@ -15,7 +16,8 @@ checks, the natural-key/content match, one transaction and the audit row) is ins
 Prepared idempotently: the database `geoioc_bench_io` (created like scripts/setup.sh does,
 migrated, the sample loaded at --scale 2.5 when it holds fewer parcels) and the 1,000,000-point
 GeoPackage under .bench/io/ (generated once with numpy + pyogrio). Imported points are removed
-after each run (they are marked by their title).
+after each run (they are marked by their title) and the incidents table is re-indexed, so that
+every import starts from the same state.
 """
 
 from __future__ import annotations
@@ -158,41 +160,52 @@ def export_case(fmt: str, reps: int, zipped: bool = True) -> tuple[list[float], 
     return ours, theirs, rows
 
 
+def _reset_incidents() -> None:
+    """Remove the benchmark's points and rebuild the layer's indexes, so that every import
+    starts from the same table (deleted rows would otherwise leave bloated indexes behind)."""
+    with psycopg.connect(URL, autocommit=True) as conn:
+        conn.execute("DELETE FROM incidents WHERE title LIKE %s", (f"{MARK}%",))
+        conn.execute("VACUUM ANALYZE incidents")
+        conn.execute("REINDEX TABLE incidents")
+
+
+def _marked_incidents() -> int:
+    with psycopg.connect(URL) as conn:
+        return conn.execute("SELECT count(*) FROM incidents WHERE title LIKE %s", (f"{MARK}%",)).fetchone()[0]
+
+
 def import_case(gpkg: Path, reps: int) -> tuple[list[float], list[float], list[float], int]:
-    """Ours into the incidents layer; ogr2ogr (a) into a new table, its default, and (b) appended
-    into an empty copy of the incidents table (same constraints and indexes: the same work for
-    the database as ours)."""
+    """Ours into the incidents layer; ogr2ogr (a) `-append` into the same live incidents table
+    (what a user loading the layer would run: the same table, constraints and indexes), and
+    (b) into a new table, its default (no constraints, its GiST index built after the load)."""
     from gis.io.import_ import ImportOptions, import_file
     from layers.access import Principal
 
     who = Principal("bench", frozenset({"admin"}))
-    ours, new_table, same_table = [], [], []
+    ours, append, new_table = [], [], []
     rows = 0
+    _reset_incidents()
     for _ in range(reps):
         with psycopg.connect(URL, autocommit=True) as conn:
             t = time.perf_counter()
             report = import_file(conn, gpkg, ImportOptions("incidents"), who)
             ours.append(time.perf_counter() - t)
-            if not report.committed:
-                raise RuntimeError(f"our import failed: {report.error or report.rejected[:3]}")
-            rows = report.inserted
-            conn.execute("DELETE FROM incidents WHERE title LIKE %s", (f"{MARK}%",))
-            conn.execute("VACUUM ANALYZE incidents")
+        if not report.committed:
+            raise RuntimeError(f"our import failed: {report.error or report.rejected[:3]}")
+        rows = report.inserted
+        assert _marked_incidents() == rows
+        _reset_incidents()
+        append.append(_run(["ogr2ogr", "-append", "-f", "PostgreSQL", PG, str(gpkg), "-nln", "incidents",
+                            "--config", "PG_USE_COPY", "YES"]))
+        assert _marked_incidents() == rows
+        _reset_incidents()
         new_table.append(_run(["ogr2ogr", "-f", "PostgreSQL", PG, str(gpkg), "-nln", "bench_io_ogr_points",
                                "-overwrite", "-lco", "GEOMETRY_NAME=geom"]))
         with psycopg.connect(URL, autocommit=True) as conn:
             n = conn.execute("SELECT count(*) FROM bench_io_ogr_points").fetchone()[0]
             assert n == rows, (n, rows)
             conn.execute("DROP TABLE bench_io_ogr_points")
-            conn.execute("DROP TABLE IF EXISTS bench_io_ogr_incidents")
-            conn.execute("CREATE TABLE bench_io_ogr_incidents (LIKE incidents INCLUDING ALL)")
-        same_table.append(_run(["ogr2ogr", "-append", "-f", "PostgreSQL", PG, str(gpkg), "-nln",
-                                "bench_io_ogr_incidents", "--config", "PG_USE_COPY", "YES"]))
-        with psycopg.connect(URL, autocommit=True) as conn:
-            n = conn.execute("SELECT count(*) FROM bench_io_ogr_incidents").fetchone()[0]
-            assert n == rows, (n, rows)
-            conn.execute("DROP TABLE bench_io_ogr_incidents")
-    return ours, new_table, same_table, rows
+    return ours, append, new_table, rows
 
 
 def main() -> None:
@@ -211,13 +224,13 @@ def main() -> None:
         ours, theirs, rows = export_case(fmt, reps, zipped)
         results.append((f"export {rows:,} parcels → {label}, EPSG:9209", ours, theirs))
         console.print(f"{results[-1][0]}: ours {min(ours):.2f} s, ogr2ogr {min(theirs):.2f} s")
-    ours, new_table, same_table, rows = import_case(gpkg, 1 if args.quick else 2)
-    results.append((f"import {rows:,} points from GeoPackage → PostGIS: ogr2ogr into a new table",
-                    ours, new_table))
-    results.append((f"import {rows:,} points from GeoPackage → PostGIS: ogr2ogr -append into a copy "
-                    "of the incidents table", ours, same_table))
-    console.print(f"import: ours {min(ours):.2f} s, ogr2ogr new table {min(new_table):.2f} s, "
-                  f"into a copy of incidents {min(same_table):.2f} s")
+    ours, append, new_table, rows = import_case(gpkg, 1 if args.quick else 3)
+    results.append((f"import {rows:,} points from GeoPackage into the incidents layer "
+                     "(ogr2ogr -append into the same table)", ours, append))
+    results.append((f"import {rows:,} points from GeoPackage → PostGIS: ogr2ogr into a new bare table "
+                    "(not the layer)", ours, new_table))
+    console.print(f"import: ours {min(ours):.2f} s, ogr2ogr -append into incidents {min(append):.2f} s, "
+                  f"new table {min(new_table):.2f} s")
 
     table = Table("case", "GeoIOC (s)", "ogr2ogr (s)", "ratio")
     lines = ["| case | GeoIOC | ogr2ogr | GeoIOC / ogr2ogr |", "|---|---:|---:|---:|"]
@@ -233,7 +246,7 @@ def main() -> None:
     body = "\n".join([
         START,
         f"Run of {stamp} on {platform.machine()}, {os.cpu_count()} cores, {parcels:,} parcels in "
-        f"`{DB}`; medians of {reps} runs (exports) and 2 runs (import); ogr2ogr = {gdal}.",
+        f"`{DB}`; medians of {reps} runs (exports) and 3 runs (import); ogr2ogr = {gdal}.",
         "",
         *lines,
         "",
@@ -242,10 +255,13 @@ def main() -> None:
         "the re-read `.prj` check and `fields.csv` (and for the zip line the compression, level 1); "
         "for the import the type, coded-value, geometry and constraint checks, the content match "
         "against the stored incidents (the layer has no natural key), one transaction and the audit "
-        "row. ogr2ogr reprojects with `-t_srs EPSG:9209` from `-sql` with the same columns. The "
-        "import's two ogr2ogr lines bracket it: a new table (GDAL's default: no constraints, index "
-        "built after the load) and `-append` into an empty copy of `incidents` with its constraints "
-        "and four indexes - the database work our import must do on the live layer.",
+        "row. ogr2ogr reprojects with `-t_srs EPSG:9209` from `-sql` with the same columns. For the "
+        "import the like-for-like line is `ogr2ogr -append` into the same live `incidents` table "
+        "(its nine CHECK constraints and four indexes, which ogr2ogr maintains row by row); a "
+        "million new points are a bulk load for ours, which sets the GiST, B-tree and BRIN "
+        "indexes aside and rebuilds them before commit (`gis.io.import_._set_indexes_aside`). The "
+        "last line is ogr2ogr's default, a new bare table (no constraints, one index built after "
+        "the load): the raw speed of GDAL's COPY, not a load into the layer.",
         END,
     ])
     text = README.read_text()

@@ -21,7 +21,9 @@ What a land officer can count on (and why it is built so):
   catalogue's types or coded values, and database constraints (checked per row by bisection when
   the bulk write fails) all end in an ImportFileError or a report with rejections.
 * Fast: files are read as Arrow (pyogrio), reprojected with pyproj and checked with shapely in
-  whole arrays, staged with one COPY and written with one UPDATE and one INSERT.
+  whole arrays, staged with one binary COPY (pgpq) and written with one UPDATE and one INSERT;
+  a bulk load rebuilds the layer's secondary indexes instead of maintaining them row by row
+  (_set_indexes_aside).
 * Column names: the catalogue's full names or its short Shapefile names (both accepted, any
   case), so an exported file re-imports as it is. `id`/`fid` columns are ignored (identifiers are
   the database's), and so are system fields (a parcel's version and update time).
