@@ -342,3 +342,42 @@ def test_transform_reference() -> None:
     """The tests' VN-2000 positions come from pyproj through EPSG codes (transformation 6960)."""
     x, y = Transformer.from_crs(4326, 9209, always_xy=True).transform(106.07, 21.18)
     assert abs(x - 558990.566) < 0.01 and abs(y - 2342986.871) < 0.01
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:9209"])
+def test_point_fast_path_agrees_with_shapely(monkeypatch, crs) -> None:
+    """Files of 2D points are checked from their WKB bytes in numpy (no geometry objects); the
+    outcome must be the one shapely's general path gives: same rows refused for the same
+    reasons, same coordinates."""
+    import numpy as np
+
+    import gis.io.import_ as imp
+    from gis.io import sourcecrs
+    from layers.catalogue import get_layer
+
+    to_file = Transformer.from_crs(4326, crs, always_xy=True)
+    lon = [106.07, 106.1, 120.0, 105.9, 106.2]
+    lat = [21.18, 21.0, 21.1, 21.05, float("nan")]
+    x, y = to_file.transform(lon, lat)
+    geoms = [*shapely.points(x, y), shapely.Point()]  # outside Vietnam, half NaN, empty
+    wkb = np.array(shapely.to_wkb(geoms), dtype=object)
+    assert imp._wkb_points(wkb) is not None
+    src = sourcecrs.resolve(None, crs)
+    layer = get_layer("incidents")
+    fast_errors: dict[int, list[str]] = {}
+    fast = imp.check_geometries(layer, wkb, src, False, fast_errors)
+    monkeypatch.setattr(imp, "_wkb_points", lambda _: None)
+    slow_errors: dict[int, list[str]] = {}
+    slow = imp.check_geometries(layer, wkb, src, False, slow_errors)
+    assert fast_errors == slow_errors
+    assert sorted(fast_errors) == [2, 4, 5]
+    assert "outside Vietnam" in fast_errors[2][0] and "empty" in fast_errors[5][0]
+    assert [w is None for w in fast[0]] == [w is None for w in slow[0]]
+    for a, b, lo, la in zip(fast[0][:2], slow[0][:2], lon, lat, strict=False):
+        pa_, pb = shapely.from_wkb(a), shapely.from_wkb(b)
+        assert pa_.equals_exact(pb, 1e-12)
+        assert abs(pa_.x - lo) < 1e-8 and abs(pa_.y - la) < 1e-8
+    assert not fast[1].any() and fast[2] == {}
+    # Anything else (a 3D point, a missing geometry) goes the general way.
+    assert imp._wkb_points(np.array([shapely.to_wkb(shapely.Point(1, 2, 3))], dtype=object)) is None
+    assert imp._wkb_points(np.array([None, wkb[0]], dtype=object)) is None
