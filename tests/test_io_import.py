@@ -381,3 +381,28 @@ def test_point_fast_path_agrees_with_shapely(monkeypatch, crs) -> None:
     # Anything else (a 3D point, a missing geometry) goes the general way.
     assert imp._wkb_points(np.array([shapely.to_wkb(shapely.Point(1, 2, 3))], dtype=object)) is None
     assert imp._wkb_points(np.array([None, wkb[0]], dtype=object)) is None
+
+
+def test_imported_features_show_in_tiles_at_once(client, conn, keys, tmp_path) -> None:
+    """The tile cache forgets a layer when an import writes to it (no minute-old map)."""
+    import mapbox_vector_tile
+    from test_ogc_tiles import TILE, tile_of
+
+    gdf = _sensors(1, offset=500)
+    lon, lat = gdf.geometry.iloc[0].x, gdf.geometry.iloc[0].y
+    x, y = tile_of(lon, lat, 15)
+    url = TILE.format("sensors", 15, y, x)
+
+    def codes() -> set[str]:
+        r = client.get(url, headers=keys["operator"])
+        assert r.status_code in (200, 204), r.text
+        layer = mapbox_vector_tile.decode(r.content).get("sensors", {}) if r.content else {}
+        features = layer.get("features", [])
+        return {f["properties"]["code"] for f in features}
+
+    assert gdf.code[0] not in codes()  # now cached without it
+    path = tmp_path / "one.geojson"
+    gdf.to_file(path, driver="GeoJSON", engine="pyogrio")
+    r = _upload(client, path, keys["operator"], layer="sensors")
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    assert gdf.code[0] in codes()

@@ -52,6 +52,13 @@ class TileCache:
             while self._size > self.max_bytes and self._items:
                 self._drop(next(iter(self._items)))
 
+    def forget(self, layer_id: str) -> None:
+        """Drop one layer's tiles: after an import or an edit this process serves the new data at
+        once (browsers may still hold theirs for MAX_AGE seconds)."""
+        with self._lock:
+            for key in [k for k in self._items if k[0] == layer_id]:
+                self._drop(key)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from api.ogc.errors import OGCError, bad_parameter, not_found
+from api.ogc.tiles import CACHE as TILES
 from api.routes.exports import _audit_request
 from api.security import forbidden, require_roles
 from gis.db import connection
@@ -89,6 +90,8 @@ async def import_upload(request: Request,
             try:
                 with connection() as conn:
                     report = import_file(conn, path, opts, who, display=name, request=audit_req)
+                if report.committed and (report.inserted or report.updated):
+                    TILES.forget(report.layer)
             except LayerNotFound as e:
                 raise not_found(str(e)) from None
             except ImportNotAllowed as e:

@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg import errors as pg_errors
 
 from api.i18n import request_lang
+from api.ogc.tiles import CACHE as TILES
 from api.security import Who, require_roles, unauthorized
 from gis import audit
 from gis.crs import transformer
@@ -395,6 +396,7 @@ async def patch_parcel(request: Request, who: LandOfficer, parcel_id: str) -> Re
                     province_srid=settings.province_srid)
             result = edit.apply(conn, pid, change, who, settings.province_srid, request)
             parcel = detail.detail(conn, pid, who, settings.province_srid)
+        TILES.forget("parcels")
         parcel["links"] = _links(pid, None)
         return _json({**result, "parcel": parcel}, headers={"ETag": f'"{result["version"]}"'})
 
