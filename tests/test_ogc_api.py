@@ -204,3 +204,57 @@ def test_cql2_filter_through_the_api_with_filter_crs(client, conn) -> None:
         "filter": '{"op": "<=", "args": [{"property": "sheet_no"}, 3]}'}).json()
     n = conn.execute("SELECT count(*) FROM parcels WHERE sheet_no <= 3").fetchone()[0]
     assert body["numberReturned"] == min(n, 10000)
+
+
+# The SQL each conformance example in api/ogc/conformance.py means, on the stored data.
+CQL2_TRUTH = {
+    "basic-cql2": "severity >= 3 AND NOT (status = 'closed') AND resolved_at IS NULL",
+    "advanced-comparison-operators": "title LIKE '%a%' AND severity BETWEEN 2 AND 3 "
+                                     "AND category IN ('fire', 'public_order')",
+    "case-insensitive-comparison": "category = 'fire'",
+    "accent-insensitive-comparison": "unaccent(title) LIKE '%Chay%'",
+    "basic-spatial-functions": "geom && ST_MakeEnvelope(105.9, 20.9, 106.4, 21.3, 4326)",
+    "spatial-functions": "ST_Within(geom, ST_MakeEnvelope(105.9, 20.9, 106.4, 21.3, 4326))",
+    "temporal-functions": "reported_at > '2020-01-01T00:00:00Z'",
+    "arithmetic": "severity * 2 > 5",
+}
+
+
+@pytest.fixture(scope="module")
+def admin_key(conn):
+    from _io_util import drop_users, make_keys
+
+    yield make_keys(conn, "ogcconf")["security_officer"]  # every incident, security events too
+    drop_users(conn, "ogcconf")
+
+
+def test_conformance_declares_what_is_implemented(client, conn, admin_key) -> None:
+    """Read-only (no Part 4), Part 3 filtering and every CQL2 class we list, each shown to work
+    on the stored data; the list is the same on every request."""
+    from api.ogc.conformance import ARRAY_EXAMPLE, CQL2, CQL2_EXAMPLES
+
+    conf = client.get("/ogc/conformance?f=json").json()["conformsTo"]
+    assert client.get("/ogc/conformance?f=json").json()["conformsTo"] == conf
+    assert not [c for c in conf if "ogcapi-features-4" in c]
+    assert {"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+            "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+            CQL2 + "cql2-text", CQL2 + "cql2-json"} <= set(conf)
+    declared = {c.removeprefix(CQL2) for c in conf if c.startswith(CQL2)}
+    assert declared == {"cql2-text", "cql2-json", "array-functions", *CQL2_EXAMPLES}
+    assert set(CQL2_TRUTH) == set(CQL2_EXAMPLES)
+    for name, text in CQL2_EXAMPLES.items():
+        expected = [r[0] for r in conn.execute(
+            f"SELECT id FROM incidents WHERE {CQL2_TRUTH[name]} ORDER BY id LIMIT 200")]  # noqa: S608 (constants)
+        r = client.get(ITEMS.format("incidents"), params={"filter": text, "sortby": "id", "limit": 200},
+                       headers=admin_key)
+        assert r.status_code == 200, (name, r.text)
+        got = [f["id"] for f in r.json()["features"]]
+        assert got == expected and expected, name
+    layer, text = ARRAY_EXAMPLE
+    r = client.get(ITEMS.format(layer), params={"filter": text, "sortby": "id", "limit": 50})
+    assert r.status_code == 200, r.text
+    expected = [r[0] for r in conn.execute("SELECT id FROM parcels WHERE land_use_codes && '{ONT,LUC}' "
+                                           "ORDER BY id LIMIT 50")]
+    assert [f["id"] for f in r.json()["features"]] == expected and expected
+    html = client.get("/ogc/conformance?f=html")
+    assert html.status_code == 200 and "cql2-text" in html.text and "create-replace-delete" not in html.text

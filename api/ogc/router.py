@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.ogc import features, tiles
 from api.ogc.bridge import PygeoapiBridge
+from api.ogc.conformance import conformance as conformance_handler
 from api.ogc.params import wants_html
 from api.security import Who
 from gis import audit
@@ -34,7 +35,7 @@ async def openapi(request: Request, who: Who) -> Response:
 
 @router.get("/conformance")
 async def conformance(request: Request, who: Who) -> Response:
-    return await BRIDGE.call(core_api.conformance, request, who)
+    return await BRIDGE.call(conformance_handler, request, who)
 
 
 @router.get("/collections")
