@@ -91,6 +91,15 @@ def test_bulk_import_rebuilds_the_indexes_as_they_were(conn, tmp_path, bulk) -> 
     assert found == 11  # 106.050 .. 106.060: the rebuilt index finds the new rows
 
 
+def test_dry_run_keeps_the_indexes(conn, tmp_path, bulk) -> None:
+    """A dry run is rolled back anyway: it takes no exclusive lock and rebuilds nothing."""
+    before = _indexes(conn)
+    report = imp.import_file(conn, _sensors(tmp_path, 40), imp.ImportOptions("sensors", dry_run=True), ADMIN)
+    assert report.inserted == 40 and not report.committed
+    assert _indexes(conn) == before
+    assert _stored(conn) == 0
+
+
 def test_small_import_keeps_the_indexes(conn, tmp_path) -> None:
     before = _indexes(conn)
     report = imp.import_file(conn, _sensors(tmp_path, 3), imp.ImportOptions("sensors"), ADMIN)

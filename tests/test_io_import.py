@@ -406,3 +406,23 @@ def test_imported_features_show_in_tiles_at_once(client, conn, keys, tmp_path) -
     r = _upload(client, path, keys["operator"], layer="sensors")
     assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
     assert gdf.code[0] in codes()
+
+
+def test_rejections_name_the_file_and_its_own_row_in_a_multi_file_zip(conn, tmp_path) -> None:
+    """A zip of several shapefiles (as exports split by geometry type) is one import; a rejected
+    row is numbered within its own file."""
+    first, second = _sensors(3), _sensors(4, offset=10)
+    second.loc[1, "kind"] = "volcano"
+    d = tmp_path / "multi"
+    d.mkdir()
+    first.to_file(d / "a.shp", engine="pyogrio", encoding="UTF-8")
+    second.to_file(d / "b.shp", engine="pyogrio", encoding="UTF-8")
+    z = tmp_path / "multi.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in sorted(d.iterdir()):
+            zf.write(p, p.name)
+    rep = import_file(conn, z, ImportOptions("sensors"), ADMIN)
+    assert not rep.committed and rep.rows == 7
+    assert [(r.file, r.row) for r in rep.rejected] == [("multi.zip:b.shp", 2)]
+    assert "volcano" in rep.rejected[0].reason
+    assert _count(conn) == 0

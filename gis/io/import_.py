@@ -1134,11 +1134,12 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
     converted: dict[str, list[pa.Array]] = {}
     wkbs: list[np.ndarray] = []
     flags: list[np.ndarray] = []
-    starts: list[tuple[int, str]] = []  # (first global row, file) of each source
+    firsts = np.cumsum([0, *(src.table.num_rows for src in sources)])
+    starts = [(int(firsts[k]), src.name) for k, src in enumerate(sources)]  # (first global row, file)
     names: list[str] | None = None
     crs_labels: set[str] = set()
     invalid: dict[int, str] = {}  # global row -> why its geometry is invalid
-    for src in sources:
+    for k, src in enumerate(sources):
         mapping = map_columns(layer, src.table.column_names, writable, report)
         these = sorted(mapping.values(), key=layer.field_names.index)
         if names is None:
@@ -1163,8 +1164,7 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
         _fix_text(src, mapping, forced, report)
         crs = _source_crs(src, opts, report)
         crs_labels.add(crs.label)
-        base = starts[-1][0] + sources[len(starts) - 1].table.num_rows if starts else 0
-        starts.append((base, src.name))
+        base = starts[k][0]
         n = src.table.num_rows
         local: dict[int, list[str]] = {}
         for col, fname in mapping.items():
@@ -1183,7 +1183,7 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
             errors[base + i] = reasons
     assert names is not None
     report.source_crs = ", ".join(sorted(crs_labels))
-    total = sum(s.table.num_rows for s in sources)
+    total = int(firsts[-1])
     report.rows = total
     columns = {n: pa.concat_arrays(arrs) if len(arrs) > 1 else arrs[0]
                for n, arrs in converted.items()}
@@ -1243,7 +1243,8 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
             raise _Rollback
         try:
             with conn.transaction():
-                inserted, updated = _write(conn, target, names, bulk=True)
+                # A dry run keeps the indexes (no exclusive lock for a result that is rolled back).
+                inserted, updated = _write(conn, target, names, bulk=not opts.dry_run)
         except psycopg.Error as e:
             if isinstance(e, psycopg.OperationalError):
                 raise
@@ -1261,7 +1262,7 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
                 raise _Rollback from None
             conn.execute("DELETE FROM _geoioc_stage WHERE rownum = ANY(%s)", (list(found),))
             conn.execute("DELETE FROM _geoioc_match WHERE rownum = ANY(%s)", (list(found),))
-            inserted, updated = _write(conn, target, names, bulk=True)
+            inserted, updated = _write(conn, target, names, bulk=not opts.dry_run)
         settle()
         matched = conn.execute("SELECT count(*) FROM _geoioc_match").fetchone()[0]
         report.inserted, report.updated = inserted, updated
