@@ -21,6 +21,8 @@ MAX_ITEMS = 10_000
 DEFAULT_ITEMS = 10
 TEMPLATES = PROJECT_ROOT / "api" / "ogc_templates"
 STATIC = PROJECT_ROOT / "web" / "static"
+# Translations of the page templates (pygeoapi ships none): Vietnamese first.
+LOCALES = PROJECT_ROOT / "api" / "ogc_locale"
 PROVINCE_BBOX = [105.90, 20.95, 106.35, 21.30]
 
 
@@ -108,6 +110,7 @@ def build_config(settings: Settings, who: Principal, extents: dict[str, dict]) -
             "encoding": "utf-8",
             "gzip": False,
             "languages": ["vi", "en"],
+            "locale_dir": str(LOCALES),
             "cors": False,
             "pretty_print": False,
             "limits": {"default_items": DEFAULT_ITEMS, "max_items": MAX_ITEMS,
