@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import middleware
+from api.ogc import processes as ogc_processes
 from api.ogc.errors import OGCError, ogc_error_handler
 from api.ogc.router import router as ogc_router
 from api.routes import auth, health, incident_analytics, map_api, map_page, map_search
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(export_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(ogc_processes.router)
     app.include_router(ogc_router)
     app.add_exception_handler(OGCError, ogc_error_handler)
     app.add_exception_handler(AuthProblem, auth_problem_handler)

@@ -162,3 +162,19 @@ def test_exports(client, conn, headers, profile, layer, tmp_path) -> None:
     for layer_name, _ in pyogrio.list_layers(f"/vsizip/{path}"):
         names |= set(pyogrio.read_info(f"/vsizip/{path}", layer=layer_name)["fields"])
     assert names - {"ID", "id"} == {f_.export_name for f_ in fields}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_export_process_offers_and_runs_only_readable_layers(client, headers, profile) -> None:
+    """The OGC API - Processes way out: the process description lists exactly the readable
+    layers, and executing it on any other layer is a 404 (no job is created)."""
+    who = principal(profile)
+    h = headers[profile]
+    description = client.get("/ogc/processes/export", headers=h).json()
+    readable = {layer.id for layer in LAYERS if can_read(layer, who)}
+    assert set(description["inputs"]["layer"]["schema"]["enum"]) == readable
+    for layer in LAYERS:
+        if layer.id not in readable:
+            r = client.post("/ogc/processes/export/execution", json={"inputs": {"layer": layer.id}},
+                            headers=h)
+            assert r.status_code == 404 and layer.id in r.json()["description"], r.text

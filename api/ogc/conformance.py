@@ -19,6 +19,7 @@ COMMON = "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/"
 FEATURES = "http://www.opengis.net/spec/ogcapi-features-{}/1.0/conf/"
 CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
 TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+PROCESSES = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 
 # CQL2 classes and a filter on the incidents layer that exercises each (tests/test_ogc_api.py
 # runs them all, so a class is only listed while its example works).
@@ -47,6 +48,8 @@ CONFORMS_TO = sorted({
     *(FEATURES.format(5) + c for c in ("schemas", "core-roles-features")),
     *(CQL2 + c for c in ("cql2-text", "cql2-json", *CQL2_EXAMPLES, "array-functions")),
     *(TILES + c for c in ("core", "mvt", "tileset", "tilesets-list", "oas30", "geodata-tilesets")),
+    # Exports as a process (api/ogc/processes.py).
+    *(PROCESSES + c for c in ("core", "ogc-process-description", "json", "job-list")),
 })
 
 

@@ -92,11 +92,43 @@ def _stream_and_delete(path: Path, directory: Path) -> Iterator[bytes]:
 
 
 def _job_response(job: jobs.ExportJob, status: int = 200) -> JSONResponse:
-    base = get_settings().base_url
+    url = f"{get_settings().base_url}/api/exports/jobs/{job.id}"
     headers = {"Cache-Control": "no-store"}
     if status == 201 or status == 202:
-        headers["Location"] = f"{base}/api/exports/jobs/{job.id}"
-    return JSONResponse(job.status_info(base), status_code=status, headers=headers)
+        headers["Location"] = url
+    return JSONResponse(job.status_info(url, f"{url}/download"), status_code=status, headers=headers)
+
+
+def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs.ExportJob:
+    """Check an export request (400/404 at once, not in a failed job) and run it as a job."""
+    req, _ = _request_from(params)
+    try:
+        with connection() as conn:
+            count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
+    except LayerNotFound as e:
+        raise not_found(str(e)) from None
+    except ExportError as e:
+        raise bad_parameter(str(e)) from None
+    total = None if count > ASYNC_ABOVE else count
+    return jobs.runner().submit(req, who, total, _audit_request(request))
+
+
+def stream_result(job: jobs.ExportJob) -> Response:
+    """The file of a successful job; 409 while it runs, 404 when it failed."""
+    if job.status != "successful" or job.result is None or not job.result.path.exists():
+        raise OGCError(404 if job.status == "failed" else 409, "ResultNotReady",
+                       f"export job {job.id} is {job.status}" + (f": {job.message}" if job.message else ""))
+    r = job.result
+    headers = {"Content-Disposition": content_disposition(r),
+               "Content-Length": str(r.path.stat().st_size), "X-Feature-Count": str(r.rows)}
+    path = r.path
+
+    def stream() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    return StreamingResponse(stream(), media_type=r.media_type, headers=headers)
 
 
 def _export(params: dict[str, Any], who: Principal, request: Request, prefer_async: bool) -> Response:
@@ -186,17 +218,4 @@ def export_job_download(job_id: str, who: Who) -> Response:
     job = jobs.runner().get(job_id, who)
     if job is None:
         raise not_found(f"export job {job_id!r} not found")
-    if job.status != "successful" or job.result is None or not job.result.path.exists():
-        raise OGCError(404 if job.status == "failed" else 409, "ResultNotReady",
-                       f"export job {job_id} is {job.status}" + (f": {job.message}" if job.message else ""))
-    r = job.result
-    headers = {"Content-Disposition": content_disposition(r),
-               "Content-Length": str(r.path.stat().st_size), "X-Feature-Count": str(r.rows)}
-    path = r.path
-
-    def stream() -> Iterator[bytes]:
-        with path.open("rb") as f:
-            while chunk := f.read(CHUNK):
-                yield chunk
-
-    return StreamingResponse(stream(), media_type=r.media_type, headers=headers)
+    return stream_result(job)

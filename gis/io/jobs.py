@@ -56,12 +56,12 @@ class ExportJob:
             return 0
         return min(99, int(100 * self.rows_done / self.rows_total))
 
-    def status_info(self, base: str) -> dict[str, Any]:
-        url = f"{base}/api/exports/jobs/{self.id}"
+    def status_info(self, url: str, results: str) -> dict[str, Any]:
+        """An OGC API - Processes status document; URL is the job's own, RESULTS its file's."""
         links = [{"rel": "self", "type": "application/json", "href": url}]
         if self.status == "successful" and self.result is not None:
             links.append({"rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
-                          "type": self.result.media_type, "href": f"{url}/download",
+                          "type": self.result.media_type, "href": results,
                           "title": self.result.filename})
         stamp = {k: v.isoformat().replace("+00:00", "Z") for k, v in (
             ("created", self.created), ("started", self.started), ("finished", self.finished),
@@ -94,6 +94,14 @@ class JobRunner:
             self.jobs[job_id] = job
         self.pool.submit(self._run, job, who, request)
         return job
+
+    def of(self, who: Principal) -> list[ExportJob]:
+        """WHO's jobs, newest first (anonymous callers list none: theirs are reachable by id)."""
+        if who.user is None:
+            return []
+        with self.lock:
+            mine = [job for job in self.jobs.values() if job.owner == who.user]
+        return sorted(mine, key=lambda job: job.created, reverse=True)
 
     def get(self, job_id: str, who: Principal) -> ExportJob | None:
         """The job, if WHO started it (another user's job does not exist for them)."""

@@ -1,0 +1,169 @@
+"""OGC API - Processes for exports: one process, `export`, run as a job.
+
+The landing page (pygeoapi's) links /ogc/processes and /ogc/jobs; this router answers them with
+the export jobs of api.routes.exports / gis.io.jobs, so a Processes client (OWSLib, a workflow
+engine) can order a planner's Shapefile the way it orders any other process. The inputs are the
+parameters of /api/exports, checked the same way (a bad one is a 400 at once, not a failed job);
+the layer input offers only the layers the caller may read. Jobs run asynchronously only: an
+export can take minutes, and its file is the result (GET /ogc/jobs/{id}/results).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from api.i18n import request_lang
+from api.ogc.errors import OGCError, bad_parameter, not_found
+from api.routes.exports import stream_result, submit_job
+from api.security import Who
+from gis.io import jobs
+from gis.io.formats import FORMATS, export_srids
+from gis.settings import get_settings
+from layers.access import Principal, readable_layers
+
+router = APIRouter(prefix="/ogc", tags=["OGC API - Processes"])
+
+PROCESS_ID = "export"
+EXECUTE_KEYS = {"inputs", "outputs", "response", "subscriber"}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _text(lang: str, vi: str, en: str) -> str:
+    return en if lang == "en" else vi
+
+
+def _base() -> str:
+    return get_settings().base_url + "/ogc"
+
+
+def _summary(lang: str) -> dict[str, Any]:
+    url = f"{_base()}/processes/{PROCESS_ID}"
+    return {
+        "id": PROCESS_ID, "version": "1.0.0",
+        "title": _text(lang, "Xuất dữ liệu một lớp", "Export a layer"),
+        "description": _text(
+            lang, "Xuất một lớp (lọc theo vùng, đơn vị hành chính, CQL2, thời gian, trường) ra "
+                  "Shapefile, GeoPackage, GeoJSON, FlatGeobuf, CSV hoặc KML, theo WGS84 hoặc VN-2000.",
+            "Export a layer (filtered by area, administrative unit, CQL2, time, fields) to "
+            "Shapefile, GeoPackage, GeoJSON, FlatGeobuf, CSV or KML, in WGS84 or VN-2000."),
+        "jobControlOptions": ["async-execute"],
+        "outputTransmission": ["reference"],
+        "links": [
+            {"rel": "self", "type": "application/json", "href": url},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/execute", "type": "application/json",
+             "href": f"{url}/execution"},
+        ],
+    }
+
+
+def _input(lang: str, vi: str, en: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"title": _text(lang, vi, en), "schema": schema, "minOccurs": 1 if required else 0,
+            "maxOccurs": 1}
+
+
+def _description(lang: str, who: Principal) -> dict[str, Any]:
+    text = {"type": "string"}
+    return {
+        **_summary(lang),
+        "inputs": {
+            "layer": _input(lang, "Lớp dữ liệu", "Layer", {
+                "type": "string", "enum": [layer.id for layer in readable_layers(who)]}, required=True),
+            "format": _input(lang, "Định dạng", "Format", {
+                "type": "string", "enum": list(FORMATS), "default": "gpkg"}),
+            "crs": _input(lang, "Hệ quy chiếu", "Coordinate reference system", {
+                "type": "string", "enum": [f"EPSG:{s}" for s in export_srids()], "default": "EPSG:4326"}),
+            "bbox": _input(lang, "Khung bao (minx, miny, maxx, maxy)",
+                           "Bounding box (minx, miny, maxx, maxy)",
+                           {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}),
+            "bbox-crs": _input(lang, "Hệ quy chiếu của khung bao", "CRS of the bounding box", text),
+            "commune": _input(lang, "Mã đơn vị hành chính", "Administrative unit code", text),
+            "commune-date": _input(lang, "Ranh giới tại ngày (hoặc pre-2025)",
+                                   "Boundary as of a date (or pre-2025)", text),
+            "filter": _input(lang, "Bộ lọc CQL2", "CQL2 filter", {"oneOf": [text, {"type": "object"}]}),
+            "filter-lang": _input(lang, "Ngôn ngữ bộ lọc", "Filter language", {
+                "type": "string", "enum": ["cql2-text", "cql2-json"]}),
+            "filter-crs": _input(lang, "Hệ quy chiếu của bộ lọc", "CRS of the filter", text),
+            "datetime": _input(lang, "Thời điểm hoặc khoảng thời gian (RFC 3339)",
+                               "Instant or interval (RFC 3339)", text),
+            "fields": _input(lang, "Các trường", "Fields", {"type": "array", "items": text}),
+            "encoding": _input(lang, "Bảng mã thuộc tính", "Attribute encoding", {
+                "type": "string", "enum": ["utf-8", "tcvn3"], "default": "utf-8"}),
+        },
+        "outputs": {
+            "file": {"title": _text(lang, "Tệp xuất", "Exported file"),
+                     "schema": {"oneOf": [
+                         {"type": "string", "contentEncoding": "binary", "contentMediaType": media_type}
+                         for media_type in sorted({f.media_type for f in FORMATS.values()})]}},
+        },
+    }
+
+
+def _status(job: jobs.ExportJob) -> dict[str, Any]:
+    url = f"{_base()}/jobs/{job.id}"
+    return job.status_info(url, f"{url}/results")
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+def _job(job_id: str, who: Principal) -> jobs.ExportJob:
+    job = jobs.runner().get(job_id, who)
+    if job is None:
+        raise not_found(f"job {job_id!r} not found")
+    return job
+
+
+@router.get("/processes")
+def process_list(request: Request) -> Response:
+    lang = request_lang(request)
+    return _json({"processes": [_summary(lang)],
+                  "links": [{"rel": "self", "type": "application/json", "href": f"{_base()}/processes"}]})
+
+
+@router.get("/processes/{process_id}")
+def process_description(process_id: str, request: Request, who: Who) -> Response:
+    if process_id != PROCESS_ID:
+        raise OGCError(404, "NoSuchProcess", f"process {process_id!r} not found; available: {PROCESS_ID}")
+    return _json(_description(request_lang(request), who))
+
+
+@router.post("/processes/{process_id}/execution")
+async def execute(process_id: str, request: Request, who: Who) -> Response:
+    if process_id != PROCESS_ID:
+        raise OGCError(404, "NoSuchProcess", f"process {process_id!r} not found; available: {PROCESS_ID}")
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError as e:
+        raise bad_parameter(f"body: not JSON ({e})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), dict):
+        raise bad_parameter('body: expected {"inputs": {"layer": ..., "format": ...}}')
+    unknown = sorted(set(body) - EXECUTE_KEYS)
+    if unknown:
+        raise bad_parameter(f"body: unknown member {unknown[0]!r}; expected inputs, outputs, response")
+    if "mode" in body["inputs"]:
+        raise bad_parameter("inputs: mode is not an input of the process (it always runs as a job)")
+    job = await run_in_threadpool(submit_job, body["inputs"], who, request)
+    status = _status(job)
+    return _json(status, 201, {"Location": status["links"][0]["href"]})
+
+
+@router.get("/jobs")
+def job_list(who: Who) -> Response:
+    return _json({"jobs": [_status(job) for job in jobs.runner().of(who)],
+                  "links": [{"rel": "self", "type": "application/json", "href": f"{_base()}/jobs"}]})
+
+
+@router.get("/jobs/{job_id}")
+def job_status(job_id: str, who: Who) -> Response:
+    return _json(_status(_job(job_id, who)))
+
+
+@router.get("/jobs/{job_id}/results")
+def job_results(job_id: str, who: Who) -> Response:
+    return stream_result(_job(job_id, who))
