@@ -164,6 +164,8 @@ def test_bad_requests_are_400(client) -> None:
     for params, word in [({"format": "dwg"}, "format"), ({"format": "kml", "crs": "EPSG:9209"}, "KML"),
                          ({"format": "gpkg", "encoding": "tcvn3"}, "TCVN3"),
                          ({"format": "gpkg", "fields": "nope"}, "nope"),
+                         ({"format": "gpkg", "fields": 5}, "fields"),
+                         ({"format": "gpkg", "fields": ["name", {"a": 1}]}, "fields"),
                          ({"format": "gpkg", "crs": "EPSG:2154"}, "crs"),
                          ({"format": "gpkg", "filter": "name =="}, "filter"),
                          ({"format": "gpkg", "commune": "00000"}, "00000"),

@@ -207,6 +207,9 @@ def _select_fields(layer: Layer, visible: tuple[Field, ...], wanted: str | Seque
     as unknown, exactly like a misspelt one."""
     if wanted is None or wanted == "" or wanted == []:
         return visible
+    if not isinstance(wanted, str) and not (isinstance(wanted, Sequence)
+                                            and all(isinstance(n, str) for n in wanted)):
+        raise ExportError(f"fields: expected names separated by commas or a list of names, got {wanted!r}")
     names = [n.strip() for n in (wanted.split(",") if isinstance(wanted, str) else wanted)]
     by_name = {f.name.lower(): f for f in visible} | {f.export_name.lower(): f for f in visible}
     out: list[Field] = []
