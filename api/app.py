@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -18,6 +20,7 @@ from api.routes import parcels as parcel_routes
 from api.security import AuthProblem, auth_problem_handler
 from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
+from gis.io import jobs
 from gis.settings import Settings, get_settings
 from layers.pygeoapi_config import STATIC
 
@@ -25,8 +28,17 @@ from layers.pygeoapi_config import STATIC
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     get_pool()
+    # Export jobs that a stopped process had accepted run again here (gis.io.jobs).
+    threading.Thread(target=_recover_export_jobs, name="geoioc-export-recovery", daemon=True).start()
     yield
     close_pool()
+
+
+def _recover_export_jobs() -> None:
+    try:
+        jobs.runner().recover()
+    except Exception:  # the database may not be up yet: the next submission looks again
+        logging.getLogger(__name__).warning("could not look for interrupted export jobs", exc_info=True)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,10 +1,13 @@
 """Export jobs: big exports run in a small in-process thread pool, with progress and a download.
 
 Why in-process: an export is one streaming query and one GDAL write; a queue service would add
-a moving part for no gain at this scale. The price, said plainly: job state lives in memory (a
-restart forgets running and finished jobs; their files under .geoioc/exports/ are removed by the
-next clean-up), and several server processes do not share jobs (a job must be polled on the
-process that runs it - one process, or sticky sessions). Finished files are kept JOB_TTL.
+a moving part for no gain at this scale. What is not in memory: the job itself. Each job is a
+row of export_jobs (migration 0011) and its file lies under .geoioc/exports/<id>/, so every
+server process answers for every job, and a job accepted by a process that then stops (a
+restart, a crash) is not lost: a running job touches its row every HEARTBEAT, and a job whose
+row has not been touched for STALE is taken over by the next runner that looks (at start-up
+and on each new submission) and run again from the start, with the roles it was accepted with
+as far as the user still holds them. Finished jobs and their files are kept JOB_TTL.
 
 The status document follows OGC API - Processes' statusInfo (jobID, status accepted / running /
 successful / failed, progress 0-100, created / started / finished / updated, links), so a
@@ -17,11 +20,15 @@ import datetime as dt
 import logging
 import shutil
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
 
 from gis.io.export import ExportError, ExportRequest, ExportResult, LayerNotFound
 from layers.access import Principal
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 
 JOB_TTL = dt.timedelta(hours=24)
 WORKERS = 2
+HEARTBEAT = 10.0  # seconds between touches of a running job's row
+STALE = dt.timedelta(seconds=60)  # a job not touched for this long has lost its process
+MAX_ATTEMPTS = 3  # a job that keeps killing its process is not run a fourth time
+PROGRESS_EVERY = 1.0  # seconds between progress writes
 
 
 @dataclass
@@ -78,72 +89,192 @@ class ExportJob:
         return out
 
 
+def _request_json(req: ExportRequest) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in req.__dict__.items()}
+
+
+def _result_json(r: ExportResult) -> dict[str, Any]:
+    return {**r.__dict__, "path": str(r.path)}
+
+
+_COLUMNS = ("id, owner, roles, request, status, rows_done, rows_total, message, created, started, "
+            "finished, updated, result")
+
+
+def _job(row: tuple, root: Path) -> ExportJob:
+    (job_id, owner, _roles, request, status, rows_done, rows_total, message, created, started,
+     finished, updated, result) = row
+    return ExportJob(job_id, owner, ExportRequest(**request), root / job_id, status, rows_done,
+                     rows_total, message, created, started, finished, updated,
+                     ExportResult(**{**result, "path": Path(result["path"])}) if result else None)
+
+
 class JobRunner:
     def __init__(self, root: Path, workers: int = WORKERS) -> None:
         self.root = root
-        self.jobs: dict[str, ExportJob] = {}
+        self.running: set[str] = set()  # ids of the jobs this process runs (heartbeat)
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="geoioc-export")
+        self._beat = threading.Thread(target=self._heartbeat, name="geoioc-export-heartbeat", daemon=True)
+        self._beat.start()
 
-    def submit(self, req: ExportRequest, who: Principal, total: int | None, request: Any = None
-               ) -> ExportJob:
-        self.clean_up()
-        job_id = uuid.uuid4().hex
-        job = ExportJob(job_id, who.user, req, self.root / job_id, rows_total=total)
-        with self.lock:
-            self.jobs[job_id] = job
-        self.pool.submit(self._run, job, who, request)
-        return job
+    # --- reading ----------------------------------------------------------------------------
 
     def of(self, who: Principal) -> list[ExportJob]:
         """WHO's jobs, newest first (anonymous callers list none: theirs are reachable by id)."""
         if who.user is None:
             return []
-        with self.lock:
-            mine = [job for job in self.jobs.values() if job.owner == who.user]
-        return sorted(mine, key=lambda job: job.created, reverse=True)
+        from gis.db import connection
+
+        with connection() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM export_jobs WHERE owner = %s "  # noqa: S608
+                                "ORDER BY created DESC LIMIT 1000", (who.user,)).fetchall()
+        return [_job(r, self.root) for r in rows]
 
     def get(self, job_id: str, who: Principal) -> ExportJob | None:
         """The job, if WHO started it (another user's job does not exist for them)."""
-        job = self.jobs.get(job_id)
-        if job is None or job.owner != who.user:
-            return None
+        from gis.db import connection
+
+        with connection() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM export_jobs WHERE id = %s "  # noqa: S608
+                               "AND owner IS NOT DISTINCT FROM %s", (job_id, who.user)).fetchone()
+        return _job(row, self.root) if row else None
+
+    # --- running ----------------------------------------------------------------------------
+
+    def submit(self, req: ExportRequest, who: Principal, total: int | None, request: Any = None
+               ) -> ExportJob:
+        from gis.db import connection
+
+        self.clean_up()
+        job_id = uuid.uuid4().hex
+        job = ExportJob(job_id, who.user, req, self.root / job_id, rows_total=total)
+        with connection() as conn:
+            conn.execute("INSERT INTO export_jobs (id, owner, roles, request, rows_total, created, updated) "
+                         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                         (job.id, job.owner, sorted(who.roles), Jsonb(_request_json(req)), total,
+                          job.created, job.updated))
+        self._start(job, who, request)
+        self.recover()
         return job
+
+    def _start(self, job: ExportJob, who: Principal, request: Any) -> None:
+        with self.lock:
+            self.running.add(job.id)
+        self.pool.submit(self._run, job, who, request)
+
+    def _save(self, job: ExportJob) -> None:
+        from gis.db import connection
+
+        with connection() as conn:
+            conn.execute(
+                "UPDATE export_jobs SET status = %s, rows_done = %s, rows_total = %s, message = %s, "
+                "started = %s, finished = %s, updated = %s, result = %s WHERE id = %s",
+                (job.status, job.rows_done, job.rows_total, job.message, job.started, job.finished,
+                 job.updated, Jsonb(_result_json(job.result)) if job.result else None, job.id))
 
     def _run(self, job: ExportJob, who: Principal, request: Any) -> None:
         from gis.db import connection
         from gis.io.export import export
 
-        job.status, job.started = "running", dt.datetime.now(dt.UTC)
-        job.updated = job.started
-
-        def progress(done: int, total: int | None) -> None:
-            job.rows_done, job.updated = done, dt.datetime.now(dt.UTC)
-            if total is not None:
-                job.rows_total = total
-
         try:
-            with connection() as conn:
-                job.result = export(conn, job.request, who, job.directory, progress=progress,
-                                    request=request)
-            job.status, job.message = "successful", f"{job.result.rows} features"
-        except (ExportError, LayerNotFound) as e:
-            job.status, job.message = "failed", str(e)
-        except Exception as e:  # a job must end in a state the client can see
-            log.exception("export job %s failed", job.id)
-            job.status, job.message = "failed", f"internal error: {type(e).__name__}"
-        job.finished = job.updated = dt.datetime.now(dt.UTC)
+            job.status, job.started = "running", dt.datetime.now(dt.UTC)
+            job.updated = job.started
+            self._save(job)
+            saved = time.monotonic()
+
+            def progress(done: int, total: int | None) -> None:
+                nonlocal saved
+                job.rows_done, job.updated = done, dt.datetime.now(dt.UTC)
+                if total is not None:
+                    job.rows_total = total
+                if time.monotonic() - saved >= PROGRESS_EVERY:
+                    self._save(job)
+                    saved = time.monotonic()
+
+            try:
+                shutil.rmtree(job.directory, ignore_errors=True)  # a run again starts clean
+                with connection() as conn:
+                    job.result = export(conn, job.request, who, job.directory, progress=progress,
+                                        request=request)
+                job.status, job.message = "successful", f"{job.result.rows} features"
+            except (ExportError, LayerNotFound) as e:
+                job.status, job.message = "failed", str(e)
+            except Exception as e:  # a job must end in a state the client can see
+                log.exception("export job %s failed", job.id)
+                job.status, job.message = "failed", f"internal error: {type(e).__name__}"
+            job.finished = job.updated = dt.datetime.now(dt.UTC)
+            self._save(job)
+        except Exception:  # the database went away: the heartbeat stops, another runner takes over
+            log.exception("export job %s could not record its state", job.id)
+        finally:
+            with self.lock:
+                self.running.discard(job.id)
+
+    def _heartbeat(self) -> None:
+        from gis.db import connection
+
+        while True:
+            time.sleep(HEARTBEAT)
+            with self.lock:
+                ids = list(self.running)
+            if not ids:
+                continue
+            try:
+                with connection() as conn:
+                    conn.execute("UPDATE export_jobs SET updated = now() WHERE id = ANY(%s) "
+                                 "AND status IN ('accepted', 'running')", (ids,))
+            except Exception:  # the next beat tries again
+                log.warning("export job heartbeat failed", exc_info=True)
+
+    def recover(self) -> list[str]:
+        """Take over the jobs whose process stopped (not touched for STALE) and run them again;
+        returns their ids. Each is claimed by one UPDATE, so two runners never both take it."""
+        from gis.auth.users import get_account
+        from gis.db import connection
+
+        taken: list[tuple[ExportJob, Principal]] = []
+        with connection() as conn:
+            rows = conn.execute(
+                f"UPDATE export_jobs SET updated = now(), attempts = attempts + 1, status = 'accepted', "  # noqa: S608
+                "rows_done = 0 WHERE status IN ('accepted', 'running') AND updated < now() - %s "
+                f"RETURNING {_COLUMNS}, attempts", (STALE,)).fetchall()
+            for row in rows:
+                job, roles, attempts = _job(row[:-1], self.root), frozenset(row[2]), row[-1]
+                who, why = self._principal(conn, job.owner, roles, get_account)
+                if attempts > MAX_ATTEMPTS:
+                    why = f"stopped {MAX_ATTEMPTS} times with its server process; not run again"
+                if why:
+                    conn.execute("UPDATE export_jobs SET status = 'failed', message = %s, finished = now() "
+                                 "WHERE id = %s", (why, job.id))
+                    continue
+                job.status, job.message = "accepted", f"run again after an interruption (attempt {attempts})"
+                taken.append((job, who))
+        for job, who in taken:
+            log.warning("export job %s: its process stopped; running it again", job.id)
+            self._start(job, who, None)
+        return [job.id for job, _ in taken]
+
+    @staticmethod
+    def _principal(conn: psycopg.Connection, owner: str | None, roles: frozenset[str],
+                   get_account: Any) -> tuple[Principal, str]:
+        """Who a job runs as again: the roles it was accepted with that the user still holds."""
+        if owner is None:
+            return Principal(), ""
+        account = get_account(conn, owner)
+        if account is None or account.disabled:
+            return Principal(), f"user {owner} no longer exists or is disabled: not run again"
+        return Principal(owner, roles & frozenset(account.roles)), ""
 
     def clean_up(self) -> None:
-        """Forget jobs finished more than JOB_TTL ago and delete their files, and any files
-        left by a previous process."""
+        """Forget jobs finished more than JOB_TTL ago and delete their files, and any files no
+        job knows about."""
+        from gis.db import connection
+
         cutoff = dt.datetime.now(dt.UTC) - JOB_TTL
-        with self.lock:
-            for job_id, job in list(self.jobs.items()):
-                if job.finished is not None and job.finished < cutoff:
-                    shutil.rmtree(job.directory, ignore_errors=True)
-                    del self.jobs[job_id]
-            known = set(self.jobs)
+        with connection() as conn:
+            conn.execute("DELETE FROM export_jobs WHERE finished < %s", (cutoff,))
+            known = {r[0] for r in conn.execute("SELECT id FROM export_jobs")}
         if self.root.exists():
             for d in self.root.iterdir():
                 if d.is_dir() and d.name not in known and d.name != "tmp":
@@ -157,7 +288,7 @@ _runner_lock = threading.Lock()
 
 
 def runner() -> JobRunner:
-    """The process's job runner; files under .geoioc/exports/."""
+    """The process's job runner; files under .geoioc/exports/, state in export_jobs."""
     global _runner
     if _runner is None:
         with _runner_lock:

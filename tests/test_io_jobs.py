@@ -1,0 +1,98 @@
+"""Export jobs live in the database: a new process (here a new runner) answers for jobs another
+accepted, and a job whose process stopped runs again - as far as its user still may."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from _io_util import RUN
+
+from gis.auth import users
+from gis.io import jobs
+from gis.io.export import ExportRequest
+from layers.access import Principal
+
+PREFIX = f"iojobs{RUN}"
+
+
+@pytest.fixture(scope="module")
+def people(conn):
+    names = {}
+    for who, roles in (("op", ["operator"]), ("cit", ["citizen"]), ("gone", ["operator"])):
+        names[who] = f"{PREFIX}-{who}"
+        users.add_user(conn, names[who], "mật-khẩu-đủ-dài-1", roles=roles)
+    users.set_disabled(conn, names["gone"], True)
+    yield names
+    conn.execute("DELETE FROM export_jobs WHERE owner LIKE %s", (f"{PREFIX}-%",))
+    conn.execute("DELETE FROM users WHERE username LIKE %s", (f"{PREFIX}-%",))
+
+
+def _wait(runner: jobs.JobRunner, job_id: str, who: Principal) -> jobs.ExportJob:
+    for _ in range(400):
+        job = runner.get(job_id, who)
+        assert job is not None
+        if job.status in ("successful", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _interrupted(conn, owner: str, roles: list[str], layer: str, attempts: int = 1) -> str:
+    """A job row as a process that stopped mid-run leaves it."""
+    job_id = uuid.uuid4().hex
+    conn.execute("INSERT INTO export_jobs (id, owner, roles, request, status, rows_done, attempts, created, "
+                 "started, updated) VALUES (%s, %s, %s, %s, 'running', 7, %s, now() - interval '10 min', "
+                 "now() - interval '10 min', now() - interval '5 min')",
+                 (job_id, owner, roles, json.dumps({"layer": layer, "format": "geojson"}), attempts))
+    return job_id
+
+
+def test_a_new_runner_answers_for_jobs_another_accepted(conn, people, tmp_path) -> None:
+    who = Principal(people["op"], frozenset({"operator"}))
+    first = jobs.JobRunner(tmp_path)
+    job = first.submit(ExportRequest("tourism_places", "geojson"), who, None)
+    done = _wait(first, job.id, who)
+    assert done.status == "successful", done.message
+    second = jobs.JobRunner(tmp_path)  # as after a restart, or in another server process
+    again = second.get(job.id, who)
+    assert again is not None and again.status == "successful" and again.progress == 100
+    assert again.result is not None and again.result.path.exists()
+    n = conn.execute("SELECT count(*) FROM tourism_places").fetchone()[0]
+    assert len(json.loads(again.result.path.read_bytes())["features"]) == n == again.result.rows
+    assert job.id in [j.id for j in second.of(who)]
+    assert second.get(job.id, Principal(people["cit"], frozenset({"citizen"}))) is None
+
+
+def test_a_job_whose_process_stopped_runs_again(conn, people, tmp_path) -> None:
+    job_id = _interrupted(conn, people["op"], ["operator"], "tourism_places")
+    runner = jobs.JobRunner(tmp_path)
+    assert job_id in runner.recover()
+    assert runner.recover() == []  # taken once
+    who = Principal(people["op"], frozenset({"operator"}))
+    job = _wait(runner, job_id, who)
+    assert job.status == "successful", job.message
+    assert job.result is not None and job.result.rows == conn.execute(
+        "SELECT count(*) FROM tourism_places").fetchone()[0]
+    attempts = conn.execute("SELECT attempts FROM export_jobs WHERE id = %s", (job_id,)).fetchone()[0]
+    assert attempts == 2
+
+
+@pytest.mark.parametrize(("who", "roles", "layer", "attempts", "words"), [
+    ("gone", ["operator"], "tourism_places", 1, ["disabled"]),
+    # accepted as an operator, now only a citizen: incidents are no longer readable
+    ("cit", ["operator", "citizen"], "incidents", 1, ["incidents", "not found"]),
+    ("op", ["operator"], "tourism_places", jobs.MAX_ATTEMPTS, ["stopped"]),
+])
+def test_an_interrupted_job_runs_again_only_as_far_as_its_user_still_may(
+        conn, people, tmp_path, who, roles, layer, attempts, words) -> None:
+    job_id = _interrupted(conn, people[who], roles, layer, attempts)
+    runner = jobs.JobRunner(tmp_path)
+    runner.recover()
+    principal = Principal(people[who], frozenset(roles))
+    job = _wait(runner, job_id, principal)
+    assert job.status == "failed" and job.result is None
+    for w in words:
+        assert w in job.message, job.message
