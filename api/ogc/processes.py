@@ -119,6 +119,11 @@ def _job(job_id: str, who: Principal) -> jobs.ExportJob:
     return job
 
 
+def _known(process_id: str) -> None:
+    if process_id != PROCESS_ID:
+        raise OGCError(404, "NoSuchProcess", f"process {process_id!r} not found; available: {PROCESS_ID}")
+
+
 @router.get("/processes")
 def process_list(request: Request) -> Response:
     lang = request_lang(request)
@@ -128,15 +133,13 @@ def process_list(request: Request) -> Response:
 
 @router.get("/processes/{process_id}")
 def process_description(process_id: str, request: Request, who: Who) -> Response:
-    if process_id != PROCESS_ID:
-        raise OGCError(404, "NoSuchProcess", f"process {process_id!r} not found; available: {PROCESS_ID}")
+    _known(process_id)
     return _json(_description(request_lang(request), who))
 
 
 @router.post("/processes/{process_id}/execution")
 async def execute(process_id: str, request: Request, who: Who) -> Response:
-    if process_id != PROCESS_ID:
-        raise OGCError(404, "NoSuchProcess", f"process {process_id!r} not found; available: {PROCESS_ID}")
+    _known(process_id)
     try:
         body = orjson.loads(await request.body() or b"{}")
     except orjson.JSONDecodeError as e:
