@@ -174,6 +174,15 @@ def test_bad_requests_are_400(client) -> None:
         assert r.status_code == 400 and word.lower() in r.json()["description"].lower(), (params, r.text)
 
 
+def test_bad_time_and_box_on_a_layer_with_time_are_400(client, keys) -> None:
+    """The same bbox/datetime rules as the OGC API (layers.query_params), whatever JSON type."""
+    for params, word in [({"datetime": 12}, "datetime"), ({"datetime": ["2025-01-01"]}, "datetime"),
+                         ({"datetime": "2025-01-01/2024-01-01"}, "ends before"),
+                         ({"bbox": [106, 21, 200, 22]}, "out of range"), ({"bbox": {"a": 1}}, "bbox")]:
+        r = _post(client, keys["operator"], layer="incidents", format="geojson", **params)
+        assert r.status_code == 400 and word in r.json()["description"], (params, r.text)
+
+
 def test_commune_filter_current_and_pre_2025(client, conn, tmp_path) -> None:
     code = conn.execute("SELECT code FROM admin_units WHERE level = 'commune' AND valid_to IS NOT NULL "
                         "ORDER BY code LIMIT 1").fetchone()[0]

@@ -14,6 +14,7 @@ import orjson
 
 from api.ogc.errors import bad_parameter
 from gis.crs import UnsupportedCRS, parse_crs_uri
+from layers import query_params
 from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
 from layers.pygeoapi_config import DEFAULT_ITEMS, MAX_ITEMS
@@ -40,54 +41,16 @@ def parse_int(name: str, raw: str | None, default: int, lo: int, hi: int | None 
 
 def parse_bbox(raw: str, crs_raw: str | None) -> tuple[tuple[float, float, float, float], int]:
     try:
-        values = [float(v) for v in raw.split(",")]
-    except ValueError:
-        raise bad_parameter(f"bbox: {raw!r} is not a list of numbers") from None
-    if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
-        raise bad_parameter(f"bbox: expected 4 or 6 finite numbers, got {raw!r}")
-    if len(values) == 6:
-        values = [values[0], values[1], values[3], values[4]]
-    srid, swap = 4326, False
-    if crs_raw:
-        try:
-            srid, swap = parse_crs_uri(crs_raw)
-        except UnsupportedCRS as e:
-            raise bad_parameter(f"bbox-crs: {e}") from None
-    if swap:  # latitude-first CRS: minLat, minLon, maxLat, maxLon
-        values = [values[1], values[0], values[3], values[2]]
-    x1, y1, x2, y2 = values
-    if y1 > y2 or x1 > x2:
-        raise bad_parameter(f"bbox: lower corner must come before the upper corner in {raw!r}")
-    if srid in (4326, 4756) and (abs(y1) > 90 or abs(y2) > 90 or abs(x1) > 180 or abs(x2) > 180):
-        raise bad_parameter(f"bbox: coordinates out of range for longitude/latitude in {raw!r}")
-    return (x1, y1, x2, y2), srid
-
-
-def _parse_instant(raw: str, end: bool) -> dt.datetime:
-    try:
-        if len(raw) == 10:
-            day = dt.date.fromisoformat(raw)
-            t = dt.datetime.combine(day, dt.time(), dt.UTC)
-            return t + dt.timedelta(days=1, microseconds=-1) if end else t
-        t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        raise bad_parameter(f"datetime: {raw!r} is not an RFC 3339 date or date-time") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t
+        return query_params.parse_bbox(raw, crs_raw)
+    except query_params.ParamError as e:
+        raise bad_parameter(str(e)) from None
 
 
 def parse_datetime(raw: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    if "/" in raw:
-        a, _, b = raw.partition("/")
-        start = None if a in ("", "..") else _parse_instant(a, end=False)
-        stop = None if b in ("", "..") else _parse_instant(b, end=True)
-        if start is None and stop is None:
-            raise bad_parameter("datetime: an interval needs at least one end")
-        if start and stop and start > stop:
-            raise bad_parameter(f"datetime: interval {raw!r} ends before it starts")
-        return start, stop
-    return _parse_instant(raw, end=False), _parse_instant(raw, end=True)
+    try:
+        return query_params.parse_datetime(raw)
+    except query_params.ParamError as e:
+        raise bad_parameter(str(e)) from None
 
 
 def parse_value(f: Field, raw: str) -> object:
@@ -103,12 +66,12 @@ def parse_value(f: Field, raw: str) -> object:
         if f.type == "date":
             return dt.date.fromisoformat(raw)
         if f.type == "datetime":
-            return _parse_instant(raw, end=False)
+            return query_params.parse_instant(raw)
         if f.type == "bool":
             if raw.lower() not in ("true", "false"):
                 raise ValueError
             return raw.lower() == "true"
-    except ValueError:
+    except ValueError:  # ParamError included
         raise bad_parameter(f"{f.name}: {raw!r} is not a valid {f.type}") from None
     return raw
 

@@ -32,7 +32,6 @@ import contextlib
 import csv
 import datetime as dt
 import io
-import math
 import queue
 import shutil
 import threading
@@ -50,6 +49,7 @@ from psycopg import sql
 
 from gis.io.encodings import tcvn3_encode, tcvn3_encode_as_latin1
 from gis.io.formats import Format, FormatError, get_format, parse_export_crs
+from layers import query_params
 from layers.access import Principal, is_sensitive_read, readable_fields, readable_layer, row_filter
 from layers.features_sql import FeatureQuery, where
 from layers.model import Field, Layer
@@ -141,51 +141,11 @@ def _readable_layer(layer_id: str, who: Principal) -> Layer:
     return layer
 
 
-def _parse_bbox(raw: str | Sequence[float], crs_raw: str | None) -> tuple[tuple[float, ...], int]:
-    from gis.crs import UnsupportedCRS, parse_crs_uri
-
+def _param(parse: Callable[..., Any], *raw: Any) -> Any:
     try:
-        values = [float(v) for v in (raw.split(",") if isinstance(raw, str) else raw)]
-    except (TypeError, ValueError):
-        raise ExportError(f"bbox: {raw!r} is not a list of 4 numbers") from None
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise ExportError(f"bbox: expected 4 finite numbers (minx,miny,maxx,maxy), got {raw!r}")
-    srid, swap = 4326, False
-    if crs_raw:
-        try:
-            srid, swap = parse_crs_uri(crs_raw)
-        except UnsupportedCRS as e:
-            raise ExportError(f"bbox-crs: {e}") from None
-    if swap:
-        values = [values[1], values[0], values[3], values[2]]
-    if values[0] > values[2] or values[1] > values[3]:
-        raise ExportError(f"bbox: the lower corner must come first in {raw!r}")
-    return tuple(values), srid
-
-
-def _instant(raw: str, end: bool) -> dt.datetime:
-    try:
-        if len(raw) == 10:
-            t = dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.UTC)
-            return t + dt.timedelta(days=1, microseconds=-1) if end else t
-        t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        raise ExportError(f"datetime: {raw!r} is not an RFC 3339 date or date-time") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
-def _parse_datetime(raw: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    raw = raw.strip()
-    if "/" in raw:
-        a, _, b = raw.partition("/")
-        start = None if a in ("", "..") else _instant(a, False)
-        stop = None if b in ("", "..") else _instant(b, True)
-        if start is None and stop is None:
-            raise ExportError("datetime: an interval needs at least one end")
-        if start and stop and start > stop:
-            raise ExportError(f"datetime: interval {raw!r} ends before it starts")
-        return start, stop
-    return _instant(raw, False), _instant(raw, True)
+        return parse(*raw)
+    except query_params.ParamError as e:
+        raise ExportError(str(e)) from None
 
 
 def _admin_date(raw: str | dt.date | None) -> dt.date:
@@ -254,11 +214,11 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
 
     q = FeatureQuery(layer=layer, fields=fields, restrict=row_filter(layer, who))
     if req.bbox not in (None, "", []):
-        q.bbox, q.bbox_srid = _parse_bbox(req.bbox, req.bbox_crs)
+        q.bbox, q.bbox_srid = _param(query_params.parse_bbox, req.bbox, req.bbox_crs)
     if req.datetime:
         if not layer.time_column:
             raise ExportError(f"datetime: layer {layer.id!r} has no time dimension")
-        q.time_range = _parse_datetime(req.datetime)
+        q.time_range = _param(query_params.parse_datetime, req.datetime)
     if req.filter not in (None, ""):
         from gis.crs import UnsupportedCRS, parse_crs_uri
 
