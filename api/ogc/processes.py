@@ -18,8 +18,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api.i18n import request_lang
-from api.ogc.errors import OGCError, bad_parameter, not_found
-from api.routes.exports import stream_result, submit_job
+from api.ogc.errors import OGCError, bad_parameter
+from api.routes.exports import owned_job, stream_result, submit_job
 from api.security import Who
 from gis.io import jobs
 from gis.io.formats import FORMATS, export_srids
@@ -112,13 +112,6 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
     return JSONResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
 
 
-def _job(job_id: str, who: Principal) -> jobs.ExportJob:
-    job = jobs.runner().get(job_id, who)
-    if job is None:
-        raise not_found(f"job {job_id!r} not found")
-    return job
-
-
 def _known(process_id: str) -> None:
     if process_id != PROCESS_ID:
         raise OGCError(404, "NoSuchProcess", f"process {process_id!r} not found; available: {PROCESS_ID}")
@@ -164,9 +157,9 @@ def job_list(who: Who) -> Response:
 
 @router.get("/jobs/{job_id}")
 def job_status(job_id: str, who: Who) -> Response:
-    return _json(_status(_job(job_id, who)))
+    return _json(_status(owned_job(job_id, who)))
 
 
 @router.get("/jobs/{job_id}/results")
 def job_results(job_id: str, who: Who) -> Response:
-    return stream_result(_job(job_id, who))
+    return stream_result(owned_job(job_id, who))

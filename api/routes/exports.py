@@ -113,6 +113,14 @@ def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs
     return jobs.runner().submit(req, who, total, _audit_request(request))
 
 
+def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
+    """The job, or a 404 (another user's job does not exist for the caller)."""
+    job = jobs.runner().get(job_id, who)
+    if job is None:
+        raise not_found(f"export job {job_id!r} not found")
+    return job
+
+
 def stream_result(job: jobs.ExportJob) -> Response:
     """The file of a successful job; 409 while it runs, 404 when it failed."""
     if job.status != "successful" or job.result is None or not job.result.path.exists():
@@ -207,15 +215,9 @@ async def export_post(request: Request, who: Who) -> Response:
 
 @router.get("/exports/jobs/{job_id}")
 def export_job(job_id: str, who: Who) -> Response:
-    job = jobs.runner().get(job_id, who)
-    if job is None:
-        raise not_found(f"export job {job_id!r} not found")
-    return _job_response(job)
+    return _job_response(owned_job(job_id, who))
 
 
 @router.get("/exports/jobs/{job_id}/download")
 def export_job_download(job_id: str, who: Who) -> Response:
-    job = jobs.runner().get(job_id, who)
-    if job is None:
-        raise not_found(f"export job {job_id!r} not found")
-    return stream_result(job)
+    return stream_result(owned_job(job_id, who))
