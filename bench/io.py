@@ -14,7 +14,7 @@ rules, the .prj check, fields.csv and the zip; for the import the type, geometry
 checks, the natural-key/content match, one transaction and the audit row) is inside the timing.
 
 Prepared idempotently: the database `geoioc_bench_io` (created like scripts/setup.sh does,
-migrated, the sample loaded at --scale 2.5 when it holds fewer parcels) and the 1,000,000-point
+migrated and loaded with the sample at --scale 2.5 by bench/benchdb.py) and the 1,000,000-point
 GeoPackage under .bench/io/ (generated once with numpy + pyogrio). Imported points are removed
 after each run (they are marked by their title) and the incidents table is re-indexed, so that
 every import starts from the same state.
@@ -37,18 +37,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import benchdb  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 DB = "geoioc_bench_io"
-URL = f"postgresql://geoioc:geoioc@127.0.0.1:5432/{DB}"
+URL = benchdb.db_url(DB)
 PG = f"PG:host=127.0.0.1 port=5432 dbname={DB} user=geoioc password=geoioc"
 WORK = ROOT / ".bench" / "io"
 README = ROOT / "bench" / "README.md"
 START, END = "<!-- bench-io:start -->", "<!-- bench-io:end -->"
 MIN_PARCELS = 100_000
+SCALE = 2.5  # the sample at this scale holds 100,622 parcels
 MARK = "bench-io"
 console = Console()
 
@@ -56,26 +58,12 @@ os.environ["GEOIOC_DATABASE_URL"] = URL
 
 
 def prepare_database() -> int:
-    """Create, migrate and load the benchmark database when needed; returns the parcel count."""
-    exists = subprocess.run(["psql", "-w", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc",
-                             f"SELECT 1 FROM pg_database WHERE datname = '{DB}'"],  # noqa: S608 (a constant)
-                            capture_output=True, text=True, check=True).stdout.strip()
-    if not exists:
-        console.print(f"creating database {DB}")
-        su = ["psql", "-w", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]
-        subprocess.run([*su, "-d", "postgres", "-c", f"CREATE DATABASE {DB} OWNER geoioc"], check=True)
-        subprocess.run([*su, "-d", DB, "-c", "CREATE EXTENSION IF NOT EXISTS postgis; "
-                        "CREATE EXTENSION IF NOT EXISTS btree_gist; CREATE EXTENSION IF NOT EXISTS unaccent; "
-                        "GRANT SELECT, INSERT, DELETE ON spatial_ref_sys TO geoioc;"], check=True)
-    geoioc = str(ROOT / ".venv" / "bin" / "geoioc")
-    subprocess.run([geoioc, "db", "migrate"], check=True, capture_output=True)
+    """The benchmark database with the sample at SCALE; returns its parcel count."""
+    benchdb.prepare_database(DB, SCALE, log=console.print)
     with psycopg.connect(URL) as conn:
         n = conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
     if n < MIN_PARCELS:
-        console.print("loading the sample province at --scale 2.5 (a few minutes, once)")
-        subprocess.run([geoioc, "sample", "load", "--scale", "2.5", "--replace"], check=True)
-        with psycopg.connect(URL) as conn:
-            n = conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
+        raise SystemExit(f"bench: {DB} holds {n:,} parcels, fewer than the {MIN_PARCELS:,} the issue asks")
     return n
 
 

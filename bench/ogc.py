@@ -28,7 +28,6 @@ import math
 import os
 import platform
 import random
-import re
 import shutil
 import signal
 import socket
@@ -48,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # layers.* for the PostgreSQL baseline (the exact
 
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
+from benchdb import PG, db_url, prepare_database  # noqa: E402
 from psycopg import sql  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -56,7 +56,6 @@ BENCH = ROOT / ".bench"
 README = ROOT / "bench" / "README.md"
 START, END = "<!-- bench-ogc:start -->", "<!-- bench-ogc:end -->"
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "geoioc", "password": "geoioc"}
 # The layers every anonymous client may read (layers.access); the competitors get the same ones.
 PUBLIC_LAYERS = ("admin_units", "land_use_zones", "parcels", "roads", "tourism_places", "sensors")
 # Layers every server can tile at z14 and z10 (we tile parcels only from z15).
@@ -92,55 +91,6 @@ def run(cmd: Sequence[str | Path], env: dict[str, str] | None = None, quiet: boo
     if not quiet and proc.stdout.strip():
         console.print(proc.stdout.strip(), markup=False, highlight=False)
     return proc.stdout
-
-
-def db_url(database: str) -> str:
-    return f"postgresql://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}"
-
-
-def superuser_psql(database: str, command: str) -> str:
-    """psql as the superuser over loopback (trust), as scripts/setup.sh does first."""
-    return run(["psql", "-w", "-h", PG["host"], "-p", str(PG["port"]), "-U", "postgres", "-d",
-                database, "-v", "ON_ERROR_STOP=1", "-qtA", "-c", command], quiet=True)
-
-
-def create_database(database: str) -> None:
-    """The same statements as scripts/setup.sh's create_database: roles, database owned by
-    geoioc, extensions created by the superuser, spatial_ref_sys rights for the SRID migration."""
-    superuser_psql("postgres", """DO $$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc') THEN
-            CREATE ROLE geoioc LOGIN PASSWORD 'geoioc';
-        END IF;
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc_app') THEN
-            CREATE ROLE geoioc_app NOLOGIN;
-        END IF; END $$;
-        GRANT geoioc_app TO geoioc;""")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
-        raise SystemExit(f"bench: {database!r} is not a plain database name")
-    exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"  # noqa: S608 (checked above)
-    if not superuser_psql("postgres", exists).strip():
-        console.print(f"creating database {database}")
-        superuser_psql("postgres", f'CREATE DATABASE "{database}" OWNER geoioc')
-    superuser_psql(database, """CREATE EXTENSION IF NOT EXISTS postgis;
-        CREATE EXTENSION IF NOT EXISTS btree_gist;
-        CREATE EXTENSION IF NOT EXISTS unaccent;
-        GRANT SELECT, INSERT, DELETE ON spatial_ref_sys TO geoioc;""")
-
-
-def prepare_database(database: str, scale: float) -> None:
-    """Create, migrate and load the bench database; a second run finds it ready and skips."""
-    create_database(database)
-    env = {"GEOIOC_DATABASE_URL": db_url(database)}
-    geoioc = ROOT / ".venv" / "bin" / "geoioc"
-    run([geoioc, "db", "migrate"], env=env, quiet=True)
-    with psycopg.connect(db_url(database)) as conn:
-        row = conn.execute("SELECT scale FROM sample_info").fetchone()
-    if row is not None and math.isclose(row[0], scale):
-        console.print(f"database {database}: sample at scale {scale:g} already loaded")
-        return
-    what = "loading" if row is None else f"replacing the scale {row[0]:g} sample with"
-    console.print(f"database {database}: {what} the sample at scale {scale:g} (takes a while)")
-    run([geoioc, "sample", "load", "--scale", str(scale), *(["--replace"] if row else [])], env=env)
 
 
 # Competitors' virtual environments. pygeoapi 0.21 is the newest release for Python 3.11 (0.22+
@@ -1233,7 +1183,7 @@ def main() -> None:
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
         console.print(f"[yellow]bench: load average {args.load_before} before the run: other work on "
                       "this machine will show in the figures[/yellow]")
-    prepare_database(args.database, args.scale)
+    prepare_database(args.database, args.scale, log=console.print)
     venvs = {name: ensure_venv(name) for name in VENVS}
     versions = {"pygeoapi": package_version(venvs["pygeoapi"], "pygeoapi"),
                 "tipg": package_version(venvs["tipg"], "tipg"),

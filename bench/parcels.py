@@ -28,7 +28,6 @@ import math
 import os
 import platform
 import random
-import re
 import socket
 import subprocess
 import sys
@@ -40,68 +39,15 @@ from urllib.parse import quote
 
 import orjson
 import psycopg
+from benchdb import GEOIOC, db_url, prepare_database
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "bench" / "README.md"
 START, END = "<!-- bench-parcels:start -->", "<!-- bench-parcels:end -->"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "geoioc", "password": "geoioc"}
-GEOIOC = ROOT / ".venv" / "bin" / "geoioc"
 
 
 def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, text=True, capture_output=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(cmd)} failed ({proc.returncode}):\n"
-                         f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return proc.stdout
-
-
-def db_url(database: str) -> str:
-    return f"postgresql://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}"
-
-
-def superuser_psql(database: str, command: str) -> str:
-    return run(["psql", "-w", "-h", PG["host"], "-p", str(PG["port"]), "-U", "postgres", "-d", database,
-                "-v", "ON_ERROR_STOP=1", "-qtA", "-c", command])
-
-
-def prepare_database(database: str, scale: float) -> None:
-    """Create (like scripts/setup.sh's create_database), migrate and load; skipped when ready."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
-        raise SystemExit(f"bench: {database!r} is not a plain database name")
-    superuser_psql("postgres", """DO $$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc') THEN
-            CREATE ROLE geoioc LOGIN PASSWORD 'geoioc';
-        END IF;
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc_app') THEN
-            CREATE ROLE geoioc_app NOLOGIN;
-        END IF; END $$;
-        GRANT geoioc_app TO geoioc;""")
-    exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"  # noqa: S608 (name checked above)
-    if not superuser_psql("postgres", exists).strip():
-        log(f"creating database {database}")
-        superuser_psql("postgres", f'CREATE DATABASE "{database}" OWNER geoioc')
-    superuser_psql(database, """CREATE EXTENSION IF NOT EXISTS postgis;
-        CREATE EXTENSION IF NOT EXISTS btree_gist;
-        CREATE EXTENSION IF NOT EXISTS unaccent;
-        GRANT SELECT, INSERT, DELETE ON spatial_ref_sys TO geoioc;""")
-    env = {"GEOIOC_DATABASE_URL": db_url(database)}
-    run([str(GEOIOC), "db", "migrate"], env=env)
-    with psycopg.connect(db_url(database)) as conn:
-        row = conn.execute("SELECT scale FROM sample_info").fetchone()
-    if row is not None and math.isclose(row[0], scale):
-        log(f"database {database}: sample at scale {scale:g} already loaded")
-        return
-    log(f"database {database}: loading the sample at scale {scale:g} (takes a while)")
-    t0 = time.monotonic()
-    run([str(GEOIOC), "sample", "load", "--scale", str(scale), *(["--replace"] if row else [])], env=env)
-    log(f"loaded in {time.monotonic() - t0:.0f} s")
-    with psycopg.connect(db_url(database), autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE parcels")
 
 
 def free_port() -> int:
@@ -271,7 +217,7 @@ def main() -> None:
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args()
 
-    prepare_database(args.database, args.scale)
+    prepare_database(args.database, args.scale, log=log)
     if args.prepare_only:
         return
     parcels, total = sample(args.database, args.requests + args.warmup, args.seed)
