@@ -426,3 +426,26 @@ def test_rejections_name_the_file_and_its_own_row_in_a_multi_file_zip(conn, tmp_
     assert [(r.file, r.row) for r in rep.rejected] == [("multi.zip:b.shp", 2)]
     assert "volcano" in rep.rejected[0].reason
     assert _count(conn) == 0
+
+
+def test_a_key_repeated_within_the_file_is_refused_naming_the_first_row(conn, tmp_path) -> None:
+    """Two rows for one parcel (the empty pre-2025 commune counting as equal, as in the table's
+    UNIQUE NULLS NOT DISTINCT) or one sensor code: every repeat is refused, naming its first."""
+    rows = [{"MAXA": "99998", "SOTO": 3, "SOTHUA": n, "LOAIDAT": "ONT", "DIENTICH": 100.0,
+             "geometry": _square(106.07 + i * 0.001, 21.05)} for i, n in enumerate([1, 2, 1, 3, 2, 1])]
+    rep = import_file(conn, _parcels(tmp_path, rows, "repeat"), ImportOptions("parcels"), ADMIN)
+    assert not rep.committed
+    assert [(x.row, x.reason) for x in rep.rejected] == [
+        (3, "same commune_code/old_commune_code/sheet_no/parcel_no 99998//3/1 as row 1"),
+        (5, "same commune_code/old_commune_code/sheet_no/parcel_no 99998//3/2 as row 2"),
+        (6, "same commune_code/old_commune_code/sheet_no/parcel_no 99998//3/1 as row 1")]
+    gdf = _sensors(4)
+    gdf.loc[3, "code"] = gdf.loc[1, "code"]
+    gdf.loc[2, "kind"] = "volcano"  # a row refused for another reason is no first occurrence
+    gdf.loc[0, "code"] = gdf.loc[2, "code"]
+    path = tmp_path / "sensors.geojson"
+    gdf.to_file(path, driver="GeoJSON", engine="pyogrio")
+    rep = import_file(conn, path, ImportOptions("sensors"), ADMIN)
+    assert [x.row for x in rep.rejected] == [3, 4]
+    assert "volcano" in rep.rejected[0].reason and rep.rejected[1].reason.endswith("as row 2")
+    assert _count(conn) == 0

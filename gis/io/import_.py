@@ -1294,16 +1294,15 @@ def _check_rows(layer: Layer, who: Principal, target: _Target, names: list[str],
                 if int(i) not in errors or not any(r.startswith(c) for r in errors[int(i)]):
                     f = layer.field(c)
                     errors.setdefault(int(i), []).append(f"{f.export_name} ({c}) is empty")
-    if target.key:
-        seen: dict[tuple, int] = {}
-        keys = zip(*(columns[c].to_pylist() for c in target.key), strict=True)
-        for i, k in enumerate(keys):
-            if i in errors:
-                continue
-            if k in seen:
-                errors.setdefault(i, []).append(
-                    f"same {'/'.join(target.key)} {'/'.join('' if v is None else str(v) for v in k)} "
-                    f"as row {seen[k] + 1}")
-            else:
-                seen[k] = i
+    if target.key:  # repeated keys, grouped in pandas: Python only touches the repeats
+        keys = list(target.key)
+        frame = pa.table({c: columns[c] for c in keys}).to_pandas(integer_object_nulls=True)
+        frame["row"] = np.arange(len(frame))
+        frame = frame[~frame["row"].isin(list(errors))]  # a refused row is no first occurrence
+        first = frame.groupby(keys, dropna=False, sort=False)["row"].transform("min")
+        repeats = frame[frame["row"] != first]
+        for row, k, f in zip(repeats["row"], repeats[keys].itertuples(index=False), first[repeats.index],
+                             strict=True):
+            shown = "/".join("" if v is None else str(v) for v in k)
+            errors.setdefault(int(row), []).append(f"same {'/'.join(keys)} {shown} as row {int(f) + 1}")
 
