@@ -48,6 +48,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pgpq
 import psycopg
 import pyarrow as pa
@@ -1303,6 +1304,6 @@ def _check_rows(layer: Layer, who: Principal, target: _Target, names: list[str],
         repeats = frame[frame["row"] != first]
         for row, k, f in zip(repeats["row"], repeats[keys].itertuples(index=False), first[repeats.index],
                              strict=True):
-            shown = "/".join("" if v is None else str(v) for v in k)
+            shown = "/".join("" if pd.isna(v) else str(v) for v in k)  # None, or NaN for a null
             errors.setdefault(int(row), []).append(f"same {'/'.join(keys)} {shown} as row {int(f) + 1}")
 
