@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import middleware
+from api import errors, middleware
 from api.ogc import processes as ogc_processes
+from api.ogc.config import STATIC
 from api.ogc.errors import OGCError, ogc_error_handler
 from api.ogc.router import router as ogc_router
 from api.routes import auth, health, incident_analytics, map_api, map_page, map_search
@@ -22,12 +23,12 @@ from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
 from gis.io import jobs
 from gis.settings import Settings, get_settings
-from layers.pygeoapi_config import STATIC
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    get_pool()
+    # The process's one pool, kept where the request dependencies find it (api.deps.get_pool).
+    app.state.pool = get_pool()
     # Export jobs that a stopped process had accepted run again here (gis.io.jobs).
     threading.Thread(target=_recover_export_jobs, name="geoioc-export-recovery", daemon=True).start()
     yield
@@ -67,5 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OGCError, ogc_error_handler)
     app.add_exception_handler(AuthProblem, auth_problem_handler)
     app.mount("/ogc/static", StaticFiles(directory=STATIC), name="ogc-static")
+    errors.install(app)
     middleware.install(app, settings)
     return app

@@ -10,6 +10,9 @@ from layers.model import Access, Field, Layer, Overview, RowRule, Style
 
 F = Field
 
+# The sample province's extent (lon/lat): the fallback extent of an empty layer.
+PROVINCE_BBOX = [105.90, 20.95, 106.35, 21.30]
+
 STATUS_VALUES = {
     "online": ("Đang hoạt động", "Online"),
     "offline": ("Mất kết nối", "Offline"),
@@ -115,6 +118,10 @@ LAYERS: tuple[Layer, ...] = (
         ),
         style=Style(color="#555555", fill_color="#f7f7f7", weight=1.5, fill_opacity=0.05),
         keywords=("ranh giới", "hành chính", "boundaries"),
+        natural_key=("code", "valid_from"),
+        search_fields=("name",),
+        identify=True,
+        identify_filter=("level", "commune"),
     ),
     Layer(
         id="land_use_zones",
@@ -136,6 +143,8 @@ LAYERS: tuple[Layer, ...] = (
         overview=Overview(below_zoom=14, group_by=("land_use_code", "commune_code"),
                           tolerance_m=30),
         keywords=("quy hoạch", "sử dụng đất", "land use"),
+        import_roles=("land_officer",),
+        identify=True,
     ),
     Layer(
         id="parcels",
@@ -154,7 +163,8 @@ LAYERS: tuple[Layer, ...] = (
             F("sheet_no", "int", "Số hiệu tờ bản đồ", "Map sheet number", "SOTO"),
             F("parcel_no", "int", "Số thửa", "Parcel number", "SOTHUA"),
             F("land_use_codes", "str[]", "Mục đích sử dụng", "Land-use codes", "LOAIDAT"),
-            F("legal_area", "float", "Diện tích pháp lý (m²)", "Legal area (m²)", "DIENTICH"),
+            F("legal_area", "float", "Diện tích pháp lý (m²)", "Legal area (m²)", "DIENTICH",
+              decimals=1),
             F("land_user", "str", "Người sử dụng đất", "Land user", "CHUSUDUNG", personal=True,
               in_tiles=False),
             F("land_user_id", "str", "Số CCCD người sử dụng", "Land user ID number", "SOCCCD",
@@ -164,13 +174,18 @@ LAYERS: tuple[Layer, ...] = (
               "Use term end (empty = permanent)", "THOIHAN", in_tiles=False),
             F("origin", "str", "Nguồn gốc sử dụng", "Origin", "NGUONGOC", values=PARCEL_ORIGINS,
               in_tiles=False),
-            F("version", "int", "Phiên bản", "Version", "PHIENBAN", in_tiles=False),
-            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT", in_tiles=False),
+            F("version", "int", "Phiên bản", "Version", "PHIENBAN", in_tiles=False,
+              server_managed=True),
+            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT", in_tiles=False,
+              server_managed=True),
         ),
         style=Style(color="#8c6d31", weight=0.6, fill_opacity=0.35, by="land_use_codes"),
         min_zoom=15,
         history_table="parcel_history",
         keywords=("địa chính", "thửa đất", "cadastre"),
+        natural_key=("commune_code", "old_commune_code", "sheet_no", "parcel_no"),
+        import_roles=("land_officer",),
+        identify=True,
     ),
     Layer(
         id="roads",
@@ -199,6 +214,8 @@ LAYERS: tuple[Layer, ...] = (
                      "jammed": "#d7191c"},
         ),
         keywords=("giao thông", "đường", "traffic"),
+        import_roles=("operator",),
+        search_fields=("name",),
     ),
     Layer(
         id="tourism_places",
@@ -214,11 +231,13 @@ LAYERS: tuple[Layer, ...] = (
             F("name_en", "str", "Tên tiếng Anh", "English name", "TEN_EN"),
             F("category", "str", "Loại hình", "Category", "LOAIHINH", values=TOURISM_CATEGORIES),
             F("address", "str", "Địa chỉ", "Address", "DIACHI"),
-            F("rating", "float", "Đánh giá", "Rating", "DANHGIA"),
+            F("rating", "float", "Đánh giá", "Rating", "DANHGIA", decimals=1),
             F("visitors_per_year", "int", "Lượt khách/năm", "Visitors per year", "LUOTKHACH"),
         ),
         style=Style(color="#1b9e77", radius=6, by="category"),
         keywords=("du lịch", "di tích", "tourism"),
+        import_roles=("operator",),
+        search_fields=("name", "name_en", "address"),
     ),
     Layer(
         id="cameras",
@@ -247,6 +266,9 @@ LAYERS: tuple[Layer, ...] = (
                     palette={"online": "#2c7fb8", "offline": "#bdbdbd",
                              "maintenance": "#fec44f"}),
         keywords=("camera", "an ninh", "giám sát"),
+        natural_key=("code",),
+        import_roles=("operator", "security_officer"),
+        search_fields=("code", "name"),
     ),
     Layer(
         id="sensors",
@@ -263,12 +285,15 @@ LAYERS: tuple[Layer, ...] = (
             F("kind", "str", "Loại", "Kind", "LOAI", values=SENSOR_KINDS),
             F("parameter", "str", "Thông số", "Parameter", "THONGSO"),
             F("unit", "str", "Đơn vị", "Unit", "DONVI"),
-            F("threshold", "float", "Ngưỡng cảnh báo", "Threshold", "NGUONG"),
+            F("threshold", "float", "Ngưỡng cảnh báo", "Threshold", "NGUONG", decimals=2),
             F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=STATUS_VALUES),
         ),
         style=Style(color="#41ab5d", radius=6, by="kind"),
         map_kind="sensors",
         keywords=("môi trường", "quan trắc", "sensors"),
+        natural_key=("code",),
+        import_roles=("operator",),
+        search_fields=("code", "name"),
     ),
     Layer(
         id="incidents",
@@ -297,6 +322,7 @@ LAYERS: tuple[Layer, ...] = (
         ),
         style=Style(color="#e6550d", radius=4, by="category", palette=INCIDENT_COLORS),
         keywords=("sự cố", "an ninh", "incidents"),
+        import_roles=("operator",),
     ),
 )
 

@@ -66,7 +66,8 @@ from pygeofilter.parsers.cql2_text import parse as _pgf_parse_text
 from pygeofilter.parsers.cql2_text import parser as _cql2_text_module
 from pyproj.exceptions import ProjError
 
-from gis.crs import OGC_CRS_SRIDS, UnsupportedCRS, parse_crs_uri, transformer
+from layers.crs import OGC_CRS_SRIDS, UnsupportedCRS, parse_crs_uri, transformer
+from layers.errors import BadRequest
 from layers.model import Layer
 
 __all__ = ["FilterError", "TimeIntersects", "filter_to_sql", "parse_filter"]
@@ -79,7 +80,7 @@ MAX_ARITHMETIC = 32
 STORAGE_SRID = 4326
 
 
-class FilterError(ValueError):
+class FilterError(BadRequest, ValueError):
     """Message names the problem (property, operator, position) for a 400 response."""
 
 

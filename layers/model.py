@@ -39,6 +39,11 @@ class Field:
     in_tiles: bool = True
     # Coded values with their Vietnamese and English labels (legends, filters, exports).
     values: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Maintained by the database (triggers, defaults): never taken from an imported file.
+    server_managed: bool = False
+    # Decimals stored for a float (areas to 0.1 m², readings to 0.01): exports and the sample
+    # write exactly this many.
+    decimals: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,18 @@ class Layer:
     # Shown when the map opens (the others are one click away in the layer panel).
     map_visible: bool = True
     keywords: tuple[str, ...] = ()
+    # Fields that identify a feature in the real world: imports match rows on them (a re-import
+    # updates instead of duplicating); empty = match on identical content.
+    natural_key: tuple[str, ...] = ()
+    # Roles that may import into the layer (admin always may; empty = admin only).
+    import_roles: tuple[str, ...] = ()
+    # Text fields the map's search box looks in (accent-insensitive); empty = not searched by name.
+    search_fields: tuple[str, ...] = ()
+    # Whether a click on the map asks the server what of this layer is there (polygon and line
+    # layers; point layers are drawn as features and clicked in the browser), and an equality on
+    # a coded field that narrows it (admin units: the commune, not the district around it).
+    identify: bool = False
+    identify_filter: tuple[str, str] | None = None
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -122,6 +139,10 @@ class Layer:
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @property
+    def server_managed_fields(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields if f.server_managed)
 
     def title(self, lang: str = "vi") -> str:
         return self.title_en if lang == "en" else self.title_vi

@@ -12,13 +12,14 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
-from gis.crs import UnsupportedCRS, parse_crs_uri
+from layers.crs import UnsupportedCRS, parse_crs_uri
+from layers.errors import BadRequest
 
 # CRS in which a bbox is longitude/latitude (checked against their ranges).
 GEOGRAPHIC_SRIDS = (4326, 4756)
 
 
-class ParamError(ValueError):
+class ParamError(BadRequest, ValueError):
     """A malformed bbox or datetime."""
 
 

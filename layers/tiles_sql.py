@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
+from layers.errors import NotFound
 from layers.model import Field, Layer
 
 EXTENT = 4096
@@ -24,7 +25,7 @@ UNITS_PER_PIXEL = EXTENT // 256
 WEB_MERCATOR_HALF = 20037508.342789244
 
 
-class TileOutOfRange(ValueError):
+class TileOutOfRange(NotFound, ValueError):
     pass
 
 

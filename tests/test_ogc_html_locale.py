@@ -11,7 +11,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from layers.pygeoapi_config import LOCALES, TEMPLATES
+from api.ogc.config import LOCALES, TEMPLATES
 
 
 def _catalog(lang: str, ext: str) -> dict[str, str]:

@@ -16,18 +16,11 @@ observations table).
 from __future__ import annotations
 
 import datetime as dt
-import math
-import threading
-import time
-from dataclasses import dataclass
 
-import psycopg
-from psycopg import sql
-
-from layers.access import Principal, can_read, readable_fields, readable_layers, row_filter
-from layers.catalogue import LAYERS, get_layer
+from gis.maps.reference import Reference
+from layers.access import ADMIN, Principal, can_read, readable_fields, readable_layers, row_filter
+from layers.catalogue import PROVINCE_BBOX, get_layer
 from layers.model import Layer
-from layers.pygeoapi_config import PROVINCE_BBOX
 
 DOMAINS: dict[str, tuple[str, str]] = {
     "admin": ("Hành chính", "Administrative units"),
@@ -57,61 +50,10 @@ HEATMAP = {
     "description": {"vi": "Mật độ sự cố theo bộ lọc (tổng hợp theo ô lưới).",
                     "en": "Incident density for the current filters (grid cells)."},
 }
-CACHE_SECONDS = 300
 
 
 def _both(vi: str, en: str) -> dict[str, str]:
     return {"vi": vi, "en": en}
-
-
-@dataclass
-class Reference:
-    """What the manifest reads from the database: the same for every caller, cached."""
-
-    land_use: list[dict]  # code, name_vi, name_en, color, in_use
-    extents: dict[str, list[float]]
-    reform_date: str | None  # first day of the current administrative units (2025-07-01)
-    loaded: float
-
-
-_reference: Reference | None = None
-_lock = threading.Lock()
-
-
-def reference(conn: psycopg.Connection, max_age: float = CACHE_SECONDS) -> Reference:
-    global _reference
-    with _lock:
-        if _reference is None or time.monotonic() - _reference.loaded > max_age:
-            _reference = _load_reference(conn)
-        return _reference
-
-
-def _load_reference(conn: psycopg.Connection) -> Reference:
-    land_use = [
-        {"code": c, "name_vi": vi, "name_en": en, "color": color, "in_use": in_use}
-        for c, vi, en, color, in_use in conn.execute(
-            "SELECT l.code, l.name_vi, l.name_en, l.color, EXISTS (SELECT 1 FROM land_use_zones z"
-            " WHERE z.land_use_code = l.code) FROM land_use_codes AS l"
-            " WHERE l.valid_to IS NULL OR l.valid_to > now()"
-            " ORDER BY array_position(ARRAY['agricultural', 'residential', 'public', 'business',"
-            " 'public_works', 'other', 'unused'], l.grp), l.code").fetchall()
-    ]
-    extents = {}
-    for layer in LAYERS:
-        row = conn.execute(sql.SQL(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
-            "ST_Extent({})::geometry AS e FROM {}) s").format(
-            sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
-        extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
-    reform = conn.execute("SELECT max(valid_to)::text FROM admin_units").fetchone()[0]
-    return Reference(land_use, extents, reform, time.monotonic())
-
-
-def _outward(box: tuple[float, float, float, float], step: float = 1e-5) -> list[float]:
-    """A bbox rounded to STEP outwards, so that it still contains the features on its edges
-    (the map asks for points with it)."""
-    return [round(math.floor(box[0] / step) * step, 5), round(math.floor(box[1] / step) * step, 5),
-            round(math.ceil(box[2] / step) * step, 5), round(math.ceil(box[3] / step) * step, 5)]
 
 
 def _palette(layer: Layer, ref: Reference) -> tuple[dict[str, str], list[dict]]:
@@ -143,8 +85,6 @@ def _hidden_values(layer: Layer, who: Principal) -> dict[str, set[str]]:
     """Coded values whose rows this caller may not see (a filter must not offer them)."""
     if row_filter(layer, who) is None:
         return {}
-    from layers.access import ADMIN
-
     hidden: dict[str, set[str]] = {}
     for rule in layer.row_rules:
         if ADMIN not in who.roles and not who.roles & set(rule.roles):
@@ -210,9 +150,9 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
     return entry
 
 
-def manifest(conn: psycopg.Connection, who: Principal) -> dict:
-    """Everything the map client needs to draw what WHO may read."""
-    ref = reference(conn)
+def manifest(ref: Reference, who: Principal) -> dict:
+    """Everything the map client needs to draw what WHO may read (REF: the database's part,
+    gis.maps.reference, read by the caller: pages never touch the database)."""
     layers = []
     for layer in readable_layers(who):
         entry = layer_entry(layer, who, ref)

@@ -16,11 +16,11 @@ from pygeoapi.api import API, APIRequest
 from pygeoapi.openapi import get_oas
 from starlette.concurrency import run_in_threadpool
 
+from api.ogc.config import build_config, layer_extents
 from gis.db import connection
 from gis.settings import get_settings
 from layers.access import Principal
 from layers.catalogue import LAYERS
-from layers.pygeoapi_config import build_config, layer_extents
 
 
 class PygeoapiBridge:

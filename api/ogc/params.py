@@ -12,12 +12,12 @@ from collections.abc import Mapping
 
 import orjson
 
+from api.ogc.config import DEFAULT_ITEMS, MAX_ITEMS
 from api.ogc.errors import bad_parameter
 from gis.crs import UnsupportedCRS, parse_crs_uri
 from layers import query_params
 from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
-from layers.pygeoapi_config import DEFAULT_ITEMS, MAX_ITEMS
 
 # Parameters with a meaning of their own; any other parameter must be a queryable property.
 RESERVED = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "sortby",

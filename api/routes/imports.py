@@ -9,7 +9,7 @@ GeoPackage with several layers). Query parameters are accepted too.
 Answers: 200 with the import report when written (or checked, for a dry run); 422 with the
 report when nothing was written (rejected rows, or an unreadable file in "error"); 401 for
 anonymous callers; 403 when the caller's roles may not import into the layer
-(gis.io.import_.IMPORT_ROLES); 404 for a layer they may not read. Never a 500 for a bad file.
+(Layer.import_roles in the catalogue); 404 for a layer they may not read. Never a 500 for a bad file.
 """
 
 from __future__ import annotations

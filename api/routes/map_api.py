@@ -22,6 +22,7 @@ from api.ogc.params import parse_bbox
 from api.security import Who
 from gis import audit
 from gis.db import connection
+from gis.maps.reference import reference
 from layers.access import (
     Principal,
     is_sensitive_read,
@@ -29,6 +30,7 @@ from layers.access import (
     readable_layer,
     row_filter,
 )
+from layers.catalogue import LAYERS
 from layers.features_sql import FeatureQuery, fetch_page
 from layers.model import Field, Layer
 from web import manifest
@@ -65,7 +67,7 @@ def layers(who: Who) -> Response:
     """The layers this caller may read, grouped by domain, with styles, legends, zoom ranges,
     sources (vector tile URL templates or GeoJSON endpoints) and readable fields."""
     with connection() as conn:
-        return _json(manifest.manifest(conn, who))
+        return _json(manifest.manifest(reference(conn), who))
 
 
 def _float(name: str, raw: str | None, lo: float, hi: float) -> float:
@@ -87,7 +89,8 @@ def _as_of(raw: str | None) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(12), dt.UTC)
 
 
-IDENTIFY_LAYERS = ("parcels", "land_use_zones", "admin_units")
+# Topmost first: the catalogue's order is bottom (boundaries) to top.
+IDENTIFY_LAYERS = tuple(reversed([layer.id for layer in LAYERS if layer.identify]))
 
 
 @router.get("/identify")
@@ -119,8 +122,10 @@ def identify(request: Request, who: Who, lon: Annotated[str, Query()],
                 sql.Identifier("t", layer.geometry_column), sql.Literal(x), sql.Literal(y))
             if layer.time_end_column:  # a gazetteer with history: the units valid AS_OF
                 q.time_range = (when, when)
-            if layer.id == "admin_units":  # the smallest unit: the commune
-                cover = sql.SQL("{} AND t.level = 'commune'").format(cover)
+            if layer.identify_filter:  # e.g. admin units: the commune, not its district
+                name, value = layer.identify_filter
+                cover = sql.SQL("{} AND {} = {}").format(cover, sql.Identifier("t", name),
+                                                         sql.Literal(value))
             q.condition = cover
             page = fetch_page(conn, q)
             if page.rows:

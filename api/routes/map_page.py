@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from gis.db import connection
+from gis.maps.reference import reference
 from gis.settings import Settings, get_settings
 from layers.access import ANONYMOUS
 from web import manifest, map_page
@@ -32,7 +33,7 @@ def page_html(lang: str, settings: Settings) -> str:
         if hit and time.monotonic() - hit[0] < PAGE_SECONDS:
             return hit[1]
     with connection() as conn:
-        public = manifest.manifest(conn, ANONYMOUS)
+        public = manifest.manifest(reference(conn), ANONYMOUS)
     text = map_page.render(lang, settings, public)
     with _lock:
         _pages[key] = (time.monotonic(), text)

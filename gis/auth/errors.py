@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 
+from layers.errors import Invalid, TooManyRequests, Unauthorized
+
 
 class AuthError(Exception):
     """Base class of everything gis.auth raises on purpose."""
 
 
-class UserError(AuthError, ValueError):
+class UserError(AuthError, Invalid, ValueError):
     """Bad input to a management function (unknown user, unknown role, weak password...):
     shown to the operator as one line."""
 
 
-class CredentialsRejected(AuthError):
+class CredentialsRejected(AuthError, Unauthorized):
     """Credentials were presented and are not acceptable (HTTP 401). `reason` names why
     ("token expired", "API key revoked"...) without revealing whether a user exists."""
 
@@ -28,9 +30,9 @@ class CredentialsRejected(AuthError):
         self.lockout = lockout
 
 
-class TooManyFailures(AuthError):
+class TooManyFailures(AuthError, TooManyRequests):
     """Too many failed password attempts for this user or client address (HTTP 429)."""
 
     def __init__(self, retry_after: float) -> None:
-        self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(f"too many failed sign-ins; retry in {self.retry_after} s")
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"too many failed sign-ins; retry in {seconds} s", retry_after=seconds)

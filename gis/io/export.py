@@ -51,6 +51,7 @@ from gis.io.encodings import tcvn3_encode, tcvn3_encode_as_latin1
 from gis.io.formats import Format, FormatError, get_format, parse_export_crs
 from layers import query_params
 from layers.access import Principal, is_sensitive_read, readable_fields, readable_layer, row_filter
+from layers.errors import BadRequest, LayerNotFound
 from layers.features_sql import FeatureQuery, where
 from layers.model import Field, Layer
 
@@ -67,12 +68,10 @@ PRE_2025 = dt.date(2025, 6, 30)
 Progress = Callable[[int, int | None], None]
 
 
-class ExportError(ValueError):
+class ExportError(BadRequest, ValueError):
     """A request that cannot be exported as asked (HTTP 400, a one-line CLI error)."""
 
 
-class LayerNotFound(LookupError):
-    """Unknown layer, or one the caller may not read: the two must look the same (HTTP 404)."""
 
 
 @dataclass

@@ -7,13 +7,14 @@ What a land officer can count on (and why it is built so):
   bad row writes nothing and the report lists every rejected row with its number (1-based, in
   the order of the source file, header not counted) and the reason. `partial` writes the good
   rows and reports the others.
-* Idempotent. Rows are matched on the layer's natural key (parcels: commune, pre-2025 commune,
-  sheet, parcel; cameras and sensors: code; administrative units: code and start of validity)
-  and only rows that differ are updated, so importing the same file twice changes nothing (no
-  new parcel versions, no history rows). Layers without a natural key (roads, land-use zones,
-  tourism places, incidents) match on content: a row identical to a stored one (same values and
-  geometry) is left alone, any other row is added - re-importing is still a no-op, but an edited
-  row comes in as a new feature (there is no key to say which one it replaces).
+* Idempotent. Rows are matched on the layer's natural key (Layer.natural_key; parcels: commune,
+  pre-2025 commune, sheet, parcel; cameras and sensors: code; administrative units: code and
+  start of validity) and only rows that differ are updated, so importing the same file twice
+  changes nothing (no new parcel versions, no history rows). Layers without a natural key
+  (roads, land-use zones, tourism places, incidents) match on content: a row identical to a
+  stored one (same values and geometry) is left alone, any other row is added - re-importing is
+  still a no-op, but an edited row comes in as a new feature (there is no key to say which one
+  it replaces).
 * Never a 500 for a bad file: damaged zips, missing .shx/.dbf, unknown or trap CRS (the 220 m
   VN-2000 .prj, gis.io.sourcecrs), legacy TCVN3/VNI text (gis.io.encodings: converted when
   certain or when asked, otherwise refused with a hint), wrong geometry types, invalid
@@ -29,7 +30,7 @@ What a land officer can count on (and why it is built so):
   the database's), and so are system fields (a parcel's version and update time).
 * Rights: the caller may only write fields they may read and rows they may see (an operator
   cannot plant security events in the incidents layer); who may import into which layer is
-  IMPORT_ROLES. Every import, committed or not, is in the audit log.
+  Layer.import_roles in the catalogue. Every import, committed or not, is in the audit log.
 """
 
 from __future__ import annotations
@@ -60,31 +61,10 @@ from pyproj import Transformer
 
 from gis.io import encodings, sourcecrs
 from layers.access import ADMIN, Principal, readable_fields, readable_layer
+from layers.errors import Forbidden, Invalid, LayerNotFound
 from layers.model import Field, Layer
 from layers.overviews import refresh_overviews
 
-# Natural keys (see the module docstring); other layers match on content.
-NATURAL_KEYS: dict[str, tuple[str, ...]] = {
-    "parcels": ("commune_code", "old_commune_code", "sheet_no", "parcel_no"),
-    "admin_units": ("code", "valid_from"),
-    "cameras": ("code",),
-    "sensors": ("code",),
-}
-# Maintained by the database (triggers, defaults): never taken from a file.
-SYSTEM_FIELDS: dict[str, frozenset[str]] = {"parcels": frozenset({"version", "updated_at"})}
-# Who may import into which layer (admin always may). Administrative boundaries are reference
-# data; cadastre and planning belong to land officers; the operations-center layers to
-# operators (cameras to security officers too).
-IMPORT_ROLES: dict[str, tuple[str, ...]] = {
-    "admin_units": (),
-    "parcels": ("land_officer",),
-    "land_use_zones": ("land_officer",),
-    "roads": ("operator",),
-    "tourism_places": ("operator",),
-    "sensors": ("operator",),
-    "cameras": ("operator", "security_officer"),
-    "incidents": ("operator",),
-}
 # Columns that identify features in other systems (or GDAL's own), never imported.
 IGNORED_COLUMNS = frozenset({"id", "fid", "ogc_fid", "objectid", "gid", "wkt", "geometry", "geom",
                              "the_geom", "wkb_geometry", "shape_leng", "shape_area", "shape_length"})
@@ -110,17 +90,15 @@ ENCODING_ALIASES = {"utf8": "utf-8", "unicode": "utf-8", "tcvn": "tcvn3", "abc":
 Progress = Callable[[str, int, int], None]
 
 
-class ImportFileError(ValueError):
+class ImportFileError(Invalid, ValueError):
     """The file cannot be imported at all (damaged, incomplete, unknown CRS, ...): nothing is
     written; HTTP 422, CLI exit code 2."""
 
 
-class ImportNotAllowed(PermissionError):
+class ImportNotAllowed(Forbidden, PermissionError):
     """The caller may not import into this layer (HTTP 403)."""
 
 
-class LayerNotFound(LookupError):
-    """Unknown layer or one the caller may not read (HTTP 404, like the rest of the API)."""
 
 
 @dataclass
@@ -366,7 +344,7 @@ def map_columns(layer: Layer, columns: Iterable[str], writable: set[str], report
     for f in layer.fields:
         for key in (f.name, f.export_name, f.name[:10]):
             lookup.setdefault(_norm(key), f)
-    system = SYSTEM_FIELDS.get(layer.id, frozenset())
+    system = layer.server_managed_fields
     out: dict[str, str] = {}
     for col in columns:
         if col == "geometry":
@@ -753,7 +731,7 @@ def _target(conn: psycopg.Connection, layer: Layer) -> _Target:
         "AND NOT attisdropped", (layer.table,)).fetchall()
     types = {r[0]: r[1] for r in rows}
     required = {r[0] for r in rows if r[2]}
-    return _Target(layer, types, required, NATURAL_KEYS.get(layer.id, ()))
+    return _Target(layer, types, required, layer.natural_key)
 
 
 # Staging column types: SQL for the temporary table, Arrow for the binary COPY that fills it
@@ -985,7 +963,7 @@ def _check_rights(layer_id: str, who: Principal) -> Layer:
     layer = readable_layer(layer_id, who)
     if layer is None:
         raise LayerNotFound(f"layer {layer_id!r} not found")
-    roles = IMPORT_ROLES.get(layer.id, ())
+    roles = layer.import_roles
     if who.anonymous or not (ADMIN in who.roles or who.roles & set(roles)):
         need = " or ".join([*roles, ADMIN])
         raise ImportNotAllowed(f"importing into {layer.id} requires role {need}")
@@ -1149,7 +1127,7 @@ def _run(conn: psycopg.Connection, path: Path, display: str, layer: Layer, opts:
             raise ImportFileError(f"{src.name} has other columns than {sources[0].name}")
         missing = [c for c in target.required if c != layer.geometry_column
                    and c in layer.field_names and c not in these
-                   and c not in SYSTEM_FIELDS.get(layer.id, ())]
+                   and c not in layer.server_managed_fields]
         if missing:
             fl = [layer.field(c) for c in missing]
             raise ImportFileError(f"{src.name} lacks required field(s) "

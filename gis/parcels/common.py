@@ -18,7 +18,8 @@ from layers.model import Layer
 
 # Dates typed by land officers are local dates of the province (UTC+7, no DST).
 PROVINCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-KEY_FIELDS = ("commune_code", "old_commune_code", "sheet_no", "parcel_no")
+# A parcel's number: its natural key in the catalogue.
+KEY_FIELDS = get_layer("parcels").natural_key
 COMMUNE_CODE = re.compile(r"^[0-9]{5}$")
 
 

@@ -12,9 +12,10 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from gis.crs import CRS84_URI, supported_crs_uris
 from gis.settings import PROJECT_ROOT, Settings
 from layers.access import Principal, readable_fields, readable_layers
+from layers.catalogue import PROVINCE_BBOX
+from layers.crs import CRS84_URI, supported_crs_uris
 from layers.model import Layer
 
 MAX_ITEMS = 10_000
@@ -23,7 +24,6 @@ TEMPLATES = PROJECT_ROOT / "api" / "ogc_templates"
 STATIC = PROJECT_ROOT / "web" / "static"
 # Translations of the page templates (pygeoapi ships none): Vietnamese first.
 LOCALES = PROJECT_ROOT / "api" / "ogc_locale"
-PROVINCE_BBOX = [105.90, 20.95, 106.35, 21.30]
 
 
 def layer_extents(conn: psycopg.Connection, layers: tuple[Layer, ...]) -> dict[str, dict]:
@@ -74,7 +74,7 @@ def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict
         "providers": [
             {
                 "type": "feature",
-                "name": "layers.providers.PostGISFeatureProvider",
+                "name": "api.ogc.providers.PostGISFeatureProvider",
                 "data": layer.id,
                 "id_field": layer.id_column,
                 "time_field": layer.time_column,
@@ -85,7 +85,7 @@ def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict
             },
             {
                 "type": "tile",
-                "name": "layers.providers.PostGISTileProvider",
+                "name": "api.ogc.providers.PostGISTileProvider",
                 "data": layer.id,
                 "properties": fields,
                 "options": {

@@ -1,4 +1,4 @@
-"""PostGIS providers that pygeoapi loads by dotted path (`layers.providers.PostGISFeatureProvider`).
+"""PostGIS providers that pygeoapi loads by dotted path (`api.ogc.providers.PostGISFeatureProvider`).
 
 pygeoapi instantiates a provider on every request, so construction only looks up the catalogue:
 connections come from the process-wide pool, SQL comes from features_sql / tiles_sql (the same

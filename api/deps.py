@@ -1,0 +1,171 @@
+"""Typed FastAPI dependencies: every query parameter a route takes is declared here once, with its
+type, bounds and description, so /openapi.json documents it and a bad value becomes a 400 naming
+the parameter (api/errors.py) before the route runs. After tipg's dependencies.py.
+
+    @router.get("/x")
+    def x(who: Who, conn: Conn, bbox: BBoxParam, window: DatetimeParam, page: Paging) -> ...
+
+Values are parsed by the framework-free parsers in layers.query_params, the same ones the OGC
+API, exports and the CLI use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Path, Query, Request
+from psycopg_pool import ConnectionPool
+
+from api.security import SignedIn, Who, require_roles
+from gis import db
+from gis.settings import Settings, get_settings
+from layers import query_params
+from layers.access import readable_layer
+from layers.crs import UnsupportedCRS, parse_crs_uri, supported_crs_uris
+from layers.errors import BadRequest, NotFound
+from layers.model import Layer
+
+__all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "ReadableLayer",
+           "SettingsDep", "SignedIn", "Who", "paging", "require_roles"]
+
+
+# --- the application's shared state --------------------------------------------------------------
+
+
+def get_pool(request: Request) -> ConnectionPool:
+    """The pool the app opened at start-up (app.state.pool); a bare app (tests that skip the
+    lifespan) falls back to the process's pool, which is the same object once the app started."""
+    pool = getattr(request.app.state, "pool", None)
+    return pool if pool is not None else db.get_pool()
+
+
+def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]) -> Iterator[psycopg.Connection]:
+    with pool.connection() as conn:
+        yield conn
+
+
+Conn = Annotated[psycopg.Connection, Depends(get_connection)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    return getattr(request.app.state, "settings", None) or get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+# --- spatial and temporal filters ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BBox:
+    """(minx, miny, maxx, maxy) in the axis order x/y of `srid` (a latitude-first bbox-crs has
+    already been swapped back)."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+    srid: int = 4326
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.minx, self.miny, self.maxx, self.maxy
+
+
+def get_bbox(
+    bbox: Annotated[str | None, Query(
+        description="minx,miny,maxx,maxy (or 6 numbers for a 3D box) in `bbox-crs`, default "
+                    "CRS84 longitude/latitude", examples=["105.95,21.0,106.2,21.25"],
+        max_length=400)] = None,
+    bbox_crs: Annotated[str | None, Query(
+        alias="bbox-crs", description=f"CRS of `bbox`; one of {', '.join(supported_crs_uris())}",
+        max_length=200)] = None,
+) -> BBox | None:
+    if bbox is None or bbox == "":
+        if bbox_crs:
+            raise BadRequest("bbox-crs: given without bbox", parameter="bbox-crs")
+        return None
+    (x1, y1, x2, y2), srid = query_params.parse_bbox(bbox, bbox_crs)
+    return BBox(x1, y1, x2, y2, srid)
+
+
+BBoxParam = Annotated[BBox | None, Depends(get_bbox)]
+
+
+def get_datetime(
+    datetime: Annotated[str | None, Query(
+        description="an RFC 3339 instant, a date (the whole day) or an interval `start/end` "
+                    "with `..` for an open end", examples=["2026-01-01/2026-06-30"],
+        max_length=100)] = None,
+) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+    if datetime is None or datetime == "":
+        return None
+    return query_params.parse_datetime(datetime)
+
+
+DatetimeParam = Annotated[tuple[dt.datetime | None, dt.datetime | None] | None, Depends(get_datetime)]
+
+
+def get_crs(
+    crs: Annotated[str | None, Query(
+        description=f"output CRS; one of {', '.join(supported_crs_uris())}", max_length=200)] = None,
+) -> int:
+    if not crs:
+        return 4326
+    try:
+        srid, _ = parse_crs_uri(crs)
+    except UnsupportedCRS as e:
+        raise BadRequest(f"crs: {e}", parameter="crs") from None
+    return srid
+
+
+CrsParam = Annotated[int, Depends(get_crs)]
+
+
+# --- paging --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def paging(default: int, maximum: int, max_offset: int = 1_000_000) -> Callable[..., Page]:
+    """A dependency for `limit` and `offset` with this route's default and bounds (advertised in
+    the OpenAPI document, so clients pick a large page)."""
+
+    def get_page(
+        limit: Annotated[int, Query(ge=1, le=maximum, description=f"page size (default {default}, "
+                                    f"at most {maximum})")] = default,
+        offset: Annotated[int, Query(ge=0, le=max_offset, description="rows to skip")] = 0,
+    ) -> Page:
+        return Page(limit, offset)
+
+    return get_page
+
+
+Paging = Annotated[Page, Depends(paging(default=100, maximum=1000))]
+
+
+# --- catalogue -----------------------------------------------------------------------------------
+
+
+def get_readable_layer(
+    who: Who,
+    layer_id: Annotated[str, Path(description="a layer id of the catalogue (`geoioc layers list`)",
+                                  max_length=64)],
+) -> Layer:
+    """The layer, or a 404 that is the same whether it does not exist or may not be read."""
+    layer = readable_layer(layer_id, who)
+    if layer is None:
+        raise NotFound(f"layer {layer_id!r} not found")
+    return layer
+
+
+ReadableLayer = Annotated[Layer, Depends(get_readable_layer)]

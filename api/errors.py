@@ -1,0 +1,291 @@
+"""The one place where errors become responses (after titiler's core/errors.py and tipg's
+errors.py): a map from exception type to status, and one renderer per way out, installed once by
+`install(app)`.
+
+- `/api/...` and anything else that is not a page: RFC 9457 `application/problem+json`
+  (`type`, `title`, `status`, `detail`, `instance`, plus `code`, `parameter` and `errors` - every
+  field in error with its reason - as extension members);
+- `/ogc/...`: the OGC API exception document (`{"code", "description"}`, JSON);
+- pages (`/`, `/parcels/...`) asked for by a browser: a small HTML page in the user's language.
+A further format (Open311's error list) is one more entry in RENDERERS.
+
+No route builds an error response by hand: it raises a layers.errors class. An unexpected
+exception answers 500 with an error id that is also in the log, with the stack, and nothing else
+(no path, SQL or Python value reaches the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from psycopg import errors as pg_errors
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.i18n import request_lang
+from layers.errors import (
+    Ambiguous,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    GeoIOCError,
+    Invalid,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PreconditionRequired,
+    Problem,
+    TooLarge,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from web.errors import error_page
+
+log = logging.getLogger("geoioc.errors")
+
+STATUS_CODES: dict[type[GeoIOCError], int] = {
+    Ambiguous: 300,
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    MethodNotAllowed: 405,
+    NotAcceptable: 406,
+    Conflict: 409,
+    TooLarge: 413,
+    UnsupportedMediaType: 415,
+    Invalid: 422,
+    PreconditionRequired: 428,
+    TooManyRequests: 429,
+    Unavailable: 503,
+}
+# Starlette's own HTTP errors (routing: unknown path, wrong method) as our types.
+FROM_STATUS: dict[int, type[GeoIOCError]] = {v: k for k, v in STATUS_CODES.items()}
+PROBLEM_JSON = "application/problem+json"
+
+
+def status_of(exc: GeoIOCError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 400
+
+
+def _headers(exc: GeoIOCError, status: int) -> dict[str, str]:
+    headers = dict(exc.headers)
+    if status in (401, 403):
+        headers.setdefault("Cache-Control", "no-store")
+    return headers
+
+
+def problem_json(request: Request, exc: GeoIOCError, status: int) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:geoioc:problem:{exc.code}",
+        "title": exc.title,
+        "status": status,
+        "detail": exc.detail,
+        "instance": request.url.path,
+        "code": exc.code,
+    }
+    if exc.parameter:
+        body["parameter"] = exc.parameter
+    if exc.problems:
+        body["errors"] = [p.as_json() for p in exc.problems]
+    body.update(exc.details)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
+                    headers=_headers(exc, status))
+
+
+def ogc_exception(request: Request, exc: GeoIOCError, status: int) -> Response:
+    body: dict[str, Any] = {"code": exc.code, "description": exc.detail}
+    if exc.problems:
+        body["errors"] = [p.as_json() for p in exc.problems]
+    body.update(exc.details)
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
+                    headers=_headers(exc, status))
+
+
+def html_page(request: Request, exc: GeoIOCError, status: int) -> Response:
+    return Response(error_page(status, exc.detail, request_lang(request)), status_code=status,
+                    media_type="text/html; charset=utf-8",
+                    headers={**_headers(exc, status), "Cache-Control": "private, no-cache"})
+
+
+Renderer = Callable[[Request, GeoIOCError, int], Response]
+# Path prefix -> renderer; the first that matches wins.
+RENDERERS: tuple[tuple[str, Renderer], ...] = (
+    ("/api/", problem_json),
+    ("/ogc", ogc_exception),
+)
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "json" not in accept.split(",")[0]
+
+
+def render(request: Request, exc: GeoIOCError) -> Response:
+    status = status_of(exc)
+    path = request.url.path
+    renderer: Renderer = problem_json
+    for prefix, candidate in RENDERERS:
+        if path.startswith(prefix):
+            renderer = candidate
+            break
+    else:
+        if _wants_html(request):
+            renderer = html_page
+    response = renderer(request, exc, status)
+    if isinstance(exc, Unauthorized):
+        for challenge in exc.challenges:
+            response.headers.append("WWW-Authenticate", challenge)
+    return response
+
+
+# --- translating what others raise ---------------------------------------------------------------
+
+
+def from_validation(exc: RequestValidationError) -> GeoIOCError:
+    """FastAPI's validation of declared parameters and bodies: one problem per field. Query,
+    path and header parameters are the request's own (400); a body that fails is content (422)."""
+    problems = []
+    in_body = False
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else ""
+        in_body = in_body or where == "body"
+        name = ".".join(loc[1:]) or where or None
+        problems.append(Problem(name, _reason(err)))
+    summary = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+    cls = Invalid if in_body else BadRequest
+    first = problems[0].field if problems else None
+    return cls(summary or "invalid request", parameter=None if in_body else first,
+               problems=problems)
+
+
+def _reason(err: dict[str, Any]) -> str:
+    """Pydantic's message without the offending value echoed back (it may be huge or binary)."""
+    msg = str(err.get("msg", "invalid value"))
+    if err.get("type") == "missing":
+        return "required"
+    return msg
+
+
+def from_database(exc: psycopg.Error) -> GeoIOCError | None:
+    """Database failures that are not bugs: an overloaded or absent database (503), a statement
+    stopped by its timeout (503), input PostGIS could not digest (422)."""
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return Unavailable("the query took too long; narrow the request", retry_after=5)
+    if isinstance(exc, psycopg.OperationalError):
+        return Unavailable("the database is not reachable right now", retry_after=2)
+    if isinstance(exc, pg_errors.DataError | pg_errors.InternalError_):
+        message = (exc.diag.message_primary or "invalid input").split("\n")[0][:200]
+        return Invalid(f"the database could not process the input: {message}")
+    return None
+
+
+class InternalError(GeoIOCError):
+    code = "InternalError"
+    title = "Internal server error"
+
+
+STATUS_CODES[InternalError] = 500
+
+
+def unexpected(request: Request, exc: BaseException) -> Response:
+    """500 with an id to quote to an administrator; the stack is in the log under that id."""
+    error_id = secrets.token_hex(6)
+    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return render(request, InternalError(
+        f"internal error {error_id}; the administrators can find it in the log", error_id=error_id))
+
+
+# --- installation --------------------------------------------------------------------------------
+
+
+async def _geoioc_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GeoIOCError)
+    return render(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return render(request, from_validation(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    cls = FROM_STATUS.get(exc.status_code, BadRequest)
+    detail = exc.detail if isinstance(exc.detail, str) else cls.title
+    err = cls(detail or cls.title, headers=dict(exc.headers or {}))
+    response = render(request, err)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, psycopg.Error)
+    err = from_database(exc)
+    if err is None:
+        return unexpected(request, exc)
+    if isinstance(err, Unavailable):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc).split("\n")[0])
+    return render(request, err)
+
+
+async def _pool_timeout(request: Request, exc: Exception) -> Response:
+    return render(request, Unavailable("the service is busy; try again shortly", retry_after=2))
+
+
+class UnexpectedErrors:
+    """Innermost ASGI guard: an exception no handler claimed becomes the 500 above (Starlette's
+    own ServerErrorMiddleware would answer a bare text and drop the keep-alive connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            if started:  # too late for a clean answer: let the server close the connection
+                raise
+            request = Request(scope)
+            err = from_database(exc) if isinstance(exc, psycopg.Error) else None
+            if isinstance(exc, PoolTimeout):
+                err = Unavailable("the service is busy; try again shortly", retry_after=2)
+            response = render(request, err) if err is not None else unexpected(request, exc)
+            await response(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(GeoIOCError, _geoioc_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(psycopg.Error, _database_error)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)
+    app.add_middleware(UnexpectedErrors)

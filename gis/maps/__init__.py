@@ -1,0 +1,1 @@
+"""The map client's data: reference data, identify, cameras, sensors, labels."""

@@ -1,0 +1,68 @@
+"""What the map's layer manifest reads from the database: the same for every caller, so it is
+read once and cached (web.manifest turns it into each caller's manifest)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from layers.catalogue import LAYERS, PROVINCE_BBOX
+
+CACHE_SECONDS = 300
+
+
+@dataclass
+class Reference:
+    """What the manifest reads from the database: the same for every caller, cached."""
+
+    land_use: list[dict]  # code, name_vi, name_en, color, in_use
+    extents: dict[str, list[float]]
+    reform_date: str | None  # first day of the current administrative units (2025-07-01)
+    loaded: float
+
+
+_reference: Reference | None = None
+_lock = threading.Lock()
+
+
+def reference(conn: psycopg.Connection, max_age: float = CACHE_SECONDS) -> Reference:
+    global _reference
+    with _lock:
+        if _reference is None or time.monotonic() - _reference.loaded > max_age:
+            _reference = _load_reference(conn)
+        return _reference
+
+
+def _load_reference(conn: psycopg.Connection) -> Reference:
+    land_use = [
+        {"code": c, "name_vi": vi, "name_en": en, "color": color, "in_use": in_use}
+        for c, vi, en, color, in_use in conn.execute(
+            "SELECT l.code, l.name_vi, l.name_en, l.color, EXISTS (SELECT 1 FROM land_use_zones z"
+            " WHERE z.land_use_code = l.code) FROM land_use_codes AS l"
+            " WHERE l.valid_to IS NULL OR l.valid_to > now()"
+            " ORDER BY array_position(ARRAY['agricultural', 'residential', 'public', 'business',"
+            " 'public_works', 'other', 'unused'], l.grp), l.code").fetchall()
+    ]
+    extents = {}
+    for layer in LAYERS:
+        row = conn.execute(sql.SQL(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+            "ST_Extent({})::geometry AS e FROM {}) s").format(
+            sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
+        extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
+    reform = conn.execute("SELECT max(valid_to)::text FROM admin_units").fetchone()[0]
+    return Reference(land_use, extents, reform, time.monotonic())
+
+
+def _outward(box: tuple[float, float, float, float], step: float = 1e-5) -> list[float]:
+    """A bbox rounded to STEP outwards, so that it still contains the features on its edges
+    (the map asks for points with it)."""
+    return [round(math.floor(box[0] / step) * step, 5), round(math.floor(box[1] / step) * step, 5),
+            round(math.ceil(box[2] / step) * step, 5), round(math.ceil(box[3] / step) * step, 5)]
+
+

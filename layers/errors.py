@@ -1,0 +1,158 @@
+"""The one exception hierarchy of GeoIOC: every error raised on purpose is one of these.
+
+It sits at the bottom of the package order so that the SQL builders (layers), the domain (gis)
+and the HTTP layer (api) raise the same types. It knows nothing of HTTP: api/errors.py maps each
+class to a status code and renders it in the format of the way out (RFC 9457 problem details under
+/api, the OGC exception document under /ogc, an HTML page for pages, Open311's error list next).
+A new kind of problem is a subclass here plus one line in that map.
+
+Every message is meant for the person who sent the request: it names the parameter or field and
+the reason, never a server path, SQL text or a Python value's repr.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: which parameter, field or column (and row, for files and
+    lists), and why. A 422 lists all of them at once so the user fixes everything in one go."""
+
+    field: str | None
+    reason: str
+    row: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.row is not None:
+            out["row"] = self.row
+        return out
+
+
+class GeoIOCError(Exception):
+    """Base class. `code` is a stable machine-readable name (kept from the OGC exception codes
+    the API answered with before, so clients keep working); `details` are extra members of the
+    error body (e.g. the parcels that matched an ambiguous number)."""
+
+    code: ClassVar[str] = "Error"
+    title: ClassVar[str] = "Error"
+
+    def __init__(self, detail: str, *, parameter: str | None = None,
+                 problems: Iterable[Problem] = (), headers: dict[str, str] | None = None,
+                 **details: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.parameter = parameter
+        self.problems = tuple(problems)
+        self.headers = dict(headers or {})
+        self.details = details
+
+    @property
+    def description(self) -> str:
+        """The OGC exception document's name for `detail`."""
+        return self.detail
+
+
+class BadRequest(GeoIOCError):
+    """A parameter is malformed or out of range (the request itself is wrong)."""
+
+    code = "InvalidParameterValue"
+    title = "Bad request"
+
+
+class Invalid(GeoIOCError):
+    """A well-formed request whose content cannot be accepted (field values, geometry, a file's
+    rows): `problems` lists every one."""
+
+    code = "InvalidValue"
+    title = "Unprocessable content"
+
+
+class Unauthorized(GeoIOCError):
+    """Sign-in needed, or credentials that do not check out."""
+
+    code = "Unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, challenges: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.challenges = challenges
+
+
+class Forbidden(GeoIOCError):
+    code = "Forbidden"
+    title = "Forbidden"
+
+
+class NotFound(GeoIOCError):
+    """Also what a caller gets for a thing they may not read: it does not exist for them."""
+
+    code = "NotFound"
+    title = "Not found"
+
+
+class LayerNotFound(NotFound, LookupError):
+    """Unknown layer, or one the caller may not read: the two must look the same."""
+
+
+class MethodNotAllowed(GeoIOCError):
+    code = "MethodNotAllowed"
+    title = "Method not allowed"
+
+
+class NotAcceptable(GeoIOCError):
+    code = "NotAcceptable"
+    title = "Not acceptable"
+
+
+class Ambiguous(GeoIOCError):
+    """Several things match what was asked for (the body lists them)."""
+
+    code = "MultipleChoices"
+    title = "Multiple choices"
+
+
+class Conflict(GeoIOCError):
+    code = "Conflict"
+    title = "Conflict"
+
+
+class PreconditionRequired(GeoIOCError):
+    """A write that must say which version it changes (If-Match) did not."""
+
+    code = "PreconditionRequired"
+    title = "Precondition required"
+
+
+class TooLarge(GeoIOCError):
+    code = "TooLarge"
+    title = "Content too large"
+
+
+class UnsupportedMediaType(GeoIOCError):
+    code = "UnsupportedMediaType"
+    title = "Unsupported media type"
+
+
+class _RetryLater(GeoIOCError):
+    def __init__(self, detail: str, *, retry_after: float = 1, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.headers.setdefault("Retry-After", str(self.retry_after))
+
+
+class TooManyRequests(_RetryLater):
+    code = "TooManyRequests"
+    title = "Too many requests"
+
+
+class Unavailable(_RetryLater):
+    """The database (or another service we need) is down or overloaded: try again later."""
+
+    code = "Unavailable"
+    title = "Service unavailable"
