@@ -44,7 +44,7 @@ def get_pool(request: Request) -> ConnectionPool:
 
 
 def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]) -> Iterator[psycopg.Connection]:
-    with pool.connection() as conn:
+    with db.pooled(pool) as conn:
         yield conn
 
 

@@ -1,9 +1,18 @@
-"""One connection pool per process, shared by the API, the providers and the CLI."""
+"""One connection pool per process, shared by the API, the providers and the CLI.
+
+A database outage must be short for users too: while PostgreSQL is away a request waits at most
+`pool_timeout_seconds` for a connection and then fails (503 with Retry-After, api/errors.py), and
+the pool gives up reconnecting after a few seconds instead of backing off for minutes, so that the
+first request after the database's return opens a fresh connection at once. The first connection
+found broken makes the pool check all its idle ones in the background, so nobody after the outage
+is handed a dead connection.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,6 +26,10 @@ log = logging.getLogger(__name__)
 
 # UTC timestamps in JSON built by PostgreSQL; a runaway query from user input is cut off.
 SESSION_OPTIONS = "-c TimeZone=UTC -c statement_timeout=60000"
+# A server that does not answer the TCP handshake is down as far as a request is concerned.
+CONNECT_TIMEOUT_SECONDS = 2
+# Reconnection attempts of the pool stop after this long; the next request tries again.
+RECONNECT_SECONDS = 2.0
 # Pooled connections act as this role: full DML on data, but the audit log is append-only
 # (SELECT, INSERT). Migrations and bulk loads use `connect()` and keep the owner's rights.
 APP_ROLE = "geoioc_app"
@@ -59,10 +72,13 @@ def get_pool() -> ConnectionPool:
                     s.database_url,
                     min_size=s.pool_min_size,
                     max_size=s.pool_max_size,
-                    kwargs={"autocommit": True, "options": SESSION_OPTIONS},
+                    kwargs={"autocommit": True, "options": SESSION_OPTIONS,
+                            "connect_timeout": CONNECT_TIMEOUT_SECONDS},
                     configure=_configure,
                     open=True,
                     name="geoioc",
+                    timeout=s.pool_timeout_seconds,
+                    reconnect_timeout=RECONNECT_SECONDS,
                 )
     return _pool
 
@@ -76,9 +92,41 @@ def close_pool() -> None:
         _app_role_usable = None
 
 
+_last_check = 0.0
+
+
+def _check_idle_connections(pool: ConnectionPool) -> None:
+    """Discard the pool's broken idle connections, at most once a second, off the request."""
+    global _last_check
+    now = time.monotonic()
+    with _lock:
+        if now - _last_check < 1.0:
+            return
+        _last_check = now
+
+    def run() -> None:
+        try:
+            pool.check()
+        except Exception:  # the pool may be closing; nothing to clean then
+            log.debug("pool check failed", exc_info=True)
+
+    threading.Thread(target=run, name="geoioc-pool-check", daemon=True).start()
+
+
 @contextmanager
-def connection() -> Iterator[psycopg.Connection]:
-    with get_pool().connection() as conn:
+def pooled(pool: ConnectionPool, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A connection of POOL for the block (TIMEOUT: the wait for one, default the pool's)."""
+    try:
+        with pool.connection(timeout=timeout) as conn:
+            yield conn
+    except psycopg.OperationalError:
+        _check_idle_connections(pool)
+        raise
+
+
+@contextmanager
+def connection(timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    with pooled(get_pool(), timeout) as conn:
         yield conn
 
 

@@ -1,24 +1,15 @@
-"""Health check: is the database reachable and migrated?"""
+"""Health check: is the database reachable and migrated? Load balancers and `geoioc serve`'s
+callers poll it; a database that is away is a 503 with Retry-After like every other route."""
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
-from gis.db import connection
+from api.deps import Conn
+from gis.health import database_health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-def healthz() -> JSONResponse:
-    try:
-        with connection() as conn:
-            row = conn.execute(
-                "SELECT postgis_lib_version(), (SELECT version_num FROM alembic_version), "
-                "(SELECT count(*) FROM admin_units)"
-            ).fetchone()
-    except Exception as e:  # any failure here means "not healthy", reported as such
-        return JSONResponse({"status": "error", "database": str(e).splitlines()[0]}, 503)
-    postgis, revision, units = row
-    return JSONResponse(
-        {"status": "ok", "postgis": postgis, "schema_revision": revision, "admin_units": units}
-    )
+@router.get("/healthz", responses={503: {"description": "the database is not reachable",
+                                         "content": {"application/problem+json": {}}}})
+def healthz(conn: Conn) -> dict[str, object]:
+    return {"status": "ok", **database_health(conn)}
