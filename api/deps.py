@@ -40,7 +40,9 @@ def get_pool(request: Request) -> ConnectionPool:
     """The pool the app opened at start-up (app.state.pool); a bare app (tests that skip the
     lifespan) falls back to the process's pool, which is the same object once the app started."""
     pool = getattr(request.app.state, "pool", None)
-    return pool if pool is not None else db.get_pool()
+    # Another app in the same process (tests build several) may have closed the shared pool
+    # in its lifespan; the process's pool is then opened anew.
+    return pool if pool is not None and not pool.closed else db.get_pool()
 
 
 def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]) -> Iterator[psycopg.Connection]:
