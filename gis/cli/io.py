@@ -16,35 +16,31 @@ import getpass
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
+import psycopg
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gis.cli.common import console, err, progress_bar
+from gis.cli.common import fail as _error
 from layers.access import Principal
 
-console = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from gis.io.import_ import ImportReport
+
 REJECTED_EXIT = 3
 SHOWN_REJECTIONS = 50
 
 
-def _error(message: str) -> Exception:
-    from gis.cli import CliError  # here, not at import: gis.cli imports this module
-
-    return CliError(message)
-
-
 def _principal() -> Principal:
+    """The command line acts as an administrator named after the OS user (see the module's doc)."""
     return Principal(f"cli:{getpass.getuser()}", frozenset({"admin"}))
 
 
-def _connect():
-    import psycopg
-
+def _connect() -> psycopg.Connection[tuple[Any, ...]]:
+    """An owner's autocommit connection without the server's statement timeout: files can be large."""
     from gis.db import SESSION_OPTIONS
     from gis.settings import get_settings
 
@@ -52,9 +48,7 @@ def _connect():
                            options=SESSION_OPTIONS.replace("statement_timeout=60000", "statement_timeout=0"))
 
 
-def _bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=False)
+_bar = progress_bar
 
 
 def export_command(
@@ -179,7 +173,7 @@ def import_command(
         raise typer.Exit(REJECTED_EXIT)
 
 
-def _print_report(report) -> None:
+def _print_report(report: ImportReport) -> None:
     t = Table(title=f"{report.file} → {report.layer}", show_header=False)
     done = "written" if report.committed else ("dry run: nothing written" if report.dry_run
                                                else "NOTHING WRITTEN")
