@@ -114,10 +114,10 @@ def load_sample(
         sensor_ids: dict[str, int] = {}
         for table in TABLES:
             bar.step(f"Loading {table} ({len(sample.tables[table]):,} rows)")
-            text = table_text(sample, table, for_hash=True)
+            text = table_text(sample.tables, table, for_hash=True)
             update_hash(h, table, text)
             if table == "observations":  # hashed with sensor codes, loaded with their ids
-                text = table_text(sample, table, sensor_ids=sensor_ids)
+                text = table_text(sample.tables, table, sensor_ids=sensor_ids)
             _copy(cur, table, text)
             del text
             if table == "sensors":
