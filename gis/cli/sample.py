@@ -27,8 +27,8 @@ def sample_load(
     ] = False,
 ) -> None:
     """Generate the deterministic synthetic province and load it (COPY, one transaction)."""
+    from gis.overviews import refresh_overviews
     from gis.sample import load_sample
-    from layers.overviews import refresh_overviews
 
     if scale <= 0:
         raise CliError("--scale must be positive")
