@@ -62,13 +62,15 @@ def where(q: FeatureQuery) -> tuple[sql.Composable, list]:
         parts.append(sql.SQL("{} = %s").format(_col(layer.id_column)))
         params.append(q.feature_id)
     if q.bbox:
-        env = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
+        env: sql.Composable = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
         if q.bbox_srid != 4326:
             env = sql.SQL("ST_Transform({}, 4326)").format(env)
         parts.append(sql.SQL("{} && {}").format(_col(layer.geometry_column), env))
         parts.append(sql.SQL("ST_Intersects({}, {})").format(_col(layer.geometry_column), env))
         params += [*q.bbox, q.bbox_srid, *q.bbox, q.bbox_srid]
     if q.time_range:
+        if layer.time_column is None:
+            raise ValueError(f"layer {layer.id!r} has no time column to filter on")
         start, end = q.time_range
         begin_col = _col(layer.time_column)
         end_col = _col(layer.time_end_column) if layer.time_end_column else begin_col
@@ -131,7 +133,7 @@ def _properties_json(q: FeatureQuery) -> sql.Composable:
 
 
 def _order_by(q: FeatureQuery) -> sql.Composable:
-    keys = [
+    keys: list[sql.Composable] = [
         sql.SQL("{} {}").format(_col(name), sql.SQL("ASC" if asc else "DESC NULLS LAST"))
         for name, asc in q.sortby
     ]

@@ -135,6 +135,7 @@ def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
 def _overview_tile_sql(layer: Layer, fields: Sequence[Field], envelope: sql.Composable,
                        env_params: list, pixel: float) -> tuple[sql.Composed, list]:
     """Low zoom: the pre-dissolved overview (already EPSG:3857), simplified to the pixel."""
+    assert layer.overview is not None  # tile_sql calls this only for layers with an overview
     kept = [f for f in fields if f.name in layer.overview.group_by]
     props = sql.SQL("").join(
         sql.SQL(", {} AS {}").format(_mvt_value(f), sql.Identifier(f.name)) for f in kept)

@@ -61,7 +61,7 @@ def _new_password(password: str | None) -> str:
         return password
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 def _utc(value: dt.datetime | None) -> str:
@@ -237,17 +237,18 @@ def audit_query(
         entries = audit.query(conn, user=user, layer=layer, action=action, since=start,
                               limit=limit)
     if as_json:
-        for e in entries:
-            print(json.dumps({**e.__dict__, "at": e.at.isoformat()}, ensure_ascii=False))
+        for entry in entries:
+            print(json.dumps({**entry.__dict__, "at": entry.at.isoformat()}, ensure_ascii=False))
         return
     table = Table("time (UTC)", "user", "roles", "action", "request", "layer", "target",
                   "status", "client")
-    for e in entries:
-        request = " ".join(p for p in (e.method, e.path) if p) + (f"?{e.query}" if e.query else "")
-        target = json.dumps(e.target, ensure_ascii=False) if e.target is not None else ""
-        table.add_row(f"{e.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", e.username or "-",
-                      ",".join(e.roles), e.action, request, e.layer or "", target,
-                      str(e.status or ""), e.client or "")
+    for entry in entries:
+        request = (" ".join(p for p in (entry.method, entry.path) if p)
+                   + (f"?{entry.query}" if entry.query else ""))
+        target = json.dumps(entry.target, ensure_ascii=False) if entry.target is not None else ""
+        table.add_row(f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", entry.username or "-",
+                      ",".join(entry.roles), entry.action, request, entry.layer or "", target,
+                      str(entry.status or ""), entry.client or "")
     console.print(table)
     if not entries:
         console.print("no matching audit entries")

@@ -26,6 +26,7 @@ from rich.table import Table
 from gis.cli.common import console, err, progress_bar
 from gis.cli.common import fail as _error
 from layers.access import Principal
+from layers.errors import LayerNotFound
 
 if TYPE_CHECKING:
     from gis.io.import_ import ImportReport
@@ -75,7 +76,7 @@ def export_command(
                                           "CSV).")] = "utf-8",
 ) -> None:
     """Export a layer to a file, with a progress bar."""
-    from gis.io.export import ExportError, ExportRequest, LayerNotFound, plan, run
+    from gis.io.export import ExportError, ExportRequest, plan, run
     from gis.io.formats import FORMATS
 
     ext = output.suffix.lower()
@@ -146,7 +147,7 @@ def import_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Import a file into a layer: checked row by row, all or nothing, idempotent."""
-    from gis.io.import_ import ImportNotAllowed, ImportOptions, LayerNotFound, import_file
+    from gis.io.import_ import ImportNotAllowed, ImportOptions, import_file
 
     if not file.exists():
         raise _error(f"{file}: no such file")
@@ -213,7 +214,7 @@ def harvest_command(
     """Pull a collection from another OGC API - Features server; a re-run updates only what
     changed."""
     from gis.io.harvest import harvest
-    from gis.io.import_ import ImportNotAllowed, LayerNotFound
+    from gis.io.import_ import ImportNotAllowed
 
     if page_size < 1:
         raise _error("--page-size must be positive")

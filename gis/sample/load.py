@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from gis.rows import scalar
 from gis.sample.assemble import STEPS, TABLES, Sample, generate, new_hash, update_hash
 from gis.sample.serialize import columns, table_text
 
@@ -47,7 +48,7 @@ class _Progress:
             self._p.stop()
 
     def step(self, text: str) -> None:
-        if self._p:
+        if self._p and self._task is not None:
             if self._started:
                 self._p.advance(self._task)
             self._started = True
@@ -99,7 +100,7 @@ def load_sample(
         bar.step("Checking target tables")
         filled = [
             t for t in SAMPLE_TABLES
-            if cur.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]  # noqa: S608
+            if scalar(cur.execute(f"SELECT EXISTS (SELECT 1 FROM {t})"))  # noqa: S608
         ]  # fmt: skip
         if filled and not replace:
             raise SampleExistsError(

@@ -8,6 +8,7 @@ text is identical across platforms for the same seed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def _column(values: pd.Series, kind: str) -> pd.Series:
         g = shapely.set_srid(np.asarray(values, dtype=object), STORAGE_SRID)
         return pd.Series(shapely.to_wkb(g, hex=True, include_srid=True), dtype=object)
     if kind in ("date", "timestamp"):
-        unit = "D" if kind == "date" else "s"
+        unit: Literal["D", "s"] = "D" if kind == "date" else "s"
         arr = pd.to_datetime(values).to_numpy().astype(f"datetime64[{unit}]")
         out = np.datetime_as_string(arr, unit=unit).astype(object)
         if kind == "timestamp":
