@@ -9,6 +9,8 @@ test:
 
 lint:
 	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench:
 	.venv/bin/python bench/ogc.py

@@ -134,7 +134,7 @@ def query(conn: psycopg.Connection, *, user: str | None = None, layer: str | Non
     if until is not None:
         where.append(sql.SQL("at < %s"))
         params.append(until)
-    stmt = sql.SQL("SELECT id, at, username, roles, action, credential, method, path, query, "
+    stmt: sql.Composable = sql.SQL("SELECT id, at, username, roles, action, credential, method, path, query, "
                    "layer, target, status, client FROM audit_log")
     if where:
         stmt += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)

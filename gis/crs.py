@@ -38,6 +38,8 @@ VN2000_TOWGS84 = (
 def central_meridian(epsg: int) -> float:
     """Longitude of natural origin of a Transverse Mercator CRS."""
     op = CRS.from_epsg(epsg).coordinate_operation
+    if op is None:
+        raise ValueError(f"EPSG:{epsg} is not a projected CRS")
     for p in op.params:
         if p.name == "Longitude of natural origin":
             return float(p.value)

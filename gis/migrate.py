@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
+from gis.rows import scalar
 from gis.settings import PROJECT_ROOT, get_settings
 
 
@@ -38,7 +39,7 @@ def current(url: str | None = None) -> str | None:
     from gis.settings import get_settings
 
     with psycopg.connect(url or get_settings().database_url) as conn:
-        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
+        exists = scalar(conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL"))
         if not exists:
             return None
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()

@@ -1320,7 +1320,7 @@ class _Compiler:
                 value = operand.value
                 if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
                     raise FilterError(f"arithmetic '{op}' needs numbers, got {_describe(value)}")
-                if not math.isfinite(value) or abs(value) > 1e300:
+                if not math.isfinite(value) or abs(float(value)) > 1e300:
                     # numeric arithmetic on bounded operands cannot overflow in PostgreSQL
                     raise FilterError(f"arithmetic '{op}' needs finite numbers up to 1e300, "
                                       f"got {value!r}")

@@ -2,25 +2,19 @@
 
 Each row comes back as one finished GeoJSON Feature (text), so Python only joins bytes: no
 per-row dict building or JSON encoding. The same query object serves our fast OGC routes and
-the pygeoapi provider, so both answer the same way.
+the pygeoapi provider, so both answer the same way. This module only builds SQL; gis.features
+runs it on a connection.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import psycopg
 from psycopg import sql
 
 from layers.model import Field, Layer
-
-# Above this many matches numberMatched is omitted rather than counted on every page.
-COUNT_CAP = 10_000
-# Rows per chunk when streaming a big page (each chunk is a round trip to PostgreSQL).
-STREAM_CHUNK = 5_000
 
 
 @dataclass
@@ -68,13 +62,15 @@ def where(q: FeatureQuery) -> tuple[sql.Composable, list]:
         parts.append(sql.SQL("{} = %s").format(_col(layer.id_column)))
         params.append(q.feature_id)
     if q.bbox:
-        env = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
+        env: sql.Composable = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
         if q.bbox_srid != 4326:
             env = sql.SQL("ST_Transform({}, 4326)").format(env)
         parts.append(sql.SQL("{} && {}").format(_col(layer.geometry_column), env))
         parts.append(sql.SQL("ST_Intersects({}, {})").format(_col(layer.geometry_column), env))
         params += [*q.bbox, q.bbox_srid, *q.bbox, q.bbox_srid]
     if q.time_range:
+        if layer.time_column is None:
+            raise ValueError(f"layer {layer.id!r} has no time column to filter on")
         start, end = q.time_range
         begin_col = _col(layer.time_column)
         end_col = _col(layer.time_end_column) if layer.time_end_column else begin_col
@@ -137,7 +133,7 @@ def _properties_json(q: FeatureQuery) -> sql.Composable:
 
 
 def _order_by(q: FeatureQuery) -> sql.Composable:
-    keys = [
+    keys: list[sql.Composable] = [
         sql.SQL("{} {}").format(_col(name), sql.SQL("ASC" if asc else "DESC NULLS LAST"))
         for name, asc in q.sortby
     ]
@@ -168,68 +164,9 @@ def features_sql(q: FeatureQuery, extra_row: bool = True) -> tuple[sql.Composed,
 
 
 def count_sql(q: FeatureQuery, cap: int) -> tuple[sql.Composed, list]:
+    """Count the matches, stopping after cap + 1 (more than cap means: too many to count)."""
     cond, params = where(q)
     query = sql.SQL(
         "SELECT count(*) FROM (SELECT 1 FROM {table} AS t WHERE {cond} LIMIT %s) AS s"
     ).format(table=sql.Identifier(q.layer.table), cond=cond)
     return query, [*params, cap + 1]
-
-
-_row_estimates: dict[str, tuple[float, float]] = {}
-
-
-def _estimated_rows(conn: psycopg.Connection, table: str) -> float:
-    """Planner statistics (refreshed at most once a minute): cheap, never a full count."""
-    now = time.monotonic()
-    hit = _row_estimates.get(table)
-    if hit and now - hit[1] < 60:
-        return hit[0]
-    est = conn.execute(
-        "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", (table,)
-    ).fetchone()[0]
-    if est == 0:  # never analysed: fall back on the physical size
-        est = conn.execute(
-            "SELECT pg_relation_size(%s::regclass) / 100.0", (table,)
-        ).fetchone()[0]
-    _row_estimates[table] = (float(est), now)
-    return float(est)
-
-
-def number_matched(conn: psycopg.Connection, q: FeatureQuery, cap: int = COUNT_CAP) -> int | None:
-    """Exact count when it is cheap (at most `cap` rows to look at), else None (omitted)."""
-    if not q.filtered and _estimated_rows(conn, q.layer.table) > cap * 2:
-        return None
-    query, params = count_sql(q, cap)
-    n = conn.execute(query, params).fetchone()[0]
-    return n if n <= cap else None
-
-
-@dataclass
-class Page:
-    rows: list[str]
-    has_more: bool
-
-
-def fetch_page(conn: psycopg.Connection, q: FeatureQuery) -> Page:
-    query, params = features_sql(q)
-    rows = [r[0] for r in conn.execute(query, params)]
-    has_more = len(rows) > q.limit
-    return Page(rows[: q.limit], has_more)
-
-
-def stream_features(conn: psycopg.Connection, q: FeatureQuery) -> Iterator[list[str]]:
-    """Rows in chunks through a server-side cursor: a 10,000-feature page is never held whole.
-
-    The last chunk may end with the extra row that signals a next page; callers trim it.
-    """
-    query, params = features_sql(q)
-    with conn.transaction(), conn.cursor(name="features") as cur:
-        cur.execute(query, params)
-        while chunk := cur.fetchmany(STREAM_CHUNK):
-            yield [r[0] for r in chunk]
-
-
-def fetch_one(conn: psycopg.Connection, q: FeatureQuery) -> str | None:
-    query, params = features_sql(q, extra_row=False)
-    row = conn.execute(query, params).fetchone()
-    return row[0] if row else None

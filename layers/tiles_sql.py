@@ -2,17 +2,18 @@
 
 No tile may grow into a multi-megabyte monster at low zoom: dense point layers are aggregated
 into grid cells with counts, and polygons/lines smaller than a pixel are dropped before encoding.
+This module only builds SQL; gis.tiles runs it on a connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import psycopg
 from psycopg import sql
 
 from layers.errors import NotFound
 from layers.model import Field, Layer
+from layers.overviews import overview_view
 
 EXTENT = 4096
 BUFFER = 64
@@ -51,7 +52,7 @@ def _mvt_value(f: Field) -> sql.Composable:
     return col
 
 
-def _tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float, float]:
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float, float]:
     """Tile envelope in EPSG:3857 and the size of one tile pixel in metres."""
     size = 2 * WEB_MERCATOR_HALF / (1 << z)
     xmin = -WEB_MERCATOR_HALF + x * size
@@ -59,20 +60,22 @@ def _tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float, fl
     return xmin, ymax - size, xmin + size, ymax, size / EXTENT
 
 
-def _count_points(conn: psycopg.Connection, layer: Layer, bounds: tuple,
-                  restrict: sql.Composable | None) -> int:
+def point_count_sql(layer: Layer, bounds: Sequence[float], restrict: sql.Composable | None
+                    ) -> tuple[sql.Composed, list]:
+    """Count the points of a tile (its `bounds` in EPSG:3857), stopping after the cluster
+    threshold + 1: enough to choose between single points and grid cells."""
     q = sql.SQL(
         "SELECT count(*) FROM (SELECT 1 FROM {t} AS t WHERE {g} && ST_Transform("
         "ST_MakeEnvelope(%s, %s, %s, %s, 3857), 4326) AND {r} LIMIT %s) s"
     ).format(t=sql.Identifier(layer.table), g=sql.Identifier("t", layer.geometry_column),
              r=restrict if restrict is not None else sql.SQL("TRUE"))
-    return conn.execute(q, [*bounds[:4], POINT_CLUSTER_THRESHOLD + 1]).fetchone()[0]
+    return q, [*bounds[:4], POINT_CLUSTER_THRESHOLD + 1]
 
 
 def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
              aggregate: bool = False, restrict: sql.Composable | None = None,
              ) -> tuple[sql.Composed, list]:
-    xmin, ymin, xmax, ymax, pixel = _tile_bounds(z, x, y)
+    xmin, ymin, xmax, ymax, pixel = tile_bounds(z, x, y)
     margin = pixel * BUFFER
     geom = sql.Identifier("t", layer.geometry_column)
     table = sql.Identifier(layer.table)
@@ -132,8 +135,7 @@ def tile_sql(layer: Layer, fields: Sequence[Field], z: int, x: int, y: int,
 def _overview_tile_sql(layer: Layer, fields: Sequence[Field], envelope: sql.Composable,
                        env_params: list, pixel: float) -> tuple[sql.Composed, list]:
     """Low zoom: the pre-dissolved overview (already EPSG:3857), simplified to the pixel."""
-    from layers.overviews import overview_view
-
+    assert layer.overview is not None  # tile_sql calls this only for layers with an overview
     kept = [f for f in fields if f.name in layer.overview.group_by]
     props = sql.SQL("").join(
         sql.SQL(", {} AS {}").format(_mvt_value(f), sql.Identifier(f.name)) for f in kept)
@@ -147,17 +149,3 @@ def _overview_tile_sql(layer: Layer, fields: Sequence[Field], envelope: sql.Comp
     ).format(name=sql.Literal(layer.id), extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
              props=props, env=envelope, view=sql.Identifier(overview_view(layer.table)))
     return query, [px / 2, *env_params, *env_params, px, px]
-
-
-def render_tile(conn: psycopg.Connection, layer: Layer, fields: Sequence[Field],
-                z: int, x: int, y: int, restrict: sql.Composable | None = None) -> bytes:
-    """The MVT bytes of one tile (empty bytes for an empty tile); `restrict` hides rows the
-    caller may not see (layers.access.row_filter)."""
-    check_tile(layer, z, x, y)
-    aggregate = False
-    if layer.geometry_type == "Point":
-        count = _count_points(conn, layer, _tile_bounds(z, x, y), restrict)
-        aggregate = count > POINT_CLUSTER_THRESHOLD
-    query, params = tile_sql(layer, fields, z, x, y, aggregate=aggregate, restrict=restrict)
-    data = conn.execute(query, params).fetchone()[0]
-    return bytes(data) if data else b""

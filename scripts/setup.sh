@@ -3,7 +3,7 @@
 # create role and database, migrate, load the sample province, then serve or test.
 #
 #   scripts/setup.sh run    # -> serves http://127.0.0.1:8000
-#   scripts/setup.sh test   # -> separate test database, then ruff + the whole pytest suite
+#   scripts/setup.sh test   # -> separate test database, then ruff, mypy, lint-imports + the whole pytest suite
 #
 # GEOIOC_DATABASE_URL points everything at another PostGIS; then no system package is installed
 # and no server is started (the test database is GEOIOC_TEST_DATABASE_URL, or the same URL with
@@ -211,6 +211,11 @@ run)
 test)
     say "ruff"
     "$VENV/bin/ruff" check "$ROOT" || exit 1
+    # Both read their configuration from pyproject.toml in the current directory.
+    say "mypy"
+    (cd "$ROOT" && "$VENV/bin/mypy") || exit 1
+    say "lint-imports (package order, no cycles)"
+    (cd "$ROOT" && "$VENV/bin/lint-imports") || exit 1
     say "pytest"
     set +e
     "$VENV/bin/pytest"  # extra options: PYTEST_ADDOPTS

@@ -96,7 +96,7 @@ def test_camera_field_of_view_is_derived(conn) -> None:
 
 
 def test_the_application_role_can_refresh_overviews_and_nothing_else(conn) -> None:
-    from layers.overviews import refresh_overviews
+    from gis.overviews import refresh_overviews
 
     with conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL ROLE geoioc_app")

@@ -8,9 +8,10 @@ import mapbox_vector_tile
 import pytest
 from psycopg import sql
 
+from gis.tiles import render_tile
 from layers.access import ANONYMOUS, readable_fields, readable_layers
 from layers.catalogue import get_layer
-from layers.tiles_sql import BUFFER, EXTENT, render_tile
+from layers.tiles_sql import BUFFER, EXTENT
 
 PUBLIC = readable_layers(ANONYMOUS)
 MAX_TILE_BYTES = 500 * 1024

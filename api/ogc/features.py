@@ -22,10 +22,11 @@ from api.ogc.errors import OGCError, bad_parameter, not_found
 from api.ogc.params import filter_value, items_query, output_crs
 from gis.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
 from gis.db import connection
+from gis.features import fetch_one, fetch_page, number_matched, stream_features
 from gis.settings import get_settings
 from layers import access
 from layers.access import Principal, readable_fields, row_filter
-from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched, stream_features
+from layers.features_sql import FeatureQuery
 from layers.model import Layer
 
 GEOJSON = "application/geo+json"

@@ -13,11 +13,13 @@ from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from gis.db import connection
+from gis.features import fetch_one, fetch_page, number_matched
+from gis.tiles import render_tile
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
-from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched
+from layers.features_sql import FeatureQuery
 from layers.model import Layer
-from layers.tiles_sql import TileOutOfRange, render_tile
+from layers.tiles_sql import TileOutOfRange
 
 JSON_SCHEMA_TYPES = {
     "int": {"type": "integer"},

@@ -14,9 +14,10 @@ from fastapi.responses import Response
 
 from api.ogc.errors import bad_parameter, not_found
 from gis.db import connection
+from gis.tiles import render_tile
 from layers.access import Access, Principal, readable_fields, row_filter
 from layers.model import Layer
-from layers.tiles_sql import TileOutOfRange, render_tile
+from layers.tiles_sql import TileOutOfRange
 
 MVT = "application/vnd.mapbox-vector-tile"
 TILE_MATRIX_SETS = ("WebMercatorQuad",)

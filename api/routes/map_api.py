@@ -22,6 +22,7 @@ from api.ogc.params import parse_bbox
 from api.security import Who
 from gis import audit
 from gis.db import connection
+from gis.features import fetch_page
 from gis.maps.reference import reference
 from layers.access import (
     Principal,
@@ -31,7 +32,7 @@ from layers.access import (
     row_filter,
 )
 from layers.catalogue import LAYERS
-from layers.features_sql import FeatureQuery, fetch_page
+from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
 from web import manifest
 

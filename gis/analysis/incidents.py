@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import psycopg
 from psycopg import sql
 
+from gis.rows import scalar
 from layers.catalogue import get_layer
 from layers.model import Field
 
@@ -115,7 +116,7 @@ def _table(alias: str = "t") -> sql.Composable:
 def count(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None) -> int:
     cond, params = where(f, restrict)
     q = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_table(), cond)
-    return conn.execute(q, params).fetchone()[0]
+    return int(scalar(conn.execute(q, params)))
 
 
 # --- heatmap ---------------------------------------------------------------------------------
@@ -167,8 +168,8 @@ def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
                        max_points: int = POINTS_MAX) -> PointsOrClusters:
     cond, params = where(f, restrict)
     geom = _col("t", INCIDENTS.geometry_column)
-    n = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) s").format(
-        _table(), cond), [*params, max_points + 1]).fetchone()[0]
+    n = scalar(conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) s").format(
+        _table(), cond), [*params, max_points + 1]))
     if n <= max_points:
         q = sql.SQL(
             "SELECT t.id, round(ST_X({g})::numeric, 6)::float8, round(ST_Y({g})::numeric, 6)::float8,"
@@ -238,7 +239,7 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
     the incidents inside that unit's boundary."""
     prev = f.previous()
     cond, params = where(f, restrict, start=prev.start)
-    area = sql.SQL("")
+    area: sql.Composable = sql.SQL("")
     area_params: list = []
     if area_unit_id is not None:
         area = sql.SQL(" AND t.{g} && u.geom AND ST_Covers(u.geom, t.{g})").format(

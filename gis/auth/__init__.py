@@ -1,6 +1,6 @@
 """Who may sign in and how: users and roles, passwords (argon2), API keys, JWTs for web
 sessions, and brute-force protection. Framework-free: the API (api/security.py) and the CLI
-(gis/cli_auth.py) are thin layers over these functions.
+(gis/cli/auth.py) are thin layers over these functions.
 
 What a principal may *read* is decided elsewhere, in one place: layers/access.py.
 """

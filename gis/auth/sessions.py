@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 
 from gis.auth.errors import CredentialsRejected
+from gis.rows import one
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ def start(conn: psycopg.Connection, user_id: int, ttl: dt.timedelta,
     with conn.transaction():
         # Housekeeping on the rare path (sign-in), so the table stays the size of a day's logins.
         conn.execute("DELETE FROM auth_sessions WHERE expires_at < now() - interval '1 day'")
-        (expires,) = conn.execute(
+        (expires,) = one(conn.execute(
             "INSERT INTO auth_sessions (id, user_id, refresh_jti, expires_at, client) "
             "VALUES (%s, %s, %s, now() + %s, %s) RETURNING expires_at",
             (sid, user_id, jti, ttl, client),
-        ).fetchone()
+        ))
     return Session(str(sid), user_id, str(jti), expires)
 
 

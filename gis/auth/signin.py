@@ -67,7 +67,7 @@ class PasswordVerifier:
         fingerprint = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
         verdict = self._cached(fingerprint, changed_at)
         fresh = verdict is None
-        if fresh:
+        if verdict is None:
             ok = account is not None and passwords.verify_password(account.password_hash, password)
             if account is None:
                 passwords.verify_password(None, password)  # same cost as a real check

@@ -254,16 +254,16 @@ def detect(texts: Iterable[str], raw: bool = False) -> Detection:
         scores[enc] = score
         if score > best[0]:
             best = (score, enc, converted)
-    score, enc, converted = best
-    if enc is None or enc == baseline_name and not raw:
+    score, chosen, converted = best
+    if chosen is None or chosen == baseline_name and not raw:
         return Detection(None, True, base_score, words, scores)
-    runner_up = max((s for k, s in scores.items() if k != enc), default=0.0)
+    runner_up = max((s for k, s in scores.items() if k != chosen), default=0.0)
     example = next((a for a, b in zip(sample, converted, strict=True) if a != b), None)
     conv = converted[sample.index(example)] if example is not None else None
     certain = score >= CERTAIN_SCORE and words >= CERTAIN_WORDS and score - runner_up >= CERTAIN_MARGIN
-    if enc == "latin-1":  # nothing Vietnamese about it: bytes as declared
+    if chosen == "latin-1":  # nothing Vietnamese about it: bytes as declared
         return Detection("latin-1", base_score < SUSPECT_SCORE, base_score, words, scores)
-    return Detection(enc, certain, score, words, scores, example, conv)
+    return Detection(chosen, certain, score, words, scores, example, conv)
 
 
 def suspicious(d: Detection) -> bool:

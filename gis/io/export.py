@@ -49,6 +49,7 @@ from psycopg import sql
 
 from gis.io.encodings import tcvn3_encode, tcvn3_encode_as_latin1
 from gis.io.formats import Format, FormatError, get_format, parse_export_crs
+from gis.rows import scalar
 from layers import query_params
 from layers.access import Principal, is_sensitive_read, readable_fields, readable_layer, row_filter
 from layers.errors import BadRequest, LayerNotFound
@@ -239,9 +240,9 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
     if req.commune:
         code = str(req.commune).strip()
         day = _admin_date(req.commune_date)
-        found = conn.execute(
+        found = scalar(conn.execute(
             "SELECT count(*) FROM admin_units WHERE code = %s AND valid_from <= %s "
-            "AND (valid_to IS NULL OR valid_to > %s)", (code, day, day)).fetchone()[0]
+            "AND (valid_to IS NULL OR valid_to > %s)", (code, day, day)))
         if not found:
             raise ExportError(f"commune: no administrative unit {code!r} on {day.isoformat()} "
                               "(pass commune-date=pre-2025 for the units before the 2025 reform)")
@@ -333,7 +334,7 @@ def estimate(conn: psycopg.Connection, p: ExportPlan, cap: int | None = None) ->
     if cap is not None:
         inner = inner + sql.SQL(" LIMIT %s")
         params.append(cap + 1)
-    return conn.execute(sql.SQL("SELECT count(*) FROM ({}) AS s").format(inner), params).fetchone()[0]
+    return int(scalar(conn.execute(sql.SQL("SELECT count(*) FROM ({}) AS s").format(inner), params)))
 
 
 class _Rows:
@@ -552,7 +553,7 @@ _TCVN3_README = (
 
 def _write_shapefiles(conn: psycopg.Connection, p: ExportPlan, work: Path, tick: Callable[[int], None],
                       warnings: list[str], announce: Callable[[int], None]) -> list[Path]:
-    families = dict(conn.execute(
+    families: dict[str, int] = dict(conn.execute(
         sql.SQL("SELECT upper(GeometryType(t.{})), count(*) FROM {} AS t WHERE {} GROUP BY 1").format(
             sql.Identifier(p.layer.geometry_column), sql.Identifier(p.layer.table), p.condition),
         p.params).fetchall())

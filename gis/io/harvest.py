@@ -34,6 +34,7 @@ from psycopg import sql
 
 from gis.io import import_ as imp
 from gis.io import sourcecrs
+from gis.rows import scalar
 from layers.access import Principal, readable_fields
 
 PAGE_SIZE = 1000
@@ -265,7 +266,7 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
                 report.rejected_count += 1
                 report.rejected.append(imp.Rejection(r + 1, f"{ids[todo[r]]}: {reason}"))
             raise imp._Rollback from None
-        matched = conn.execute("SELECT count(*) FROM _geoioc_match").fetchone()[0]
+        matched = scalar(conn.execute("SELECT count(*) FROM _geoioc_match"))
         report.added, report.updated = added, updated
         report.unchanged += matched - updated  # known ids whose change was below a millimetre
         conn.execute(

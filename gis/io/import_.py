@@ -60,10 +60,10 @@ from psycopg import sql
 from pyproj import Transformer
 
 from gis.io import encodings, sourcecrs
+from gis.overviews import refresh_overviews
 from layers.access import ADMIN, Principal, readable_fields, readable_layer
 from layers.errors import Forbidden, Invalid, LayerNotFound
 from layers.model import Field, Layer
-from layers.overviews import refresh_overviews
 
 # Columns that identify features in other systems (or GDAL's own), never imported.
 IGNORED_COLUMNS = frozenset({"id", "fid", "ogc_fid", "objectid", "gid", "wkt", "geometry", "geom",

@@ -38,7 +38,9 @@ class SourceCRS:
 
     @property
     def is_wgs84(self) -> bool:
-        return self.crs.is_geographic and _WGS84_DATUM.search(self.crs.datum.name or "") is not None
+        datum = self.crs.datum
+        return (self.crs.is_geographic and datum is not None
+                and _WGS84_DATUM.search(datum.name or "") is not None)
 
 
 def _tm_params(crs: CRS) -> tuple[float, float, float, float] | None:

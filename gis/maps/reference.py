@@ -7,10 +7,12 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from gis.rows import scalar
 from layers.catalogue import LAYERS, PROVINCE_BBOX
 
 CACHE_SECONDS = 300
@@ -20,7 +22,7 @@ CACHE_SECONDS = 300
 class Reference:
     """What the manifest reads from the database: the same for every caller, cached."""
 
-    land_use: list[dict]  # code, name_vi, name_en, color, in_use
+    land_use: list[dict[str, Any]]  # code, name_vi, name_en, color, in_use
     extents: dict[str, list[float]]
     reform_date: str | None  # first day of the current administrative units (2025-07-01)
     loaded: float
@@ -55,7 +57,7 @@ def _load_reference(conn: psycopg.Connection) -> Reference:
             "ST_Extent({})::geometry AS e FROM {}) s").format(
             sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
         extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
-    reform = conn.execute("SELECT max(valid_to)::text FROM admin_units").fetchone()[0]
+    reform = scalar(conn.execute("SELECT max(valid_to)::text FROM admin_units"))
     return Reference(land_use, extents, reform, time.monotonic())
 
 

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from gis.parcels import checks
 from gis.parcels.common import KEY_FIELDS, key_text, parcels_layer, readable
 from gis.parcels.errors import NotFound
+from gis.rows import one
 from layers.access import Principal, can_read, can_read_field, is_sensitive_read, row_filter
 from layers.catalogue import get_layer
 from layers.model import Access, Field
@@ -114,9 +115,9 @@ def load(conn: psycopg.Connection, parcel_id: int, who: Principal, srid: int,
 
 
 def _not_found(conn: psycopg.Connection, parcel_id: int, as_of: dt.datetime | None) -> NotFound:
-    first, deleted = conn.execute(
+    first, deleted = one(conn.execute(
         "SELECT min(valid_from), max(valid_to) FILTER (WHERE operation = 'DELETE')"
-        " FROM parcel_history WHERE parcel_id = %s", (parcel_id,)).fetchone()
+        " FROM parcel_history WHERE parcel_id = %s", (parcel_id,)))
     if as_of is None:
         if deleted is not None:
             return NotFound(f"parcel {parcel_id} not found: it was deleted at {deleted.isoformat()} "
@@ -140,12 +141,12 @@ def land_use(conn: psycopg.Connection, codes: list[str]) -> list[dict[str, Any]]
 
 
 def commune(conn: psycopg.Connection, code: str, old_code: str | None) -> dict[str, Any]:
-    row = conn.execute(
+    row = one(conn.execute(
         "SELECT (SELECT name FROM admin_units WHERE level = 'commune' AND code = %(c)s"
         "         ORDER BY valid_to IS NOT NULL, valid_from DESC LIMIT 1),"
         "       (SELECT name FROM admin_units WHERE level = 'commune' AND code = %(o)s"
         "         AND valid_to IS NOT NULL ORDER BY valid_to DESC LIMIT 1)",
-        {"c": code, "o": old_code}).fetchone()
+        {"c": code, "o": old_code}))
     return {"code": code, "name": row[0], "old_code": old_code, "old_name": row[1]}
 
 

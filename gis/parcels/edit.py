@@ -159,7 +159,7 @@ def _land_use_codes(conn: psycopg.Connection, v: Any) -> list[str]:
     codes = [c.strip().upper() for c in v]
     if len(set(codes)) != len(codes):
         raise InvalidInput("land_use_codes: a code is repeated")
-    rows = dict(conn.execute(
+    rows: dict[str, Any] = dict(conn.execute(
         "SELECT code, valid_to FROM land_use_codes WHERE code = ANY(%s)", (codes,)).fetchall())
     unknown = [c for c in codes if c not in rows]
     if unknown:
@@ -237,6 +237,8 @@ def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, 
                 " FROM parcels WHERE id = %s FOR UPDATE", (parcel_id,)).fetchone()
             if row is None:
                 raise NotFound(f"parcel {parcel_id} not found")
+            sheet: int
+            number: int
             version, updated_at, commune, old, sheet, number = row
             if version != edit.expected_version:
                 raise _conflict(parcel_id, edit.expected_version, version, updated_at)
@@ -247,7 +249,8 @@ def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, 
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                              (f"geoioc.parcels.geometry.{commune}",))
                 _check_location(conn, parcel_id, commune, old, edit.geometry, srid)
-            sets = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in props]
+            sets: list[sql.Composable] = [
+                sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in props]
             if edit.geometry is not None:
                 sets.append(sql.SQL("geom = ST_GeomFromWKB(%(geom)s, 4326)"))
             new = conn.execute(

@@ -16,6 +16,7 @@ import psycopg
 
 from gis.parcels.common import describe_location, location
 from gis.parcels.errors import InvalidGeometry
+from gis.rows import one, scalar
 
 MAX_VERTICES = 20_000
 
@@ -86,7 +87,7 @@ def polygon_from_geojson(conn: psycopg.Connection, geom: Any, *, srid: int = 432
     polygons = _check_structure(geom, srid)
     multi = {"type": "MultiPolygon",
              "coordinates": [[[list(p) for p in ring] for ring in rings] for rings in polygons]}
-    row = conn.execute(
+    row = one(conn.execute(
         "WITH g AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%(j)s), %(srid)s) AS g),"
         " d AS (SELECT (ST_IsValidDetail(g)).* FROM g)"
         " SELECT d.valid, d.reason, ST_X(ST_Transform(ST_SetSRID(d.location, %(srid)s), 4326)),"
@@ -95,7 +96,7 @@ def polygon_from_geojson(conn: psycopg.Connection, geom: Any, *, srid: int = 432
         "  CASE WHEN d.valid THEN ST_Area(ST_Transform(g.g, %(p)s)) END"
         " FROM g, d",
         {"j": json.dumps(multi), "srid": srid, "p": province_srid},
-    ).fetchone()
+    ))
     valid, reason, lon, lat, wkb, area = row
     if not valid:
         problem: dict[str, Any] = {"reason": reason}
@@ -107,7 +108,7 @@ def polygon_from_geojson(conn: psycopg.Connection, geom: Any, *, srid: int = 432
     if not area or area <= 0:
         raise InvalidGeometry("geometry: the polygon has no area")
     # Re-check after the transform: a valid VN-2000 polygon could in theory collapse a spike.
-    ok = conn.execute("SELECT geoioc_geom_ok(ST_GeomFromWKB(%s, 4326))", (wkb,)).fetchone()[0]
+    ok = scalar(conn.execute("SELECT geoioc_geom_ok(ST_GeomFromWKB(%s, 4326))", (wkb,)))
     if not ok:
         raise InvalidGeometry("geometry becomes invalid when transformed to lon/lat; "
                               "remove near-duplicate vertices")

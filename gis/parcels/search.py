@@ -141,7 +141,8 @@ def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
     if restrict is not None:
         conds.append(restrict)
     extra = tuple(f for f in RESULT_FIELDS if f in readable)
-    order = sql.SQL("t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
+    order: sql.Composable = sql.SQL(
+        "t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
     if c.owner:
         # Exact name first, then the words as whole words in order, then any match.
         order = sql.SQL("CASE WHEN geoioc_fold(t.land_user) = %(owner)s THEN 0"

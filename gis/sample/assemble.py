@@ -18,6 +18,7 @@ from gis.sample.points import build_cameras, build_tourism
 from gis.sample.province import admin_rows, build_province
 from gis.sample.roads import build_roads, build_villages, traffic_states
 from gis.sample.sensors import build_observations, build_sensors
+from gis.sample.serialize import table_text
 
 # Load order (sensors before observations, which refer to them).
 TABLES = (
@@ -49,11 +50,9 @@ class Sample:
         sensor by code, since database ids are not known before loading).
         """
         if self._hash is None:
-            from gis.sample.serialize import table_text
-
             h = new_hash(self)
             for name in TABLES:
-                update_hash(h, name, table_text(self, name, for_hash=True))
+                update_hash(h, name, table_text(self.tables, name, for_hash=True))
             self._hash = h.hexdigest()
         return self._hash
 

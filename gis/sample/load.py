@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from gis.rows import scalar
 from gis.sample.assemble import STEPS, TABLES, Sample, generate, new_hash, update_hash
 from gis.sample.serialize import columns, table_text
 
@@ -47,7 +48,7 @@ class _Progress:
             self._p.stop()
 
     def step(self, text: str) -> None:
-        if self._p:
+        if self._p and self._task is not None:
             if self._started:
                 self._p.advance(self._task)
             self._started = True
@@ -99,7 +100,7 @@ def load_sample(
         bar.step("Checking target tables")
         filled = [
             t for t in SAMPLE_TABLES
-            if cur.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]  # noqa: S608
+            if scalar(cur.execute(f"SELECT EXISTS (SELECT 1 FROM {t})"))  # noqa: S608
         ]  # fmt: skip
         if filled and not replace:
             raise SampleExistsError(
@@ -114,10 +115,10 @@ def load_sample(
         sensor_ids: dict[str, int] = {}
         for table in TABLES:
             bar.step(f"Loading {table} ({len(sample.tables[table]):,} rows)")
-            text = table_text(sample, table, for_hash=True)
+            text = table_text(sample.tables, table, for_hash=True)
             update_hash(h, table, text)
             if table == "observations":  # hashed with sensor codes, loaded with their ids
-                text = table_text(sample, table, sensor_ids=sensor_ids)
+                text = table_text(sample.tables, table, sensor_ids=sensor_ids)
             _copy(cur, table, text)
             del text
             if table == "sensors":

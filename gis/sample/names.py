@@ -101,7 +101,8 @@ def person_names(rng: np.random.Generator, n: int) -> tuple[NDArray[np.object_],
         np.asarray(GIVEN_MALE, dtype=object)[rng.integers(0, len(GIVEN_MALE), n)],
         np.asarray(GIVEN_FEMALE, dtype=object)[rng.integers(0, len(GIVEN_FEMALE), n)],
     )
-    return f + " " + mid + " " + giv, male
+    # Object arrays in, object array out (asarray only tells the type checker so: no copy).
+    return np.asarray(f + " " + mid + " " + giv, dtype=object), male
 
 
 def company_names(rng: np.random.Generator, n: int) -> NDArray[np.object_]:

@@ -332,7 +332,7 @@ def _attributes(df: pd.DataFrame, p: Province, seed: int) -> pd.DataFrame:
     user[biz] = company_names(rng, int(biz.sum()))
     old_names = c["name"].to_numpy()[ci]
     user[public] = "UBND " + old_names[public]
-    user_id = np.where(res | agri, user_id, None)
+    user_id = np.where(res | agri, user_id, np.array(None, dtype=object))
     df["land_user"] = user
     df["land_user_id"] = user_id
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,7 +158,7 @@ def _river(outline: shapely.Polygon, rng: np.random.Generator):
 def _faces(outline: shapely.Polygon, towns: pd.DataFrame, rng: np.random.Generator):
     """Small Voronoi faces (denser where people live) that exactly tile the outline."""
     x0, y0, x1, y1 = outline.bounds
-    pts = []
+    pts: list[np.ndarray] = []
     dmax = population_density(towns, towns["x"], towns["y"]).max()
     while sum(len(p) for p in pts) < N_FACES:
         x = rng.uniform(x0, x1, 4000)
@@ -287,7 +288,7 @@ def build_province(seed: int) -> Province:
     geoms = np.array(
         [shapely.coverage_union_all(faces[face_commune == c]) for c in range(nc)], dtype=object
     )
-    pop = np.bincount(face_commune, weights=people, minlength=nc)
+    pop: np.ndarray = np.bincount(face_commune, weights=people, minlength=nc)
     pop *= rng_c.lognormal(0.0, 0.12, nc)
     # Small communes were merged long before 2025: few have fewer than 5,000 people.
     low = pop < 5000
@@ -423,7 +424,7 @@ def admin_rows(p: Province) -> pd.DataFrame:
     """Rows of admin_units (metric geometry) in a stable order: old province, districts,
     old communes, new province, new communes."""
     old_to = REFORM_DATE
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (OLD_PROVINCE_CODE, PROVINCE_NAME, "province", None,
          int(p.communes["population"].sum()), OLD_VALID_FROM, old_to, p.outline),
     ]  # fmt: skip

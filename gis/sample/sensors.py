@@ -136,7 +136,7 @@ def build_observations(sensors: pd.DataFrame, as_of: date, seed: int) -> pd.Data
     site = sensors["site"].to_numpy()
     rush = np.exp(-((local_h - 8) ** 2) / 4) + 0.9 * np.exp(-((local_h - 20) ** 2) / 6)
     sun = np.clip(np.sin((local_h - 6) / 12 * np.pi), 0, None)  # 0 at night, 1 at 12:00
-    values = np.empty((ns, HOURS))
+    values: np.ndarray = np.empty((ns, HOURS))
     for k in range(ns):
         q = param[k]
         if q in ("pm25", "pm10"):
@@ -158,12 +158,12 @@ def build_observations(sensors: pd.DataFrame, as_of: date, seed: int) -> pd.Data
     # Offline stations stopped reporting 1-5 days ago; maintenance ones have a recent gap.
     keep = rng.random((ns, HOURS)) > 0.005
     status = sensors["status"].to_numpy()
-    for k in np.flatnonzero(status != "online"):
+    for j in np.flatnonzero(status != "online"):
         stop = HOURS - int(rng.integers(24, 120))
-        if status[k] == "offline":
-            keep[k, stop:] = False
+        if status[j] == "offline":
+            keep[j, stop:] = False
         else:
-            keep[k, stop : stop + int(rng.integers(6, 30))] = False
+            keep[j, stop : stop + int(rng.integers(6, 30))] = False
     si, hi = np.nonzero(keep)
     return pd.DataFrame(
         {

@@ -7,55 +7,51 @@ text is identical across platforms for the same seed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import shapely
 
-from gis.sample.assemble import Sample
 from gis.sample.common import STORAGE_SRID
+from layers import LAYERS
+from layers.model import Field, Layer
 
 NULL = r"\N"
 
-# table: (column, kind); kinds say how a value is written.
+# How a catalogue field type is written; floats are "dec<decimals>" (see _field_kind).
+_KINDS = {"int": "int", "str": "text", "str[]": "text", "date": "date", "datetime": "timestamp"}
+
+
+def _field_kind(layer: Layer, f: Field) -> str:
+    """The COPY kind of a catalogue field: the catalogue's decimals fix a float's text, so the
+    hash is the same on every platform (a float without decimals would not be)."""
+    if f.type == "float":
+        if f.decimals is None:
+            raise ValueError(f"layer {layer.id!r}: float field {f.name!r} needs decimals= to be sampled")
+        return f"dec{f.decimals}"
+    if f.type not in _KINDS:
+        raise ValueError(f"layer {layer.id!r}: field {f.name!r} of type {f.type} cannot be sampled")
+    return _KINDS[f.type]
+
+
+def layer_columns(layer: Layer) -> tuple[tuple[str, str], ...]:
+    """The sample columns of a layer's table, from the catalogue: its fields in catalogue order
+    except those the database maintains (server_managed), then the extra geometries, then the
+    geometry. A new layer gets its sample columns from its definition, nowhere else."""
+    fields = tuple((f.name, _field_kind(layer, f)) for f in layer.fields if not f.server_managed)
+    geometries = tuple((g, "geom") for g in (*layer.extra_geometry_columns, layer.geometry_column))
+    return fields + geometries
+
+
+# table: (column, kind); kinds say how a value is written. Layers' tables follow the catalogue;
+# tables that are not layers list their columns here.
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "admin_units": (
-        ("code", "text"), ("name", "text"), ("level", "text"), ("parent_code", "text"),
-        ("population", "int"), ("valid_from", "date"), ("valid_to", "date"), ("geom", "geom"),
-    ),
-    "land_use_zones": (
-        ("land_use_code", "text"), ("plan_name", "text"), ("approved_on", "date"),
-        ("commune_code", "text"), ("geom", "geom"),
-    ),
-    "roads": (
-        ("name", "text"), ("road_class", "text"), ("lanes", "int"), ("max_speed", "int"),
-        ("traffic_state", "text"), ("traffic_at", "timestamp"), ("geom", "geom"),
-    ),
-    "parcels": (
-        ("commune_code", "text"), ("old_commune_code", "text"), ("sheet_no", "int"),
-        ("parcel_no", "int"), ("land_use_codes", "text"), ("legal_area", "dec1"),
-        ("land_user", "text"), ("land_user_id", "text"), ("certificate_no", "text"),
-        ("use_until", "date"), ("origin", "text"), ("geom", "geom"),
-    ),
-    "tourism_places": (
-        ("name", "text"), ("name_en", "text"), ("category", "text"), ("address", "text"),
-        ("rating", "dec1"), ("visitors_per_year", "int"), ("geom", "geom"),
-    ),
-    "cameras": (
-        ("code", "text"), ("name", "text"), ("heading", "int"), ("fov_deg", "int"),
-        ("range_m", "int"), ("status", "text"), ("stream_url", "text"), ("fov", "geom"),
-        ("geom", "geom"),
-    ),
-    "sensors": (
-        ("code", "text"), ("name", "text"), ("kind", "text"), ("parameter", "text"),
-        ("unit", "text"), ("threshold", "dec2"), ("status", "text"), ("geom", "geom"),
-    ),
+    **{layer.table: layer_columns(layer) for layer in LAYERS},
+    # sensor_id: the sensor's code when hashed, its database id when loaded (table_text).
     "observations": (("sensor_id", "int"), ("observed_at", "timestamp"), ("value", "dec2")),
-    "incidents": (
-        ("category", "text"), ("severity", "int"), ("status", "text"), ("source", "text"),
-        ("title", "text"), ("description", "text"), ("commune_code", "text"),
-        ("reported_at", "timestamp"), ("resolved_at", "timestamp"), ("geom", "geom"),
-    ),
-}  # fmt: skip
+}
 
 
 def _column(values: pd.Series, kind: str) -> pd.Series:
@@ -64,7 +60,7 @@ def _column(values: pd.Series, kind: str) -> pd.Series:
         g = shapely.set_srid(np.asarray(values, dtype=object), STORAGE_SRID)
         return pd.Series(shapely.to_wkb(g, hex=True, include_srid=True), dtype=object)
     if kind in ("date", "timestamp"):
-        unit = "D" if kind == "date" else "s"
+        unit: Literal["D", "s"] = "D" if kind == "date" else "s"
         arr = pd.to_datetime(values).to_numpy().astype(f"datetime64[{unit}]")
         out = np.datetime_as_string(arr, unit=unit).astype(object)
         if kind == "timestamp":
@@ -73,8 +69,8 @@ def _column(values: pd.Series, kind: str) -> pd.Series:
         return pd.Series(out, dtype=object)
     if kind == "int":
         return pd.Series(values.to_numpy().astype(np.int64).astype(str), dtype=object)
-    if kind in ("dec1", "dec2"):
-        fmt = "%.1f" if kind == "dec1" else "%.2f"
+    if kind.startswith("dec"):
+        fmt = f"%.{int(kind[3:])}f"
         return pd.Series(np.char.mod(fmt, values.to_numpy(dtype=float)), dtype=object)
     s = pd.Series(values.to_numpy(dtype=object), dtype=object)
     null = s.isna().to_numpy()
@@ -88,15 +84,20 @@ def _column(values: pd.Series, kind: str) -> pd.Series:
 
 
 def columns(name: str) -> list[str]:
+    """The columns COPY fills, in the order of table_text's fields."""
     return [c for c, _ in COLUMNS[name]]
 
 
 def table_text(
-    sample: Sample, name: str, for_hash: bool = False, sensor_ids: dict[str, int] | None = None
+    tables: Mapping[str, pd.DataFrame], name: str, for_hash: bool = False,
+    sensor_ids: dict[str, int] | None = None,
 ) -> str:
-    """COPY text of one table. Observations carry sensor codes when hashed and database ids
-    (from `sensor_ids`) when loaded."""
-    df = sample.tables[name]
+    """COPY text of one table of a sample's `tables`. Observations carry sensor codes when hashed
+    and database ids (from `sensor_ids`) when loaded.
+
+    It takes the tables, not the Sample, so that serialize does not import assemble (which
+    imports serialize to hash)."""
+    df = tables[name]
     if not len(df):
         return ""
     parts = []

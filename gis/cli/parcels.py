@@ -13,15 +13,14 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from gis.cli.common import console
 from gis.db import connect
 from gis.parcels import checks
 from gis.settings import get_settings
 
 parcels_app = typer.Typer(help="Cadastral parcels: checks.", no_args_is_help=True)
-console = Console()
 
 
 @parcels_app.command("check")

@@ -16,35 +16,32 @@ import getpass
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
+import psycopg
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gis.cli.common import console, err, progress_bar
+from gis.cli.common import fail as _error
 from layers.access import Principal
+from layers.errors import LayerNotFound
 
-console = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from gis.io.import_ import ImportReport
+
 REJECTED_EXIT = 3
 SHOWN_REJECTIONS = 50
 
 
-def _error(message: str) -> Exception:
-    from gis.cli import CliError  # here, not at import: gis.cli imports this module
-
-    return CliError(message)
-
-
 def _principal() -> Principal:
+    """The command line acts as an administrator named after the OS user (see the module's doc)."""
     return Principal(f"cli:{getpass.getuser()}", frozenset({"admin"}))
 
 
-def _connect():
-    import psycopg
-
+def _connect() -> psycopg.Connection[tuple[Any, ...]]:
+    """An owner's autocommit connection without the server's statement timeout: files can be large."""
     from gis.db import SESSION_OPTIONS
     from gis.settings import get_settings
 
@@ -52,9 +49,7 @@ def _connect():
                            options=SESSION_OPTIONS.replace("statement_timeout=60000", "statement_timeout=0"))
 
 
-def _bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=False)
+_bar = progress_bar
 
 
 def export_command(
@@ -81,7 +76,7 @@ def export_command(
                                           "CSV).")] = "utf-8",
 ) -> None:
     """Export a layer to a file, with a progress bar."""
-    from gis.io.export import ExportError, ExportRequest, LayerNotFound, plan, run
+    from gis.io.export import ExportError, ExportRequest, plan, run
     from gis.io.formats import FORMATS
 
     ext = output.suffix.lower()
@@ -152,7 +147,7 @@ def import_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Import a file into a layer: checked row by row, all or nothing, idempotent."""
-    from gis.io.import_ import ImportNotAllowed, ImportOptions, LayerNotFound, import_file
+    from gis.io.import_ import ImportNotAllowed, ImportOptions, import_file
 
     if not file.exists():
         raise _error(f"{file}: no such file")
@@ -179,7 +174,7 @@ def import_command(
         raise typer.Exit(REJECTED_EXIT)
 
 
-def _print_report(report) -> None:
+def _print_report(report: ImportReport) -> None:
     t = Table(title=f"{report.file} → {report.layer}", show_header=False)
     done = "written" if report.committed else ("dry run: nothing written" if report.dry_run
                                                else "NOTHING WRITTEN")
@@ -219,7 +214,7 @@ def harvest_command(
     """Pull a collection from another OGC API - Features server; a re-run updates only what
     changed."""
     from gis.io.harvest import harvest
-    from gis.io.import_ import ImportNotAllowed, LayerNotFound
+    from gis.io.import_ import ImportNotAllowed
 
     if page_size < 1:
         raise _error("--page-size must be positive")

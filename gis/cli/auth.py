@@ -7,22 +7,21 @@ Every change is itself written to the audit log as done by `cli:<OS user>`.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from gis import audit
 from gis.auth import api_keys, users
 from gis.auth.errors import UserError
 from gis.auth.roles import ROLES
+from gis.cli.common import actor, console, err, fail
 from gis.settings import get_settings
 
 user_app = typer.Typer(help="User accounts (sign-in for the map, dashboards, QGIS).",
@@ -31,21 +30,17 @@ role_app = typer.Typer(help=f"Roles of users ({', '.join(ROLES)}).", no_args_is_
 key_app = typer.Typer(help="API keys for programs (QGIS, GDAL, scripts).", no_args_is_help=True)
 audit_app = typer.Typer(help="Query the audit log (newest first).")
 
-console = Console()
-
 PASSWORD_ENV = "GEOIOC_NEW_PASSWORD"
 RoleOpt = Annotated[list[str] | None, typer.Option("--role", "-r", help=f"One of: {', '.join(ROLES)}. "
                                                    "Repeat for several.")]
 
 
 def _fail(message: str) -> NoReturn:
-    from gis.cli import CliError  # here, not at import: gis.cli imports this module
-
-    raise CliError(message)
+    raise fail(message)
 
 
 @contextmanager
-def _db() -> Iterator[psycopg.Connection]:
+def _db() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     """An autocommit connection; input errors become one-line CLI errors."""
     try:
         with psycopg.connect(get_settings().database_url, autocommit=True) as conn:
@@ -56,15 +51,8 @@ def _db() -> Iterator[psycopg.Connection]:
         _fail("the database has no user tables yet: run `geoioc db migrate`")
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _audit(conn: psycopg.Connection, action: str, target: dict) -> None:
-    audit.record(conn, None, action, username=_actor(), credential="cli", target=target,
+def _audit(conn: psycopg.Connection[Any], action: str, target: dict[str, Any]) -> None:
+    audit.record(conn, None, action, username=actor(), credential="cli", target=target,
                  client="cli")
 
 
@@ -73,7 +61,7 @@ def _new_password(password: str | None) -> str:
         return password
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 def _utc(value: dt.datetime | None) -> str:
@@ -191,7 +179,6 @@ def key_create(
                                   days=days or s.api_key_default_days, max_days=s.api_key_max_days)
         _audit(conn, "key_create", {"user": new.username, "prefix": new.prefix, "name": new.name,
                                     "roles": list(new.roles), "expires": new.expires_at.isoformat()})
-    err = Console(stderr=True)
     err.print(f"API key [bold]{new.prefix}[/bold] for {new.username} (roles: "
               f"{', '.join(new.roles) or 'none'}), expires {_utc(new.expires_at)} UTC. "
               "Store it now: it is not shown again.")
@@ -250,17 +237,18 @@ def audit_query(
         entries = audit.query(conn, user=user, layer=layer, action=action, since=start,
                               limit=limit)
     if as_json:
-        for e in entries:
-            print(json.dumps({**e.__dict__, "at": e.at.isoformat()}, ensure_ascii=False))
+        for entry in entries:
+            print(json.dumps({**entry.__dict__, "at": entry.at.isoformat()}, ensure_ascii=False))
         return
     table = Table("time (UTC)", "user", "roles", "action", "request", "layer", "target",
                   "status", "client")
-    for e in entries:
-        request = " ".join(p for p in (e.method, e.path) if p) + (f"?{e.query}" if e.query else "")
-        target = json.dumps(e.target, ensure_ascii=False) if e.target is not None else ""
-        table.add_row(f"{e.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", e.username or "-",
-                      ",".join(e.roles), e.action, request, e.layer or "", target,
-                      str(e.status or ""), e.client or "")
+    for entry in entries:
+        request = (" ".join(p for p in (entry.method, entry.path) if p)
+                   + (f"?{entry.query}" if entry.query else ""))
+        target = json.dumps(entry.target, ensure_ascii=False) if entry.target is not None else ""
+        table.add_row(f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", entry.username or "-",
+                      ",".join(entry.roles), entry.action, request, entry.layer or "", target,
+                      str(entry.status or ""), entry.client or "")
     console.print(table)
     if not entries:
         console.print("no matching audit entries")
