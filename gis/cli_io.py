@@ -152,7 +152,8 @@ def import_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Import a file into a layer: checked row by row, all or nothing, idempotent."""
-    from gis.io.import_ import ImportNotAllowed, ImportOptions, LayerNotFound, import_file
+    from gis.io.imports import ImportNotAllowed, ImportOptions, import_file
+    from layers.errors import LayerNotFound
 
     if not file.exists():
         raise _error(f"{file}: no such file")
@@ -219,7 +220,8 @@ def harvest_command(
     """Pull a collection from another OGC API - Features server; a re-run updates only what
     changed."""
     from gis.io.harvest import harvest
-    from gis.io.import_ import ImportNotAllowed, LayerNotFound
+    from gis.io.imports import ImportNotAllowed
+    from layers.errors import LayerNotFound
 
     if page_size < 1:
         raise _error("--page-size must be positive")
