@@ -4,8 +4,8 @@ the table's own rules that can be told before writing (required values, repeated
 
 Every check works on whole Arrow columns and records what it refuses in an ERRORS mapping
 (row -> reasons), so one pass reports every bad row of a file with its number instead of
-stopping at the first; Python touches single values only where Arrow refused a fast cast
-(a Vietnamese date, a decimal comma, a label instead of a code). Geometry checks are in
+stopping at the first; Python touches single values only where Arrow has no cast for the
+file's form (a Vietnamese date, a decimal comma, a label instead of a code). Geometry checks are in
 gis.io.imports.geometry.
 """
 
@@ -62,20 +62,19 @@ def map_columns(layer: Layer, columns: Iterable[str], writable: set[str], report
     """File column -> catalogue field, by full name, short (export) name or the first 10
     characters of the full name (what GDAL makes of a long name in a .dbf)."""
     lookup: dict[str, Field] = {}
-    for f in layer.fields:
-        for key in (f.name, f.export_name, f.name[:10]):
-            lookup.setdefault(_norm(key), f)
+    for fld in layer.fields:
+        for key in (fld.name, fld.export_name, fld.name[:10]):
+            lookup.setdefault(_norm(key), fld)
     system = layer.server_managed_fields
     out: dict[str, str] = {}
     for col in columns:
         if col == "geometry":
             continue
-        hit = lookup.get(_norm(col))
-        if hit is None:
+        f = lookup.get(_norm(col))
+        if f is None:
             if _norm(col) not in IGNORED_COLUMNS:
                 report.ignored_columns.append(col)
             continue
-        f = hit
         if f.name in system:
             report.warnings.append(f"column {col} ({f.name}) is maintained by the system: ignored")
             continue
