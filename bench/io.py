@@ -9,7 +9,7 @@ GeoPackage into PostGIS. ogr2ogr (Debian's GDAL command line tools) does the sam
 GIS engineer would run it: `-sql` with the same columns from PG:, `-t_srs EPSG:9209`; for the
 import, `-append` into the live incidents table (COPY), and for reference a new bare table with
 its GiST index (ogr2ogr's default, not the layer). Ours is gis.io.export.run and
-gis.io.import_.import_file, in process, as an administrator: everything a user gets (access
+gis.io.imports.import_file, in process, as an administrator: everything a user gets (access
 rules, the .prj check, fields.csv and the zip; for the import the type, geometry and constraint
 checks, the natural-key/content match, one transaction and the audit row) is inside the timing.
 
@@ -166,7 +166,7 @@ def import_case(gpkg: Path, reps: int) -> tuple[list[float], list[float], list[f
     """Ours into the incidents layer; ogr2ogr (a) `-append` into the same live incidents table
     (what a user loading the layer would run: the same table, constraints and indexes), and
     (b) into a new table, its default (no constraints, its GiST index built after the load)."""
-    from gis.io.import_ import ImportOptions, import_file
+    from gis.io.imports import ImportOptions, import_file
     from layers.access import Principal
 
     who = Principal("bench", frozenset({"admin"}))
@@ -247,7 +247,7 @@ def main() -> None:
         "import the like-for-like line is `ogr2ogr -append` into the same live `incidents` table "
         "(its nine CHECK constraints and four indexes, which ogr2ogr maintains row by row); a "
         "million new points are a bulk load for ours, which sets the GiST, B-tree and BRIN "
-        "indexes aside and rebuilds them before commit (`gis.io.import_._set_indexes_aside`). The "
+        "indexes aside and rebuilds them before commit (`gis.io.imports.write.set_indexes_aside`). The "
         "last line is ogr2ogr's default, a new bare table (no constraints, one index built after "
         "the load): the raw speed of GDAL's COPY, not a load into the layer.",
         END,

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from _io_util import RUN
 
-import gis.io.import_ as imp
+import gis.io.imports as imp
+from gis.io.imports import write
 from layers.access import Principal
 
 ADMIN = Principal("io-bulk-test", frozenset({"admin"}))
@@ -31,8 +32,8 @@ def cleanup(conn):
 @pytest.fixture
 def bulk(monkeypatch):
     """Every import of at least one new row is a bulk load."""
-    monkeypatch.setattr(imp, "BULK_MIN_ROWS", 1)
-    monkeypatch.setattr(imp, "BULK_SHARE", 0.0)
+    monkeypatch.setattr(write, "BULK_MIN_ROWS", 1)
+    monkeypatch.setattr(write, "BULK_SHARE", 0.0)
 
 
 def _indexes(conn) -> dict[str, tuple[int, str]]:
@@ -120,7 +121,7 @@ def test_refused_bulk_import_leaves_indexes_and_data_untouched(conn, tmp_path, b
 
 
 def test_bulk_import_does_not_wait_for_readers(conn, db_url, tmp_path, bulk, monkeypatch) -> None:
-    monkeypatch.setattr(imp, "BULK_LOCK_WAIT", "200ms")
+    monkeypatch.setattr(write, "BULK_LOCK_WAIT", "200ms")
     before = _indexes(conn)
     with psycopg.connect(db_url) as reader:  # a transaction that has read the layer and goes on
         reader.execute("SELECT count(*) FROM sensors").fetchone()

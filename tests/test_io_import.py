@@ -18,7 +18,7 @@ from _io_util import RUN, drop_users, make_keys
 from pyproj import Transformer
 
 from gis.io.encodings import tcvn3_encode_as_latin1
-from gis.io.import_ import ImportOptions, import_file
+from gis.io.imports import ImportOptions, import_file
 from layers.access import Principal
 
 PREFIX = "ioimp"
@@ -351,8 +351,8 @@ def test_point_fast_path_agrees_with_shapely(monkeypatch, crs) -> None:
     reasons, same coordinates."""
     import numpy as np
 
-    import gis.io.import_ as imp
     from gis.io import sourcecrs
+    from gis.io.imports import geometry
     from layers.catalogue import get_layer
 
     to_file = Transformer.from_crs(4326, crs, always_xy=True)
@@ -361,14 +361,14 @@ def test_point_fast_path_agrees_with_shapely(monkeypatch, crs) -> None:
     x, y = to_file.transform(lon, lat)
     geoms = [*shapely.points(x, y), shapely.Point()]  # outside Vietnam, half NaN, empty
     wkb = np.array(shapely.to_wkb(geoms), dtype=object)
-    assert imp._wkb_points(wkb) is not None
+    assert geometry._wkb_points(wkb) is not None
     src = sourcecrs.resolve(None, crs)
     layer = get_layer("incidents")
     fast_errors: dict[int, list[str]] = {}
-    fast = imp.check_geometries(layer, wkb, src, False, fast_errors)
-    monkeypatch.setattr(imp, "_wkb_points", lambda _: None)
+    fast = geometry.check_geometries(layer, wkb, src, False, fast_errors)
+    monkeypatch.setattr(geometry, "_wkb_points", lambda _: None)
     slow_errors: dict[int, list[str]] = {}
-    slow = imp.check_geometries(layer, wkb, src, False, slow_errors)
+    slow = geometry.check_geometries(layer, wkb, src, False, slow_errors)
     assert fast_errors == slow_errors
     assert sorted(fast_errors) == [2, 4, 5]
     assert "outside Vietnam" in fast_errors[2][0] and "empty" in fast_errors[5][0]
@@ -379,8 +379,8 @@ def test_point_fast_path_agrees_with_shapely(monkeypatch, crs) -> None:
         assert abs(pa_.x - lo) < 1e-8 and abs(pa_.y - la) < 1e-8
     assert not fast[1].any() and fast[2] == {}
     # Anything else (a 3D point, a missing geometry) goes the general way.
-    assert imp._wkb_points(np.array([shapely.to_wkb(shapely.Point(1, 2, 3))], dtype=object)) is None
-    assert imp._wkb_points(np.array([None, wkb[0]], dtype=object)) is None
+    assert geometry._wkb_points(np.array([shapely.to_wkb(shapely.Point(1, 2, 3))], dtype=object)) is None
+    assert geometry._wkb_points(np.array([None, wkb[0]], dtype=object)) is None
 
 
 def test_imported_features_show_in_tiles_at_once(client, conn, keys, tmp_path) -> None:

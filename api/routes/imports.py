@@ -29,14 +29,10 @@ from api.ogc.tiles import CACHE as TILES
 from api.routes.exports import _audit_request
 from api.security import forbidden, require_roles
 from gis.db import connection
-from gis.io.import_ import (
-    ImportNotAllowed,
-    ImportOptions,
-    LayerNotFound,
-    import_file,
-)
+from gis.io.imports import ImportNotAllowed, ImportOptions, import_file
 from gis.settings import PROJECT_ROOT
 from layers.access import Principal
+from layers.errors import LayerNotFound
 
 router = APIRouter(prefix="/api", tags=["imports"])
 

@@ -29,7 +29,7 @@ from layers.access import Principal
 from layers.errors import LayerNotFound
 
 if TYPE_CHECKING:
-    from gis.io.import_ import ImportReport
+    from gis.io.imports import ImportReport
 
 REJECTED_EXIT = 3
 SHOWN_REJECTIONS = 50
@@ -147,7 +147,7 @@ def import_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Import a file into a layer: checked row by row, all or nothing, idempotent."""
-    from gis.io.import_ import ImportNotAllowed, ImportOptions, import_file
+    from gis.io.imports import ImportNotAllowed, ImportOptions, import_file
 
     if not file.exists():
         raise _error(f"{file}: no such file")
@@ -214,7 +214,8 @@ def harvest_command(
     """Pull a collection from another OGC API - Features server; a re-run updates only what
     changed."""
     from gis.io.harvest import harvest
-    from gis.io.import_ import ImportNotAllowed
+    from gis.io.imports import ImportNotAllowed
+
 
     if page_size < 1:
         raise _error("--page-size must be positive")

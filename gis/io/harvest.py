@@ -10,7 +10,7 @@ center) into a layer of ours, and keep it up to date on re-runs.
   key, so a harvest into a layer that already holds the feature updates it instead of
   duplicating it). Features that vanished from the source are counted ("missing at source") but
   not deleted: a server that is down or filtered must not wipe a layer.
-* The features go through the same checks and writes as a file import (gis.io.import_): the
+* The features go through the same checks and writes as a file import (gis.io.imports): the
   catalogue's types and coded values, geometry type and validity, the caller's rights, one
   transaction (all or nothing), one audit row.
 """
@@ -32,10 +32,16 @@ import pyarrow as pa
 import shapely
 from psycopg import sql
 
-from gis.io import import_ as imp
 from gis.io import sourcecrs
+from gis.io.imports import write
+from gis.io.imports.errors import ImportFileError
+from gis.io.imports.geometry import check_geometries
+from gis.io.imports.report import ImportReport, Rejection
+from gis.io.imports.table import Target, load_target
+from gis.io.imports.validate import Column, check_rights, check_rows, map_columns
 from gis.rows import scalar
 from layers.access import Principal, readable_fields
+from layers.model import Layer
 
 PAGE_SIZE = 1000
 MAX_PAGES = 100_000
@@ -60,7 +66,7 @@ class HarvestReport:
     unchanged: int = 0
     missing_at_source: int = 0
     rejected_count: int = 0
-    rejected: list[imp.Rejection] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     committed: bool = False
     error: str | None = None
@@ -153,7 +159,7 @@ def harvest(conn: psycopg.Connection, url: str, collection: str, layer_id: str, 
     CONN must be in autocommit mode (the harvest is one explicit transaction)."""
     from gis import audit
 
-    layer = imp._check_rights(layer_id, who)
+    layer = check_rights(layer_id, who)
     start = items_url(url, collection)
     source = _source_key(start)
     report = HarvestReport(source, collection, layer.id)
@@ -171,9 +177,9 @@ def harvest(conn: psycopg.Connection, url: str, collection: str, layer_id: str, 
     report.features = len(features)
     try:
         _apply(conn, layer, who, features, source, collection, report)
-    except imp._Rollback:
+    except write.Rollback:
         pass
-    except (imp.ImportFileError, HarvestError) as e:
+    except (ImportFileError, HarvestError) as e:
         report.error = str(e)
     audit.record(conn, who, "harvest", layer=layer.id, credential=credential,
                  status=200 if report.ok else 422,
@@ -181,15 +187,15 @@ def harvest(conn: psycopg.Connection, url: str, collection: str, layer_id: str, 
     return report
 
 
-def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features: list[dict[str, Any]],
+def _apply(conn: psycopg.Connection, layer: Layer, who: Principal, features: list[dict[str, Any]],
            source: str, collection: str, report: HarvestReport) -> None:
-    dummy = imp.ImportReport(layer.id, source)
+    dummy = ImportReport(layer.id, source)
     writable = {f.name for f in readable_fields(layer, who)}
     keys = sorted({k for f in features for k in (f.get("properties") or {})})
-    mapping = imp.map_columns(layer, keys, writable, dummy)
+    mapping = map_columns(layer, keys, writable, dummy)
     report.warnings += dummy.warnings
     names = sorted(mapping.values(), key=layer.field_names.index)
-    target = imp._target(conn, layer)
+    target = load_target(conn, layer)
     missing = [c for c in target.key if c not in names]
     if missing and features:
         raise HarvestError(f"the source's features lack key field(s) {', '.join(missing)}")
@@ -219,20 +225,20 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
     columns: dict[str, pa.Array] = {}
     for col, fname in mapping.items():
         raw = _column([(f.get("properties") or {}).get(col) for f in sub])
-        columns[fname] = imp._Column(layer.field(fname), errors, col).convert(raw)
+        columns[fname] = Column(layer.field(fname), errors, col).convert(raw)
     geoms = shapely.from_geojson([orjson.dumps(f.get("geometry")).decode() if f.get("geometry")
                                   else '{"type":"Point","coordinates":[]}' for f in sub],
                                  on_invalid="ignore")
     wkb = np.array(shapely.to_wkb(geoms), dtype=object)
     wkb[shapely.is_missing(geoms)] = None
     crs = sourcecrs.resolve("OGC:CRS84", None, "OGC API")
-    checked_wkb, repair, invalid = imp.check_geometries(layer, wkb, crs, False, errors)
+    checked_wkb, repair, invalid = check_geometries(layer, wkb, crs, False, errors)
     for i, reason in invalid.items():
         errors.setdefault(i, []).append(reason)
-    imp._check_rows(layer, who, target, names, columns, errors)
+    check_rows(layer, who, target, names, columns, errors)
     for i in sorted(errors):
         report.rejected_count += 1
-        report.rejected.append(imp.Rejection(i + 1, f"{ids[todo[i]]}: {'; '.join(errors[i])}"))
+        report.rejected.append(Rejection(i + 1, f"{ids[todo[i]]}: {'; '.join(errors[i])}"))
     if errors:
         return
     rownums = np.arange(len(sub))
@@ -241,8 +247,8 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
         conn.execute("SELECT set_config('geoioc.user', %s, true), set_config('geoioc.note', %s, true)",
                      (who.user or "harvest", f"harvest {source} {collection}"[:200]))
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier(layer.table)))
-        imp._stage(conn, [layer.field(n) for n in names], columns, rownums, checked_wkb, repair,
-                   [None] * len(sub))
+        write.stage(conn, [layer.field(n) for n in names], columns, rownums, checked_wkb, repair,
+                    [None] * len(sub))
         conn.execute("ALTER TABLE _geoioc_stage ADD COLUMN source_id text, ADD COLUMN content_hash text, "
                      "ADD COLUMN new_id bigint")
         with conn.cursor() as cur:
@@ -254,18 +260,18 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
             "(SELECT 1 FROM _geoioc_match m WHERE m.rownum = s.rownum)"), (layer.table, layer.id_column))
         try:
             with conn.transaction():
-                added, updated = imp._write(conn, target, names, update=True, new_ids=True)
+                added, updated = write.write_rows(conn, target, names, update=True, new_ids=True)
         except psycopg.Error as e:
             if isinstance(e, psycopg.OperationalError):
                 raise
             found: dict[int, str] = {}
-            imp._diagnose(conn, target, names, list(range(len(sub))), found, update=True, new_ids=True)
+            write.diagnose(conn, target, names, list(range(len(sub))), found, update=True, new_ids=True)
             if not found:
-                raise HarvestError(f"the database refused the harvest: {imp._explain(conn, e)}") from None
+                raise HarvestError(f"the database refused the harvest: {write.explain(conn, e)}") from None
             for r, reason in sorted(found.items()):
                 report.rejected_count += 1
-                report.rejected.append(imp.Rejection(r + 1, f"{ids[todo[r]]}: {reason}"))
-            raise imp._Rollback from None
+                report.rejected.append(Rejection(r + 1, f"{ids[todo[r]]}: {reason}"))
+            raise write.Rollback from None
         matched = scalar(conn.execute("SELECT count(*) FROM _geoioc_match"))
         report.added, report.updated = added, updated
         report.unchanged += matched - updated  # known ids whose change was below a millimetre
@@ -280,7 +286,7 @@ def _apply(conn: psycopg.Connection, layer: imp.Layer, who: Principal, features:
         report.committed = True
 
 
-def _match(conn: psycopg.Connection, layer: imp.Layer, target: imp._Target, names: list[str],
+def _match(conn: psycopg.Connection, layer: Layer, target: Target, names: list[str],
            source: str, collection: str) -> None:
     """Staged features -> local ids: by provenance first, then by natural key."""
     conn.execute(sql.SQL(
@@ -292,7 +298,7 @@ def _match(conn: psycopg.Connection, layer: imp.Layer, target: imp._Target, name
         (source, collection, layer.id))
     if target.key:
         conds = [sql.SQL("t.{c} IS NOT DISTINCT FROM {v}" if c not in target.required else "t.{c} = {v}"
-                         ).format(c=sql.Identifier(c), v=imp._value(target, c)) for c in target.key]
+                         ).format(c=sql.Identifier(c), v=write.value(target, c)) for c in target.key]
         conn.execute(sql.SQL(
             "INSERT INTO _geoioc_match SELECT DISTINCT ON (s.rownum) s.rownum, t.{id} FROM _geoioc_stage s "
             "JOIN {table} t ON {cond} WHERE NOT EXISTS (SELECT 1 FROM _geoioc_match m "
