@@ -12,9 +12,9 @@ from collections import OrderedDict
 from fastapi import Request
 from fastapi.responses import Response
 
-from api.ogc.errors import bad_parameter, not_found
 from gis.db import connection
 from layers.access import Access, Principal, readable_fields, row_filter
+from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 from layers.tiles_sql import TileOutOfRange, render_tile
 
@@ -76,15 +76,15 @@ def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise bad_parameter(f"{name}: {raw!r} is not an integer") from None
+        raise BadRequest(f"{name}: {raw!r} is not an integer", parameter=name) from None
 
 
 def tile(layer: Layer, who: Principal, tms: str, z: str, y: str, x: str, request: Request) -> Response:
     if tms not in TILE_MATRIX_SETS:
-        raise not_found(f"tile matrix set {tms!r} not found; available: {', '.join(TILE_MATRIX_SETS)}")
+        raise NotFound(f"tile matrix set {tms!r} not found; available: {', '.join(TILE_MATRIX_SETS)}")
     f = request.query_params.get("f")
     if f not in (None, "mvt", "pbf"):
-        raise bad_parameter(f"f: unsupported tile format {f!r}; use mvt")
+        raise BadRequest(f"f: unsupported tile format {f!r}; use mvt", parameter="f")
     zi, yi, xi = _int("tileMatrix", z), _int("tileRow", y), _int("tileCol", x)
     key = (layer.id, who.key, zi, xi, yi)
     hit = CACHE.get(key)
@@ -94,7 +94,7 @@ def tile(layer: Layer, who: Principal, tms: str, z: str, y: str, x: str, request
             with connection() as conn:
                 data = render_tile(conn, layer, fields, zi, xi, yi, row_filter(layer, who))
         except TileOutOfRange as e:
-            raise not_found(str(e)) from None
+            raise NotFound(str(e)) from None
         etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
         CACHE.put(key, data, etag)
     else:

@@ -1,24 +1,29 @@
-"""Health check: is the database reachable and migrated?"""
+"""Health check: is the database reachable and migrated? (gis/health.py asks.)"""
+
+from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from gis.db import connection
+from api.deps import Conn
+from api.problem_docs import problems
+from gis import health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-def healthz() -> JSONResponse:
-    try:
-        with connection() as conn:
-            row = conn.execute(
-                "SELECT postgis_lib_version(), (SELECT version_num FROM alembic_version), "
-                "(SELECT count(*) FROM admin_units)"
-            ).fetchone()
-    except Exception as e:  # any failure here means "not healthy", reported as such
-        return JSONResponse({"status": "error", "database": str(e).splitlines()[0]}, 503)
-    postgis, revision, units = row
-    return JSONResponse(
-        {"status": "ok", "postgis": postgis, "schema_revision": revision, "admin_units": units}
-    )
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    postgis: str
+    schema_revision: str | None
+    admin_units: int
+
+
+@router.get("/healthz", response_model=HealthOut, responses=problems(503))
+def healthz(conn: Conn) -> HealthOut:
+    """200 when the database answers and is migrated; 503 (with Retry-After) when it is
+    unreachable, busy or not migrated."""
+    h = health.check(conn)
+    return HealthOut(postgis=h.postgis, schema_revision=h.schema_revision, admin_units=h.admin_units)
