@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Request
 
 from gis import audit
@@ -131,7 +132,7 @@ def _basic_credentials(value: str) -> tuple[str, str]:
     return username, password
 
 
-def _audit_failed_password(conn, request: Request, username: str,
+def _audit_failed_password(conn: psycopg.Connection, request: Request, username: str,
                            error: CredentialsRejected) -> None:
     audit.record(conn, None, "sign_in_failed", request=request, username=username.strip().lower(),
                  credential="basic", status=401, target={"reason": error.reason})

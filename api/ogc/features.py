@@ -19,11 +19,11 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.ogc.params import filter_value, items_query, output_crs
-from gis.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
 from gis.db import connection
 from gis.settings import get_settings
 from layers import access
 from layers.access import Principal, readable_fields, row_filter
+from layers.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
 from layers.errors import BadRequest, NotFound
 from layers.features_sql import FeatureQuery, fetch_one, fetch_page, number_matched, stream_features
 from layers.model import Layer
@@ -45,7 +45,7 @@ def _items_url(layer: Layer, params: dict[str, str]) -> str:
     return f"{base}?{urlencode(params)}" if params else base
 
 
-def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool) -> list[dict]:
+def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool) -> list[dict[str, str]]:
     keep = {k: v for k, v in params.items() if k != "offset"}
     links = [
         {"rel": "self", "type": GEOJSON, "href": _items_url(layer, params)},
@@ -89,7 +89,7 @@ def build_query(layer: Layer, who: Principal, params: dict[str, str]) -> Feature
     return q
 
 
-def _tail(numbers: dict, links: list[dict]) -> bytes:
+def _tail(numbers: dict[str, int], links: list[dict[str, str]]) -> bytes:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return orjson.dumps({**numbers, "timeStamp": stamp, "links": links})[1:]
 

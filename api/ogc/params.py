@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from api.ogc.config import DEFAULT_ITEMS, MAX_ITEMS
-from gis.crs import UnsupportedCRS, parse_crs_uri
 from layers import query_params
+from layers.crs import UnsupportedCRS, parse_crs_uri
 from layers.errors import BadRequest
 from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
@@ -150,7 +151,7 @@ def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, st
     return q
 
 
-def filter_value(params: Mapping[str, str]) -> tuple[str | dict, str] | None:
+def filter_value(params: Mapping[str, str]) -> tuple[str | dict[str, Any], str] | None:
     raw = params.get("filter")
     lang = params.get("filter-lang") or "cql2-text"
     if lang not in ("cql2-text", "cql2-json"):

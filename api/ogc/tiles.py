@@ -13,14 +13,16 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from gis.db import connection
-from layers.access import Access, Principal, readable_fields, row_filter
+from layers.access import Principal, readable_fields, row_filter
 from layers.errors import BadRequest, NotFound
-from layers.model import Layer
+from layers.model import Access, Layer
 from layers.tiles_sql import TileOutOfRange, render_tile
 
 MVT = "application/vnd.mapbox-vector-tile"
 TILE_MATRIX_SETS = ("WebMercatorQuad",)
 MAX_AGE = 60
+# (layer id, access profile, z, x, y)
+TileKey = tuple[str, tuple[str, ...], int, int, int]
 
 
 class TileCache:
@@ -28,11 +30,11 @@ class TileCache:
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024, ttl: float = MAX_AGE):
         self.max_bytes, self.ttl = max_bytes, ttl
-        self._items: OrderedDict[tuple, tuple[float, bytes, str]] = OrderedDict()
+        self._items: OrderedDict[TileKey, tuple[float, bytes, str]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> tuple[bytes, str] | None:
+    def get(self, key: TileKey) -> tuple[bytes, str] | None:
         with self._lock:
             hit = self._items.get(key)
             if hit is None:
@@ -43,7 +45,7 @@ class TileCache:
             self._items.move_to_end(key)
             return hit[1], hit[2]
 
-    def put(self, key: tuple, data: bytes, etag: str) -> None:
+    def put(self, key: TileKey, data: bytes, etag: str) -> None:
         with self._lock:
             if key in self._items:
                 self._drop(key)
@@ -64,7 +66,7 @@ class TileCache:
             self._items.clear()
             self._size = 0
 
-    def _drop(self, key: tuple) -> None:
+    def _drop(self, key: TileKey) -> None:
         _, data, _ = self._items.pop(key)
         self._size -= len(data)
 
