@@ -38,7 +38,7 @@ from layers.model import Layer
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 DEFAULT_WINDOW = dt.timedelta(days=30)
 MAX_WINDOW = dt.timedelta(days=3660)
-DEFAULT_ZOOM = 11.0
+DEFAULT_ZOOM = 11  # an int, so the body says "z": 11 as it always has
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 FILTERS = ("start", "end", "category", "severity", "status", "bbox", "z")
