@@ -12,13 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from api import errors, middleware
 from api.ogc import processes as ogc_processes
 from api.ogc.config import STATIC
-from api.ogc.errors import OGCError, ogc_error_handler
 from api.ogc.router import router as ogc_router
 from api.routes import auth, health, incident_analytics, map_api, map_page, map_search
 from api.routes import exports as export_routes
 from api.routes import imports as import_routes
 from api.routes import parcels as parcel_routes
-from api.security import AuthProblem, auth_problem_handler
 from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
 from gis.io import jobs
@@ -65,8 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(import_routes.router)
     app.include_router(ogc_processes.router)
     app.include_router(ogc_router)
-    app.add_exception_handler(OGCError, ogc_error_handler)
-    app.add_exception_handler(AuthProblem, auth_problem_handler)
     app.mount("/ogc/static", StaticFiles(directory=STATIC), name="ogc-static")
     errors.install(app)
     middleware.install(app, settings)

@@ -8,18 +8,18 @@ so streamed exports and tiles stay streamed.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import errors
 from gis.settings import Settings
+from layers.errors import TooManyRequests
 
 
 class TokenBuckets:
@@ -82,11 +82,11 @@ class RateLimitMiddleware:
             key = "a:" + (client[0] if client else "unknown")
         wait = buckets.take(key) if buckets is not None else 0.0
         if wait > 0:
-            retry = max(1, math.ceil(wait))
             description = ("rate limit exceeded; sign in for a higher limit" if not credential
                            else "rate limit exceeded")
-            response = JSONResponse({"code": "TooManyRequests", "description": description},
-                                    status_code=429, headers={"Retry-After": str(retry)})
+            # Rendered like every other error (problem details under /api, the OGC document
+            # under /ogc, a page for browsers), with Retry-After in whole seconds.
+            response = errors.render(Request(scope), TooManyRequests(description, retry_after=wait))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

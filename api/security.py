@@ -18,8 +18,8 @@ import math
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+import psycopg
+from fastapi import Depends, Request
 
 from gis import audit
 from gis.auth import api_keys
@@ -29,50 +29,32 @@ from gis.auth.service import AuthService
 from gis.db import connection
 from gis.settings import get_settings
 from layers.access import ADMIN, ANONYMOUS, Principal
+from layers.errors import Forbidden, TooManyRequests, Unauthorized
 
 REALM = "GeoIOC"
 
 
-class AuthProblem(HTTPException):
-    """401, 403 or 429 with an OGC-style body {"code", "description"}. A subclass of
-    HTTPException, so an app without our handler still answers with the right status."""
-
-    def __init__(self, status: int, code: str, description: str,
-                 challenges: tuple[str, ...] = (), headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, description, headers)
-        self.code, self.description, self.challenges = code, description, challenges
-
-
-def unauthorized(description: str, request: Request | None = None) -> AuthProblem:
+def unauthorized(description: str, request: Request | None = None) -> Unauthorized:
     """401 with WWW-Authenticate challenges. Basic is offered (QGIS and GDAL then send their
     stored password) unless the client used a token or key, or is a script in a browser page:
-    the map must not make the browser pop up its password dialog."""
+    the map must not make the browser pop up its password dialog. (api/errors.py renders it,
+    adds the challenges and Cache-Control: no-store.)"""
     quoted = description.replace("\\", "").replace('"', "'")
     challenges = [f'Bearer realm="{REALM}"'
                   + (f', error="invalid_token", error_description="{quoted}"'
                      if request is not None and _has_credentials(request) else "")]
     if request is None or not _basic_unwanted(request):
         challenges.append(f'Basic realm="{REALM}", charset="UTF-8"')
-    return AuthProblem(401, "Unauthorized", description, tuple(challenges))
+    return Unauthorized(description, challenges=tuple(challenges))
 
 
-def forbidden(description: str) -> AuthProblem:
-    return AuthProblem(403, "Forbidden", description)
+def forbidden(description: str) -> Forbidden:
+    return Forbidden(description)
 
 
-def too_many_requests(description: str, retry_after: float) -> AuthProblem:
-    return AuthProblem(429, "TooManyRequests", description,
-                       headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
-
-
-async def auth_problem_handler(request: Request, exc: AuthProblem) -> JSONResponse:
-    response = JSONResponse({"code": exc.code, "description": exc.description},
-                            status_code=exc.status_code, headers=exc.headers)
-    for challenge in exc.challenges:
-        response.headers.append("WWW-Authenticate", challenge)
-    if exc.status_code in (401, 403):
-        response.headers["Cache-Control"] = "no-store"
-    return response
+def too_many_requests(description: str, retry_after: float) -> TooManyRequests:
+    """429 with Retry-After (whole seconds, at least 1)."""
+    return TooManyRequests(description, retry_after=retry_after)
 
 
 def _has_credentials(request: Request) -> bool:
@@ -150,7 +132,7 @@ def _basic_credentials(value: str) -> tuple[str, str]:
     return username, password
 
 
-def _audit_failed_password(conn, request: Request, username: str,
+def _audit_failed_password(conn: psycopg.Connection, request: Request, username: str,
                            error: CredentialsRejected) -> None:
     audit.record(conn, None, "sign_in_failed", request=request, username=username.strip().lower(),
                  credential="basic", status=401, target={"reason": error.reason})

@@ -67,11 +67,20 @@ def basic(username: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
 
 
+def error_text(r) -> str:
+    """The message of an error body: RFC 9457 `detail` under /api, the OGC document's
+    `description` under /ogc."""
+    body = r.json()
+    if r.headers["content-type"].startswith("application/problem+json"):
+        return body["detail"]
+    return body["description"]
+
+
 def assert_401(r, reason: str) -> None:
     assert r.status_code == 401, r.text
     body = r.json()
     assert body["code"] == "Unauthorized"
-    assert reason in body["description"], body
+    assert reason in error_text(r), body
     challenges = r.headers.get_list("www-authenticate")
     assert any(c.startswith('Bearer realm="GeoIOC"') for c in challenges), challenges
 
@@ -340,7 +349,7 @@ def test_require_roles_401_for_anonymous_403_for_lacking_role(client, conn) -> N
     operator = new_user(conn, "operator")
     r = client.get("/api/auth/users", headers=basic(operator, PASSWORD))
     assert r.status_code == 403, r.text
-    assert r.json()["code"] == "Forbidden" and "admin" in r.json()["description"]
+    assert r.json()["code"] == "Forbidden" and "admin" in r.json()["detail"]
     admin = new_user(conn, "admin")
     r = client.get("/api/auth/users", headers=basic(admin, PASSWORD))
     assert r.status_code == 200, r.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -26,10 +27,10 @@ from layers.catalogue import LAYERS
 class PygeoapiBridge:
     def __init__(self) -> None:
         self._apis: dict[tuple[str, ...], API] = {}
-        self._extents: dict[str, dict] | None = None
+        self._extents: dict[str, dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
-    def extents(self) -> dict[str, dict]:
+    def extents(self) -> dict[str, dict[str, Any]]:
         if self._extents is None:
             with connection() as conn:
                 self._extents = layer_extents(conn, LAYERS)
@@ -46,7 +47,10 @@ class PygeoapiBridge:
                     self._apis[who.key] = api
         return api
 
-    async def call(self, fn: Callable, request: Request, who: Principal, *args) -> Response:
+    async def call(self, fn: Callable[..., tuple[dict[str, str], int, Any]], request: Request,
+                   who: Principal, *args: str) -> Response:
+        """Run a pygeoapi core function for WHO. Its answers, errors included, are already OGC
+        documents (pygeoapi's own exception format), so they pass through unchanged."""
         api = self.api_for(who)
         api_request = await APIRequest.from_starlette(request, api.locales)
         if not api_request.is_valid():
@@ -56,7 +60,7 @@ class PygeoapiBridge:
         return to_response(headers, status, content)
 
 
-def to_response(headers: dict, status: int, content) -> Response:
+def to_response(headers: dict[str, str], status: int, content: Any) -> Response:
     ctype = headers.get("Content-Type", "")
     if ctype.startswith("text/html"):
         response: Response = HTMLResponse(content, status_code=status)

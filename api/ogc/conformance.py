@@ -53,7 +53,7 @@ CONFORMS_TO = sorted({
 })
 
 
-def conformance(api: API, request: APIRequest) -> tuple[dict, int, str]:
+def conformance(api: API, request: APIRequest) -> tuple[dict[str, str], int, str]:
     headers = request.get_response_headers(**api.api_headers)
     data = {"conformsTo": CONFORMS_TO}
     if request.format == "html":

@@ -18,14 +18,14 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.ogc.errors import OGCError, bad_parameter, not_found
 from api.ogc.params import filter_value, items_query, output_crs
-from gis.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
 from gis.db import connection
 from gis.features import fetch_one, fetch_page, number_matched, stream_features
 from gis.settings import get_settings
 from layers import access
 from layers.access import Principal, readable_fields, row_filter
+from layers.crs import CRS84_URI, UnsupportedCRS, parse_crs_uri
+from layers.errors import BadRequest, NotFound
 from layers.features_sql import FeatureQuery
 from layers.model import Layer
 
@@ -37,7 +37,7 @@ def readable_layer(collection_id: str, who: Principal) -> Layer:
     """The layer behind a collection id, or a 404 that does not reveal whether it exists."""
     layer = access.readable_layer(collection_id, who)
     if layer is None:
-        raise not_found(f"collection {collection_id!r} not found")
+        raise NotFound(f"collection {collection_id!r} not found")
     return layer
 
 
@@ -46,7 +46,7 @@ def _items_url(layer: Layer, params: dict[str, str]) -> str:
     return f"{base}?{urlencode(params)}" if params else base
 
 
-def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool) -> list[dict]:
+def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool) -> list[dict[str, str]]:
     keep = {k: v for k, v in params.items() if k != "offset"}
     links = [
         {"rel": "self", "type": GEOJSON, "href": _items_url(layer, params)},
@@ -79,18 +79,18 @@ def build_query(layer: Layer, who: Principal, params: dict[str, str]) -> Feature
         try:
             filter_srid, filter_swap = parse_crs_uri(params.get("filter-crs") or "CRS84")
         except UnsupportedCRS as e:
-            raise bad_parameter(f"filter-crs: {e}") from None
+            raise BadRequest(f"filter-crs: {e}", parameter="filter-crs") from None
         try:
             node = parse_filter(spec[0], spec[1])
             q.condition = filter_to_sql(node, layer, allowed=[f.name for f in fields],
                                         filter_srid=filter_srid, filter_swap_axes=filter_swap,
                                         table_alias="t")
         except FilterError as e:
-            raise bad_parameter(f"filter: {e}") from None
+            raise BadRequest(f"filter: {e}", parameter="filter") from None
     return q
 
 
-def _tail(numbers: dict, links: list[dict]) -> bytes:
+def _tail(numbers: dict[str, int], links: list[dict[str, str]]) -> bytes:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return orjson.dumps({**numbers, "timeStamp": stamp, "links": links})[1:]
 
@@ -116,9 +116,10 @@ def items(layer: Layer, who: Principal, request: Request) -> Response:
     return Response(body, media_type=GEOJSON, headers=_headers(crs_uri))
 
 
-def _offset_beyond_end(q: FeatureQuery, matched: int | None) -> OGCError:
+def _offset_beyond_end(q: FeatureQuery, matched: int | None) -> BadRequest:
     total = "" if matched is None else f" ({matched} features match)"
-    return bad_parameter(f"offset: {q.offset} is beyond the end of the results{total}")
+    return BadRequest(f"offset: {q.offset} is beyond the end of the results{total}",
+                      parameter="offset")
 
 
 def _stream(layer: Layer, q: FeatureQuery, params: dict[str, str], head: bytes) -> Iterator[bytes]:
@@ -145,18 +146,19 @@ def item(layer: Layer, who: Principal, feature_id: str, request: Request) -> Res
     params = dict(request.query_params)
     unknown = set(params) - {"f", "lang", "crs"}
     if unknown:
-        raise bad_parameter(f"unknown parameter {sorted(unknown)[0]!r} for a single feature")
+        name = sorted(unknown)[0]
+        raise BadRequest(f"unknown parameter {name!r} for a single feature", parameter=name)
     try:
         fid = int(feature_id)
     except ValueError:
-        raise not_found(f"feature {feature_id!r} not found in collection {layer.id!r}") from None
+        raise NotFound(f"feature {feature_id!r} not found in collection {layer.id!r}") from None
     srid, swap, crs_uri = output_crs(params)
     q = FeatureQuery(layer=layer, fields=readable_fields(layer, who), feature_id=fid, limit=1,
                      out_srid=srid, swap_axes=swap, restrict=row_filter(layer, who))
     with connection() as conn:
         row = fetch_one(conn, q)
     if row is None:
-        raise not_found(f"feature {feature_id!r} not found in collection {layer.id!r}")
+        raise NotFound(f"feature {feature_id!r} not found in collection {layer.id!r}")
     base = f"{get_settings().base_url}/ogc/collections/{layer.id}"
     links = [
         {"rel": "self", "type": GEOJSON, "href": f"{base}/items/{fid}"},

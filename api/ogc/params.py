@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from api.ogc.config import DEFAULT_ITEMS, MAX_ITEMS
-from api.ogc.errors import bad_parameter
-from gis.crs import UnsupportedCRS, parse_crs_uri
 from layers import query_params
+from layers.crs import UnsupportedCRS, parse_crs_uri
+from layers.errors import BadRequest
 from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
 
@@ -31,26 +32,33 @@ def parse_int(name: str, raw: str | None, default: int, lo: int, hi: int | None 
     try:
         v = int(raw)
     except ValueError:
-        raise bad_parameter(f"{name}: {raw!r} is not an integer") from None
+        raise BadRequest(f"{name}: {raw!r} is not an integer", parameter=name) from None
     if v < lo:
-        raise bad_parameter(f"{name}: {v} is below the minimum {lo}")
+        raise BadRequest(f"{name}: {v} is below the minimum {lo}", parameter=name)
     if hi is not None and v > hi:
-        raise bad_parameter(f"{name}: {v} is above the maximum {hi}")
+        raise BadRequest(f"{name}: {v} is above the maximum {hi}", parameter=name)
     return v
 
 
 def parse_bbox(raw: str, crs_raw: str | None) -> tuple[tuple[float, float, float, float], int]:
+    """The shared parser (layers.query_params), its error naming `bbox` or `bbox-crs`."""
     try:
         return query_params.parse_bbox(raw, crs_raw)
     except query_params.ParamError as e:
-        raise bad_parameter(str(e)) from None
+        raise _named(e) from None
 
 
 def parse_datetime(raw: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     try:
         return query_params.parse_datetime(raw)
     except query_params.ParamError as e:
-        raise bad_parameter(str(e)) from None
+        raise _named(e) from None
+
+
+def _named(e: query_params.ParamError) -> BadRequest:
+    """The shared parsers' messages start with the parameter's name ("bbox-crs: ...")."""
+    name, sep, _ = e.detail.partition(":")
+    return BadRequest(e.detail, parameter=name if sep and " " not in name else None)
 
 
 def parse_value(f: Field, raw: str) -> object:
@@ -72,7 +80,7 @@ def parse_value(f: Field, raw: str) -> object:
                 raise ValueError
             return raw.lower() == "true"
     except ValueError:  # ParamError included
-        raise bad_parameter(f"{f.name}: {raw!r} is not a valid {f.type}") from None
+        raise BadRequest(f"{f.name}: {raw!r} is not a valid {f.type}", parameter=f.name) from None
     return raw
 
 
@@ -80,7 +88,7 @@ def wants_html(params: Mapping[str, str], accept: str) -> bool:
     f = params.get("f")
     if f is not None:
         if f not in FORMATS:
-            raise bad_parameter(f"f: unsupported format {f!r}; use json or html")
+            raise BadRequest(f"f: unsupported format {f!r}; use json or html", parameter="f")
         return f == "html"
     return "text/html" in accept and "json" not in accept.split(",")[0]
 
@@ -92,7 +100,7 @@ def output_crs(params: Mapping[str, str]) -> tuple[int, bool, str | None]:
     try:
         srid, swap = parse_crs_uri(raw)
     except UnsupportedCRS as e:
-        raise bad_parameter(f"crs: {e}") from None
+        raise BadRequest(f"crs: {e}", parameter="crs") from None
     return srid, swap, raw
 
 
@@ -105,22 +113,23 @@ def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, st
     if params.get("bbox"):
         q.bbox, q.bbox_srid = parse_bbox(params["bbox"], params.get("bbox-crs"))
     elif params.get("bbox-crs"):
-        raise bad_parameter("bbox-crs: given without bbox")
+        raise BadRequest("bbox-crs: given without bbox", parameter="bbox-crs")
     if params.get("datetime"):
         if not layer.time_column:
-            raise bad_parameter(f"datetime: collection {layer.id!r} has no time dimension")
+            raise BadRequest(f"datetime: collection {layer.id!r} has no time dimension",
+                             parameter="datetime")
         q.time_range = parse_datetime(params["datetime"])
     q.out_srid, q.swap_axes, _ = output_crs(params)
     if params.get("skipGeometry"):
         if params["skipGeometry"] not in ("true", "false"):
-            raise bad_parameter("skipGeometry: expected true or false")
+            raise BadRequest("skipGeometry: expected true or false", parameter="skipGeometry")
         q.skip_geometry = params["skipGeometry"] == "true"
     if params.get("properties") is not None:
         names = [n for n in params["properties"].split(",") if n]
         unknown = [n for n in names if n not in visible]
         if unknown:
-            raise bad_parameter(f"properties: unknown {', '.join(map(repr, unknown))}; "
-                                f"available: {', '.join(visible)}")
+            raise BadRequest(f"properties: unknown {', '.join(map(repr, unknown))}; "
+                             f"available: {', '.join(visible)}", parameter="properties")
         q.fields = tuple(visible[n] for n in names)
     if params.get("sortby"):
         order = []
@@ -129,29 +138,30 @@ def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, st
             asc = not key.startswith("-")
             name = key.lstrip("+-")
             if name not in visible and name != layer.id_column:
-                raise bad_parameter(f"sortby: unknown property {name!r}")
+                raise BadRequest(f"sortby: unknown property {name!r}", parameter="sortby")
             order.append((name, asc))
         q.sortby = order
     for name, raw in params.items():
         if name in RESERVED:
             continue
         if name not in visible:
-            raise bad_parameter(f"unknown parameter {name!r}; queryable properties: "
-                                f"{', '.join(visible)}")
+            raise BadRequest(f"unknown parameter {name!r}; queryable properties: "
+                             f"{', '.join(visible)}", parameter=name)
         q.equals[name] = parse_value(visible[name], raw)
     return q
 
 
-def filter_value(params: Mapping[str, str]) -> tuple[str | dict, str] | None:
+def filter_value(params: Mapping[str, str]) -> tuple[str | dict[str, Any], str] | None:
     raw = params.get("filter")
     lang = params.get("filter-lang") or "cql2-text"
     if lang not in ("cql2-text", "cql2-json"):
-        raise bad_parameter(f"filter-lang: unsupported {lang!r}; use cql2-text or cql2-json")
+        raise BadRequest(f"filter-lang: unsupported {lang!r}; use cql2-text or cql2-json",
+                         parameter="filter-lang")
     if raw is None or raw == "":
         return None
     if lang == "cql2-json":
         try:
             return orjson.loads(raw), lang
         except orjson.JSONDecodeError as e:
-            raise bad_parameter(f"filter: not valid JSON ({e})") from None
+            raise BadRequest(f"filter: not valid JSON ({e})", parameter="filter") from None
     return raw, lang

@@ -120,7 +120,8 @@ async def collection_tile(collection_id: str, tms: str, z: str, y: str, x: str, 
     return await run_in_threadpool(tiles.tile, layer, who, tms, z, y, x, request)
 
 
-async def audit_sensitive_read(layer: Layer, who: Principal, request: Request, target: dict) -> None:
+async def audit_sensitive_read(layer: Layer, who: Principal, request: Request,
+                               target: dict[str, object]) -> None:
     """Every read of restricted or secret data (layers, fields or rows) leaves an audit row."""
     if is_sensitive_read(layer, who):
         await audit.record_async(who, "read", request=request, layer=layer.id, target=target)

@@ -12,16 +12,18 @@ from collections import OrderedDict
 from fastapi import Request
 from fastapi.responses import Response
 
-from api.ogc.errors import bad_parameter, not_found
 from gis.db import connection
 from gis.tiles import render_tile
-from layers.access import Access, Principal, readable_fields, row_filter
-from layers.model import Layer
+from layers.access import Principal, readable_fields, row_filter
+from layers.errors import BadRequest, NotFound
+from layers.model import Access, Layer
 from layers.tiles_sql import TileOutOfRange
 
 MVT = "application/vnd.mapbox-vector-tile"
 TILE_MATRIX_SETS = ("WebMercatorQuad",)
 MAX_AGE = 60
+# (layer id, access profile, z, x, y)
+TileKey = tuple[str, tuple[str, ...], int, int, int]
 
 
 class TileCache:
@@ -29,11 +31,11 @@ class TileCache:
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024, ttl: float = MAX_AGE):
         self.max_bytes, self.ttl = max_bytes, ttl
-        self._items: OrderedDict[tuple, tuple[float, bytes, str]] = OrderedDict()
+        self._items: OrderedDict[TileKey, tuple[float, bytes, str]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> tuple[bytes, str] | None:
+    def get(self, key: TileKey) -> tuple[bytes, str] | None:
         with self._lock:
             hit = self._items.get(key)
             if hit is None:
@@ -44,7 +46,7 @@ class TileCache:
             self._items.move_to_end(key)
             return hit[1], hit[2]
 
-    def put(self, key: tuple, data: bytes, etag: str) -> None:
+    def put(self, key: TileKey, data: bytes, etag: str) -> None:
         with self._lock:
             if key in self._items:
                 self._drop(key)
@@ -65,7 +67,7 @@ class TileCache:
             self._items.clear()
             self._size = 0
 
-    def _drop(self, key: tuple) -> None:
+    def _drop(self, key: TileKey) -> None:
         _, data, _ = self._items.pop(key)
         self._size -= len(data)
 
@@ -77,15 +79,15 @@ def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise bad_parameter(f"{name}: {raw!r} is not an integer") from None
+        raise BadRequest(f"{name}: {raw!r} is not an integer", parameter=name) from None
 
 
 def tile(layer: Layer, who: Principal, tms: str, z: str, y: str, x: str, request: Request) -> Response:
     if tms not in TILE_MATRIX_SETS:
-        raise not_found(f"tile matrix set {tms!r} not found; available: {', '.join(TILE_MATRIX_SETS)}")
+        raise NotFound(f"tile matrix set {tms!r} not found; available: {', '.join(TILE_MATRIX_SETS)}")
     f = request.query_params.get("f")
     if f not in (None, "mvt", "pbf"):
-        raise bad_parameter(f"f: unsupported tile format {f!r}; use mvt")
+        raise BadRequest(f"f: unsupported tile format {f!r}; use mvt", parameter="f")
     zi, yi, xi = _int("tileMatrix", z), _int("tileRow", y), _int("tileCol", x)
     key = (layer.id, who.key, zi, xi, yi)
     hit = CACHE.get(key)
@@ -95,7 +97,7 @@ def tile(layer: Layer, who: Principal, tms: str, z: str, y: str, x: str, request
             with connection() as conn:
                 data = render_tile(conn, layer, fields, zi, xi, yi, row_filter(layer, who))
         except TileOutOfRange as e:
-            raise not_found(str(e)) from None
+            raise NotFound(str(e)) from None
         etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
         CACHE.put(key, data, etag)
     else:

@@ -5,33 +5,89 @@ cover an incident.
 All of them share one set of filters (IncidentFilter): `start`, `end` (ISO date or date-time;
 default the last 30 days), `category`, `severity`, `status` (comma-separated lists; absent = all)
 and `bbox` (lon/lat). Access is layers.access on the incidents layer: a caller who may not read
-it gets a 404; rows hidden from the caller (security events for an operator) are excluded from
-every count and cell; reads that include restricted rows are audited.
+it gets a 404 (before any parameter is looked at, so a bad parameter does not reveal the views
+exist); rows hidden from the caller (security events for an operator) are excluded from every
+count and cell; reads that include restricted rows are audited.
+
+Every parameter is declared (typed and bounded) so /openapi.json documents it; an undeclared
+parameter is a 400 naming it, as before, so a misspelt filter never silently widens a count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Request
+import psycopg
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from psycopg import sql
+from pydantic import BaseModel, BeforeValidator, Field
 
-from api.ogc.errors import bad_parameter, not_found
+from api.deps import Conn
 from api.ogc.params import parse_bbox
-from api.routes.map_api import audit_read, readable
+from api.problem_docs import ok, problems
+from api.routes.map_api import audit_read
 from api.security import Who
 from gis.analysis import incidents as analysis
-from gis.db import connection
-from layers.access import Principal, readable_fields, row_filter
+from layers.access import Principal, readable_fields, readable_layer, row_filter
+from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 DEFAULT_WINDOW = dt.timedelta(days=30)
 MAX_WINDOW = dt.timedelta(days=3660)
+DEFAULT_ZOOM = 11  # an int, so the body says "z": 11 as it always has
 JSON = "application/json"
+GEOJSON = "application/geo+json"
+FILTERS = ("start", "end", "category", "severity", "status", "bbox", "z")
+AREA = ("commune", "as_of")
+
+
+# --- the incidents layer, before anything else ---------------------------------------------------
+
+
+def _readable(layer_id: str, who: Principal) -> Layer:
+    """The layer, or a 404 that is the same whether it does not exist or may not be read."""
+    layer = readable_layer(layer_id, who)
+    if layer is None:
+        raise NotFound("not found")
+    return layer
+
+
+def incidents_layer(who: Who) -> Layer:
+    return _readable(analysis.INCIDENTS.id, who)
+
+
+IncidentsLayer = Annotated[Layer, Depends(incidents_layer)]
+
+
+def only(*allowed: str) -> Callable[[Request], dict[str, str]]:
+    """A dependency refusing any query parameter but ALLOWED (400 naming it); returns the
+    parameters as given, for the audit log."""
+    names = sorted(allowed)
+
+    def check(request: Request) -> dict[str, str]:
+        params = dict(request.query_params)
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise BadRequest(f"unknown parameter {unknown[0]!r}; expected {', '.join(names)}",
+                             parameter=unknown[0])
+        return params
+
+    return check
+
+
+FilterParams = Annotated[dict[str, str], Depends(only(*FILTERS))]
+StatsParams = Annotated[dict[str, str], Depends(only(*FILTERS, *AREA))]
+
+
+# --- the shared filters --------------------------------------------------------------------------
+
+
+def _values(name: str) -> str:
+    return ", ".join(analysis.INCIDENTS.field(name).values)
 
 
 def _instant(name: str, raw: str, end: bool) -> dt.datetime:
@@ -42,7 +98,7 @@ def _instant(name: str, raw: str, end: bool) -> dt.datetime:
             return day + dt.timedelta(days=1) if end else day
         t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
-        raise bad_parameter(f"{name}: {raw!r} is not an ISO date or date-time") from None
+        raise BadRequest(f"{name}: {raw!r} is not an ISO date or date-time", parameter=name) from None
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
@@ -52,44 +108,128 @@ def _codes(name: str, raw: str | None, field_values: dict[str, tuple[str, str]])
     values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
     unknown = [v for v in values if v not in field_values]
     if unknown:
-        raise bad_parameter(f"{name}: unknown value {unknown[0]!r}; expected one of "
-                            f"{', '.join(field_values)}")
+        raise BadRequest(f"{name}: unknown value {unknown[0]!r}; expected one of "
+                         f"{', '.join(field_values)}", parameter=name)
     return values
 
 
-def parse_filter(layer: Layer, params: dict[str, str]) -> analysis.IncidentFilter:
-    end = _instant("end", params["end"], True) if params.get("end") else dt.datetime.now(dt.UTC)
-    start = _instant("start", params["start"], False) if params.get("start") else end - DEFAULT_WINDOW
-    if start >= end:
-        raise bad_parameter("start: the window must start before it ends")
-    if end - start > MAX_WINDOW:
-        raise bad_parameter("start: the window may be at most ten years long")
-    severities = _codes("severity", params.get("severity"), layer.field("severity").values)
-    bbox = None
-    if params.get("bbox"):
-        (x1, y1, x2, y2), _ = parse_bbox(params["bbox"], None)
-        bbox = (x1, y1, x2, y2)
+_INSTANT = "an ISO date (a whole day) or date-time; UTC when it has no offset"
+_LIST = "comma-separated; absent or empty: all. One of: "
+
+
+def incident_filter(
+    layer: IncidentsLayer,
+    start: Annotated[str | None, Query(
+        description=f"start of the window, inclusive: {_INSTANT}; default `end` minus 30 days",
+        examples=["2026-01-01"], max_length=40)] = None,
+    end: Annotated[str | None, Query(
+        description=f"end of the window, exclusive (a date: the end of that day): {_INSTANT}; "
+                    "default now. The window is at most ten years long",
+        examples=["2026-01-31T00:00:00Z"], max_length=40)] = None,
+    category: Annotated[str | None, Query(
+        description=_LIST + _values("category"), examples=["fire,traffic_accident"],
+        max_length=1000)] = None,
+    severity: Annotated[str | None, Query(
+        description=_LIST + _values("severity"), examples=["3,4"], max_length=100)] = None,
+    status: Annotated[str | None, Query(
+        description=_LIST + _values("status"), examples=["new,assigned"], max_length=500)] = None,
+    bbox: Annotated[str | None, Query(
+        description="minx,miny,maxx,maxy in longitude/latitude (CRS84)",
+        examples=["106.0,21.1,106.15,21.2"], max_length=400)] = None,
+) -> analysis.IncidentFilter:
+    """The filters every view shares, checked against the catalogue's code lists."""
+    stop = _instant("end", end, True) if end else dt.datetime.now(dt.UTC)
+    begin = _instant("start", start, False) if start else stop - DEFAULT_WINDOW
+    if begin >= stop:
+        raise BadRequest("start: the window must start before it ends", parameter="start")
+    if stop - begin > MAX_WINDOW:
+        raise BadRequest("start: the window may be at most ten years long", parameter="start")
+    severities = _codes("severity", severity, layer.field("severity").values)
+    box = None
+    if bbox:
+        (x1, y1, x2, y2), _ = parse_bbox(bbox, None)
+        box = (x1, y1, x2, y2)
     return analysis.IncidentFilter(
-        start=start, end=end,
-        categories=_codes("category", params.get("category"), layer.field("category").values),
+        start=begin, end=stop,
+        categories=_codes("category", category, layer.field("category").values),
         severities=tuple(int(s) for s in severities),
-        statuses=_codes("status", params.get("status"), layer.field("status").values),
-        bbox=bbox)
+        statuses=_codes("status", status, layer.field("status").values),
+        bbox=box)
 
 
-def _zoom(raw: str | None, default: float = 11) -> float:
-    if raw is None or raw == "":
-        return default
-    try:
-        z = float(raw)
-    except ValueError:
-        z = -1
-    if not 0 <= z <= analysis.MAX_ZOOM:
-        raise bad_parameter(f"z: expected a zoom level between 0 and {analysis.MAX_ZOOM}")
-    return z
+Filter = Annotated[analysis.IncidentFilter, Depends(incident_filter)]
 
 
-def _window(f: analysis.IncidentFilter) -> dict:
+def _default_zoom(value: object) -> object:
+    """An empty `z=` means the default, as it always has."""
+    return DEFAULT_ZOOM if value == "" else value
+
+
+Zoom = Annotated[float, Query(
+    ge=0, le=analysis.MAX_ZOOM, description="map zoom level the cells or clusters are sized for"),
+    BeforeValidator(_default_zoom)]
+
+
+# --- response bodies (documentation; the bodies are built as bytes) ------------------------------
+
+
+class Window(BaseModel):
+    start: str = Field(description="RFC 3339, UTC")
+    end: str
+
+
+class HeatmapOut(Window):
+    z: float
+    cell_m: float = Field(description="cell size in Web Mercator metres")
+    total: int = Field(description="incidents matching the filters (the cells' weights add up to it)")
+    max: int
+    cells: list[tuple[float, float, int]] = Field(description="[lat, lon, weight]")
+
+
+class PointsOut(Window):
+    mode: str = Field(description="`points` (single incidents) or `clusters`")
+    total: int
+    points: list[tuple[int, float, float, str, int, str]] | None = Field(
+        None, description="[id, lon, lat, category, severity, status] (mode points)")
+    clusters: list[tuple[float, float, int, str, int]] | None = Field(
+        None, description="[lon, lat, count, most frequent category, highest severity] (mode clusters)")
+
+
+class WindowCountsOut(Window):
+    total: int
+    by_category: dict[str, int]
+    by_severity: dict[str, int]
+    by_status: dict[str, int]
+    series: list[int] = Field(description="counts per bucket of `bucket_seconds`")
+
+
+class AreaOut(BaseModel):
+    code: str
+    name: str
+    level: str
+    valid_from: str
+    valid_to: str | None
+
+
+class StatsOut(BaseModel):
+    current: WindowCountsOut
+    previous: WindowCountsOut = Field(description="the window of the same length just before")
+    change: float | None = Field(description="relative change (null when the previous window had none)")
+    bucket_seconds: int
+    area: AreaOut | None
+
+
+COVERING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "GeoJSON FeatureCollection of camera points, nearest first; each feature has "
+                   "`properties.distance_m` and its field of view `fov` (a GeoJSON polygon)",
+    "required": ["type", "incident", "features"],
+    "properties": {"type": {"const": "FeatureCollection"}, "incident": {"type": "integer"},
+                   "features": {"type": "array", "items": {"type": "object"}}},
+}
+
+
+def _window(f: analysis.IncidentFilter) -> dict[str, str]:
     return {"start": _iso(f.start), "end": _iso(f.end)}
 
 
@@ -102,86 +242,70 @@ def _json(body: object) -> Response:
                     headers={"Cache-Control": "private, max-age=0"})
 
 
-def _incidents(who: Principal) -> Layer:
-    return readable(analysis.INCIDENTS.id, who)
+ERRORS = problems(400, 401, 404, 429, 503)
 
 
-KNOWN = {"start", "end", "category", "severity", "status", "bbox", "z", "commune", "as_of"}
+# --- routes --------------------------------------------------------------------------------------
 
 
-def _params(request: Request, allowed: set[str]) -> dict[str, str]:
-    params = dict(request.query_params)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise bad_parameter(f"unknown parameter {unknown[0]!r}; expected {', '.join(sorted(allowed))}")
-    return params
-
-
-@router.get("/heatmap")
-def heatmap(request: Request, who: Who) -> Response:
+@router.get("/heatmap", response_model=HeatmapOut, responses=ERRORS)
+def heatmap(request: Request, who: Who, layer: IncidentsLayer, params: FilterParams, f: Filter,
+            conn: Conn, z: Zoom = DEFAULT_ZOOM) -> Response:
     """Incident density as grid cells [lat, lon, weight] (weight = incidents in the cell; the
     weights add up to `total`, the number of incidents matching the filters), cells of about
     8 screen pixels at zoom `z`."""
-    layer = _incidents(who)
-    params = _params(request, KNOWN - {"commune", "as_of"})
-    f = parse_filter(layer, params)
-    z = _zoom(params.get("z"))
-    with connection() as conn:
-        h = analysis.heatmap(conn, f, row_filter(layer, who), z)
+    h = analysis.heatmap(conn, f, row_filter(layer, who), z)
     audit_read(layer, who, request, {"heatmap": params})
     return _json({**_window(f), "z": z, "cell_m": round(h.cell_m, 2), "total": h.total,
                   "max": h.max, "cells": h.cells})
 
 
-@router.get("/points")
-def points(request: Request, who: Who) -> Response:
+@router.get("/points", response_model=PointsOut, responses=ERRORS)
+def points(request: Request, who: Who, layer: IncidentsLayer, params: FilterParams, f: Filter,
+           conn: Conn, z: Zoom = DEFAULT_ZOOM) -> Response:
     """Incidents for the clustered map view: single points [id, lon, lat, category, severity,
     status] when at most a few thousand match (the browser clusters them), otherwise server-side
     clusters [lon, lat, count, most frequent category, highest severity] sized for zoom `z`."""
-    layer = _incidents(who)
-    params = _params(request, KNOWN - {"commune", "as_of"})
-    f = parse_filter(layer, params)
-    z = _zoom(params.get("z"))
-    with connection() as conn:
-        result = analysis.points_or_clusters(conn, f, row_filter(layer, who), z)
+    result = analysis.points_or_clusters(conn, f, row_filter(layer, who), z)
     audit_read(layer, who, request, {"points": params})
     key = "points" if result.mode == "points" else "clusters"
     return _json({**_window(f), "mode": result.mode, "total": result.total, key: result.rows})
 
 
-def _area(conn, who: Principal, code: str, as_of: str | None) -> dict:
-    unit_layer = readable("admin_units", who)
+def _area(conn: psycopg.Connection, who: Principal, code: str, as_of: str | None) -> analysis.Area:
+    unit_layer = _readable("admin_units", who)
     try:
         day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.UTC).date()
     except ValueError:
-        raise bad_parameter(f"as_of: {as_of!r} is not a date (YYYY-MM-DD)") from None
-    restrict = row_filter(unit_layer, who, alias="admin_units")
-    row = conn.execute(sql.SQL(
-        "SELECT id, code, name, level, valid_from::text, valid_to::text FROM admin_units"
-        " WHERE code = %s AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s) AND {}"
-        " ORDER BY level = 'commune' DESC LIMIT 1").format(
-        restrict if restrict is not None else sql.SQL("TRUE")), (code, day, day)).fetchone()
-    if row is None:
-        raise not_found(f"administrative unit {code!r} not found on {day.isoformat()}")
-    return dict(zip(("id", "code", "name", "level", "valid_from", "valid_to"), row, strict=True))
+        raise BadRequest(f"as_of: {as_of!r} is not a date (YYYY-MM-DD)", parameter="as_of") from None
+    area = analysis.area_on(conn, code, day, row_filter(unit_layer, who, alias="admin_units"))
+    if area is None:
+        raise NotFound(f"administrative unit {code!r} not found on {day.isoformat()}")
+    return area
 
 
-@router.get("/stats")
-def stats(request: Request, who: Who) -> Response:
+@router.get("/stats", response_model=StatsOut, responses=ERRORS)
+def stats(
+    request: Request, who: Who, layer: IncidentsLayer, params: StatsParams, f: Filter, conn: Conn,
+    z: Annotated[str | None, Query(
+        description="accepted and ignored (the map sends the same filters to every view)",
+        max_length=40)] = None,
+    commune: Annotated[str | None, Query(
+        description="code of an administrative unit: only incidents inside its boundary",
+        examples=["09244"], max_length=20)] = None,
+    as_of: Annotated[str | None, Query(
+        description="YYYY-MM-DD: the unit `commune` as it was that day (e.g. before the 2025 "
+                    "reform); default today", examples=["2025-06-30"], max_length=10)] = None,
+) -> Response:
     """Counts in the window and in the previous window of the same length (`change` = relative
     difference), by category, severity and status, with a time series for each window. With
     `commune=CODE` (and `as_of=YYYY-MM-DD` for a unit of another era, e.g. before the 2025
     reform), only incidents inside that unit's boundary."""
-    layer = _incidents(who)
-    params = _params(request, KNOWN)
-    f = parse_filter(layer, params)
-    with connection() as conn:
-        area = _area(conn, who, params["commune"], params.get("as_of")) \
-            if params.get("commune") else None
-        s = analysis.stats(conn, f, row_filter(layer, who), area["id"] if area else None)
+    area = _area(conn, who, commune, as_of) if commune else None
+    s = analysis.stats(conn, f, row_filter(layer, who), area.id if area else None)
     audit_read(layer, who, request, {"stats": params})
 
-    def window(w: analysis.WindowCounts) -> dict:
+    def window(w: analysis.WindowCounts) -> dict[str, object]:
         return {"start": _iso(w.start), "end": _iso(w.end), "total": w.total,
                 "by_category": w.by_category, "by_severity": w.by_severity,
                 "by_status": w.by_status, "series": w.series}
@@ -189,21 +313,21 @@ def stats(request: Request, who: Who) -> Response:
     return _json({"current": window(s.current), "previous": window(s.previous),
                   "change": None if s.change is None else round(s.change, 4),
                   "bucket_seconds": s.bucket_seconds,
-                  "area": {k: v for k, v in area.items() if k != "id"} if area else None})
+                  "area": area.public() if area else None})
 
 
-@router.get("/{incident_id}/cameras")
-def covering_cameras(request: Request, who: Who,
-                     incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+@router.get("/{incident_id}/cameras", response_class=Response,
+            responses={**ok(GEOJSON, COVERING_SCHEMA), **ERRORS})
+def covering_cameras(request: Request, who: Who, layer: IncidentsLayer, conn: Conn,
+                     incident_id: Annotated[int, Path(ge=1, le=2**63 - 1,
+                                                      description="the incident's id")]) -> Response:
     """Cameras whose field of view covers the incident, nearest first, as GeoJSON points with
     `distance_m` and the field-of-view polygon (`fov`)."""
-    layer = _incidents(who)
-    cameras = readable("cameras", who)
-    with connection() as conn:
-        if not analysis.incident_visible(conn, incident_id, row_filter(layer, who)):
-            raise not_found(f"incident {incident_id} not found")
-        found = analysis.cameras_covering(conn, incident_id, readable_fields(cameras, who),
-                                          row_filter(cameras, who, alias="c"))
+    cameras = _readable("cameras", who)
+    if not analysis.incident_visible(conn, incident_id, row_filter(layer, who)):
+        raise NotFound(f"incident {incident_id} not found")
+    found = analysis.cameras_covering(conn, incident_id, readable_fields(cameras, who),
+                                      row_filter(cameras, who, alias="c"))
     audit_read(layer, who, request, {"id": incident_id})
     audit_read(cameras, who, request, {"covering_incident": incident_id})
     features = [
@@ -214,5 +338,5 @@ def covering_cameras(request: Request, who: Who,
         for c in found]
     body = b'{"type":"FeatureCollection","incident":%d,"features":[%s]}' % (
         incident_id, b",".join(features))
-    return Response(body, media_type="application/geo+json",
+    return Response(body, media_type=GEOJSON,
                     headers={"Cache-Control": "private, max-age=0"})

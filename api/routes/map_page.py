@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import SettingsDep
 from gis.db import connection
 from gis.maps.reference import reference
-from gis.settings import Settings, get_settings
+from gis.settings import Settings
 from layers.access import ANONYMOUS
 from web import manifest, map_page
 
@@ -41,10 +43,14 @@ def page_html(lang: str, settings: Settings) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def command_map(request: Request) -> HTMLResponse:
+async def command_map(
+    settings: SettingsDep,
+    lang: Annotated[str | None, Query(
+        description="`en` for English; anything else (or nothing) is Vietnamese",
+        examples=["en"], max_length=100)] = None,
+) -> HTMLResponse:
     """The province map: Vietnamese by default (whatever the browser's language: the operations
     centre works in Vietnamese), `?lang=en` for English; the page's toggle switches in place."""
-    settings = getattr(request.app.state, "settings", None) or get_settings()
-    lang = "en" if request.query_params.get("lang") == "en" else "vi"
+    lang = "en" if lang == "en" else "vi"
     text = await run_in_threadpool(page_html, lang, settings)
     return HTMLResponse(text, headers={"Cache-Control": "no-cache"})

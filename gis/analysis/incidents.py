@@ -275,6 +275,39 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
     return Stats(current, previous, bucket)
 
 
+# --- the administrative unit a stats view is limited to ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Area:
+    """An administrative unit as it was on a day (units change: the 2025 reform merged communes
+    and abolished districts, and the old units stay in admin_units with their valid_to)."""
+
+    id: int
+    code: str
+    name: str
+    level: str
+    valid_from: str
+    valid_to: str | None
+
+    def public(self) -> dict[str, str | None]:
+        """What a client sees: everything but the internal row id."""
+        return {"code": self.code, "name": self.name, "level": self.level,
+                "valid_from": self.valid_from, "valid_to": self.valid_to}
+
+
+def area_on(conn: psycopg.Connection, code: str, day: dt.date,
+            restrict: sql.Composable | None) -> Area | None:
+    """The unit with CODE valid on DAY (a commune before a district sharing the code), among
+    those the caller may read (RESTRICT: layers.access.row_filter on admin_units), or None."""
+    row = conn.execute(sql.SQL(
+        "SELECT id, code, name, level, valid_from::text, valid_to::text FROM admin_units"
+        " WHERE code = %s AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s) AND {}"
+        " ORDER BY level = 'commune' DESC LIMIT 1").format(
+        restrict if restrict is not None else sql.SQL("TRUE")), (code, day, day)).fetchone()
+    return Area(*row) if row is not None else None
+
+
 # --- cameras covering an incident ------------------------------------------------------------
 
 

@@ -143,7 +143,7 @@
       }
       if (!r.ok) {
         let detail = r.statusText;
-        try { detail = (await r.json()).description || detail; } catch (e) { /* not JSON */ }
+        try { const body = await r.json(); detail = body.detail || body.description || detail; } catch (e) { /* not JSON */ }
         const err = new Error(r.status + " " + detail);
         err.status = r.status;
         throw err;
