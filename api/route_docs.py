@@ -57,6 +57,10 @@ OGC_EXCEPTION_SCHEMA: dict[str, Any] = {
 BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 HTML: dict[str, Any] = {"type": "string", "description": "an HTML page"}
 
+# What any route taking the caller (api.security.Who) can answer: credentials that do not check
+# out, or too many failed sign-ins.
+WHO = (401, 429)
+
 REASONS = {
     300: "several things match: the body lists them",
     400: "a parameter or the body is malformed or out of range (named in `parameter` / `errors`)",
@@ -68,6 +72,7 @@ REASONS = {
     415: "unsupported media type",
     422: "well-formed but unacceptable content: every problem is listed",
     428: "the version edited is required (If-Match)",
+    429: "too many failed sign-ins from this client (with Retry-After)",
     500: "unexpected error: the body holds an error id to quote",
     503: "the database is unavailable or the query took too long (with Retry-After)",
 }
@@ -91,7 +96,7 @@ def problems(*statuses: int, ogc: bool = False, page: bool = False,
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"},
                                                      "description": "the challenges to sign in with"}}
-        if status == 503:
+        if status in (429, 503):
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"},
                                                 "description": "seconds to wait"}}
         out[status] = entry

@@ -146,7 +146,7 @@ def test_parcels_shapefile_short_names_fields_csv_and_personal_data(client, keys
 
 def test_anonymous_cannot_export_incidents_and_rows_rules_apply(client, conn, keys, tmp_path) -> None:
     r = _post(client, layer="incidents", format="geojson")
-    assert r.status_code == 404 and "incidents" in r.json()["description"]
+    assert r.status_code == 404 and "incidents" in r.json()["detail"]
     assert _post(client, layer="no_such_layer", format="geojson").status_code == 404
     window = "2000-01-01/2100-01-01"
     bbox = "106.0,21.0,106.1,21.1"
@@ -171,7 +171,7 @@ def test_bad_requests_are_400(client) -> None:
                          ({"format": "gpkg", "commune": "00000"}, "00000"),
                          ({"format": "gpkg", "datetime": "2025-01-01"}, "time")]:
         r = _post(client, layer="tourism_places", **params)
-        assert r.status_code == 400 and word.lower() in r.json()["description"].lower(), (params, r.text)
+        assert r.status_code == 400 and word.lower() in r.json()["detail"].lower(), (params, r.text)
 
 
 def test_bad_time_and_box_on_a_layer_with_time_are_400(client, keys) -> None:
@@ -180,7 +180,7 @@ def test_bad_time_and_box_on_a_layer_with_time_are_400(client, keys) -> None:
                          ({"datetime": "2025-01-01/2024-01-01"}, "ends before"),
                          ({"bbox": [106, 21, 200, 22]}, "out of range"), ({"bbox": {"a": 1}}, "bbox")]:
         r = _post(client, keys["operator"], layer="incidents", format="geojson", **params)
-        assert r.status_code == 400 and word in r.json()["description"], (params, r.text)
+        assert r.status_code == 400 and word in r.json()["detail"], (params, r.text)
 
 
 def test_commune_filter_current_and_pre_2025(client, conn, tmp_path) -> None:

@@ -41,6 +41,7 @@ from api.ogc.tiles import CACHE as TILES
 from api.route_docs import (
     BINARY,
     HTML,
+    WHO,
     body_schema,
     check_members,
     json_body,
@@ -384,7 +385,7 @@ ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the parcel's vers
 
 @router.get("/api/parcels/search", summary="Search parcels", responses={
     200: {"model": SearchResults, "description": "a page of parcels"},
-    **problems(400, 401, 403, 404, 422, reasons={
+    **problems(400, 401, 403, 404, 422, 429, reasons={
         404: "the commune named is not known", 401: "searching by land user needs sign-in",
         403: "searching by land user needs the right to read land users' names"})})
 def search_get(request: Request, who: Who, conn: Conn, settings: SettingsDep, terms: Terms,
@@ -399,7 +400,7 @@ def search_get(request: Request, who: Who, conn: Conn, settings: SettingsDep, te
 @router.post("/api/parcels/search", summary="Search parcels in a polygon",
              openapi_extra=body_schema(PolygonSearch), responses={
                  200: {"model": SearchResults, "description": "a page of parcels"},
-                 **problems(400, 401, 403, 404, 422, reasons={
+                 **problems(400, 401, 403, 404, 422, 429, reasons={
                      400: "the body is not a JSON object, or a member is unknown, missing or malformed",
                      422: "the polygon is invalid (reason and place), too large, or in an unknown CRS"})})
 def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
@@ -452,7 +453,7 @@ def _links(parcel_id: int, as_of: dt.datetime | None) -> list[dict[str, str]]:
             responses={200: {"model": ParcelFile, "description": "the parcel file",
                              "headers": {**ETAG, "Content-Location": {
                                  "schema": {"type": "string"}, "description": "the parcel's URL"}}},
-                       **problems(300, 400, 404, reasons={
+                       **problems(300, 400, *WHO, 404, reasons={
                            300: "a post-2025 commune code whose merged communes share the sheet and "
                                 "parcel numbers: `candidates` lists them"})})
 def by_number(request: Request, who: Who, conn: Conn, settings: SettingsDep,
@@ -468,7 +469,7 @@ def by_number(request: Request, who: Who, conn: Conn, settings: SettingsDep,
 
 @router.get("/api/parcels/anomalies", summary="Area discrepancies and zoning conflicts",
             responses={200: {"model": Anomalies, "description": "the land officer's work list"},
-                       **problems(400, 401, 403, 404)})
+                       **problems(400, *WHO, 403, 404)})
 def anomalies(who: LandOfficer, conn: Conn, settings: SettingsDep,
               commune: Annotated[str | None, Query(max_length=100, description=(
                   "only this commune (its code or an unambiguous name)"))] = None) -> Response:
@@ -496,7 +497,7 @@ def anomalies(who: LandOfficer, conn: Conn, settings: SettingsDep,
 @router.get("/api/parcels/{parcel_id}", summary="The parcel file", responses={
     200: {"model": ParcelFile, "description": "the parcel file (ETag only for the current version)",
           "headers": ETAG},
-    **problems(400, 404, reasons={404: "no such parcel (or none at `as_of`: the body says since when "
+    **problems(400, *WHO, 404, reasons={404: "no such parcel (or none at `as_of`: the body says since when "
                                        "it is recorded)"})})
 def get_parcel(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
                as_of: AsOf) -> Response:
@@ -507,7 +508,7 @@ def get_parcel(request: Request, who: Who, conn: Conn, settings: SettingsDep, pa
               openapi_extra=body_schema(ParcelPatch), responses={
                   200: {"model": EditResult, "description": "the change, and the parcel as it now is",
                         "headers": ETAG},
-                  **problems(400, 401, 403, 404, 409, 422, 428, reasons={
+                  **problems(400, *WHO, 403, 404, 409, 422, 428, reasons={
                       400: "the body is not a JSON object, or If-Match is malformed or disagrees "
                            "with the body's version",
                       403: "a field the caller may not change",
@@ -559,7 +560,7 @@ def _filename(ex: extract.Extract, ext: str) -> str:
 @router.get("/parcels/{parcel_id}/extract.pdf", summary="Cadastral extract (PDF)", response_class=Response,
             responses={200: {"description": "the extract", "content": {"application/pdf": {"schema": BINARY}},
                              "headers": {"Content-Disposition": {"schema": {"type": "string"}}}},
-                       **problems(400, 404, page=True)})
+                       **problems(400, *WHO, 404, page=True)})
 def extract_pdf(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
                 as_of: AsOf, lang: Lang) -> Response:
     ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang)
@@ -571,7 +572,7 @@ def extract_pdf(request: Request, who: Who, conn: Conn, settings: SettingsDep, p
 @router.get("/parcels/{parcel_id}/extract.html", summary="Cadastral extract (printable page)",
             response_class=HTMLResponse,
             responses={200: {"description": "the extract", "content": {"text/html": {"schema": HTML}}},
-                       **problems(400, 404, page=True)})
+                       **problems(400, *WHO, 404, page=True)})
 def extract_html(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
                  as_of: AsOf, lang: Lang) -> Response:
     ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang)
