@@ -142,7 +142,7 @@ def test_exports(client, conn, headers, profile, layer, tmp_path) -> None:
     params = {"layer": layer.id, "mode": "sync", "filter": f"id <= {lo + 300}"}
     r = client.get("/api/exports", params={**params, "format": "geojson"}, headers=h)
     if not can_read(layer, who):
-        assert r.status_code == 404 and layer.id in r.json()["description"]
+        assert r.status_code == 404 and layer.id in r.json()["detail"]
         return
     assert r.status_code == 200, r.text
     fields = readable_fields(layer, who)

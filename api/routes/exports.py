@@ -263,13 +263,12 @@ PreferHeader = Annotated[str | None, Header(max_length=200, description=(
     "`respond-async` asks for a job whatever the size"))]
 
 
-async def export_body(request: Request, content_type: Annotated[str | None, Header(
-        max_length=200)] = None) -> dict[str, Any]:
+async def export_body(request: Request) -> dict[str, Any]:
     """The JSON body of POST /api/exports (optional: the query string may say it all)."""
     raw = await request.body()
     if not raw.strip():
         return {}
-    if "json" not in (content_type or "application/json"):
+    if "json" not in request.headers.get("content-type", "application/json"):
         raise UnsupportedMediaType("send the export request as JSON or in the query string")
     try:
         data = orjson.loads(raw)
