@@ -41,7 +41,8 @@ router = APIRouter(prefix="/ogc", tags=["OGC API - Processes"])
 PROCESS_ID = "export"
 EXECUTE_KEYS = {"inputs", "outputs", "response", "subscriber"}
 NO_STORE = {"Cache-Control": "no-store"}
-MAX_BODY = 2_000_000
+# Far above any execute request (a CQL2-JSON filter with a detailed polygon included).
+MAX_BODY = 20_000_000
 
 
 class NoSuchProcess(NotFound):
@@ -50,14 +51,17 @@ class NoSuchProcess(NotFound):
     code = "NoSuchProcess"
 
 
+# The inputs: the export's parameters but `mode` (a process always runs as a job).
+INPUTS = {k: v for k, v in ExportParameters.model_json_schema()["properties"].items() if k != "mode"}
+
+
 class Execute(BaseModel):
     """An execute request: the export's parameters in `inputs` (`mode` excepted: it always runs
     as a job); `outputs`, `response` and `subscriber` are accepted and ignored."""
 
     model_config = ConfigDict(extra="forbid", title="ExportExecute")
     inputs: dict[str, Any] = Field(description="the parameters of /api/exports (ExportParameters)",
-                                   json_schema_extra={"properties": ExportParameters.model_json_schema()[
-                                       "properties"]})
+                                   json_schema_extra={"properties": INPUTS})
     outputs: Any = None
     response: Any = None
     subscriber: Any = None

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
-from api.deps import get_pool
+from api.live_pool import get_live_pool
 from api.ogc.tiles import CACHE as TILES
 from api.route_docs import body_schema, problems
 from api.routes.exports import _audit_request
@@ -150,7 +150,7 @@ async def import_upload(request: Request, who: Annotated[Principal, Depends(requ
                                          "`geoioc import` on the server")
                 out.write(chunk)
         audit_req = _audit_request(request)
-        pool = get_pool(request)
+        pool = get_live_pool(request)
 
         def work() -> JSONResponse:
             # A connection only once the file is here: an upload can take minutes.

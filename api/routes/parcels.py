@@ -34,9 +34,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from api.deps import Conn, SettingsDep
+from api.deps import SettingsDep
 from api.errors import status_of
 from api.i18n import request_lang
+from api.live_pool import Conn
 from api.ogc.tiles import CACHE as TILES
 from api.route_docs import (
     BINARY,
@@ -322,7 +323,7 @@ class ParcelPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="ParcelPatch")
 
-    type: str | None = Field(None, max_length=20, examples=["Feature"])
+    type: str | None = Field(None, examples=["Feature"])
     id: int | str | None = None
     version: Annotated[Annotated[StrictInt, Field(ge=1)] | None, Field(description="the version edited "
                                                                  "(or If-Match: \"<version>\")")] = None
@@ -331,7 +332,9 @@ class ParcelPatch(BaseModel):
     geometry: Any = Field(None, description="the new boundary, a GeoJSON Polygon or MultiPolygon",
                           json_schema_extra={"type": "object"})
     crs: str | int | None = None
-    note: str | None = Field(None, description=f"why (at most {edit.MAX_NOTE} characters)")
+    # The bound is edit.apply's (its message names it); the schema states it.
+    note: str | None = Field(None, description=f"why (at most {edit.MAX_NOTE} characters)",
+                             json_schema_extra={"maxLength": edit.MAX_NOTE})
 
 
 search_body = json_body(max_bytes=MAX_BODY,
@@ -523,14 +526,15 @@ def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: Setti
     pid = _parcel_id(parcel_id)
     check_members(body, ParcelPatch.model_fields,
                   Invalid, "(send {\"version\", \"properties\": {...}, \"geometry\": {...}, \"note\"})")
+    version = edit.parse_version(if_match, body.get("version"))
     if body.get("note") is not None and not isinstance(body["note"], str):
         raise Invalid("note: expected text")
-    version = edit.parse_version(if_match, body.get("version"))
-    change_of = validate(ParcelPatch, body, Invalid)
     srid = settings.province_srid
-    change = edit.Edit(expected_version=version, note=change_of.note)
+    change = edit.Edit(expected_version=version, note=body.get("note"))
     if body.get("properties") is not None:
+        # The domain's own check first: its messages name the field and the rule.
         change.properties = edit.validate_properties(conn, body["properties"], who)
+    change_of = validate(ParcelPatch, body, Invalid)
     if change_of.geometry is not None:
         change.geometry = polygon_from_geojson(conn, change_of.geometry, srid=_srid_of(change_of.crs, srid),
                                                province_srid=srid)
