@@ -369,14 +369,14 @@ def test_search_by_old_commune_code_and_ambiguity(conn) -> None:
 def test_bad_input_is_a_4xx_naming_the_problem(client, url, status, words) -> None:
     r = client.get(url)
     assert r.status_code == status, r.text
-    assert words in r.json()["description"]
+    assert words in r.json()["detail"]
 
 
 def test_bad_polygon_search_is_422(client) -> None:
     bow = {"type": "Polygon", "coordinates": [[[106.0, 21.0], [106.001, 21.001], [106.001, 21.0],
                                                [106.0, 21.001], [106.0, 21.0]]]}
     r = client.post("/api/parcels/search", json={"geometry": bow})
-    assert r.status_code == 422 and "Self-intersection" in r.json()["description"]
+    assert r.status_code == 422 and "Self-intersection" in r.json()["detail"]
     loc = r.json()["problems"][0]["location"]
     assert abs(loc["lon"] - 106.0005) < 1e-6 and abs(loc["lat"] - 21.0005) < 1e-6
     assert "x_northing" in loc and "y_easting" in loc
@@ -390,7 +390,7 @@ def test_bad_polygon_search_is_422(client) -> None:
     assert r.status_code == 400
     big = {"type": "Polygon", "coordinates": [[[105.9, 21.0], [106.3, 21.0], [106.3, 21.3], [105.9, 21.0]]]}
     r = client.post("/api/parcels/search", json={"geometry": big})
-    assert r.status_code == 422 and "km²" in r.json()["description"]
+    assert r.status_code == 422 and "km²" in r.json()["detail"]
 
 
 # --- pages ---------------------------------------------------------------------------------------

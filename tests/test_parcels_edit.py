@@ -82,7 +82,7 @@ def test_version_is_required_and_stale_versions_refused(client, conn, keys, parc
     pid = parcels[0]
     h = keys["land_officer"]
     r = client.patch(f"/api/parcels/{pid}", json={"properties": {"certificate_no": "CS 000002"}}, headers=h)
-    assert r.status_code == 428 and "version" in r.json()["description"]
+    assert r.status_code == 428 and "version" in r.json()["detail"]
     v = _current(client, pid)["version"]
     r = client.patch(f"/api/parcels/{pid}", json={"properties": {"certificate_no": "CS 000003"}},
                      headers={**h, "If-Match": f'"{v}"'})
@@ -155,7 +155,7 @@ def test_as_of_returns_the_old_geometry(client, conn, keys, parcels) -> None:
                                 shapely.geometry.shape(smaller), 1e-9)
     # A date before the parcel was recorded: 404 saying so.
     r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01")
-    assert r.status_code == 404 and "did not exist" in r.json()["description"]
+    assert r.status_code == 404 and "did not exist" in r.json()["detail"]
     # History: who, why, what.
     last = after["history"][-1]
     assert last["current"] and "geometry" in last["changes"]
@@ -236,14 +236,14 @@ def test_invalid_geometry_is_422_with_reason_and_coordinate(client, conn, keys, 
     r = _patch(client, keys, pid, {"geometry": {"type": "Polygon", "coordinates": [bow]}})
     assert r.status_code == 422, r.text
     body = r.json()
-    assert body["code"] == "InvalidGeometry" and "Self-intersection" in body["description"]
+    assert body["code"] == "InvalidGeometry" and "Self-intersection" in body["detail"]
     loc = body["problems"][0]["location"]
     # The crossing is where a-c meets b-d.
     cross = shapely.LineString([a, c]).intersection(shapely.LineString([b, d]))
     assert abs(loc["lon"] - cross.x) < 1e-6 and abs(loc["lat"] - cross.y) < 1e-6
     e, n = transformer(4326, SRID).transform(loc["lon"], loc["lat"])
     assert abs(loc["x_northing"] - n) < 0.01 and abs(loc["y_easting"] - e) < 0.01
-    assert f"X = {loc['x_northing']:.3f}" in body["description"]
+    assert f"X = {loc['x_northing']:.3f}" in body["detail"]
 
 
 @pytest.mark.parametrize("geometry, words", [
@@ -261,7 +261,7 @@ def test_invalid_geometry_is_422_with_reason_and_coordinate(client, conn, keys, 
 def test_malformed_geometry_is_422(client, keys, parcels, geometry, words) -> None:
     r = _patch(client, keys, parcels[0], {"geometry": geometry})
     assert r.status_code == 422, r.text
-    assert words in r.json()["description"], r.text
+    assert words in r.json()["detail"], r.text
 
 
 def test_overlap_with_a_neighbour_is_422_naming_it(client, conn, keys, parcels) -> None:
@@ -276,7 +276,7 @@ def test_overlap_with_a_neighbour_is_422_naming_it(client, conn, keys, parcels) 
     named = {p["neighbour"]["id"] for p in overlaps}
     assert named & {n["id"] for n in neighbours}
     first = overlaps[0]["neighbour"]
-    assert f"sheet {first['sheet_no']} parcel {first['parcel_no']}" in body["description"]
+    assert f"sheet {first['sheet_no']} parcel {first['parcel_no']}" in body["detail"]
     # A sliver below the tolerance is accepted: 1.0005 grows the parcel by < 0.5 m².
     area = _current(client, pid)["area"]["computed_m2"]
     if area * (1.0005 ** 2 - 1) < 0.4:
@@ -288,7 +288,7 @@ def test_outside_commune_is_422(client, conn, keys, parcels) -> None:
     r = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.0, dx=80_000)})
     assert r.status_code == 422, r.text
     assert any(p["reason"] == "outside commune" for p in r.json()["problems"])
-    assert "outside current commune" in r.json()["description"]
+    assert "outside current commune" in r.json()["detail"]
 
 
 def test_vn2000_geometry_accepted(client, conn, keys, parcels) -> None:
@@ -322,7 +322,7 @@ def test_vn2000_geometry_accepted(client, conn, keys, parcels) -> None:
 def test_bad_attribute_values_are_422(client, keys, parcels, properties, status, words) -> None:
     r = _patch(client, keys, parcels[0], {"properties": properties})
     assert r.status_code == status, r.text
-    assert words in r.json()["description"], r.text
+    assert words in r.json()["detail"], r.text
 
 
 def test_renumbering_onto_an_existing_key_is_422(client, conn, keys, parcels) -> None:
@@ -333,23 +333,23 @@ def test_renumbering_onto_an_existing_key_is_422(client, conn, keys, parcels) ->
         " AND b.old_commune_code IS NOT DISTINCT FROM a.old_commune_code AND b.id <> a.id WHERE a.id = %s"
         " LIMIT 1", (pid,)).fetchone()
     r = _patch(client, keys, pid, {"properties": {"sheet_no": other[1], "parcel_no": other[2]}})
-    assert r.status_code == 422 and str(other[0]) in r.json()["description"], r.text
+    assert r.status_code == 422 and str(other[0]) in r.json()["detail"], r.text
 
 
 def test_bad_requests(client, keys, parcels) -> None:
     h = keys["land_officer"]
     r = client.patch("/api/parcels/99999999", json={"version": 1, "properties": {"origin": "lease"}},
                      headers=h)
-    assert r.status_code == 404 and "99999999" in r.json()["description"]
+    assert r.status_code == 404 and "99999999" in r.json()["detail"]
     r = client.patch(f"/api/parcels/{parcels[0]}", content=b"{",
                      headers={**h, "Content-Type": "application/json"})
     assert r.status_code == 400
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": 1}, headers=h)
-    assert r.status_code == 422 and "nothing to change" in r.json()["description"]
+    assert r.status_code == 422 and "nothing to change" in r.json()["detail"]
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": "one", "properties": {}}, headers=h)
     assert r.status_code == 422
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": 1, "bogus": 1}, headers=h)
-    assert r.status_code == 422 and "bogus" in r.json()["description"]
+    assert r.status_code == 422 and "bogus" in r.json()["detail"]
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"properties": {"origin": "lease"}},
                      headers={**h, "If-Match": "abc"})
     assert r.status_code == 400

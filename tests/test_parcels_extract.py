@@ -165,6 +165,6 @@ def test_extract_as_of_and_english(client, conn, picks) -> None:
     pid = picks[0]
     (since,) = conn.execute("SELECT updated_at FROM parcels WHERE id = %s", (pid,)).fetchone()
     r = client.get(f"/parcels/{pid}/extract.html?lang=en&as_of=2000-01-01")
-    assert r.status_code == 404 and "did not exist" in r.json()["description"]
+    assert r.status_code == 404 and "did not exist" in r.json()["detail"]
     r = client.get(f"/parcels/{pid}/extract.html?lang=en&as_of={since.isoformat().replace('+', '%2B')}")
     assert r.status_code == 200 and "CADASTRAL MAP EXTRACT" in r.text and "Parcel as it was at" in r.text

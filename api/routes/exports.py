@@ -11,7 +11,9 @@ Up to ASYNC_ABOVE features the file comes back in the response (written to a tem
 then streamed and deleted: GeoPackage and Shapefile writers need a seekable file). Above that,
 or when asked, the answer is 202 with a job (status at Location, download when successful), run
 by gis.io.jobs. The same access rules as everywhere: an unreadable layer is a 404, hidden fields
-and rows are not in the file, restricted and personal data are audited.
+and rows are not in the file, restricted and personal data are audited. Parameters, bodies and
+every status are declared (/openapi.json); errors are raised as layers.errors (api/errors.py
+renders them as problem details).
 """
 
 from __future__ import annotations
@@ -21,29 +23,26 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.ogc.errors import OGCError, bad_parameter, not_found
+from api.deps import SettingsDep, get_pool
+from api.route_docs import BINARY, WHO, body_schema, problems, validate
 from api.security import Who
-from gis.db import connection
+from gis import audit
+from gis.db import pooled
 from gis.io import jobs
-from gis.io.export import (
-    ExportError,
-    ExportRequest,
-    LayerNotFound,
-    content_disposition,
-    estimate,
-    plan,
-    run,
-)
+from gis.io.export import ExportRequest, content_disposition, estimate, plan, run
 from gis.io.formats import FORMATS, export_srids
-from gis.settings import PROJECT_ROOT, get_settings
+from gis.settings import PROJECT_ROOT, Settings
 from layers.access import Principal
+from layers.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
 
 router = APIRouter(prefix="/api", tags=["exports"])
 
@@ -54,14 +53,78 @@ _PARAMS = {"layer", "format", "f", "crs", "bbox", "bbox-crs", "commune", "commun
            "filter-lang", "filter-crs", "datetime", "fields", "encoding", "mode"}
 
 
+class ResultNotReady(Conflict):
+    """The job's file was asked for while the job is still accepted or running (409)."""
+
+    code = "ResultNotReady"
+
+
+class ResultGone(NotFound):
+    """The job failed: there is no file and there will be none (404, same code as before)."""
+
+    code = "ResultNotReady"
+
+
+class ExportParameters(BaseModel):
+    """An export request: the query parameters of GET /api/exports as JSON members (names with
+    `-` or `_`), with the JSON types they may also take (a bbox as numbers, a CQL2-JSON filter,
+    fields as a list)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, title="ExportParameters")
+
+    layer: str | None = Field(None, max_length=64, description="the layer (see /ogc/collections); required")
+    format: str | None = Field(None, max_length=20, description="one of " + ", ".join(FORMATS),
+                               examples=["gpkg"])
+    f: str | None = Field(None, max_length=20, description="same as `format`")
+    crs: str | int | None = Field(None, description="output CRS, e.g. EPSG:4326 (default), EPSG:9209")
+    bbox: str | list[float] | None = Field(None, description="minx,miny,maxx,maxy in `bbox-crs`")
+    bbox_crs: str | None = Field(None, alias="bbox-crs", max_length=200)
+    commune: str | int | None = Field(None, description="administrative unit code")
+    commune_date: str | None = Field(None, alias="commune-date", max_length=30,
+                                     description="its boundary as of a date, or `pre-2025`")
+    filter: str | dict[str, Any] | None = Field(None, description="CQL2 text, or CQL2-JSON")
+    filter_lang: str | None = Field(None, alias="filter-lang", max_length=20,
+                                    description="cql2-text or cql2-json")
+    filter_crs: str | None = Field(None, alias="filter-crs", max_length=200)
+    datetime: str | None = Field(None, max_length=100, description="RFC 3339 instant or interval")
+    fields: str | list[str] | None = Field(None, description="field names or short names")
+    encoding: str | None = Field(None, max_length=20, description="utf-8 (default) or tcvn3 "
+                                                                  "(Shapefile, CSV)")
+    mode: str | None = Field(None, max_length=10, description="auto (default), sync or async")
+
+
+class JobStatus(BaseModel):
+    """An OGC API - Processes status document (statusInfo) of an export job."""
+
+    model_config = ConfigDict(extra="allow", title="ExportJobStatus")
+    jobID: str
+    type: str
+    processID: str
+    status: str = Field(description="accepted, running, successful or failed")
+    progress: int = Field(ge=0, le=100)
+    message: str
+    links: list[dict[str, str]]
+
+
+FILE_CONTENT = {media: {"schema": BINARY} for media in sorted({f.media_type for f in FORMATS.values()})}
+FILE_HEADERS = {
+    "Content-Disposition": {"schema": {"type": "string"}, "description": "the file's name"},
+    "X-Feature-Count": {"schema": {"type": "integer"}, "description": "features in the file"},
+}
+LOCATION = {"Location": {"schema": {"type": "string", "format": "uri"}, "description": "the job"}}
+
+
 def _request_from(params: dict[str, Any]) -> tuple[ExportRequest, str]:
     norm = {k.replace("_", "-"): v for k, v in params.items()}
     unknown = set(norm) - _PARAMS
     if unknown:
-        raise bad_parameter(f"unknown parameter {sorted(unknown)[0]!r}; parameters: "
-                            f"{', '.join(sorted(_PARAMS))}")
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; parameters: "
+                         f"{', '.join(sorted(_PARAMS))}", parameter=sorted(unknown)[0])
+    # The types each member may take (the values themselves go on as given: the exporter reads
+    # them the same way for the query string, a JSON body and the command line).
+    validate(ExportParameters, norm, BadRequest)
     if not norm.get("layer"):
-        raise bad_parameter("layer: which layer to export (see /ogc/collections)")
+        raise BadRequest("layer: which layer to export (see /ogc/collections)", parameter="layer")
     req = ExportRequest(
         layer=str(norm["layer"]), format=str(norm.get("format") or norm.get("f") or "gpkg"),
         crs=norm.get("crs"), bbox=norm.get("bbox"), bbox_crs=norm.get("bbox-crs"),
@@ -71,7 +134,7 @@ def _request_from(params: dict[str, Any]) -> tuple[ExportRequest, str]:
         fields=norm.get("fields"), encoding=str(norm.get("encoding") or "utf-8"))
     mode = str(norm.get("mode") or "auto").lower()
     if mode not in ("auto", "sync", "async"):
-        raise bad_parameter(f"mode: {mode!r}; use auto, sync or async")
+        raise BadRequest(f"mode: {mode!r}; use auto, sync or async", parameter="mode")
     return req, mode
 
 
@@ -91,8 +154,8 @@ def _stream_and_delete(path: Path, directory: Path) -> Iterator[bytes]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _job_response(job: jobs.ExportJob, status: int = 200) -> JSONResponse:
-    url = f"{get_settings().base_url}/api/exports/jobs/{job.id}"
+def _job_response(job: jobs.ExportJob, settings: Settings, status: int = 200) -> JSONResponse:
+    url = f"{settings.base_url}/api/exports/jobs/{job.id}"
     headers = {"Cache-Control": "no-store"}
     if status == 201 or status == 202:
         headers["Location"] = url
@@ -102,13 +165,9 @@ def _job_response(job: jobs.ExportJob, status: int = 200) -> JSONResponse:
 def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs.ExportJob:
     """Check an export request (400/404 at once, not in a failed job) and run it as a job."""
     req, _ = _request_from(params)
-    try:
-        with connection() as conn:
-            count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
-    except LayerNotFound as e:
-        raise not_found(str(e)) from None
-    except ExportError as e:
-        raise bad_parameter(str(e)) from None
+    # The connection is only for the check: the job takes its own.
+    with pooled(get_pool(request)) as conn:
+        count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
     total = None if count > ASYNC_ABOVE else count
     return jobs.runner().submit(req, who, total, _audit_request(request))
 
@@ -117,15 +176,15 @@ def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
     """The job, or a 404 (another user's job does not exist for the caller)."""
     job = jobs.runner().get(job_id, who)
     if job is None:
-        raise not_found(f"export job {job_id!r} not found")
+        raise NotFound(f"export job {job_id!r} not found")
     return job
 
 
 def stream_result(job: jobs.ExportJob) -> Response:
     """The file of a successful job; 409 while it runs, 404 when it failed."""
     if job.status != "successful" or job.result is None or not job.result.path.exists():
-        raise OGCError(404 if job.status == "failed" else 409, "ResultNotReady",
-                       f"export job {job.id} is {job.status}" + (f": {job.message}" if job.message else ""))
+        message = f"export job {job.id} is {job.status}" + (f": {job.message}" if job.message else "")
+        raise ResultGone(message) if job.status == "failed" else ResultNotReady(message)
     r = job.result
     headers = {"Content-Disposition": content_disposition(r),
                "Content-Length": str(r.path.stat().st_size), "X-Feature-Count": str(r.rows)}
@@ -139,34 +198,29 @@ def stream_result(job: jobs.ExportJob) -> Response:
     return StreamingResponse(stream(), media_type=r.media_type, headers=headers)
 
 
-def _export(params: dict[str, Any], who: Principal, request: Request, prefer_async: bool) -> Response:
+def _export(params: dict[str, Any], who: Principal, request: Request, settings: Settings,
+            prefer_async: bool) -> Response:
     req, mode = _request_from(params)
     audit_req = _audit_request(request)
-    try:
-        with connection() as conn:
-            p = plan(conn, req, who)
-            count = estimate(conn, p, cap=ASYNC_ABOVE)
-            if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
-                total = None if count > ASYNC_ABOVE else count
-                return _job_response(jobs.runner().submit(req, who, total, audit_req), 202)
-            tmp_root = PROJECT_ROOT / ".geoioc" / "exports" / "tmp"
-            tmp_root.mkdir(parents=True, exist_ok=True)
-            directory = Path(tempfile.mkdtemp(dir=tmp_root))
-            try:
-                result = run(conn, p, directory, total=count)
-                if p.sensitive:
-                    from gis import audit
-
-                    audit.record(conn, who, "export", request=audit_req, layer=p.layer.id, status=200,
-                                 target={**req.summary(), "rows": result.rows,
-                                         "fields": [f.name for f in p.fields]})
-            except BaseException:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise
-    except LayerNotFound as e:
-        raise not_found(str(e)) from None
-    except ExportError as e:
-        raise bad_parameter(str(e)) from None
+    # Our own connection, not the request's: it is given back before the file is streamed.
+    with pooled(get_pool(request)) as conn:
+        p = plan(conn, req, who)
+        count = estimate(conn, p, cap=ASYNC_ABOVE)
+        if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
+            total = None if count > ASYNC_ABOVE else count
+            return _job_response(jobs.runner().submit(req, who, total, audit_req), settings, 202)
+        tmp_root = PROJECT_ROOT / ".geoioc" / "exports" / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(dir=tmp_root))
+        try:
+            result = run(conn, p, directory, total=count)
+            if p.sensitive:
+                audit.record(conn, who, "export", request=audit_req, layer=p.layer.id, status=200,
+                             target={**req.summary(), "rows": result.rows,
+                                     "fields": [f.name for f in p.fields]})
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
     headers = {"Content-Disposition": content_disposition(result),
                "Content-Length": str(result.path.stat().st_size),
                "X-Feature-Count": str(result.rows), "Cache-Control": "no-store"}
@@ -176,7 +230,71 @@ def _export(params: dict[str, Any], who: Principal, request: Request, prefer_asy
                              headers=headers)
 
 
-@router.get("/exports/formats")
+# --- typed parameters ----------------------------------------------------------------------------
+
+
+def get_export_query(
+    request: Request,
+    layer: Annotated[str | None, Query(max_length=64, description="the layer to export (required)")] = None,
+    format: Annotated[str | None, Query(max_length=20, description="one of " + ", ".join(FORMATS)
+                                        + " (default gpkg)")] = None,
+    f: Annotated[str | None, Query(max_length=20, description="same as `format`")] = None,
+    crs: Annotated[str | None, Query(max_length=200, description="output CRS: " + ", ".join(
+        f"EPSG:{s}" for s in export_srids()) + " (default EPSG:4326)")] = None,
+    bbox: Annotated[str | None, Query(max_length=400, description="minx,miny,maxx,maxy")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+    commune: Annotated[str | None, Query(max_length=20, description="administrative unit code")] = None,
+    commune_date: Annotated[str | None, Query(alias="commune-date", max_length=30, description=(
+        "its boundary as of a date (YYYY-MM-DD), or `pre-2025`"))] = None,
+    filter: Annotated[str | None, Query(max_length=16_000, description="CQL2 text")] = None,
+    filter_lang: Annotated[str | None, Query(alias="filter-lang", max_length=20)] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
+    datetime: Annotated[str | None, Query(max_length=100, description="RFC 3339 instant or interval")] = None,
+    fields: Annotated[str | None, Query(max_length=4000, description="comma-separated field names")] = None,
+    encoding: Annotated[str | None, Query(max_length=20, description="utf-8 (default) or tcvn3")] = None,
+    mode: Annotated[str | None, Query(max_length=10, description="auto (default), sync or async")] = None,
+) -> dict[str, Any]:
+    """The export parameters of the query string (declared above; `_` may stand for `-`, and an
+    unknown one is a 400 naming it)."""
+    return dict(request.query_params)
+
+
+ExportQuery = Annotated[dict[str, Any], Depends(get_export_query)]
+PreferHeader = Annotated[str | None, Header(max_length=200, description=(
+    "`respond-async` asks for a job whatever the size"))]
+
+
+async def export_body(request: Request) -> dict[str, Any]:
+    """The JSON body of POST /api/exports (optional: the query string may say it all)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    if "json" not in request.headers.get("content-type", "application/json"):
+        raise UnsupportedMediaType("send the export request as JSON or in the query string")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"body: not JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body: expected a JSON object")
+    # OGC API - Processes execute requests wrap the parameters in "inputs".
+    inputs = data.get("inputs")
+    return inputs if isinstance(inputs, dict) else data
+
+
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the file (up to 50 000 features, or mode=sync)", "content": FILE_CONTENT,
+          "headers": {**FILE_HEADERS, "X-Export-Warnings": {
+              "schema": {"type": "string"}, "description": "what was changed to fit the format"}}},
+    202: {"description": "a job (large exports, mode=async, or Prefer: respond-async)", "model": JobStatus,
+          "headers": LOCATION},
+    **problems(400, *WHO, 404, reasons={404: "the layer does not exist or the caller may not read it"}),
+}
+
+
+@router.get("/exports/formats", summary="Export formats and CRS", responses={
+    200: {"description": "formats, CRS and the size above which an export runs as a job"},
+    **problems()})
 def export_formats() -> Response:
     """What can be asked for: formats and CRS."""
     body = {"formats": [{"format": f.key, "title": f.label, "mediaType": f.media_type,
@@ -187,37 +305,41 @@ def export_formats() -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/exports")
-async def export_get(request: Request, who: Who) -> Response:
-    prefer = "respond-async" in request.headers.get("prefer", "")
-    return await run_in_threadpool(_export, dict(request.query_params), who, request, prefer)
+@router.get("/exports", summary="Export a layer", response_class=Response, responses=EXPORT_RESPONSES)
+async def export_get(request: Request, who: Who, settings: SettingsDep, params: ExportQuery,
+                     prefer: PreferHeader = None) -> Response:
+    return await run_in_threadpool(_export, params, who, request, settings,
+                                   "respond-async" in (prefer or ""))
 
 
-@router.post("/exports")
-async def export_post(request: Request, who: Who) -> Response:
-    params: dict[str, Any] = dict(request.query_params)
-    body = await request.body()
-    if body.strip():
-        if "json" not in request.headers.get("content-type", "application/json"):
-            raise OGCError(415, "UnsupportedMediaType", "send the export request as JSON or in the "
-                           "query string")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise bad_parameter(f"body: not JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise bad_parameter("body: expected a JSON object")
-        # OGC API - Processes execute requests wrap the parameters in "inputs".
-        params.update(data.get("inputs", data) if isinstance(data.get("inputs"), dict) else data)
-    prefer = "respond-async" in request.headers.get("prefer", "")
-    return await run_in_threadpool(_export, params, who, request, prefer)
+@router.post("/exports", summary="Export a layer (parameters as JSON)", response_class=Response,
+             openapi_extra=body_schema({"oneOf": [ExportParameters.model_json_schema(), {
+                 "title": "ExportInputs", "type": "object", "required": ["inputs"],
+                 "properties": {"inputs": ExportParameters.model_json_schema()}}]},
+                                       required=False, description=(
+                 "the parameters (they win over the query string's), or an OGC API - Processes "
+                 "execute request with them in `inputs`")),
+             responses={**EXPORT_RESPONSES, **problems(400, *WHO, 404, 415)})
+async def export_post(request: Request, who: Who, settings: SettingsDep, params: ExportQuery,
+                      body: Annotated[dict[str, Any], Depends(export_body)],
+                      prefer: PreferHeader = None) -> Response:
+    return await run_in_threadpool(_export, {**params, **body}, who, request, settings,
+                                   "respond-async" in (prefer or ""))
 
 
-@router.get("/exports/jobs/{job_id}")
-def export_job(job_id: str, who: Who) -> Response:
-    return _job_response(owned_job(job_id, who))
+JobId = Annotated[str, PathParam(max_length=64, description="the job's id (from Location)")]
 
 
-@router.get("/exports/jobs/{job_id}/download")
-def export_job_download(job_id: str, who: Who) -> Response:
+@router.get("/exports/jobs/{job_id}", summary="An export job's status",
+            responses={200: {"model": JobStatus, "description": "the status"}, **problems(*WHO, 404, 400)})
+def export_job(job_id: JobId, who: Who, settings: SettingsDep) -> Response:
+    return _job_response(owned_job(job_id, who), settings)
+
+
+@router.get("/exports/jobs/{job_id}/download", summary="An export job's file", response_class=Response,
+            responses={200: {"description": "the file", "content": FILE_CONTENT, "headers": FILE_HEADERS},
+                       **problems(400, *WHO, 404, 409, reasons={
+                           404: "no such job, or it failed (code ResultNotReady)",
+                           409: "the job is still running (code ResultNotReady)"})})
+def export_job_download(job_id: JobId, who: Who) -> Response:
     return stream_result(owned_job(job_id, who))

@@ -1,7 +1,7 @@
 """Parcel inspection over HTTP: search, the parcel file, "as of", edits, cadastral extracts, and
 the pages of the web client.
 
-API (JSON; errors are `{"code", "description", ...}` like the OGC API's):
+API (JSON; errors are RFC 9457 problem details, raised as layers.errors and rendered by api/errors.py):
   GET   /api/parcels/search?commune=&sheet=&parcel=&land_use=&owner=&point=lon,lat&xy=X,Y&limit=&offset=
   POST  /api/parcels/search            {"geometry": GeoJSON polygon, "relation": "intersects"|"within", ...}
   GET   /api/parcels/by-number/{commune}/{sheet}/{parcel}[?as_of=]   (current or pre-2025 code)
@@ -15,37 +15,48 @@ Documents and pages:
 Access: the parcels layer is public, its personal fields (and the owner search) only for whom
 layers.access.readable_fields allows; incidents and cameras sections follow their layers'
 rules. Sensitive reads and every write go to the audit log (edits inside their transaction).
-Bad input is a 400/404/409/422/428 naming the problem, never a 500.
+Bad input is a 400/404/409/422/428 naming the problem, never a 500. Every parameter, body and
+status is declared, so /openapi.json describes these routes. The search page shows a bad search
+inside the form (with its status); the other pages raise, and a browser gets an HTML error page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from psycopg import errors as pg_errors
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
+from api.deps import Conn, SettingsDep
+from api.errors import status_of
 from api.i18n import request_lang
 from api.ogc.tiles import CACHE as TILES
+from api.route_docs import (
+    BINARY,
+    HTML,
+    WHO,
+    body_schema,
+    check_members,
+    json_body,
+    problems,
+    validate,
+)
 from api.security import Who, require_roles, unauthorized
 from gis import audit
 from gis.crs import transformer
-from gis.db import connection
-from gis.parcels import checks, detail, edit, extract, pdf, search
+from gis.parcels import checks, detail, edit, extract, pdf, queries, search
 from gis.parcels.common import parse_as_of, readable
-from gis.parcels.errors import BadParameter, Forbidden, InvalidInput, NotFound, ParcelError
 from gis.parcels.geometry import polygon_from_geojson
-from gis.settings import Settings, get_settings
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
+from layers.errors import BadRequest, Forbidden, GeoIOCError, Invalid, NotFound, Unauthorized
 from web import parcels_pages
 
 log = logging.getLogger(__name__)
@@ -53,20 +64,14 @@ router = APIRouter(tags=["parcels"])
 JSON = "application/json"
 MAX_BODY = 2_000_000
 NO_STORE = {"Cache-Control": "private, no-cache"}
-
-
-class Unauthorized(ParcelError):
-    """Raised where a signed-in caller would get 403: anonymous callers get 401 instead."""
-
-    status = 401
-    code = "Unauthorized"
+# What a page's 401 asks for: pages cannot see the map's tokens, so the browser's password dialog.
+BASIC_CHALLENGE = 'Basic realm="GeoIOC", charset="UTF-8"'
+MAX_SHEET = 9999
+OWNER_SIGN_IN = "sign in as a land officer to search by land user"
+MAX_PARCEL = 99999
 
 
 # --- plumbing ------------------------------------------------------------------------------------
-
-
-def _settings(request: Request) -> Settings:
-    return getattr(request.app.state, "settings", None) or get_settings()
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -74,39 +79,35 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
                     headers={**NO_STORE, **(headers or {})})
 
 
-def _problem(e: ParcelError, request: Request | None = None) -> Response:
-    if isinstance(e, Unauthorized):
-        # The same 401 (with its WWW-Authenticate challenges) as every other route.
-        raise unauthorized(e.description, request)
-    return _json(e.body(), e.status)
+def _blank_none(value: Any) -> Any:
+    """An empty form field (`?sheet=`) means "not given", as it always has."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
 
 
-def _guard(fn: Callable[..., Response], request: Request, *args: Any) -> Response:
-    """Run FN, turning our problems and database refusals of bad input into 4xx answers."""
-    try:
-        return fn(request, *args)
-    except ParcelError as e:
-        return _problem(e, request)
-    except pg_errors.QueryCanceled:
-        return _json({"code": "Timeout", "description": "the query took too long; narrow the search"},
-                     503, {"Retry-After": "5"})
-    except (pg_errors.DataError, pg_errors.InternalError_) as e:
-        # Input PostGIS could not digest (e.g. a geometry GEOS cannot intersect).
-        log.info("parcels: database refused input: %s", e)
-        return _json({"code": "InvalidValue",
-                      "description": f"the database could not process the input: {e.diag.message_primary}"},
-                     422)
+Blank = BeforeValidator(_blank_none)
+# Bounds on the number itself (not on "number or nothing"), so that the schema says them.
+SheetInt = Annotated[int, Field(ge=1, le=MAX_SHEET)]
+ParcelInt = Annotated[int, Field(ge=1, le=MAX_PARCEL)]
+LimitInt = Annotated[int, Field(ge=1, le=search.MAX_LIMIT)]
+OffsetInt = Annotated[int, Field(ge=0, le=search.MAX_OFFSET)]
+SheetNo = Annotated[SheetInt | None, Blank, Field(description="map sheet number")]
+ParcelNo = Annotated[ParcelInt | None, Blank, Field(description="parcel number on the sheet")]
+Text = Annotated[str | None, Blank]
 
 
 def _int(name: str, raw: str | None, lo: int, hi: int) -> int | None:
+    """The search page's own reading of a number, so its form shows our message in place."""
     if raw is None or raw.strip() == "":
         return None
     try:
         v = int(raw.strip())
     except ValueError:
-        raise BadParameter(f"{name}: {raw!r} is not a whole number") from None
+        raise BadRequest(f"{name}: {raw!r} is not a whole number", parameter=name) from None
     if not lo <= v <= hi:
-        raise BadParameter(f"{name}: {v} is outside {lo}..{hi}")
+        raise BadRequest(f"{name}: {v} is outside {lo}..{hi}", parameter=name)
     return v
 
 
@@ -115,7 +116,8 @@ def _pair(name: str, raw: str) -> tuple[float, float]:
     try:
         a, b = (float(p) for p in parts)
     except ValueError:
-        raise BadParameter(f"{name}: expected two numbers separated by a comma, got {raw!r}") from None
+        raise BadRequest(f"{name}: expected two numbers separated by a comma, got {raw!r}",
+                         parameter=name) from None
     return a, b
 
 
@@ -124,7 +126,8 @@ def _point(raw: str | None) -> tuple[float, float] | None:
         return None
     lon, lat = _pair("point", raw)
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise BadParameter(f"point: {raw!r} is not longitude,latitude (for VN-2000 X,Y use xy=)")
+        raise BadRequest(f"point: {raw!r} is not longitude,latitude (for VN-2000 X,Y use xy=)",
+                         parameter="point")
     return lon, lat
 
 
@@ -134,7 +137,8 @@ def _xy(raw: str | None, srid: int) -> tuple[float, float] | None:
         return None
     x, y = _pair("xy", raw)
     if not (800_000 <= x <= 2_700_000 and 100_000 <= y <= 900_000):
-        raise BadParameter(f"xy: {raw!r} is not VN-2000 X (northing), Y (easting) in metres")
+        raise BadRequest(f"xy: {raw!r} is not VN-2000 X (northing), Y (easting) in metres",
+                         parameter="xy")
     lon, lat = transformer(srid, 4326).transform(y, x)
     return lon, lat
 
@@ -143,36 +147,39 @@ def _owner_allowed(who: Principal) -> bool:
     return "land_user" in readable(who)
 
 
-def _criteria(conn: psycopg.Connection, who: Principal, params: dict[str, Any], srid: int) -> search.Criteria:
+@dataclass
+class SearchTerms:
+    """The criteria of a search as the caller gave them (numbers already read)."""
+
+    commune: str | None = None
+    sheet: int | None = None
+    parcel: int | None = None
+    land_use: str | None = None
+    owner: str | None = None
+    point: str | None = None
+    xy: str | None = None
+
+
+def _criteria(conn: psycopg.Connection, who: Principal, terms: SearchTerms, srid: int,
+              challenges: tuple[str, ...]) -> search.Criteria:
     c = search.Criteria()
-    commune = (params.get("commune") or "").strip()
+    commune = (terms.commune or "").strip()
     if commune:
         c.communes = search.resolve_communes(conn, commune)
-    c.sheet = _int("sheet", _str(params.get("sheet")), 1, 9999)
-    c.parcel = _int("parcel", _str(params.get("parcel")), 1, 99999)
-    land_use = (params.get("land_use") or "").strip()
+    c.sheet, c.parcel = terms.sheet, terms.parcel
+    land_use = (terms.land_use or "").strip()
     if land_use:
         c.land_use = search.parse_land_use(land_use)
-    owner = (params.get("owner") or "").strip()
+    owner = (terms.owner or "").strip()
     if owner:
         if not _owner_allowed(who):
             if who.anonymous:
-                raise Unauthorized("sign in as a land officer to search by land user")
+                raise Unauthorized(OWNER_SIGN_IN, challenges=challenges)
             raise Forbidden("searching by land user needs the right to read land users' names "
                             "(land officers)")
         c.owner = search.parse_owner(owner)
-    c.point = _point(_str(params.get("point"))) or _xy(_str(params.get("xy")), srid)
+    c.point = _point(terms.point) or _xy(terms.xy, srid)
     return c
-
-
-def _str(v: Any) -> str | None:
-    return None if v is None else str(v)
-
-
-def _limits(params: dict[str, Any]) -> tuple[int, int]:
-    limit = _int("limit", _str(params.get("limit")), 1, search.MAX_LIMIT) or search.DEFAULT_LIMIT
-    offset = _int("offset", _str(params.get("offset")), 0, search.MAX_OFFSET) or 0
-    return limit, offset
 
 
 def _run_search(conn: psycopg.Connection, request: Request, who: Principal, c: search.Criteria,
@@ -198,15 +205,6 @@ def _search_body(request: Request, results: list[dict[str, Any]], more: bool, li
             "results": results, "links": links}
 
 
-def _body(raw: bytes) -> Any:
-    if len(raw) > MAX_BODY:
-        raise InvalidInput(f"request body larger than {MAX_BODY} bytes")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadParameter(f"body is not JSON: {e}") from None
-
-
 def _parcel_id(raw: str) -> int:
     try:
         v = int(raw)
@@ -225,74 +223,219 @@ def _srid_of(crs: Any, province: int) -> int:
     if crs in (province, str(province), f"EPSG:{province}",
                f"http://www.opengis.net/def/crs/EPSG/0/{province}"):
         return province
-    raise InvalidInput(f"crs: {crs!r} is not supported (lon/lat EPSG:4326 or the province's "
-                       f"VN-2000 TM-3 EPSG:{province}, x = easting, y = northing)")
+    raise Invalid(f"crs: {crs!r} is not supported (lon/lat EPSG:4326 or the province's "
+                  f"VN-2000 TM-3 EPSG:{province}, x = easting, y = northing)")
+
+
+# --- typed parameters ----------------------------------------------------------------------------
+
+
+ParcelIdPath = Annotated[str, Path(
+    description="the parcel's id (a whole number; an id that is not one is a 404, as for any "
+                "parcel that does not exist)", max_length=100, examples=["1"])]
+
+
+def get_as_of(as_of: Annotated[str | None, Query(
+        description="the parcel as it was then: `YYYY-MM-DD` (the end of that day, province "
+                    "time) or an ISO date-time; default now", max_length=40,
+        examples=["2025-06-30"])] = None) -> dt.datetime | None:
+    return parse_as_of(as_of)
+
+
+AsOf = Annotated[dt.datetime | None, Depends(get_as_of)]
+
+
+def get_lang(request: Request, lang: Annotated[str | None, Query(
+        description="`en` for English; default Vietnamese (or the browser's Accept-Language)",
+        max_length=10)] = None) -> str:
+    return request_lang(request)
+
+
+Lang = Annotated[str, Depends(get_lang)]
+
+
+def get_search_terms(
+    commune: Annotated[str | None, Query(description="commune code (5 digits, current or pre-2025) "
+                                         "or name", max_length=100)] = None,
+    sheet: Annotated[SheetInt | None, Blank, Query(description="map sheet number")] = None,
+    parcel: Annotated[ParcelInt | None, Blank, Query(description="parcel number on the sheet")] = None,
+    land_use: Annotated[str | None, Query(description="land-use code(s), comma-separated (e.g. ONT,CLN)",
+                                          max_length=200)] = None,
+    owner: Annotated[str | None, Query(description="part of the land user's name (land officers only)",
+                                       max_length=200)] = None,
+    point: Annotated[str | None, Query(description="lon,lat: the parcel under this point",
+                                       max_length=100, examples=["106.05,21.1"])] = None,
+    xy: Annotated[str | None, Query(description="VN-2000 X (northing),Y (easting) in metres, in the "
+                                    "province's TM-3 zone", max_length=100)] = None,
+) -> SearchTerms:
+    return SearchTerms(commune, sheet, parcel, land_use, owner, point, xy)
+
+
+Terms = Annotated[SearchTerms, Depends(get_search_terms)]
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    limit: int
+    offset: int
+
+
+def get_search_page(
+    limit: Annotated[LimitInt | None, Blank, Query(description=(
+        f"results per page (default {search.DEFAULT_LIMIT}, at most {search.MAX_LIMIT})"))] = None,
+    offset: Annotated[OffsetInt | None, Blank, Query(description="results to skip")] = None,
+) -> SearchPage:
+    return SearchPage(limit or search.DEFAULT_LIMIT, offset or 0)
+
+
+SearchPaging = Annotated[SearchPage, Depends(get_search_page)]
+LandOfficer = Annotated[Principal, Depends(require_roles("land_officer"))]
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+class PolygonSearch(BaseModel):
+    """POST /api/parcels/search: the parcels intersecting (or within) a drawn polygon, optionally
+    narrowed by the GET search's criteria."""
+
+    model_config = ConfigDict(extra="forbid", title="PolygonSearch")
+
+    geometry: Any = Field(description="a GeoJSON Polygon or MultiPolygon (at most "
+                                      f"{search.MAX_POLYGON_KM2:g} km²)",
+                          json_schema_extra={"type": "object"})
+    crs: str | int | None = Field(None, description="CRS of the coordinates: EPSG:4326 (default) or "
+                                                    "the province's VN-2000 TM-3 (x = easting)")
+    relation: Literal["intersects", "within"] = "intersects"
+    commune: Text = Field(None, max_length=100)
+    sheet: SheetNo = None
+    parcel: ParcelNo = None
+    land_use: Text = Field(None, max_length=200)
+    owner: Text = Field(None, max_length=200)
+    limit: Annotated[LimitInt | None, Blank] = None
+    offset: Annotated[OffsetInt | None, Blank] = None
+
+
+class ParcelPatch(BaseModel):
+    """PATCH /api/parcels/{id}: what changes, and the version it was made on (or If-Match). A
+    GeoJSON Feature (`type`, `id`) is accepted as well."""
+
+    model_config = ConfigDict(extra="forbid", title="ParcelPatch")
+
+    type: str | None = Field(None, examples=["Feature"])
+    id: int | str | None = None
+    version: Annotated[Annotated[StrictInt, Field(ge=1)] | None, Field(description="the version edited "
+                                                                 "(or If-Match: \"<version>\")")] = None
+    properties: dict[str, Any] | None = Field(None, description="field: new value; fields: "
+                                                                + ", ".join(edit.EDITABLE))
+    geometry: Any = Field(None, description="the new boundary, a GeoJSON Polygon or MultiPolygon",
+                          json_schema_extra={"type": "object"})
+    crs: str | int | None = None
+    # The bound is edit.apply's (its message names it); the schema states it.
+    note: str | None = Field(None, description=f"why (at most {edit.MAX_NOTE} characters)",
+                             json_schema_extra={"maxLength": edit.MAX_NOTE})
+
+
+search_body = json_body(max_bytes=MAX_BODY,
+                        not_object="body: expected an object {\"geometry\": GeoJSON polygon, ...}")
+patch_body = json_body(max_bytes=MAX_BODY, not_object="body: expected an object "
+                                                      "{\"version\", \"properties\", \"geometry\", \"note\"}")
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+class SearchResults(BaseModel):
+    numberReturned: int
+    limit: int
+    offset: int
+    more: bool
+    results: list[dict[str, Any]]
+    links: list[dict[str, str]]
+
+
+class ParcelFile(BaseModel):
+    """The parcel file (fields as the caller may read them, area checks, zoning, neighbours,
+    history, incidents and cameras nearby, links); ETag is its version."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    version: int
+    links: list[dict[str, str]]
+
+
+class Anomalies(BaseModel):
+    commune: str | None
+    area_discrepancies: list[dict[str, Any]]
+    zoning_conflicts: list[dict[str, Any]]
+
+
+class EditResult(BaseModel):
+    id: int
+    version: int
+    updated_at: str
+    changed: list[str]
+    warnings: list[str]
+    parcel: dict[str, Any]
+
+
+ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the parcel's version, for If-Match"}}
 
 
 # --- API -----------------------------------------------------------------------------------------
 
 
-@router.get("/api/parcels/search")
-def search_get(request: Request, who: Who) -> Response:
-    def run(request: Request) -> Response:
-        params = dict(request.query_params)
-        limit, offset = _limits(params)
-        with connection() as conn:
-            c = _criteria(conn, who, params, _settings(request).province_srid)
-            results, more = _run_search(conn, request, who, c, limit, offset)
-        return _json(_search_body(request, results, more, limit, offset))
-
-    return _guard(run, request)
-
-
-@router.post("/api/parcels/search")
-async def search_post(request: Request, who: Who) -> Response:
-    raw = await request.body()
-
-    def run(request: Request) -> Response:
-        body = _body(raw)
-        if not isinstance(body, dict):
-            raise BadParameter("body: expected an object {\"geometry\": GeoJSON polygon, ...}")
-        allowed = {"geometry", "crs", "relation", "commune", "sheet", "parcel", "land_use", "owner",
-                   "limit", "offset"}
-        unknown = sorted(set(body) - allowed)
-        if unknown:
-            raise BadParameter(f"body: unknown member(s) {', '.join(unknown)} "
-                               f"(allowed: {', '.join(sorted(allowed))})")
-        if "geometry" not in body:
-            raise BadParameter("body: \"geometry\" (a GeoJSON Polygon or MultiPolygon) is required; "
-                               "other searches use GET /api/parcels/search")
-        relation = body.get("relation", "intersects")
-        if relation not in ("intersects", "within"):
-            raise BadParameter("relation: \"intersects\" or \"within\"")
-        settings = _settings(request)
-        limit, offset = _limits(body)
-        with connection() as conn:
-            c = _criteria(conn, who, {k: body.get(k) for k in ("commune", "sheet", "parcel", "land_use",
-                                                              "owner")}, settings.province_srid)
-            c.polygon = polygon_from_geojson(conn, body["geometry"],
-                                             srid=_srid_of(body.get("crs"), settings.province_srid),
-                                             province_srid=settings.province_srid)
-            area_km2 = conn.execute("SELECT ST_Area(ST_Transform(ST_GeomFromWKB(%s, 4326), %s)) / 1e6",
-                                    (c.polygon, settings.province_srid)).fetchone()[0]
-            if area_km2 > search.MAX_POLYGON_KM2:
-                raise InvalidInput(f"geometry: the area is {area_km2:.1f} km²; search areas up to "
-                                   f"{search.MAX_POLYGON_KM2} km² (use the OGC API for more)")
-            c.within = relation == "within"
-            results, more = _run_search(conn, request, who, c, limit, offset)
-        return _json(_search_body(request, results, more, limit, offset))
-
-    return await run_in_threadpool(_guard, run, request)
+@router.get("/api/parcels/search", summary="Search parcels", responses={
+    200: {"model": SearchResults, "description": "a page of parcels"},
+    **problems(400, 401, 403, 404, 422, 429, reasons={
+        404: "the commune named is not known", 401: "searching by land user needs sign-in",
+        403: "searching by land user needs the right to read land users' names"})})
+def search_get(request: Request, who: Who, conn: Conn, settings: SettingsDep, terms: Terms,
+               page: SearchPaging) -> Response:
+    """Parcels by commune, sheet, parcel number, land use, land user (land officers), a point in
+    lon/lat or a VN-2000 X,Y."""
+    c = _criteria(conn, who, terms, settings.province_srid, unauthorized(OWNER_SIGN_IN, request).challenges)
+    results, more = _run_search(conn, request, who, c, page.limit, page.offset)
+    return _json(_search_body(request, results, more, page.limit, page.offset))
 
 
-def _detail_response(request: Request, who: Principal, parcel_id: int, as_of: dt.datetime | None,
+@router.post("/api/parcels/search", summary="Search parcels in a polygon",
+             openapi_extra=body_schema(PolygonSearch), responses={
+                 200: {"model": SearchResults, "description": "a page of parcels"},
+                 **problems(400, 401, 403, 404, 422, 429, reasons={
+                     400: "the body is not a JSON object, or a member is unknown, missing or malformed",
+                     422: "the polygon is invalid (reason and place), too large, or in an unknown CRS"})})
+def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
+                body: Annotated[dict[str, Any], Depends(search_body)]) -> Response:
+    check_members(body, PolygonSearch.model_fields, BadRequest,
+                  f"(allowed: {', '.join(sorted(PolygonSearch.model_fields))})")
+    if "geometry" not in body:
+        raise BadRequest("body: \"geometry\" (a GeoJSON Polygon or MultiPolygon) is required; "
+                         "other searches use GET /api/parcels/search")
+    if body.get("relation", "intersects") not in ("intersects", "within"):
+        raise BadRequest("relation: \"intersects\" or \"within\"")
+    q = validate(PolygonSearch, body, BadRequest)
+    limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
+    srid = settings.province_srid
+    c = _criteria(conn, who, SearchTerms(q.commune, q.sheet, q.parcel, q.land_use, q.owner), srid,
+                  unauthorized(OWNER_SIGN_IN, request).challenges)
+    c.polygon = polygon_from_geojson(conn, q.geometry, srid=_srid_of(q.crs, srid), province_srid=srid)
+    area_km2 = queries.area_km2(conn, c.polygon, srid)
+    if area_km2 > search.MAX_POLYGON_KM2:
+        raise Invalid(f"geometry: the area is {area_km2:.1f} km²; search areas up to "
+                      f"{search.MAX_POLYGON_KM2} km² (use the OGC API for more)")
+    c.within = q.relation == "within"
+    results, more = _run_search(conn, request, who, c, limit, offset)
+    return _json(_search_body(request, results, more, limit, offset))
+
+
+def _detail_response(conn: psycopg.Connection, request: Request, who: Principal, parcel_id: int,
+                     as_of: dt.datetime | None, srid: int,
                      extra_headers: dict[str, str] | None = None) -> Response:
-    srid = _settings(request).province_srid
-    with connection() as conn:
-        body = detail.detail(conn, parcel_id, who, srid, as_of)
-        for layer_id in detail.sensitive_layers(who):
-            audit.record(conn, who, "read", request=request, layer=layer_id,
-                         target={"parcel": parcel_id, "as_of": body["as_of"]})
+    body = detail.detail(conn, parcel_id, who, srid, as_of)
+    for layer_id in detail.sensitive_layers(who):
+        audit.record(conn, who, "read", request=request, layer=layer_id,
+                     target={"parcel": parcel_id, "as_of": body["as_of"]})
     body["links"] = _links(parcel_id, as_of)
     headers = dict(extra_headers or {})
     if as_of is None:
@@ -308,113 +451,108 @@ def _links(parcel_id: int, as_of: dt.datetime | None) -> list[dict[str, str]]:
             {"rel": "extract", "type": "text/html", "href": f"/parcels/{parcel_id}/extract.html{q}"}]
 
 
-@router.get("/api/parcels/by-number/{commune}/{sheet}/{parcel}")
-def by_number(request: Request, who: Who, commune: str, sheet: str, parcel: str,
-              as_of: Annotated[str | None, Query()] = None) -> Response:
-    def run(request: Request) -> Response:
-        s = _int("sheet", sheet, 1, 9999)
-        p = _int("parcel", parcel, 1, 99999)
-        t = parse_as_of(as_of)
-        with connection() as conn:
-            pid = search.find_by_number(conn, commune.strip(), s, p,
-                                        row_filter(get_layer("parcels"), who))
-        return _detail_response(request, who, pid, t, {"Content-Location": f"/api/parcels/{pid}"})
+@router.get("/api/parcels/by-number/{commune}/{sheet}/{parcel}", summary="A parcel by its number",
+            responses={200: {"model": ParcelFile, "description": "the parcel file",
+                             "headers": {**ETAG, "Content-Location": {
+                                 "schema": {"type": "string"}, "description": "the parcel's URL"}}},
+                       **problems(300, 400, *WHO, 404, reasons={
+                           300: "a post-2025 commune code whose merged communes share the sheet and "
+                                "parcel numbers: `candidates` lists them"})})
+def by_number(request: Request, who: Who, conn: Conn, settings: SettingsDep,
+              commune: Annotated[str, Path(description="commune code, current or pre-2025 (5 digits)",
+                                           max_length=100, examples=["09244"])],
+              sheet: Annotated[int, Path(ge=1, le=MAX_SHEET, description="map sheet number")],
+              parcel: Annotated[int, Path(ge=1, le=MAX_PARCEL, description="parcel number on the sheet")],
+              as_of: AsOf) -> Response:
+    pid = search.find_by_number(conn, commune.strip(), sheet, parcel, row_filter(get_layer("parcels"), who))
+    return _detail_response(conn, request, who, pid, as_of, settings.province_srid,
+                            {"Content-Location": f"/api/parcels/{pid}"})
 
-    return _guard(run, request)
 
-
-LandOfficer = Annotated[Principal, Depends(require_roles("land_officer"))]
-
-
-@router.get("/api/parcels/anomalies")
-def anomalies(request: Request, who: LandOfficer,
-              commune: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+@router.get("/api/parcels/anomalies", summary="Area discrepancies and zoning conflicts",
+            responses={200: {"model": Anomalies, "description": "the land officer's work list"},
+                       **problems(400, *WHO, 403, 404)})
+def anomalies(who: LandOfficer, conn: Conn, settings: SettingsDep,
+              commune: Annotated[str | None, Query(max_length=100, description=(
+                  "only this commune (its code or an unambiguous name)"))] = None) -> Response:
     """Area discrepancies and zoning conflicts over all parcels (of one commune): the land
     officer's work list."""
-
-    def run(request: Request) -> Response:
-        srid = _settings(request).province_srid
-        with connection() as conn:
-            code = None
-            if commune:
-                codes = search.resolve_communes(conn, commune)
-                if len(codes) != 1:
-                    raise BadParameter(f"commune: {commune!r} matches {len(codes)} communes; give its code")
-                code = codes[0]
-            areas = checks.all_area_discrepancies(conn, srid, code)
-            conflicts = checks.all_zoning_conflicts(conn, srid, code)
-            keys = {r[0]: r[1:] for r in conn.execute(
-                "SELECT id, commune_code, old_commune_code, sheet_no, parcel_no FROM parcels"
-                " WHERE id = ANY(%s)", ([c.parcel_id for c in conflicts],)).fetchall()}
-        return _json({
-            "commune": code,
-            "area_discrepancies": areas,
-            "zoning_conflicts": [{"id": c.parcel_id, **dict(zip(
-                ("commune_code", "old_commune_code", "sheet_no", "parcel_no"), keys.get(c.parcel_id, ()),
-                strict=False)), **c.as_json()} for c in conflicts],
-        })
-
-    return _guard(run, request)
+    srid = settings.province_srid
+    code = None
+    if commune:
+        codes = search.resolve_communes(conn, commune)
+        if len(codes) != 1:
+            raise BadRequest(f"commune: {commune!r} matches {len(codes)} communes; give its code",
+                             parameter="commune")
+        code = codes[0]
+    areas = checks.all_area_discrepancies(conn, srid, code)
+    conflicts = checks.all_zoning_conflicts(conn, srid, code)
+    keys = queries.parcel_keys(conn, [c.parcel_id for c in conflicts])
+    return _json({
+        "commune": code,
+        "area_discrepancies": areas,
+        "zoning_conflicts": [{"id": c.parcel_id, **keys.get(c.parcel_id, {}), **c.as_json()}
+                             for c in conflicts],
+    })
 
 
-@router.get("/api/parcels/{parcel_id}")
-def get_parcel(request: Request, who: Who, parcel_id: str,
-               as_of: Annotated[str | None, Query()] = None) -> Response:
-    def run(request: Request) -> Response:
-        return _detail_response(request, who, _parcel_id(parcel_id), parse_as_of(as_of))
+@router.get("/api/parcels/{parcel_id}", summary="The parcel file", responses={
+    200: {"model": ParcelFile, "description": "the parcel file (ETag only for the current version)",
+          "headers": ETAG},
+    **problems(400, *WHO, 404, reasons={404: "no such parcel (or none at `as_of`: the body says since when "
+                                       "it is recorded)"})})
+def get_parcel(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
+               as_of: AsOf) -> Response:
+    return _detail_response(conn, request, who, _parcel_id(parcel_id), as_of, settings.province_srid)
 
-    return _guard(run, request)
 
-
-@router.patch("/api/parcels/{parcel_id}")
-async def patch_parcel(request: Request, who: LandOfficer, parcel_id: str) -> Response:
-    raw = await request.body()
-
-    def run(request: Request) -> Response:
-        pid = _parcel_id(parcel_id)
-        body = _body(raw)
-        if not isinstance(body, dict):
-            raise BadParameter("body: expected an object "
-                               "{\"version\", \"properties\", \"geometry\", \"note\"}")
-        allowed = {"type", "version", "properties", "geometry", "crs", "note", "id"}
-        unknown = sorted(set(body) - allowed)
-        if unknown:
-            raise InvalidInput(f"body: unknown member(s) {', '.join(unknown)} "
-                               "(send {\"version\", \"properties\": {...}, \"geometry\": {...}, \"note\"})")
-        version = edit.parse_version(request.headers.get("if-match"), body.get("version"))
-        settings = _settings(request)
-        note = body.get("note")
-        if note is not None and not isinstance(note, str):
-            raise InvalidInput("note: expected text")
-        with connection() as conn:
-            change = edit.Edit(expected_version=version, note=note)
-            if body.get("properties") is not None:
-                change.properties = edit.validate_properties(conn, body["properties"], who)
-            if body.get("geometry") is not None:
-                change.geometry = polygon_from_geojson(
-                    conn, body["geometry"], srid=_srid_of(body.get("crs"), settings.province_srid),
-                    province_srid=settings.province_srid)
-            result = edit.apply(conn, pid, change, who, settings.province_srid, request)
-            parcel = detail.detail(conn, pid, who, settings.province_srid)
-        TILES.forget("parcels")
-        parcel["links"] = _links(pid, None)
-        return _json({**result, "parcel": parcel}, headers={"ETag": f'"{result["version"]}"'})
-
-    return await run_in_threadpool(_guard, run, request)
+@router.patch("/api/parcels/{parcel_id}", summary="Edit a parcel (land officers)",
+              openapi_extra=body_schema(ParcelPatch), responses={
+                  200: {"model": EditResult, "description": "the change, and the parcel as it now is",
+                        "headers": ETAG},
+                  **problems(400, *WHO, 403, 404, 409, 422, 428, reasons={
+                      400: "the body is not a JSON object, or If-Match is malformed or disagrees "
+                           "with the body's version",
+                      403: "a field the caller may not change",
+                      409: "someone saved the parcel since (code VersionConflict, with both versions)",
+                      422: "unknown members, invalid values or geometry (code InvalidGeometry with "
+                           "`problems`: reason and place of each)"})})
+def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: SettingsDep,
+                 parcel_id: ParcelIdPath, body: Annotated[dict[str, Any], Depends(patch_body)],
+                 if_match: Annotated[str | None, Header(
+                     description="the version edited, e.g. \"3\" (or `version` in the body)",
+                     max_length=100)] = None) -> Response:
+    pid = _parcel_id(parcel_id)
+    check_members(body, ParcelPatch.model_fields,
+                  Invalid, "(send {\"version\", \"properties\": {...}, \"geometry\": {...}, \"note\"})")
+    version = edit.parse_version(if_match, body.get("version"))
+    if body.get("note") is not None and not isinstance(body["note"], str):
+        raise Invalid("note: expected text")
+    srid = settings.province_srid
+    change = edit.Edit(expected_version=version, note=body.get("note"))
+    if body.get("properties") is not None:
+        # The domain's own check first: its messages name the field and the rule.
+        change.properties = edit.validate_properties(conn, body["properties"], who)
+    change_of = validate(ParcelPatch, body, Invalid)
+    if change_of.geometry is not None:
+        change.geometry = polygon_from_geojson(conn, change_of.geometry, srid=_srid_of(change_of.crs, srid),
+                                               province_srid=srid)
+    result = edit.apply(conn, pid, change, who, srid, request)
+    parcel = detail.detail(conn, pid, who, srid)
+    TILES.forget("parcels")
+    parcel["links"] = _links(pid, None)
+    return _json({**result, "parcel": parcel}, headers={"ETag": f'"{result["version"]}"'})
 
 
 # --- extracts ------------------------------------------------------------------------------------
 
 
-def _extract(request: Request, who: Principal, parcel_id: str, as_of: str | None) -> extract.Extract:
-    lang = request_lang(request)
-    with connection() as conn:
-        ex = extract.build(conn, _parcel_id(parcel_id), who, _settings(request).province_srid,
-                           parse_as_of(as_of), lang)
-        audit_layers = detail.sensitive_layers(who)
-        if "parcels" in audit_layers:
-            audit.record(conn, who, "read", request=request, layer="parcels",
-                         target={"parcel": ex.parcel_id, "extract": True})
+def _extract(conn: psycopg.Connection, request: Request, who: Principal, parcel_id: str,
+             as_of: dt.datetime | None, srid: int, lang: str) -> extract.Extract:
+    ex = extract.build(conn, _parcel_id(parcel_id), who, srid, as_of, lang)
+    if "parcels" in detail.sensitive_layers(who):
+        audit.record(conn, who, "read", request=request, layer="parcels",
+                     target={"parcel": ex.parcel_id, "extract": True})
     return ex
 
 
@@ -422,111 +560,100 @@ def _filename(ex: extract.Extract, ext: str) -> str:
     return f"trich-luc-{ex.commune['code']}-{ex.sheet_no}-{ex.parcel_no}.{ext}"
 
 
-@router.get("/parcels/{parcel_id}/extract.pdf")
-def extract_pdf(request: Request, who: Who, parcel_id: str,
-                as_of: Annotated[str | None, Query()] = None) -> Response:
-    def run(request: Request) -> Response:
-        ex = _extract(request, who, parcel_id, as_of)
-        body = pdf.render(ex, request_lang(request))
-        return Response(body, media_type="application/pdf", headers={
-            **NO_STORE, "Content-Disposition": f'inline; filename="{_filename(ex, "pdf")}"'})
+@router.get("/parcels/{parcel_id}/extract.pdf", summary="Cadastral extract (PDF)", response_class=Response,
+            responses={200: {"description": "the extract", "content": {"application/pdf": {"schema": BINARY}},
+                             "headers": {"Content-Disposition": {"schema": {"type": "string"}}}},
+                       **problems(400, *WHO, 404, page=True)})
+def extract_pdf(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
+                as_of: AsOf, lang: Lang) -> Response:
+    ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang)
+    body = pdf.render(ex, lang)
+    return Response(body, media_type="application/pdf", headers={
+        **NO_STORE, "Content-Disposition": f'inline; filename="{_filename(ex, "pdf")}"'})
 
-    return _guard(run, request)
 
-
-@router.get("/parcels/{parcel_id}/extract.html")
-def extract_html(request: Request, who: Who, parcel_id: str,
-                 as_of: Annotated[str | None, Query()] = None) -> Response:
-    def run(request: Request) -> Response:
-        ex = _extract(request, who, parcel_id, as_of)
-        return HTMLResponse(parcels_pages.extract_page(ex, request_lang(request)), headers=NO_STORE)
-
-    return _guard(run, request)
+@router.get("/parcels/{parcel_id}/extract.html", summary="Cadastral extract (printable page)",
+            response_class=HTMLResponse,
+            responses={200: {"description": "the extract", "content": {"text/html": {"schema": HTML}}},
+                       **problems(400, *WHO, 404, page=True)})
+def extract_html(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
+                 as_of: AsOf, lang: Lang) -> Response:
+    ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang)
+    return HTMLResponse(parcels_pages.extract_page(ex, lang), headers=NO_STORE)
 
 
 # --- pages ---------------------------------------------------------------------------------------
 
 
-def _error_page(e: ParcelError, lang: str) -> HTMLResponse:
-    title = parcels_pages.LABELS[lang]["error"]
-    from html import escape
-
-    headers = dict(NO_STORE)
-    if e.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="GeoIOC", charset="UTF-8"'
-    return HTMLResponse(
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>'
-        '<link rel="stylesheet" href="/ogc/static/vendor/bootstrap/css/bootstrap.min.css"></head>'
-        f'<body class="p-4"><h1 class="h4">{e.status} – {escape(title)}</h1>'
-        f'<p id="error">{escape(e.description)}</p><p><a href="/parcels">/parcels</a></p></body></html>',
-        status_code=e.status, headers=headers)
-
-
 @router.get("/parcels/sign-in", include_in_schema=False)
-def sign_in(request: Request, who: Who, next: str = "/parcels") -> Response:
+def sign_in(who: Who, next: Annotated[str, Query(max_length=2000)] = "/parcels") -> Response:
     """Server-rendered pages cannot see the map's tokens (kept in the tab's sessionStorage):
     they use HTTP Basic, which this asks the browser for, then go back to NEXT."""
     parts = urlsplit(next)
     target = next if (not parts.scheme and not parts.netloc and next.startswith("/")
                       and not next.startswith("//")) else "/parcels"
     if who.anonymous:
-        return _error_page(Unauthorized("sign in with your GeoIOC user name and password"),
-                           request_lang(request))
+        raise Unauthorized("sign in with your GeoIOC user name and password",
+                           challenges=(BASIC_CHALLENGE,))
     return RedirectResponse(target, status_code=303)
 
 
 @router.get("/parcels", include_in_schema=False)
-def search_page(request: Request, who: Who) -> Response:
-    lang = request_lang(request)
-    params = dict(request.query_params)
-    settings = _settings(request)
+def search_page(
+    request: Request, who: Who, conn: Conn, settings: SettingsDep, lang: Lang,
+    commune: Annotated[str | None, Query(max_length=100)] = None,
+    sheet: Annotated[str | None, Query(max_length=20)] = None,
+    parcel: Annotated[str | None, Query(max_length=20)] = None,
+    land_use: Annotated[str | None, Query(max_length=200)] = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    point: Annotated[str | None, Query(max_length=100)] = None,
+    xy: Annotated[str | None, Query(max_length=100)] = None,
+    polygon: Annotated[str | None, Query(max_length=MAX_BODY)] = None,
+    limit: Annotated[str | None, Query(max_length=20)] = None,
+    offset: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The search form and its results. A bad search is shown in the form, with its status (a
+    person corrects it there); only a 401 becomes the browser's password dialog."""
     error = None
     results: list[dict[str, Any]] | None = None
     more = False
-    limit, offset = search.DEFAULT_LIMIT, 0
+    page_limit, page_offset = search.DEFAULT_LIMIT, 0
     status = 200
-    with connection() as conn:
-        codes = conn.execute(
-            "SELECT code, CASE WHEN %s = 'en' THEN name_en ELSE name_vi END FROM land_use_codes"
-            " WHERE valid_to IS NULL ORDER BY code", (lang,)).fetchall()
-        try:
-            limit, offset = _limits(params)
-            c = _criteria(conn, who, params, settings.province_srid)
-            if params.get("polygon"):
-                c.polygon = polygon_from_geojson(conn, orjson.loads(params["polygon"]),
-                                                 province_srid=settings.province_srid)
-            if not c.empty():
-                results, more = _run_search(conn, request, who, c, limit, offset)
-        except orjson.JSONDecodeError:
-            error, status = "polygon: not GeoJSON", 400
-        except ParcelError as e:
-            if isinstance(e, Unauthorized):
-                return _error_page(e, lang)
-            error, status = e.description, e.status
+    codes = queries.current_land_use_codes(conn, lang)
+    try:
+        page_limit = _int("limit", limit, 1, search.MAX_LIMIT) or search.DEFAULT_LIMIT
+        page_offset = _int("offset", offset, 0, search.MAX_OFFSET) or 0
+        terms = SearchTerms(commune, _int("sheet", sheet, 1, MAX_SHEET),
+                            _int("parcel", parcel, 1, MAX_PARCEL), land_use, owner, point, xy)
+        c = _criteria(conn, who, terms, settings.province_srid, (BASIC_CHALLENGE,))
+        if polygon:
+            c.polygon = polygon_from_geojson(conn, orjson.loads(polygon),
+                                             province_srid=settings.province_srid)
+        if not c.empty():
+            results, more = _run_search(conn, request, who, c, page_limit, page_offset)
+    except orjson.JSONDecodeError:
+        error, status = "polygon: not GeoJSON", 400
+    except Unauthorized:
+        raise
+    except GeoIOCError as e:
+        error, status = e.detail, status_of(e)
     html = parcels_pages.search_page(
-        lang=lang, user=who.user, roles=sorted(who.roles), query=params,
-        land_use_codes=[(r[0], r[1]) for r in codes], owner_allowed=_owner_allowed(who),
+        lang=lang, user=who.user, roles=sorted(who.roles), query=dict(request.query_params),
+        land_use_codes=codes, owner_allowed=_owner_allowed(who),
         results=results, more=more, error=error, basemap_url=settings.basemap_url,
-        limit=limit, offset=offset)
+        limit=page_limit, offset=page_offset)
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 
 @router.get("/parcels/{parcel_id}", include_in_schema=False)
-def parcel_page(request: Request, who: Who, parcel_id: str,
-                as_of: Annotated[str | None, Query()] = None) -> Response:
-    lang = request_lang(request)
-    settings = _settings(request)
-    try:
-        pid = _parcel_id(parcel_id)
-        t = parse_as_of(as_of)
-        with connection() as conn:
-            body = detail.detail(conn, pid, who, settings.province_srid, t)
-            for layer_id in detail.sensitive_layers(who):
-                audit.record(conn, who, "read", request=request, layer=layer_id,
-                             target={"parcel": pid, "as_of": body["as_of"]})
-            map_data = detail.map_features(conn, body, t, lang)
-    except ParcelError as e:
-        return _error_page(e, lang)
+def parcel_page(request: Request, who: Who, conn: Conn, settings: SettingsDep, lang: Lang,
+                parcel_id: ParcelIdPath, as_of: AsOf) -> Response:
+    pid = _parcel_id(parcel_id)
+    body = detail.detail(conn, pid, who, settings.province_srid, as_of)
+    for layer_id in detail.sensitive_layers(who):
+        audit.record(conn, who, "read", request=request, layer=layer_id,
+                     target={"parcel": pid, "as_of": body["as_of"]})
+    map_data = detail.map_features(conn, body, as_of, lang)
     layer = get_layer("parcels")
     titles = {f.name: (f.title_en if lang == "en" else f.title_vi) for f in layer.fields}
     labels = {f.name: {k: (v[1] if lang == "en" else v[0]) for k, v in f.values.items()}

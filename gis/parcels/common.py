@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from psycopg import sql
 
 from gis.crs import transformer
-from gis.parcels.errors import BadParameter
 from layers.access import Principal, readable_fields
 from layers.catalogue import get_layer
+from layers.errors import BadRequest
 from layers.model import Layer
 
 # Dates typed by land officers are local dates of the province (UTC+7, no DST).
@@ -49,7 +49,7 @@ def parse_as_of(raw: str | None) -> dt.datetime | None:
             return start - dt.timedelta(microseconds=1)
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
-        raise BadParameter(f"as_of: {raw!r} is not a date (YYYY-MM-DD) or an ISO date-time") from None
+        raise BadRequest(f"as_of: {raw!r} is not a date (YYYY-MM-DD) or an ISO date-time") from None
     return value if value.tzinfo else value.replace(tzinfo=PROVINCE_TZ)
 
 

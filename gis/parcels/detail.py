@@ -25,10 +25,10 @@ from psycopg.rows import dict_row
 
 from gis.parcels import checks
 from gis.parcels.common import KEY_FIELDS, key_text, parcels_layer, readable
-from gis.parcels.errors import NotFound
 from gis.rows import one
 from layers.access import Principal, can_read, can_read_field, is_sensitive_read, row_filter
 from layers.catalogue import get_layer
+from layers.errors import NotFound
 from layers.model import Access, Field
 
 # Two parcels are neighbours when they share more than this much boundary (a corner touch is

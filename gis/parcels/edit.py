@@ -28,16 +28,9 @@ from psycopg import errors, sql
 from gis import audit
 from gis.parcels import checks
 from gis.parcels.common import describe_location, location, parcels_layer, readable
-from gis.parcels.errors import (
-    BadParameter,
-    Forbidden,
-    InvalidGeometry,
-    InvalidInput,
-    NotFound,
-    PreconditionRequired,
-    VersionConflict,
-)
+from gis.parcels.errors import InvalidGeometry, VersionConflict
 from layers.access import Principal
+from layers.errors import BadRequest, Forbidden, Invalid, NotFound, PreconditionRequired
 
 EDITABLE = ("sheet_no", "parcel_no", "land_use_codes", "legal_area", "land_user", "land_user_id",
             "certificate_no", "use_until", "origin")
@@ -63,15 +56,15 @@ def parse_version(if_match: str | None, body_version: Any) -> int:
     if if_match is not None and if_match.strip():
         m = _ETAG.match(if_match.split(",")[0])
         if not m:
-            raise BadParameter(f"If-Match: {if_match!r} is not a parcel version (e.g. \"3\")")
+            raise BadRequest(f"If-Match: {if_match!r} is not a parcel version (e.g. \"3\")")
         header = int(m.group(1))
     body = None
     if body_version is not None:
         if isinstance(body_version, bool) or not isinstance(body_version, int) or body_version < 1:
-            raise InvalidInput(f"version: {body_version!r} is not a version number (1, 2, ...)")
+            raise Invalid(f"version: {body_version!r} is not a version number (1, 2, ...)")
         body = body_version
     if header is not None and body is not None and header != body:
-        raise BadParameter(f"If-Match says version {header} but the body says {body}")
+        raise BadRequest(f"If-Match says version {header} but the body says {body}")
     version = header if header is not None else body
     if version is None:
         raise PreconditionRequired(
@@ -84,31 +77,31 @@ def _text(name: str, v: Any, limit: int = MAX_TEXT) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str):
-        raise InvalidInput(f"{name}: expected text or null, got {type(v).__name__}")
+        raise Invalid(f"{name}: expected text or null, got {type(v).__name__}")
     v = unicodedata.normalize("NFC", " ".join(v.split()))
     if len(v) > limit:
-        raise InvalidInput(f"{name}: longer than {limit} characters")
+        raise Invalid(f"{name}: longer than {limit} characters")
     return v or None
 
 
 def _int(name: str, v: Any, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise InvalidInput(f"{name}: expected a whole number from {lo} to {hi}, got {v!r}")
+        raise Invalid(f"{name}: expected a whole number from {lo} to {hi}, got {v!r}")
     return v
 
 
 def validate_properties(conn: psycopg.Connection, props: Any, who: Principal) -> dict[str, Any]:
-    """Checked and normalised values; InvalidInput (422) naming the field and the problem."""
+    """Checked and normalised values; Invalid (422) naming the field and the problem."""
     if not isinstance(props, dict):
-        raise InvalidInput("properties: expected an object of field: value")
+        raise Invalid("properties: expected an object of field: value")
     layer = parcels_layer()
     visible = readable(who)
     out: dict[str, Any] = {}
     for name, value in props.items():
         if name not in layer.field_names:
-            raise InvalidInput(f"properties: unknown field {name!r} (fields: {', '.join(EDITABLE)})")
+            raise Invalid(f"properties: unknown field {name!r} (fields: {', '.join(EDITABLE)})")
         if name not in EDITABLE:
-            raise InvalidInput(
+            raise Invalid(
                 f"properties: {name} cannot be edited" + (
                     " (the commune follows from where the parcel is)" if "commune" in name
                     else " (set by the server)"))
@@ -125,14 +118,14 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
         return _int(name, v, 1, 99999)
     if name == "legal_area":
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 < v < 1e9:
-            raise InvalidInput(f"legal_area: expected a positive area in m², got {v!r}")
+            raise Invalid(f"legal_area: expected a positive area in m², got {v!r}")
         return round(float(v), 1)
     if name == "land_use_codes":
         return _land_use_codes(conn, v)
     if name == "land_user_id":
         text = _text(name, v, 12)
         if text is not None and not ID_NUMBER.match(text):
-            raise InvalidInput("land_user_id: expected a 12-digit citizen ID (CCCD) or a 9-digit "
+            raise Invalid("land_user_id: expected a 12-digit citizen ID (CCCD) or a 9-digit "
                                "identity card number")
         return text
     if name == "use_until":
@@ -144,31 +137,31 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
             return _bad_date(v)
     if name == "origin":
         if v is not None and v not in f.values:
-            raise InvalidInput(f"origin: {v!r} is not one of {', '.join(f.values)}")
+            raise Invalid(f"origin: {v!r} is not one of {', '.join(f.values)}")
         return v
     return _text(name, v)
 
 
 def _bad_date(v: Any) -> Any:
-    raise InvalidInput(f"use_until: expected a date YYYY-MM-DD or null (permanent), got {v!r}")
+    raise Invalid(f"use_until: expected a date YYYY-MM-DD or null (permanent), got {v!r}")
 
 
 def _land_use_codes(conn: psycopg.Connection, v: Any) -> list[str]:
     if not isinstance(v, list) or not 1 <= len(v) <= 4 or not all(isinstance(c, str) for c in v):
-        raise InvalidInput("land_use_codes: expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]")
+        raise Invalid("land_use_codes: expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]")
     codes = [c.strip().upper() for c in v]
     if len(set(codes)) != len(codes):
-        raise InvalidInput("land_use_codes: a code is repeated")
+        raise Invalid("land_use_codes: a code is repeated")
     rows: dict[str, Any] = dict(conn.execute(
         "SELECT code, valid_to FROM land_use_codes WHERE code = ANY(%s)", (codes,)).fetchall())
     unknown = [c for c in codes if c not in rows]
     if unknown:
-        raise InvalidInput(f"land_use_codes: unknown code(s) {', '.join(unknown)}")
+        raise Invalid(f"land_use_codes: unknown code(s) {', '.join(unknown)}")
     today = dt.date.today()
     retired = [f"{c} (retired on {rows[c].isoformat()})" for c in codes
                if rows[c] is not None and rows[c] <= today]
     if retired:
-        raise InvalidInput(f"land_use_codes: {', '.join(retired)}; use the current code list")
+        raise Invalid(f"land_use_codes: {', '.join(retired)}; use the current code list")
     return codes
 
 
@@ -216,7 +209,7 @@ def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old:
                                     f"(id {nid}) by {area:.2f} m² around {describe_location(loc)}"})
     if problems:
         raise InvalidGeometry("geometry rejected: " + "; ".join(p["message"] for p in problems),
-                              problems=problems)
+                              located=problems)
 
 
 def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, srid: int,
@@ -224,9 +217,9 @@ def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, 
     """Apply EDIT in one transaction on CONN (a pooled autocommit connection): lock, compare
     versions, validate, update, audit. Returns {version, updated_at, changed, warnings}."""
     if not edit.properties and edit.geometry is None:
-        raise InvalidInput("nothing to change: give properties and/or geometry")
+        raise Invalid("nothing to change: give properties and/or geometry")
     if edit.note is not None and len(edit.note) > MAX_NOTE:
-        raise InvalidInput(f"note: longer than {MAX_NOTE} characters")
+        raise Invalid(f"note: longer than {MAX_NOTE} characters")
     props = edit.properties
     try:
         with conn.transaction():
@@ -269,7 +262,7 @@ def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, 
                                  "changed": changed, "note": edit.note})
     except (errors.CheckViolation, errors.UniqueViolation, errors.ForeignKeyViolation,
             errors.NotNullViolation) as e:
-        raise InvalidInput(f"rejected by the database: {e.diag.message_primary}") from None
+        raise Invalid(f"rejected by the database: {e.diag.message_primary}") from None
     new_version, new_updated, legal, computed = new
     warnings = []
     area = checks.area_check(legal, float(computed))
@@ -296,5 +289,5 @@ def _check_key_free(conn: psycopg.Connection, parcel_id: int, commune: str, old:
         " AND sheet_no = %s AND parcel_no = %s AND id <> %s", (commune, old, sheet, number, parcel_id)
     ).fetchone()
     if other:
-        raise InvalidInput(f"sheet {sheet} parcel {number} is already parcel {other[0]} of commune "
+        raise Invalid(f"sheet {sheet} parcel {number} is already parcel {other[0]} of commune "
                            f"{commune}" + (f" (old {old})" if old else ""), existing_id=other[0])

@@ -1,66 +1,30 @@
-"""Problems a parcel request can run into, each with the HTTP status it maps to.
-
-They carry a description meant for a person (naming the key searched, the reason and place of
-a geometry error) and optional structured details for programs; api/routes/parcels.py turns
-them into `{"code", "description", ...}` JSON bodies, the same shape as the OGC API's errors.
-"""
+"""The two parcel problems that carry their own machine-readable `code`; every other parcel error
+is a plain layers.errors class (BadRequest, Invalid, NotFound, Ambiguous, PreconditionRequired,
+Forbidden), mapped to its status and rendered in one place (api/errors.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-
-class ParcelError(Exception):
-    status = 400
-    code = "InvalidParameterValue"
-
-    def __init__(self, description: str, **details: Any) -> None:
-        super().__init__(description)
-        self.description = description
-        self.details = details
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "description": self.description, **self.details}
+from layers.errors import Conflict, Invalid, Problem
 
 
-class BadParameter(ParcelError):
-    status = 400
-    code = "InvalidParameterValue"
+class InvalidGeometry(Invalid):
+    """A polygon that cannot be accepted (422). `located` are the problems with where they are
+    (reason, lon/lat and VN-2000 X/Y, the neighbour overlapped...), kept as the body's `problems`
+    member that clients already read; each is also one entry of the standard `errors` list."""
 
-
-class NotFound(ParcelError):
-    status = 404
-    code = "NotFound"
-
-
-class Ambiguous(ParcelError):
-    """A post-2025 commune code + sheet + parcel matches parcels of several merged communes."""
-
-    status = 300
-    code = "MultipleChoices"
-
-
-class InvalidInput(ParcelError):
-    """Well-formed request whose content cannot be accepted (geometry, attribute values)."""
-
-    status = 422
-    code = "InvalidValue"
-
-
-class InvalidGeometry(InvalidInput):
     code = "InvalidGeometry"
 
+    def __init__(self, detail: str, *, located: Sequence[dict[str, Any]] = (), **details: Any) -> None:
+        super().__init__(detail, problems=[Problem("geometry", str(p.get("message") or p.get("reason")))
+                                           for p in located], **details)
+        if located:
+            self.details["problems"] = list(located)
 
-class PreconditionRequired(ParcelError):
-    status = 428
-    code = "PreconditionRequired"
 
+class VersionConflict(Conflict):
+    """Someone saved the parcel since the caller read it (409): the body says both versions."""
 
-class VersionConflict(ParcelError):
-    status = 409
     code = "VersionConflict"
-
-
-class Forbidden(ParcelError):
-    status = 403
-    code = "Forbidden"

@@ -104,7 +104,7 @@ def polygon_from_geojson(conn: psycopg.Connection, geom: Any, *, srid: int = 432
         if lon is not None and lat is not None:
             problem["location"] = location(lon, lat, province_srid)
             text += " at " + describe_location(problem["location"])
-        raise InvalidGeometry(text, problems=[problem])
+        raise InvalidGeometry(text, located=[problem])
     if not area or area <= 0:
         raise InvalidGeometry("geometry: the polygon has no area")
     # Re-check after the transform: a valid VN-2000 polygon could in theory collapse a spike.

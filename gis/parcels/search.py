@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from gis.parcels.common import COMMUNE_CODE, columns, fold, key_text, like_escape
-from gis.parcels.errors import Ambiguous, BadParameter, NotFound
+from layers.errors import Ambiguous, BadRequest, NotFound
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -68,7 +68,7 @@ def resolve_communes(conn: psycopg.Connection, text: str) -> list[str]:
         return [text]
     q = fold(text)
     if len(q) < 2:
-        raise BadParameter("commune: give a 5-digit commune code or a commune name")
+        raise BadRequest("commune: give a 5-digit commune code or a commune name")
     rows = conn.execute(
         "SELECT DISTINCT code FROM admin_units WHERE level = 'commune'"
         " AND lower(unaccent(name)) LIKE %s ORDER BY code LIMIT 50",
@@ -83,7 +83,7 @@ def parse_land_use(raw: str) -> list[str]:
     codes = [c.strip().upper() for c in raw.split(",") if c.strip()]
     bad = [c for c in codes if not LAND_USE_CODE.match(c)]
     if bad or not codes:
-        raise BadParameter(f"land_use: {', '.join(bad) or raw!r} is not a land-use code "
+        raise BadRequest(f"land_use: {', '.join(bad) or raw!r} is not a land-use code "
                            "(three letters, e.g. ONT; several separated by commas)")
     return codes
 
@@ -91,7 +91,7 @@ def parse_land_use(raw: str) -> list[str]:
 def parse_owner(raw: str) -> str:
     q = fold(raw)
     if len(q.replace(" ", "")) < MIN_OWNER_CHARS:
-        raise BadParameter(f"owner: type at least {MIN_OWNER_CHARS} letters of the name")
+        raise BadRequest(f"owner: type at least {MIN_OWNER_CHARS} letters of the name")
     return q
 
 
@@ -135,7 +135,7 @@ def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
     """(one page of results, whether there are more). READABLE: the parcels fields the caller
     may read; the land user's name is returned (and searchable) only if it is among them."""
     if c.empty():
-        raise BadParameter("give at least one search criterion: commune, sheet, parcel, "
+        raise BadRequest("give at least one search criterion: commune, sheet, parcel, "
                            "land_use, owner, point or polygon")
     conds, params = _conditions(c)
     if restrict is not None:
@@ -186,7 +186,7 @@ def find_by_number(conn: psycopg.Connection, commune: str, sheet: int, parcel: i
     A post-2025 code of a merged commune covers several old communes whose sheets collide: if
     the numbers match in more than one, the answer is Ambiguous (listing them), not a guess."""
     if not COMMUNE_CODE.match(commune):
-        raise BadParameter(f"commune: {commune!r} is not a 5-digit commune code")
+        raise BadRequest(f"commune: {commune!r} is not a 5-digit commune code")
     cond = sql.SQL(" AND {}").format(restrict) if restrict is not None else sql.SQL("")
     rows = conn.execute(sql.SQL(
         "SELECT t.id, t.commune_code, t.old_commune_code,"
