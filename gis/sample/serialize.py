@@ -55,6 +55,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("title", "text"), ("description", "text"), ("commune_code", "text"),
         ("reported_at", "timestamp"), ("resolved_at", "timestamp"), ("geom", "geom"),
     ),
+    "public_facilities": (
+        ("code", "text"), ("name", "text"), ("type", "text"), ("address", "text"),
+        ("capacity", "int"), ("phone", "text"), ("commune_code", "text"), ("geom", "geom"),
+    ),
 }  # fmt: skip
 
 
