@@ -19,17 +19,8 @@ import datetime as dt
 
 from gis.maps.reference import Reference
 from layers.access import ADMIN, Principal, can_read, readable_fields, readable_layers, row_filter
-from layers.catalogue import PROVINCE_BBOX, get_layer
+from layers.catalogue import DOMAINS, PROVINCE_BBOX, get_layer
 from layers.model import Layer
-
-DOMAINS: dict[str, tuple[str, str]] = {
-    "admin": ("Hành chính", "Administrative units"),
-    "land": ("Đất đai – Quy hoạch", "Land and planning"),
-    "traffic": ("Giao thông", "Traffic"),
-    "tourism": ("Du lịch", "Tourism"),
-    "environment": ("Môi trường", "Environment"),
-    "safety": ("An ninh – Trật tự", "Public safety"),
-}
 
 # How each layer reaches the map. "tiles": OGC vector tiles (polygons and lines of any size);
 # "features": OGC items for the visible bbox (a few hundred points at most).
@@ -75,6 +66,20 @@ def _palette(layer: Layer, ref: Reference) -> tuple[dict[str, str], list[dict]]:
     return palette, legend
 
 
+def label_field(layer: Layer) -> str | None:
+    """The field a feature is called by (tooltips, detail titles, place labels): its name if it
+    has one, else its first search field or natural key."""
+    if "name" in layer.field_names:
+        return "name"
+    return next(iter(layer.search_fields or layer.natural_key), None)
+
+
+def is_gazetteer(layer: Layer) -> bool:
+    """The layer of administrative units with eras (valid from/to) that a click always asks
+    about: the map's era switch, place labels and "which commune" come from it."""
+    return bool(layer.time_end_column and layer.identify)
+
+
 def _fields(layer: Layer, who: Principal) -> list[dict]:
     return [{"name": f.name, "title": _both(f.title_vi, f.title_en), "type": f.type,
              **({"values": {k: _both(*v) for k, v in f.values.items()}} if f.values else {})}
@@ -113,6 +118,10 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
         "legend": legend,
         "fields": _fields(layer, who),
         "item_url": f"/ogc/collections/{layer.id}/items",
+        # A click asks the server (/api/map/identify) what of this layer is there.
+        "identify": layer.identify,
+        "label_field": label_field(layer),
+        "search_fields": list(layer.search_fields),
     }
     if kind == "tiles":
         entry["source"] = f"/ogc/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
@@ -121,7 +130,12 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
     else:
         entry["source"] = {"cameras": "/api/map/cameras", "sensors": "/api/map/sensors",
                            "incidents": f"/api/{layer.id}/points"}[kind]
-    if layer.id == "admin_units" and ref.reform_date:
+    if is_gazetteer(layer):
+        entry["gazetteer"] = True
+        entry["labels_url"] = "/api/map/labels"
+        if layer.identify_filter:
+            entry["identify_filter"] = list(layer.identify_filter)
+    if is_gazetteer(layer) and ref.reform_date:
         before = dt.date.fromisoformat(ref.reform_date) - dt.timedelta(days=1)
         entry["eras"] = [
             {"id": "current", "as_of": None,
@@ -165,10 +179,12 @@ def manifest(ref: Reference, who: Principal) -> dict:
                            "bbox": entry["bbox"], "style": {}, "legend": [], "fields": []})
     domains = [{"id": d, "title": _both(*DOMAINS[d])} for d in DOMAINS
                if any(e["domain"] == d for e in layers)]
-    bbox = ref.extents.get("admin_units", list(PROVINCE_BBOX))
+    gazetteer = next((e["id"] for e in layers if e.get("gazetteer")), None)
+    bbox = ref.extents.get(gazetteer, list(PROVINCE_BBOX)) if gazetteer else list(PROVINCE_BBOX)
     return {
         "principal": {"user": who.user, "roles": sorted(who.roles)},
         "bbox": bbox,
+        "gazetteer": gazetteer,
         "domains": domains,
         "layers": layers,
     }

@@ -55,7 +55,12 @@ def _load_reference(conn: psycopg.Connection) -> Reference:
             "ST_Extent({})::geometry AS e FROM {}) s").format(
             sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
         extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
-    reform = conn.execute("SELECT max(valid_to)::text FROM admin_units").fetchone()[0]
+    reform = None
+    for layer in LAYERS:  # the gazetteer: units with eras; its last era began at the reform
+        if layer.time_end_column and layer.identify:
+            reform = conn.execute(sql.SQL("SELECT max({})::text FROM {}").format(
+                sql.Identifier(layer.time_end_column), sql.Identifier(layer.table))).fetchone()[0]
+            break
     return Reference(land_use, extents, reform, time.monotonic())
 
 
