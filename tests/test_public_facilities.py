@@ -120,7 +120,7 @@ def test_manifest_entry_and_legend_per_type(client, keys) -> None:
 
 
 def test_identify_finds_a_facility_near_a_click(client, keys, facility) -> None:
-    # about 6 m north-east of the facility, at zoom 17 (the tolerance there is ~8 pixels, ~9 m)
+    # about 6 m north-east of the facility, at zoom 17 (the tolerance there is 12 pixels, ~13 m)
     near = {"lon": facility["lon"] + 0.00004, "lat": facility["lat"] + 0.00004, "z": 17}
     body = client.get("/api/map/identify", params=near).json()
     hit = next(f for f in body["features"] if f["layer"] == LAYER.id)

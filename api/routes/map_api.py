@@ -17,7 +17,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import BBox, BBoxParam, Conn, Who
+from api.deps import BBox, BBoxParam, Who
+from api.pooled import Conn
 from api.responses import FEATURE_COLLECTION_SCHEMA, GEOJSON, JSON, ok, problems
 from gis import audit
 from gis.maps import queries
@@ -82,14 +83,15 @@ def _noon(day: dt.date | None) -> dt.datetime:
     return dt.datetime.combine(day or dt.datetime.now(dt.UTC).date(), dt.time(12), dt.UTC)
 
 
-@router.get("/layers", responses={200: ok("The caller's layer manifest")})
+@router.get("/layers", response_class=Response,
+            responses={200: ok("The caller's layer manifest"), **problems(503)})
 def layers(who: Who, conn: Conn) -> Response:
     """The layers this caller may read, grouped by domain, with styles, legends, zoom ranges,
     sources (vector tile URL templates or GeoJSON endpoints) and readable fields."""
     return _json(manifest.manifest(reference(conn), who))
 
 
-@router.get("/identify", responses={
+@router.get("/identify", response_class=Response, responses={
     200: ok("The features under or near the point, topmost layer first, each with member "
             "`layer`", GEOJSON, FEATURE_COLLECTION_SCHEMA),
     **problems(400, 404, 503)})
@@ -137,7 +139,7 @@ def identify(
     return Response(body, media_type=GEOJSON, headers=PRIVATE)
 
 
-@router.get("/cameras", responses={
+@router.get("/cameras", response_class=Response, responses={
     200: ok("Cameras with member `fov` (field-of-view polygon)", GEOJSON,
             FEATURE_COLLECTION_SCHEMA),
     **problems(400, 404, 503)})
@@ -152,7 +154,7 @@ def cameras(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response
     return _feature_collection(rows)
 
 
-@router.get("/sensors", responses={
+@router.get("/sensors", response_class=Response, responses={
     200: ok("Stations with their latest reading", GEOJSON, FEATURE_COLLECTION_SCHEMA),
     **problems(400, 404, 503)})
 def sensors(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response:
@@ -173,8 +175,8 @@ LABELS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"labels": {
         "lat": {"type": "number"}}}}}}
 
 
-@router.get("/labels", responses={200: ok("Place names", JSON, LABELS_SCHEMA),
-                                  **problems(400, 404, 503)})
+@router.get("/labels", response_class=Response,
+            responses={200: ok("Place names", JSON, LABELS_SCHEMA), **problems(400, 404, 503)})
 def labels(who: Who, conn: Conn, as_of: AsOf = None) -> Response:
     """Names of the gazetteer's units (communes) of the era AS_OF (default today), each at a
     point inside it: the offline map's place names."""

@@ -14,7 +14,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Conn, SettingsDep, Who
+from api.deps import SettingsDep, Who
+from api.pooled import Conn
 from api.responses import JSON, ok, problems
 from gis import audit
 from gis.analysis import search
@@ -49,8 +50,8 @@ SEARCH_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
         "results": {"type": "array", "items": HIT_SCHEMA}}}}}}
 
 
-@router.get("/search", responses={200: ok("Places found", JSON, SEARCH_SCHEMA),
-                                  **problems(400, 503)})
+@router.get("/search", response_class=Response,
+            responses={200: ok("Places found", JSON, SEARCH_SCHEMA), **problems(400, 503)})
 def search_places(
     request: Request, who: Who, conn: Conn, settings: SettingsDep,
     q: Annotated[str, Query(max_length=MAX_QUERY, description="a place or facility name (with "

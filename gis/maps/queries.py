@@ -24,8 +24,9 @@ MAX_POINTS = 5_000
 # A reading older than this is shown as stale.
 STALE_AFTER = dt.timedelta(hours=24)
 # A click finds a point or line within this many screen pixels (a finger or a mouse is not a
-# pixel), turned into metres at the click's zoom and latitude.
-CLICK_PIXELS = 8
+# pixel; a point's marker is drawn 6-8 pixels wide and a click on it is handled in the browser),
+# turned into metres at the click's zoom and latitude.
+CLICK_PIXELS = 12
 # Ground metres per pixel at zoom 0 on the equator for 256-pixel Web Mercator tiles.
 METRES_PER_PIXEL_Z0 = 156_543.033_928
 # Without a zoom (a script asking, not a map), a generous walking distance around the point.
@@ -104,7 +105,7 @@ def _properties(fields: Sequence[Field], alias: str = "t") -> sql.Composable:
 def _within(layer: Layer, bbox: Envelope | None) -> tuple[sql.Composable, list[object]]:
     if bbox is None:
         return sql.SQL("TRUE"), []
-    env = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
+    env: sql.Composable = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
     if bbox.srid != 4326:
         env = sql.SQL("ST_Transform({}, 4326)").format(env)
     return (sql.SQL("{} && {}").format(sql.Identifier("t", layer.geometry_column), env),

@@ -440,7 +440,8 @@
         `${G.esc(p.unit || "")} <small>${G.esc(G.t("of_threshold", { p: pct }))}${p.stale ? " · " + G.esc(G.t("stale")) : ""}</small></div>` +
         `<div class="gi-muted">${G.esc(G.t("latest_value"))}: ${G.esc(G.fmtDateTime(p.observed_at))}</div>` + body;
     }
-    G.showDetails(G.section(kicker, G.esc(p[entry.label_field] || p.name || p.code || feature.id), body));
+    G.showDetails(G.section(kicker, G.esc(p[entry.label_field] || p.name || p.code || feature.id), body,
+                            "gi-sec-feature gi-sec-" + entry.id));
     highlight(feature.fov ? { type: "Feature", geometry: feature.fov, properties: {} }
       : { type: "Feature", geometry: { type: "Point", coordinates: [latlng.lng, latlng.lat] }, properties: {} });
   }
