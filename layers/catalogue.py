@@ -396,3 +396,19 @@ def get_layer(layer_id: str) -> Layer:
 
 def layer_ids() -> tuple[str, ...]:
     return tuple(_BY_ID)
+
+
+def gazetteer() -> Layer | None:
+    """The administrative units with eras (valid from/to) that a click always asks about: the
+    map's era switch, its place labels and "which commune is this" come from it."""
+    return next((layer for layer in LAYERS if layer.time_end_column and layer.identify), None)
+
+
+def label_field(layer: Layer) -> str | None:
+    """The field a feature is called by (tooltips, detail titles, place labels, search hits):
+    its name or title if it has one, else its first search field, natural key or text field."""
+    for name in ("name", "title"):
+        if name in layer.field_names:
+            return name
+    texts = [f.name for f in layer.fields if f.type == "str"]
+    return next(iter(layer.search_fields or layer.natural_key or texts), None)

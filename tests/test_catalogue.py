@@ -133,3 +133,15 @@ def test_natural_keys_are_unique_in_the_database(conn) -> None:
             " AND i.indnatts = 1 AND a.attname = %s", (layer.table, layer.natural_key[0])
         ).fetchone()[0]
         assert unique, (layer.id, layer.natural_key)
+
+
+def test_one_gazetteer_and_a_label_for_every_layer() -> None:
+    """The map's era switch and place labels need exactly one layer of units with eras; every
+    layer names the field its features are called by."""
+    from layers.catalogue import gazetteer, label_field
+
+    units = gazetteer()
+    assert units is not None and units.id == "admin_units"
+    assert sum(1 for la in LAYERS if la.time_end_column and la.identify) == 1
+    for layer in LAYERS:
+        assert label_field(layer) in layer.field_names, layer.id

@@ -19,7 +19,7 @@ import datetime as dt
 
 from gis.maps.reference import Reference
 from layers.access import ADMIN, Principal, can_read, readable_fields, readable_layers, row_filter
-from layers.catalogue import DOMAINS, PROVINCE_BBOX, get_layer
+from layers.catalogue import DOMAINS, PROVINCE_BBOX, gazetteer, get_layer, label_field
 from layers.model import Layer
 
 # How each layer reaches the map. "tiles": OGC vector tiles (polygons and lines of any size);
@@ -64,20 +64,6 @@ def _palette(layer: Layer, ref: Reference) -> tuple[dict[str, str], list[dict]]:
     legend = [{"value": v, "label": _both(*values[v]) if v in values else _both(v, v),
                "color": c} for v, c in palette.items()]
     return palette, legend
-
-
-def label_field(layer: Layer) -> str | None:
-    """The field a feature is called by (tooltips, detail titles, place labels): its name if it
-    has one, else its first search field or natural key."""
-    if "name" in layer.field_names:
-        return "name"
-    return next(iter(layer.search_fields or layer.natural_key), None)
-
-
-def is_gazetteer(layer: Layer) -> bool:
-    """The layer of administrative units with eras (valid from/to) that a click always asks
-    about: the map's era switch, place labels and "which commune" come from it."""
-    return bool(layer.time_end_column and layer.identify)
 
 
 def _fields(layer: Layer, who: Principal) -> list[dict]:
@@ -130,12 +116,13 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
     else:
         entry["source"] = {"cameras": "/api/map/cameras", "sensors": "/api/map/sensors",
                            "incidents": f"/api/{layer.id}/points"}[kind]
-    if is_gazetteer(layer):
+    is_gazetteer = layer is gazetteer()
+    if is_gazetteer:
         entry["gazetteer"] = True
         entry["labels_url"] = "/api/map/labels"
         if layer.identify_filter:
             entry["identify_filter"] = list(layer.identify_filter)
-    if is_gazetteer(layer) and ref.reform_date:
+    if is_gazetteer and ref.reform_date:
         before = dt.date.fromisoformat(ref.reform_date) - dt.timedelta(days=1)
         entry["eras"] = [
             {"id": "current", "as_of": None,
@@ -179,12 +166,12 @@ def manifest(ref: Reference, who: Principal) -> dict:
                            "bbox": entry["bbox"], "style": {}, "legend": [], "fields": []})
     domains = [{"id": d, "title": _both(*DOMAINS[d])} for d in DOMAINS
                if any(e["domain"] == d for e in layers)]
-    gazetteer = next((e["id"] for e in layers if e.get("gazetteer")), None)
-    bbox = ref.extents.get(gazetteer, list(PROVINCE_BBOX)) if gazetteer else list(PROVINCE_BBOX)
+    units = next((e["id"] for e in layers if e.get("gazetteer")), None)
+    bbox = ref.extents.get(units, list(PROVINCE_BBOX)) if units else list(PROVINCE_BBOX)
     return {
         "principal": {"user": who.user, "roles": sorted(who.roles)},
         "bbox": bbox,
-        "gazetteer": gazetteer,
+        "gazetteer": units,
         "domains": domains,
         "layers": layers,
     }

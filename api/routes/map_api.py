@@ -31,7 +31,7 @@ from layers.access import (
     readable_layers,
     row_filter,
 )
-from layers.catalogue import LAYERS
+from layers.catalogue import LAYERS, gazetteer, label_field
 from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 from web import manifest
@@ -45,7 +45,7 @@ STALE_AFTER = queries.STALE_AFTER
 # Topmost first: the catalogue's order is bottom (boundaries) to top.
 IDENTIFY_LAYERS = tuple(reversed([layer.id for layer in LAYERS if layer.identify]))
 # The gazetteer: the layer whose units have eras (valid from/to); its labels are place names.
-GAZETTEER = next((layer for layer in LAYERS if layer.time_end_column and layer.identify), None)
+GAZETTEER = gazetteer()
 
 
 def readable(layer_id: str, who: Principal) -> Layer:
@@ -183,6 +183,6 @@ def labels(who: Who, conn: Conn, as_of: AsOf = None) -> Response:
     if GAZETTEER is None:
         raise NotFound("not found")
     layer = readable(GAZETTEER.id, who)
-    rows = queries.labels(conn, layer, manifest.label_field(layer) or layer.id_column,
+    rows = queries.labels(conn, layer, label_field(layer) or layer.id_column,
                           row_filter(layer, who), _noon(as_of))
     return _json({"labels": rows}, cache="public, max-age=300")

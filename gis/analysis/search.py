@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from gis.crs import transformer
+from layers.catalogue import label_field
 from layers.model import Field, Layer
 
 Kind = Literal["admin_unit", "parcel", "coordinate", "feature"]
@@ -288,7 +289,7 @@ def layer_features(conn: psycopg.Connection, layer: Layer, fields: tuple[Field, 
     folded = [sql.SQL("geoioc_fold({}{})").format(
         sql.Identifier("t", n), sql.SQL("" if readable[n].type == "str" else "::text"))
         for n in searched]
-    label = "name" if "name" in readable else searched[0]
+    label = next((n for n in (label_field(layer),) if n in readable), searched[0])
     coded = layer.style.by if layer.style.by in readable else None
     shown = [n for n in dict.fromkeys([label, *searched, *([coded] if coded else [])])]
     g = sql.Identifier("t", layer.geometry_column)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from layers.catalogue import LAYERS, PROVINCE_BBOX
+from layers.catalogue import LAYERS, PROVINCE_BBOX, gazetteer
 
 CACHE_SECONDS = 300
 
@@ -56,11 +56,10 @@ def _load_reference(conn: psycopg.Connection) -> Reference:
             sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
         extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
     reform = None
-    for layer in LAYERS:  # the gazetteer: units with eras; its last era began at the reform
-        if layer.time_end_column and layer.identify:
-            reform = conn.execute(sql.SQL("SELECT max({})::text FROM {}").format(
-                sql.Identifier(layer.time_end_column), sql.Identifier(layer.table))).fetchone()[0]
-            break
+    units = gazetteer()
+    if units is not None and units.time_end_column:  # its last era began at the reform
+        reform = conn.execute(sql.SQL("SELECT max({})::text FROM {}").format(
+            sql.Identifier(units.time_end_column), sql.Identifier(units.table))).fetchone()[0]
     return Reference(land_use, extents, reform, time.monotonic())
 
 
