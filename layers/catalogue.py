@@ -93,6 +93,33 @@ PARCEL_ORIGINS = {
     "transfer": ("Nhận chuyển nhượng", "Transfer"),
 }
 SENSOR_KINDS = {"air": ("Không khí", "Air"), "water": ("Nước", "Water")}
+FACILITY_TYPES = {
+    "people_committee": ("Ủy ban nhân dân xã, phường", "Commune People's Committee"),
+    "school": ("Trường học", "School"),
+    "clinic": ("Trạm y tế", "Health station"),
+    "hospital": ("Bệnh viện", "Hospital"),
+    "police": ("Công an", "Police station"),
+    "fire_station": ("Phòng cháy chữa cháy", "Fire station"),
+}
+FACILITY_COLORS = {
+    "people_committee": "#b2182b",
+    "school": "#2166ac",
+    "clinic": "#1b7837",
+    "hospital": "#e7298a",
+    "police": "#35478c",
+    "fire_station": "#f46d43",
+}
+
+# Groups of the map's layer panel (Layer.domain), in the order the panel shows them.
+DOMAINS: dict[str, tuple[str, str]] = {
+    "admin": ("Hành chính", "Administrative units"),
+    "land": ("Đất đai – Quy hoạch", "Land and planning"),
+    "services": ("Cơ sở công cộng", "Public facilities"),
+    "traffic": ("Giao thông", "Traffic"),
+    "tourism": ("Du lịch", "Tourism"),
+    "environment": ("Môi trường", "Environment"),
+    "safety": ("An ninh – Trật tự", "Public safety"),
+}
 
 LAYERS: tuple[Layer, ...] = (
     Layer(
@@ -216,6 +243,7 @@ LAYERS: tuple[Layer, ...] = (
         keywords=("giao thông", "đường", "traffic"),
         import_roles=("operator",),
         search_fields=("name",),
+        identify=True,
     ),
     Layer(
         id="tourism_places",
@@ -238,6 +266,36 @@ LAYERS: tuple[Layer, ...] = (
         keywords=("du lịch", "di tích", "tourism"),
         import_roles=("operator",),
         search_fields=("name", "name_en", "address"),
+    ),
+    Layer(
+        id="public_facilities",
+        title_vi="Cơ sở công cộng",
+        title_en="Public facilities",
+        description_vi="Trụ sở UBND xã, phường, trường học, trạm y tế, bệnh viện, công an và "
+        "phòng cháy chữa cháy.",
+        description_en="Commune People's Committee offices, schools, health stations, hospitals, "
+        "police and fire stations.",
+        domain="services",
+        table="public_facilities",
+        geometry_type="Point",
+        fields=(
+            F("code", "str", "Mã cơ sở", "Facility code", "MACOSO"),
+            F("name", "str", "Tên cơ sở", "Name", "TEN"),
+            F("type", "str", "Loại cơ sở", "Type", "LOAI", values=FACILITY_TYPES),
+            F("address", "str", "Địa chỉ", "Address", "DIACHI", in_tiles=False),
+            F("capacity", "int", "Quy mô (học sinh, giường bệnh hoặc cán bộ)",
+              "Capacity (pupils, beds or staff)", "QUYMO"),
+            # Direct lines of the offices are for staff; the public calls 113, 114 and 115.
+            F("phone", "str", "Số điện thoại trực", "Duty phone", "DIENTHOAI",
+              access=Access.INTERNAL, in_tiles=False),
+            F("commune_code", "str", "Mã xã", "Commune code", "MAXA"),
+        ),
+        style=Style(color="#35478c", radius=6, by="type", palette=FACILITY_COLORS),
+        keywords=("cơ sở công cộng", "trường học", "y tế", "công an", "public facilities"),
+        natural_key=("code",),
+        import_roles=("operator",),
+        search_fields=("name", "address", "code"),
+        identify=True,
     ),
     Layer(
         id="cameras",
@@ -338,3 +396,19 @@ def get_layer(layer_id: str) -> Layer:
 
 def layer_ids() -> tuple[str, ...]:
     return tuple(_BY_ID)
+
+
+def gazetteer() -> Layer | None:
+    """The administrative units with eras (valid from/to) that a click always asks about: the
+    map's era switch, its place labels and "which commune is this" come from it."""
+    return next((layer for layer in LAYERS if layer.time_end_column and layer.identify), None)
+
+
+def label_field(layer: Layer) -> str | None:
+    """The field a feature is called by (tooltips, detail titles, place labels, search hits):
+    its name or title if it has one, else its first search field, natural key or text field."""
+    for name in ("name", "title"):
+        if name in layer.field_names:
+            return name
+    texts = [f.name for f in layer.fields if f.type == "str"]
+    return next(iter(layer.search_fields or layer.natural_key or texts), None)

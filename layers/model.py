@@ -90,7 +90,7 @@ class Layer:
     description_vi: str
     description_en: str
     # Group in the map's layer panel.
-    domain: Literal["admin", "land", "traffic", "tourism", "safety", "environment"]
+    domain: Literal["admin", "land", "services", "traffic", "tourism", "safety", "environment"]
     table: str
     geometry_type: GeometryType
     fields: tuple[Field, ...]
@@ -124,9 +124,10 @@ class Layer:
     import_roles: tuple[str, ...] = ()
     # Text fields the map's search box looks in (accent-insensitive); empty = not searched by name.
     search_fields: tuple[str, ...] = ()
-    # Whether a click on the map asks the server what of this layer is there (polygon and line
-    # layers; point layers are drawn as features and clicked in the browser), and an equality on
-    # a coded field that narrows it (admin units: the commune, not the district around it).
+    # Whether a click on the map asks the server what of this layer is there (a polygon under
+    # the point; the nearest line or point within a tolerance in metres derived from the zoom),
+    # and an equality on a coded field that narrows it (admin units: the commune, not the
+    # district around it).
     identify: bool = False
     identify_filter: tuple[str, str] | None = None
 

@@ -97,3 +97,51 @@ def test_overview_views_exist_for_layers_that_declare_them(conn, layer) -> None:
         "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
         (overview_view(layer.table),))}
     assert cols == {"id", "geom", *layer.overview.group_by}
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.id)
+def test_per_layer_policy_names_real_fields(layer) -> None:
+    """Natural key, search fields, identify filter and the style's field are fields of the
+    layer; the panel knows the layer's domain; import roles are roles that exist."""
+    from layers.catalogue import DOMAINS
+
+    names = set(layer.field_names)
+    assert set(layer.natural_key) <= names
+    assert set(layer.search_fields) <= names
+    assert all(layer.field(n).type in ("str", "int") for n in layer.search_fields)
+    if layer.identify_filter:
+        assert layer.identify and layer.identify_filter[0] in names
+        assert layer.identify_filter[1] in layer.field(layer.identify_filter[0]).values
+    if layer.style.by:
+        assert layer.style.by in names
+        assert set(layer.style.palette) <= set(layer.field(layer.style.by).values) or not \
+            layer.field(layer.style.by).values
+    assert layer.domain in DOMAINS
+    from gis.auth.roles import ROLES
+
+    assert set(layer.import_roles) <= set(ROLES)
+
+
+def test_natural_keys_are_unique_in_the_database(conn) -> None:
+    """A single-column natural key is UNIQUE in its table: the import matches on it."""
+    for layer in LAYERS:
+        if len(layer.natural_key) != 1:
+            continue
+        unique = conn.execute(
+            "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisunique"
+            " AND i.indnatts = 1 AND a.attname = %s", (layer.table, layer.natural_key[0])
+        ).fetchone()[0]
+        assert unique, (layer.id, layer.natural_key)
+
+
+def test_one_gazetteer_and_a_label_for_every_layer() -> None:
+    """The map's era switch and place labels need exactly one layer of units with eras; every
+    layer names the field its features are called by."""
+    from layers.catalogue import gazetteer, label_field
+
+    units = gazetteer()
+    assert units is not None and units.id == "admin_units"
+    assert sum(1 for la in LAYERS if la.time_end_column and la.identify) == 1
+    for layer in LAYERS:
+        assert label_field(layer) in layer.field_names, layer.id

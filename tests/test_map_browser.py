@@ -359,3 +359,39 @@ def test_search_finds_a_commune_typed_without_diacritics(context, live_server, c
         center = page.evaluate("GeoIOC.state.map.getCenter()")
         assert abs(center["lat"] - 21.18) < 0.001 and abs(center["lng"] - 106.07) < 0.001
         page.screenshot(path=str(shots / "map-search.png"))
+
+
+def test_a_new_point_layer_needs_no_script_edit(context, live_server, conn) -> None:
+    """Public facilities (a catalogue entry, a migration, a sample generator) show in the layer
+    panel with a legend per type, as markers, and in the details of a search or a click near
+    one, identified by the server: nothing in the map's JavaScript names the layer."""
+    name, lon, lat = conn.execute(
+        "SELECT name, ST_X(geom), ST_Y(geom) FROM public_facilities WHERE type = 'hospital'"
+        " ORDER BY code LIMIT 1").fetchone()
+    for path in (Path(__file__).parents[1] / "web" / "static" / "map").glob("*.js"):
+        assert "public_facilities" not in path.read_text()
+    with map_page(context, live_server) as (page, watch):
+        panel = page.inner_text('[data-layer="public_facilities"]')
+        assert "Cơ sở công cộng" in panel and "Bệnh viện" in panel and "Trạm y tế" in panel
+        assert page.is_checked("[data-layer-toggle=public_facilities]")
+        set_view(page, lat, lon, 15)
+        assert drawn(page)["public_facilities"] > 0
+        page.fill("#gi-q", fold(name))
+        page.wait_for_selector("#gi-results .gi-hit", timeout=TIMEOUT)
+        assert page.inner_text("#gi-results .gi-hit >> nth=0").startswith(name)
+        mark = idle_mark(page)
+        page.press("#gi-q", "Enter")
+        page.wait_for_selector("#gi-details .gi-sec-public_facilities", timeout=TIMEOUT)
+        wait_idle(page, mark)
+        assert name in page.inner_text("#gi-details .gi-sec-public_facilities")
+        # a click a few pixels beside the marker asks the server, which finds it
+        set_view(page, lat, lon, 17)
+        page.evaluate("GeoIOC.hideDetails()")
+        x, y = screen_point(page, lat, lon)
+        mark = idle_mark(page)
+        page.mouse.click(x + 10, y)  # beside the marker (radius 6), within the tolerance (12)
+        page.wait_for_selector("#gi-details .gi-sec-public_facilities", timeout=TIMEOUT)
+        wait_idle(page, mark)
+        assert name in page.inner_text("#gi-details .gi-sec-public_facilities")
+        asked = [u for u in watch.requests if "/api/map/identify" in u][-1]
+        assert "public_facilities" in parse_qs(urlsplit(asked).query)["layers"][0]

@@ -10,6 +10,7 @@ from gis import migrate
 from gis.crs import VN2000_TM3_MISSING_IN_POSTGIS
 
 TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads", "tourism_places",
+          "public_facilities",
           "cameras", "sensors", "observations", "incidents", "sample_info",
           "users", "user_roles", "api_keys", "auth_sessions", "audit_log",
           "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs"}

@@ -19,17 +19,8 @@ import datetime as dt
 
 from gis.maps.reference import Reference
 from layers.access import ADMIN, Principal, can_read, readable_fields, readable_layers, row_filter
-from layers.catalogue import PROVINCE_BBOX, get_layer
+from layers.catalogue import DOMAINS, PROVINCE_BBOX, gazetteer, get_layer, label_field
 from layers.model import Layer
-
-DOMAINS: dict[str, tuple[str, str]] = {
-    "admin": ("Hành chính", "Administrative units"),
-    "land": ("Đất đai – Quy hoạch", "Land and planning"),
-    "traffic": ("Giao thông", "Traffic"),
-    "tourism": ("Du lịch", "Tourism"),
-    "environment": ("Môi trường", "Environment"),
-    "safety": ("An ninh – Trật tự", "Public safety"),
-}
 
 # How each layer reaches the map. "tiles": OGC vector tiles (polygons and lines of any size);
 # "features": OGC items for the visible bbox (a few hundred points at most).
@@ -113,6 +104,10 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
         "legend": legend,
         "fields": _fields(layer, who),
         "item_url": f"/ogc/collections/{layer.id}/items",
+        # A click asks the server (/api/map/identify) what of this layer is there.
+        "identify": layer.identify,
+        "label_field": label_field(layer),
+        "search_fields": list(layer.search_fields),
     }
     if kind == "tiles":
         entry["source"] = f"/ogc/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
@@ -121,7 +116,13 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
     else:
         entry["source"] = {"cameras": "/api/map/cameras", "sensors": "/api/map/sensors",
                            "incidents": f"/api/{layer.id}/points"}[kind]
-    if layer.id == "admin_units" and ref.reform_date:
+    is_gazetteer = layer is gazetteer()
+    if is_gazetteer:
+        entry["gazetteer"] = True
+        entry["labels_url"] = "/api/map/labels"
+        if layer.identify_filter:
+            entry["identify_filter"] = list(layer.identify_filter)
+    if is_gazetteer and ref.reform_date:
         before = dt.date.fromisoformat(ref.reform_date) - dt.timedelta(days=1)
         entry["eras"] = [
             {"id": "current", "as_of": None,
@@ -165,10 +166,12 @@ def manifest(ref: Reference, who: Principal) -> dict:
                            "bbox": entry["bbox"], "style": {}, "legend": [], "fields": []})
     domains = [{"id": d, "title": _both(*DOMAINS[d])} for d in DOMAINS
                if any(e["domain"] == d for e in layers)]
-    bbox = ref.extents.get("admin_units", list(PROVINCE_BBOX))
+    units = next((e["id"] for e in layers if e.get("gazetteer")), None)
+    bbox = ref.extents.get(units, list(PROVINCE_BBOX)) if units else list(PROVINCE_BBOX)
     return {
         "principal": {"user": who.user, "roles": sorted(who.roles)},
         "bbox": bbox,
+        "gazetteer": units,
         "domains": domains,
         "layers": layers,
     }

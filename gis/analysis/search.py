@@ -3,6 +3,9 @@
 - administrative unit names, with or without Vietnamese diacritics ("xa bong hoa" finds
   "Xã Bồng Hòa"; đ is folded to d on both sides: PostgreSQL's unaccent does it, and so does
   fold() here);
+- names in any other layer the caller may read, in the fields its catalogue entry lists as
+  Layer.search_fields (facilities, tourism places, cameras, stations, roads), folded the same
+  way, grouped by layer, each with a centre to go to;
 - cadastral numbers "sheet/parcel" ("12/345", "tờ 12 thửa 345"), optionally followed by a
   commune name or code;
 - coordinates: WGS84 latitude, longitude ("21.18, 106.07"; longitude first is recognised when
@@ -18,14 +21,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
 from gis.crs import transformer
+from layers.catalogue import label_field
+from layers.model import Field, Layer
 
-Kind = Literal["admin_unit", "parcel", "coordinate"]
+Kind = Literal["admin_unit", "parcel", "coordinate", "feature"]
 MAX_RESULTS = 10
 MIN_NAME_CHARS = 2
 # Where a point can be in Vietnam (with a margin): a VN-2000 guess outside it is not a hit.
@@ -69,9 +74,9 @@ class Hit:
     bbox: tuple[float, float, float, float] | None = None
     layer: str | None = None
     id: int | None = None
-    properties: dict = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "title": self.title, "subtitle": self.subtitle,
                 "center": list(self.center), "bbox": list(self.bbox) if self.bbox else None,
                 "layer": self.layer, "id": self.id, "properties": self.properties}
@@ -254,3 +259,69 @@ def coordinate_hit(c: Coordinate, commune: tuple[str, str] | None, srid: int) ->
                center=(c.lon, c.lat),
                properties={"crs": c.crs, "lon": c.lon, "lat": c.lat, "northing": c.northing,
                            "easting": c.easting, "commune_code": commune[0] if commune else None})
+
+
+# --- any layer's search fields ---------------------------------------------------------------
+
+
+def _centre(layer: Layer) -> sql.Composable:
+    """A point on the feature: itself, the middle of a line, a point inside a polygon."""
+    g = sql.Identifier("t", layer.geometry_column)
+    if layer.geometry_type == "Point":
+        return g
+    if layer.geometry_type == "LineString":
+        return sql.SQL("ST_LineInterpolatePoint({}, 0.5)").format(g)
+    return sql.SQL("ST_PointOnSurface({})").format(g)
+
+
+def layer_features(conn: psycopg.Connection, layer: Layer, fields: tuple[Field, ...],
+                   restrict: sql.Composable | None, text: str,
+                   limit: int = MAX_RESULTS) -> list[Hit]:
+    """Features of LAYER whose folded search fields contain the folded TEXT: exact values
+    first, then values starting with it, then the rest. FIELDS are those the caller may read:
+    a search field outside them is neither searched (a hit would leak its value) nor shown."""
+    q = fold(text)
+    readable = {f.name: f for f in fields}
+    searched = [name for name in layer.search_fields if name in readable]
+    if len(q) < MIN_NAME_CHARS or not searched:
+        return []
+    # A text column as it is, so that an index on geoioc_fold(column) serves the search.
+    folded = [sql.SQL("geoioc_fold({}{})").format(
+        sql.Identifier("t", n), sql.SQL("" if readable[n].type == "str" else "::text"))
+        for n in searched]
+    label = next((n for n in (label_field(layer),) if n in readable), searched[0])
+    coded = layer.style.by if layer.style.by in readable else None
+    shown = [n for n in dict.fromkeys([label, *searched, *([coded] if coded else [])])]
+    g = sql.Identifier("t", layer.geometry_column)
+    stmt = sql.SQL(
+        "SELECT t.{id}, jsonb_build_object({props}), ST_X(c), ST_Y(c),"
+        " ST_XMin({g}), ST_YMin({g}), ST_XMax({g}), ST_YMax({g})"
+        " FROM {table} AS t CROSS JOIN LATERAL (SELECT {centre} AS c) AS p"
+        " WHERE ({any}) AND {restrict}"
+        " ORDER BY CASE WHEN {exact} THEN 0 WHEN {starts} THEN 1 ELSE 2 END, t.{label}, t.{id}"
+        " LIMIT %(limit)s"
+    ).format(
+        id=sql.Identifier(layer.id_column), g=g, table=sql.Identifier(layer.table),
+        props=sql.SQL(", ").join(sql.SQL("{}, t.{}").format(sql.Literal(n), sql.Identifier(n))
+                                 for n in shown),
+        centre=_centre(layer),
+        any=sql.SQL(" OR ").join(sql.SQL("{} LIKE %(like)s").format(f) for f in folded),
+        exact=sql.SQL(" OR ").join(sql.SQL("{} = %(q)s").format(f) for f in folded),
+        starts=sql.SQL(" OR ").join(sql.SQL("{} LIKE %(starts)s").format(f) for f in folded),
+        label=sql.Identifier(label),
+        restrict=restrict if restrict is not None else sql.SQL("TRUE"))
+    rows = conn.execute(stmt, {"like": f"%{_like_escape(q)}%", "q": q,
+                               "starts": f"{_like_escape(q)}%", "limit": limit}).fetchall()
+    hits = []
+    for fid, props, cx, cy, x1, y1, x2, y2 in rows:
+        kind_vi, kind_en = layer.title_vi, layer.title_en
+        if coded and props.get(coded) in readable[coded].values:
+            kind_vi, kind_en = readable[coded].values[props[coded]]
+        extra = [str(props[n]) for n in searched if n != label and props.get(n)]
+        where = f" · {extra[0]}" if extra else ""
+        title = str(props.get(label) or fid)
+        hits.append(Hit(kind="feature", title={"vi": title, "en": title},
+                        subtitle={"vi": f"{kind_vi}{where}", "en": f"{kind_en}{where}"},
+                        center=(cx, cy), bbox=(x1, y1, x2, y2), layer=layer.id, id=fid,
+                        properties=props))
+    return hits

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from gis.rows import scalar
-from layers.catalogue import LAYERS, PROVINCE_BBOX
+from layers.catalogue import LAYERS, PROVINCE_BBOX, gazetteer
 
 CACHE_SECONDS = 300
 
@@ -57,7 +57,11 @@ def _load_reference(conn: psycopg.Connection) -> Reference:
             "ST_Extent({})::geometry AS e FROM {}) s").format(
             sql.Identifier(layer.geometry_column), sql.Identifier(layer.table))).fetchone()
         extents[layer.id] = _outward(row) if row and row[0] is not None else list(PROVINCE_BBOX)
-    reform = scalar(conn.execute("SELECT max(valid_to)::text FROM admin_units"))
+    reform = None
+    units = gazetteer()
+    if units is not None and units.time_end_column:  # its last era began at the reform
+        reform = scalar(conn.execute(sql.SQL("SELECT max({})::text FROM {}").format(
+            sql.Identifier(units.time_end_column), sql.Identifier(units.table))))
     return Reference(land_use, extents, reform, time.monotonic())
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from gis.sample.common import as_multipolygons, midnight, stream, to_storage
+from gis.sample.facilities import build_facilities
 from gis.sample.incidents import build_incidents
 from gis.sample.landuse import build_landuse
 from gis.sample.parcels import build_parcels
@@ -23,9 +24,10 @@ from gis.sample.serialize import table_text
 # Load order (sensors before observations, which refer to them).
 TABLES = (
     "admin_units", "land_use_zones", "roads", "parcels", "tourism_places", "cameras", "sensors",
-    "observations", "incidents",
+    "observations", "incidents", "public_facilities",
 )  # fmt: skip
-STEPS = ("province", "roads", "land use", "parcels", "points", "sensors", "incidents", "EPSG:4326")
+STEPS = ("province", "roads", "land use", "parcels", "points", "sensors", "incidents", "facilities",
+         "EPSG:4326")
 
 
 @dataclass
@@ -101,6 +103,8 @@ def generate(
     observations = build_observations(sensors, as_of, seed)
     step("incidents")
     incidents = build_incidents(p, rn, lu, as_of, seed, scale)
+    step("facilities")
+    facilities = build_facilities(p, villages, seed)
 
     step("EPSG:4326")
     new_code = p.communes["new_code"].to_numpy()
@@ -147,6 +151,7 @@ def generate(
         geom=to_storage(sensors["geom"].to_numpy())
     )
     incidents = incidents.assign(geom=to_storage(incidents["geom"].to_numpy()))
+    facilities = facilities.assign(geom=to_storage(facilities["geom"].to_numpy()))
 
     tables = {
         "admin_units": admin,
@@ -158,6 +163,7 @@ def generate(
         "sensors": sensors_tab,
         "observations": observations,
         "incidents": incidents,
+        "public_facilities": facilities,
     }
     assert tuple(tables) == TABLES
     return Sample(seed=seed, scale=scale, as_of=as_of, tables=tables, planted=parcels.planted)

@@ -38,6 +38,7 @@ STREAMS = {
     "observations": 14,
     "tourism": 15,
     "incidents": 16,
+    "facilities": 17,
 }
 
 

@@ -143,7 +143,7 @@
       state.map.removeLayer(h.layer);
       if (h.refresh) h.refresh("hide");
     }
-    if (id === "admin_units") syncLabels();
+    if (id === gazetteerId()) syncLabels();
     updateCounts();
   }
 
@@ -262,12 +262,18 @@
     updateCounts();
   }
 
+  /** The gazetteer (administrative units with eras): the manifest says which layer it is. */
+  function gazetteerId() {
+    return state.manifest ? state.manifest.gazetteer : null;
+  }
+
   function syncLabels() {
-    const admin = state.handles.admin_units;
-    const want = admin && state.map.hasLayer(admin.layer) && state.map.getZoom() >= 11;
+    const gz = entryOf(gazetteerId());
+    const admin = gz && state.handles[gz.id];
+    const want = admin && gz.labels_url && state.map.hasLayer(admin.layer) && state.map.getZoom() >= 11;
     if (want && state.labelsEra !== state.era) {
       state.labelsEra = state.era;
-      const url = "/api/map/labels" + (state.era ? "?as_of=" + state.era : "");
+      const url = gz.labels_url + (state.era ? "?as_of=" + state.era : "");
       G.api(url).then((body) => {
         if (state.labels) state.map.removeLayer(state.labels);
         state.labels = L.layerGroup(body.labels.map((l) => L.marker([l.lat, l.lon], {
@@ -317,35 +323,57 @@
     }).addTo(state.highlight);
   }
 
+  /** Ask the server what the layers it identifies (manifest `identify`) have at LATLNG: the
+   * polygon under it, the nearest point or line within a few pixels. The gazetteer is asked
+   * even when hidden (the commune of a click is always shown). */
   async function identifyAt(latlng, extra) {
-    const polygons = state.manifest.layers.filter((e) => e.kind === "tiles" &&
-      e.geometry.indexOf("Polygon") >= 0 && (isOn(e.id) || e.id === "admin_units"));
-    if (!polygons.length) return;
+    const asked = state.manifest.layers.filter((e) => e.identify && (isOn(e.id) || e.gazetteer));
+    if (!asked.length) return;
     state.selection = { kind: "place", latlng, extra };
     const seq = ++state.detailSeq;
     const params = new URLSearchParams({
       lon: latlng.lng.toFixed(7), lat: latlng.lat.toFixed(7), z: String(state.map.getZoom()),
-      layers: polygons.map((e) => e.id).join(","),
+      layers: asked.map((e) => e.id).join(","),
     });
     if (state.era) params.set("as_of", state.era);
     const fc = await G.api("/api/map/identify?" + params.toString());
     if (seq !== state.detailSeq) return;
-    const byLayer = {};
-    for (const f of fc.features) byLayer[f.layer] = f;
     const sections = [];
     if (extra && extra.html) sections.push(extra.html);
-    const parcel = byLayer.parcels;
-    const unit = byLayer.admin_units;
-    if (parcel) sections.push(parcelSection(parcel));
+    let unit = null;
+    let first = null;
+    // Topmost layer first, as the server answers; a few layers have a view of their own.
+    for (const f of fc.features) {
+      const entry = entryOf(f.layer);
+      if (!entry) continue;
+      if (entry.gazetteer) { unit = f; continue; }
+      if (!first) first = f;
+      if (f.layer === "parcels") sections.push(parcelSection(f));
+      else if (f.layer === "land_use_zones") sections.push(zoneSection(f));
+      else sections.push(featureSection(entry, f));
+    }
     if (unit) sections.push(communeSection(unit));
-    if (byLayer.land_use_zones) sections.push(zoneSection(byLayer.land_use_zones));
     if (!sections.length) { G.hideDetails(); highlight(null); return; }
     G.showDetails(sections.join(""));
-    highlight(parcel || unit, parcel ? { color: "#f59e0b", weight: 3, fillColor: "#fbbf24", fillOpacity: 0.25 }
-      : { color: "#0891b2", weight: 2.5, fillColor: "#22d3ee", fillOpacity: 0.08, dashArray: "6 4" });
+    const top = first || unit;
+    highlight(top, top === unit ? { color: "#0891b2", weight: 2.5, fillColor: "#22d3ee", fillOpacity: 0.08, dashArray: "6 4" }
+      : { color: "#f59e0b", weight: 3, fillColor: "#fbbf24", fillOpacity: 0.25 });
     if (extra && extra.marker) L.circleMarker(latlng, { radius: 8, color: "#e11d48", weight: 3, fillOpacity: 0.3,
                                                         pane: "gi-highlight" }).addTo(state.highlight);
     if (unit) loadCommuneStats(unit, seq);
+  }
+
+  /** Any identified feature: its layer as the kicker, its label field as the title, the coded
+   * value of the style's field as a coloured badge, then its readable fields. */
+  function featureSection(entry, f) {
+    const p = f.properties || {};
+    const label = entry.label_field;
+    const by = entry.style && entry.style.by;
+    const field = by && entry.fields.find((x) => x.name === by);
+    const badge = field && field.values && field.values[p[by]]
+      ? `<div class="gi-badge" style="--c:${G.esc(G.categoryColor(entry, p[by]))}">${G.esc(G.pick(field.values[p[by]]))}</div>` : "";
+    return G.section(G.pick(entry.title), G.esc(String(p[label] || f.id)),
+                     badge + G.fieldTable(entry, p, label ? [label] : []), "gi-sec-feature gi-sec-" + entry.id);
   }
 
   function landUseNames() {
@@ -375,7 +403,7 @@
   }
 
   function communeSection(f) {
-    const entry = entryOf("admin_units");
+    const entry = entryOf(f.layer);
     const p = f.properties;
     const incidents = state.manifest.layers.find((e) => e.kind === "incidents");
     const stats = incidents ? `<div class="gi-stats" id="gi-commune-stats">${G.esc(G.t("loading"))}</div>`
@@ -401,8 +429,8 @@
     const seq = ++state.detailSeq;
     if (entry.kind === "incidents") return showIncident(entry, feature.id, latlng, seq);
     const p = feature.properties || {};
-    let kicker = G.t("place");
-    let body = G.fieldTable(entry, p, ["name"]);
+    let kicker = G.pick(entry.title);
+    let body = G.fieldTable(entry, p, entry.label_field ? [entry.label_field] : []);
     if (entry.kind === "cameras") kicker = G.t("camera");
     if (entry.kind === "sensors") {
       kicker = G.t("sensor");
@@ -412,7 +440,8 @@
         `${G.esc(p.unit || "")} <small>${G.esc(G.t("of_threshold", { p: pct }))}${p.stale ? " · " + G.esc(G.t("stale")) : ""}</small></div>` +
         `<div class="gi-muted">${G.esc(G.t("latest_value"))}: ${G.esc(G.fmtDateTime(p.observed_at))}</div>` + body;
     }
-    G.showDetails(G.section(kicker, G.esc(p.name || p.code || feature.id), body));
+    G.showDetails(G.section(kicker, G.esc(p[entry.label_field] || p.name || p.code || feature.id), body,
+                            "gi-sec-feature gi-sec-" + entry.id));
     highlight(feature.fov ? { type: "Feature", geometry: feature.fov, properties: {} }
       : { type: "Feature", geometry: { type: "Point", coordinates: [latlng.lng, latlng.lat] }, properties: {} });
   }
@@ -479,7 +508,7 @@
     const map = state.map;
     const center = L.latLng(hit.center[1], hit.center[0]);
     if (hit.kind === "admin_unit") {
-      const admin = entryOf("admin_units");
+      const admin = entryOf(hit.layer);
       if (admin && admin.eras) {
         const previous = admin.eras.find((e) => e.as_of);
         setEra(hit.properties.current ? null : (previous ? previous.as_of : null));
@@ -505,7 +534,7 @@
   function setEra(asOf) {
     if (state.era === (asOf || null)) return;
     state.era = asOf || null;
-    const admin = state.handles.admin_units;
+    const admin = state.handles[gazetteerId()];
     if (admin) admin.refresh("style");
     document.querySelectorAll("[data-era]").forEach((b) => {
       b.classList.toggle("active", (b.dataset.era || null) === state.era);

@@ -47,7 +47,7 @@
     const s = entry.style;
     const line = entry.geometry.indexOf("LineString") >= 0;
     return function (props, zoom) {
-      if (entry.id === "admin_units") return adminStyle(entry, ctx, props, zoom);
+      if (entry.gazetteer) return adminStyle(entry, ctx, props, zoom);
       let stroke = s.color;
       let fill = s.fill_color || s.color;
       if (s.by) {
@@ -167,7 +167,8 @@
       const color = s.by ? categoryColor(entry, f.properties[s.by]) : s.color;
       return L.circleMarker(ll, { radius: s.radius, color: "#ffffff", weight: 1.5,
                                   fillColor: color, fillOpacity: 0.95, bubblingMouseEvents: false })
-        .bindTooltip(() => f.properties.name || String(f.id), { direction: "top", offset: [0, -6] });
+        .bindTooltip(() => G.esc(String(f.properties[entry.label_field] || f.id)),
+                     { direction: "top", offset: [0, -6] });
     });
   }
 
