@@ -1,6 +1,8 @@
-"""What the /api routes of parcels, exports and imports (and the OGC Processes routes) share to
-describe themselves in /openapi.json, and to read a JSON body the way they always have.
+"""What the routes share to describe themselves in /openapi.json, and to read a JSON body the way
+they always have.
 
+- `ok(...)`: a success response's media type and schema, where FastAPI cannot infer them (a
+  Response built from bytes);
 - `problems(...)`: the `responses=` entries for error statuses, with the media type api/errors.py
   answers with (RFC 9457 application/problem+json under /api, the OGC exception document under
   /ogc, an HTML page for a browser on a page) and its schema;
@@ -24,6 +26,8 @@ from pydantic import BaseModel, ValidationError
 from layers.errors import BadRequest, GeoIOCError, Invalid, Problem
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+GEOJSON = "application/geo+json"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem details (RFC 9457)",
@@ -54,6 +58,11 @@ OGC_EXCEPTION_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "features"],
+    "properties": {"type": {"const": "FeatureCollection"},
+                   "features": {"type": "array", "items": {"type": "object"}}},
+}
 BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 HTML: dict[str, Any] = {"type": "string", "description": "an HTML page"}
 
@@ -95,13 +104,23 @@ def problems(*statuses: int, ogc: bool = False, page: bool = False,
         entry: dict[str, Any] = {"description": reason, "content": content}
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"},
-                                                     "description": "the challenges to sign in with"}}
+                                                     "description": "the challenges to sign in with"},
+                                "Cache-Control": {"schema": {"type": "string"}}}
+        if status == 403:
+            entry["headers"] = {"Cache-Control": {"schema": {"type": "string"}}}
         if status in (429, 503):
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"},
                                                 "description": "seconds to wait"}}
         out[status] = entry
     out["default"] = {"description": "no other status is answered", "content": {media: {"schema": schema}}}
     return out
+
+
+def ok(description: str, media_type: str = JSON, schema: dict[str, Any] | None = None
+       ) -> dict[str, Any]:
+    """A success response of MEDIA_TYPE (a free-form object unless SCHEMA says more)."""
+    return {"description": description,
+            "content": {media_type: {"schema": schema or {"type": "object"}}}}
 
 
 def body_schema(model: type[BaseModel] | dict[str, Any], *, media_type: str = "application/json",

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Conn
-from api.problem_docs import problems
+from api.route_docs import problems
 from api.security import SignedIn, auth_service, require_roles, too_many_requests, unauthorized
 from gis import audit
 from gis.auth.errors import CredentialsRejected, TooManyFailures

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import Conn
-from api.problem_docs import problems
+from api.route_docs import problems
 from gis import health
 
 router = APIRouter(tags=["health"])

@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from api.deps import Conn
 from api.ogc.params import parse_bbox
-from api.problem_docs import ok, problems
+from api.route_docs import GEOJSON, ok, problems
 from api.routes.map_api import audit_read
 from api.security import Who
 from gis.analysis import incidents as analysis
@@ -40,7 +40,6 @@ DEFAULT_WINDOW = dt.timedelta(days=30)
 MAX_WINDOW = dt.timedelta(days=3660)
 DEFAULT_ZOOM = 11  # an int, so the body says "z": 11 as it always has
 JSON = "application/json"
-GEOJSON = "application/geo+json"
 FILTERS = ("start", "end", "category", "severity", "status", "bbox", "z")
 AREA = ("commune", "as_of")
 
@@ -317,7 +316,8 @@ def stats(
 
 
 @router.get("/{incident_id}/cameras", response_class=Response,
-            responses={**ok(GEOJSON, COVERING_SCHEMA), **ERRORS})
+            responses={200: ok("Cameras covering the incident, nearest first", GEOJSON,
+                                COVERING_SCHEMA), **ERRORS})
 def covering_cameras(request: Request, who: Who, layer: IncidentsLayer, conn: Conn,
                      incident_id: Annotated[int, Path(ge=1, le=2**63 - 1,
                                                       description="the incident's id")]) -> Response:

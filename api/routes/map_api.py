@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import BBox, BBoxParam, Conn, Who
-from api.responses import FEATURE_COLLECTION_SCHEMA, GEOJSON, JSON, ok, problems
+from api.route_docs import FEATURE_COLLECTION_SCHEMA, GEOJSON, JSON, ok, problems
 from gis import audit
 from gis.maps import queries
 from gis.maps.reference import reference

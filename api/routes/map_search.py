@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Conn, SettingsDep, Who
-from api.responses import JSON, ok, problems
+from api.route_docs import JSON, ok, problems
 from gis import audit
 from gis.analysis import search
 from layers.access import (
