@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gis.crs import BAC_NINH_TM3, VN2000_UTM48N, WGS84
+from layers.errors import BadRequest
 
 
-class FormatError(ValueError):
+class FormatError(BadRequest, ValueError):
     """An unknown format or CRS, or a combination a format cannot hold (400 / CLI error)."""
 
 
