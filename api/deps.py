@@ -7,18 +7,24 @@ the parameter (api/errors.py) before the route runs. After tipg's dependencies.p
 
 Values are parsed by the framework-free parsers in layers.query_params, the same ones the OGC
 API, exports and the CLI use.
+
+Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread
+pool, and each such hop cost about 0.2 ms of CPU per request (the parcel search went from 1.4 to
+2.7 ms of server CPU when its parameters became five sync dependencies). The connection costs one
+hop (taking it may wait); giving it back does not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Path, Query, Request
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.concurrency import run_in_threadpool
 
 from api.security import SignedIn, Who, require_roles
 from gis import db
@@ -36,7 +42,7 @@ __all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "
 # --- the application's shared state --------------------------------------------------------------
 
 
-def get_pool(request: Request) -> ConnectionPool:
+def app_pool(request: Request) -> ConnectionPool:
     """The pool the app opened at start-up (app.state.pool); a bare app (tests that skip the
     lifespan) falls back to the process's pool, which is the same object once the app started."""
     pool = getattr(request.app.state, "pool", None)
@@ -45,15 +51,44 @@ def get_pool(request: Request) -> ConnectionPool:
     return pool if pool is not None and not pool.closed else db.get_pool()
 
 
-def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]) -> Iterator[psycopg.Connection]:
-    with db.pooled(pool) as conn:
+async def get_pool(request: Request) -> ConnectionPool:
+    return app_pool(request)
+
+
+# How long a request waits on the event loop for a connection the pool said was idle (another
+# request may take it first); past that it waits in the thread pool like any other.
+IDLE_TAKE_SECONDS = 0.005
+
+
+async def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]
+                         ) -> AsyncIterator[psycopg.Connection]:
+    """A pooled connection for the request. When one is idle it is taken on the event loop (no
+    thread hop, about 0.25 ms of CPU saved per request); otherwise the wait happens in the
+    thread pool so the loop never blocks on a busy or absent database."""
+    cm = None
+    if pool.get_stats().get("pool_available", 0) > 0:
+        fast = db.pooled(pool, IDLE_TAKE_SECONDS)
+        try:
+            conn = fast.__enter__()
+            cm = fast
+        except PoolTimeout:
+            pass
+    if cm is None:
+        cm = db.pooled(pool)
+        conn = await run_in_threadpool(cm.__enter__)
+    try:
         yield conn
+    except BaseException as e:
+        if not cm.__exit__(type(e), e, e.__traceback__):
+            raise
+    else:
+        cm.__exit__(None, None, None)
 
 
 Conn = Annotated[psycopg.Connection, Depends(get_connection)]
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return getattr(request.app.state, "settings", None) or get_settings()
 
 
@@ -79,7 +114,7 @@ class BBox:
         return self.minx, self.miny, self.maxx, self.maxy
 
 
-def get_bbox(
+async def get_bbox(
     bbox: Annotated[str | None, Query(
         description="minx,miny,maxx,maxy (or 6 numbers for a 3D box) in `bbox-crs`, default "
                     "CRS84 longitude/latitude", examples=["105.95,21.0,106.2,21.25"],
@@ -99,7 +134,7 @@ def get_bbox(
 BBoxParam = Annotated[BBox | None, Depends(get_bbox)]
 
 
-def get_datetime(
+async def get_datetime(
     datetime: Annotated[str | None, Query(
         description="an RFC 3339 instant, a date (the whole day) or an interval `start/end` "
                     "with `..` for an open end", examples=["2026-01-01/2026-06-30"],
@@ -113,7 +148,7 @@ def get_datetime(
 DatetimeParam = Annotated[tuple[dt.datetime | None, dt.datetime | None] | None, Depends(get_datetime)]
 
 
-def get_crs(
+async def get_crs(
     crs: Annotated[str | None, Query(
         description=f"output CRS; one of {', '.join(supported_crs_uris())}", max_length=200)] = None,
 ) -> int:
@@ -142,7 +177,7 @@ def paging(default: int, maximum: int, max_offset: int = 1_000_000) -> Callable[
     """A dependency for `limit` and `offset` with this route's default and bounds (advertised in
     the OpenAPI document, so clients pick a large page)."""
 
-    def get_page(
+    async def get_page(
         limit: Annotated[int, Query(ge=1, le=maximum, description=f"page size (default {default}, "
                                     f"at most {maximum})")] = default,
         offset: Annotated[int, Query(ge=0, le=max_offset, description="rows to skip")] = 0,
@@ -158,7 +193,7 @@ Paging = Annotated[Page, Depends(paging(default=100, maximum=1000))]
 # --- catalogue -----------------------------------------------------------------------------------
 
 
-def get_readable_layer(
+async def get_readable_layer(
     who: Who,
     layer_id: Annotated[str, Path(description="a layer id of the catalogue (`geoioc layers list`)",
                                   max_length=64)],

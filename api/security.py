@@ -20,6 +20,7 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from gis import audit
 from gis.auth import api_keys
@@ -83,12 +84,18 @@ def auth_service(request: Request) -> AuthService:
     return service
 
 
-def get_principal(request: Request) -> Principal:
-    """Resolve the caller once per request (FastAPI caches dependencies per request)."""
+async def get_principal(request: Request) -> Principal:
+    """Resolve the caller once per request (FastAPI caches dependencies per request). Anonymous
+    callers are answered on the event loop; credentials need the database (and argon2 for a
+    password), so they are checked in the thread pool."""
     authorization = request.headers.get("authorization", "").strip()
     api_key = request.headers.get("x-api-key", "").strip()
     if not authorization and not api_key:
         return ANONYMOUS
+    return await run_in_threadpool(_principal_from_credentials, request, authorization, api_key)
+
+
+def _principal_from_credentials(request: Request, authorization: str, api_key: str) -> Principal:
     service = auth_service(request)
     scheme, _, value = authorization.partition(" ")
     scheme, value = scheme.lower(), value.strip()
@@ -159,7 +166,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
         raise ValueError(f"require_roles: unknown role(s) {sorted(unknown)}")
     wanted = frozenset(roles)
 
-    def check(request: Request, who: Who) -> Principal:
+    async def check(request: Request, who: Who) -> Principal:
         if who.anonymous:
             raise unauthorized("sign-in required", request)
         if not wanted or ADMIN in who.roles or who.roles & wanted:

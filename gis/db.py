@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gis.settings import get_settings
 
@@ -119,6 +119,8 @@ def pooled(pool: ConnectionPool, timeout: float | None = None) -> Iterator[psyco
     try:
         with pool.connection(timeout=timeout) as conn:
             yield conn
+    except PoolTimeout:  # busy, or the database is away: nothing to clean up
+        raise
     except psycopg.OperationalError:
         _check_idle_connections(pool)
         raise

@@ -73,7 +73,7 @@ ProcessId = Annotated[str, Path(max_length=64, description=f"the process (`{PROC
 JobId = Annotated[str, Path(max_length=64, description="the job's id")]
 
 
-def get_lang(request: Request, lang: Annotated[str | None, Query(
+async def get_lang(request: Request, lang: Annotated[str | None, Query(
         description="`en` for English; default Vietnamese (or the browser's Accept-Language)",
         max_length=10)] = None) -> str:
     return request_lang(request)

@@ -32,7 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SettingsDep, get_pool
+from api.deps import SettingsDep, app_pool
 from api.route_docs import BINARY, WHO, body_schema, problems, validate
 from api.security import Who
 from gis import audit
@@ -166,7 +166,7 @@ def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs
     """Check an export request (400/404 at once, not in a failed job) and run it as a job."""
     req, _ = _request_from(params)
     # The connection is only for the check: the job takes its own.
-    with pooled(get_pool(request)) as conn:
+    with pooled(app_pool(request)) as conn:
         count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
     total = None if count > ASYNC_ABOVE else count
     return jobs.runner().submit(req, who, total, _audit_request(request))
@@ -203,7 +203,7 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
     req, mode = _request_from(params)
     audit_req = _audit_request(request)
     # Our own connection, not the request's: it is given back before the file is streamed.
-    with pooled(get_pool(request)) as conn:
+    with pooled(app_pool(request)) as conn:
         p = plan(conn, req, who)
         count = estimate(conn, p, cap=ASYNC_ABOVE)
         if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
@@ -233,7 +233,7 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
 # --- typed parameters ----------------------------------------------------------------------------
 
 
-def get_export_query(
+async def get_export_query(
     request: Request,
     layer: Annotated[str | None, Query(max_length=64, description="the layer to export (required)")] = None,
     format: Annotated[str | None, Query(max_length=20, description="one of " + ", ".join(FORMATS)

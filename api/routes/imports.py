@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
-from api.deps import get_pool
+from api.deps import app_pool
 from api.ogc.tiles import CACHE as TILES
 from api.route_docs import body_schema, problems
 from api.routes.exports import _audit_request
@@ -90,7 +90,7 @@ def _flag(value: object) -> bool:
     return str(value).strip().lower() in _TRUE
 
 
-def get_import_query(
+async def get_import_query(
     request: Request,
     layer: Annotated[str | None, Query(max_length=64, description="as the form field")] = None,
     crs: Annotated[str | None, Query(max_length=200, description="as the form field")] = None,
@@ -151,7 +151,7 @@ async def import_upload(request: Request, who: Annotated[Principal, Depends(requ
                                          "`geoioc import` on the server")
                 out.write(chunk)
         audit_req = _audit_request(request)
-        pool = get_pool(request)
+        pool = app_pool(request)
 
         def work() -> JSONResponse:
             # A connection only once the file is here: an upload can take minutes.

@@ -16,7 +16,7 @@ parameter is a 400 naming it, as before, so a misspelt filter never silently wid
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -55,19 +55,19 @@ def _readable(layer_id: str, who: Principal) -> Layer:
     return layer
 
 
-def incidents_layer(who: Who) -> Layer:
+async def incidents_layer(who: Who) -> Layer:
     return _readable(analysis.INCIDENTS.id, who)
 
 
 IncidentsLayer = Annotated[Layer, Depends(incidents_layer)]
 
 
-def only(*allowed: str) -> Callable[[Request], dict[str, str]]:
+def only(*allowed: str) -> Callable[[Request], Awaitable[dict[str, str]]]:
     """A dependency refusing any query parameter but ALLOWED (400 naming it); returns the
     parameters as given, for the audit log."""
     names = sorted(allowed)
 
-    def check(request: Request) -> dict[str, str]:
+    async def check(request: Request) -> dict[str, str]:
         params = dict(request.query_params)
         unknown = sorted(set(params) - set(allowed))
         if unknown:
@@ -116,7 +116,7 @@ _INSTANT = "an ISO date (a whole day) or date-time; UTC when it has no offset"
 _LIST = "comma-separated; absent or empty: all. One of: "
 
 
-def incident_filter(
+async def incident_filter(
     layer: IncidentsLayer,
     start: Annotated[str | None, Query(
         description=f"start of the window, inclusive: {_INSTANT}; default `end` minus 30 days",

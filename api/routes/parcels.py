@@ -235,7 +235,7 @@ ParcelIdPath = Annotated[str, Path(
                 "parcel that does not exist)", max_length=100, examples=["1"])]
 
 
-def get_as_of(as_of: Annotated[str | None, Query(
+async def get_as_of(as_of: Annotated[str | None, Query(
         description="the parcel as it was then: `YYYY-MM-DD` (the end of that day, province "
                     "time) or an ISO date-time; default now", max_length=40,
         examples=["2025-06-30"])] = None) -> dt.datetime | None:
@@ -245,7 +245,7 @@ def get_as_of(as_of: Annotated[str | None, Query(
 AsOf = Annotated[dt.datetime | None, Depends(get_as_of)]
 
 
-def get_lang(request: Request, lang: Annotated[str | None, Query(
+async def get_lang(request: Request, lang: Annotated[str | None, Query(
         description="`en` for English; default Vietnamese (or the browser's Accept-Language)",
         max_length=10)] = None) -> str:
     return request_lang(request)
@@ -254,7 +254,7 @@ def get_lang(request: Request, lang: Annotated[str | None, Query(
 Lang = Annotated[str, Depends(get_lang)]
 
 
-def get_search_terms(
+async def get_search_terms(
     commune: Annotated[str | None, Query(description="commune code (5 digits, current or pre-2025) "
                                          "or name", max_length=100)] = None,
     sheet: Annotated[SheetInt | None, Blank, Query(description="map sheet number")] = None,
@@ -280,7 +280,7 @@ class SearchPage:
     offset: int
 
 
-def get_search_page(
+async def get_search_page(
     limit: Annotated[LimitInt | None, Blank, Query(description=(
         f"results per page (default {search.DEFAULT_LIMIT}, at most {search.MAX_LIMIT})"))] = None,
     offset: Annotated[OffsetInt | None, Blank, Query(description="results to skip")] = None,
