@@ -1,11 +1,13 @@
 """One connection pool per process, shared by the API, the providers and the CLI.
 
-A database outage must be short for users too: while PostgreSQL is away a request waits at most
-`pool_timeout_seconds` for a connection and then fails (503 with Retry-After, api/errors.py), and
-the pool gives up reconnecting after a few seconds instead of backing off for minutes, so that the
-first request after the database's return opens a fresh connection at once. The first connection
-found broken makes the pool check all its idle ones in the background, so nobody after the outage
-is handed a dead connection.
+A busy pool and an absent database are told apart. Under load a request waits for a connection
+up to `pool_timeout_seconds` (long: a burst of map users must be served, not refused). Once the
+database has been found unreachable (a pooled connection broke, or the pool could not reconnect)
+a waiting request gives up within WAIT_SLICE_SECONDS and fails (503 with Retry-After,
+api/errors.py), until a connection works again. The pool gives up reconnecting after a few
+seconds instead of backing off for minutes, so that the first request after the database's
+return opens a fresh connection at once; the first connection found broken makes the pool check
+all its idle ones in the background, so nobody after the outage is handed a dead connection.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ SESSION_OPTIONS = "-c TimeZone=UTC -c statement_timeout=60000"
 CONNECT_TIMEOUT_SECONDS = 2
 # Reconnection attempts of the pool stop after this long; the next request tries again.
 RECONNECT_SECONDS = 2.0
+# A request waits for a connection in slices this long, checking between them whether the
+# database has been found unreachable meanwhile.
+WAIT_SLICE_SECONDS = 0.5
 # Pooled connections act as this role: full DML on data, but the audit log is append-only
 # (SELECT, INSERT). Migrations and bulk loads use `connect()` and keep the owner's rights.
 APP_ROLE = "geoioc_app"
@@ -79,6 +84,7 @@ def get_pool() -> ConnectionPool:
                     name="geoioc",
                     timeout=s.pool_timeout_seconds,
                     reconnect_timeout=RECONNECT_SECONDS,
+                    reconnect_failed=lambda _pool: _mark_unreachable(),
                 )
     return _pool
 
@@ -113,17 +119,50 @@ def _check_idle_connections(pool: ConnectionPool) -> None:
     threading.Thread(target=run, name="geoioc-pool-check", daemon=True).start()
 
 
+# When the database was last found unreachable (None: it answers).
+_unreachable_since: float | None = None
+
+
+def _mark_unreachable() -> None:
+    global _unreachable_since
+    if _unreachable_since is None:
+        _unreachable_since = time.monotonic()
+        log.warning("database unreachable: requests answer 503 until it is back")
+
+
+def _take(pool: ConnectionPool, timeout: float | None) -> psycopg.Connection:
+    global _unreachable_since
+    deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)
+    while True:
+        wait = min(WAIT_SLICE_SECONDS, deadline - time.monotonic())
+        try:
+            conn = pool.getconn(timeout=max(wait, 0.001))
+        except PoolTimeout:
+            if _unreachable_since is not None or time.monotonic() >= deadline:
+                raise
+            continue
+        if _unreachable_since is not None:
+            _unreachable_since = None
+            log.warning("database reachable again")
+        return conn
+
+
 @contextmanager
 def pooled(pool: ConnectionPool, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-    """A connection of POOL for the block (TIMEOUT: the wait for one, default the pool's)."""
+    """A connection of POOL for the block (TIMEOUT: the longest wait for one, default the
+    pool's; a database found unreachable cuts the wait short)."""
+    conn = _take(pool, timeout)
     try:
-        with pool.connection(timeout=timeout) as conn:
-            yield conn
-    except PoolTimeout:  # busy, or the database is away: nothing to clean up
+        yield conn
+    except PoolTimeout:
         raise
     except psycopg.OperationalError:
-        _check_idle_connections(pool)
+        if conn.broken or conn.closed:
+            _mark_unreachable()
+            _check_idle_connections(pool)
         raise
+    finally:
+        pool.putconn(conn)
 
 
 @contextmanager

@@ -20,9 +20,9 @@ class Settings(BaseSettings):
     public_url: str = ""
     pool_min_size: int = 1
     pool_max_size: int = 10
-    # How long a request waits for a pooled connection before answering 503 (with the database
-    # down, no connection comes: the caller must hear so quickly, not hang).
-    pool_timeout_seconds: float = 1.5
+    # How long a request waits for a pooled connection when all are busy before answering 503
+    # (a database found unreachable answers 503 within half a second instead: gis.db).
+    pool_timeout_seconds: float = 15.0
     # Province CRS for areas, lengths and cadastral coordinates: VN-2000 / TM-3 105-30 (Bac Ninh).
     province_srid: int = 9209
     # Optional basemap tile URL template; empty keeps the map fully offline.
