@@ -35,6 +35,8 @@ from map_server import serve, temp_user, write_section  # noqa: E402
 
 # The sample province (lon/lat) and where its communes are dense enough to be interesting.
 BBOX = (105.95, 21.0, 106.25, 21.25)
+# Seconds a person looks at the map between two pans or zooms.
+THINK = (1.0, 4.0)
 SEARCHES = ("bong hoa", "12/34", "21.18, 106.07", "X=2342986 Y=558990", "lien dinh", "xa")
 
 
@@ -86,7 +88,7 @@ async def user(client: httpx.AsyncClient, seed: int, until: float,
         batch = requests_for_view(rng)
         await asyncio.gather(*(one(client, kind, path, ctype, times, errors)
                                for kind, path, ctype in batch))
-        await asyncio.sleep(rng.uniform(0.2, 1.0))  # a person looks at the map
+        await asyncio.sleep(rng.uniform(THINK[0], THINK[1]))  # a person looks at the map
 
 
 async def one(client: httpx.AsyncClient, kind: str, path: str, ctype: str,
