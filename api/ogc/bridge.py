@@ -70,8 +70,9 @@ class PygeoapiBridge:
                     self._set(layer_id, extent)
                 if due:
                     started = time.monotonic()
+                    done = {layer.id for layer in stale}
                     for layer in LAYERS:
-                        if layer.time_column and layer not in stale:
+                        if layer.time_column and layer.id not in done:
                             self._set_temporal(layer.id, temporal_extent(conn, layer))
                     self._temporal_at = started
         except BaseException:
@@ -79,9 +80,12 @@ class PygeoapiBridge:
             raise
 
     def _set(self, layer_id: str, extent: dict[str, Any]) -> None:
+        # Key by key, never emptied: a request reading the dict meanwhile (pygeoapi, on another
+        # thread) sees the old or the new value of each member, never a missing "spatial".
         current = self._extents.setdefault(layer_id, {})
-        current.clear()
         current.update(extent)
+        for key in [k for k in current if k not in extent]:
+            current.pop(key, None)
 
     def _set_temporal(self, layer_id: str, temporal: dict[str, Any] | None) -> None:
         current = self._extents.setdefault(layer_id, {})
