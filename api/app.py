@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(map_search.router)
     app.include_router(parcel_routes.router)
     app.include_router(auth.router)
+    app.include_router(auth.pages_router)
     app.include_router(export_routes.router)
     app.include_router(import_routes.router)
     app.include_router(ogc_processes.router)

@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.security import COOKIE_METHODS, SESSION_COOKIE
+from gis.auth.errors import CredentialsRejected
 from gis.settings import Settings
 from layers.errors import TooManyRequests
 
@@ -72,7 +75,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        credential = headers.get("authorization") or headers.get("x-api-key")
+        credential = headers.get("authorization") or headers.get("x-api-key") or _signed_cookie(scope)
         if credential:
             buckets = self.signed_in
             key = "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
@@ -90,6 +93,29 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _session_cookie(scope: Scope) -> str | None:
+    """The page-session cookie of a request it may count for (GET, HEAD: api/security.py)."""
+    if scope.get("method") not in COOKIE_METHODS:
+        return None
+    raw = Headers(scope=scope).get("cookie")
+    return cookie_parser(raw).get(SESSION_COOKIE) or None if raw else None
+
+
+def _signed_cookie(scope: Scope) -> str | None:
+    """A session cookie with a valid signature (checked without the database, so a made-up
+    cookie cannot buy a signed-in rate limit), as the rate-limit credential."""
+    token = _session_cookie(scope)
+    app = scope.get("app")
+    service = getattr(getattr(app, "state", None), "auth", None)
+    if token is None or service is None:
+        return None
+    try:
+        service.codec.decode(token, "cookie")
+    except CredentialsRejected:
+        return None
+    return "cookie:" + token
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -130,7 +156,8 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
 
 class SecurityHeadersMiddleware:
     """nosniff and a same-origin referrer policy on every response; a content security policy
-    and frame denial on HTML. A header the route set itself is left alone."""
+    and frame denial on HTML. A header the route set itself is left alone, except that answers
+    to a request carrying the page-session cookie are made private and vary on Cookie."""
 
     def __init__(self, app: ASGIApp, *, csp: str) -> None:
         self.app, self.csp = app, csp
@@ -142,9 +169,18 @@ class SecurityHeadersMiddleware:
 
         csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else self.csp
 
+        by_cookie = _session_cookie(scope) is not None
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                if by_cookie:
+                    # What a cookie-signed-in user gets may hold personal fields: never for a
+                    # shared cache, and not for another user of the same browser.
+                    cache = headers.get("cache-control", "")
+                    if "public" in cache:
+                        headers["Cache-Control"] = cache.replace("public", "private")
+                    headers.add_vary_header("Cookie")
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
                 if headers.get("content-type", "").startswith(("text/html", "application/xhtml")):

@@ -6,6 +6,12 @@ Credentials are tried in this order:
    with GDAL_HTTP_HEADERS);
 3. `Authorization: Basic` - username and password (QGIS, GDAL_HTTP_AUTH=BASIC +
    GDAL_HTTP_USERPWD); an API key as the password also works, for clients that only do Basic.
+4. the page-session cookie `geoioc_session` (set at sign-in on the map, HttpOnly, SameSite=Strict,
+   bound to the web session): ONLY for safe methods (GET, HEAD), so the server-rendered pages and
+   reads opened from the map keep the user signed in, while every write still needs a header
+   credential that a cross-site form cannot send (no CSRF). A cookie that no longer checks out
+   (signed out elsewhere, session expired) is ignored: it is ambient, not something the client
+   chose to present, and must not lock the user out of public pages.
 No credentials: anonymous. Credentials that do not check out are a 401 naming the reason, never
 a silent downgrade to anonymous (a client would otherwise see less data and not know why).
 """
@@ -33,6 +39,9 @@ from layers.access import ADMIN, ANONYMOUS, Principal
 from layers.errors import Forbidden, TooManyRequests, Unauthorized
 
 REALM = "GeoIOC"
+SESSION_COOKIE = "geoioc_session"
+# Methods the session cookie counts for: they must not change anything (RFC 9110 safe methods).
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def unauthorized(description: str, request: Request | None = None) -> Unauthorized:
@@ -91,7 +100,9 @@ async def get_principal(request: Request) -> Principal:
     authorization = request.headers.get("authorization", "").strip()
     api_key = request.headers.get("x-api-key", "").strip()
     if not authorization and not api_key:
-        return ANONYMOUS
+        if session_cookie(request) is None:
+            return ANONYMOUS  # answered on the event loop: no thread hop for the public
+        return await run_in_threadpool(_cookie_principal, request)
     return await run_in_threadpool(_principal_from_credentials, request, authorization, api_key)
 
 
@@ -126,6 +137,25 @@ def _principal_from_credentials(request: Request, authorization: str, api_key: s
         raise unauthorized(e.reason, request) from None
     except TooManyFailures as e:
         raise too_many_requests(str(e), e.retry_after) from None
+
+
+def session_cookie(request: Request) -> str | None:
+    """The page-session cookie when it may count for this request (a safe method), else None."""
+    if request.method not in COOKIE_METHODS:
+        return None
+    value = request.cookies.get(SESSION_COOKIE, "").strip()
+    return value or None
+
+
+def _cookie_principal(request: Request) -> Principal:
+    token = session_cookie(request)
+    if token is None:
+        return ANONYMOUS
+    try:
+        with connection() as conn:
+            return auth_service(request).principal_from_cookie(conn, token)
+    except CredentialsRejected:
+        return ANONYMOUS
 
 
 def _basic_credentials(value: str) -> tuple[str, str]:

@@ -87,9 +87,15 @@ def live_server(db_url: str):
 
 @pytest.fixture(scope="session")
 def client():
+    from http.cookiejar import DefaultCookiePolicy
+
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
     with TestClient(create_app(), raise_server_exceptions=True) as c:
+        # A script, not a browser: it keeps no cookies, so a sign-in in one test does not sign
+        # the next one in through the page-session cookie (tests/test_session_pages.py has its
+        # own clients for that).
+        c.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         yield c

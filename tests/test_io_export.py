@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from pathlib import Path
 
@@ -265,3 +266,180 @@ def test_catalogue_short_names_fit_dbase() -> None:
         short = [f.export_name for f in layer.fields]
         assert all(len(s) <= 10 for s in short) and len(set(short)) == len(short), layer.id
     assert get_layer("parcels").field("sheet_no").export_name == "SOTO"
+
+
+# --- exact data: decimals, date types, fields.csv, communes by name (issue 13, item 7) ----------
+
+
+def _dbf_fields(dbf: Path) -> dict[str, tuple[str, int, int]]:
+    """The .dbf header's field descriptors: name -> (dBase type, width, decimal count)."""
+    data = dbf.read_bytes()
+    header_len = int.from_bytes(data[8:10], "little")
+    out = {}
+    for pos in range(32, header_len - 1, 32):
+        if data[pos] == 0x0D:
+            break
+        name = data[pos:pos + 11].split(b"\0")[0].decode("ascii")
+        out[name] = (chr(data[pos + 11]), data[pos + 16], data[pos + 17])
+    return out
+
+
+def _dbf_texts(dbf: Path, field: str) -> list[str]:
+    """The raw text of FIELD in every record (what a dBase reader parses, padding stripped)."""
+    data = dbf.read_bytes()
+    count = int.from_bytes(data[4:8], "little")
+    header_len = int.from_bytes(data[8:10], "little")
+    record_len = int.from_bytes(data[10:12], "little")
+    offset, width = 1, None
+    for name, (_, w, _) in _dbf_fields(dbf).items():
+        if name == field:
+            width = w
+            break
+        offset += w
+    assert width is not None, field
+    return [data[header_len + i * record_len + offset:header_len + i * record_len + offset + width]
+            .decode("ascii").strip() for i in range(count)]
+
+
+def test_shapefile_areas_are_decimals_with_the_stored_precision(client, conn, tmp_path) -> None:
+    params = {"layer": "parcels", "format": "shp", "crs": "EPSG:9209", "commune": "09244",
+              "filter": "sheet_no = 1"}
+    members = unzip(_save(_post(client, **params), tmp_path), tmp_path / "dec")
+    dbf = next(m for m in members if m.suffix == ".dbf")
+    kind, width, decimals = _dbf_fields(dbf)["DIENTICH"]
+    assert kind in ("N", "F") and decimals == get_layer("parcels").field("legal_area").decimals == 1
+    assert width <= 20
+    texts = _dbf_texts(dbf, "DIENTICH")
+    ids = [int(t) for t in _dbf_texts(dbf, "ID")]
+    stored = dict(conn.execute("SELECT id, legal_area::text FROM parcels WHERE id = ANY(%s)",
+                               (ids,)).fetchall())
+    assert texts and all(re_decimal(t, 1) for t in texts), texts[:5]
+    assert [stored[i] for i in ids] == texts  # the stored decimal, digit for digit
+    # GeoPackage: a REAL field with the catalogue's precision, the same values.
+    gpkg = _save(_post(client, **{**params, "format": "gpkg"}), tmp_path)
+    df = pyogrio.read_dataframe(gpkg)
+    assert {round(v, 1) for v in df["legal_area"]} == {float(v) for v in stored.values()}
+
+
+def re_decimal(text: str, decimals: int) -> bool:
+    import re
+
+    return re.fullmatch(rf"-?\d+\.\d{{{decimals}}}", text) is not None
+
+
+def test_dates_are_date_types_in_shapefile_and_geopackage(client, keys, tmp_path) -> None:
+    params = {"layer": "parcels", "crs": "EPSG:9209", "commune": "09244", "filter": "sheet_no = 1"}
+    members = unzip(_save(_post(client, keys["land_officer"], format="shp", **params), tmp_path),
+                    tmp_path / "dates")
+    fields = _dbf_fields(next(m for m in members if m.suffix == ".dbf"))
+    use_until = get_layer("parcels").field("use_until").export_name.upper()
+    updated = get_layer("parcels").field("updated_at").export_name.upper()
+    assert fields[use_until][0] == "D"  # dBase date
+    # dBase has no date-time: ISO 8601 text in UTC, and fields.csv says so.
+    assert fields[updated][0] == "C"
+    texts = [t for t in _dbf_texts(next(m for m in members if m.suffix == ".dbf"), updated) if t]
+    assert texts and all(t.endswith("Z") and "T" in t for t in texts)
+    mapping = {row["short_name"]: row for row in csv.DictReader(
+        io.StringIO((tmp_path / "dates" / "fields.csv").read_text("utf-8-sig")))}
+    assert "ISO 8601" in mapping[updated]["type"] and mapping[use_until]["type"] == "date"
+    gpkg = _save(_post(client, keys["land_officer"], format="gpkg", **params), tmp_path)
+    info = ogrinfo(gpkg, "-so", "-al")
+    assert re.search(r"^use_until: Date\b", info, re.M), info
+    assert re.search(r"^updated_at: DateTime\b", info, re.M), info
+    assert re.search(r"^legal_area: Real\b", info, re.M), info
+    info = ogrinfo(_save(client.post("/api/exports", json={"layer": "admin_units", "format": "gpkg"}),
+                         tmp_path), "-so", "-al")
+    assert re.search(r"^valid_from: Date\b", info, re.M), info
+
+
+def test_fields_csv_is_readable_where_it_is_unzipped(client, tmp_path) -> None:
+    params = {"layer": "parcels", "format": "shp", "crs": "EPSG:9209", "commune": "09244",
+              "filter": "sheet_no = 1"}
+    unzip(_save(_post(client, **params), tmp_path), tmp_path / "fc")
+    raw = (tmp_path / "fc" / "fields.csv").read_bytes()
+    # One UTF-8 byte order mark (Excel then reads the Vietnamese titles), CRLF lines, commas.
+    assert raw.startswith(b"\xef\xbb\xbf") and not raw[3:].startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    assert "\r\n" in text and csv.Sniffer().sniff(text.splitlines()[0]).delimiter == ","
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["short_name", "name", "title_vi", "title_en", "type", "values"]
+    assert all(len(r) == 6 for r in rows)
+    by_short = {r[0]: r for r in rows[1:]}
+    layer = get_layer("parcels")
+    for f in layer.fields:
+        if f.personal:
+            continue
+        row = by_short[f.export_name.upper()]
+        assert (row[1], row[2], row[3]) == (f.name, f.title_vi, f.title_en)
+    assert by_short["DIENTICH"][2] == "Diện tích pháp lý (m²)"
+    assert by_short["DIENTICH"][4] == "decimal (1 decimal)"
+    # Every column of the .dbf is described.
+    cols = pyogrio.read_info(tmp_path / "fc" / "parcels_09244_EPSG9209.shp")["fields"]
+    assert set(cols) <= set(by_short)
+
+
+def _commune(conn) -> tuple[str, str]:
+    """A current commune with parcels on sheet 1 whose name no other current unit contains."""
+    for code, name in conn.execute(
+            "SELECT code, name FROM admin_units a WHERE level = 'commune' AND valid_to IS NULL "
+            "AND EXISTS (SELECT 1 FROM parcels p WHERE p.commune_code = a.code AND p.sheet_no = 1) "
+            "ORDER BY code").fetchall():
+        (n,) = conn.execute("SELECT count(*) FROM admin_units WHERE valid_to IS NULL AND "
+                            "geoioc_fold(name) LIKE '%%' || geoioc_fold(%s) || '%%'", (name,)).fetchone()
+        if n == 1:
+            return code, name
+    raise AssertionError("no commune with a unique name in the sample")
+
+
+def test_commune_by_name_accent_and_case_insensitive(client, conn, tmp_path) -> None:
+    from gis.parcels.common import fold
+
+    code, name = _commune(conn)
+    by_code = pyogrio.read_dataframe(_save(_post(client, layer="parcels", format="geojson", commune=code,
+                                                 filter="sheet_no = 1"), tmp_path))
+    assert len(by_code) > 0
+    bare = name.split(" ", 1)[1] if name.lower().startswith(("xã ", "phường ")) else name
+    for given in (name, fold(name), bare.upper(), fold(bare)):
+        r = _post(client, layer="parcels", format="geojson", commune=given, filter="sheet_no = 1")
+        df = pyogrio.read_dataframe(_save(r, tmp_path))
+        assert sorted(df["id"]) == sorted(by_code["id"]), given
+        assert code in r.headers["content-disposition"]
+
+
+def test_ambiguous_and_unknown_commune_names(client, conn) -> None:
+    # Two letters that several current units share in their folded names.
+    rows = conn.execute("SELECT code, name FROM admin_units WHERE valid_to IS NULL AND "
+                        "geoioc_fold(name) LIKE '%%an%%' ORDER BY code").fetchall()
+    assert len(rows) >= 2
+    r = _post(client, layer="parcels", format="geojson", commune="an")
+    assert r.status_code == 300, r.text
+    body = r.json()
+    assert {c["code"] for c in body["candidates"]} <= {c for c, _ in rows}
+    assert len(body["candidates"]) >= 2 and all(c["name"] for c in body["candidates"])
+    assert body["candidates"][0]["code"] in body["detail"]
+    r = _post(client, layer="parcels", format="geojson", commune="không có xã này")
+    assert r.status_code == 400 and "không có xã này" in r.json()["detail"], r.text
+    r = client.get("/api/exports", params={"layer": "parcels", "format": "geojson", "commune": "an"})
+    assert r.status_code == 300
+
+
+def test_cli_export_commune_by_name(tmp_path, conn, db_url) -> None:
+    import subprocess
+    import sys
+
+    from gis.parcels.common import fold
+
+    code, name = _commune(conn)
+    geoioc = str(Path(sys.executable).parent / "geoioc")
+    env = {"GEOIOC_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    out = tmp_path / "by-name.geojson"
+    r = subprocess.run([geoioc, "export", "parcels", "-o", str(out), "--commune", fold(name),
+                        "--where", "sheet_no = 1"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (n,) = conn.execute("SELECT count(*) FROM parcels p WHERE p.sheet_no = 1 AND ST_Intersects(p.geom, "
+                        "(SELECT ST_Union(geom) FROM admin_units WHERE code = %s AND valid_to IS NULL))",
+                        (code,)).fetchone()
+    assert len(pyogrio.read_dataframe(out)) == n > 0
+    r = subprocess.run([geoioc, "export", "parcels", "-o", str(tmp_path / "x.geojson"), "--commune", "an"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0 and "Give the code" in " ".join((r.stdout + r.stderr).split())

@@ -47,7 +47,8 @@ def shots(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def context() -> Iterator[BrowserContext]:
     """One browser context for the module: pages share the HTTP cache (tiles are cacheable), not
-    sessions (sign-in lives in each tab's sessionStorage)."""
+    sessions (sign-in lives in each tab's sessionStorage, and map_page clears the session
+    cookie)."""
     with sync_playwright() as p:
         browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         ctx = browser.new_context(viewport=VIEWPORT, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
@@ -92,6 +93,9 @@ class Watch:
 
 @contextmanager
 def map_page(context: BrowserContext, base: str, path: str = "/") -> Iterator[tuple[Page, Watch]]:
+    # Each test starts signed out: sign-in on the map also sets the page-session cookie, which
+    # the module's one context would otherwise carry into the next test's tab.
+    context.clear_cookies()
     page = context.new_page()
     watch = Watch(page, base)
     page.goto(base + path)

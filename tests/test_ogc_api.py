@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pyproj import Transformer
 
@@ -258,3 +260,44 @@ def test_conformance_declares_what_is_implemented(client, conn, admin_key) -> No
     assert [f["id"] for f in r.json()["features"]] == expected and expected
     html = client.get("/ogc/conformance?f=html")
     assert html.status_code == 200 and "cql2-text" in html.text and "create-replace-delete" not in html.text
+
+
+def _temporal(client, collection: str, headers=None) -> list:
+    r = client.get(f"/ogc/collections/{collection}?f=json", headers=headers or {})
+    assert r.status_code == 200, r.text
+    return r.json()["extent"]["temporal"]["interval"][0]
+
+
+def test_temporal_extent_follows_edits(client, conn) -> None:
+    """An edit through the API moves the parcels' temporal extent at once (not after a restart):
+    the extents are dated by the same hook as the tile cache. A write by another process shows
+    within the bridge's EXTENT_TTL."""
+    from parcels_helpers import role_keys
+
+    from api.ogc.router import BRIDGE
+
+    _temporal(client, "parcels")  # computed and cached
+    pid, before_max = conn.execute("SELECT (SELECT id FROM parcels ORDER BY id LIMIT 1), "
+                                   "max(updated_at) FROM parcels").fetchone()
+    with role_keys(conn, "ogcext", roles=("land_officer",)) as keys:
+        version = client.get(f"/api/parcels/{pid}", headers=keys["land_officer"]).json()["version"]
+        r = client.patch(f"/api/parcels/{pid}", headers={**keys["land_officer"], "If-Match": f'"{version}"'},
+                         json={"properties": {"certificate_no": "CS 424242"}})
+        assert r.status_code == 200, r.text
+    (after_max,) = conn.execute("SELECT max(updated_at) FROM parcels").fetchone()
+    assert after_max > before_max
+    assert _instant(_temporal(client, "parcels")[1]) == after_max
+    # A write the process did not see (another server, the command line): within the TTL.
+    BRIDGE._temporal_at = time.monotonic()  # as if just read
+    conn.execute("UPDATE parcels SET certificate_no = 'CS 424243' WHERE id = %s", (pid,))
+    (latest,) = conn.execute("SELECT max(updated_at) FROM parcels").fetchone()
+    assert latest > after_max
+    assert _instant(_temporal(client, "parcels")[1]) == after_max  # cached, within the TTL
+    BRIDGE._temporal_at -= BRIDGE.EXTENT_TTL + 1  # as if the TTL had passed
+    assert _instant(_temporal(client, "parcels")[1]) == latest
+
+
+def _instant(text: str):
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -22,6 +22,7 @@ STATIC = "/ogc/static"
 LABELS: dict[str, dict[str, str]] = {
     "vi": {
         "search_title": "Tra cứu thửa đất", "map": "Bản đồ điều hành", "sign_in": "Đăng nhập",
+        "sign_out": "Đăng xuất",
         "other_lang": "English", "synthetic": "Dữ liệu mẫu tổng hợp – không có giá trị pháp lý.",
         "commune": "Xã/phường (mã hoặc tên)", "sheet": "Tờ bản đồ số", "parcel": "Thửa số",
         "land_use": "Loại đất", "any": "— tất cả —", "owner": "Người sử dụng đất",
@@ -53,6 +54,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "en": {
         "search_title": "Parcel search", "map": "Command map", "sign_in": "Sign in",
+        "sign_out": "Sign out",
         "other_lang": "Tiếng Việt", "synthetic": "Synthetic sample data – no legal value.",
         "commune": "Commune (code or name)", "sheet": "Map sheet", "parcel": "Parcel number",
         "land_use": "Land use", "any": "— any —", "owner": "Land user",
@@ -87,22 +89,30 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_au
                    trim_blocks=True, lstrip_blocks=True)
 
 
+# Credentials a page can end with its sign-out button: the web session (the cookie set at sign-in
+# on the map). A browser's HTTP Basic password cannot be forgotten by a page, so no button then.
+SESSION_CREDENTIALS = frozenset({"cookie", "jwt"})
+
+
 def _common(lang: str, user: str | None, roles: list[str], path: str,
-            query: dict[str, Any]) -> dict[str, Any]:
+            query: dict[str, Any], credential: str = "") -> dict[str, Any]:
     other = "en" if lang == "vi" else "vi"
     q = {k: v for k, v in query.items() if v not in (None, "") and k != "lang"}
     here = path + (("?" + urlencode(q)) if q else "")
+    after = path + (("?" + urlencode({"lang": lang})) if lang != "vi" else "")
     return {"lang": lang, "t": LABELS[lang], "user": user, "roles": ", ".join(roles),
             "static": STATIC, "lang_q": "" if lang == "vi" else "lang=en",
             "other_lang_url": path + "?" + urlencode({**q, "lang": other}),
-            "sign_in_url": "/parcels/sign-in?" + urlencode({"next": here})}
+            "sign_in_url": "/parcels/sign-in?" + urlencode({"next": here}),
+            "sign_out_url": ("/sign-out?" + urlencode({"next": after})
+                             if user and credential in SESSION_CREDENTIALS else None)}
 
 
 def search_page(*, lang: str, user: str | None, roles: list[str], query: dict[str, Any],
                 land_use_codes: list[tuple[str, str]], owner_allowed: bool,
                 results: list[dict[str, Any]] | None, more: bool, error: str | None,
-                basemap_url: str, limit: int, offset: int) -> str:
-    ctx = _common(lang, user, roles, "/parcels", query)
+                basemap_url: str, limit: int, offset: int, credential: str = "") -> str:
+    ctx = _common(lang, user, roles, "/parcels", query, credential)
     q = {k: v for k, v in query.items() if v not in (None, "")}
 
     def page(off: int) -> str:
@@ -118,8 +128,9 @@ def search_page(*, lang: str, user: str | None, roles: list[str], query: dict[st
 
 def parcel_page(*, lang: str, user: str | None, roles: list[str], parcel: dict[str, Any],
                 query: dict[str, Any], map_data: dict[str, Any], basemap_url: str,
-                field_titles: dict[str, str], value_labels: dict[str, dict[str, str]]) -> str:
-    ctx = _common(lang, user, roles, f"/parcels/{parcel['id']}", query)
+                field_titles: dict[str, str], value_labels: dict[str, dict[str, str]],
+                credential: str = "") -> str:
+    ctx = _common(lang, user, roles, f"/parcels/{parcel['id']}", query, credential)
     as_of = query.get("as_of") or ""
     suffix = urlencode({k: v for k, v in (("as_of", as_of), ("lang", "en" if lang == "en" else ""))
                         if v})

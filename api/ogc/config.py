@@ -27,7 +27,7 @@ LOCALES = PROJECT_ROOT / "api" / "ogc_locale"
 
 
 def layer_extents(conn: psycopg.Connection, layers: tuple[Layer, ...]) -> dict[str, dict]:
-    """Spatial (and temporal) extents; planner estimates where available, cheap either way."""
+    """Spatial (and temporal) extents of LAYERS."""
     out: dict[str, dict] = {}
     for layer in layers:
         ext = conn.execute(
@@ -37,17 +37,26 @@ def layer_extents(conn: psycopg.Connection, layers: tuple[Layer, ...]) -> dict[s
         ).fetchone()
         bbox = [round(v, 6) for v in ext] if ext[0] is not None else PROVINCE_BBOX
         extent: dict = {"spatial": {"bbox": bbox, "crs": CRS84_URI}}
-        if layer.time_column:
-            begin, end = conn.execute(
-                sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
-                    c=sql.Identifier(layer.time_column), t=sql.Identifier(layer.table))
-            ).fetchone()
-            if begin is not None:
-                extent["temporal"] = {"begin": _iso(begin), "end": None if layer.time_end_column
-                                      else _iso(end), "trs": "http://www.opengis.net/def/uom/"
-                                      "ISO-8601/0/Gregorian"}
+        temporal = temporal_extent(conn, layer)
+        if temporal is not None:
+            extent["temporal"] = temporal
         out[layer.id] = extent
     return out
+
+
+def temporal_extent(conn: psycopg.Connection, layer: Layer) -> dict | None:
+    """The first and last instant of LAYER's time column (None without one, or when empty);
+    open-ended for layers whose rows have a validity end (current rows run on)."""
+    if not layer.time_column:
+        return None
+    begin, end = conn.execute(
+        sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
+            c=sql.Identifier(layer.time_column), t=sql.Identifier(layer.table))
+    ).fetchone()
+    if begin is None:
+        return None
+    return {"begin": _iso(begin), "end": None if layer.time_end_column else _iso(end),
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
 
 
 def _iso(v: dt.date | dt.datetime) -> str:

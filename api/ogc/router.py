@@ -19,6 +19,8 @@ from layers.access import Principal, is_sensitive_read
 from layers.model import Layer
 
 BRIDGE = PygeoapiBridge()
+# An import or an edit that drops a layer's tiles also dates its extents.
+tiles.CACHE.listeners.append(BRIDGE.forget_extents)
 router = APIRouter(prefix="/ogc", tags=["OGC API"])
 
 

@@ -8,6 +8,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -34,6 +35,9 @@ class TileCache:
         self._items: OrderedDict[TileKey, tuple[float, bytes, str]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        # Told the layer id on every forget(): what else this process derives from a layer's
+        # data follows its writes too (the collections' extents: api/ogc/bridge.py).
+        self.listeners: list[Callable[[str], None]] = []
 
     def get(self, key: TileKey) -> tuple[bytes, str] | None:
         with self._lock:
@@ -61,6 +65,8 @@ class TileCache:
         with self._lock:
             for key in [k for k in self._items if k[0] == layer_id]:
                 self._drop(key)
+        for listener in self.listeners:
+            listener(layer_id)
 
     def clear(self) -> None:
         with self._lock:

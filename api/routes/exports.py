@@ -79,7 +79,9 @@ class ExportParameters(BaseModel):
     crs: str | int | None = Field(None, description="output CRS, e.g. EPSG:4326 (default), EPSG:9209")
     bbox: str | list[float] | None = Field(None, description="minx,miny,maxx,maxy in `bbox-crs`")
     bbox_crs: str | None = Field(None, alias="bbox-crs", max_length=200)
-    commune: str | int | None = Field(None, description="administrative unit code")
+    commune: str | int | None = Field(None, description=(
+        "administrative unit: its code, or its name (accents and case ignored, e.g. `bao yen`); "
+        "a name several units share answers 300 listing them"))
     commune_date: str | None = Field(None, alias="commune-date", max_length=30,
                                      description="its boundary as of a date, or `pre-2025`")
     filter: str | dict[str, Any] | None = Field(None, description="CQL2 text, or CQL2-JSON")
@@ -243,7 +245,9 @@ async def get_export_query(
         f"EPSG:{s}" for s in export_srids()) + " (default EPSG:4326)")] = None,
     bbox: Annotated[str | None, Query(max_length=400, description="minx,miny,maxx,maxy")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
-    commune: Annotated[str | None, Query(max_length=20, description="administrative unit code")] = None,
+    commune: Annotated[str | None, Query(max_length=100, description=(
+        "administrative unit: its code, or its name (accents and case ignored); a name several "
+        "units share answers 300 listing them"))] = None,
     commune_date: Annotated[str | None, Query(alias="commune-date", max_length=30, description=(
         "its boundary as of a date (YYYY-MM-DD), or `pre-2025`"))] = None,
     filter: Annotated[str | None, Query(max_length=16_000, description="CQL2 text")] = None,
@@ -288,7 +292,9 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
               "schema": {"type": "string"}, "description": "what was changed to fit the format"}}},
     202: {"description": "a job (large exports, mode=async, or Prefer: respond-async)", "model": JobStatus,
           "headers": LOCATION},
-    **problems(400, *WHO, 404, reasons={404: "the layer does not exist or the caller may not read it"}),
+    **problems(300, 400, *WHO, 404, reasons={
+        300: "the commune name fits several administrative units (listed in `candidates`)",
+        404: "the layer does not exist or the caller may not read it"}),
 }
 
 
@@ -319,7 +325,7 @@ async def export_get(request: Request, who: Who, settings: SettingsDep, params: 
                                        required=False, description=(
                  "the parameters (they win over the query string's), or an OGC API - Processes "
                  "execute request with them in `inputs`")),
-             responses={**EXPORT_RESPONSES, **problems(400, *WHO, 404, 415)})
+             responses={**problems(400, *WHO, 404, 415), **EXPORT_RESPONSES})
 async def export_post(request: Request, who: Who, settings: SettingsDep, params: ExportQuery,
                       body: Annotated[dict[str, Any], Depends(export_body)],
                       prefer: PreferHeader = None) -> Response:

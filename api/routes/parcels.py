@@ -641,7 +641,7 @@ def search_page(
         lang=lang, user=who.user, roles=sorted(who.roles), query=dict(request.query_params),
         land_use_codes=codes, owner_allowed=_owner_allowed(who),
         results=results, more=more, error=error, basemap_url=settings.basemap_url,
-        limit=page_limit, offset=page_offset)
+        limit=page_limit, offset=page_offset, credential=getattr(who, "credential", ""))
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 
@@ -663,5 +663,5 @@ def parcel_page(request: Request, who: Who, conn: Conn, settings: SettingsDep, l
     html = parcels_pages.parcel_page(lang=lang, user=who.user, roles=sorted(who.roles), parcel=body,
                                      query=dict(request.query_params), map_data=map_data,
                                      basemap_url=settings.basemap_url, field_titles=titles,
-                                     value_labels=labels)
+                                     value_labels=labels, credential=getattr(who, "credential", ""))
     return HTMLResponse(html, headers=NO_STORE)

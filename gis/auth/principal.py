@@ -10,7 +10,7 @@ from layers.access import Principal
 
 @dataclass(frozen=True)
 class AuthPrincipal(Principal):
-    # "jwt", "api_key" or "basic".
+    # "jwt", "cookie" (the page-session cookie), "api_key" or "basic".
     method: str = ""
     # The public part of the API key used, if any.
     key_prefix: str | None = None

@@ -17,7 +17,7 @@ from gis.auth.errors import CredentialsRejected
 from gis.auth.principal import AuthPrincipal
 from gis.auth.signin import PasswordVerifier
 from gis.auth.throttle import SignInGuard
-from gis.auth.tokens import IssuedToken, TokenCodec
+from gis.auth.tokens import Claims, IssuedToken, TokenCodec
 from gis.auth.users import Account, get_account
 from gis.settings import Settings
 
@@ -29,6 +29,8 @@ class TokenPair:
     username: str
     roles: tuple[str, ...]
     session_id: str
+    # The page-session cookie of the same session (api/routes/auth.py sets it).
+    cookie: IssuedToken
 
 
 class AuthService:
@@ -69,7 +71,7 @@ class AuthService:
         return self._pair(account, session)
 
     def sign_out(self, conn: psycopg.Connection, token: str) -> tuple[str, bool]:
-        """End the session an access or refresh token belongs to (an expired token still signs
+        """End the session an access, refresh or cookie token belongs to (an expired token still signs
         out). Returns the username and whether a live session was ended."""
         claims = self.codec.decode(token, None, verify_exp=False)
         return claims.sub, sessions.revoke(conn, claims.sid)
@@ -80,14 +82,24 @@ class AuthService:
                                          session_expires=session.expires_at, now=now)
         refresh = self.codec.refresh_token(account.username, session.id, session.refresh_jti,
                                            session.expires_at, now=now)
-        return TokenPair(access, refresh, account.username, account.roles, session.id)
+        cookie = self.codec.cookie_token(account.username, account.roles, session.id,
+                                         session.expires_at, now=now)
+        return TokenPair(access, refresh, account.username, account.roles, session.id, cookie)
 
     # --- per-request credentials ----------------------------------------------------------
     def principal_from_jwt(self, conn: psycopg.Connection, token: str) -> AuthPrincipal:
         """An access token is checked cryptographically, then against the database (one
         indexed query): the user must still be enabled and the session not signed out. Roles
         are those in the token that the user still holds."""
-        claims = self.codec.decode(token, "access")
+        return self._session_principal(conn, self.codec.decode(token, "access"), "jwt")
+
+    def principal_from_cookie(self, conn: psycopg.Connection, token: str) -> AuthPrincipal:
+        """The page-session cookie: checked like an access token (signature, then the session
+        row and the user), so signing out anywhere ends it at once."""
+        return self._session_principal(conn, self.codec.decode(token, "cookie"), "cookie")
+
+    def _session_principal(self, conn: psycopg.Connection, claims: Claims,
+                           method: str) -> AuthPrincipal:
         try:
             sid = uuid.UUID(claims.sid)
         except ValueError:
@@ -107,7 +119,7 @@ class AuthService:
         if not session_live:
             raise CredentialsRejected("session ended (signed out)")
         roles = frozenset(claims.roles) & frozenset(current_roles)
-        return AuthPrincipal(user=claims.sub, roles=roles, method="jwt", session_id=claims.sid)
+        return AuthPrincipal(user=claims.sub, roles=roles, method=method, session_id=claims.sid)
 
     def principal_from_key(self, conn: psycopg.Connection, key: str,
                            username: str | None = None) -> AuthPrincipal:

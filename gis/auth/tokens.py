@@ -19,7 +19,9 @@ from gis.auth.errors import CredentialsRejected
 from gis.auth.secret import jwt_secret
 from gis.settings import Settings
 
-TokenType = Literal["access", "refresh"]
+# "cookie": the page-session cookie (api/security.py), bound to a web session like the others but
+# never accepted as a Bearer token nor for refresh.
+TokenType = Literal["access", "refresh", "cookie"]
 ALGORITHM = "HS256"
 # Tolerated clock difference between servers.
 LEEWAY_SECONDS = 5
@@ -81,6 +83,13 @@ class TokenCodec:
         return self._issue("refresh", username, sid, jti, now or dt.datetime.now(dt.UTC),
                            expires_at)
 
+    def cookie_token(self, username: str, roles: tuple[str, ...] | frozenset[str], sid: str,
+                     expires_at: dt.datetime, *, now: dt.datetime | None = None) -> IssuedToken:
+        """The page-session cookie: it lives as long as the session (the session row, not the
+        token, says whether it still works: sign-out revokes it at once)."""
+        return self._issue("cookie", username, sid, str(uuid.uuid4()),
+                           now or dt.datetime.now(dt.UTC), expires_at, roles=sorted(roles))
+
     def _issue(self, typ: TokenType, sub: str, sid: str, jti: str, now: dt.datetime,
                exp: dt.datetime, **extra) -> IssuedToken:
         claims = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "exp": exp,
@@ -88,7 +97,7 @@ class TokenCodec:
         return IssuedToken(self.encode(claims), jti, exp.replace(microsecond=0))
 
     def decode(self, token: str, typ: TokenType | None, *, verify_exp: bool = True) -> Claims:
-        """Checked claims of TOKEN, which must be of type TYP (None: access or refresh)."""
+        """Checked claims of TOKEN, which must be of type TYP (None: any of the three)."""
         try:
             data = jwt.decode(
                 token, self._secret, algorithms=[ALGORITHM], audience=self.audience,
@@ -110,7 +119,7 @@ class TokenCodec:
             raise CredentialsRejected("token is not valid yet") from None
         except jwt.InvalidTokenError:
             raise CredentialsRejected("malformed token") from None
-        if data["typ"] not in ("access", "refresh"):
+        if data["typ"] not in ("access", "refresh", "cookie"):
             raise CredentialsRejected("malformed token")
         if typ is not None and data["typ"] != typ:
             raise CredentialsRejected(f"{data['typ']} token used as {typ} token")

@@ -26,7 +26,7 @@ from rich.table import Table
 from gis.cli.common import console, err, progress_bar
 from gis.cli.common import fail as _error
 from layers.access import Principal
-from layers.errors import LayerNotFound
+from layers.errors import Ambiguous, LayerNotFound
 
 if TYPE_CHECKING:
     from gis.io.imports import ImportReport
@@ -64,7 +64,8 @@ def export_command(
     bbox_crs: Annotated[str | None, typer.Option(help="CRS of --bbox (default WGS 84 lon/lat).")] = None,
     where: Annotated[str | None, typer.Option("--where", help="CQL2 text filter, e.g. "
                                               "\"sheet_no = 12 AND origin = 'lease'\".")] = None,
-    commune: Annotated[str | None, typer.Option(help="Administrative unit code: features "
+    commune: Annotated[str | None, typer.Option(help="Administrative unit, by code or by name "
+                                                "(accents and case ignored): features "
                                                 "intersecting it.")] = None,
     commune_date: Annotated[str | None, typer.Option(help="Date of the unit's boundary, or "
                                                      "'pre-2025' (default: today).")] = None,
@@ -94,7 +95,7 @@ def export_command(
         with _connect() as conn:
             try:
                 p = plan(conn, req, who)
-            except (ExportError, LayerNotFound) as e:
+            except (ExportError, LayerNotFound, Ambiguous) as e:
                 raise _error(str(e)) from None
             p.zip = not (p.fmt.key == "shp" and ext == ".shp")
             with _bar() as bar:

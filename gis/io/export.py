@@ -52,7 +52,7 @@ from gis.io.formats import Format, FormatError, get_format, parse_export_crs
 from gis.rows import scalar
 from layers import query_params
 from layers.access import Principal, is_sensitive_read, readable_fields, readable_layer, row_filter
-from layers.errors import BadRequest, LayerNotFound
+from layers.errors import Ambiguous, BadRequest, LayerNotFound
 from layers.features_sql import FeatureQuery, where
 from layers.model import Field, Layer
 
@@ -63,6 +63,11 @@ BATCH_ROWS = 20_000
 SHAPEFILE_MAX_BYTES = 2**31 - 2**24
 SHAPEFILE_MAX_FIELDS = 255
 DBF_MAX_TEXT = 254
+# Significant digits of a float field with catalogue decimals, written as an Arrow decimal:
+# GDAL makes it a Real field of that width and precision (a .dbf column N(17,1) holding "24.1",
+# a GeoPackage REAL), not a double printed as 24.100000000000001. 15 digits hold legal areas to
+# 0.1 m² up to 10^13 m² and stay exact in a double.
+DECIMAL_DIGITS = 15
 # Datum of a "pre-2025" administrative unit when the caller says so without a date.
 PRE_2025 = dt.date(2025, 6, 30)
 
@@ -237,15 +242,9 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
             raise ExportError(f"filter: {e}") from None
     cond, params = where(q)
     suffix = ""
-    if req.commune:
-        code = str(req.commune).strip()
+    if req.commune not in (None, ""):
         day = _admin_date(req.commune_date)
-        found = scalar(conn.execute(
-            "SELECT count(*) FROM admin_units WHERE code = %s AND valid_from <= %s "
-            "AND (valid_to IS NULL OR valid_to > %s)", (code, day, day)))
-        if not found:
-            raise ExportError(f"commune: no administrative unit {code!r} on {day.isoformat()} "
-                              "(pass commune-date=pre-2025 for the units before the 2025 reform)")
+        code = resolve_unit(conn, str(req.commune), day)
         cond = sql.SQL("({}) AND ST_Intersects({}, (SELECT ST_Union(a.geom) FROM admin_units a "
                        "WHERE a.code = %s AND a.valid_from <= %s "
                        "AND (a.valid_to IS NULL OR a.valid_to > %s)))").format(
@@ -257,12 +256,83 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
     return ExportPlan(req, layer, fmt, srid, fields, cond, params, encoding, basename, sensitive)
 
 
+# Kinds of administrative unit as they begin their names ("Xã Bảo Yên"), folded: a name may be
+# given with or without them.
+_UNIT_KINDS = ("xa", "phuong", "thi tran", "dac khu", "huyen", "quan", "thi xa", "thanh pho", "tinh")
+# Candidates listed when a name is ambiguous.
+MAX_CANDIDATES = 20
+
+
+def resolve_unit(conn: psycopg.Connection, text: str, day: dt.date) -> str:
+    """The code of the administrative unit TEXT names on DAY: its code, or its name without
+    accents or case (like the map's search: "bao yen", "Xã Bảo Yên", "BẢO YÊN"), with or
+    without the kind of unit. A name equal to one unit's wins over names that only contain it;
+    several equal names (or, without one, several containing it) are Ambiguous (HTTP 300), the
+    candidates listed with their codes, never a guess; none is a 400."""
+    raw = text.strip()
+    when = f" on {day.isoformat()}"
+    hint = " (pass commune-date=pre-2025 for the units before the 2025 reform)"
+    if raw.isdigit():
+        found = scalar(conn.execute(
+            "SELECT count(*) FROM admin_units WHERE code = %s AND valid_from <= %s "
+            "AND (valid_to IS NULL OR valid_to > %s)", (raw, day, day)))
+        if not found:
+            raise ExportError(f"commune: no administrative unit {raw!r}{when}{hint}")
+        return raw
+    q = _fold(raw)
+    bare, wanted_kind = q, None
+    for kind in _UNIT_KINDS:  # "xa bao yen" -> "bao yen"; the kind given narrows below
+        if q.startswith(kind + " ") and len(q) > len(kind) + 1:
+            bare, wanted_kind = q[len(kind) + 1:], kind
+            break
+    if len(bare) < 2:
+        raise ExportError("commune: give an administrative unit code or at least two letters of its name")
+    rows = conn.execute(
+        "SELECT code, name, level, geoioc_fold(name) FROM admin_units "
+        "WHERE valid_from <= %s AND (valid_to IS NULL OR valid_to > %s) "
+        "AND geoioc_fold(name) LIKE %s ORDER BY level, code LIMIT 1000",
+        (day, day, "%" + _like_escape(bare) + "%")).fetchall()
+    exact = [r for r in rows if _same_name(r[3], bare, wanted_kind)]
+    matches = exact or rows
+    if len({r[0] for r in matches}) == 1:
+        return str(matches[0][0])
+    if not matches:
+        raise ExportError(f"commune: no administrative unit named {raw!r}{when}{hint}")
+    listed = sorted({(r[0], r[1], r[2]) for r in matches})[:MAX_CANDIDATES]
+    raise Ambiguous(
+        f"commune: {raw!r} names {len({r[0] for r in matches})} administrative units{when}: "
+        + "; ".join(f"{code} {name} ({level})" for code, name, level in listed)
+        + ". Give the code.", parameter="commune",
+        candidates=[{"code": code, "name": name, "level": level} for code, name, level in listed])
+
+
+def _same_name(folded: str, bare: str, kind: str | None) -> bool:
+    if folded == bare:
+        return kind is None
+    return any(folded == f"{k} {bare}" for k in ((kind,) if kind else _UNIT_KINDS))
+
+
+def _fold(text: str) -> str:
+    """geoioc_fold() on the Python side: lower case, no diacritics, đ as d, single spaces."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.lower().split())
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 def _column(f: Field, fmt: Format) -> sql.Composable:
     col = sql.Identifier("t", f.name)
     if f.type == "str[]":
         return sql.SQL("array_to_string({}, ',')").format(col)
+    if f.type == "float" and f.decimals is not None:
+        return sql.SQL("round({}::numeric, {})").format(col, sql.Literal(f.decimals))
     if f.type == "float":
         return sql.SQL("{}::float8").format(col)
     if f.type == "int":  # catalogue integers fit 32 bits: N(11) in dBase instead of N(20)
@@ -281,6 +351,8 @@ def _column(f: Field, fmt: Format) -> sql.Composable:
 def _arrow_type(f: Field, fmt: Format) -> pa.DataType:
     if f.type == "int":
         return pa.int32()
+    if f.type == "float" and f.decimals is not None:
+        return pa.decimal128(DECIMAL_DIGITS, f.decimals)
     if f.type == "float":
         return pa.float64()
     if f.type == "date":
@@ -484,6 +556,8 @@ def _dbf_record_length(p: ExportPlan, widths: dict[int, int]) -> int:
             n += 1
         elif t == pa.int32():
             n += 11
+        elif pa.types.is_decimal(t):
+            n += DECIMAL_DIGITS + 2
         else:
             n += 24
     return n + 20  # the ID
@@ -527,6 +601,18 @@ def _check_prj(prj: Path, srid: int) -> None:
         raise ExportError(f"internal check failed: {prj.name} re-opens as {got.label}, not EPSG:{srid}")
 
 
+def _csv_type(f: Field, fmt: Format) -> str:
+    """A field's type as the file holds it, in words for whoever opens fields.csv."""
+    if f.type == "datetime":
+        return ("datetime (ISO 8601 text, UTC: dBase has no date-time type)" if fmt.datetime_as_text
+                else "datetime (UTC)")
+    if f.type == "float" and f.decimals is not None:
+        return f"decimal ({f.decimals} decimal{'s' if f.decimals != 1 else ''})"
+    if f.type == "str[]":
+        return "str (codes separated by ',')"
+    return f.type
+
+
 def _fields_csv(p: ExportPlan) -> str:
     """fields.csv: short name -> full name, titles, type and coded values (UTF-8 with BOM so
     that a spreadsheet shows the Vietnamese titles)."""
@@ -536,8 +622,7 @@ def _fields_csv(p: ExportPlan) -> str:
     w.writerow(["ID", "id", "Mã định danh", "Identifier", "int", ""])
     for short, f in zip(column_names(p)[1:], p.fields, strict=True):
         values = "; ".join(f"{k} = {vi} / {en}" for k, (vi, en) in f.values.items())
-        ftype = "datetime (ISO 8601 text, UTC)" if f.type == "datetime" else (
-            "str (codes separated by ',')" if f.type == "str[]" else f.type)
+        ftype = _csv_type(f, p.fmt)
         w.writerow([short, f.name, f.title_vi, f.title_en, ftype, values])
     return "\ufeff" + buf.getvalue()
 

@@ -101,7 +101,8 @@
       minZoom: entry.min_zoom,
       maxZoom: 22,
       bounds: bboxBounds(entry.bbox, 0.01),
-      fetchOptions: { headers: G.authHeaders, credentials: "omit" },
+      // same-origin: a map signed in only through the session cookie (another tab) sends it.
+      fetchOptions: { headers: G.authHeaders, credentials: "same-origin" },
       updateWhenZooming: false,
       keepBuffer: 1,
     });

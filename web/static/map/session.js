@@ -1,10 +1,16 @@
 /* GeoIOC command map: sign-in state and API calls.
  *
  * Tokens come from POST /api/auth/token (OAuth2 password form) and are kept in sessionStorage
- * (gone when the tab closes; never in cookies, so no cross-site request can use them). The access
- * token is refreshed before it expires with POST /api/auth/refresh. G.authHeaders is one shared
- * object: vector tile layers hold a reference to it in their fetch options, so a refreshed token
- * reaches them without rebuilding the layers. */
+ * (gone when the tab closes). The access token is refreshed before it expires with POST
+ * /api/auth/refresh. G.authHeaders is one shared object: vector tile layers hold a reference to
+ * it in their fetch options, so a refreshed token reaches them without rebuilding the layers.
+ *
+ * Sign-in also sets the server's HttpOnly page-session cookie (SameSite=Strict), which the
+ * parcel pages read. A map opened in a new tab has no tokens but the cookie: on load it asks
+ * GET /api/auth/session, and when the cookie names a live session the tab is signed in "by cookie"
+ * (session.cookie = true): its reads carry the cookie (GET only; the server refuses it for
+ * writes), and sign-out sends no token, the cookie names the session. Sign-out anywhere ends the
+ * session everywhere: other tabs' tokens and the cookie stop working. */
 (function (G) {
   "use strict";
 
@@ -27,10 +33,10 @@
   G.setBusy = setBusy;
 
   function save() {
-    if (session) sessionStorage.setItem(KEY, JSON.stringify(session));
+    if (session && !session.cookie) sessionStorage.setItem(KEY, JSON.stringify(session));
     else sessionStorage.removeItem(KEY);
     for (const k of Object.keys(G.authHeaders)) delete G.authHeaders[k];
-    if (session) G.authHeaders.Authorization = "Bearer " + session.access_token;
+    if (session && !session.cookie) G.authHeaders.Authorization = "Bearer " + session.access_token;
   }
 
   function schedule() {
@@ -68,14 +74,14 @@
     } catch (e) {
       session = null;
     }
-    if (!session) return null;
+    if (!session) return adoptCookieSession();
     if (session.expires_at - Date.now() / 1000 < REFRESH_MARGIN_S) {
       try {
         await refresh();
       } catch (e) {
         session = null;
         save();
-        return null;
+        return adoptCookieSession();
       }
     } else {
       save();
@@ -84,8 +90,32 @@
     return session;
   };
 
+  /** A session of another tab, known to this one through the page-session cookie only. */
+  async function adoptCookieSession() {
+    try {
+      const r = await fetch("/api/auth/session", { credentials: "same-origin",
+                                                   headers: { Accept: "application/json" } });
+      if (!r.ok) return null;
+      const me = await r.json();
+      if (!me.signed_in || me.auth !== "cookie") return null;
+      session = { cookie: true, user: me.user, roles: me.roles };
+      return session;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // A tab signed in by cookie learns of a sign-out elsewhere when it is looked at again.
+  document.addEventListener("visibilitychange", async () => {
+    if (document.visibilityState !== "visible" || !session || !session.cookie) return;
+    const before = session;
+    session = null;
+    if (!(await adoptCookieSession())) { session = before; expire(); }
+  });
+
   async function refresh() {
     if (!session) throw new Error("not signed in");
+    if (session.cookie) throw new Error("signed in by the session cookie: nothing to refresh");
     if (!refreshing) {
       refreshing = (async () => {
         const r = await fetch("/api/auth/refresh", {
@@ -121,11 +151,12 @@
     clearTimeout(refreshTimer);
     if (ending) {
       try {
-        await fetch("/api/auth/signout", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ refresh_token: ending.refresh_token }),
-        });
+        // The response also deletes the page-session cookie; a cookie-only tab sends no token.
+        await fetch("/api/auth/signout", ending.cookie
+          ? { method: "POST", credentials: "same-origin" }
+          : { method: "POST", credentials: "same-origin",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify({ refresh_token: ending.refresh_token }) });
       } catch (e) { /* the tokens are forgotten here either way */ }
     }
   };
