@@ -259,7 +259,8 @@ def audit_query(
         request = (" ".join(p for p in (entry.method, entry.path) if p)
                    + (f"?{entry.query}" if entry.query else ""))
         target = json.dumps(entry.target, ensure_ascii=False) if entry.target is not None else ""
-        table.add_row(str(entry.id), f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", entry.username or "-",
+        table.add_row(str(entry.id), f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                      entry.username or "-",
                       ",".join(entry.roles), entry.action, request, entry.layer or "", target,
                       str(entry.status or ""), entry.client or "")
     console.print(table)
