@@ -13,6 +13,7 @@ from api import errors, middleware
 from api.ogc import processes as ogc_processes
 from api.ogc.config import STATIC
 from api.ogc.router import router as ogc_router
+from api.routes import audit as audit_routes
 from api.routes import auth, health, incident_analytics, map_api, map_page, map_search
 from api.routes import exports as export_routes
 from api.routes import imports as import_routes
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(parcel_routes.router)
     app.include_router(auth.router)
     app.include_router(auth.pages_router)
+    app.include_router(audit_routes.router)
     app.include_router(export_routes.router)
     app.include_router(import_routes.router)
     app.include_router(ogc_processes.router)

@@ -7,6 +7,7 @@ fields are visible; the access-control issue adds users and roles behind the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -92,10 +93,18 @@ def row_filter(layer: Layer, who: Principal, alias: str = "t") -> sql.Composable
     return sql.SQL(" AND ").join(parts) if parts else None
 
 
-def is_sensitive_read(layer: Layer, who: Principal) -> bool:
-    """Reads the audit log must record: restricted or secret layers, fields or rows."""
+def is_sensitive_read(layer: Layer, who: Principal, fields: Iterable[Field] | None = None) -> bool:
+    """Reads the audit log must record: restricted or secret layers, fields or rows, and personal
+    data (Field.personal: land users' names and ID numbers).
+
+    FIELDS are the fields the read carries (default: every field WHO may read); a way out that
+    carries fewer says so, e.g. vector tiles carry only Field.in_tiles fields, so a tile of
+    parcels read by a land officer holds no personal data and is not audited. Fields WHO may
+    not read are never carried, whatever FIELDS says."""
     if layer.access in (Access.RESTRICTED, Access.SECRET):
         return True
-    if any(f.access in (Access.RESTRICTED, Access.SECRET) for f in readable_fields(layer, who)):
+    carried = readable_fields(layer, who) if fields is None else [
+        f for f in fields if can_read_field(f, who)]
+    if any(f.personal or f.access in (Access.RESTRICTED, Access.SECRET) for f in carried):
         return True
     return bool(layer.row_rules) and row_filter(layer, who) is None

@@ -15,8 +15,6 @@ from api.ogc.conformance import conformance as conformance_handler
 from api.ogc.params import wants_html
 from api.security import Who
 from gis import audit
-from layers.access import Principal, is_sensitive_read
-from layers.model import Layer
 
 BRIDGE = PygeoapiBridge()
 # An import or an edit that drops a layer's tiles also dates its extents.
@@ -70,8 +68,10 @@ async def schema(collection_id: str, request: Request,
 async def items(collection_id: str, request: Request,
                 who: Who) -> Response:
     layer = features.readable_layer(collection_id, who)
-    await audit_sensitive_read(layer, who, request, {"items": dict(request.query_params)})
-    if wants_html(request.query_params, request.headers.get("accept", "")):
+    html = wants_html(request.query_params, request.headers.get("accept", ""))
+    await audit.record_read_async(who, layer, "ogc-items-html" if html else "ogc-items",
+                                  filter=dict(request.query_params), request=request)
+    if html:
         return await BRIDGE.call(itemtypes_api.get_collection_items, request, who, collection_id)
     return await run_in_threadpool(features.items, layer, who, request)
 
@@ -80,8 +80,10 @@ async def items(collection_id: str, request: Request,
 async def item(collection_id: str, feature_id: str, request: Request,
                who: Who) -> Response:
     layer = features.readable_layer(collection_id, who)
-    await audit_sensitive_read(layer, who, request, {"id": feature_id})
-    if wants_html(request.query_params, request.headers.get("accept", "")):
+    html = wants_html(request.query_params, request.headers.get("accept", ""))
+    await audit.record_read_async(who, layer, "ogc-item-html" if html else "ogc-item",
+                                  ids=[feature_id], request=request)
+    if html:
         return await BRIDGE.call(itemtypes_api.get_collection_item, request, who, collection_id,
                                  feature_id)
     return await run_in_threadpool(features.item, layer, who, feature_id, request)
@@ -118,12 +120,7 @@ async def collection_tiles_metadata(collection_id: str, tms: str, request: Reque
 async def collection_tile(collection_id: str, tms: str, z: str, y: str, x: str, request: Request,
                           who: Who) -> Response:
     layer = features.readable_layer(collection_id, who)
-    await audit_sensitive_read(layer, who, request, {"tile": [tms, z, y, x]})
+    await audit.record_read_async(who, layer, "tile", filter={"tile": [tms, z, y, x]}, request=request,
+                                  fields=[f for f in layer.fields if f.in_tiles])
     return await run_in_threadpool(tiles.tile, layer, who, tms, z, y, x, request)
 
-
-async def audit_sensitive_read(layer: Layer, who: Principal, request: Request,
-                               target: dict[str, object]) -> None:
-    """Every read of restricted or secret data (layers, fields or rows) leaves an audit row."""
-    if is_sensitive_read(layer, who):
-        await audit.record_async(who, "read", request=request, layer=layer.id, target=target)

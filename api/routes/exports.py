@@ -35,10 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import SettingsDep, app_pool
 from api.route_docs import BINARY, WHO, body_schema, problems, validate
 from api.security import Who
-from gis import audit
 from gis.db import pooled
 from gis.io import jobs
-from gis.io.export import ExportRequest, content_disposition, estimate, plan, run
+from gis.io.export import ExportRequest, audit_export, content_disposition, estimate, plan, run
 from gis.io.formats import FORMATS, export_srids
 from gis.settings import PROJECT_ROOT, Settings
 from layers.access import Principal
@@ -216,10 +215,7 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
         directory = Path(tempfile.mkdtemp(dir=tmp_root))
         try:
             result = run(conn, p, directory, total=count)
-            if p.sensitive:
-                audit.record(conn, who, "export", request=audit_req, layer=p.layer.id, status=200,
-                             target={**req.summary(), "rows": result.rows,
-                                     "fields": [f.name for f in p.fields]})
+            audit_export(conn, who, p, result, "export", request=audit_req)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise

@@ -28,8 +28,8 @@ from pydantic import BaseModel, BeforeValidator, Field
 from api.deps import Conn
 from api.ogc.params import parse_bbox
 from api.route_docs import GEOJSON, ok, problems
-from api.routes.map_api import audit_read
 from api.security import Who
+from gis import audit
 from gis.analysis import incidents as analysis
 from layers.access import Principal, readable_fields, readable_layer, row_filter
 from layers.errors import BadRequest, NotFound
@@ -254,7 +254,7 @@ def heatmap(request: Request, who: Who, layer: IncidentsLayer, params: FilterPar
     weights add up to `total`, the number of incidents matching the filters), cells of about
     8 screen pixels at zoom `z`."""
     h = analysis.heatmap(conn, f, row_filter(layer, who), z)
-    audit_read(layer, who, request, {"heatmap": params})
+    audit.record_read(conn, who, layer, "heatmap", filter=params, request=request)
     return _json({**_window(f), "z": z, "cell_m": round(h.cell_m, 2), "total": h.total,
                   "max": h.max, "cells": h.cells})
 
@@ -266,7 +266,7 @@ def points(request: Request, who: Who, layer: IncidentsLayer, params: FilterPara
     status] when at most a few thousand match (the browser clusters them), otherwise server-side
     clusters [lon, lat, count, most frequent category, highest severity] sized for zoom `z`."""
     result = analysis.points_or_clusters(conn, f, row_filter(layer, who), z)
-    audit_read(layer, who, request, {"points": params})
+    audit.record_read(conn, who, layer, "incident-points", filter=params, request=request)
     key = "points" if result.mode == "points" else "clusters"
     return _json({**_window(f), "mode": result.mode, "total": result.total, key: result.rows})
 
@@ -302,7 +302,7 @@ def stats(
     reform), only incidents inside that unit's boundary."""
     area = _area(conn, who, commune, as_of) if commune else None
     s = analysis.stats(conn, f, row_filter(layer, who), area.id if area else None)
-    audit_read(layer, who, request, {"stats": params})
+    audit.record_read(conn, who, layer, "incident-stats", filter=params, request=request)
 
     def window(w: analysis.WindowCounts) -> dict[str, object]:
         return {"start": _iso(w.start), "end": _iso(w.end), "total": w.total,
@@ -328,8 +328,9 @@ def covering_cameras(request: Request, who: Who, layer: IncidentsLayer, conn: Co
         raise NotFound(f"incident {incident_id} not found")
     found = analysis.cameras_covering(conn, incident_id, readable_fields(cameras, who),
                                       row_filter(cameras, who, alias="c"))
-    audit_read(layer, who, request, {"id": incident_id})
-    audit_read(cameras, who, request, {"covering_incident": incident_id})
+    audit.record_read(conn, who, layer, "incident", ids=[incident_id], request=request)
+    audit.record_read(conn, who, cameras, "incident", ids=[c.id for c in found],
+                      filter={"covering_incident": incident_id}, request=request)
     features = [
         b'{"type":"Feature","id":%d,"geometry":%s,"properties":%s,"fov":%s}' % (
             c.id, c.point.encode(),

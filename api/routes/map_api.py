@@ -24,7 +24,6 @@ from gis.maps import queries
 from gis.maps.reference import reference
 from layers.access import (
     Principal,
-    is_sensitive_read,
     readable_fields,
     readable_layer,
     readable_layers,
@@ -53,11 +52,6 @@ def readable(layer_id: str, who: Principal) -> Layer:
     if layer is None:
         raise NotFound("not found")
     return layer
-
-
-def audit_read(layer: Layer, who: Principal, request: Request, target: dict[str, Any]) -> None:
-    if is_sensitive_read(layer, who):
-        audit.record(None, who, "read", request=request, layer=layer.id, target=target)
 
 
 def _json(body: object, media_type: str = JSON, cache: str = "private, max-age=0") -> Response:
@@ -133,7 +127,8 @@ def identify(
             feature = orjson.loads(text)
             feature["layer"] = layer.id
             features.append(orjson.dumps(feature))
-            audit_read(layer, who, request, {"identify": [lon, lat], "id": feature["id"]})
+            audit.record_read(conn, who, layer, "identify", ids=[feature["id"]],
+                              filter={"point": [lon, lat], "z": z}, request=request)
     body = b'{"type":"FeatureCollection","features":[' + b",".join(features) + b"]}"
     return Response(body, media_type=GEOJSON, headers=PRIVATE)
 
@@ -148,8 +143,8 @@ def cameras(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response
     layer = readable("cameras", who)
     rows = queries.cameras(conn, layer, readable_fields(layer, who), row_filter(layer, who),
                            _envelope(bbox))
-    audit_read(layer, who, request, {"map": "cameras",
-                                     "bbox": request.query_params.get("bbox")})
+    audit.record_read(conn, who, layer, "map-cameras",
+                      filter={"bbox": request.query_params.get("bbox")}, request=request)
     return _feature_collection(rows)
 
 
@@ -163,8 +158,8 @@ def sensors(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response
     layer = readable("sensors", who)
     rows = queries.sensors(conn, layer, readable_fields(layer, who), row_filter(layer, who),
                            _envelope(bbox))
-    audit_read(layer, who, request, {"map": "sensors",
-                                     "bbox": request.query_params.get("bbox")})
+    audit.record_read(conn, who, layer, "map-sensors",
+                      filter={"bbox": request.query_params.get("bbox")}, request=request)
     return _feature_collection(rows)
 
 

@@ -20,7 +20,6 @@ from gis import audit
 from gis.analysis import search
 from layers.access import (
     can_read,
-    is_sensitive_read,
     readable_fields,
     readable_layers,
     row_filter,
@@ -86,9 +85,8 @@ def search_places(
                 continue
             if found:
                 groups.append((layer.id, found))
-                if is_sensitive_read(layer, who):
-                    audit.record(None, who, "read", request=request, layer=layer.id,
-                                 target={"search": text, "ids": [h.id for h in found]})
+                audit.record_read(conn, who, layer, "search", ids=[h.id for h in found],
+                                  filter={"q": text}, request=request)
     for _, found in groups:
         hits.extend(found)
     kind = ("coordinate" if coordinate is not None else "parcel" if parcel_query is not None

@@ -187,10 +187,11 @@ def _run_search(conn: psycopg.Connection, request: Request, who: Principal, c: s
     layer = get_layer("parcels")
     results, more = search.search(conn, c, readable(who), row_filter(layer, who),
                                   limit=limit, offset=offset)
-    if c.owner:
-        # Looking people up by name is a read of personal data, whatever the layer's class.
-        audit.record(conn, who, "read", request=request, layer="parcels",
-                     target={"search": c.describe(), "returned": len(results)})
+    # Results carry land users' names for whom may read them; looking people up by name is
+    # only open to them. The criteria are recorded without the name itself.
+    audit.record_read(conn, who, layer, "parcel-search" if request.url.path.startswith("/api/")
+                      else "parcel-search-page", ids=[r["id"] for r in results],
+                      filter={**c.describe(), "limit": limit, "offset": offset}, request=request)
     return results, more
 
 
@@ -433,9 +434,7 @@ def _detail_response(conn: psycopg.Connection, request: Request, who: Principal,
                      as_of: dt.datetime | None, srid: int,
                      extra_headers: dict[str, str] | None = None) -> Response:
     body = detail.detail(conn, parcel_id, who, srid, as_of)
-    for layer_id in detail.sensitive_layers(who):
-        audit.record(conn, who, "read", request=request, layer=layer_id,
-                     target={"parcel": parcel_id, "as_of": body["as_of"]})
+    detail.audit_read(conn, who, body, "parcel-api", request)
     body["links"] = _links(parcel_id, as_of)
     headers = dict(extra_headers or {})
     if as_of is None:
@@ -548,11 +547,11 @@ def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: Setti
 
 
 def _extract(conn: psycopg.Connection, request: Request, who: Principal, parcel_id: str,
-             as_of: dt.datetime | None, srid: int, lang: str) -> extract.Extract:
+             as_of: dt.datetime | None, srid: int, lang: str, channel: str) -> extract.Extract:
     ex = extract.build(conn, _parcel_id(parcel_id), who, srid, as_of, lang)
-    if "parcels" in detail.sensitive_layers(who):
-        audit.record(conn, who, "read", request=request, layer="parcels",
-                     target={"parcel": ex.parcel_id, "extract": True})
+    audit.record_read(conn, who, get_layer("parcels"), channel,
+                      ids=[ex.parcel_id], filter={"as_of": as_of.isoformat()} if as_of else None,
+                      request=request)
     return ex
 
 
@@ -566,7 +565,7 @@ def _filename(ex: extract.Extract, ext: str) -> str:
                        **problems(400, *WHO, 404, page=True)})
 def extract_pdf(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
                 as_of: AsOf, lang: Lang) -> Response:
-    ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang)
+    ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang, "extract-pdf")
     body = pdf.render(ex, lang)
     return Response(body, media_type="application/pdf", headers={
         **NO_STORE, "Content-Disposition": f'inline; filename="{_filename(ex, "pdf")}"'})
@@ -578,7 +577,7 @@ def extract_pdf(request: Request, who: Who, conn: Conn, settings: SettingsDep, p
                        **problems(400, *WHO, 404, page=True)})
 def extract_html(request: Request, who: Who, conn: Conn, settings: SettingsDep, parcel_id: ParcelIdPath,
                  as_of: AsOf, lang: Lang) -> Response:
-    ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang)
+    ex = _extract(conn, request, who, parcel_id, as_of, settings.province_srid, lang, "extract-html")
     return HTMLResponse(parcels_pages.extract_page(ex, lang), headers=NO_STORE)
 
 
@@ -650,9 +649,7 @@ def parcel_page(request: Request, who: Who, conn: Conn, settings: SettingsDep, l
                 parcel_id: ParcelIdPath, as_of: AsOf) -> Response:
     pid = _parcel_id(parcel_id)
     body = detail.detail(conn, pid, who, settings.province_srid, as_of)
-    for layer_id in detail.sensitive_layers(who):
-        audit.record(conn, who, "read", request=request, layer=layer_id,
-                     target={"parcel": pid, "as_of": body["as_of"]})
+    detail.audit_read(conn, who, body, "parcel-page", request)
     map_data = detail.map_features(conn, body, as_of, lang)
     layer = get_layer("parcels")
     titles = {f.name: (f.title_en if lang == "en" else f.title_vi) for f in layer.fields}

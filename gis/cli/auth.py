@@ -222,33 +222,49 @@ def audit_query(
     action: Annotated[str | None, typer.Option(
         "--action", "-a", help="read, write, sign_in, sign_in_failed, sign_out, key_create, ...")]
     = None,
+    channel: Annotated[str | None, typer.Option(
+        "--channel", "-c", help=f"The way out of a read: {', '.join(audit.CHANNELS)}.")] = None,
     since: Annotated[str | None, typer.Option(
         help="30m, 12h, 7d, 2w ago, or an ISO date/time (UTC).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    until: Annotated[str | None, typer.Option(
+        help="Before this instant (same forms as --since).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000,
+                                       help="At most this many rows (a page).")] = 50,
+    offset: Annotated[int, typer.Option(min=0, max=audit.MAX_OFFSET, help="Skip this many rows.")] = 0,
+    before: Annotated[int | None, typer.Option(
+        min=1, help="Only rows older than this id (the next page: the last id shown).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")]
     = False,
 ) -> None:
     """Who did what, when: newest first."""
-    try:
-        start = audit.parse_since(since) if since else None
-    except ValueError as e:
-        _fail(f"--since: {e}")
+    if channel and channel not in audit.CHANNELS:
+        _fail(f"--channel: {channel!r} is not one of {', '.join(audit.CHANNELS)}")
+    bounds: dict[str, dt.datetime | None] = {}
+    for name, text in (("since", since), ("until", until)):
+        try:
+            bounds[name] = audit.parse_since(text) if text else None
+        except (ValueError, OverflowError) as e:
+            _fail(f"--{name}: {e}")
     with _db() as conn:
-        entries = audit.query(conn, user=user, layer=layer, action=action, since=start,
-                              limit=limit)
+        entries = audit.query(conn, user=user, layer=layer, action=action, channel=channel,
+                              since=bounds["since"], until=bounds["until"], before=before,
+                              limit=limit, offset=offset)
     if as_json:
         for entry in entries:
             print(json.dumps({**entry.__dict__, "at": entry.at.isoformat()}, ensure_ascii=False))
         return
-    table = Table("time (UTC)", "user", "roles", "action", "request", "layer", "target",
+    table = Table("id", "time (UTC)", "user", "roles", "action", "request", "layer", "target",
                   "status", "client")
     for entry in entries:
         request = (" ".join(p for p in (entry.method, entry.path) if p)
                    + (f"?{entry.query}" if entry.query else ""))
         target = json.dumps(entry.target, ensure_ascii=False) if entry.target is not None else ""
-        table.add_row(f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}", entry.username or "-",
+        table.add_row(str(entry.id), f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                      entry.username or "-",
                       ",".join(entry.roles), entry.action, request, entry.layer or "", target,
                       str(entry.status or ""), entry.client or "")
     console.print(table)
     if not entries:
         console.print("no matching audit entries")
+    elif len(entries) == limit:
+        console.print(f"next page: --before {entries[-1].id}")

@@ -77,7 +77,7 @@ def export_command(
                                           "CSV).")] = "utf-8",
 ) -> None:
     """Export a layer to a file, with a progress bar."""
-    from gis.io.export import ExportError, ExportRequest, plan, run
+    from gis.io.export import ExportError, ExportRequest, audit_export, plan, run
     from gis.io.formats import FORMATS
 
     ext = output.suffix.lower()
@@ -108,11 +108,7 @@ def export_command(
                     result = run(conn, p, work, progress)
                 except ExportError as e:
                     raise _error(str(e)) from None
-            if p.sensitive:
-                from gis import audit
-
-                audit.record(conn, who, "export", layer=p.layer.id, credential="cli", status=200,
-                             target={**req.summary(), "rows": result.rows, "output": str(output)})
+            audit_export(conn, who, p, result, "export-cli", credential="cli", output=str(output))
         output.parent.mkdir(parents=True, exist_ok=True)
         if not p.zip:  # the shapefile's files, renamed after OUTPUT
             written = []

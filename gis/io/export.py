@@ -251,7 +251,7 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
             cond, sql.Identifier("t", layer.geometry_column))
         params = [*params, code, day, day]
         suffix = f"_{code}" + ("_truoc2025" if day < dt.date(2025, 7, 1) else "")
-    sensitive = is_sensitive_read(layer, who) or any(f.personal for f in fields)
+    sensitive = is_sensitive_read(layer, who, fields)
     basename = f"{layer.id}{suffix}_EPSG{srid}"
     return ExportPlan(req, layer, fmt, srid, fields, cond, params, encoding, basename, sensitive)
 
@@ -777,17 +777,24 @@ def _title(p: ExportPlan) -> str:
 
 def export(conn: psycopg.Connection, req: ExportRequest, who: Principal, out_dir: Path,
            progress: Progress | None = None, request: Any = None,
-           credential: str | None = None) -> ExportResult:
+           credential: str | None = None, channel: str = "export") -> ExportResult:
     """Plan, write and (for restricted or personal data) audit one export."""
-    from gis import audit
-
     p = plan(conn, req, who)
     result = run(conn, p, out_dir, progress)
-    if p.sensitive:
-        audit.record(conn, who, "export", request=request, layer=p.layer.id, credential=credential,
-                     status=200, target={**req.summary(), "rows": result.rows,
-                                         "fields": [f.name for f in p.fields]})
+    audit_export(conn, who, p, result, channel, request=request, credential=credential)
     return result
+
+
+def audit_export(conn: psycopg.Connection, who: Principal, p: ExportPlan, result: ExportResult,
+                 channel: str, *, request: Any = None, credential: str | None = None,
+                 **extra: Any) -> bool:
+    """The audit row of an export that carried restricted or personal data (gis.audit.record_read
+    over the fields written): the request as its filter, the rows and fields written."""
+    from gis import audit
+
+    return audit.record_read(conn, who, p.layer, channel, fields=p.fields, filter=p.request.summary(),
+                             action="export", request=request, credential=credential, status=200,
+                             extra={"rows": result.rows, "fields": [f.name for f in p.fields], **extra})
 
 
 def content_disposition(result: ExportResult) -> str:

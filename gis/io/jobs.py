@@ -196,7 +196,7 @@ class JobRunner:
                 shutil.rmtree(job.directory, ignore_errors=True)  # a run again starts clean
                 with connection() as conn:
                     job.result = export(conn, job.request, who, job.directory, progress=progress,
-                                        request=request)
+                                        request=request, channel="export-job")
                 job.status, job.message = "successful", f"{job.result.rows} features"
             except (ExportError, LayerNotFound) as e:
                 job.status, job.message = "failed", str(e)

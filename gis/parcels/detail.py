@@ -23,10 +23,11 @@ import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from gis import audit
 from gis.parcels import checks
 from gis.parcels.common import KEY_FIELDS, key_text, parcels_layer, readable
 from gis.rows import one
-from layers.access import Principal, can_read, can_read_field, is_sensitive_read, row_filter
+from layers.access import Principal, can_read, can_read_field, row_filter
 from layers.catalogue import get_layer
 from layers.errors import NotFound
 from layers.model import Access, Field
@@ -363,10 +364,19 @@ def detail(conn: psycopg.Connection, parcel_id: int, who: Principal, srid: int,
     return body
 
 
-def sensitive_layers(who: Principal) -> list[str]:
-    """Layers of the parcel file whose read the audit log must record for WHO."""
-    ids = ["parcels", "incidents", "cameras"]
-    return [i for i in ids if can_read(get_layer(i), who) and is_sensitive_read(get_layer(i), who)]
+def audit_read(conn: psycopg.Connection, who: Principal, body: dict[str, Any], channel: str,
+               request: Any = None) -> None:
+    """Audit the parcel file BODY as read by WHO through CHANNEL (the API, the page): the parcel
+    (its personal fields), and the incidents and cameras sections by their ids, each when
+    gis.audit.record_read finds the read sensitive for WHO."""
+    filter = {"as_of": body["as_of"]} if body.get("as_of") else None
+    audit.record_read(conn, who, get_layer("parcels"), channel, ids=[body["id"]], filter=filter,
+                      request=request)
+    for layer_id in ("incidents", "cameras"):
+        if layer_id in body:
+            audit.record_read(conn, who, get_layer(layer_id), channel, request=request,
+                              ids=[i["id"] for i in body[layer_id]["items"]],
+                              extra={"parcel": body["id"]})
 
 
 def map_features(conn: psycopg.Connection, body: dict[str, Any], as_of: dt.datetime | None,
