@@ -10,21 +10,21 @@ API, exports and the CLI use.
 
 Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread
 pool, and each such hop cost about 0.2 ms of CPU per request (the parcel search went from 1.4 to
-2.7 ms of server CPU when its parameters became five sync dependencies). The connection costs one
-hop (taking it may wait); giving it back does not.
+2.7 ms of server CPU when its parameters became five sync dependencies). The connection is taken
+on first use, in the route's thread (RequestConnection says why).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Path, Query, Request
-from psycopg_pool import ConnectionPool, PoolTimeout
-from starlette.concurrency import run_in_threadpool
+from psycopg_pool import ConnectionPool
 
 from api.security import SignedIn, Who, require_roles
 from gis import db
@@ -55,34 +55,55 @@ async def get_pool(request: Request) -> ConnectionPool:
     return app_pool(request)
 
 
-# How long a request waits on the event loop for a connection the pool said was idle (another
-# request may take it first); past that it waits in the thread pool like any other.
-IDLE_TAKE_SECONDS = 0.005
+class RequestConnection:
+    """The request's pooled connection, taken on first use and given back when the request ends.
+
+    Why not take it in the dependency: FastAPI resolves dependencies first and then runs a sync
+    route in a thread of its pool. A connection taken up front is held while the request waits
+    for a thread, and under load every thread can end up waiting for a connection held by a
+    request that is itself waiting for a thread (bench/load.py stalled to 6 requests/s). Taken on
+    first use it is taken in the route's own thread: thread first, then connection, as the
+    routes that open `gis.db.connection()` themselves do. It stands in for a psycopg Connection
+    (attribute access goes to the real one).
+    """
+
+    __slots__ = ("_pool", "_cm", "_conn")
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._cm: AbstractContextManager[psycopg.Connection] | None = None
+        self._conn: psycopg.Connection | None = None
+
+    def _open(self) -> psycopg.Connection:
+        if self._conn is None:
+            cm = db.pooled(self._pool)
+            self._conn = cm.__enter__()
+            self._cm = cm
+        return self._conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._open(), name)
+
+    def release(self, exc: BaseException | None = None) -> bool:
+        """Give the connection back (an error in the request tells the pool to check it)."""
+        cm, self._cm, self._conn = self._cm, None, None
+        if cm is None:
+            return False
+        if exc is None:
+            return bool(cm.__exit__(None, None, None))
+        return bool(cm.__exit__(type(exc), exc, exc.__traceback__))
 
 
 async def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]
                          ) -> AsyncIterator[psycopg.Connection]:
-    """A pooled connection for the request. When one is idle it is taken on the event loop (no
-    thread hop, about 0.25 ms of CPU saved per request); otherwise the wait happens in the
-    thread pool so the loop never blocks on a busy or absent database."""
-    cm = None
-    if pool.get_stats().get("pool_available", 0) > 0:
-        fast = db.pooled(pool, IDLE_TAKE_SECONDS)
-        try:
-            conn = fast.__enter__()
-            cm = fast
-        except PoolTimeout:
-            pass
-    if cm is None:
-        cm = db.pooled(pool)
-        conn = await run_in_threadpool(cm.__enter__)
+    lease = RequestConnection(pool)
     try:
-        yield conn
+        yield lease  # type: ignore[misc]  # stands in for the Connection
     except BaseException as e:
-        if not cm.__exit__(type(e), e, e.__traceback__):
+        if not lease.release(e):
             raise
     else:
-        cm.__exit__(None, None, None)
+        lease.release()
 
 
 Conn = Annotated[psycopg.Connection, Depends(get_connection)]
