@@ -15,6 +15,19 @@ from owslib.ogcapi.processes import Processes
 pytestmark = pytest.mark.slow  # OWSLib against the live server, export jobs
 
 
+
+@pytest.fixture(autouse=True)
+def _owslib_forgets_our_key():
+    """OWSLib's API objects update its module-wide REQUEST_HEADERS with the headers they are given:
+    without this the operator's key would go with every later OWSLib request of the run."""
+    import owslib.ogcapi
+
+    saved = dict(owslib.ogcapi.REQUEST_HEADERS)
+    yield
+    owslib.ogcapi.REQUEST_HEADERS.clear()
+    owslib.ogcapi.REQUEST_HEADERS.update(saved)
+
+
 def _wait(url: str, headers: dict[str, str], seconds: float = 30) -> dict:
     deadline = time.monotonic() + seconds
     while True:
