@@ -32,6 +32,7 @@ def _srids(url: str) -> int:
         ).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_upgrade_on_empty_database_and_round_trip(empty_db_url: str) -> None:
     migrate.downgrade("base", url=empty_db_url)
     assert _tables(empty_db_url) == set()
