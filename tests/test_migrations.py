@@ -97,6 +97,7 @@ def test_camera_field_of_view_is_derived(conn) -> None:
     assert fov and ahead and not behind
 
 
+@pytest.mark.slow  # refreshes every overview
 def test_the_application_role_can_refresh_overviews_and_nothing_else(conn) -> None:
     from gis.overviews import refresh_overviews
 
