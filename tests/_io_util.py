@@ -9,24 +9,7 @@ from pathlib import Path
 
 import pyogrio
 
-from gis.auth import api_keys, users
-
 RUN = uuid.uuid4().hex[:8]
-ROLES = ("operator", "land_officer", "citizen", "security_officer")
-
-
-def make_keys(conn, prefix: str) -> dict[str, dict[str, str]]:
-    """One API key per role (header dicts), plus "anonymous": {}."""
-    out: dict[str, dict[str, str]] = {"anonymous": {}}
-    for role in ROLES:
-        name = f"{prefix}{RUN}-{role.replace('_', '-')}"
-        users.add_user(conn, name, "mật-khẩu-đủ-dài-1", roles=[role])
-        out[role] = {"X-API-Key": api_keys.create_key(conn, name, "io tests", days=1).key}
-    return out
-
-
-def drop_users(conn, prefix: str) -> None:
-    conn.execute("DELETE FROM users WHERE username LIKE %s", (f"{prefix}{RUN}-%",))
 
 
 def unzip(data_or_path: bytes | Path, into: Path) -> list[Path]:

@@ -2,16 +2,49 @@
 
 `make test` points GEOIOC_DATABASE_URL at the test database (migrated, sample loaded) and
 GEOIOC_EMPTY_DATABASE_URL at an empty PostGIS database used for migration round trips.
+
+Two rules hold for the whole suite:
+- a skipped test is a failure unless its reason is in ALLOWED_SKIPS below: a check that
+  silently stops running cannot catch what it names;
+- one user with a password and an API key per role (`role_keys`, `keys`), made once per run.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 from gis.settings import get_settings
+
+# Reasons (substrings) for which a test may be skipped. Anything else skipped fails the run:
+# add a reason here only with the reason it is not a hole in the suite.
+ALLOWED_SKIPS: tuple[str, ...] = ()
+
+PASSWORD = "mật-khẩu-đủ-dài-1"
+# Every role, least trusted first (gis.auth.roles.ROLES, written out: a role added there gets
+# no test user until it is added here on purpose).
+ROLE_NAMES = ("citizen", "operator", "land_officer", "security_officer", "leader", "admin")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Turn an unexpected skip into a failure (pytest's -ra summary still lists the allowed ones)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    if any(allowed in reason for allowed in ALLOWED_SKIPS):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"unexpected skip ({reason}): a skipped check proves nothing; make the test run, "
+                       "or list the reason in ALLOWED_SKIPS in tests/conftest.py")
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +132,29 @@ def client():
         # own clients for that).
         c.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         yield c
+
+
+@pytest.fixture(scope="session")
+def role_keys(conn) -> Iterator[dict[str, dict[str, Any]]]:
+    """{profile: {"user", "password", "key", "headers"}} for every role, plus "anonymous" (no user,
+    no key, no headers). Users are made once per run (API keys: no password hashing per request)
+    and deleted at the end; their audit rows stay, by design."""
+    from gis.auth import api_keys, users
+
+    run = uuid.uuid4().hex[:8]
+    out: dict[str, dict[str, Any]] = {
+        "anonymous": {"user": None, "password": None, "key": None, "headers": {}}}
+    for role in ROLE_NAMES:
+        name = f"r{run}-{role.replace('_', '-')}"
+        users.add_user(conn, name, PASSWORD, roles=[role])
+        key = api_keys.create_key(conn, name, "tests", days=1).key
+        out[role] = {"user": name, "password": PASSWORD, "key": key, "headers": {"X-API-Key": key}}
+    yield out
+    conn.execute("DELETE FROM users WHERE username = ANY(%s)",
+                 ([v["user"] for v in out.values() if v["user"]],))
+
+
+@pytest.fixture(scope="session")
+def keys(role_keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """{profile: request headers}: what most tests send ({} for "anonymous")."""
+    return {profile: v["headers"] for profile, v in role_keys.items()}

@@ -19,6 +19,8 @@ import httpx
 import pytest
 from conftest import _free_port
 
+pytestmark = pytest.mark.slow  # a server behind a TCP proxy, cut and restored
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to the database; `cut()` closes the listener and every open

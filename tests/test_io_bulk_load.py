@@ -156,22 +156,16 @@ def test_only_layer_tables_can_be_bulk_loaded(db_url, table) -> None:
             app.execute("SELECT geoioc_bulk_load_begin(%s)", (table,))
 
 
-def test_bulk_import_through_the_api_as_the_application_role(client, conn, tmp_path, bulk) -> None:
+def test_bulk_import_through_the_api_as_the_application_role(client, conn, tmp_path, bulk, keys) -> None:
     """The API's connections run as geoioc_app, which owns no index: the SECURITY DEFINER
     functions of migration 0010 do the dropping and rebuilding for it."""
-    from _io_util import drop_users, make_keys
-
-    keys = make_keys(conn, "iobulk")
-    try:
-        before = _indexes(conn)
-        path = _sensors(tmp_path, 25)
-        with path.open("rb") as f:
-            r = client.post("/api/imports", data={"layer": "sensors"}, files={"file": (path.name, f)},
-                            headers=keys["operator"])
-        assert r.status_code == 200 and r.json()["inserted"] == 25, r.text
-        after = _indexes(conn)
-        assert after["sensors_geom_idx"][0] != before["sensors_geom_idx"][0]
-        assert after["sensors_geom_idx"][1] == before["sensors_geom_idx"][1]
-        assert _stored(conn) == 25
-    finally:
-        drop_users(conn, "iobulk")
+    before = _indexes(conn)
+    path = _sensors(tmp_path, 25)
+    with path.open("rb") as f:
+        r = client.post("/api/imports", data={"layer": "sensors"}, files={"file": (path.name, f)},
+                        headers=keys["operator"])
+    assert r.status_code == 200 and r.json()["inserted"] == 25, r.text
+    after = _indexes(conn)
+    assert after["sensors_geom_idx"][0] != before["sensors_geom_idx"][0]
+    assert after["sensors_geom_idx"][1] == before["sensors_geom_idx"][1]
+    assert _stored(conn) == 25

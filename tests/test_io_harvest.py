@@ -28,6 +28,7 @@ def target(empty_db_url):
     migrate.downgrade("base", url=empty_db_url)
 
 
+@pytest.mark.slow  # GDAL-style harvest from the live server
 def test_harvest_from_our_ogc_gives_identical_data(live_server, conn, target) -> None:
     report = harvest(target, f"{live_server}/ogc", "sensors", "sensors", ADMIN, page_size=7)
     assert report.ok and report.committed, report.to_json()

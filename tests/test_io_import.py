@@ -14,26 +14,18 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from _io_util import RUN, drop_users, make_keys
+from _io_util import RUN
 from pyproj import Transformer
 
 from gis.io.encodings import tcvn3_encode_as_latin1
 from gis.io.imports import ImportOptions, import_file
 from layers.access import Principal
 
-PREFIX = "ioimp"
 ADMIN = Principal("io-test", frozenset({"admin"}))
 # Sensor codes of this run: WAT-9xxxxx, unlikely to clash with the sample's.
 BASE = 900000 + random.Random(RUN).randrange(0, 90000)
 NAMES = ["Trạm quan trắc nước sông Đuống", "Trạm Phường Đình Bảng", "Trạm Xã Hoà Long",
          "Trạm cầu Hồ - Thuận Thành", "Trạm Quế Võ"]
-
-
-@pytest.fixture(scope="module")
-def keys(conn):
-    out = make_keys(conn, PREFIX)
-    yield out
-    drop_users(conn, PREFIX)
 
 
 @pytest.fixture(autouse=True)

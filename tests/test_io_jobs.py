@@ -19,25 +19,26 @@ PREFIX = f"iojobs{RUN}"
 
 
 @pytest.fixture(scope="module")
-def people(conn):
-    names = {}
-    for who, roles in (("op", ["operator"]), ("cit", ["citizen"]), ("gone", ["operator"])):
-        names[who] = f"{PREFIX}-{who}"
-        users.add_user(conn, names[who], "mật-khẩu-đủ-dài-1", roles=roles)
+def people(conn, role_keys):
+    """The suite's operator and citizen, and an operator of this module who has been disabled."""
+    names = {"op": role_keys["operator"]["user"], "cit": role_keys["citizen"]["user"],
+             "gone": f"{PREFIX}-gone"}
+    users.add_user(conn, names["gone"], role_keys["operator"]["password"], roles=["operator"])
     users.set_disabled(conn, names["gone"], True)
     yield names
-    conn.execute("DELETE FROM export_jobs WHERE owner LIKE %s", (f"{PREFIX}-%",))
-    conn.execute("DELETE FROM users WHERE username LIKE %s", (f"{PREFIX}-%",))
+    conn.execute("DELETE FROM export_jobs WHERE owner = ANY(%s)", (list(names.values()),))
+    conn.execute("DELETE FROM users WHERE username = %s", (names["gone"],))
 
 
-def _wait(runner: jobs.JobRunner, job_id: str, who: Principal) -> jobs.ExportJob:
-    for _ in range(400):
+def _wait(runner: jobs.JobRunner, job_id: str, who: Principal, seconds: float = 30) -> jobs.ExportJob:
+    deadline = time.monotonic() + seconds
+    while True:
         job = runner.get(job_id, who)
         assert job is not None
         if job.status in ("successful", "failed"):
             return job
+        assert time.monotonic() < deadline, f"job {job_id} did not finish in {seconds} s ({job.status})"
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def _interrupted(conn, owner: str, roles: list[str], layer: str, attempts: int = 1) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,14 +24,13 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from gis.analysis.search import fold
-from gis.auth import users
+
+pytestmark = pytest.mark.slow  # a real Chromium: outside the fast inner loop
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 VIEWPORT = {"width": 1440, "height": 900}
-PASSWORD = "mật-khẩu-đủ-dài-1"
-RUN = uuid.uuid4().hex[:8]
 TIMEOUT = 20_000
 
 
@@ -55,17 +53,6 @@ def context() -> Iterator[BrowserContext]:
         yield ctx
         ctx.close()
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def accounts(conn) -> Iterator[dict[str, str]]:
-    names = {}
-    for role in ("operator", "security_officer"):
-        name = f"mapui{RUN}-{role.replace('_', '-')}"
-        users.add_user(conn, name, PASSWORD, roles=[role])
-        names[role] = name
-    yield names
-    conn.execute("DELETE FROM users WHERE username LIKE %s", (f"mapui{RUN}-%",))
 
 
 class Watch:
@@ -148,6 +135,8 @@ def painted_pixels(page: Page, layer_id: str) -> int:
 
 
 def sign_in(page: Page, username: str) -> None:
+    from conftest import PASSWORD  # the test users' password (tests/ is on sys.path under pytest)
+
     before = idle_mark(page)
     page.click("#gi-signin-open")
     page.fill("#gi-username", username)
@@ -231,10 +220,10 @@ def test_clicking_a_parcel_shows_its_sheet_and_parcel_numbers(context, live_serv
         page.screenshot(path=str(shots / "map-parcel.png"))
 
 
-def test_time_window_drives_heatmap_requests_and_counts(context, live_server, conn, accounts,
+def test_time_window_drives_heatmap_requests_and_counts(context, live_server, conn, role_keys,
                                                         shots) -> None:
     with map_page(context, live_server) as (page, watch):
-        sign_in(page, accounts["security_officer"])
+        sign_in(page, role_keys["security_officer"]["user"])
         assert drawn(page)["incidents"] > 0
         mark = idle_mark(page)
         page.check("[data-layer-toggle=incidents_heatmap]")
@@ -281,23 +270,39 @@ def test_time_window_drives_heatmap_requests_and_counts(context, live_server, co
                                       for k in ("start", "end"))).fetchone()[0]
 
 
-def test_clicking_an_incident_lists_covering_cameras_nearest_first(context, live_server, conn,
-                                                                   accounts, shots) -> None:
+@pytest.fixture
+def fresh_incident(conn) -> Iterator[tuple[int, float, float]]:
+    """An incident of two hours ago where two cameras' views overlap, with no other incident of the
+    last month within 25 m: the map shows the 30 days before the browser's clock, whatever the
+    sample's as-of date, so the test makes the incident it clicks (and removes it afterwards)."""
     row = conn.execute(
-        "SELECT i.id, ST_X(i.geom), ST_Y(i.geom) FROM incidents i"
-        " WHERE i.reported_at >= now() - interval '25 days' AND i.category <> 'security_event'"
-        " AND (SELECT count(*) FROM cameras c WHERE ST_Covers(c.fov, i.geom)) >= 2"
-        " AND NOT EXISTS (SELECT 1 FROM incidents j WHERE j.id <> i.id AND j.reported_at >="
-        "  now() - interval '30 days' AND ST_DWithin(j.geom::geography, i.geom::geography, 25))"
-        " ORDER BY i.id LIMIT 1").fetchone()
-    if row is None:
-        pytest.skip("no recent incident seen by two cameras in this sample")
-    incident, lon, lat = row
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT a.id AS a, b.id AS b,"
+        " ST_PointOnSurface(ST_Intersection(a.fov, b.fov)) AS p FROM cameras a JOIN cameras b"
+        " ON a.id < b.id AND ST_Intersects(a.fov, b.fov)"
+        " WHERE ST_Area(ST_Intersection(a.fov, b.fov)) > 0) s"
+        " WHERE NOT EXISTS (SELECT 1 FROM incidents j WHERE j.reported_at >= now() - interval '31 days'"
+        "  AND ST_DWithin(j.geom::geography, s.p::geography, 25))"
+        " ORDER BY a, b LIMIT 1").fetchone()
+    assert row is not None, "the sample has cameras whose fields of view overlap"
+    lon, lat = row
+    (incident,) = conn.execute(
+        "INSERT INTO incidents (category, severity, status, source, title, reported_at, geom)"
+        " VALUES ('traffic_accident', 3, 'new', 'camera', 'Kiểm thử: va chạm trước camera',"
+        " now() - interval '2 hours', ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
+        (lon, lat)).fetchone()
+    yield incident, lon, lat
+    conn.execute("DELETE FROM incidents WHERE id = %s", (incident,))
+
+
+def test_clicking_an_incident_lists_covering_cameras_nearest_first(context, live_server, conn, role_keys,
+                                                                   fresh_incident, shots) -> None:
+    incident, lon, lat = fresh_incident
     expected = [r[0] for r in conn.execute(
         "SELECT c.id FROM cameras c, incidents i WHERE i.id = %s AND ST_Covers(c.fov, i.geom)"
         " ORDER BY ST_Distance(c.geom::geography, i.geom::geography), c.id", (incident,))]
+    assert len(expected) >= 2, expected
     with map_page(context, live_server) as (page, _):
-        sign_in(page, accounts["operator"])
+        sign_in(page, role_keys["operator"]["user"])
         set_view(page, lat, lon, 18)
         mark = idle_mark(page)
         page.click(f'[data-incident="{incident}"]')
@@ -312,13 +317,13 @@ def test_clicking_an_incident_lists_covering_cameras_nearest_first(context, live
 
 
 def test_clicking_a_commune_shows_incidents_against_the_previous_window(context, live_server, conn,
-                                                                        accounts, shots) -> None:
+                                                                        role_keys, shots) -> None:
     code, name, lon, lat = conn.execute(
         "SELECT code, name, ST_X(p), ST_Y(p) FROM (SELECT *, ST_PointOnSurface(geom) p FROM"
         " admin_units WHERE level = 'commune' AND valid_to IS NULL ORDER BY ST_Area(geom) DESC"
         " LIMIT 1) s").fetchone()
     with map_page(context, live_server) as (page, watch):
-        sign_in(page, accounts["operator"])
+        sign_in(page, role_keys["operator"]["user"])
         for layer in ("incidents", "tourism_places", "sensors"):  # nothing to click but the commune
             page.uncheck(f"[data-layer-toggle={layer}]")
         set_view(page, lat, lon, 13)

@@ -32,6 +32,7 @@ def _srids(url: str) -> int:
         ).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_upgrade_on_empty_database_and_round_trip(empty_db_url: str) -> None:
     migrate.downgrade("base", url=empty_db_url)
     assert _tables(empty_db_url) == set()
@@ -96,6 +97,7 @@ def test_camera_field_of_view_is_derived(conn) -> None:
     assert fov and ahead and not behind
 
 
+@pytest.mark.slow  # refreshes every overview
 def test_the_application_role_can_refresh_overviews_and_nothing_else(conn) -> None:
     from gis.overviews import refresh_overviews
 

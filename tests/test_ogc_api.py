@@ -223,11 +223,8 @@ CQL2_TRUTH = {
 
 
 @pytest.fixture(scope="module")
-def admin_key(conn):
-    from _io_util import drop_users, make_keys
-
-    yield make_keys(conn, "ogcconf")["security_officer"]  # every incident, security events too
-    drop_users(conn, "ogcconf")
+def admin_key(keys):
+    return keys["security_officer"]  # every incident, security events too
 
 
 def test_conformance_declares_what_is_implemented(client, conn, admin_key) -> None:

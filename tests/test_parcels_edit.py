@@ -11,7 +11,6 @@ import httpx
 import psycopg
 import pytest
 import shapely
-from parcels_helpers import role_keys
 from psycopg import sql
 
 from gis.crs import transformer
@@ -20,12 +19,6 @@ from gis.settings import get_settings
 SRID = get_settings().province_srid
 COLUMNS = ("sheet_no", "parcel_no", "land_use_codes", "legal_area", "land_user", "land_user_id",
            "certificate_no", "use_until", "origin", "geom")
-
-
-@pytest.fixture(scope="module")
-def keys(conn):
-    with role_keys(conn, "parcedit", ("operator", "land_officer", "citizen")) as k:
-        yield k
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +127,7 @@ def test_two_concurrent_edits_exactly_one_409(live_server, conn, keys, parcels) 
 # --- history and "as of" ---------------------------------------------------------------------------
 
 
-def test_as_of_returns_the_old_geometry(client, conn, keys, parcels) -> None:
+def test_as_of_returns_the_old_geometry(client, conn, keys, role_keys, parcels) -> None:
     pid = parcels[2]
     h = keys["land_officer"]
     before = _current(client, pid)
@@ -162,7 +155,7 @@ def test_as_of_returns_the_old_geometry(client, conn, keys, parcels) -> None:
     anonymous_view = _current(client, pid)["history"][-1]
     assert "changed_by" not in anonymous_view  # staff names are internal
     officer_view = client.get(f"/api/parcels/{pid}", headers=h).json()["history"][-1]
-    assert officer_view["changed_by"] == keys["user:land_officer"]["name"]
+    assert officer_view["changed_by"] == role_keys["land_officer"]["user"]
     assert officer_view["change_note"] == "đo đạc lại / resurvey"
     # The page offers the old version and shows it.
     page = client.get(f"/parcels/{pid}?as_of={t_before.isoformat().replace('+', '%2B')}").text
@@ -170,7 +163,7 @@ def test_as_of_returns_the_old_geometry(client, conn, keys, parcels) -> None:
     # The write is in the audit log, with the versions.
     target = conn.execute(
         "SELECT target FROM audit_log WHERE action = 'write' AND layer = 'parcels' AND username = %s"
-        " ORDER BY id DESC LIMIT 1", (keys["user:land_officer"]["name"],)).fetchone()[0]
+        " ORDER BY id DESC LIMIT 1", (role_keys["land_officer"]["user"],)).fetchone()[0]
     assert target["id"] == pid and target["changed"] == ["geometry"]
 
 

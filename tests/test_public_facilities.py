@@ -14,24 +14,21 @@ import geopandas as gpd
 import mapbox_vector_tile
 import pyogrio
 import pytest
-from _io_util import RUN, drop_users, make_keys
+from _io_util import RUN
 
 from gis.analysis.search import fold
 from layers.access import ANONYMOUS, Principal, readable_fields
 from layers.catalogue import FACILITY_TYPES, get_layer
 
 LAYER = get_layer("public_facilities")
-PREFIX = "fac"
 OPERATOR = Principal("fac-operator", frozenset({"operator"}))
 # Codes of this run's imported rows (the sample uses real commune codes, never 99xxx).
 TEST_COMMUNE = "99990"
 
 
-@pytest.fixture(scope="module")
-def keys(conn):
-    out = make_keys(conn, PREFIX)
-    yield out
-    drop_users(conn, PREFIX)
+@pytest.fixture(scope="module", autouse=True)
+def _remove_imported_rows(conn):
+    yield
     conn.execute("DELETE FROM public_facilities WHERE commune_code = %s", (TEST_COMMUNE,))
 
 

@@ -391,6 +391,7 @@ def test_tourism_places(conn):
     assert bad == 0
 
 
+@pytest.mark.slow  # generates the province twice
 def test_generation_is_deterministic():
     as_of = date(2026, 1, 1)
     a = generate(seed=7, scale=0.05, as_of=as_of)

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +25,7 @@ def fingerprint(conn) -> tuple:
             conn.execute("SELECT count(*) FROM spatial_ref_sys").fetchone())
 
 
+@pytest.mark.slow  # runs scripts/setup.sh twice
 def test_running_the_setup_again_changes_nothing(conn, db_url) -> None:
     before = fingerprint(conn)
     # With GEOIOC_DATABASE_URL set the script installs and starts nothing: it migrates and loads
