@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-from parcels_helpers import role_keys
 
 from gis import audit
 from layers.access import Principal, is_sensitive_read
@@ -27,9 +26,11 @@ LAND_OFFICER = Principal("lo", frozenset({"land_officer"}))
 
 
 @pytest.fixture(scope="module")
-def keys(conn):
-    with role_keys(conn, "auditrd", roles=("operator", "land_officer", "admin")) as k:
-        yield k
+def keys(role_keys):
+    """The session's users per role: headers by role, and `user:<role>` -> {"name"}."""
+    out: dict[str, Any] = {p: v["headers"] for p, v in role_keys.items()}
+    out.update({f"user:{p}": {"name": v["user"]} for p, v in role_keys.items() if v["user"]})
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +175,11 @@ def test_tiles(client, conn, keys, parcel) -> None:
 def test_tiles_of_restricted_rows_are_audited(client, conn, keys) -> None:
     """Tiles do go through the helper: a security officer's incidents tile (restricted rows) is
     logged with channel `tile` and the tile as its filter."""
-    with role_keys(conn, "auditsec", roles=("security_officer",)) as k:
-        start = _mark(conn)
-        r = client.get("/ogc/collections/incidents/tiles/WebMercatorQuad/3/3/6?f=mvt",
-                       headers=k["security_officer"])
-        assert r.status_code in (200, 204)
-        rows = _reads(conn, start, k["user:security_officer"]["name"])
+    start = _mark(conn)
+    r = client.get("/ogc/collections/incidents/tiles/WebMercatorQuad/3/3/6?f=mvt",
+                   headers=keys["security_officer"])
+    assert r.status_code in (200, 204)
+    rows = _reads(conn, start, keys["user:security_officer"]["name"])
     assert [(a, layer, t["channel"], t["filter"]) for a, layer, t in rows] == [
         ("read", "incidents", "tile", {"tile": ["WebMercatorQuad", "3", "3", "6"]})]
 
@@ -362,10 +362,9 @@ def test_export_job(client, conn, keys, parcel) -> None:
         assert dl.status_code == 200
         return dl.content.decode()
 
-    with role_keys(conn, "auditjob", roles=("operator", "land_officer")) as k:
-        assert parcel["name"] in call(k["land_officer"])
-        # Jobs need a signed-in caller (anonymous: 401).
-        target = _check_way_out(conn, k, parcel, "export-job", call, action="export", others=("operator",))
+    assert parcel["name"] in call(keys["land_officer"])
+    # Jobs need a signed-in caller (anonymous: 401).
+    target = _check_way_out(conn, keys, parcel, "export-job", call, action="export", others=("operator",))
     assert target["filter"]["bbox"] == parcel["bbox"] and target["rows"] >= 1
 
 

@@ -265,22 +265,19 @@ def _temporal(client, collection: str, headers=None) -> list:
     return r.json()["extent"]["temporal"]["interval"][0]
 
 
-def test_temporal_extent_follows_edits(client, conn) -> None:
+def test_temporal_extent_follows_edits(client, conn, keys) -> None:
     """An edit through the API moves the parcels' temporal extent at once (not after a restart):
     the extents are dated by the same hook as the tile cache. A write by another process shows
     within the bridge's EXTENT_TTL."""
-    from parcels_helpers import role_keys
-
     from api.ogc.router import BRIDGE
 
     _temporal(client, "parcels")  # computed and cached
     pid, before_max = conn.execute("SELECT (SELECT id FROM parcels ORDER BY id LIMIT 1), "
                                    "max(updated_at) FROM parcels").fetchone()
-    with role_keys(conn, "ogcext", roles=("land_officer",)) as keys:
-        version = client.get(f"/api/parcels/{pid}", headers=keys["land_officer"]).json()["version"]
-        r = client.patch(f"/api/parcels/{pid}", headers={**keys["land_officer"], "If-Match": f'"{version}"'},
-                         json={"properties": {"certificate_no": "CS 424242"}})
-        assert r.status_code == 200, r.text
+    version = client.get(f"/api/parcels/{pid}", headers=keys["land_officer"]).json()["version"]
+    r = client.patch(f"/api/parcels/{pid}", headers={**keys["land_officer"], "If-Match": f'"{version}"'},
+                     json={"properties": {"certificate_no": "CS 424242"}})
+    assert r.status_code == 200, r.text
     (after_max,) = conn.execute("SELECT max(updated_at) FROM parcels").fetchone()
     assert after_max > before_max
     assert _instant(_temporal(client, "parcels")[1]) == after_max
