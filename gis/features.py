@@ -7,6 +7,7 @@ path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,17 @@ from layers.features_sql import FeatureQuery, count_sql, features_sql
 
 # numberMatched is an exact count or nothing: OGC API - Features (Part 1, /req/core/fc-response)
 # says that when it is present it is the number of features matching the selection. Counting is
-# exact and usually cheap (an index-only scan of the primary key: about 0.1 s for 800,000 parcels,
-# see bench/README.md "GDAL clients"), but a filter that cannot use an index could make every page
-# wait for a full scan, so the count runs under this statement timeout and numberMatched is left
-# out when it does not finish in time (a client then reads until no `next` link is given).
+# exact and usually cheap (a parallel index-only scan of the primary key: 0.1-0.25 s for 800,000
+# parcels on the shared 2-core test machine, see bench/README.md "GDAL clients"), but a filter
+# that cannot use an index could make every page wait for a full scan, so the count runs under
+# this statement timeout and numberMatched is left out when it does not finish in time (a client
+# then reads until no `next` link is given).
 COUNT_TIMEOUT_MS = 1_000
+# A client following `next` links (after=<id>) got numberMatched on its first page; counting a
+# large layer again on every keyset page would make a whole-layer read count it once per page
+# (80 counts of 0.1-0.25 s for 800,000 parcels read 10,000 at a time). So keyset pages of a layer
+# above this many rows (planner statistics) leave numberMatched out; smaller layers keep it.
+KEYSET_COUNT_MAX_ROWS = 100_000
 # Rows per chunk when streaming a big page (each chunk is a round trip to PostgreSQL).
 STREAM_CHUNK = 5_000
 
@@ -54,6 +61,37 @@ class Page:
     rows: list[str]
     has_more: bool
     last_id: int | None = None
+
+
+_row_estimates: dict[str, tuple[float, float]] = {}
+
+
+def estimated_rows(conn: psycopg.Connection[Any], table: str) -> float:
+    """Planner statistics (refreshed at most once a minute): cheap, never a count. A table never
+    analysed yet counts as small (0): its pages are then counted, under the timeout as always."""
+    now = time.monotonic()
+    hit = _row_estimates.get(table)
+    if hit and now - hit[1] < 60:
+        return hit[0]
+    row = conn.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass",
+                       (table,)).fetchone()
+    est = float(row[0]) if row else 0.0
+    _row_estimates[table] = (est, now)
+    return est
+
+
+def page_number_matched(conn: psycopg.Connection[Any], q: FeatureQuery, page: Page) -> int | None:
+    """numberMatched for a page just fetched: its length when the page holds the whole
+    selection, nothing on a keyset page of a large layer (see KEYSET_COUNT_MAX_ROWS), else the
+    exact count (number_matched)."""
+    if not page.has_more and not q.offset and q.after is None:
+        return len(page.rows)
+    return None if keyset_count_skipped(conn, q) else number_matched(conn, q)
+
+
+def keyset_count_skipped(conn: psycopg.Connection[Any], q: FeatureQuery) -> bool:
+    """Whether numberMatched is left out of this page: a keyset page of a large layer."""
+    return q.after is not None and estimated_rows(conn, q.layer.table) > KEYSET_COUNT_MAX_ROWS
 
 
 def fetch_page(conn: psycopg.Connection[Any], q: FeatureQuery) -> Page:

@@ -156,6 +156,26 @@ def test_number_matched_is_left_out_when_the_count_is_too_slow(conn) -> None:
         assert number_matched(c, q) == conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
 
 
+def test_keyset_pages_of_a_large_layer_leave_the_count_to_the_first_page(client, conn, monkeypatch) -> None:
+    """Above KEYSET_COUNT_MAX_ROWS a whole-layer read is not counted once per page: numberMatched
+    is on the first page (and offset pages), not on the `after=` pages."""
+    import gis.features
+
+    monkeypatch.setattr(gis.features, "KEYSET_COUNT_MAX_ROWS", 1_000)
+    total = conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
+    for limit in (10, 2000):  # buffered and streamed pages
+        first = _get(client, ITEMS.format("parcels") + f"?limit={limit}")
+        assert first["numberMatched"] == total
+        second = _get(client, _next(first))
+        assert "numberMatched" not in second and second["numberReturned"] == limit
+        assert _get(client, ITEMS.format("parcels") + f"?limit={limit}&offset=50")["numberMatched"] == total
+    # A small layer keeps the count on every page.
+    units = conn.execute("SELECT count(*) FROM admin_units").fetchone()[0]
+    assert units < 1_000
+    first = _get(client, ITEMS.format("admin_units") + "?limit=5")
+    assert _get(client, _next(first))["numberMatched"] == units
+
+
 def test_openapi_advertises_limit_default_and_maximum(client) -> None:
     doc = client.get("/ogc/openapi?f=json").json()
     params = doc["paths"]["/collections/parcels/items"]["get"]["parameters"]

@@ -26,7 +26,14 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.ogc.params import filter_value, items_query, output_crs
 from gis.db import connection
-from gis.features import fetch_one, fetch_page, number_matched, stream_features
+from gis.features import (
+    fetch_one,
+    fetch_page,
+    keyset_count_skipped,
+    number_matched,
+    page_number_matched,
+    stream_features,
+)
 from gis.settings import get_settings
 from layers import access
 from layers.access import Principal, readable_fields, row_filter
@@ -123,10 +130,7 @@ def items(layer: Layer, who: Principal, request: Request) -> Response:
                                  headers=_headers(crs_uri))
     with connection() as conn:
         page = fetch_page(conn, q)
-        if page.has_more or q.offset or q.after is not None:
-            matched = number_matched(conn, q)
-        else:  # the whole selection is on this page
-            matched = len(page.rows)
+        matched = page_number_matched(conn, q, page)
         if not page.rows and q.offset > 0:
             raise _offset_beyond_end(q, matched)
     numbers = {"numberReturned": len(page.rows)}
@@ -145,7 +149,7 @@ def _offset_beyond_end(q: FeatureQuery, matched: int | None) -> BadRequest:
 
 def _stream(layer: Layer, q: FeatureQuery, params: dict[str, str], head: bytes) -> Iterator[bytes]:
     with connection() as conn:
-        matched = number_matched(conn, q)
+        matched = None if keyset_count_skipped(conn, q) else number_matched(conn, q)
         yield head
         sent = 0
         has_more = False

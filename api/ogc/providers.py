@@ -18,7 +18,7 @@ from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from gis.db import connection
-from gis.features import fetch_one, fetch_page, number_matched
+from gis.features import fetch_one, fetch_page, number_matched, page_number_matched
 from gis.tiles import render_tile
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
@@ -114,10 +114,7 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
                 matched = number_matched(conn, q)
                 return out if matched is None else {**out, "numberMatched": matched}
             page = fetch_page(conn, q)
-            if page.has_more or q.offset or q.after is not None:
-                matched = number_matched(conn, q)
-            else:  # the whole selection is on this page
-                matched = len(page.rows)
+            matched = page_number_matched(conn, q, page)
         features = orjson.loads(b"[" + ",".join(page.rows).encode() + b"]")
         out = {"type": "FeatureCollection", "features": features,
                "numberReturned": len(features)}
