@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # layers.* for the field list an anonymous client sees
@@ -72,7 +73,7 @@ def feature_count(path: str, layer: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def get(port: int, path: str) -> tuple[float, dict]:
+def get(port: int, path: str) -> tuple[float, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     t0 = time.perf_counter()
     conn.request("GET", path, headers={"Accept-Encoding": "identity"})
@@ -85,7 +86,7 @@ def get(port: int, path: str) -> tuple[float, dict]:
     return elapsed, orjson.loads(body)
 
 
-def best_of(n: int, port: int, path: str) -> tuple[float, dict]:
+def best_of(n: int, port: int, path: str) -> tuple[float, dict[str, Any]]:
     runs = [get(port, path) for _ in range(n)]
     return min(t for t, _ in runs), runs[-1][1]
 
@@ -103,6 +104,12 @@ def old_sql_seconds(conn: psycopg.Connection, columns: list[str], offset: int) -
     rows = conn.execute(query, (PAGE, offset)).fetchall()
     assert len(rows) == PAGE
     return time.perf_counter() - t0
+
+
+def one(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
 
 
 def write_readme(text: str) -> None:
@@ -137,9 +144,9 @@ def main() -> None:
     load_before = load()
     run([GEOIOC, "db", "migrate"], env={"GEOIOC_DATABASE_URL": db_url(args.database)})
     with psycopg.connect(db_url(args.database), autocommit=True) as conn:
-        total = conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
+        total = int(one(conn, "SELECT count(*) FROM parcels"))
         ids = [r[0] for r in conn.execute("SELECT id FROM parcels ORDER BY id")]
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        pg_version = str(one(conn, "SHOW server_version"))
         old = {}
         if not args.no_old_sql:
             for offset in (0, 200_000, total - PAGE):
