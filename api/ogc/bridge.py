@@ -26,7 +26,7 @@ from pygeoapi.api import API, APIRequest
 from pygeoapi.openapi import get_oas
 from starlette.concurrency import run_in_threadpool
 
-from api.ogc.config import build_config, layer_extents, temporal_extent
+from api.ogc.config import add_keyset_parameter, build_config, layer_extents, temporal_extent
 from gis.db import connection
 from gis.settings import get_settings
 from layers.access import Principal
@@ -102,7 +102,7 @@ class PygeoapiBridge:
                 api = self._apis.get(who.key)
                 if api is None:
                     config = build_config(get_settings(), who, extents)
-                    api = API(config, get_oas(config))
+                    api = API(config, add_keyset_parameter(get_oas(config)))
                     self._apis[who.key] = api
         return api
 

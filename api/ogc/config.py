@@ -108,6 +108,30 @@ def resource(layer: Layer, who: Principal, extents: dict, base_url: str) -> dict
     }
 
 
+AFTER_PARAMETER = {
+    "name": "after",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": False,
+    "description": "Keyset paging: only the features whose id is above this one, in id order (what "
+                   "the `next` links use; pages cost the same wherever they lie). Not with sortby; "
+                   "offset then counts from this position.",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+}
+
+
+def add_keyset_parameter(oas: dict) -> dict:
+    """pygeoapi's OpenAPI document knows `limit` and `offset` (their default and maximum come
+    from `limits` in build_config); our items routes also take `after`, so it is listed too."""
+    for path, item in oas.get("paths", {}).items():
+        if path.startswith("/collections/") and path.endswith("/items") and "get" in item:
+            params = item["get"].setdefault("parameters", [])
+            if not any(p.get("name") == "after" for p in params):
+                params.append(dict(AFTER_PARAMETER))
+    return oas
+
+
 def build_config(settings: Settings, who: Principal, extents: dict[str, dict]) -> dict:
     return {
         # pygeoapi 0.21 renders the TileMatrixSets pages with a top-level template path.

@@ -5,7 +5,13 @@ bench/README.md, stock pygeoapi spends a 100-item page mostly waiting on Postgre
 of the whole table on every page, a connection check and a rollback per request, and five
 queries for one feature; on a 10,000-feature page, turning rows into dicts and re-encoding them
 is 82 % of its time. These endpoints run one statement that returns finished GeoJSON text per
-row, count only when it is cheap, and join the texts.
+row and join the texts.
+
+GIS clients read whole collections through these pages, so two things matter to them: an exact
+`numberMatched` (GDAL's `ogrinfo -so` takes the feature count from the first page; without it,
+it reads everything), counted under a short timeout and left out rather than guessed
+(gis.features.number_matched); and pages that cost the same wherever they lie: `next` links
+page by key (`after=<id>`), and an `offset` skips rows before any GeoJSON is built.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.ogc.params import filter_value, items_query, output_crs
 from gis.db import connection
-from gis.features import fetch_one, fetch_page, number_matched, stream_features
+from gis.features import (
+    fetch_one,
+    fetch_page,
+    keyset_count_skipped,
+    number_matched,
+    page_number_matched,
+    stream_features,
+)
 from gis.settings import get_settings
 from layers import access
 from layers.access import Principal, readable_fields, row_filter
@@ -46,7 +59,15 @@ def _items_url(layer: Layer, params: dict[str, str]) -> str:
     return f"{base}?{urlencode(params)}" if params else base
 
 
-def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool) -> list[dict[str, str]]:
+def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool,
+           last_id: int | None) -> list[dict[str, str]]:
+    """self, alternate, collection, and next/prev.
+
+    `next` pages by key when the order is the id order: `after=<last id of this page>`, which
+    PostgreSQL answers from the primary key wherever the page lies, so a client reading a whole
+    collection (GDAL, QGIS, OWSLib follow `next`) does not get slower page after page. A sorted
+    result pages by offset (cheap too: rows are skipped on ids, see layers.features_sql).
+    """
     keep = {k: v for k, v in params.items() if k != "offset"}
     links = [
         {"rel": "self", "type": GEOJSON, "href": _items_url(layer, params)},
@@ -56,8 +77,12 @@ def _links(layer: Layer, q: FeatureQuery, params: dict[str, str], has_more: bool
          "href": f"{get_settings().base_url}/ogc/collections/{layer.id}"},
     ]
     if has_more:
-        links.append({"rel": "next", "type": GEOJSON,
-                      "href": _items_url(layer, {**keep, "offset": str(q.offset + q.limit)})})
+        if q.keyset and last_id is not None:
+            after = {k: v for k, v in keep.items() if k != "after"}
+            href = _items_url(layer, {**after, "after": str(last_id)})
+        else:
+            href = _items_url(layer, {**keep, "offset": str(q.offset + q.limit)})
+        links.append({"rel": "next", "type": GEOJSON, "href": href})
     if q.offset > 0:
         links.append({"rel": "prev", "type": GEOJSON,
                       "href": _items_url(layer, {**keep, "offset": str(max(0, q.offset - q.limit))})})
@@ -105,14 +130,14 @@ def items(layer: Layer, who: Principal, request: Request) -> Response:
                                  headers=_headers(crs_uri))
     with connection() as conn:
         page = fetch_page(conn, q)
-        matched = number_matched(conn, q) if (page.has_more or q.offset) else q.offset + len(page.rows)
+        matched = page_number_matched(conn, q, page)
         if not page.rows and q.offset > 0:
             raise _offset_beyond_end(q, matched)
     numbers = {"numberReturned": len(page.rows)}
     if matched is not None:
         numbers["numberMatched"] = matched
     body = b"".join((head, ",".join(page.rows).encode(), b"],",
-                     _tail(numbers, _links(layer, q, params, page.has_more))))
+                     _tail(numbers, _links(layer, q, params, page.has_more, page.last_id))))
     return Response(body, media_type=GEOJSON, headers=_headers(crs_uri))
 
 
@@ -124,22 +149,24 @@ def _offset_beyond_end(q: FeatureQuery, matched: int | None) -> BadRequest:
 
 def _stream(layer: Layer, q: FeatureQuery, params: dict[str, str], head: bytes) -> Iterator[bytes]:
     with connection() as conn:
-        matched = number_matched(conn, q)
+        matched = None if keyset_count_skipped(conn, q) else number_matched(conn, q)
         yield head
         sent = 0
         has_more = False
+        last_id: int | None = None
         for chunk in stream_features(conn, q):
             if sent + len(chunk) > q.limit:
                 has_more = True
                 chunk = chunk[: q.limit - sent]
             if chunk:
-                yield (b"," if sent else b"") + ",".join(chunk).encode()
+                yield (b"," if sent else b"") + ",".join(text for text, _ in chunk).encode()
                 sent += len(chunk)
+                last_id = chunk[-1][1]
     numbers = {"numberReturned": sent}
     if matched is not None:
         numbers["numberMatched"] = matched
     yield b"],"
-    yield _tail(numbers, _links(layer, q, params, has_more))
+    yield _tail(numbers, _links(layer, q, params, has_more, last_id))
 
 
 def item(layer: Layer, who: Principal, feature_id: str, request: Request) -> Response:

@@ -21,9 +21,11 @@ from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
 
 # Parameters with a meaning of their own; any other parameter must be a queryable property.
-RESERVED = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "sortby",
+RESERVED = {"f", "lang", "limit", "offset", "after", "bbox", "bbox-crs", "datetime", "crs", "sortby",
             "properties", "skipGeometry", "filter", "filter-lang", "filter-crs"}
 FORMATS = {"json", "geojson", "html", "jsonld"}
+# Feature ids are bigint: a keyset position outside that range is a 400, never a database error.
+MAX_ID = 2**63 - 1
 
 
 def parse_int(name: str, raw: str | None, default: int, lo: int, hi: int | None = None) -> int:
@@ -141,6 +143,11 @@ def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, st
                 raise BadRequest(f"sortby: unknown property {name!r}", parameter="sortby")
             order.append((name, asc))
         q.sortby = order
+    if params.get("after") is not None:
+        q.after = parse_int("after", params["after"], 0, 0, MAX_ID)
+        if not q.keyset:
+            raise BadRequest("after: pages by id, so it cannot be combined with sortby; "
+                             "use offset to page a sorted result", parameter="after")
     for name, raw in params.items():
         if name in RESERVED:
             continue

@@ -8,12 +8,17 @@ code behind our fast OGC routes).
 from __future__ import annotations
 
 import orjson
-from pygeoapi.provider.base import BaseProvider, ProviderItemNotFoundError, ProviderQueryError
+from pygeoapi.provider.base import (
+    BaseProvider,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+    ProviderQueryError,
+)
 from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from gis.db import connection
-from gis.features import fetch_one, fetch_page, number_matched
+from gis.features import fetch_one, fetch_page, number_matched, page_number_matched
 from gis.tiles import render_tile
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
@@ -63,6 +68,9 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
         self.id_field = self.layer.id_column
         self.time_field = self.layer.time_column
         self._fields = json_schema(self.layer, [f.name for f in self.visible_fields])
+        # pygeoapi drops query parameters that are not fields unless this is set; we want one,
+        # `after` (keyset paging, see api.ogc.features), and still ignore the others.
+        self.include_extra_query_parameters = True
 
     def get_fields(self) -> dict:
         return self._fields
@@ -70,7 +78,11 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
     def query(self, offset=0, limit=10, resulttype="results", bbox=None, datetime_=None,
               properties=None, sortby=None, select_properties=None, skip_geometry=False,
               filterq=None, **kwargs) -> dict:
-        """Used by pygeoapi's own paths (HTML pages); JSON items go through api.ogc.features."""
+        """Used by pygeoapi's own paths (HTML pages); JSON items go through api.ogc.features.
+
+        Like them, it answers numberMatched exactly or not at all (gis.features.number_matched)
+        and numberReturned; `after` (forwarded among the properties) is the keyset position.
+        """
         from layers.cql2 import FilterError, filter_to_sql
 
         fields = self.visible_fields
@@ -80,10 +92,16 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
                          skip_geometry=bool(skip_geometry), restrict=self.restrict)
         if bbox:
             q.bbox = tuple(float(v) for v in bbox[:4])
-        if properties:
-            q.equals = dict(properties)
+        known = {f.name for f in self.visible_fields}
+        for name, value in properties or ():
+            if name == "after":
+                q.after = _after(value)
+            elif name in known:  # other unknown parameters are ignored, as pygeoapi does
+                q.equals[name] = value
         if sortby:
             q.sortby = [(s["property"], s["order"] == "+") for s in sortby]
+        if q.after is not None and not q.keyset:
+            raise ProviderInvalidQueryError("after cannot be combined with sortby; use offset")
         if filterq is not None:
             try:
                 q.condition = filter_to_sql(filterq, self.layer,
@@ -91,10 +109,12 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
             except FilterError as e:
                 raise ProviderQueryError(str(e)) from e
         with connection() as conn:
-            matched = number_matched(conn, q)
             if resulttype == "hits":
-                return {"type": "FeatureCollection", "features": [], "numberMatched": matched}
+                out = {"type": "FeatureCollection", "features": [], "numberReturned": 0}
+                matched = number_matched(conn, q)
+                return out if matched is None else {**out, "numberMatched": matched}
             page = fetch_page(conn, q)
+            matched = page_number_matched(conn, q, page)
         features = orjson.loads(b"[" + ",".join(page.rows).encode() + b"]")
         out = {"type": "FeatureCollection", "features": features,
                "numberReturned": len(features)}
@@ -117,6 +137,17 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
 
     def __repr__(self) -> str:
         return f"<PostGISFeatureProvider {self.layer.id}>"
+
+
+def _after(value: object) -> int:
+    """The keyset position: a bigint id (pygeoapi turns a bad one into a 400)."""
+    try:
+        after = int(str(value))
+    except ValueError:
+        raise ProviderInvalidQueryError(f"after: {value!r} is not an integer") from None
+    if not 0 <= after < 2**63:
+        raise ProviderInvalidQueryError(f"after: {after} is out of range")
+    return after
 
 
 class PostGISTileProvider(_CatalogueProvider, BaseMVTProvider):
