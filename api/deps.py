@@ -171,3 +171,19 @@ def get_readable_layer(
 
 
 ReadableLayer = Annotated[Layer, Depends(get_readable_layer)]
+
+
+# --- text the database can store ------------------------------------------------------------------
+
+
+def reject_nul_bytes(request: Request) -> None:
+    """Installed on the whole app (api/app.py): PostgreSQL refuses NUL (U+0000) in text, so a query
+    or path parameter holding one is a 400 naming it, whatever the route, instead of a database
+    error. (A JSON or form body holding one is refused by the database and answered 422.)"""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            raise BadRequest(f"{name.replace(chr(0), '')}: NUL characters are not allowed",
+                             parameter=name.replace("\x00", ""))
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(f"{name}: NUL characters are not allowed", parameter=name)

@@ -29,6 +29,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.i18n import request_lang
@@ -229,10 +230,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     cls = FROM_STATUS.get(exc.status_code, BadRequest)
     detail = exc.detail if isinstance(exc.detail, str) else cls.title
-    err = cls(detail or cls.title, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    err = cls(detail or cls.title, headers=headers)
     response = render(request, err)
     response.status_code = exc.status_code
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this path, asked of the router itself.
+    Starlette's 405 names only the methods of the first route whose path matched, so a path
+    served by two routes (GET by one, POST by another) advertised half of them."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
