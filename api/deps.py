@@ -19,6 +19,7 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, Path, Query, Request
 from psycopg_pool import ConnectionPool
+from pydantic import BeforeValidator
 
 from api.security import SignedIn, Who, require_roles
 from gis import db
@@ -30,7 +31,7 @@ from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 
 __all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "ReadableLayer",
-           "SettingsDep", "SignedIn", "Who", "paging", "require_roles"]
+           "SettingsDep", "SignedIn", "Who", "IsoDate", "paging", "require_roles"]
 
 
 # --- the application's shared state --------------------------------------------------------------
@@ -187,3 +188,14 @@ def reject_nul_bytes(request: Request) -> None:
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:
             raise BadRequest(f"{name}: NUL characters are not allowed", parameter=name)
+
+
+def iso_date_text(value: object) -> object:
+    """A `date` query parameter as the document says (`YYYY-MM-DD`): pydantic alone would also
+    take a number as a Unix time (`as_of=0` was 1970-01-01)."""
+    if isinstance(value, str) and not (len(value) == 10 and value[4] == "-" and value[7] == "-"):
+        raise ValueError("expected a date YYYY-MM-DD")
+    return value
+
+
+IsoDate = BeforeValidator(iso_date_text)

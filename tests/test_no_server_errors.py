@@ -254,3 +254,10 @@ def test_bare_testclient_500_has_no_repr() -> None:
         r = c.get("/api/_test/boom2")
     assert r.status_code == 500
     assert not leaks(r.text), r.text
+
+
+def test_no_properties_is_an_empty_object(client) -> None:
+    """`properties=` (found by Schemathesis): the features had `"properties":{{}}`, not JSON."""
+    r = client.get(ITEMS.format("roads") + "?properties=&limit=2")
+    assert r.status_code == 200
+    assert all(f["properties"] == {} for f in r.json()["features"])

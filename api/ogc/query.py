@@ -141,8 +141,13 @@ def answers(*media: str, errors: tuple[int, ...] = (400, 404)) -> dict[int | str
     """`responses=` of an /ogc route: 200 in MEDIA, and the OGC exception document (or an HTML
     page, when the page format was asked for) for ERRORS, 401/429 (credentials) and 500/503."""
     content = {m: {"schema": HTML if m == "text/html" else {"type": "object"}} for m in media}
-    return {200: {"description": "the resource", "content": content},
-            **problems(*errors, 401, 429, ogc=True, page=True)}
+    out: dict[int | str, dict[str, Any]] = {200: {"description": "the resource", "content": content},
+                                            **problems(*errors, 401, 429, ogc=True, page=True)}
+    if JSONLD in media:  # pygeoapi answers its errors in the format asked for, JSON-LD included
+        for entry in out.values():
+            if "content" in entry and JSON in entry["content"]:
+                entry["content"][JSONLD] = entry["content"][JSON]
+    return out
 
 
 PAGE_MEDIA = (JSON, "text/html", JSONLD)
