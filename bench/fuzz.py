@@ -40,12 +40,16 @@ def failures_of(junit: Path) -> Counter[str]:
     for case in ET.parse(junit).getroot().iter("testcase"):
         for failure in [*case.iter("failure"), *case.iter("error")]:
             text = failure.get("message") or failure.text or "failure"
+            if failure.tag == "error":  # Schemathesis's own trouble (no request involved)
+                kinds["Schemathesis internal error (not a response)"] += 1
+                continue
             for title in re.findall(r"^\s*(?:- |\d+\. )?([A-Z][^\n:]{3,60})\n", text, re.M) or [text[:60]]:
                 kinds[title.strip()] += 1
     return kinds
 
 
-def run(url: str, budget: int, examples: int, max_minutes: float, workers: int) -> dict[str, object]:
+def run(url: str, budget: int, examples: int, max_minutes: float, workers: int,
+        log_dir: Path | None = None) -> dict[str, object]:
     sent = 0
     statuses: Counter[str] = Counter()
     operations: set[str] = set()
@@ -59,6 +63,9 @@ def run(url: str, budget: int, examples: int, max_minutes: float, workers: int) 
                                        extra=("--report", "junit", "--report-junit-path", str(junit)))
             r = subprocess.run(cmd, env=schemathesis_env(stats), capture_output=True, text=True, cwd=tmp)
             rounds += 1
+            if log_dir is not None:  # Schemathesis's report of the round: each failure with a curl
+                log_dir.mkdir(parents=True, exist_ok=True)
+                (log_dir / f"round-{rounds}.txt").write_text(r.stdout + r.stderr)
             counted = json.loads(stats.read_text()) if stats.exists() else {"requests": 0}
             sent += int(counted["requests"])
             statuses.update(counted.get("statuses", {}))
@@ -78,8 +85,9 @@ def report(result: dict[str, object]) -> str:
     statuses = ", ".join(f"{k}: {v}" for k, v in result["statuses"].items())  # type: ignore[attr-defined]
     failures = result["failures"]
     lines = [
-        f"Schemathesis {_version()} over `/openapi.json` (every `/api` and `/ogc` operation, "
-        f"{result['operations']} operations reached), anonymous, {result['workers']} workers, up to "
+        f"Schemathesis {_version()} over `/openapi.json` (every `/api` and `/ogc` operation; "
+        f"{result['operations']} method and path pairs requested, undocumented methods included), "
+        "anonymous, {result['workers']} workers, up to "
         f"{result['examples']} examples per operation and phase, {result['rounds']} rounds with a new "
         f"seed each; checks: all but {', '.join(EXCLUDED_CHECKS)}, plus `no_leak_in_error_body`.",
         "",
@@ -107,10 +115,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=60)
     ap.add_argument("--db", default=DEFAULT_DB)
+    ap.add_argument("--log-dir", type=Path, help="keep each round's Schemathesis report here")
     ap.add_argument("--no-write", action="store_true", help="print only, leave bench/README.md")
     args = ap.parse_args()
     with serve(args.db) as url:
-        result = run(url, args.requests, args.examples, args.max_minutes, args.workers)
+        result = run(url, args.requests, args.examples, args.max_minutes, args.workers, args.log_dir)
     print(json.dumps(result, indent=2))
     text = report(result)
     print(text)

@@ -27,7 +27,7 @@ import pytest
 from fuzz_hooks import schemathesis_command, schemathesis_env
 
 # Bounded to a few minutes on the 2-core CI machine: examples per operation and phase, and a cap.
-MAX_EXAMPLES = int(os.environ.get("GEOIOC_FUZZ_EXAMPLES", "15"))
+MAX_EXAMPLES = int(os.environ.get("GEOIOC_FUZZ_EXAMPLES", "20"))
 MAX_SECONDS = 240
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,9 +46,10 @@ def fuzz_server(db_url: str):
 
 @pytest.mark.slow
 def test_no_failure_over_the_whole_openapi(fuzz_server: str, tmp_path: Path) -> None:
-    live_server = fuzz_server
     stats = tmp_path / "stats.json"
-    r = subprocess.run(schemathesis_command(live_server, max_examples=MAX_EXAMPLES, seed=13),
+    # One worker: with two, Hypothesis's lambda-description cache (not thread-safe) once raised
+    # an internal error of the tool itself in the long run (bench/README.md).
+    r = subprocess.run(schemathesis_command(fuzz_server, max_examples=MAX_EXAMPLES, seed=13, workers=1),
                        env=schemathesis_env(stats), capture_output=True, text=True,
                        timeout=MAX_SECONDS + 120, cwd=tmp_path)
     report = r.stdout[-20000:] + r.stderr[-5000:]
