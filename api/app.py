@@ -6,10 +6,10 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, middleware
+from api import deps, errors, middleware
 from api.ogc import processes as ogc_processes
 from api.ogc.config import STATIC
 from api.ogc.router import router as ogc_router
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="GeoIOC",
         description="Open GIS platform for a provincial Intelligent Operations Center",
         lifespan=lifespan,
+        # Every route: text PostgreSQL cannot store is refused up front (400 naming the parameter).
+        dependencies=[Depends(deps.reject_nul_bytes)],
     )
     app.state.settings = settings
     app.state.auth = AuthService(settings)

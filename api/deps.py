@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Path, Query, Request
 from psycopg_pool import ConnectionPool
+from pydantic import BeforeValidator
 
 from api.security import SignedIn, Who, require_roles
 from gis import db
@@ -36,7 +37,7 @@ from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 
 __all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "ReadableLayer",
-           "SettingsDep", "SignedIn", "Who", "paging", "require_roles"]
+           "SettingsDep", "SignedIn", "Who", "IsoDate", "paging", "require_roles"]
 
 
 # --- the application's shared state --------------------------------------------------------------
@@ -227,3 +228,30 @@ async def get_readable_layer(
 
 
 ReadableLayer = Annotated[Layer, Depends(get_readable_layer)]
+
+
+# --- text the database can store ------------------------------------------------------------------
+
+
+async def reject_nul_bytes(request: Request) -> None:
+    """Installed on the whole app (api/app.py): PostgreSQL refuses NUL (U+0000) in text, so a query
+    or path parameter holding one is a 400 naming it, whatever the route, instead of a database
+    error. (A JSON or form body holding one is refused by the database and answered 422.)"""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            raise BadRequest(f"{name.replace(chr(0), '')}: NUL characters are not allowed",
+                             parameter=name.replace("\x00", ""))
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(f"{name}: NUL characters are not allowed", parameter=name)
+
+
+def iso_date_text(value: object) -> object:
+    """A `date` query parameter as the document says (`YYYY-MM-DD`): pydantic alone would also
+    take a number as a Unix time (`as_of=0` was 1970-01-01)."""
+    if isinstance(value, str) and not (len(value) == 10 and value[4] == "-" and value[7] == "-"):
+        raise ValueError("expected a date YYYY-MM-DD")
+    return value
+
+
+IsoDate = BeforeValidator(iso_date_text)

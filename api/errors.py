@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -29,6 +29,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.i18n import request_lang
@@ -229,10 +230,47 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     cls = FROM_STATUS.get(exc.status_code, BadRequest)
     detail = exc.detail if isinstance(exc.detail, str) else cls.title
-    err = cls(detail or cls.title, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    err = cls(detail or cls.title, headers=headers)
     response = render(request, err)
     response.status_code = exc.status_code
     return response
+
+
+def _route_templates(app: Any) -> list[tuple[str, set[str]]]:
+    """(path template, methods) of every route of APP, included routers flattened."""
+    try:  # FastAPI >= 0.130 keeps included routers as such; this walks them
+        from fastapi.routing import iter_route_contexts
+        routes: Iterable[Any] = iter_route_contexts(app.router.routes)
+    except ImportError:  # older FastAPI: app.routes is already flat
+        routes = app.routes
+    out = []
+    for route in routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path and methods:
+            out.append((path, set(methods)))
+    return out
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource at this path: those of the routes whose template matches it,
+    the most specific template first (`/api/parcels/search` names its resource, not
+    `/api/parcels/{parcel_id}`, which also matches). Starlette's 405 named only the methods of the
+    first route that matched, so a path served by two routes (GET by one, POST by another)
+    advertised half of them."""
+    path = request.scope.get("path", request.url.path)
+    matching = [(template.count("{"), methods) for template, methods in _route_templates(request.app)
+                if compile_path(template)[0].match(path)]
+    if not matching:
+        return []
+    fewest = min(params for params, _ in matching)
+    allowed: set[str] = set()
+    for params, methods in matching:
+        if params == fewest:
+            allowed |= methods
+    return sorted(allowed)
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:

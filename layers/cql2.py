@@ -76,6 +76,10 @@ __all__ = ["FilterError", "TimeIntersects", "filter_to_sql", "parse_filter"]
 MAX_FILTER_CHARS = 64_000
 MAX_DEPTH = 64
 MAX_ARITHMETIC = 32
+# A LIKE pattern is matched by backtracking: thousands of wildcards make one comparison cost
+# seconds. Real searches use a few; longer patterns are refused up front.
+MAX_LIKE_CHARS = 1_000
+MAX_LIKE_WILDCARDS = 16
 
 STORAGE_SRID = 4326
 
@@ -1062,11 +1066,18 @@ class _Compiler:
     def _like_pattern(self, node: Any, d: int) -> sql.Composable:
         """A string literal, possibly inside CASEI()/ACCENTI(); checked so PostgreSQL accepts it."""
         if isinstance(node, str):
+            if len(node) > MAX_LIKE_CHARS:
+                raise FilterError(f"LIKE pattern longer than {MAX_LIKE_CHARS} characters")
             escaped = False
+            wildcards = 0
             for ch in node:
+                if not escaped and ch in "%_":
+                    wildcards += 1
                 escaped = not escaped and ch == "\\"
             if escaped:
                 raise FilterError(f"LIKE pattern {node!r} ends with the escape character '\\'")
+            if wildcards > MAX_LIKE_WILDCARDS:
+                raise FilterError(f"LIKE pattern has {wildcards} wildcards (at most {MAX_LIKE_WILDCARDS})")
             return _text_literal(node)
         if isinstance(node, ast.Function) and node.name in _FUNCTIONS and len(node.arguments) == 1:
             inner = self._like_pattern(node.arguments[0], d + 1)

@@ -68,3 +68,18 @@ def parse_crs_uri(uri: str) -> tuple[int, bool]:
         raise UnsupportedCRS(f"unsupported crs {uri!r}; supported: {', '.join(supported_crs_uris())}")
     srid = int(code)
     return srid, _north_first(srid)
+
+
+@lru_cache
+def projected_bounds(srid: int) -> tuple[float, float, float, float] | None:
+    """The area of use of projected CRS SRID in its own x/y (None for a geographic CRS). Outside
+    it the projection's formulas diverge (a transverse Mercator thousands of kilometres from its
+    meridian), and PROJ fails or returns infinities."""
+    crs = CRS.from_epsg(srid)
+    area = crs.area_of_use
+    if crs.is_geographic or area is None:
+        return None
+    x1, y1, x2, y2 = transformer(WGS84, srid).transform_bounds(
+        area.west, area.south, area.east, area.north, densify_pts=21)
+    return float(x1), float(y1), float(x2), float(y2)
+

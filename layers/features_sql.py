@@ -136,8 +136,8 @@ def _json_value(f: Field) -> sql.Composable:
 
 
 def _properties_json(q: FeatureQuery) -> sql.Composable:
-    if not q.fields:
-        return sql.SQL("'{{}}'")
+    if not q.fields:  # `properties=` (none): an empty object (a composable, not a format string)
+        return sql.SQL("'{}'")
     pairs = sql.SQL(", ").join(
         sql.SQL("{}, {}").format(sql.Literal(f.name), _json_value(f)) for f in q.fields
     )

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
-from layers.crs import UnsupportedCRS, parse_crs_uri
+from layers.crs import UnsupportedCRS, parse_crs_uri, projected_bounds
 from layers.errors import BadRequest
 
 # CRS in which a bbox is longitude/latitude (checked against their ranges).
@@ -48,6 +48,15 @@ def parse_bbox(raw: str | Sequence[float], crs_raw: str | None = None
         raise ParamError(f"bbox: lower corner must come before the upper corner in {raw!r}")
     if srid in GEOGRAPHIC_SRIDS and (abs(y1) > 90 or abs(y2) > 90 or abs(x1) > 180 or abs(x2) > 180):
         raise ParamError(f"bbox: coordinates out of range for longitude/latitude in {raw!r}")
+    bounds = projected_bounds(srid)
+    if bounds is not None:
+        # A projected box is cut to where its CRS is defined (nothing is lost: the data lie
+        # inside); one wholly outside is refused.
+        bx1, by1, bx2, by2 = bounds
+        if x2 < bx1 or x1 > bx2 or y2 < by1 or y1 > by2:
+            raise ParamError(f"bbox: outside the area where EPSG:{srid} is defined "
+                             f"({bx1:.0f},{by1:.0f},{bx2:.0f},{by2:.0f})")
+        x1, y1, x2, y2 = max(x1, bx1), max(y1, by1), min(x2, bx2), min(y2, by2)
     return (x1, y1, x2, y2), srid
 
 

@@ -181,6 +181,14 @@ class PostGISTileProvider(_CatalogueProvider, BaseMVTProvider):
         except TileOutOfRange:
             return ProviderTileNotFoundError
 
+    def get_metadata(self, dataset, server_url, layer=None, tileset=None, metadata_format=None,
+                     title=None, description=None, keywords=None, **kwargs):
+        """pygeoapi passes the raw `f` (None when a client asks without one, by Accept or not at
+        all), and its base class failed on None: the default is the JSON document."""
+        return BaseMVTProvider.get_metadata(self, dataset, server_url, layer=layer, tileset=tileset,
+                                            metadata_format=metadata_format or "json", title=title,
+                                            description=description, keywords=keywords, **kwargs)
+
     def get_html_metadata(self, dataset, server_url, layer, tileset, title, description,
                           keywords, **kwargs) -> dict:
         base = f"{server_url}/collections/{dataset}/tiles/{tileset}"

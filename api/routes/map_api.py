@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import BBox, BBoxParam, Conn, Who
+from api.deps import BBox, BBoxParam, Conn, IsoDate, Who
 from api.route_docs import FEATURE_COLLECTION_SCHEMA, GEOJSON, JSON, ok, problems
 from gis import audit
 from gis.maps import queries
@@ -67,7 +67,7 @@ def _envelope(bbox: BBox | None) -> queries.Envelope | None:
     return queries.Envelope(bbox.box, bbox.srid) if bbox else None
 
 
-AsOf = Annotated[dt.date | None, Query(
+AsOf = Annotated[dt.date | None, IsoDate, Query(
     description="the day whose administrative units are meant (YYYY-MM-DD, default today)")]
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
+from api.route_docs import problems
 from gis.db import connection
 from gis.maps.reference import reference
 from gis.settings import Settings
@@ -42,7 +43,7 @@ def page_html(lang: str, settings: Settings) -> str:
     return text
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, responses=problems(400, page=True))
 async def command_map(
     settings: SettingsDep,
     lang: Annotated[str | None, Query(

@@ -7,6 +7,9 @@ ValueError / PermissionError too, so code that catches the built-in kinds keeps 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from layers.errors import Forbidden, Invalid
 
 
@@ -17,3 +20,18 @@ class ImportFileError(Invalid, ValueError):
 
 class ImportNotAllowed(Forbidden, PermissionError):
     """The caller may not import into this layer (HTTP 403)."""
+
+
+# An absolute path of two or more segments (POSIX or Windows), as GDAL and the OS quote them; not
+# the relative path of a file inside a zip ("x.zip:dir/a.shp").
+_PATH = re.compile(r"(?<![\w:.])(?:[A-Za-z]:)?(?:[/\\][\w.+@~-]+){2,}")
+
+
+def without_paths(message: str, name: str, *paths: Path) -> str:
+    """MESSAGE with no server path in it: PATHS (the temporary copy of the upload) become NAME,
+    the file's name as the user gave it, and any other absolute path its last part. GDAL and the
+    OS quote the temporary copy (`/srv/.../.geoioc/imports/tmpab12/x.zip`), which says nothing to
+    the user and tells a client where the server keeps its files."""
+    for path in sorted(paths, key=lambda p: len(str(p)), reverse=True):
+        message = message.replace(str(path), name)
+    return _PATH.sub(lambda m: re.split(r"[/\\]", m.group(0))[-1], message)

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from gis import audit
 from gis.io.imports import detect, write
-from gis.io.imports.errors import ImportFileError
+from gis.io.imports.errors import ImportFileError, without_paths
 from gis.io.imports.geometry import WKB, Flags, check_geometries
 from gis.io.imports.read import Source, read_sources
 from gis.io.imports.repair import refused_invalid
@@ -67,7 +67,7 @@ def import_file(conn: psycopg.Connection[Any], path: Path, opts: ImportOptions, 
     except write.Rollback:  # a dry run, or rows the database refused: nothing was written
         pass
     except ImportFileError as e:
-        report.error = str(e)
+        report.error = without_paths(str(e), display, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not report.committed:

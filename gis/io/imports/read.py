@@ -20,7 +20,7 @@ import pyogrio
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from gis.io.imports.errors import ImportFileError
+from gis.io.imports.errors import ImportFileError, without_paths
 from layers.model import Layer
 
 
@@ -45,9 +45,10 @@ def _sibling(shp: Path, ext: str) -> Path | None:
 
 
 def _gdal_error(name: str, e: Exception) -> ImportFileError:
-    """GDAL's first line, without its stack of context: enough to act on, no paths of ours."""
+    """GDAL's first line, without its stack of context: enough to act on, no paths of ours
+    (GDAL quotes the temporary copy it was given: that becomes the file's own name)."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return ImportFileError(f"cannot read {name}: {msg}")
+    return ImportFileError(f"cannot read {name}: {without_paths(msg, name)}")
 
 
 def _read_shapefile(shp: Path, display: str, work: Path) -> Source:
@@ -172,8 +173,8 @@ def read_sources(path: Path, display: str, target: Layer, work: Path, source_lay
                     raise ImportFileError(f"{display}: the zip is damaged ({bad} fails its checksum)")
                 z.extractall(work / "unzipped")
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-            raise ImportFileError(f"{display}: not a readable zip file (damaged or truncated?): {e}"
-                                  ) from None
+            raise ImportFileError(f"{display}: not a readable zip file (damaged or truncated?): "
+                                  f"{without_paths(str(e), display, path)}") from None
         root = work / "unzipped"
         files = sorted(p for p in root.rglob("*") if p.is_file() and "__MACOSX" not in p.parts)
         shps = [p for p in files if p.suffix.lower() == ".shp"]
