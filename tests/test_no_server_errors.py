@@ -13,12 +13,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from _io_util import drop_users, make_keys
 from fastapi.testclient import TestClient
 from fuzz_hooks import leaks
 
 ITEMS = "/ogc/collections/{}/items"
-PREFIX = "nse"
 
 
 def _clean_error(r, status: int | tuple[int, ...], word: str | None = None) -> None:
@@ -28,13 +26,6 @@ def _clean_error(r, status: int | tuple[int, ...], word: str | None = None) -> N
     assert not found, found
     if word is not None:
         assert word in r.text, r.text[:500]
-
-
-@pytest.fixture(scope="module")
-def keys(conn):
-    out = make_keys(conn, PREFIX)
-    yield out
-    drop_users(conn, PREFIX)
 
 
 # --- tiles -------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ query builders.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -215,7 +214,6 @@ def test_html_pages_carry_counts_and_honour_after(client: TestClient, conn: Conn
     assert all(f">{fid}<" in r.text or f"/items/{fid}" in r.text for fid in ordered[100:103])
 
 
-@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="Debian gdal-bin is installed by make test")
 def test_gdal_ogrinfo_summary_reports_the_feature_count(live_server: str, conn: Conn) -> None:
     total = _one(conn, "SELECT count(*) FROM parcels")
     # Without numberMatched GDAL would page through every parcel, ten at a time: the timeout
