@@ -9,7 +9,7 @@ the previous page: the `next` link uses it, stable while new rows arrive) or `of
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -26,24 +26,9 @@ Channel = Literal[audit.CHANNELS]  # type: ignore[valid-type]
 WHEN = ("30m, 12h, 7d, 2w (ago), or an ISO date or date-time (UTC when no zone is given)")
 
 
-class AuditEntryOut(BaseModel):
-    id: int
-    at: dt.datetime
-    username: str | None
-    roles: list[str]
-    action: str
-    credential: str | None
-    method: str | None
-    path: str | None
-    query: str | None
-    layer: str | None
-    target: Any = None
-    status: int | None
-    client: str | None
-
-
 class AuditPage(BaseModel):
-    entries: list[AuditEntryOut]
+    # The domain's dataclass is the schema: pydantic reads stdlib dataclasses as models.
+    entries: list[audit.AuditEntry]
     numberReturned: int
     limit: int
     next: str | None = None
@@ -87,5 +72,5 @@ def audit_log(
     if len(entries) == limit:
         q = {k: v for k, v in request.query_params.items() if k not in ("before", "offset")}
         next_url = str(request.url.replace_query_params(**q, before=str(entries[-1].id)))
-    return AuditPage(entries=[AuditEntryOut(**e.__dict__) for e in entries],
+    return AuditPage(entries=entries,
                      numberReturned=len(entries), limit=limit, next=next_url)
