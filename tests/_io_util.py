@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 
@@ -33,3 +36,16 @@ def ogrinfo(path: Path, *args: str) -> str:
 
 def read(path: Path, **kwargs):
     return pyogrio.read_dataframe(path, **kwargs)
+
+
+def wait_for_job(get: Callable[..., Any], path: str, headers: dict[str, str],
+                 seconds: float = 60) -> dict[str, Any]:
+    """An export job's status once it has finished (or failed), polled until a deadline. GET is
+    `client.get` of a TestClient or `httpx.get` for a live server."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status: dict[str, Any] = get(path, headers=headers).json()
+        if status["status"] in ("successful", "failed"):
+            return status
+        assert time.monotonic() < deadline, f"job did not finish in {seconds} s: {status}"
+        time.sleep(0.05)

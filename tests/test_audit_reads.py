@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from _io_util import wait_for_job
 
 from gis import audit
 from layers.access import Principal, is_sensitive_read
@@ -340,15 +341,6 @@ def test_export_sync(client, conn, keys, parcel) -> None:
     assert "land_user" in target["fields"]
 
 
-def _wait_for_job(client, path: str, headers: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        status = client.get(path, headers=headers).json()
-        if status["status"] in ("successful", "failed") or time.monotonic() > deadline:
-            return status
-        time.sleep(0.05)
-
-
 def test_export_job(client, conn, keys, parcel) -> None:
     def call(h: dict[str, str]) -> str:
         r = client.post("/api/exports", json={"layer": "parcels", "format": "geojson", "mode": "async",
@@ -356,7 +348,7 @@ def test_export_job(client, conn, keys, parcel) -> None:
         assert r.status_code == 202, r.text
         url = r.headers["location"]
         path = url[url.index("/api/"):]
-        status = _wait_for_job(client, path, h)
+        status = wait_for_job(client.get, path, h)
         assert status["status"] == "successful", status
         dl = client.get(path + "/download", headers=h)
         assert dl.status_code == 200

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyogrio
 import pytest
-from _io_util import ogrinfo, unzip
+from _io_util import ogrinfo, unzip, wait_for_job
 from pyproj import Transformer
 
 from gis.io import export as ex
@@ -38,17 +38,6 @@ def _save(r, tmp_path: Path) -> Path:
     path = tmp_path / name
     path.write_bytes(r.content)
     return path
-
-
-def wait_for_job(client, path: str, headers: dict[str, str], seconds: float = 60) -> dict:
-    """The job's status once it has finished (or failed), polled until a deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        status = client.get(path, headers=headers).json()
-        if status["status"] in ("successful", "failed"):
-            return status
-        assert time.monotonic() < deadline, f"job did not finish in {seconds} s: {status}"
-        time.sleep(0.05)
 
 
 def _check_points(df, places, srid: int, id_col: str | None = "id", name_col: str = "name") -> None:
@@ -212,7 +201,7 @@ def test_async_job_with_progress_and_download(client, keys, places, tmp_path) ->
     assert r.status_code == 202, r.text
     url = r.headers["location"]
     path = url[url.index("/api/"):]
-    status = wait_for_job(client, path, keys["operator"])
+    status = wait_for_job(client.get, path, keys["operator"])
     assert status["status"] == "successful" and status["progress"] == 100, status
     assert client.get(path, headers=keys["land_officer"]).status_code == 404  # not their job
     dl = client.get(path + "/download", headers=keys["operator"])

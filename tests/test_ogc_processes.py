@@ -4,12 +4,12 @@ rules hold (bad input is a 400 at once, other people's jobs do not exist, hidden
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import pyogrio
 import pytest
+from _io_util import wait_for_job
 from owslib.ogcapi.processes import Processes
 
 pytestmark = pytest.mark.slow  # OWSLib against the live server, export jobs
@@ -28,16 +28,6 @@ def _owslib_forgets_our_key():
     owslib.ogcapi.REQUEST_HEADERS.update(saved)
 
 
-def _wait(url: str, headers: dict[str, str], seconds: float = 30) -> dict:
-    deadline = time.monotonic() + seconds
-    while True:
-        status = httpx.get(url, headers=headers).json()
-        if status["status"] in ("successful", "failed"):
-            return status
-        assert time.monotonic() < deadline, f"job did not finish in {seconds} s: {status}"
-        time.sleep(0.05)
-
-
 def test_owslib_runs_an_export_job_and_gets_the_file(live_server, conn, keys, tmp_path: Path) -> None:
     operator = keys["operator"]
     client = Processes(live_server + "/ogc", headers=operator)
@@ -54,7 +44,7 @@ def test_owslib_runs_an_export_job_and_gets_the_file(live_server, conn, keys, tm
     assert status["processID"] == "export" and status["status"] in ("accepted", "running", "successful")
     job_url = status["links"][0]["href"]
     assert job_url == f"{live_server}/ogc/jobs/{status['jobID']}"
-    done = _wait(job_url, operator)
+    done = wait_for_job(httpx.get, job_url, operator, seconds=30)
     assert done["status"] == "successful" and done["progress"] == 100, done
     results = next(link["href"] for link in done["links"] if link["rel"].endswith("/results"))
     r = httpx.get(results, headers=operator)
