@@ -441,3 +441,28 @@ def test_a_key_repeated_within_the_file_is_refused_naming_the_first_row(conn, tm
     assert [x.row for x in rep.rejected] == [3, 4]
     assert "volcano" in rep.rejected[0].reason and rep.rejected[1].reason.endswith("as row 2")
     assert _count(conn) == 0
+
+
+def test_partial_import_keeps_going_past_the_diagnosis_limit(conn, tmp_path, monkeypatch) -> None:
+    """A partial import whose file has more database-refused rows than one search looks for
+    (MAX_DIAGNOSED) writes the good rows and reports every refused one: it used to end in the
+    database's error (a 500 over the API)."""
+    from gis.io.imports import write
+
+    monkeypatch.setattr(write, "MAX_DIAGNOSED", 1)
+    gdf = _sensors(6, offset=700)
+    for i in (1, 3, 4):
+        gdf.loc[i, "code"] = f"SONG-{i}"  # refused by the table's CHECK, not by the file checks
+    path = tmp_path / "many-refused.geojson"
+    gdf.to_file(path, driver="GeoJSON", engine="pyogrio")
+    rep = import_file(conn, path, ImportOptions("sensors", partial=True), ADMIN)
+    try:
+        assert rep.ok and rep.committed, rep.to_json()
+        assert rep.inserted == 3 and rep.rejected_count == 3
+        assert sorted(r.row for r in rep.rejected) == [2, 4, 5]
+        assert all("sensors_code_check" in r.reason for r in rep.rejected)
+        stored = {r[0] for r in conn.execute("SELECT code FROM sensors WHERE code = ANY(%s)",
+                                             (list(gdf.code),))}
+        assert stored == {gdf.code[i] for i in (0, 2, 5)}
+    finally:
+        conn.execute("DELETE FROM sensors WHERE code = ANY(%s)", (list(gdf.code),))

@@ -146,14 +146,29 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
             if not found:  # not attributable to a row: report the statement's error
                 raise ImportFileError(f"the database refused the import: {write.explain(conn, e)}") from None
             refused.update(found)
-            if len(found) >= write.MAX_DIAGNOSED:
-                report.warnings.append(f"stopped looking after {write.MAX_DIAGNOSED} rows refused by the "
-                                       "database; there may be more")
             if report.all_or_nothing:
+                if len(found) >= write.MAX_DIAGNOSED:
+                    report.warnings.append(f"stopped looking after {write.MAX_DIAGNOSED} rows refused by "
+                                           "the database; there may be more")
                 settle()
                 raise write.Rollback from None
-            write.drop_rows(conn, list(found))
-            inserted, updated = write.write_rows(conn, target, names, bulk=not opts.dry_run)
+            # Partial: drop what was found and write again, as often as the database finds more
+            # (each search stops at MAX_DIAGNOSED rows; each round removes at least one row).
+            while True:
+                write.drop_rows(conn, list(found))
+                try:
+                    with conn.transaction():
+                        inserted, updated = write.write_rows(conn, target, names, bulk=not opts.dry_run)
+                    break
+                except psycopg.Error as again:
+                    if isinstance(again, psycopg.OperationalError):
+                        raise
+                    found = {}
+                    write.diagnose(conn, target, names, write.staged_rows(conn), found)
+                    if not found:
+                        raise ImportFileError("the database refused the import: "
+                                              f"{write.explain(conn, again)}") from None
+                    refused.update(found)
         settle()
         report.inserted, report.updated = inserted, updated
         report.unchanged = write.matched(conn) - updated
