@@ -6,7 +6,7 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import deps, errors, middleware
@@ -62,26 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="GeoIOC",
         description="Open GIS platform for a provincial Intelligent Operations Center",
         lifespan=lifespan,
-        # Every route: text PostgreSQL cannot store is refused up front (400 naming the parameter).
-        dependencies=[Depends(deps.reject_nul_bytes)],
     )
     app.state.settings = settings
     app.state.auth = AuthService(settings)
-    app.include_router(health.router)
-    # The command map answers `/`.
-    app.include_router(map_page.router)
-    app.include_router(map_api.router)
-    app.include_router(incident_analytics.router)
-    app.include_router(map_search.router)
-    app.include_router(parcel_routes.router)
-    app.include_router(auth.router)
-    app.include_router(auth.pages_router)
-    app.include_router(audit_routes.router)
-    app.include_router(export_routes.router)
-    app.include_router(import_routes.router)
-    app.include_router(ogc_processes.router)
-    app.include_router(ogc_router)
+    # map_page's router answers `/` (the command map).
+    for router in (health.router, map_page.router, map_api.router, incident_analytics.router,
+                   map_search.router, parcel_routes.router, auth.router, auth.pages_router,
+                   audit_routes.router, export_routes.router, import_routes.router,
+                   ogc_processes.router, ogc_router):
+        deps.document_query_models(router)
+        app.include_router(router)
     app.mount("/ogc/static", StaticFiles(directory=STATIC), name="ogc-static")
+    app.add_middleware(deps.ReleaseConnections)  # innermost: the request's connection goes back
     errors.install(app)
     middleware.install(app, settings)
     return app

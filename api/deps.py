@@ -11,21 +11,25 @@ API, exports and the CLI use.
 Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread
 pool, and each such hop cost about 0.2 ms of CPU per request (the parcel search went from 1.4 to
 2.7 ms of server CPU when its parameters became five sync dependencies). The connection is taken
-on first use, in the route's thread (RequestConnection says why).
+on first use, in the route's thread (RequestConnection says why). A route with many parameters
+on a hot path declares them as one QueryModel (`query(Model)`), validated in one pydantic call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
-from fastapi import Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from psycopg_pool import ConnectionPool
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.security import SignedIn, Who, require_roles
 from gis import db
@@ -36,8 +40,9 @@ from layers.crs import UnsupportedCRS, parse_crs_uri, supported_crs_uris
 from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 
-__all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "ReadableLayer",
-           "SettingsDep", "SignedIn", "Who", "IsoDate", "paging", "require_roles"]
+__all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "QueryModel",
+           "ReadableLayer", "SettingsDep", "SignedIn", "Who", "IsoDate", "paging", "query",
+           "require_roles"]
 
 
 # --- the application's shared state --------------------------------------------------------------
@@ -52,10 +57,6 @@ def app_pool(request: Request) -> ConnectionPool:
     return pool if pool is not None and not pool.closed else db.get_pool()
 
 
-async def get_pool(request: Request) -> ConnectionPool:
-    return app_pool(request)
-
-
 class RequestConnection:
     """The request's pooled connection, taken on first use and given back when the request ends.
 
@@ -66,45 +67,55 @@ class RequestConnection:
     first use it is taken in the route's own thread: thread first, then connection, as the
     routes that open `gis.db.connection()` themselves do. It stands in for a psycopg Connection
     (attribute access goes to the real one).
+
+    Why ReleaseConnections gives it back rather than a `yield` dependency: FastAPI's generator
+    dependencies cost about three times a plain one per request (an exit stack and a cancel
+    scope; 0.2 M instructions, more than the parcel lookup's own SQL round trip costs us).
     """
 
-    __slots__ = ("_pool", "_cm", "_conn")
+    __slots__ = ("_pool", "_conn")
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._cm: AbstractContextManager[psycopg.Connection] | None = None
         self._conn: psycopg.Connection | None = None
 
     def _open(self) -> psycopg.Connection:
         if self._conn is None:
-            cm = db.pooled(self._pool)
-            self._conn = cm.__enter__()
-            self._cm = cm
+            self._conn = db.take(self._pool)
         return self._conn
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._open(), name)
 
-    def release(self, exc: BaseException | None = None) -> bool:
-        """Give the connection back (an error in the request tells the pool to check it)."""
-        cm, self._cm, self._conn = self._cm, None, None
-        if cm is None:
-            return False
-        if exc is None:
-            return bool(cm.__exit__(None, None, None))
-        return bool(cm.__exit__(type(exc), exc, exc.__traceback__))
+    def release(self) -> None:
+        """Give the connection back (gis.db.give_back checks a broken one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            db.give_back(self._pool, conn)
 
 
-async def get_connection(pool: Annotated[ConnectionPool, Depends(get_pool)]
-                         ) -> AsyncIterator[psycopg.Connection]:
-    lease = RequestConnection(pool)
-    try:
-        yield lease  # type: ignore[misc]  # stands in for the Connection
-    except BaseException as e:
-        if not lease.release(e):
-            raise
-    else:
-        lease.release()
+LEASES = "geoioc.connections"
+
+
+async def get_connection(request: Request) -> psycopg.Connection:
+    lease = RequestConnection(app_pool(request))
+    request.scope.setdefault(LEASES, []).append(lease)
+    return lease  # type: ignore[return-value]  # stands in for the Connection
+
+
+class ReleaseConnections:
+    """ASGI middleware: the connections the request's `Conn` took go back to the pool when the
+    response is complete (streamed bodies and background tasks included), whatever happened."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for lease in scope.pop(LEASES, ()):
+                lease.release()
 
 
 Conn = Annotated[psycopg.Connection, Depends(get_connection)]
@@ -115,6 +126,83 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+# --- a route's query string as one model ----------------------------------------------------------
+
+
+class QueryModel(BaseModel):
+    """The query parameters of one route, as one model: `q: Annotated[M, query(M)]`.
+
+    Why not one `Query()` per parameter on hot routes: FastAPI solves and validates those one by
+    one on every request, given or not (about 20 µs each here: the 16 parameters of OGC items
+    cost more than the database lookup of a parcel by number). A model is validated by
+    pydantic-core in one call and is still documented parameter by parameter in /openapi.json
+    (document_query_models). Unknown parameters are left to the route (OGC property filters)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+QM = TypeVar("QM", bound=QueryModel)
+# The parse dependency of each model, to find them again when documenting the routes.
+_QUERY_MODELS: dict[Callable[..., Any], type[QueryModel]] = {}
+
+
+def query(model: type[QM]) -> Any:
+    """Depends(...) that validates the request's query string against MODEL: a bad value is the
+    same 400 naming the parameter as a declared Query() gives (api/errors.from_validation)."""
+
+    async def parse(request: Request) -> QM:
+        try:
+            return model.model_validate(dict(request.query_params))
+        except ValidationError as e:
+            raise RequestValidationError([{**err, "loc": ("query", *err["loc"])}
+                                          for err in e.errors(include_url=False)]) from None
+
+    parse.__name__ = parse.__qualname__ = f"query_{model.__name__}"
+    _QUERY_MODELS[parse] = model
+    return Depends(parse)
+
+
+def query_parameters(model: type[QueryModel]) -> list[dict[str, Any]]:
+    """MODEL's fields as OpenAPI query parameters (what FastAPI writes for a declared Query())."""
+    schema = model.model_json_schema(by_alias=True)
+    if "$defs" in schema:
+        raise TypeError(f"{model.__name__}: query parameters must be plain values, not models")
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        if "examples" in prop:
+            param["example"] = prop.pop("examples")[0]
+        param["schema"] = prop
+        params.append(param)
+    return params
+
+
+def _dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _dependency_calls(sub)
+
+
+def document_query_models(router: APIRouter) -> None:
+    """Write the QueryModel parameters of ROUTER's routes into their OpenAPI operations; called
+    on each router before the app includes it (a second call adds nothing)."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        extra = dict(route.openapi_extra or {})
+        documented = {p["name"] for p in extra.get("parameters", ())}
+        params = [p for call in _dependency_calls(route.dependant) if call in _QUERY_MODELS
+                  for p in query_parameters(_QUERY_MODELS[call]) if p["name"] not in documented]
+        if params:
+            extra["parameters"] = [*extra.get("parameters", ()), *params]
+            route.openapi_extra = extra
 
 
 # --- spatial and temporal filters ----------------------------------------------------------------
@@ -228,22 +316,6 @@ async def get_readable_layer(
 
 
 ReadableLayer = Annotated[Layer, Depends(get_readable_layer)]
-
-
-# --- text the database can store ------------------------------------------------------------------
-
-
-async def reject_nul_bytes(request: Request) -> None:
-    """Installed on the whole app (api/app.py): PostgreSQL refuses NUL (U+0000) in text, so a query
-    or path parameter holding one is a 400 naming it, whatever the route, instead of a database
-    error. (A JSON or form body holding one is refused by the database and answered 422.)"""
-    for name, value in request.query_params.multi_items():
-        if "\x00" in value or "\x00" in name:
-            raise BadRequest(f"{name.replace(chr(0), '')}: NUL characters are not allowed",
-                             parameter=name.replace("\x00", ""))
-    for name, value in request.path_params.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise BadRequest(f"{name}: NUL characters are not allowed", parameter=name)
 
 
 def iso_date_text(value: object) -> object:

@@ -1,7 +1,7 @@
 """HTTP hardening around the whole app (/ogc, /api and the pages): rate limiting for anonymous
-clients, CORS restricted to configured origins, security headers.
+clients, CORS restricted to configured origins, security headers, text the database can store.
 
-Both our middlewares are plain ASGI (no BaseHTTPMiddleware): they add nothing to the body path,
+Our middlewares are plain ASGI (no BaseHTTPMiddleware): they add nothing to the body path,
 so streamed exports and tiles stay streamed.
 """
 
@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.security import COOKIE_METHODS, SESSION_COOKIE
 from gis.auth.errors import CredentialsRejected
 from gis.settings import Settings
-from layers.errors import TooManyRequests
+from layers.errors import BadRequest, TooManyRequests
 
 
 class TokenBuckets:
@@ -191,9 +193,56 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def _api_routes(routes: list[Any]) -> Iterator[Any]:
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI's wrapper of an included router
+            yield from _api_routes(route.original_router.routes)
+        else:
+            yield route
+
+
+def nul_parameter(scope: Scope) -> str | None:
+    """The query or path parameter of the request holding a NUL (U+0000), if any."""
+    for name, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "")
+    if "\x00" in scope["path"]:
+        for route in _api_routes(scope["app"].router.routes):
+            match, child = route.matches(scope)
+            if match == Match.FULL:
+                for name, value in child.get("path_params", {}).items():
+                    if isinstance(value, str) and "\x00" in value:
+                        return str(name)
+        return "path"
+    return None
+
+
+class RejectNulBytes:
+    """PostgreSQL refuses NUL (U+0000) in text, so a query or path parameter holding one is a 400
+    naming it, whatever the route, instead of a database error. (A JSON or form body holding one
+    is refused by the database and answered 422.) A middleware rather than an app-wide
+    dependency: every request pays for a dependency (api.deps.QueryModel says how much), while
+    this looks at two strings and parses only a request that holds a NUL."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+                                        or "\x00" in scope["path"]):
+            name = nul_parameter(scope)
+            if name is not None:
+                exc = BadRequest(f"{name}: NUL characters are not allowed", parameter=name)
+                await errors.render(Request(scope), exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the middlewares; the last added runs first: CORS, then headers, then rate limit, so
-    429s carry CORS and security headers and preflights are never rate limited."""
+    """Add the middlewares; the last added runs first: CORS, then headers, then rate limit, then
+    the NUL guard, so 429s and 400s carry CORS and security headers and preflights are never
+    rate limited."""
+    app.add_middleware(RejectNulBytes)
     app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_anonymous_per_second,
                        burst=settings.rate_limit_anonymous_burst,
                        signed_in_rate=settings.rate_limit_signed_in_per_second,

@@ -130,6 +130,21 @@ def _mark_unreachable() -> None:
         log.warning("database unreachable: requests answer 503 until it is back")
 
 
+def take(pool: ConnectionPool, timeout: float | None = None) -> psycopg.Connection:
+    """A connection of POOL, to be handed back with give_back() (pooled() does both for a block).
+    TIMEOUT: the longest wait, default the pool's; a database found unreachable cuts it short."""
+    return _take(pool, timeout)
+
+
+def give_back(pool: ConnectionPool, conn: psycopg.Connection) -> None:
+    """Return CONN to POOL. A connection found broken means the database went away: requests
+    waiting for one are then answered at once (503) instead of waiting out the pool timeout."""
+    if conn.broken or conn.closed:
+        _mark_unreachable()
+        _check_idle_connections(pool)
+    pool.putconn(conn)
+
+
 def _take(pool: ConnectionPool, timeout: float | None) -> psycopg.Connection:
     global _unreachable_since
     deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)

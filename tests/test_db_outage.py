@@ -98,7 +98,7 @@ def server_behind_proxy(db_url: str):
     geoioc = Path(sys.executable).parent / "geoioc"
     proc = subprocess.Popen([str(geoioc), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a start on a busy machine (CI runs beside other work)
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:

@@ -4,8 +4,9 @@ a 400 naming the parameter (rendered as an OGC exception by api/errors.py) befor
 pygeoapi or PostgreSQL.
 
 The routes keep reading `request.query_params` (pygeoapi and api/ogc/params.py parse them, as
-they always have); these dependencies only validate and document. That is why they return
-nothing: a new bound is one line here, whatever route reads the value.
+they always have); these models only validate and document (`dependencies=`, value unused): a new
+bound is one line here, whatever route reads the value. One model per route, validated in one
+call (api.deps.QueryModel says why).
 
 Why one document rather than pygeoapi's /ogc/openapi: pygeoapi's document refers to schemas on
 schemas.opengis.net, which an offline machine (CI) cannot fetch, and it does not know our own
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path
+from pydantic import Field
 
+from api.deps import QueryModel, query
 from api.ogc.config import DEFAULT_ITEMS, MAX_ITEMS
 from api.ogc.tiles import MVT, TILE_MATRIX_SETS
 from api.route_docs import GEOJSON, HTML, JSON, problems
@@ -31,72 +34,72 @@ MAX_OFFSET = 1_000_000_000
 JSONLD = "application/ld+json"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 
-Lang = Annotated[str | None, Query(
+Lang = Annotated[str | None, Field(
     description="`en` for English; default Vietnamese (or the browser's Accept-Language)",
     max_length=10)]
+CrsUri = Annotated[str | None, Field(
+    description=f"output CRS; one of {', '.join(supported_crs_uris())}", max_length=200)]
 
 
-async def page_params(
-    f: Annotated[Literal["json", "html", "jsonld"] | None, Query(
-        description="response format (default: from Accept, else JSON)")] = None,
-    lang: Lang = None,
-) -> None:
+class PageQuery(QueryModel):
     """`f` and `lang` of pygeoapi's pages (landing page, collections, queryables...)."""
 
+    f: Annotated[Literal["json", "html", "jsonld"] | None, Field(
+        description="response format (default: from Accept, else JSON)")] = None
+    lang: Lang = None
 
-async def openapi_params(
-    f: Annotated[Literal["json", "html"] | None, Query(description="response format")] = None,
-    lang: Lang = None,
-) -> None:
+
+class OpenAPIQuery(QueryModel):
     """pygeoapi's own OpenAPI document of /ogc (JSON or its HTML viewer)."""
 
+    f: Annotated[Literal["json", "html"] | None, Field(description="response format")] = None
+    lang: Lang = None
 
-async def items_params(
-    f: Annotated[Literal["json", "geojson", "html", "jsonld"] | None, Query(
-        description="response format (default: from Accept, else GeoJSON)")] = None,
-    lang: Lang = None,
-    limit: Annotated[int | None, Query(
-        ge=1, le=MAX_ITEMS, description=f"page size (default {DEFAULT_ITEMS}, at most {MAX_ITEMS})")] = None,
-    offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET, description="features to skip")] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
-        "keyset paging: the features whose id is above this one, in id order (what `next` "
-        "links use; not with `sortby`)"))] = None,
-    bbox: Annotated[str | None, Query(
-        description="minx,miny,maxx,maxy (or 6 numbers) in `bbox-crs`, default CRS84",
-        examples=["105.95,21.0,106.2,21.25"], max_length=400)] = None,
-    bbox_crs: Annotated[str | None, Query(
-        alias="bbox-crs", description=f"CRS of `bbox`; one of {', '.join(supported_crs_uris())}",
-        max_length=200)] = None,
-    datetime: Annotated[str | None, Query(
-        description="an RFC 3339 instant, a date or an interval `start/end` (`..` open)",
-        max_length=100)] = None,
-    crs: Annotated[str | None, Query(
-        description=f"output CRS; one of {', '.join(supported_crs_uris())}", max_length=200)] = None,
-    sortby: Annotated[str | None, Query(
-        description="comma-separated properties, `-` for descending", max_length=1000)] = None,
-    properties: Annotated[str | None, Query(
-        description="comma-separated properties to return", max_length=2000)] = None,
-    skip_geometry: Annotated[Literal["true", "false"] | None, Query(alias="skipGeometry")] = None,
-    filter_: Annotated[str | None, Query(
-        alias="filter", description="a CQL2 filter (text, or JSON with filter-lang=cql2-json)",
-        max_length=MAX_FILTER_CHARS)] = None,
-    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
-    filter_crs: Annotated[str | None, Query(
-        alias="filter-crs", description="CRS of the filter's geometries (default CRS84)",
-        max_length=200)] = None,
-) -> None:
+
+class ItemsQuery(QueryModel):
     """OGC API - Features Parts 1-3. Any other parameter is a property filter on a queryable
     (checked against the collection by api/ogc/params.py)."""
 
+    f: Annotated[Literal["json", "geojson", "html", "jsonld"] | None, Field(
+        description="response format (default: from Accept, else GeoJSON)")] = None
+    lang: Lang = None
+    limit: Annotated[int | None, Field(
+        ge=1, le=MAX_ITEMS, description=f"page size (default {DEFAULT_ITEMS}, at most {MAX_ITEMS})")] = None
+    offset: Annotated[int | None, Field(ge=0, le=MAX_OFFSET, description="features to skip")] = None
+    after: Annotated[int | None, Field(ge=0, le=2**63 - 1, description=(
+        "keyset paging: the features whose id is above this one, in id order (what `next` "
+        "links use; not with `sortby`)"))] = None
+    bbox: Annotated[str | None, Field(
+        description="minx,miny,maxx,maxy (or 6 numbers) in `bbox-crs`, default CRS84",
+        examples=["105.95,21.0,106.2,21.25"], max_length=400)] = None
+    bbox_crs: Annotated[str | None, Field(
+        alias="bbox-crs", description=f"CRS of `bbox`; one of {', '.join(supported_crs_uris())}",
+        max_length=200)] = None
+    datetime: Annotated[str | None, Field(
+        description="an RFC 3339 instant, a date or an interval `start/end` (`..` open)",
+        max_length=100)] = None
+    crs: CrsUri = None
+    sortby: Annotated[str | None, Field(
+        description="comma-separated properties, `-` for descending", max_length=1000)] = None
+    properties: Annotated[str | None, Field(
+        description="comma-separated properties to return", max_length=2000)] = None
+    skip_geometry: Annotated[Literal["true", "false"] | None, Field(alias="skipGeometry")] = None
+    filter_: Annotated[str | None, Field(
+        alias="filter", description="a CQL2 filter (text, or JSON with filter-lang=cql2-json)",
+        max_length=MAX_FILTER_CHARS)] = None
+    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Field(alias="filter-lang")] = None
+    filter_crs: Annotated[str | None, Field(
+        alias="filter-crs", description="CRS of the filter's geometries (default CRS84)",
+        max_length=200)] = None
 
-async def item_params(
-    f: Annotated[Literal["json", "geojson", "html", "jsonld"] | None, Query(
-        description="response format")] = None,
-    lang: Lang = None,
-    crs: Annotated[str | None, Query(
-        description=f"output CRS; one of {', '.join(supported_crs_uris())}", max_length=200)] = None,
-) -> None:
+
+class ItemQuery(QueryModel):
     """A single feature."""
+
+    f: Annotated[Literal["json", "geojson", "html", "jsonld"] | None, Field(
+        description="response format")] = None
+    lang: Lang = None
+    crs: CrsUri = None
 
 
 CollectionId = Annotated[str, Path(description="a collection (a layer id of the catalogue)", max_length=64,
@@ -118,26 +121,26 @@ async def get_tile_matrix_set(tms: Annotated[str, Path(
 TileMatrixSet = Annotated[str, Depends(get_tile_matrix_set)]
 
 
-async def tileset_params(
-    f: Annotated[Literal["json", "html", "jsonld", "tilejson"] | None, Query(
-        description="response format")] = None,
-    lang: Lang = None,
-) -> None:
+class TilesetQuery(QueryModel):
     """Tile set metadata."""
 
+    f: Annotated[Literal["json", "html", "jsonld", "tilejson"] | None, Field(
+        description="response format")] = None
+    lang: Lang = None
 
-async def tile_params(
-    f: Annotated[Literal["mvt", "pbf"] | None, Query(description="tile format (MVT)")] = None,
-) -> None:
+
+class TileQuery(QueryModel):
     """A vector tile."""
 
+    f: Annotated[Literal["mvt", "pbf"] | None, Field(description="tile format (MVT)")] = None
 
-PAGE = (Depends(page_params),)
-OPENAPI = (Depends(openapi_params),)
-ITEMS = (Depends(items_params),)
-ITEM = (Depends(item_params),)
-TILESET = (Depends(tileset_params),)
-TILE = (Depends(tile_params),)
+
+PAGE = (query(PageQuery),)
+OPENAPI = (query(OpenAPIQuery),)
+ITEMS = (query(ItemsQuery),)
+ITEM = (query(ItemQuery),)
+TILESET = (query(TilesetQuery),)
+TILE = (query(TileQuery),)
 
 
 def answers(*media: str, errors: tuple[int, ...] = (400, 404)) -> dict[int | str, dict[str, Any]]:

@@ -34,7 +34,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from api.deps import Conn, SettingsDep
+from api.deps import Conn, QueryModel, SettingsDep, query
 from api.errors import status_of
 from api.i18n import request_lang
 from api.ogc.tiles import CACHE as TILES
@@ -161,7 +161,8 @@ class SearchTerms:
 
 
 def _criteria(conn: psycopg.Connection, who: Principal, terms: SearchTerms, srid: int,
-              challenges: tuple[str, ...]) -> search.Criteria:
+              request: Request | None = None) -> search.Criteria:
+    """REQUEST: whose credentials decide the 401's challenges; None offers Basic (the pages)."""
     c = search.Criteria()
     commune = (terms.commune or "").strip()
     if commune:
@@ -174,7 +175,8 @@ def _criteria(conn: psycopg.Connection, who: Principal, terms: SearchTerms, srid
     if owner:
         if not _owner_allowed(who):
             if who.anonymous:
-                raise Unauthorized(OWNER_SIGN_IN, challenges=challenges)
+                raise (unauthorized(OWNER_SIGN_IN, request) if request is not None
+                       else Unauthorized(OWNER_SIGN_IN, challenges=(BASIC_CHALLENGE,)))
             raise Forbidden("searching by land user needs the right to read land users' names "
                             "(land officers)")
         c.owner = search.parse_owner(owner)
@@ -255,41 +257,30 @@ async def get_lang(request: Request, lang: Annotated[str | None, Query(
 Lang = Annotated[str, Depends(get_lang)]
 
 
-async def get_search_terms(
-    commune: Annotated[str | None, Query(description="commune code (5 digits, current or pre-2025) "
-                                         "or name", max_length=100)] = None,
-    sheet: Annotated[SheetInt | None, Blank, Query(description="map sheet number")] = None,
-    parcel: Annotated[ParcelInt | None, Blank, Query(description="parcel number on the sheet")] = None,
-    land_use: Annotated[str | None, Query(description="land-use code(s), comma-separated (e.g. ONT,CLN)",
-                                          max_length=200)] = None,
-    owner: Annotated[str | None, Query(description="part of the land user's name (land officers only)",
-                                       max_length=200)] = None,
-    point: Annotated[str | None, Query(description="lon,lat: the parcel under this point",
-                                       max_length=100, examples=["106.05,21.1"])] = None,
-    xy: Annotated[str | None, Query(description="VN-2000 X (northing),Y (easting) in metres, in the "
-                                    "province's TM-3 zone", max_length=100)] = None,
-) -> SearchTerms:
-    return SearchTerms(commune, sheet, parcel, land_use, owner, point, xy)
+class SearchQuery(QueryModel):
+    """GET /api/parcels/search: the criteria and the page, one model (api.deps.QueryModel)."""
+
+    commune: Annotated[str | None, Field(description="commune code (5 digits, current or pre-2025) "
+                                         "or name", max_length=100)] = None
+    sheet: SheetNo = None
+    parcel: ParcelNo = None
+    land_use: Annotated[str | None, Field(description="land-use code(s), comma-separated (e.g. ONT,CLN)",
+                                          max_length=200)] = None
+    owner: Annotated[str | None, Field(description="part of the land user's name (land officers only)",
+                                       max_length=200)] = None
+    point: Annotated[str | None, Field(description="lon,lat: the parcel under this point",
+                                       max_length=100, examples=["106.05,21.1"])] = None
+    xy: Annotated[str | None, Field(description="VN-2000 X (northing),Y (easting) in metres, in the "
+                                    "province's TM-3 zone", max_length=100)] = None
+    limit: Annotated[LimitInt | None, Blank, Field(description=(
+        f"results per page (default {search.DEFAULT_LIMIT}, at most {search.MAX_LIMIT})"))] = None
+    offset: Annotated[OffsetInt | None, Blank, Field(description="results to skip")] = None
+
+    def terms(self) -> SearchTerms:
+        return SearchTerms(self.commune, self.sheet, self.parcel, self.land_use, self.owner,
+                           self.point, self.xy)
 
 
-Terms = Annotated[SearchTerms, Depends(get_search_terms)]
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    limit: int
-    offset: int
-
-
-async def get_search_page(
-    limit: Annotated[LimitInt | None, Blank, Query(description=(
-        f"results per page (default {search.DEFAULT_LIMIT}, at most {search.MAX_LIMIT})"))] = None,
-    offset: Annotated[OffsetInt | None, Blank, Query(description="results to skip")] = None,
-) -> SearchPage:
-    return SearchPage(limit or search.DEFAULT_LIMIT, offset or 0)
-
-
-SearchPaging = Annotated[SearchPage, Depends(get_search_page)]
 LandOfficer = Annotated[Principal, Depends(require_roles("land_officer"))]
 
 
@@ -391,13 +382,14 @@ ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the parcel's vers
     **problems(400, 401, 403, 404, 422, 429, reasons={
         404: "the commune named is not known", 401: "searching by land user needs sign-in",
         403: "searching by land user needs the right to read land users' names"})})
-def search_get(request: Request, who: Who, conn: Conn, settings: SettingsDep, terms: Terms,
-               page: SearchPaging) -> Response:
+def search_get(request: Request, who: Who, conn: Conn, settings: SettingsDep,
+               q: Annotated[SearchQuery, query(SearchQuery)]) -> Response:
     """Parcels by commune, sheet, parcel number, land use, land user (land officers), a point in
     lon/lat or a VN-2000 X,Y."""
-    c = _criteria(conn, who, terms, settings.province_srid, unauthorized(OWNER_SIGN_IN, request).challenges)
-    results, more = _run_search(conn, request, who, c, page.limit, page.offset)
-    return _json(_search_body(request, results, more, page.limit, page.offset))
+    c = _criteria(conn, who, q.terms(), settings.province_srid, request)
+    limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
+    results, more = _run_search(conn, request, who, c, limit, offset)
+    return _json(_search_body(request, results, more, limit, offset))
 
 
 @router.post("/api/parcels/search", summary="Search parcels in a polygon",
@@ -419,7 +411,7 @@ def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
     limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
     srid = settings.province_srid
     c = _criteria(conn, who, SearchTerms(q.commune, q.sheet, q.parcel, q.land_use, q.owner), srid,
-                  unauthorized(OWNER_SIGN_IN, request).challenges)
+                  request)
     c.polygon = polygon_from_geojson(conn, q.geometry, srid=_srid_of(q.crs, srid), province_srid=srid)
     area_km2 = queries.area_km2(conn, c.polygon, srid)
     if area_km2 > search.MAX_POLYGON_KM2:
@@ -624,7 +616,7 @@ def search_page(
         page_offset = _int("offset", offset, 0, search.MAX_OFFSET) or 0
         terms = SearchTerms(commune, _int("sheet", sheet, 1, MAX_SHEET),
                             _int("parcel", parcel, 1, MAX_PARCEL), land_use, owner, point, xy)
-        c = _criteria(conn, who, terms, settings.province_srid, (BASIC_CHALLENGE,))
+        c = _criteria(conn, who, terms, settings.province_srid)
         if polygon:
             c.polygon = polygon_from_geojson(conn, orjson.loads(polygon),
                                              province_srid=settings.province_srid)
