@@ -113,7 +113,7 @@ def match(conn: psycopg.Connection[Any], t: Target, v: Versions, only: list[int]
         "t.{id} AS id FROM _geoioc_stage s JOIN {table} t ON {same}{subset} "
         "ORDER BY s.rownum, ({exact}) DESC, t.{id}").format(
         id=sql.Identifier(t.layer.id_column), table=sql.Identifier(t.layer.table), same=same,
-        subset=sql.SQL(" WHERE s.rownum = ANY(%s)") if only is not None else sql.SQL(""),
+        subset=sql.SQL(" WHERE s.rownum IN (SELECT unnest(%s::int[]))") if only is not None else sql.SQL(""),
         exact=exact), [only] if only is not None else [])
     conn.execute("ANALYZE _geoioc_match")
 
@@ -171,7 +171,8 @@ def write_rows(conn: psycopg.Connection[Any], t: Target, names: list[str], only:
         "(PARTITION BY {ident} ORDER BY {staged} NULLS FIRST) AS round FROM _geoioc_stage s "
         "JOIN _geoioc_versions x USING (rownum) WHERE {apply}{subset}").format(
         ident=sql.SQL(", ").join(_identity(v, t, False)), staged=write.value(t, v.valid_from),
-        apply=_APPLY, subset=sql.SQL(" AND s.rownum = ANY(%s)") if only is not None else sql.SQL("")),
+        apply=_APPLY, subset=sql.SQL(" AND s.rownum IN (SELECT unnest(%s::int[]))") if only is not None
+        else sql.SQL("")),
         [only] if only is not None else [])
     rounds = conn.execute("SELECT round, array_agg(rownum ORDER BY rownum) FROM _geoioc_round "
                           "GROUP BY round ORDER BY round").fetchall()

@@ -200,7 +200,8 @@ def write_rows(conn: psycopg.Connection[Any], t: Target, names: list[str], only:
     import's identity), so a different key is a change too."""
     geom_col = sql.Identifier(t.layer.geometry_column)
     g = geom_expr(t)
-    subset = sql.SQL(" AND s.rownum = ANY(%s)") if only is not None else sql.SQL("")
+    # A semi-join, not "= ANY(array)": a round of a history import passes thousands of rows.
+    subset = sql.SQL(" AND s.rownum IN (SELECT unnest(%s::int[]))") if only is not None else sql.SQL("")
     params = [only] if only is not None else []
     updated = 0
     if update if update is not None else bool(t.key):
