@@ -274,6 +274,11 @@ def test_older_versions_not_recorded_are_refused_and_versions_need_distinct_date
     rep = import_file(conn, _file(tmp, [other], "cu"), ImportOptions("parcels"), OFFICER)
     assert not rep.committed and [x.row for x in rep.rejected] == [1], rep.to_json()
     assert "2010-01-01" in rep.rejected[0].reason and "2025-07-01" in rep.rejected[0].reason
+    # A partial import writes the later version beside the refused one (dry run: nothing stays).
+    later = {**VERSIONS[2], "HIEULUC": "2026-05-04", "SOQD": "5/QĐ-UBND"}
+    rep = import_file(conn, _file(tmp, [other, later], "mot-phan"),
+                      ImportOptions("parcels", partial=True, dry_run=True), OFFICER)
+    assert [x.row for x in rep.rejected] == [1] and (rep.inserted, rep.updated) == (0, 1), rep.to_json()
     # ... but the same version as recorded is simply already there.
     rep = import_file(conn, _file(tmp, [VERSIONS[0]], "da-co"), ImportOptions("parcels"), OFFICER)
     assert rep.ok and (rep.inserted, rep.updated, rep.unchanged) == (0, 0, 1), rep.to_json()

@@ -127,15 +127,15 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
         fields = [layer.field(n) for n in names]
         write.stage(conn, fields, kept, rownums, c.wkb[keep], c.repair[keep],
                     [c.invalid.get(int(i)) for i in rownums] if c.invalid else None)
-        if c.versions:
+        if c.versions:  # a history import: match on identity; versions older than the stored
+            # one that its history does not hold are refused
             versions.match(conn, target, c.versions)
-        else:
-            write.match(conn, target, names)
-        if c.versions:  # versions older than the stored one, not in its history: refused
             older = versions.classify(conn, target, c.versions, names)
             refused.update(older)
             if older and not report.all_or_nothing:
                 write.drop_rows(conn, list(older))
+        else:
+            write.match(conn, target, names)
         writer = partial(versions.write_rows, v=c.versions) if c.versions else write.write_rows
         if c.invalid:  # invalid geometries are refused unless the stored one is the same
             still = refused_invalid(conn, target)
