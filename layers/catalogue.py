@@ -6,7 +6,7 @@ collections, map layers, export schemas and access rules follow from it.
 
 from __future__ import annotations
 
-from layers.model import Access, Field, Layer, Overview, RowRule, Style
+from layers.model import Access, Field, Layer, Overview, RowRule, Style, Versions
 
 F = Field
 
@@ -201,6 +201,11 @@ LAYERS: tuple[Layer, ...] = (
               "Use term end (empty = permanent)", "THOIHAN", in_tiles=False),
             F("origin", "str", "Nguồn gốc sử dụng", "Origin", "NGUONGOC", values=PARCEL_ORIGINS,
               in_tiles=False),
+            # Legal time of this version (beside the system time of parcel_history).
+            F("legal_valid_from", "date", "Có hiệu lực từ ngày", "Legally valid from", "HIEULUC",
+              in_tiles=False),
+            F("decision_no", "str", "Số quyết định, văn bản", "Decision number", "SOQD",
+              in_tiles=False),
             F("version", "int", "Phiên bản", "Version", "PHIENBAN", in_tiles=False,
               server_managed=True),
             F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT", in_tiles=False,
@@ -209,6 +214,11 @@ LAYERS: tuple[Layer, ...] = (
         style=Style(color="#8c6d31", weight=0.6, fill_opacity=0.35, by="land_use_codes"),
         min_zoom=15,
         history_table="parcel_history",
+        # Sheets are numbered in the pre-2025 commune when there is one: the parcel keeps that
+        # number across the merger while its key gains the new commune code.
+        versions=Versions(valid_from="legal_valid_from", decision="decision_no",
+                          identity=(("old_commune_code", "commune_code"), "sheet_no", "parcel_no"),
+                          history_id="parcel_id"),
         keywords=("địa chính", "thửa đất", "cadastre"),
         natural_key=("commune_code", "old_commune_code", "sheet_no", "parcel_no"),
         import_roles=("land_officer",),

@@ -83,6 +83,27 @@ class Overview:
 
 
 @dataclass(frozen=True)
+class Versions:
+    """The legal versions of a feature, beside the system time its history table keeps.
+
+    A feature's legal history is older than the database (a certificate of 2008, a transfer of
+    2017, a commune merger): each version is dated by the field `valid_from` (when it took legal
+    effect) and names the decision that made it (`decision`). An import may carry several rows
+    of one feature with different dates: they are its versions, applied oldest first, so that
+    the history table ends up holding them in legal order and the stored row is the latest.
+
+    `identity` names the feature across its versions, which its natural key may not do (a
+    parcel numbered in commune 09244 before the 2025 merger is commune 09241, pre-2025 commune
+    09244 after it): each member is a field, or a tuple of fields meaning the first non-empty of
+    them. `history_id` is the history table's column holding the feature's id."""
+
+    valid_from: str
+    decision: str
+    identity: tuple[str | tuple[str, ...], ...]
+    history_id: str
+
+
+@dataclass(frozen=True)
 class Layer:
     id: str
     title_vi: str
@@ -109,6 +130,8 @@ class Layer:
     overview: Overview | None = None
     # Table keeping past versions of the rows (written by a trigger), for "as of" views.
     history_table: str | None = None
+    # Legal versions an import may carry (needs history_table); None: one row per feature.
+    versions: Versions | None = None
     row_rules: tuple[RowRule, ...] = ()
     # How the map draws it: vector tiles, bbox GeoJSON features, or a view of its own
     # (cameras with fields of view, sensors against thresholds, filtered incidents + heatmap).

@@ -145,3 +145,21 @@ def test_one_gazetteer_and_a_label_for_every_layer() -> None:
     assert sum(1 for la in LAYERS if la.time_end_column and la.identify) == 1
     for layer in LAYERS:
         assert label_field(layer) in layer.field_names, layer.id
+
+
+@pytest.mark.parametrize("layer", [layer for layer in LAYERS if layer.versions],
+                         ids=lambda layer: layer.id)
+def test_legal_versions_are_declared_completely(conn, layer) -> None:
+    """A layer whose imports may carry dated versions keeps them in a history table with the same
+    columns, dates them with a date field, and names a feature across versions by fields of its
+    natural key (a history import matches on them)."""
+    v = layer.versions
+    assert layer.history_table and layer.natural_key
+    assert layer.field(v.valid_from).type == "date" and layer.field(v.decision).type == "str"
+    assert not layer.field(v.valid_from).server_managed
+    members = {f for m in v.identity for f in (m if isinstance(m, tuple) else (m,))}
+    assert members <= set(layer.natural_key)
+    history = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        " AND table_name = %s", (layer.history_table,))}
+    assert {v.valid_from, v.decision, v.history_id, *members} <= history

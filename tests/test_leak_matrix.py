@@ -39,7 +39,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "land_use_zones": ("land_use_code", "plan_name", "approved_on", "commune_code"),
     "parcels": ("commune_code", "old_commune_code", "sheet_no", "parcel_no", "land_use_codes",
                 "legal_area", "land_user", "land_user_id", "certificate_no", "use_until", "origin",
-                "version", "updated_at"),
+                "legal_valid_from", "decision_no", "version", "updated_at"),
     "roads": ("name", "road_class", "lanes", "max_speed", "traffic_state", "traffic_at"),
     "tourism_places": ("name", "name_en", "category", "address", "rating", "visitors_per_year"),
     "public_facilities": ("code", "name", "type", "address", "capacity", "phone", "commune_code"),
@@ -59,7 +59,7 @@ FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
 # Fields vector tiles never carry (long texts, personal and restricted data).
 NOT_IN_TILES: dict[str, frozenset[str]] = {
     "parcels": frozenset({"land_user", "land_user_id", "certificate_no", "use_until", "origin",
-                          "version", "updated_at"}),
+                          "legal_valid_from", "decision_no", "version", "updated_at"}),
     "public_facilities": frozenset({"address", "phone"}),
     "cameras": frozenset({"stream_url"}),
     "incidents": frozenset({"description"}),

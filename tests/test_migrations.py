@@ -106,3 +106,50 @@ def test_the_application_role_can_refresh_overviews_and_nothing_else(conn) -> No
         assert refresh_overviews(conn) == ["land_use_zones_overview"]
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="not an overview"):
             conn.execute("SELECT geoioc_refresh_overview('parcels')")
+
+
+def _parcel_columns(url: str) -> set[str]:
+    with psycopg.connect(url) as c:
+        return {r[0] for r in c.execute(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema"
+            " = 'public' AND table_name IN ('parcels', 'parcel_history') AND column_name IN"
+            " ('legal_valid_from', 'decision_no')")}
+
+
+def _edit_keeps_history(url: str, legal: bool) -> tuple:
+    """Insert a parcel, update it, and read back what the history trigger kept (rolled back)."""
+    with psycopg.connect(url) as c:
+        (pid,) = c.execute(
+            "INSERT INTO parcels (commune_code, sheet_no, parcel_no, land_use_codes, legal_area, geom)"
+            " VALUES ('99995', 1, 1, '{ONT}', 10, ST_Multi(ST_MakeEnvelope(106.1, 21.1, 106.1001,"
+            " 21.1001, 4326))) RETURNING id").fetchone()
+        if not legal:
+            c.execute("UPDATE parcels SET legal_area = 11 WHERE id = %s", (pid,))
+            kept = c.execute("SELECT version, legal_area FROM parcel_history WHERE parcel_id = %s",
+                             (pid,)).fetchone()
+            c.rollback()
+            return tuple(kept)
+        c.execute("UPDATE parcels SET legal_valid_from = '2010-05-01', decision_no = '1/QĐ-UBND'"
+                  " WHERE id = %s", (pid,))
+        c.execute("UPDATE parcels SET legal_area = 11, legal_valid_from = '2020-01-01' WHERE id = %s", (pid,))
+        kept = c.execute("SELECT version, legal_area, legal_valid_from::text, decision_no FROM parcel_history"
+                         " WHERE parcel_id = %s ORDER BY version DESC LIMIT 1", (pid,)).fetchone()
+        with pytest.raises(psycopg.errors.CheckViolation, match="legal order"):
+            c.execute("UPDATE parcels SET legal_valid_from = '2019-12-31' WHERE id = %s", (pid,))
+        c.rollback()
+    return tuple(kept)
+
+
+@pytest.mark.slow
+def test_legal_versions_migration_round_trips(empty_db_url: str) -> None:
+    """0013 adds the legal time (and its order rule) to parcels and their history, and gives the
+    history trigger of 0006 back on the way down."""
+    migrate.upgrade("head", url=empty_db_url)
+    assert _parcel_columns(empty_db_url) == {"parcels.legal_valid_from", "parcels.decision_no",
+                                             "parcel_history.legal_valid_from", "parcel_history.decision_no"}
+    assert _edit_keeps_history(empty_db_url, legal=True) == (2, 10, "2010-05-01", "1/QĐ-UBND")
+    migrate.downgrade("0012", url=empty_db_url)
+    assert _parcel_columns(empty_db_url) == set()
+    assert _edit_keeps_history(empty_db_url, legal=False) == (1, 10)
+    migrate.upgrade("head", url=empty_db_url)
+    assert _edit_keeps_history(empty_db_url, legal=True) == (2, 10, "2010-05-01", "1/QĐ-UBND")

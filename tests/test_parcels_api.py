@@ -314,7 +314,8 @@ def test_planted_anomalies_all_found_and_nothing_else(client, conn, keys, sample
 
 
 def test_search_by_old_commune_code_and_ambiguity(conn) -> None:
-    """Merged communes (none at scale 1): simulated inside a rolled-back transaction."""
+    """Two old communes of one merged commune (the sample digitises only one of a group):
+    simulated inside a rolled-back transaction."""
     from gis.parcels import search as s
 
     with psycopg.connect(get_settings().database_url) as c:

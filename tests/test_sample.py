@@ -3,12 +3,14 @@ already loaded by `make test`; these tests only read it) plus generator determin
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 from datetime import date
 
 import pytest
 
 from gis.sample import SampleExistsError, generate, load_sample
+from gis.sample.incidents import window_start
 from gis.sample.parcels import AREA_RANGE
 
 PERIODS = {"pre-2025": ("27", "2020-01-01"), "post-2025": ("24", "2026-01-01")}
@@ -339,7 +341,7 @@ def test_incidents_patterns(conn, info):
     row = conn.execute(
         """
         SELECT count(*) FILTER (WHERE reported_at >= %(d)s::date),
-               count(*) FILTER (WHERE reported_at < %(d)s::date - 731),
+               count(*) FILTER (WHERE reported_at < %(start)s),
                count(*) FILTER (WHERE status IN ('resolved', 'closed')
                                   AND reported_at < %(d)s::date - 60)::float
                  / nullif(count(*) FILTER (WHERE reported_at < %(d)s::date - 60), 0),
@@ -349,7 +351,7 @@ def test_incidents_patterns(conn, info):
                avg((severity <= 2)::int)
           FROM incidents
         """,
-        {"d": as_of},
+        {"d": as_of, "start": window_start(as_of).item().replace(tzinfo=dt.UTC)},
     ).fetchone()
     future, too_old, old_done, recent_open, mild = row
     assert future == 0 and too_old == 0
@@ -365,10 +367,14 @@ def test_incidents_patterns(conn, info):
         "FROM incidents WHERE category = 'public_order' GROUP BY 1"
     ).fetchall())  # fmt: skip
     assert dow[6] > 1.2 * dow[2]
-    # Each incident lies in the commune it names; rows are in time order (BRIN).
+    # Each incident lies in the commune it names, as the commune was when it was reported
+    # (pre-2025 communes before the reform); rows are in time order (BRIN).
     wrong = conn.execute(
-        "SELECT count(*) FROM incidents i JOIN admin_units a ON a.code = i.commune_code "
-        "AND a.valid_to IS NULL AND a.level = 'commune' WHERE NOT ST_Intersects(a.geom, i.geom)"
+        "SELECT count(*) FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM admin_units a "
+        "WHERE a.code = i.commune_code AND a.level = 'commune' "
+        "AND a.valid_from <= (i.reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date "
+        "AND (a.valid_to IS NULL OR a.valid_to > (i.reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date) "
+        "AND ST_Intersects(a.geom, i.geom))"
     ).fetchone()[0]
     assert wrong == 0
     unordered = conn.execute(

@@ -8,11 +8,15 @@ decided by the same functions as the API (the route passes the data in).
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from gis.parcels import extract
 
@@ -85,8 +89,118 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
+# The parcel's history (web/templates/parcels/_history.html): versions in legal order.
+HISTORY_LABELS: dict[str, dict[str, str]] = {
+    "vi": {
+        "history": "Lịch sử biến động", "legal_from": "Có hiệu lực từ", "decision": "Căn cứ",
+        "recorded": "Ghi nhận vào hệ thống lúc", "no_legal_date": "chưa có ngày hiệu lực",
+        "before": "Trước", "after": "Sau", "first_version": "Phiên bản đầu tiên được ghi nhận.",
+        "no_changes": "Không thay đổi thông tin nào bạn được xem.", "view_version": "Xem phiên bản này",
+        "outline_change": "Hình thể thửa đất trước và sau thay đổi",
+        "outline_area": "Hình thể (diện tích đo theo VN-2000, m²)",
+    },
+    "en": {
+        "history": "Parcel history", "legal_from": "Legally valid from", "decision": "Decision",
+        "recorded": "Recorded in the system", "no_legal_date": "no legal date",
+        "before": "Before", "after": "After", "first_version": "First recorded version.",
+        "no_changes": "Nothing you may see changed.", "view_version": "View this version",
+        "outline_change": "The parcel's outline before and after the change",
+        "outline_area": "Outline (area measured in VN-2000, m²)",
+    },
+}
+for _lang, _labels in HISTORY_LABELS.items():
+    LABELS[_lang].update(_labels)
+
+PROVINCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# Fields whose values are dates (shown dd/mm/yyyy, as Vietnamese documents write them).
+DATE_FIELDS = frozenset({"use_until", "legal_valid_from"})
+OUTLINE_PX = 180
+OUTLINE_PAD_PX = 8
+
+
+def legal_date(value: str | dt.date | None) -> str:
+    """A date as Vietnamese documents write it: 08/11/2021 (empty for none)."""
+    if value in (None, ""):
+        return ""
+    day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+    return day.strftime("%d/%m/%Y")
+
+
+def local_time(value: str | dt.datetime | None) -> str:
+    """A stored instant (UTC) in Vietnam time: 03/12/2026 15:26."""
+    if value in (None, ""):
+        return ""
+    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(PROVINCE_TZ).strftime("%d/%m/%Y %H:%M")
+
+
+def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
+    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    return [ring for polygon in polygons for ring in polygon]
+
+
+def outline_svg(before: dict[str, Any], after: dict[str, Any], title: str, size: int = OUTLINE_PX) -> Markup:
+    """Both outlines of a parcel (GeoJSON, lon/lat) in one small SVG at the same scale: the old
+    one dashed, the new one solid, so a resurvey or a split shows at a glance without a map
+    library. Longitudes are scaled by cos(latitude): at parcel size that is a true shape."""
+    rings = {"before": _rings(before), "after": _rings(after)}
+    points = [pt for rs in rings.values() for ring in rs for pt in ring]
+    lons, lats = [pt[0] for pt in points], [pt[1] for pt in points]
+    kx = math.cos(math.radians((min(lats) + max(lats)) / 2))
+    width = (max(lons) - min(lons)) * kx
+    height = max(lats) - min(lats)
+    scale = (size - 2 * OUTLINE_PAD_PX) / max(width, height, 1e-12)
+    dx = (size - width * scale) / 2
+    dy = (size - height * scale) / 2
+
+    def path(rs: list[list[list[float]]]) -> str:
+        return " ".join(
+            "M" + " L".join(f"{dx + (x - min(lons)) * kx * scale:.1f},{dy + (max(lats) - y) * scale:.1f}"
+                            for x, y, *_ in ring) + " Z" for ring in rs)
+
+    return Markup(
+        f'<svg class="history-map" viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
+        f'role="img" aria-label="{Markup.escape(title)}"><title>{Markup.escape(title)}</title>'
+        f'<path class="outline-before" d="{path(rings["before"])}"/>'
+        f'<path class="outline-after" d="{path(rings["after"])}"/></svg>')
+
+
+def _shown(name: str, value: Any, value_labels: dict[str, dict[str, str]]) -> str:
+    if value is None or value == []:
+        return "–"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if name in DATE_FIELDS:
+        return legal_date(value)
+    if name in value_labels:
+        return value_labels[name].get(value, str(value))
+    return str(value)
+
+
+def history_view(history: list[dict[str, Any]], lang: str, field_titles: dict[str, str],
+                 value_labels: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The parcel file's history (oldest first: legal order) as the page shows it: each change
+    titled and its values readable, a changed outline as a before/after SVG."""
+    out = []
+    for h in history:
+        changes = h.get("changes") or {}
+        geometry = changes.get("geometry")
+        out.append({**h, "geometry": geometry,
+                    "change_list": [{"field": k, "title": field_titles.get(k, k),
+                                     "from": _shown(k, v["from"], value_labels),
+                                     "to": _shown(k, v["to"], value_labels)}
+                                    for k, v in changes.items() if k != "geometry"],
+                    "svg": outline_svg(geometry["from"], geometry["to"],
+                                       LABELS[lang]["outline_change"]) if geometry else None})
+    return out
+
+
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
+_env.filters["legal_date"] = legal_date
+_env.filters["local_time"] = local_time
 
 
 # Credentials a page can end with its sign-out button: the web session (the cookie set at sign-in
@@ -136,6 +250,7 @@ def parcel_page(*, lang: str, user: str | None, roles: list[str], parcel: dict[s
                         if v})
     ctx.update(p=parcel, map_data=map_data, basemap_url=basemap_url, as_of=as_of,
                field_titles=field_titles, value_labels=value_labels,
+               history=history_view(parcel.get("history", []), lang, field_titles, value_labels),
                suffix=("?" + suffix) if suffix else "",
                title=f"{LABELS[lang]['parcel_title']} {parcel['key']}")
     return _env.get_template("parcels/parcel.html").render(ctx)

@@ -268,28 +268,46 @@ def cameras(conn: psycopg.Connection, state: State, who: Principal, srid: int) -
 
 HISTORY_COMPARED = ("commune_code", "old_commune_code", "sheet_no", "parcel_no", "land_use_codes",
                     "legal_area", "land_user", "land_user_id", "certificate_no", "use_until", "origin")
+# What dates and names each version in legal time (migration 0013): shown per version, not as a
+# change (every new legal version has its own).
+HISTORY_LEGAL = ("legal_valid_from", "decision_no")
+# Coordinates of the before/after outlines: 8 decimals of a degree, about a millimetre.
+HISTORY_GEOJSON_DECIMALS = 8
 
 
 def history(conn: psycopg.Connection, parcel_id: int, who: Principal, srid: int) -> list[dict[str, Any]]:
-    """Every version, oldest first, with what changed from the one before (readable fields
-    only, plus whether the geometry changed), when, by whom (staff only) and why."""
-    names = tuple(f for f in HISTORY_COMPARED if f in readable(who))
-    cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    """Every version, oldest first, with the legal date and decision that made it, what changed
+    from the one before (readable fields only; a new outline as both outlines, for a
+    before/after map), when it was recorded, by whom (staff only) and why.
+
+    Version order is legal order: the database refuses a version dated before the one it
+    replaces (migration 0013), so a history imported or replayed from older records
+    (gis.io.imports.versions, the sample) reads in the order the versions took effect, while
+    `valid_from`/`valid_to` keep the system time the database held each one."""
+    visible = readable(who)
+    names = tuple(f for f in HISTORY_COMPARED if f in visible)
+    legal = tuple(f for f in HISTORY_LEGAL if f in visible)
+    cols = sql.SQL(", ").join(sql.Identifier(n) for n in (*names, *legal))
     stmt = sql.SQL(
         "SELECT version, valid_from, valid_to, operation, changed_by, change_note, {cols},"
-        " md5(ST_AsBinary(geom)) AS shape, ST_Area(ST_Transform(geom, %(srid)s)) AS area"
+        " md5(ST_AsBinary(geom)) AS shape, ST_Area(ST_Transform(geom, %(srid)s)) AS area,"
+        " ST_AsGeoJSON(geom, %(dec)s) AS outline"
         " FROM parcel_history WHERE parcel_id = %(id)s"
         " UNION ALL SELECT version, updated_at, NULL, NULL, NULL, NULL, {cols},"
-        " md5(ST_AsBinary(geom)), ST_Area(ST_Transform(geom, %(srid)s)) FROM parcels WHERE id = %(id)s"
+        " md5(ST_AsBinary(geom)), ST_Area(ST_Transform(geom, %(srid)s)), ST_AsGeoJSON(geom, %(dec)s)"
+        " FROM parcels WHERE id = %(id)s"
         " ORDER BY version"
     ).format(cols=cols)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(stmt, {"id": parcel_id, "srid": srid}).fetchall()
+        rows = cur.execute(stmt, {"id": parcel_id, "srid": srid,
+                                  "dec": HISTORY_GEOJSON_DECIMALS}).fetchall()
     show_who = can_read_field(CHANGED_BY, who)
     out: list[dict[str, Any]] = []
     for i, r in enumerate(rows):
         entry: dict[str, Any] = {
-            "version": r["version"], "valid_from": r["valid_from"].isoformat(),
+            "version": r["version"],
+            **{n: _jsonable(r[n]) for n in legal},
+            "valid_from": r["valid_from"].isoformat(),
             "valid_to": r["valid_to"].isoformat() if r["valid_to"] else None,
             "current": r["valid_to"] is None and r["operation"] is None,
             "area_m2": round(float(r["area"]), 2),
@@ -300,7 +318,9 @@ def history(conn: psycopg.Connection, parcel_id: int, who: Principal, srid: int)
                        for n in names if prev[n] != r[n]}
             if prev["shape"] != r["shape"]:
                 changes["geometry"] = {"from_area_m2": round(float(prev["area"]), 2),
-                                       "to_area_m2": round(float(r["area"]), 2)}
+                                       "to_area_m2": round(float(r["area"]), 2),
+                                       "from": json.loads(prev["outline"]),
+                                       "to": json.loads(r["outline"])}
             entry["changes"] = changes
             # Who made version i and why are recorded on the row it superseded.
             if show_who:

@@ -33,7 +33,8 @@ from layers.access import Principal
 from layers.errors import BadRequest, Forbidden, Invalid, NotFound, PreconditionRequired
 
 EDITABLE = ("sheet_no", "parcel_no", "land_use_codes", "legal_area", "land_user", "land_user_id",
-            "certificate_no", "use_until", "origin")
+            "certificate_no", "use_until", "origin", "legal_valid_from", "decision_no")
+MAX_DECISION = 100  # the table's limit on a decision number
 OVERLAP_TOLERANCE_M2 = 0.5
 OUTSIDE_COMMUNE_TOLERANCE_M2 = 0.5
 MAX_NOTE = 500
@@ -128,13 +129,15 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
             raise Invalid("land_user_id: expected a 12-digit citizen ID (CCCD) or a 9-digit "
                                "identity card number")
         return text
-    if name == "use_until":
+    if name in ("use_until", "legal_valid_from"):
         if v is None:
             return None
         try:
-            return dt.date.fromisoformat(v) if isinstance(v, str) else _bad_date(v)
+            return dt.date.fromisoformat(v) if isinstance(v, str) else _bad_date(name, v)
         except ValueError:
-            return _bad_date(v)
+            return _bad_date(name, v)
+    if name == "decision_no":
+        return _text(name, v, MAX_DECISION)
     if name == "origin":
         if v is not None and v not in f.values:
             raise Invalid(f"origin: {v!r} is not one of {', '.join(f.values)}")
@@ -142,8 +145,9 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
     return _text(name, v)
 
 
-def _bad_date(v: Any) -> Any:
-    raise Invalid(f"use_until: expected a date YYYY-MM-DD or null (permanent), got {v!r}")
+def _bad_date(name: str, v: Any) -> Any:
+    meaning = "permanent" if name == "use_until" else "not known"
+    raise Invalid(f"{name}: expected a date YYYY-MM-DD or null ({meaning}), got {v!r}")
 
 
 def _land_use_codes(conn: psycopg.Connection, v: Any) -> list[str]:

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 
 from gis.sample.common import as_multipolygons, midnight, stream, to_storage
 from gis.sample.facilities import build_facilities
+from gis.sample.history import build_history
 from gis.sample.incidents import build_incidents
 from gis.sample.landuse import build_landuse
 from gis.sample.parcels import build_parcels
@@ -26,20 +28,29 @@ TABLES = (
     "admin_units", "land_use_zones", "roads", "parcels", "tourism_places", "cameras", "sensors",
     "observations", "incidents", "public_facilities",
 )  # fmt: skip
-STEPS = ("province", "roads", "land use", "parcels", "points", "sensors", "incidents", "facilities",
-         "EPSG:4326")
+STEPS = ("province", "roads", "land use", "parcels", "parcel history", "points", "sensors", "incidents",
+         "facilities", "EPSG:4326")
+# The later versions of the parcels with a legal history (gis.sample.history): not a table, but
+# loaded (replayed through UPDATEs) and hashed like one, after the parcels.
+PARCEL_VERSIONS = "parcel_versions"
 
 
 @dataclass
 class Sample:
     """A generated province: one DataFrame per table, columns as in the schema (geometries
-    as shapely arrays in EPSG:4326, land_use_codes as PostgreSQL array literals)."""
+    as shapely arrays in EPSG:4326, land_use_codes as PostgreSQL array literals).
+
+    The parcels with a legal history are in their first version in `tables["parcels"]` (what is
+    COPYed); `parcel_versions` holds their later versions (parcel = row of the parcels table,
+    step, note, then the parcel's columns), which the loader applies in step order so that the
+    database's triggers record the history. The last version of a parcel is its current row."""
 
     seed: int
     scale: float
     as_of: date
     tables: dict[str, pd.DataFrame]
     planted: dict[str, list[list]]
+    parcel_versions: pd.DataFrame = field(default_factory=pd.DataFrame)
     _hash: str | None = field(default=None, repr=False)
 
     def counts(self) -> dict[str, int]:
@@ -55,8 +66,13 @@ class Sample:
             h = new_hash(self)
             for name in TABLES:
                 update_hash(h, name, table_text(self.tables, name, for_hash=True))
+            update_hash(h, PARCEL_VERSIONS, self.versions_text())
             self._hash = h.hexdigest()
         return self._hash
+
+    def versions_text(self) -> str:
+        """COPY text of parcel_versions (hashed, and COPYed by the loader)."""
+        return table_text({PARCEL_VERSIONS: self.parcel_versions}, PARCEL_VERSIONS)
 
 
 def new_hash(sample: Sample) -> hashlib._Hash:
@@ -95,6 +111,8 @@ def generate(
     lu = build_landuse(p, rn, villages, seed)
     step("parcels")
     parcels = build_parcels(p, lu, seed, scale)
+    step("parcel history")
+    history = build_history(parcels.df, p, parcels.planted, seed, scale)
     step("points")
     cameras = build_cameras(p, rn, seed, scale)
     tourism = build_tourism(p, villages, seed)
@@ -136,12 +154,16 @@ def generate(
         }
     )
 
-    pc = parcels.df
+    pc = parcels.df.assign(legal_valid_from=np.datetime64("NaT", "D"), decision_no=None)
     parcel_cols = ["commune_code", "old_commune_code", "sheet_no", "parcel_no", "land_use_codes",
                    "legal_area", "land_user", "land_user_id", "certificate_no", "use_until",
-                   "origin"]  # fmt: skip
-    parcel_tab = pc[parcel_cols].copy()
-    parcel_tab["geom"] = to_storage(as_multipolygons(pc["geom"].to_numpy()))
+                   "origin", "legal_valid_from", "decision_no"]  # fmt: skip
+    parcel_tab = pc[[*parcel_cols, "geom"]].copy()
+    # Parcels with a legal history start from their first version.
+    parcel_tab.loc[history.first.index, [*parcel_cols, "geom"]] = history.first[[*parcel_cols, "geom"]]
+    parcel_tab["geom"] = to_storage(as_multipolygons(parcel_tab["geom"].to_numpy()))
+    versions = history.later.copy()
+    versions["geom"] = to_storage(as_multipolygons(versions["geom"].to_numpy()))
 
     tourism = tourism.assign(geom=to_storage(tourism["geom"].to_numpy()))
     cameras = cameras.assign(
@@ -166,4 +188,5 @@ def generate(
         "public_facilities": facilities,
     }
     assert tuple(tables) == TABLES
-    return Sample(seed=seed, scale=scale, as_of=as_of, tables=tables, planted=parcels.planted)
+    return Sample(seed=seed, scale=scale, as_of=as_of, tables=tables, planted=parcels.planted,
+                  parcel_versions=versions)

@@ -39,6 +39,7 @@ STREAMS = {
     "tourism": 15,
     "incidents": 16,
     "facilities": 17,
+    "parcel_history": 18,
 }
 
 

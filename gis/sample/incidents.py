@@ -1,5 +1,11 @@
 """Incidents over the two years before as_of, with the patterns an operations centre sees.
 
+Each incident names the commune it happened in as the commune was then: before the 2025
+reform (1 July 2025, province time) the pre-2025 commune, after it the new one - the way the
+operations centre recorded it, and why analytics by old boundaries have something to count.
+The window reaches back at least PRE_REFORM_DAYS before the reform whatever as_of is, so the
+sample always holds incidents recorded under pre-2025 communes.
+
 Places: hotspots (towns, busy junctions, industrial zones), traffic accidents on the roads
 (weighted by road class), land violations in the rice fields, and a background in proportion to
 population. Times: a slow upward trend, seasons (dry-season fires, rainy-season flooding), a
@@ -19,12 +25,13 @@ from numpy.typing import NDArray
 
 from gis.sample.common import midnight, random_points_in, stream
 from gis.sample.landuse import LandUse
-from gis.sample.province import Province
+from gis.sample.province import REFORM_DATE, Province
 from gis.sample.roads import RoadNet
 from layers.catalogue import INCIDENT_CATEGORIES, INCIDENT_SOURCES, SEVERITIES
 
 INCIDENTS_PER_SCALE = 50_000
 DAYS = 730
+PRE_REFORM_DAYS = 180
 LOCAL_UTC_OFFSET_H = 7
 BOUNDARY_MARGIN = 0.05  # m; see the commune join in build_incidents
 
@@ -223,7 +230,8 @@ def build_incidents(
             b = rng.choice(len(rice_geoms), ix.size, p=a / a.sum())
             xy[ix] = random_points_in(rice_geoms, b, rng)
 
-    reported = _times(cats, cat_idx, as_of, rng)
+    start = window_start(as_of)
+    reported = _times(cats, cat_idx, as_of, rng, start)
     df = pd.DataFrame({"category": cats[cat_idx], "reported_at": reported})
     df["severity"] = 0
     df["source"] = ""
@@ -235,29 +243,38 @@ def build_incidents(
         resolve_h[ix] = RESOLVE_H[cat] * rng.lognormal(0, 0.9, ix.size)
     _status(df, resolve_h, as_of, rng)
 
-    # Post-2025 commune containing each point. Stored edges are straight in lon/lat, not in
-    # metres, so a boundary moves by up to a few millimetres in the transform: points that
-    # close to a shared boundary (road pieces end on it) are moved half a metre off it first.
-    new = p.new_communes
-    tree = shapely.STRtree(new["geom"].to_numpy())
+    # The commune containing each point, post-2025 or pre-2025 by the report time. Stored
+    # edges are straight in lon/lat, not in metres, so a boundary moves by up to a few
+    # millimetres in the transform: points that close to a shared boundary of either era (road
+    # pieces end on one) are moved half a metre off it first.
+    new, old = p.new_communes, p.communes
+    trees = [shapely.STRtree(new["geom"].to_numpy()), shapely.STRtree(old["geom"].to_numpy())]
     for angle in np.radians(np.arange(0, 360, 45) + 20):
-        near, _ = tree.query(shapely.points(xy), predicate="dwithin", distance=BOUNDARY_MARGIN)
-        shared = np.flatnonzero(np.bincount(near, minlength=n) > 1)
+        shared = np.unique(np.concatenate([
+            np.flatnonzero(np.bincount(tree.query(shapely.points(xy), predicate="dwithin",
+                                                  distance=BOUNDARY_MARGIN)[0], minlength=n) > 1)
+            for tree in trees]))
         if not shared.size:
             break
         moved = xy[shared] + 0.5 * np.array([np.cos(angle), np.sin(angle)])
         ok = shapely.contains_xy(outline, moved[:, 0], moved[:, 1])
         xy[shared[ok]] = moved[ok]
     pts = shapely.points(xy)
-    pi, ci = tree.query(pts, predicate="intersects")
-    first = np.unique(pi, return_index=True)[1]
-    commune = np.full(n, -1)
-    commune[pi[first]] = ci[first]
-    if (commune < 0).any():
-        raise RuntimeError("incident outside the province")
-    df["commune_code"] = new["code"].to_numpy()[commune]
+    within = []
+    for tree in trees:
+        pi, ci = tree.query(pts, predicate="intersects")
+        first = np.unique(pi, return_index=True)[1]
+        commune = np.full(n, -1)
+        commune[pi[first]] = ci[first]
+        if (commune < 0).any():
+            raise RuntimeError("incident outside the province")
+        within.append(commune)
+    before = reported < reform_instant()
+    df["commune_code"] = np.where(before, old["code"].to_numpy()[within[1]],
+                                  new["code"].to_numpy()[within[0]])
 
-    place = new["name"].to_numpy()[commune].astype(object)
+    place = np.where(before, old["name"].to_numpy()[within[1]],
+                     new["name"].to_numpy()[within[0]]).astype(object)
     title = np.empty(n, dtype=object)
     for c, cat in enumerate(cats):
         ix = np.flatnonzero(cat_idx == c)
@@ -279,19 +296,31 @@ def build_incidents(
                "commune_code", "reported_at", "resolved_at", "geom"]]  # fmt: skip
 
 
-def _times(cats, cat_idx, as_of: date, rng: np.random.Generator) -> NDArray:
-    """Report times (datetime64[s], UTC) in [as_of - DAYS, as_of) with the category's trend,
+def reform_instant() -> np.datetime64:
+    """The start of the 2025 reform (midnight in the province) as UTC datetime64[s]."""
+    return midnight(REFORM_DATE) - np.timedelta64(LOCAL_UTC_OFFSET_H, "h")
+
+
+def window_start(as_of: date) -> np.datetime64:
+    """The first instant of the incidents' window (UTC datetime64[s]): DAYS before as_of, or
+    PRE_REFORM_DAYS before the reform if that is earlier."""
+    return min(midnight(as_of) - np.timedelta64(DAYS, "D"),
+               reform_instant() - np.timedelta64(PRE_REFORM_DAYS, "D"))
+
+
+def _times(cats, cat_idx, as_of: date, rng: np.random.Generator, start: np.datetime64) -> NDArray:
+    """Report times (datetime64[s], UTC) in [start, as_of) with the category's trend,
     season, weekday and hour-of-day weights (local time is UTC+7)."""
     end = midnight(as_of)
-    start = end - np.timedelta64(DAYS, "D")
+    n_days = int((end - start) // np.timedelta64(1, "D"))
     # Local calendar days covering the window (one more day at the end: its early hours
     # are still before midnight UTC).
     days = (start + np.timedelta64(LOCAL_UTC_OFFSET_H, "h")).astype("datetime64[D]") + np.arange(
-        DAYS + 1
+        n_days + 1
     )
     dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
     month = days.astype("datetime64[M]").astype(np.int64) % 12
-    trend = 1.0 + 0.2 * np.arange(DAYS + 1) / DAYS
+    trend = 1.0 + 0.2 * np.arange(n_days + 1) / n_days
     out = np.empty(len(cat_idx), dtype="datetime64[s]")
     for c, cat in enumerate(cats):
         ix = np.flatnonzero(cat_idx == c)

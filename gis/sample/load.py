@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from datetime import date
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from gis.rows import scalar
-from gis.sample.assemble import STEPS, TABLES, Sample, generate, new_hash, update_hash
+from gis.sample.assemble import PARCEL_VERSIONS, STEPS, TABLES, Sample, generate, new_hash, update_hash
 from gis.sample.serialize import columns, table_text
 
 # Everything the sample owns (land_use_codes is reference data from a migration, not ours).
@@ -64,12 +65,38 @@ def _connection(conn_or_url: psycopg.Connection | str) -> Iterator[psycopg.Conne
             yield conn
 
 
-def _copy(cur: psycopg.Cursor, table: str, text: str) -> None:
+def _copy(cur: psycopg.Cursor, table: str, text: str, names: list[str] | None = None) -> None:
     data = memoryview(text.encode())
-    cols = ", ".join(columns(table))
+    cols = ", ".join(names or columns(table))
     with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
         for start in range(0, len(data), CHUNK):
             cp.write(data[start : start + CHUNK])
+
+
+def _replay_parcel_versions(cur: psycopg.Cursor, text: str) -> None:
+    """Apply the later versions of the parcels with a legal history (COPY text of
+    parcel_versions), step by step, as UPDATEs: the history triggers record each version the
+    way they record any change, with the version's note. The parcels were COPYed into an empty
+    table, so the n-th parcel (0-based, the `parcel` of a version) is the n-th by id."""
+    if not text:
+        return
+    cols = columns("parcels")
+    ident = sql.SQL(", ").join(map(sql.Identifier, cols))
+    cur.execute(sql.SQL(
+        "CREATE TEMP TABLE _sample_parcel_versions ON COMMIT DROP AS SELECT NULL::int AS parcel, "
+        "NULL::int AS step, NULL::text AS note, {} FROM parcels WITH NO DATA").format(ident))
+    _copy(cur, "_sample_parcel_versions", text, columns(PARCEL_VERSIONS))
+    update = sql.SQL(
+        "UPDATE parcels AS p SET ({cols}) = ROW({values}) FROM _sample_parcel_versions AS v"
+        " JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS parcel FROM parcels) AS i"
+        " USING (parcel) WHERE p.id = i.id AND v.step = %s AND v.note = %s").format(
+        cols=ident, values=sql.SQL(", ").join(sql.Identifier("v", c) for c in cols))
+    cur.execute("SELECT set_config('geoioc.user', 'sample', true)")
+    for step, note in cur.execute("SELECT DISTINCT step, note FROM _sample_parcel_versions "
+                                  "ORDER BY step, note").fetchall():
+        cur.execute("SELECT set_config('geoioc.note', %s, true)", (note,))
+        cur.execute(update, (step, note))
+    cur.execute("SELECT set_config('geoioc.note', '', true), set_config('geoioc.user', '', true)")
 
 
 def load_sample(
@@ -123,6 +150,9 @@ def load_sample(
             del text
             if table == "sensors":
                 sensor_ids = dict(cur.execute("SELECT code, id FROM sensors").fetchall())
+        text = sample.versions_text()
+        update_hash(h, PARCEL_VERSIONS, text)
+        _replay_parcel_versions(cur, text)
         sample._hash = h.hexdigest()
         bar.step("Recording sample_info")
         cur.execute(

@@ -255,6 +255,18 @@ def build_parcels(p: Province, lu: LandUse, seed: int, scale: float) -> Parcels:
     frames: list[pd.DataFrame] = []
     done: list[int] = []
     count = 0
+
+    def take(pick: int) -> int:
+        """Digitise commune PICK: its lots, in FRAMES; how many."""
+        sel = by_commune.get(pick)
+        if sel is None:
+            return 0
+        geoms, blk = cut_lots(sel, stream(seed, "parcels", 1 + pick))
+        frames.append(pd.DataFrame({"commune": pick, "zone_code": sel["code"].to_numpy()[blk],
+                                    "geom": geoms}))
+        done.append(pick)
+        return len(geoms)
+
     # Fill whole communes in order until the target is reached. The first is the first rural
     # commune in the order (a sample always has rice fields and villages). Near the end, a
     # commune a few places later whose (calibrated) estimate fits the remaining gap is taken
@@ -269,21 +281,19 @@ def build_parcels(p: Province, lu: LandUse, seed: int, scale: float) -> Parcels:
             fits = [i for i in ahead if est[i] * ratio >= gap]
             pick = min(fits, key=lambda i: est[i]) if fits else ahead[0]
         rest.remove(pick)
-        sel = by_commune.get(pick)
-        if sel is None:
-            continue
-        geoms, blk = cut_lots(sel, stream(seed, "parcels", 1 + pick))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "commune": pick,
-                    "zone_code": sel["code"].to_numpy()[blk],
-                    "geom": geoms,
-                }
-            )
-        )
-        done.append(pick)
-        count += len(geoms)
+        count += take(pick)
+    # Parcels recorded under a pre-2025 commune: when the communes above include no merged
+    # one, the first merged commune of the order that lost its code in the merger (and is not
+    # among the biggest) is digitised too, so that old commune codes, the old and new codes
+    # side by side and histories across the merger exist in every sample.
+    merged = p.communes["merged"].to_numpy()
+    lost = merged & (p.communes["code"].to_numpy() != p.communes["new_code"].to_numpy())
+    if not merged[done].any():
+        cands = [i for i in rest if lost[i] and i in by_commune]
+        small = [i for i in cands if est[i] <= np.median(est)] or cands
+        if small:
+            rest.remove(small[0])
+            take(small[0])
     df = pd.concat(frames, ignore_index=True).sort_values("commune", kind="stable")
     df["area"] = shapely.area(df["geom"].to_numpy())
     xy = shapely.get_coordinates(shapely.point_on_surface(df["geom"].to_numpy()))

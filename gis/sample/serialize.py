@@ -52,6 +52,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     # sensor_id: the sensor's code when hashed, its database id when loaded (table_text).
     "observations": (("sensor_id", "int"), ("observed_at", "timestamp"), ("value", "dec2")),
 }
+# Later versions of the parcels with a legal history (gis.sample.history): which parcel (its
+# row in the parcels table), in which order, why, and the parcel's own columns.
+COLUMNS["parcel_versions"] = (("parcel", "int"), ("step", "int"), ("note", "text"),
+                              *COLUMNS["parcels"])
 
 
 def _column(values: pd.Series, kind: str) -> pd.Series:

@@ -15,6 +15,11 @@ What a land officer can count on (and why it is built so):
   stored one (same values and geometry) is left alone, any other row is added - re-importing is
   still a no-op, but an edited row comes in as a new feature (there is no key to say which one
   it replaces).
+* Legal versions. A parcels file may carry several rows of one parcel, each dated by when it
+  took legal effect (HIEULUC, legal_valid_from) and naming its decision (SOQD, decision_no):
+  they are the parcel's versions, matched across the 2025 merger by the commune its sheets are
+  numbered in, and applied oldest first so that the parcel's history holds them in legal order
+  (versions.py). Versions already recorded are left alone; an older one that is not is refused.
 * Never a 500 for a bad file: damaged zips, missing .shx/.dbf, unknown or trap CRS (the 220 m
   VN-2000 .prj, gis.io.sourcecrs), legacy TCVN3/VNI text (gis.io.encodings: converted when
   certain or when asked, otherwise refused with a hint), wrong geometry types, invalid
@@ -42,6 +47,8 @@ One module per job (pipeline.py runs them in order):
 * repair.py - what happens to invalid geometries (refused, unchanged, or ST_MakeValid);
 * table.py - the layer's table as the database declares it (types, required columns);
 * write.py - staging, matching, the bulk write, bulk-load indexes, constraint bisection;
+* versions.py - history imports: dated versions of one feature, matched, checked against the
+  stored history and written in rounds, oldest first;
 * report.py - the ImportReport and the audit summary; errors.py - the two refusals.
 
 The public API is what this package exports: import_file, ImportOptions, ImportReport,

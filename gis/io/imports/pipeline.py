@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import psycopg
 import pyarrow as pa
 
 from gis import audit
-from gis.io.imports import detect, write
+from gis.io.imports import detect, versions, write
 from gis.io.imports.errors import ImportFileError, without_paths
 from gis.io.imports.geometry import WKB, Flags, check_geometries
 from gis.io.imports.read import Source, read_sources
@@ -31,7 +32,7 @@ from gis.io.imports.table import Target, load_target
 from gis.io.imports.validate import Column, check_rights, check_rows, map_columns
 from gis.overviews import refresh_overviews
 from layers.access import Principal, readable_fields
-from layers.model import Layer
+from layers.model import Layer, Versions
 
 # progress(phase, done, total): "reading", "checking", "writing"; total 0 when unknown.
 Progress = Callable[[str, int, int], None]
@@ -88,6 +89,7 @@ class _Checked:
     invalid: dict[int, str]  # global row -> why its geometry is invalid (without repair)
     starts: list[tuple[int, str]]  # (first global row, file) of each source
     total: int
+    versions: Versions | None  # a history import: dated versions of features (gis.io.imports.versions)
 
 
 def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, opts: ImportOptions,
@@ -125,7 +127,16 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
         fields = [layer.field(n) for n in names]
         write.stage(conn, fields, kept, rownums, c.wkb[keep], c.repair[keep],
                     [c.invalid.get(int(i)) for i in rownums] if c.invalid else None)
-        write.match(conn, target, names)
+        if c.versions:  # a history import: match on identity; versions older than the stored
+            # one that its history does not hold are refused
+            versions.match(conn, target, c.versions)
+            older = versions.classify(conn, target, c.versions, names)
+            refused.update(older)
+            if older and not report.all_or_nothing:
+                write.drop_rows(conn, list(older))
+        else:
+            write.match(conn, target, names)
+        writer = partial(versions.write_rows, v=c.versions) if c.versions else write.write_rows
         if c.invalid:  # invalid geometries are refused unless the stored one is the same
             still = refused_invalid(conn, target)
             refused.update(still)
@@ -137,12 +148,12 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
         try:
             with conn.transaction():
                 # A dry run keeps the indexes (no exclusive lock for a result that is rolled back).
-                inserted, updated = write.write_rows(conn, target, names, bulk=not opts.dry_run)
+                inserted, updated = writer(conn, target, names, bulk=not opts.dry_run)
         except psycopg.Error as e:
             if isinstance(e, psycopg.OperationalError):
                 raise
             found: dict[int, str] = {}
-            write.diagnose(conn, target, names, write.staged_rows(conn), found)
+            write.diagnose(conn, target, names, write.staged_rows(conn), found, writer)
             if not found:  # not attributable to a row: report the statement's error
                 raise ImportFileError(f"the database refused the import: {write.explain(conn, e)}") from None
             refused.update(found)
@@ -158,20 +169,23 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
                 write.drop_rows(conn, list(found))
                 try:
                     with conn.transaction():
-                        inserted, updated = write.write_rows(conn, target, names, bulk=not opts.dry_run)
+                        inserted, updated = writer(conn, target, names, bulk=not opts.dry_run)
                     break
                 except psycopg.Error as again:
                     if isinstance(again, psycopg.OperationalError):
                         raise
                     found = {}
-                    write.diagnose(conn, target, names, write.staged_rows(conn), found)
+                    write.diagnose(conn, target, names, write.staged_rows(conn), found, writer)
                     if not found:
                         raise ImportFileError("the database refused the import: "
                                               f"{write.explain(conn, again)}") from None
                     refused.update(found)
         settle()
         report.inserted, report.updated = inserted, updated
-        report.unchanged = write.matched(conn) - updated
+        # Unchanged: matched rows not updated; in a history import, rows not written at all
+        # (versions already recorded).
+        report.unchanged = (len(write.staged_rows(conn)) - inserted if c.versions
+                            else write.matched(conn)) - updated
         report.repaired = int(c.repair[keep].sum())
         step("writing", len(rownums), len(rownums))
         if opts.dry_run:
@@ -253,8 +267,9 @@ def _check(layer: Layer, who: Principal, target: Target, sources: list[Source], 
             names = sorted([*names, c], key=layer.field_names.index)
     wkb_all: WKB = np.concatenate(wkbs) if wkbs else np.empty(0, dtype=object)
     repair_all: Flags = np.concatenate(flags) if flags else np.empty(0, dtype=bool)
-    check_rows(layer, who, target, names, columns, errors)
-    return _Checked(names, columns, wkb_all, repair_all, errors, invalid, starts, total)
+    history = versions.history_mode(layer, columns)
+    check_rows(layer, who, target, names, columns, errors, versions=history)
+    return _Checked(names, columns, wkb_all, repair_all, errors, invalid, starts, total, history)
 
 
 def _settle(report: ImportReport, refused: dict[int, str], starts: list[tuple[int, str]],

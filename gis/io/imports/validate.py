@@ -27,9 +27,10 @@ import pyarrow.compute as pc
 from gis.io.imports.errors import ImportFileError, ImportNotAllowed
 from gis.io.imports.report import ImportReport
 from gis.io.imports.table import Target
+from gis.io.imports.versions import check_rows as check_versions
 from layers.access import ADMIN, Principal, readable_layer
 from layers.errors import LayerNotFound
-from layers.model import Field, Layer
+from layers.model import Field, Layer, Versions
 
 # Columns that identify features in other systems (or GDAL's own), never imported.
 IGNORED_COLUMNS = frozenset({"id", "fid", "ogc_fid", "objectid", "gid", "wkt", "geometry", "geom",
@@ -298,8 +299,10 @@ def _as_bool(v: Any) -> bool:
 
 
 def check_rows(layer: Layer, who: Principal, target: Target, names: list[str],
-               columns: dict[str, pa.Array], errors: dict[int, list[str]]) -> None:
-    """Rows the caller may not write (row rules), empty required values, repeated keys."""
+               columns: dict[str, pa.Array], errors: dict[int, list[str]],
+               versions: Versions | None = None) -> None:
+    """Rows the caller may not write (row rules), empty required values, repeated keys (in a
+    history import, VERSIONS: repeated versions of a feature, gis.io.imports.versions)."""
     for rule in layer.row_rules:
         if rule.field in columns and not (ADMIN in who.roles or who.roles & set(rule.roles)):
             hidden = pc.fill_null(pc.is_in(columns[rule.field], pa.array(list(rule.values))), False)
@@ -313,7 +316,9 @@ def check_rows(layer: Layer, who: Principal, target: Target, names: list[str],
                 if int(i) not in errors or not any(r.startswith(c) for r in errors[int(i)]):
                     f = layer.field(c)
                     errors.setdefault(int(i), []).append(f"{f.export_name} ({c}) is empty")
-    if target.key:  # repeated keys, grouped in pandas: Python only touches the repeats
+    if versions is not None:
+        check_versions(layer, versions, columns, errors)
+    elif target.key:  # repeated keys, grouped in pandas: Python only touches the repeats
         keys = list(target.key)
         frame = pa.table({c: columns[c] for c in keys}).to_pandas(integer_object_nulls=True)
         frame["row"] = np.arange(len(frame))

@@ -15,6 +15,7 @@ The caller holds the transaction (and the table lock); everything here runs insi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -187,16 +188,20 @@ def set_indexes_aside(conn: psycopg.Connection[Any], t: Target) -> bool:
 
 
 def write_rows(conn: psycopg.Connection[Any], t: Target, names: list[str], only: list[int] | None = None,
-               update: bool | None = None, new_ids: bool = False, bulk: bool = False) -> tuple[int, int]:
+               update: bool | None = None, new_ids: bool = False, bulk: bool = False,
+               key_may_change: bool = False) -> tuple[int, int]:
     """UPDATE changed matched rows, INSERT unmatched ones: (inserted, updated).
 
     update: whether matched rows are updated (default: layers with a natural key; a content
     match has nothing to update). new_ids: insert with the ids staged in s.new_id (a harvest
     needs to know which local feature each source feature became). bulk: a big insert may set
-    the layer's secondary indexes aside and rebuild them after (set_indexes_aside)."""
+    the layer's secondary indexes aside and rebuild them after (set_indexes_aside).
+    key_may_change: rows were matched on something else than the natural key (a history
+    import's identity), so a different key is a change too."""
     geom_col = sql.Identifier(t.layer.geometry_column)
     g = geom_expr(t)
-    subset = sql.SQL(" AND s.rownum = ANY(%s)") if only is not None else sql.SQL("")
+    # A semi-join, not "= ANY(array)": a round of a history import passes thousands of rows.
+    subset = sql.SQL(" AND s.rownum IN (SELECT unnest(%s::int[]))") if only is not None else sql.SQL("")
     params = [only] if only is not None else []
     updated = 0
     if update if update is not None else bool(t.key):
@@ -206,7 +211,7 @@ def write_rows(conn: psycopg.Connection[Any], t: Target, names: list[str], only:
         # Within a millimetre the stored geometry stays: no churn from a round trip.
         sets.append(sql.SQL("{} = CASE WHEN {} THEN {} ELSE {} END").format(geom_col, same, stored, g))
         changed = [sql.SQL("t.{} IS DISTINCT FROM {}").format(sql.Identifier(c), value(t, c))
-                   for c in names if c not in t.key]
+                   for c in names if key_may_change or c not in t.key]
         changed.append(sql.SQL("NOT {}").format(same))
         cur = conn.execute(sql.SQL(
             "UPDATE {table} AS t SET {sets} FROM _geoioc_stage s JOIN _geoioc_match m USING (rownum) "
@@ -252,13 +257,15 @@ def explain(conn: psycopg.Connection[Any], e: psycopg.Error) -> str:
 
 
 def diagnose(conn: psycopg.Connection[Any], t: Target, names: list[str], rows: list[int],
-             found: dict[int, str], **options: Any) -> None:
-    """Find the rows the database refuses, by bisection (each try rolled back)."""
+             found: dict[int, str], writer: Callable[..., tuple[int, int]] | None = None,
+             **options: Any) -> None:
+    """Find the rows the database refuses, by bisection (each try rolled back). WRITER writes
+    a subset of the staged rows (default write_rows)."""
     if len(found) >= MAX_DIAGNOSED or not rows:
         return
     try:
         with conn.transaction():
-            write_rows(conn, t, names, rows, **options)
+            (writer or write_rows)(conn, t, names, rows, **options)
             raise Rollback
     except Rollback:
         return
@@ -269,5 +276,5 @@ def diagnose(conn: psycopg.Connection[Any], t: Target, names: list[str], rows: l
             found[rows[0]] = explain(conn, e)
             return
     mid = len(rows) // 2
-    diagnose(conn, t, names, rows[:mid], found, **options)
-    diagnose(conn, t, names, rows[mid:], found, **options)
+    diagnose(conn, t, names, rows[:mid], found, writer, **options)
+    diagnose(conn, t, names, rows[mid:], found, writer, **options)
