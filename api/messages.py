@@ -10,6 +10,7 @@ members of a body, the search form's own checks - and the detail of an error tha
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -85,6 +86,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "land_use_unknown": ("mã loại đất không tồn tại: {codes}", "unknown code(s) {codes}"),
     "land_use_retired": ("mã loại đất đã hết hiệu lực: {codes}; dùng danh mục hiện hành",
                          "retired code(s) {codes}; use the current code list"),
+    "as_of_format": ("'{value}' không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
+                     "'{value}' is not a date (YYYY-MM-DD) or an ISO date-time"),
+    # --- a parcel that is not there (gis/parcels/detail.py) ---------------------------------
+    "parcel_not_found": ("không tìm thấy thửa đất {id}", "parcel {id} not found"),
+    "parcel_deleted": ("không tìm thấy thửa đất {id}: thửa đã bị xóa lúc {at} (xem tại một thời "
+                       "điểm trước đó)",
+                       "parcel {id} not found: it was deleted at {at} (ask for it as of an "
+                       "earlier time)"),
+    "parcel_not_yet": ("thửa đất {id} chưa có tại thời điểm {at} (dữ liệu có từ {since})",
+                       "parcel {id} did not exist at {at} (recorded from {since})"),
     "owner_forbidden": ("chỉ cán bộ địa chính được tra cứu theo tên người sử dụng đất",
                         "searching by land user needs the right to read land users' names "
                         "(land officers)"),
@@ -147,6 +158,8 @@ def _arg(value: Any, lang: str) -> str:
     message (the reasons of `either`) in LANG."""
     if isinstance(value, Message):
         return text(value, lang) or value.key
+    if isinstance(value, dt.datetime | dt.date):
+        return fmt.datetime(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if float(value).is_integer():
@@ -196,7 +209,7 @@ def detail(exc: GeoIOCError, lang: str, labels: Mapping[str, str] | None = None)
     without labels, the detail as raised (it may say more, e.g. what a body should hold)."""
     if exc.message == PROBLEMS and exc.problems and (lang != "en" or labels):
         return summary(exc.problems, lang, labels)
-    if exc.message == PROBLEMS:
+    if lang == "en" or exc.message == PROBLEMS:
         return exc.detail
     return text(exc.message, lang) or exc.detail
 

@@ -147,8 +147,10 @@ def test_as_of_returns_the_old_geometry(client, conn, keys, role_keys, parcels) 
     assert shapely.equals_exact(shapely.geometry.shape(now["geometry"]),
                                 shapely.geometry.shape(smaller), 1e-9)
     # A date before the parcel was recorded: 404 saying so.
-    r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01")
+    r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01", headers={"Accept-Language": "en"})
     assert r.status_code == 404 and "did not exist" in r.json()["detail"]
+    r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01")  # Vietnamese, in Vietnam time
+    assert r.status_code == 404 and "chưa có tại thời điểm 01/01/2001 23:59" in r.json()["detail"]
     # History: who, why, what.
     last = after["history"][-1]
     assert last["current"] and "geometry" in last["changes"]

@@ -57,7 +57,7 @@ from gis.parcels.common import parse_as_of, readable
 from gis.parcels.geometry import polygon_from_geojson
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
-from layers.errors import BadRequest, Forbidden, GeoIOCError, Invalid, NotFound, Unauthorized
+from layers.errors import BadRequest, Forbidden, GeoIOCError, Invalid, Message, NotFound, Unauthorized
 from web import parcels_pages
 
 log = logging.getLogger(__name__)
@@ -218,9 +218,10 @@ def _parcel_id(raw: str) -> int:
         v = int(raw)
     except ValueError:
         raise NotFound(f"parcel {raw!r} not found (parcel ids are whole numbers; for sheet and "
-                       "parcel numbers use /api/parcels/by-number/{commune}/{sheet}/{parcel})") from None
+                       "parcel numbers use /api/parcels/by-number/{commune}/{sheet}/{parcel})",
+                       message=Message("parcel_not_found", {"id": raw})) from None
     if not 1 <= v <= 2**62:
-        raise NotFound(f"parcel {raw} not found")
+        raise NotFound(f"parcel {raw} not found", message=Message("parcel_not_found", {"id": raw}))
     return v
 
 
