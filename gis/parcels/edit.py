@@ -86,7 +86,7 @@ class _Bad(Exception):
     """One field's problem (English reason, and its entry in the message catalogue), collected
     by validate_properties so that the 422 names every field in error at once."""
 
-    def __init__(self, reason: str, key: str, **args: Any) -> None:
+    def __init__(self, key: str, reason: str, **args: Any) -> None:
         super().__init__(reason)
         self.reason = reason
         self.message = Message(key, args or None)
@@ -96,16 +96,16 @@ def _text(name: str, v: Any, limit: int = MAX_TEXT) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str):
-        raise _Bad(f"expected text or null, got {type(v).__name__}", "text_or_null")
+        raise _Bad("text_or_null", f"expected text or null, got {type(v).__name__}")
     v = unicodedata.normalize("NFC", " ".join(v.split()))
     if len(v) > limit:
-        raise _Bad(f"longer than {limit} characters", "text_too_long", max_length=limit)
+        raise _Bad("text_too_long", f"longer than {limit} characters", max_length=limit)
     return v or None
 
 
 def _int(name: str, v: Any, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise _Bad(f"expected a whole number from {lo} to {hi}, got {v!r}", "whole_number_between",
+        raise _Bad("whole_number_between", f"expected a whole number from {lo} to {hi}, got {v!r}",
                    lo=lo, hi=hi)
     return v
 
@@ -150,15 +150,15 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
         return _int(name, v, 1, 99999)
     if name == "legal_area":
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 < v < 1e9:
-            raise _Bad(f"expected a positive area in m², got {v!r}", "positive_area")
+            raise _Bad("positive_area", f"expected a positive area in m², got {v!r}")
         return round(float(v), 1)
     if name == "land_use_codes":
         return _land_use_codes(conn, v)
     if name == "land_user_id":
         text = _text(name, v, 12)
         if text is not None and not ID_NUMBER.match(text):
-            raise _Bad("expected a 12-digit citizen ID (CCCD) or a 9-digit identity card number",
-                       "id_number")
+            raise _Bad("id_number",
+                       "expected a 12-digit citizen ID (CCCD) or a 9-digit identity card number")
         return text
     if name == "use_until":
         if v is None:
@@ -169,32 +169,33 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
             return _bad_date(v)
     if name == "origin":
         if v is not None and v not in f.values:
-            raise _Bad(f"{v!r} is not one of {', '.join(f.values)}", "one_of",
+            raise _Bad("one_of", f"{v!r} is not one of {', '.join(f.values)}",
                        expected=", ".join(f.values))
         return v
     return _text(name, v)
 
 
 def _bad_date(v: Any) -> Any:
-    raise _Bad(f"expected a date YYYY-MM-DD or null (permanent), got {v!r}", "date_or_null")
+    raise _Bad("date_or_null", f"expected a date YYYY-MM-DD or null (permanent), got {v!r}")
 
 
 def _land_use_codes(conn: psycopg.Connection, v: Any) -> list[str]:
     if not isinstance(v, list) or not 1 <= len(v) <= 4 or not all(isinstance(c, str) for c in v):
-        raise _Bad("expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]", "land_use_list")
+        raise _Bad("land_use_list", "expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]")
     codes = [c.strip().upper() for c in v]
     if len(set(codes)) != len(codes):
-        raise _Bad("a code is repeated", "land_use_repeated")
+        raise _Bad("land_use_repeated", "a code is repeated")
     rows: dict[str, Any] = dict(conn.execute(
         "SELECT code, valid_to FROM land_use_codes WHERE code = ANY(%s)", (codes,)).fetchall())
     unknown = [c for c in codes if c not in rows]
     if unknown:
-        raise _Bad(f"unknown code(s) {', '.join(unknown)}", "land_use_unknown", codes=", ".join(unknown))
+        raise _Bad("land_use_unknown", f"unknown code(s) {', '.join(unknown)}", codes=", ".join(unknown))
     today = dt.date.today()
     retired = [c for c in codes if rows[c] is not None and rows[c] <= today]
     if retired:
-        raise _Bad(", ".join(f"{c} (retired on {rows[c].isoformat()})" for c in retired)
-                   + "; use the current code list", "land_use_retired",
+        raise _Bad("land_use_retired",
+                   ", ".join(f"{c} (retired on {rows[c].isoformat()})" for c in retired)
+                   + "; use the current code list",
                    codes=", ".join(f"{c} ({fmt.date(rows[c])})" for c in retired))
     return codes
 
