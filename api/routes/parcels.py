@@ -422,7 +422,8 @@ def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
         raise BadRequest("body: \"geometry\" (a GeoJSON Polygon or MultiPolygon) is required; "
                          "other searches use GET /api/parcels/search")
     if body.get("relation", "intersects") not in ("intersects", "within"):
-        raise BadRequest("relation: \"intersects\" or \"within\"")
+        raise BadRequest.for_field("one_of", "relation", "\"intersects\" or \"within\"",
+                                   expected="'intersects' or 'within'")
     q = validate(PolygonSearch, body, BadRequest)
     limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
     srid = settings.province_srid
@@ -534,7 +535,7 @@ def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: Setti
                   Invalid, "(send {\"version\", \"properties\": {...}, \"geometry\": {...}, \"note\"})")
     version = edit.parse_version(if_match, body.get("version"))
     if body.get("note") is not None and not isinstance(body["note"], str):
-        raise Invalid("note: expected text")
+        raise Invalid.for_field("text", "note", "expected text")
     srid = settings.province_srid
     change = edit.Edit(expected_version=version, note=body.get("note"))
     if body.get("properties") is not None:
