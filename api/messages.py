@@ -2,10 +2,13 @@
 wording of an error in the user's language (api/i18n.py: `?lang=`, Accept-Language, Vietnamese
 by default). api/errors.py renders every error through `detail` and `problems_json`.
 
-What is translated: the problems that name their entry (`layers.errors.Message`) - every
-validation error of FastAPI/pydantic (one entry per pydantic error type, `PYDANTIC`), unknown
-members of a body, the search form's own checks - and the detail of an error that lists them
-(`PROBLEMS`). Other errors keep their English detail (API clients and logs read them).
+What is translated: the problems and errors that name their entry (`layers.errors.Message`) -
+every validation error of FastAPI/pydantic (one entry per pydantic error type, `PYDANTIC`),
+unknown members of a body, a parcel's attributes, the search form's own checks, a parcel that is
+not there - and the detail of an error that lists its problems (`PROBLEMS`). In English the
+text is the one raised (it may say more, e.g. the value given); the catalogue's English column
+is what pydantic errors are raised with and the reference for the others. Errors that name no
+entry keep their English detail (API clients and logs read them).
 """
 
 from __future__ import annotations
