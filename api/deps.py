@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.security import SignedIn, Who, require_roles
@@ -322,7 +323,8 @@ def iso_date_text(value: object) -> object:
     """A `date` query parameter as the document says (`YYYY-MM-DD`): pydantic alone would also
     take a number as a Unix time (`as_of=0` was 1970-01-01)."""
     if isinstance(value, str) and not (len(value) == 10 and value[4] == "-" and value[7] == "-"):
-        raise ValueError("expected a date YYYY-MM-DD")
+        # A type of its own (not value_error): api/messages.py words it in the user's language.
+        raise PydanticCustomError("date_parsing", "expected a date YYYY-MM-DD")
     return value
 
 

@@ -9,6 +9,9 @@ errors.py): a map from exception type to status, and one renderer per way out, i
 - pages (`/`, `/parcels/...`) asked for by a browser: a small HTML page in the user's language.
 A further format (Open311's error list) is one more entry in RENDERERS.
 
+Every renderer words the detail and each problem's reason in the user's language (api/i18n.py)
+when the message catalogue (api/messages.py) has them: all of FastAPI's validation errors do.
+
 No route builds an error response by hand: it raises a layers.errors class. An unexpected
 exception answers 500 with an error id that is also in the log, with the stack, and nothing else
 (no path, SQL or Python value reaches the client).
@@ -32,8 +35,10 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import messages
 from api.i18n import request_lang
 from layers.errors import (
+    PROBLEMS,
     Ambiguous,
     BadRequest,
     Conflict,
@@ -91,34 +96,38 @@ def _headers(exc: GeoIOCError, status: int) -> dict[str, str]:
 
 
 def problem_json(request: Request, exc: GeoIOCError, status: int) -> Response:
+    lang = request_lang(request)
     body: dict[str, Any] = {
         "type": f"urn:geoioc:problem:{exc.code}",
         "title": exc.title,
         "status": status,
-        "detail": exc.detail,
+        "detail": messages.detail(exc, lang),
         "instance": request.url.path,
         "code": exc.code,
     }
     if exc.parameter:
         body["parameter"] = exc.parameter
     if exc.problems:
-        body["errors"] = [p.as_json() for p in exc.problems]
+        body["errors"] = messages.problems_json(exc, lang)
     body.update(exc.details)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
                     headers=_headers(exc, status))
 
 
 def ogc_exception(request: Request, exc: GeoIOCError, status: int) -> Response:
-    body: dict[str, Any] = {"code": exc.code, "description": exc.detail}
+    lang = request_lang(request)
+    body: dict[str, Any] = {"code": exc.code, "description": messages.detail(exc, lang)}
     if exc.problems:
-        body["errors"] = [p.as_json() for p in exc.problems]
+        body["errors"] = messages.problems_json(exc, lang)
     body.update(exc.details)
     return Response(orjson.dumps(body), status_code=status, media_type="application/json",
                     headers=_headers(exc, status))
 
 
 def html_page(request: Request, exc: GeoIOCError, status: int) -> Response:
-    return Response(error_page(status, exc.detail, request_lang(request)), status_code=status,
+    lang = request_lang(request)
+    problems = [(p.field, messages.reason(p, lang)) for p in exc.problems]
+    return Response(error_page(status, messages.detail(exc, lang), lang, problems), status_code=status,
                     media_type="text/html; charset=utf-8",
                     headers={**_headers(exc, status), "Cache-Control": "private, no-cache"})
 
@@ -158,29 +167,22 @@ def render(request: Request, exc: GeoIOCError) -> Response:
 
 
 def from_validation(exc: RequestValidationError) -> GeoIOCError:
-    """FastAPI's validation of declared parameters and bodies: one problem per field. Query,
+    """FastAPI's validation of declared parameters and bodies: one problem per field, each
+    with its reason from the message catalogue (in the user's language when rendered). Query,
     path and header parameters are the request's own (400); a body that fails is content (422)."""
-    problems = []
+    problems: list[Problem] = []
     in_body = False
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
         where = loc[0] if loc else ""
         in_body = in_body or where == "body"
         name = ".".join(loc[1:]) or where or None
-        problems.append(Problem(name, _reason(err)))
-    summary = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+        problems.append(messages.from_pydantic(name, err))
     cls = Invalid if in_body else BadRequest
     first = problems[0].field if problems else None
-    return cls(summary or "invalid request", parameter=None if in_body else first,
-               problems=problems)
-
-
-def _reason(err: dict[str, Any]) -> str:
-    """Pydantic's message without the offending value echoed back (it may be huge or binary)."""
-    msg = str(err.get("msg", "invalid value"))
-    if err.get("type") == "missing":
-        return "required"
-    return msg
+    return cls(messages.summary(problems, "en") or "invalid request",
+               parameter=None if in_body else first, problems=problems,
+               message=PROBLEMS if problems else None)
 
 
 def from_database(exc: psycopg.Error) -> GeoIOCError | None:

@@ -23,7 +23,8 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from layers.errors import BadRequest, GeoIOCError, Invalid, Problem
+from api import messages
+from layers.errors import PROBLEMS, BadRequest, GeoIOCError, Invalid, Message, Problem
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
@@ -164,18 +165,23 @@ def check_members(data: dict[str, Any], allowed: Iterable[str], error: type[GeoI
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise error(f"body: unknown member(s) {', '.join(unknown)} {hint}",
-                    problems=[Problem(name, "unknown member") for name in unknown])
+                    problems=[Problem(name, "unknown member", message=Message("unknown_member"))
+                              for name in unknown], message=PROBLEMS)
 
 
 def validate(model: type[M], data: dict[str, Any], error: type[GeoIOCError]) -> M:
-    """DATA as MODEL, or ERROR listing every member in error with its reason."""
+    """DATA as MODEL, or ERROR listing every member in error with its reason (worded in the
+    user's language by api/messages.py)."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        found = []
+        found: list[Problem] = []
         for err in e.errors(include_url=False, include_input=False):
             loc = [str(p) for p in err.get("loc", ())]
-            reason = "required" if err.get("type") == "missing" else str(err.get("msg", "invalid value"))
-            found.append(Problem(loc[0] if loc else None, reason))
-        summary = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in found)
-        raise error(summary or "invalid body", problems=found) from None
+            problem = messages.from_pydantic(loc[0] if loc else None, err)
+            if found and found[-1].field == problem.field and problem.field is not None:
+                # The branches of a union (text or a list): one problem naming both.
+                problem = messages.either(found.pop(), problem)
+            found.append(problem)
+        raise error(messages.summary(found, "en") or "invalid body", problems=found,
+                    message=PROBLEMS if found else None) from None

@@ -7,25 +7,42 @@ class to a status code and renders it in the format of the way out (RFC 9457 pro
 A new kind of problem is a subclass here plus one line in that map.
 
 Every message is meant for the person who sent the request: it names the parameter or field and
-the reason, never a server path, SQL text or a Python value's repr.
+the reason, never a server path, SQL text or a Python value's repr. A message that people meet
+on the pages (validation of what they typed) also names its entry in the message catalogue
+(`Message`, api/messages.py), which words it in the user's language; the English text is kept
+for everything else (logs, older clients).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+
+
+@dataclass(frozen=True)
+class Message:
+    """An entry of the message catalogue (api/messages.py: Vietnamese and English) with its
+    arguments. The key PROBLEMS stands for "every problem of the error, each with its reason"."""
+
+    key: str
+    args: Mapping[str, Any] | None = None
+
+
+PROBLEMS = Message("problems")
 
 
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the input: which parameter, field or column (and row, for files and
-    lists), and why. A 422 lists all of them at once so the user fixes everything in one go."""
+    lists), and why. A 422 lists all of them at once so the user fixes everything in one go.
+    `reason` is English; `message`, when given, words it in the user's language."""
 
     field: str | None
     reason: str
     row: int | None = None
+    message: Message | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"field": self.field, "reason": self.reason}
@@ -44,13 +61,22 @@ class GeoIOCError(Exception):
 
     def __init__(self, detail: str, *, parameter: str | None = None,
                  problems: Iterable[Problem] = (), headers: dict[str, str] | None = None,
-                 **details: Any) -> None:
+                 message: Message | None = None, **details: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.parameter = parameter
         self.problems = tuple(problems)
         self.headers = dict(headers or {})
+        # `detail` in the user's language (PROBLEMS: the problems listed), when known.
+        self.message = message
         self.details = details
+
+    @classmethod
+    def for_field(cls, key: str, name: str, reason: str, **args: Any) -> Self:
+        """One parameter or field in error, with the catalogue entry KEY (api/messages.py) that
+        words REASON in the user's language (ARGS fill its placeholders)."""
+        return cls(f"{name}: {reason}", parameter=name, message=PROBLEMS,
+                   problems=[Problem(name, reason, message=Message(key, args or None))])
 
     @property
     def description(self) -> str:

@@ -147,8 +147,10 @@ def test_as_of_returns_the_old_geometry(client, conn, keys, role_keys, parcels) 
     assert shapely.equals_exact(shapely.geometry.shape(now["geometry"]),
                                 shapely.geometry.shape(smaller), 1e-9)
     # A date before the parcel was recorded: 404 saying so.
-    r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01")
+    r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01", headers={"Accept-Language": "en"})
     assert r.status_code == 404 and "did not exist" in r.json()["detail"]
+    r = client.get(f"/api/parcels/{pid}?as_of=2001-01-01")  # Vietnamese, in Vietnam time
+    assert r.status_code == 404 and "chưa có tại thời điểm 01/01/2001 23:59" in r.json()["detail"]
     # History: who, why, what.
     last = after["history"][-1]
     assert last["current"] and "geometry" in last["changes"]
@@ -216,9 +218,10 @@ def test_history_is_kept_by_the_database_whoever_writes(conn, parcels) -> None:
 # --- validation --------------------------------------------------------------------------------
 
 
-def _patch(client, keys, pid: int, body: dict) -> httpx.Response:
+def _patch(client, keys, pid: int, body: dict, lang: str = "vi") -> httpx.Response:
     v = _current(client, pid)["version"]
-    return client.patch(f"/api/parcels/{pid}", json={"version": v, **body}, headers=keys["land_officer"])
+    return client.patch(f"/api/parcels/{pid}", json={"version": v, **body},
+                        headers={**keys["land_officer"], "Accept-Language": lang})
 
 
 def test_invalid_geometry_is_422_with_reason_and_coordinate(client, conn, keys, parcels) -> None:
@@ -313,9 +316,32 @@ def test_vn2000_geometry_accepted(client, conn, keys, parcels) -> None:
     ({"sheet_no": 0}, 422, "sheet_no"),
 ])
 def test_bad_attribute_values_are_422(client, keys, parcels, properties, status, words) -> None:
-    r = _patch(client, keys, parcels[0], {"properties": properties})
+    r = _patch(client, keys, parcels[0], {"properties": properties}, lang="en")
     assert r.status_code == status, r.text
     assert words in r.json()["detail"], r.text
+
+
+def test_every_bad_attribute_is_listed_at_once_in_the_users_language(client, keys, parcels) -> None:
+    """One 422 names every field in error with its reason: in Vietnamese by default, in English
+    on request, the same fields either way."""
+    bad = {"legal_area": -5, "land_user_id": "12345", "land_use_codes": ["XYZ"], "origin": "stolen",
+           "use_until": "31/12/2050", "commune_code": "09999", "colour": "red", "sheet_no": 0}
+    vi = _patch(client, keys, parcels[0], {"properties": bad})
+    en = _patch(client, keys, parcels[0], {"properties": bad}, lang="en")
+    assert vi.status_code == en.status_code == 422, vi.text
+    for body in (vi.json(), en.json()):
+        assert [e["field"] for e in body["errors"]] == list(bad), body
+        assert all(e["reason"] for e in body["errors"]) and all(f in body["detail"] for f in bad)
+    reasons = {e["field"]: e["reason"] for e in vi.json()["errors"]}
+    assert reasons["legal_area"] == "phải là diện tích dương tính bằng m²"
+    assert reasons["land_user_id"] == "phải là số CCCD 12 chữ số hoặc số CMND 9 chữ số"
+    assert reasons["land_use_codes"] == "mã loại đất không tồn tại: XYZ"
+    assert reasons["sheet_no"] == "phải là số nguyên từ 1 đến 9.999"
+    assert reasons["colour"].startswith("không có trường này")
+    english = {e["field"]: e["reason"] for e in en.json()["errors"]}
+    assert english["legal_area"] == "expected a positive area in m², got -5"
+    assert english["sheet_no"].startswith("expected a whole number from 1 to 9999")
+    assert "positive area" not in vi.text and "phải là" not in en.text
 
 
 def test_renumbering_onto_an_existing_key_is_422(client, conn, keys, parcels) -> None:

@@ -16,9 +16,15 @@ from gis.settings import get_settings
 from layers.access import ANONYMOUS, Principal
 
 SRID = get_settings().province_srid
-ROW = re.compile(r'<tr><td class="point">(\d+)</td><td>([\d.]+)</td><td>([\d.]+)</td><td>([\d.]+)</td></tr>')
+# Vietnamese numbers: decimal comma; X and Y without thousands separators, edges with them.
+ROW = re.compile(r'<tr><td class="point">(\d+)</td><td>(\d+,\d{3})</td><td>(\d+,\d{3})</td>'
+                 r'<td>([\d.]+,\d{3})</td></tr>')
 # A row of the PDF's vertex table as its text reads: point, X (northing), Y (easting), edge.
-PDF_ROW = re.compile(r"^(\d+)\s+(\d{7}\.\d{3})\s+(\d{6}\.\d{3})\s+\d+\.\d{3}\s*$", re.M)
+PDF_ROW = re.compile(r"^(\d+)\s+(\d{7},\d{3})\s+(\d{6},\d{3})\s+[\d.]+,\d{3}\s*$", re.M)
+
+
+def vn_number(text: str) -> float:
+    return float(text.replace(".", "").replace(",", "."))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,7 @@ def test_html_vertex_table_equals_pyproj_to_the_millimetre(client, conn, picks) 
     for pid in picks:
         r = client.get(f"/parcels/{pid}/extract.html")
         assert r.status_code == 200, r.text
-        rows = [(int(a), float(x), float(y), float(e)) for a, x, y, e in ROW.findall(r.text)]
+        rows = [(int(a), vn_number(x), vn_number(y), vn_number(e)) for a, x, y, e in ROW.findall(r.text)]
         expected = [p for ring in _pyproj_rings(conn, pid) for p in ring]
         assert len(rows) == len(expected), pid
         assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
@@ -71,7 +77,7 @@ def test_html_vertex_table_equals_pyproj_to_the_millimetre(client, conn, picks) 
                 assert v.next_label == w.label
         # Labelled as Vietnamese surveyors read them.
         for label in ("TRÍCH LỤC BẢN ĐỒ ĐỊA CHÍNH", "<th>Điểm</th>", "<th>X (m)</th>", "<th>Y (m)</th>",
-                      "<th>Cạnh (m)</th>", "DỮ LIỆU MẪU TỔNG HỢP", "X: tọa độ Bắc (northing)",
+                      "<th>Cạnh (m)</th>", "DỮ LIỆU MẪU TỔNG HỢP", "X: tọa độ Bắc, Y: tọa độ Đông",
                       f"EPSG:{SRID}", "<svg"):
             assert label in r.text, (pid, label)
 
@@ -152,7 +158,8 @@ def test_pdf_text_has_the_vertex_table(client, conn, picks) -> None:
         expected = [p for ring in _pyproj_rings(conn, pid) for p in ring]
         rows = PDF_ROW.findall(text)
         assert [int(n) for n, _, _ in rows] == list(range(1, len(expected) + 1)), (pid, text[-1500:])
-        assert {(x, y) for _, x, y in rows} == {(f"{n:.3f}", f"{e:.3f}") for n, e in expected}, pid
+        assert {(vn_number(x), vn_number(y)) for _, x, y in rows} == {
+            (round(n, 3), round(e, 3)) for n, e in expected}, pid
         assert f"EPSG:{SRID}" in text and "VN-2000" in text and "BẢNG TỌA ĐỘ" in text, pid
 
 

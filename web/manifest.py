@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from gis import fmt
+from gis.auth.roles import ROLE_TITLES
 from gis.maps.reference import Reference
 from layers.access import ADMIN, Principal, can_read, readable_fields, readable_layers, row_filter
 from layers.catalogue import DOMAINS, PROVINCE_BBOX, gazetteer, get_layer, label_field
@@ -68,6 +70,7 @@ def _palette(layer: Layer, ref: Reference) -> tuple[dict[str, str], list[dict]]:
 
 def _fields(layer: Layer, who: Principal) -> list[dict]:
     return [{"name": f.name, "title": _both(f.title_vi, f.title_en), "type": f.type,
+             **({"decimals": f.decimals} if f.decimals is not None else {}),
              **({"values": {k: _both(*v) for k, v in f.values.items()}} if f.values else {})}
             for f in readable_fields(layer, who)]
 
@@ -124,12 +127,12 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
             entry["identify_filter"] = list(layer.identify_filter)
     if is_gazetteer and ref.reform_date:
         before = dt.date.fromisoformat(ref.reform_date) - dt.timedelta(days=1)
+        since, until = fmt.date(ref.reform_date), fmt.date(before)
         entry["eras"] = [
             {"id": "current", "as_of": None,
-             "title": _both(f"Hiện hành (từ {ref.reform_date})", f"Current (from {ref.reform_date})")},
+             "title": _both(f"Hiện hành (từ {since})", f"Current (from {since})")},
             {"id": "previous", "as_of": before.isoformat(),
-             "title": _both(f"Trước sắp xếp ({before.isoformat()})",
-                            f"Before the reform ({before.isoformat()})")},
+             "title": _both(f"Trước sắp xếp ({until})", f"Before the reform ({until})")},
         ]
     if kind == "sensors":
         entry["legend"] = [{"value": k, "label": _both(vi, en), "color": c}
@@ -169,7 +172,9 @@ def manifest(ref: Reference, who: Principal) -> dict:
     units = next((e["id"] for e in layers if e.get("gazetteer")), None)
     bbox = ref.extents.get(units, list(PROVINCE_BBOX)) if units else list(PROVINCE_BBOX)
     return {
-        "principal": {"user": who.user, "roles": sorted(who.roles)},
+        "principal": {"user": who.user, "roles": sorted(who.roles),
+                      "role_titles": {r: _both(*ROLE_TITLES[r]) for r in sorted(who.roles)
+                                      if r in ROLE_TITLES}},
         "bbox": bbox,
         "gazetteer": units,
         "domains": domains,

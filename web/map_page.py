@@ -51,7 +51,8 @@ UNUSED_ASSETS = frozenset({"jquery", "bootstrap", "awesome_markers", "glyphicons
 # Plugins whose JavaScript the map client uses (it creates the layers itself, from live data).
 PLUGINS = (VectorGridProtobuf, MarkerCluster, HeatMap)
 # Our own client, after the libraries (order matters: each file extends window.GeoIOC).
-CLIENT_JS = ("map/i18n.js", "map/session.js", "map/layers.js", "map/panels.js", "map/app.js")
+CLIENT_JS = ("common/format.js", "map/i18n.js", "map/session.js", "map/layers.js", "map/panels.js",
+             "map/app.js")
 CLIENT_CSS = ("map/map.css",)
 
 TITLES = {
@@ -135,8 +136,9 @@ def render(lang: str, settings: Settings, public_manifest: dict) -> str:
     short, long = TITLES[lang]
     page = Page(lang, f"{short} · {long}")
     west, south, east, north = public_manifest["bbox"]
+    # The scale bar is app.js's (metric only: folium's would show miles too).
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=11, tiles=None,
-                   control_scale=True, prefer_canvas=True, zoom_control="bottomright",
+                   control_scale=False, prefer_canvas=True, zoom_control="bottomright",
                    min_zoom=7, max_zoom=20, zoom_snap=0.5, worldCopyJump=False)
     page.add_child(m)
     # The map's own assets, then the plugins' and ours: all served by this server.
@@ -172,10 +174,11 @@ def _skeleton(lang: str, short: str, long: str) -> str:
 <header class="gi-top" id="gi-top">
   <div class="gi-brand"><span class="gi-logo" aria-hidden="true"></span>
     <span><b>GeoIOC</b> <span class="gi-brand-title" data-i18n="app_title">{e(short)}</span>
-    <small class="gi-brand-sub">{e(long.removeprefix("GeoIOC – "))}</small></span></div>
+    <small class="gi-brand-sub" data-i18n="app_subtitle">{e(long.removeprefix("GeoIOC – "))}</small>
+    </span></div>
   <form class="gi-search" id="gi-search" role="search" autocomplete="off">
     <input id="gi-q" name="q" type="search" class="form-control form-control-sm"
-           data-i18n-placeholder="search_placeholder" aria-label="search">
+           data-i18n-placeholder="search_placeholder" data-i18n-aria-label="search">
     <div class="gi-results" id="gi-results" role="listbox" hidden></div>
   </form>
   <div class="gi-top-right">
@@ -193,7 +196,7 @@ def _skeleton(lang: str, short: str, long: str) -> str:
 </aside>
 <aside class="gi-details" id="gi-details" hidden>
   <button type="button" class="btn-close btn-close-white gi-details-close" id="gi-details-close"
-          aria-label="close"></button>
+          data-i18n-aria-label="close"></button>
   <div id="gi-details-body"></div>
 </aside>
 <div class="gi-status" id="gi-status"><span id="gi-coords"></span><span id="gi-busy"></span></div>

@@ -8,17 +8,20 @@ decided by the same functions as the API (the route passes the data in).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 
+from gis import fmt
+from gis.auth.roles import role_title
 from gis.parcels import extract
+from gis.parcels.checks import AREA_TOLERANCE_M2, AREA_TOLERANCE_SHARE
+from layers.catalogue import get_layer
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = "/ogc/static"
@@ -54,7 +57,9 @@ LABELS: dict[str, dict[str, str]] = {
         "title": "Tiêu đề", "status": "Trạng thái", "camera": "Camera", "covered": "Phủ",
         "json": "JSON", "flags": "Cảnh báo", "area_discrepancy": "Sai lệch diện tích",
         "zoning_conflict": "Mâu thuẫn quy hoạch", "geometry": "hình thể", "deleted": "đã xóa",
-        "error": "Lỗi",
+        "error": "Lỗi", "zoom_in": "Phóng to", "zoom_out": "Thu nhỏ",
+        "area_rule": "|diện tích tính toán − diện tích pháp lý| > max({share} diện tích pháp lý; "
+                     "{min} m²)",
     },
     "en": {
         "search_title": "Parcel search", "map": "Command map", "sign_in": "Sign in",
@@ -85,9 +90,15 @@ LABELS: dict[str, dict[str, str]] = {
         "title": "Title", "status": "Status", "camera": "Camera", "covered": "Covered",
         "json": "JSON", "flags": "Warnings", "area_discrepancy": "Area discrepancy",
         "zoning_conflict": "Zoning conflict", "geometry": "shape", "deleted": "deleted",
-        "error": "Error",
+        "error": "Error", "zoom_in": "Zoom in", "zoom_out": "Zoom out",
+        "area_rule": "|computed − legal| > max({share} of legal, {min} m²)",
     },
 }
+
+for _lang, _t in LABELS.items():
+    _t["area_rule"] = _t["area_rule"].format(
+        share=fmt.number(100 * AREA_TOLERANCE_SHARE, _lang) + "%",
+        min=fmt.number(AREA_TOLERANCE_M2, _lang))
 
 # The parcel's history (web/templates/parcels/_history.html): versions in legal order.
 HISTORY_LABELS: dict[str, dict[str, str]] = {
@@ -111,29 +122,8 @@ HISTORY_LABELS: dict[str, dict[str, str]] = {
 for _lang, _labels in HISTORY_LABELS.items():
     LABELS[_lang].update(_labels)
 
-PROVINCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-# Fields whose values are dates (shown dd/mm/yyyy, as Vietnamese documents write them).
-DATE_FIELDS = frozenset({"use_until", "legal_valid_from"})
 OUTLINE_PX = 180
 OUTLINE_PAD_PX = 8
-
-
-def legal_date(value: str | dt.date | None) -> str:
-    """A date as Vietnamese documents write it: 08/11/2021 (empty for none)."""
-    if value in (None, ""):
-        return ""
-    day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
-    return day.strftime("%d/%m/%Y")
-
-
-def local_time(value: str | dt.datetime | None) -> str:
-    """A stored instant (UTC) in Vietnam time: 03/12/2026 15:26."""
-    if value in (None, ""):
-        return ""
-    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(PROVINCE_TZ).strftime("%d/%m/%Y %H:%M")
 
 
 def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
@@ -167,16 +157,10 @@ def outline_svg(before: dict[str, Any], after: dict[str, Any], title: str, size:
         f'<path class="outline-after" d="{path(rings["after"])}"/></svg>')
 
 
-def _shown(name: str, value: Any, value_labels: dict[str, dict[str, str]]) -> str:
-    if value is None or value == []:
-        return "–"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    if name in DATE_FIELDS:
-        return legal_date(value)
-    if name in value_labels:
+def _shown(name: str, value: Any, value_labels: dict[str, dict[str, str]], lang: str) -> str:
+    if name in value_labels and value is not None:
         return value_labels[name].get(value, str(value))
-    return str(value)
+    return field_text(value, name, lang)
 
 
 def history_view(history: list[dict[str, Any]], lang: str, field_titles: dict[str, str],
@@ -189,8 +173,8 @@ def history_view(history: list[dict[str, Any]], lang: str, field_titles: dict[st
         geometry = changes.get("geometry")
         out.append({**h, "geometry": geometry,
                     "change_list": [{"field": k, "title": field_titles.get(k, k),
-                                     "from": _shown(k, v["from"], value_labels),
-                                     "to": _shown(k, v["to"], value_labels)}
+                                     "from": _shown(k, v["from"], value_labels, lang),
+                                     "to": _shown(k, v["to"], value_labels, lang)}
                                     for k, v in changes.items() if k != "geometry"],
                     "svg": outline_svg(geometry["from"], geometry["to"],
                                        LABELS[lang]["outline_change"]) if geometry else None})
@@ -199,8 +183,42 @@ def history_view(history: list[dict[str, Any]], lang: str, field_titles: dict[st
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
-_env.filters["legal_date"] = legal_date
-_env.filters["local_time"] = local_time
+
+# --- numbers, dates and times in the page's language (gis/fmt.py) ------------------------------
+
+PARCEL_FIELDS = {f.name: f for f in get_layer("parcels").fields}
+
+
+@pass_context
+def _num(ctx: Context, value: Any, decimals: int = 0, sign: bool = False, group: bool = True) -> str:
+    return fmt.number(value, ctx["lang"], decimals, sign=sign, group=group)
+
+
+@pass_context
+def _field_value(ctx: Context, value: Any, name: str) -> str:
+    return field_text(value, name, ctx["lang"])
+
+
+def field_text(value: Any, name: str, lang: str) -> str:
+    """A parcel field's value as the catalogue types it: areas with their stored decimals,
+    times in Vietnam time, numbers that are identifiers (sheet, parcel, version) as they are."""
+    f = PARCEL_FIELDS.get(name)
+    if value is None or value == "":
+        return fmt.EMPTY
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if f is None or isinstance(value, bool):
+        return str(value)
+    if f.type == "float" and isinstance(value, int | float):
+        return fmt.number(value, lang, 2 if f.decimals is None else f.decimals)
+    if f.type == "datetime":
+        return fmt.datetime(value)
+    if f.type == "date":
+        return fmt.date(value)
+    return str(value)
+
+
+_env.filters.update(num=_num, date=fmt.date, datetime=fmt.datetime, field_value=_field_value)
 
 
 # Credentials a page can end with its sign-out button: the web session (the cookie set at sign-in
@@ -214,7 +232,8 @@ def _common(lang: str, user: str | None, roles: list[str], path: str,
     q = {k: v for k, v in query.items() if v not in (None, "") and k != "lang"}
     here = path + (("?" + urlencode(q)) if q else "")
     after = path + (("?" + urlencode({"lang": lang})) if lang != "vi" else "")
-    return {"lang": lang, "t": LABELS[lang], "user": user, "roles": ", ".join(roles),
+    return {"lang": lang, "t": LABELS[lang], "user": user,
+            "roles": ", ".join(role_title(r, lang) for r in roles),
             "static": STATIC, "lang_q": "" if lang == "vi" else "lang=en",
             "other_lang_url": path + "?" + urlencode({**q, "lang": other}),
             "sign_in_url": "/parcels/sign-in?" + urlencode({"next": here}),
@@ -260,5 +279,6 @@ def extract_page(ex: extract.Extract, lang: str) -> str:
     ctx = {"lang": lang, "t": extract.TEXTS[lang], "ex": ex, "svg": extract.svg(ex.drawing),
            "lines": extract.document_lines(ex, lang), "number": extract.extract_number(ex),
            "issued": extract.issued_text(ex, lang),
-           "rows": [(extract.ring_caption(r, ex, lang), r.vertices) for r in ex.rings]}
+           "rows": [(extract.ring_caption(r, ex, lang), [extract.vertex_cells(v, lang) for v in r.vertices])
+                    for r in ex.rings]}
     return _env.get_template("parcels/extract.html").render(ctx)

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
+from api import messages
 from api.deps import Conn, QueryModel, SettingsDep, query
 from api.errors import status_of
 from api.i18n import request_lang
@@ -56,7 +57,7 @@ from gis.parcels.common import parse_as_of, readable
 from gis.parcels.geometry import polygon_from_geojson
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
-from layers.errors import BadRequest, Forbidden, GeoIOCError, Invalid, NotFound, Unauthorized
+from layers.errors import BadRequest, Forbidden, GeoIOCError, Invalid, Message, NotFound, Unauthorized
 from web import parcels_pages
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,11 @@ def _int(name: str, raw: str | None, lo: int, hi: int) -> int | None:
     try:
         v = int(raw.strip())
     except ValueError:
-        raise BadRequest(f"{name}: {raw!r} is not a whole number", parameter=name) from None
+        raise BadRequest.for_field("not_whole_number", name, f"{raw!r} is not a whole number",
+                                   value=raw) from None
     if not lo <= v <= hi:
-        raise BadRequest(f"{name}: {v} is outside {lo}..{hi}", parameter=name)
+        raise BadRequest.for_field("out_of_range", name, f"{v} is outside {lo}..{hi}",
+                                   value=v, lo=lo, hi=hi)
     return v
 
 
@@ -116,8 +119,9 @@ def _pair(name: str, raw: str) -> tuple[float, float]:
     try:
         a, b = (float(p) for p in parts)
     except ValueError:
-        raise BadRequest(f"{name}: expected two numbers separated by a comma, got {raw!r}",
-                         parameter=name) from None
+        raise BadRequest.for_field("two_numbers", name,
+                                   f"expected two numbers separated by a comma, got {raw!r}",
+                                   value=raw) from None
     return a, b
 
 
@@ -126,8 +130,9 @@ def _point(raw: str | None) -> tuple[float, float] | None:
         return None
     lon, lat = _pair("point", raw)
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise BadRequest(f"point: {raw!r} is not longitude,latitude (for VN-2000 X,Y use xy=)",
-                         parameter="point")
+        raise BadRequest.for_field("not_lon_lat", "point",
+                                   f"{raw!r} is not longitude,latitude (for VN-2000 X,Y use xy=)",
+                                   value=raw)
     return lon, lat
 
 
@@ -137,8 +142,9 @@ def _xy(raw: str | None, srid: int) -> tuple[float, float] | None:
         return None
     x, y = _pair("xy", raw)
     if not (800_000 <= x <= 2_700_000 and 100_000 <= y <= 900_000):
-        raise BadRequest(f"xy: {raw!r} is not VN-2000 X (northing), Y (easting) in metres",
-                         parameter="xy")
+        raise BadRequest.for_field("not_vn2000_xy", "xy",
+                                   f"{raw!r} is not VN-2000 X (northing), Y (easting) in metres",
+                                   value=raw)
     lon, lat = transformer(srid, 4326).transform(y, x)
     return lon, lat
 
@@ -177,8 +183,9 @@ def _criteria(conn: psycopg.Connection, who: Principal, terms: SearchTerms, srid
             if who.anonymous:
                 raise (unauthorized(OWNER_SIGN_IN, request) if request is not None
                        else Unauthorized(OWNER_SIGN_IN, challenges=(BASIC_CHALLENGE,)))
-            raise Forbidden("searching by land user needs the right to read land users' names "
-                            "(land officers)")
+            raise Forbidden.for_field("owner_forbidden", "owner",
+                                      "searching by land user needs the right to read land "
+                                      "users' names (land officers)")
         c.owner = search.parse_owner(owner)
     c.point = _point(terms.point) or _xy(terms.xy, srid)
     return c
@@ -213,9 +220,10 @@ def _parcel_id(raw: str) -> int:
         v = int(raw)
     except ValueError:
         raise NotFound(f"parcel {raw!r} not found (parcel ids are whole numbers; for sheet and "
-                       "parcel numbers use /api/parcels/by-number/{commune}/{sheet}/{parcel})") from None
+                       "parcel numbers use /api/parcels/by-number/{commune}/{sheet}/{parcel})",
+                       message=Message("parcel_not_found", {"id": raw})) from None
     if not 1 <= v <= 2**62:
-        raise NotFound(f"parcel {raw} not found")
+        raise NotFound(f"parcel {raw} not found", message=Message("parcel_not_found", {"id": raw}))
     return v
 
 
@@ -406,7 +414,8 @@ def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
         raise BadRequest("body: \"geometry\" (a GeoJSON Polygon or MultiPolygon) is required; "
                          "other searches use GET /api/parcels/search")
     if body.get("relation", "intersects") not in ("intersects", "within"):
-        raise BadRequest("relation: \"intersects\" or \"within\"")
+        raise BadRequest.for_field("one_of", "relation", "\"intersects\" or \"within\"",
+                                   expected="'intersects' or 'within'")
     q = validate(PolygonSearch, body, BadRequest)
     limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
     srid = settings.province_srid
@@ -518,7 +527,7 @@ def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: Setti
                   Invalid, "(send {\"version\", \"properties\": {...}, \"geometry\": {...}, \"note\"})")
     version = edit.parse_version(if_match, body.get("version"))
     if body.get("note") is not None and not isinstance(body["note"], str):
-        raise Invalid("note: expected text")
+        raise Invalid.for_field("text", "note", "expected text")
     srid = settings.province_srid
     change = edit.Edit(expected_version=version, note=body.get("note"))
     if body.get("properties") is not None:
@@ -623,11 +632,13 @@ def search_page(
         if not c.empty():
             results, more = _run_search(conn, request, who, c, page_limit, page_offset)
     except orjson.JSONDecodeError:
-        error, status = "polygon: not GeoJSON", 400
+        e = BadRequest.for_field("not_geojson", "polygon", "not GeoJSON")
+        error, status = messages.detail(e, lang, parcels_pages.LABELS[lang]), 400
     except Unauthorized:
         raise
     except GeoIOCError as e:
-        error, status = e.detail, status_of(e)
+        # In the page's language, each field under the form's own label.
+        error, status = messages.detail(e, lang, parcels_pages.LABELS[lang]), status_of(e)
     html = parcels_pages.search_page(
         lang=lang, user=who.user, roles=sorted(who.roles), query=dict(request.query_params),
         land_use_codes=codes, owner_allowed=_owner_allowed(who),
@@ -649,6 +660,10 @@ def parcel_page(request: Request, who: Who, conn: Conn, settings: SettingsDep, l
               for f in layer.fields if f.values}
     labels["incident_category"] = {k: (v[1] if lang == "en" else v[0])
                                    for k, v in get_layer("incidents").field("category").values.items()}
+    labels["incident_status"] = {k: (v[1] if lang == "en" else v[0])
+                                 for k, v in get_layer("incidents").field("status").values.items()}
+    labels["camera_status"] = {k: (v[1] if lang == "en" else v[0])
+                               for k, v in get_layer("cameras").field("status").values.items()}
     html = parcels_pages.parcel_page(lang=lang, user=who.user, roles=sorted(who.roles), parcel=body,
                                      query=dict(request.query_params), map_data=map_data,
                                      basemap_url=settings.basemap_url, field_titles=titles,

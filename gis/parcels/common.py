@@ -49,7 +49,9 @@ def parse_as_of(raw: str | None) -> dt.datetime | None:
             return start - dt.timedelta(microseconds=1)
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
-        raise BadRequest(f"as_of: {raw!r} is not a date (YYYY-MM-DD) or an ISO date-time") from None
+        raise BadRequest.for_field("as_of_format", "as_of",
+                                   f"{raw!r} is not a date (YYYY-MM-DD) or an ISO date-time",
+                                   value=raw) from None
     return value if value.tzinfo else value.replace(tzinfo=PROVINCE_TZ)
 
 

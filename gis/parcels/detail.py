@@ -29,7 +29,7 @@ from gis.parcels.common import KEY_FIELDS, key_text, parcels_layer, readable
 from gis.rows import one
 from layers.access import Principal, can_read, can_read_field, row_filter
 from layers.catalogue import get_layer
-from layers.errors import NotFound
+from layers.errors import Message, NotFound
 from layers.model import Access, Field
 
 # Two parcels are neighbours when they share more than this much boundary (a corner touch is
@@ -122,14 +122,18 @@ def _not_found(conn: psycopg.Connection, parcel_id: int, as_of: dt.datetime | No
     if as_of is None:
         if deleted is not None:
             return NotFound(f"parcel {parcel_id} not found: it was deleted at {deleted.isoformat()} "
-                            "(ask for it with as_of before that)", deleted_at=deleted.isoformat())
-        return NotFound(f"parcel {parcel_id} not found")
+                            "(ask for it with as_of before that)", deleted_at=deleted.isoformat(),
+                            message=Message("parcel_deleted", {"id": str(parcel_id), "at": deleted}))
+        return NotFound(f"parcel {parcel_id} not found",
+                        message=Message("parcel_not_found", {"id": str(parcel_id)}))
     since = conn.execute("SELECT updated_at FROM parcels WHERE id = %s", (parcel_id,)).fetchone()
     start = first or (since[0] if since else None)
     if start is None:
-        return NotFound(f"parcel {parcel_id} not found")
+        return NotFound(f"parcel {parcel_id} not found",
+                        message=Message("parcel_not_found", {"id": str(parcel_id)}))
     return NotFound(f"parcel {parcel_id} did not exist at {as_of.isoformat()} "
-                    f"(recorded from {start.isoformat()})", recorded_from=start.isoformat())
+                    f"(recorded from {start.isoformat()})", recorded_from=start.isoformat(),
+                    message=Message("parcel_not_yet", {"id": str(parcel_id), "at": as_of, "since": start}))
 
 
 def land_use(conn: psycopg.Connection, codes: list[str]) -> list[dict[str, Any]]:

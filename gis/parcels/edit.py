@@ -25,12 +25,21 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 
-from gis import audit
+from gis import audit, fmt
 from gis.parcels import checks
 from gis.parcels.common import describe_location, location, parcels_layer, readable
 from gis.parcels.errors import InvalidGeometry, VersionConflict
 from layers.access import Principal
-from layers.errors import BadRequest, Forbidden, Invalid, NotFound, PreconditionRequired
+from layers.errors import (
+    PROBLEMS,
+    BadRequest,
+    Forbidden,
+    Invalid,
+    Message,
+    NotFound,
+    PreconditionRequired,
+    Problem,
+)
 
 EDITABLE = ("sheet_no", "parcel_no", "land_use_codes", "legal_area", "land_user", "land_user_id",
             "certificate_no", "use_until", "origin", "legal_valid_from", "decision_no")
@@ -74,41 +83,64 @@ def parse_version(if_match: str | None, body_version: Any) -> int:
     return version
 
 
+class _Bad(Exception):
+    """One field's problem (English reason, and its entry in the message catalogue), collected
+    by validate_properties so that the 422 names every field in error at once."""
+
+    def __init__(self, key: str, reason: str, **args: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.message = Message(key, args or None)
+
+
 def _text(name: str, v: Any, limit: int = MAX_TEXT) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str):
-        raise Invalid(f"{name}: expected text or null, got {type(v).__name__}")
+        raise _Bad("text_or_null", f"expected text or null, got {type(v).__name__}")
     v = unicodedata.normalize("NFC", " ".join(v.split()))
     if len(v) > limit:
-        raise Invalid(f"{name}: longer than {limit} characters")
+        raise _Bad("text_too_long", f"longer than {limit} characters", max_length=limit)
     return v or None
 
 
 def _int(name: str, v: Any, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise Invalid(f"{name}: expected a whole number from {lo} to {hi}, got {v!r}")
+        raise _Bad("whole_number_between", f"expected a whole number from {lo} to {hi}, got {v!r}",
+                   lo=lo, hi=hi)
     return v
 
 
 def validate_properties(conn: psycopg.Connection, props: Any, who: Principal) -> dict[str, Any]:
-    """Checked and normalised values; Invalid (422) naming the field and the problem."""
+    """Checked and normalised values; Invalid (422) naming every field in error and its
+    problem (Forbidden, 403, for a field the caller may not change)."""
     if not isinstance(props, dict):
-        raise Invalid("properties: expected an object of field: value")
+        raise Invalid.for_field("object", "properties", "expected an object of field: value")
     layer = parcels_layer()
     visible = readable(who)
     out: dict[str, Any] = {}
+    problems: list[Problem] = []
     for name, value in props.items():
         if name not in layer.field_names:
-            raise Invalid(f"properties: unknown field {name!r} (fields: {', '.join(EDITABLE)})")
+            problems.append(Problem(name, f"unknown field (fields: {', '.join(EDITABLE)})",
+                                    message=Message("unknown_field", {"fields": ", ".join(EDITABLE)})))
+            continue
         if name not in EDITABLE:
-            raise Invalid(
-                f"properties: {name} cannot be edited" + (
-                    " (the commune follows from where the parcel is)" if "commune" in name
-                    else " (set by the server)"))
+            commune = "commune" in name
+            problems.append(Problem(
+                name, "cannot be edited" + (" (the commune follows from where the parcel is)"
+                                            if commune else " (set by the server)"),
+                message=Message("commune_not_editable" if commune else "server_managed")))
+            continue
         if name not in visible:
             raise Forbidden(f"properties: you may not change {name}")
-        out[name] = _value(conn, layer.field(name), name, value)
+        try:
+            out[name] = _value(conn, layer.field(name), name, value)
+        except _Bad as e:
+            problems.append(Problem(name, e.reason, message=e.message))
+    if problems:
+        raise Invalid("; ".join(f"{p.field}: {p.reason}" for p in problems), problems=problems,
+                      message=PROBLEMS)
     return out
 
 
@@ -119,15 +151,15 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
         return _int(name, v, 1, 99999)
     if name == "legal_area":
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 < v < 1e9:
-            raise Invalid(f"legal_area: expected a positive area in m², got {v!r}")
+            raise _Bad("positive_area", f"expected a positive area in m², got {v!r}")
         return round(float(v), 1)
     if name == "land_use_codes":
         return _land_use_codes(conn, v)
     if name == "land_user_id":
         text = _text(name, v, 12)
         if text is not None and not ID_NUMBER.match(text):
-            raise Invalid("land_user_id: expected a 12-digit citizen ID (CCCD) or a 9-digit "
-                               "identity card number")
+            raise _Bad("id_number",
+                       "expected a 12-digit citizen ID (CCCD) or a 9-digit identity card number")
         return text
     if name in ("use_until", "legal_valid_from"):
         if v is None:
@@ -140,32 +172,36 @@ def _value(conn: psycopg.Connection, f: Any, name: str, v: Any) -> Any:
         return _text(name, v, MAX_DECISION)
     if name == "origin":
         if v is not None and v not in f.values:
-            raise Invalid(f"origin: {v!r} is not one of {', '.join(f.values)}")
+            raise _Bad("one_of", f"{v!r} is not one of {', '.join(f.values)}",
+                       expected=", ".join(f.values))
         return v
     return _text(name, v)
 
 
 def _bad_date(name: str, v: Any) -> Any:
-    meaning = "permanent" if name == "use_until" else "not known"
-    raise Invalid(f"{name}: expected a date YYYY-MM-DD or null ({meaning}), got {v!r}")
+    if name == "use_until":
+        raise _Bad("date_or_null", f"expected a date YYYY-MM-DD or null (permanent), got {v!r}")
+    raise _Bad("date_or_unknown", f"expected a date YYYY-MM-DD or null (not known), got {v!r}")
 
 
 def _land_use_codes(conn: psycopg.Connection, v: Any) -> list[str]:
     if not isinstance(v, list) or not 1 <= len(v) <= 4 or not all(isinstance(c, str) for c in v):
-        raise Invalid("land_use_codes: expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]")
+        raise _Bad("land_use_list", "expected a list of 1 to 4 codes, e.g. [\"ONT\", \"CLN\"]")
     codes = [c.strip().upper() for c in v]
     if len(set(codes)) != len(codes):
-        raise Invalid("land_use_codes: a code is repeated")
+        raise _Bad("land_use_repeated", "a code is repeated")
     rows: dict[str, Any] = dict(conn.execute(
         "SELECT code, valid_to FROM land_use_codes WHERE code = ANY(%s)", (codes,)).fetchall())
     unknown = [c for c in codes if c not in rows]
     if unknown:
-        raise Invalid(f"land_use_codes: unknown code(s) {', '.join(unknown)}")
+        raise _Bad("land_use_unknown", f"unknown code(s) {', '.join(unknown)}", codes=", ".join(unknown))
     today = dt.date.today()
-    retired = [f"{c} (retired on {rows[c].isoformat()})" for c in codes
-               if rows[c] is not None and rows[c] <= today]
+    retired = [c for c in codes if rows[c] is not None and rows[c] <= today]
     if retired:
-        raise Invalid(f"land_use_codes: {', '.join(retired)}; use the current code list")
+        raise _Bad("land_use_retired",
+                   ", ".join(f"{c} (retired on {rows[c].isoformat()})" for c in retired)
+                   + "; use the current code list",
+                   codes=", ".join(f"{c} ({fmt.date(rows[c])})" for c in retired))
     return codes
 
 

@@ -26,6 +26,7 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from gis import fmt
 from gis.crs import transformer
 from gis.parcels import checks, detail
 from gis.parcels.common import PROVINCE_TZ
@@ -302,7 +303,7 @@ def _draw(grid: shapely.Geometry, rings: list[Ring], neighbours: list[dict[str, 
                 angle -= 180
             elif angle < -90:
                 angle += 180
-            d.items.append(Text(mx + nx * 1.6, my + ny * 1.6 + SMALL_MM / 3, f"{v.edge:.2f}",
+            d.items.append(Text(mx + nx * 1.6, my + ny * 1.6 + SMALL_MM / 3, fmt.number(v.edge, lang, 2),
                                 SMALL_MM, angle=angle, fill="#7a0000"))
     # Vertices: a dot and the number, pushed away from the parcel's centre.
     for ring in rings:
@@ -319,7 +320,7 @@ def _draw(grid: shapely.Geometry, rings: list[Ring], neighbours: list[dict[str, 
     d.items.append(Text(px, py - 0.6, f"{row['parcel_no']} - {'+'.join(row['land_use_codes'])}",
                         TEXT_MM * 1.15, bold=True, halo=True))
     d.items.append(Shape([[(px - 7, py + 0.4), (px + 7, py + 0.4)]], width=0.25, closed=False))
-    d.items.append(Text(px, py + 3.2, f"{float(grid.area):.1f} m²", TEXT_MM, halo=True))
+    d.items.append(Text(px, py + 3.2, f"{fmt.number(float(grid.area), lang, 1)} m²", TEXT_MM, halo=True))
     _grid_ticks(d, frame, scale, paper)
     _north_arrow(d, lang)
     _scale_bar(d, scale, lang)
@@ -372,8 +373,9 @@ def _scale_bar(d: MapDrawing, scale: int, lang: str) -> None:
     d.items.append(Shape([[(x + half, y), (x + length, y), (x + length, y + 1.5), (x + half, y + 1.5)]],
                          width=0.25, fill="#ffffff"))
     d.items.append(Text(x, y - 1.0, "0", SMALL_MM, halo=True))
-    d.items.append(Text(x + length, y - 1.0, f"{metres:g} m", SMALL_MM, halo=True))
-    label = f"Tỷ lệ 1:{scale:,}".replace(",", ".") if lang == "vi" else f"Scale 1:{scale:,}"
+    bar = fmt.number(metres, lang, 0 if metres == int(metres) else 1)
+    d.items.append(Text(x + length, y - 1.0, f"{bar} m", SMALL_MM, halo=True))
+    label = f"{'Tỷ lệ' if lang == 'vi' else 'Scale'} 1:{fmt.number(scale, lang)}"
     d.items.append(Text(x + length + 4, y + 1.4, label, TEXT_MM, anchor="start", bold=True, halo=True))
 
 
@@ -432,7 +434,7 @@ TEXTS = {
         "as_of": "Hiện trạng thửa đất tại thời điểm", "version": "Phiên bản dữ liệu",
         "map": "SƠ ĐỒ THỬA ĐẤT", "table": "BẢNG TỌA ĐỘ CÁC ĐỈNH THỬA ĐẤT",
         "point": "Điểm", "x": "X (m)", "y": "Y (m)", "edge": "Cạnh (m)",
-        "axes": "X: tọa độ Bắc (northing), Y: tọa độ Đông (easting); cạnh: từ điểm đến điểm kế tiếp.",
+        "axes": "X: tọa độ Bắc, Y: tọa độ Đông; cạnh: từ điểm đến điểm kế tiếp.",
         "part": "Phần {part}", "hole": "lỗ {hole}",
         "area_flag": "Lưu ý: diện tích tính theo tọa độ chênh lệch với diện tích pháp lý vượt quá "
                      "max(5 %, 10 m²).",
@@ -461,7 +463,7 @@ TEXTS = {
         "axes": "X: northing, Y: easting (Vietnamese survey order); edge: to the next point.",
         "part": "Part {part}", "hole": "hole {hole}",
         "area_flag": "Note: the computed area differs from the legal area by more than max(5 %, 10 m²).",
-        "date": "{y}-{m:02d}-{d:02d}",
+        "date": "{d:02d}/{m:02d}/{y}",
         "drawer": "PREPARED BY", "head": "DIRECTOR",
         "sign": "(Signature, full name)", "sign_head": "(Signature, seal)",
         "neighbours": "Adjacent parcels",
@@ -489,8 +491,8 @@ def document_lines(ex: Extract, lang: str) -> list[tuple[str, str]]:
     ]
     if c.get("old_code"):
         lines.append((t["old_commune"], f"{c.get('old_name') or ''} ({c['old_code']})"))
-    lines.append((t["area"], f"{ex.computed_area:.1f} m²"))
-    lines.append((t["legal_area"], f"{ex.legal_area:.1f} m²"))
+    lines.append((t["area"], f"{fmt.number(ex.computed_area, lang, 1)} m²"))
+    lines.append((t["legal_area"], f"{fmt.number(ex.legal_area, lang, 1)} m²"))
     uses = "; ".join(f"{u['code']} – {u['name_vi'] if lang == 'vi' else u['name_en']}" for u in ex.land_use)
     lines.append((t["land_use"], uses))
     p = ex.properties
@@ -499,12 +501,19 @@ def document_lines(ex: Extract, lang: str) -> list[tuple[str, str]]:
     if p.get("certificate_no"):
         lines.append((t["certificate"], str(p["certificate_no"])))
     if "use_until" in p:
-        lines.append((t["use_until"], p["use_until"].isoformat() if p["use_until"] else t["permanent"]))
+        lines.append((t["use_until"], fmt.date(p["use_until"]) if p["use_until"] else t["permanent"]))
     lines.append((t["crs"], t["crs_value"].format(cm=central_meridian_text(ex.srid), srid=ex.srid)))
     if ex.as_of is not None:
-        lines.append((t["as_of"], ex.as_of.astimezone(PROVINCE_TZ).strftime("%Y-%m-%d %H:%M")))
-    lines.append((t["version"], f"{ex.version} ({ex.updated_at.astimezone(PROVINCE_TZ):%Y-%m-%d %H:%M})"))
+        lines.append((t["as_of"], fmt.datetime(ex.as_of)))
+    lines.append((t["version"], f"{ex.version} ({fmt.datetime(ex.updated_at)})"))
     return lines
+
+
+def vertex_cells(v: Vertex, lang: str) -> tuple[str, str, str, str]:
+    """A row of the coordinate table (HTML and PDF alike): X and Y to the millimetre without
+    thousands separators (surveyors read them digit by digit), the edge in the page's numbers."""
+    return (str(v.label), fmt.number(v.x, lang, 3, group=False), fmt.number(v.y, lang, 3, group=False),
+            fmt.number(v.edge, lang, 3))
 
 
 def ring_caption(ring: Ring, ex: Extract, lang: str) -> str | None:

@@ -30,6 +30,7 @@ from gis.parcels.extract import (
     extract_number,
     issued_text,
     ring_caption,
+    vertex_cells,
 )
 
 FONT_DIRS = (os.environ.get("GEOIOC_FONT_DIR", ""), "/usr/share/fonts/truetype/dejavu",
@@ -175,7 +176,7 @@ def render(ex: Extract, lang: str = "vi") -> bytes:
             spans.append(len(data))
             data.append([caption, "", "", ""])
         for v in ring.vertices:
-            data.append([str(v.label), f"{v.x:.3f}", f"{v.y:.3f}", f"{v.edge:.3f}"])
+            data.append(list(vertex_cells(v, lang)))
     table = Table(data, colWidths=[20 * mm, 40 * mm, 40 * mm, 30 * mm], repeatRows=1)
     style = [("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
              ("FONTSIZE", (0, 0), (-1, -1), 8.5), ("ALIGN", (0, 0), (-1, -1), "RIGHT"),

@@ -68,14 +68,16 @@ def resolve_communes(conn: psycopg.Connection, text: str) -> list[str]:
         return [text]
     q = fold(text)
     if len(q) < 2:
-        raise BadRequest("commune: give a 5-digit commune code or a commune name")
+        raise BadRequest.for_field("commune_name", "commune",
+                                   "give a 5-digit commune code or a commune name")
     rows = conn.execute(
         "SELECT DISTINCT code FROM admin_units WHERE level = 'commune'"
         " AND lower(unaccent(name)) LIKE %s ORDER BY code LIMIT 50",
         (f"%{like_escape(q)}%",),
     ).fetchall()
     if not rows:
-        raise NotFound(f"commune {text!r} not found (give its 5-digit code or name)")
+        raise NotFound.for_field("commune_not_found", "commune",
+                                 f"{text!r} not found (give its 5-digit code or name)", text=text)
     return [r[0] for r in rows]
 
 
@@ -83,15 +85,19 @@ def parse_land_use(raw: str) -> list[str]:
     codes = [c.strip().upper() for c in raw.split(",") if c.strip()]
     bad = [c for c in codes if not LAND_USE_CODE.match(c)]
     if bad or not codes:
-        raise BadRequest(f"land_use: {', '.join(bad) or raw!r} is not a land-use code "
-                           "(three letters, e.g. ONT; several separated by commas)")
+        shown = ", ".join(bad) or raw
+        raise BadRequest.for_field("land_use_code", "land_use",
+                                   f"{shown!r} is not a land-use code (three letters, e.g. ONT; "
+                                   "several separated by commas)", codes=shown)
     return codes
 
 
 def parse_owner(raw: str) -> str:
     q = fold(raw)
     if len(q.replace(" ", "")) < MIN_OWNER_CHARS:
-        raise BadRequest(f"owner: type at least {MIN_OWNER_CHARS} letters of the name")
+        raise BadRequest.for_field("owner_too_short", "owner",
+                                   f"type at least {MIN_OWNER_CHARS} letters of the name",
+                                   n=MIN_OWNER_CHARS)
     return q
 
 

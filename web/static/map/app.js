@@ -43,7 +43,8 @@
     tickClock();
     setInterval(tickClock, 30000);
     map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="Leaflet">Leaflet</a>');
-    if (!config.basemap) map.attributionControl.addAttribution(G.esc(G.t("basemap_off")));
+    L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
+    localizeControls();
     map.on("moveend", onMoveEnd);
     map.on("zoomend", () => { syncLabels(); updateCounts(); showZoom(); });
     map.on("click", (e) => identifyAt(e.latlng).catch(error));
@@ -56,6 +57,19 @@
       .then(applyManifest)
       .catch(error);
   };
+
+  /** Leaflet's own words (zoom buttons) and the attribution, in the current language. */
+  let attribution = null;
+  function localizeControls() {
+    const map = state.map;
+    for (const [cls, key] of [["in", "zoom_in"], ["out", "zoom_out"]]) {
+      const a = map.getContainer().querySelector(".leaflet-control-zoom-" + cls);
+      if (a) { a.title = G.t(key); a.setAttribute("aria-label", G.t(key)); }
+    }
+    if (attribution) map.attributionControl.removeAttribution(attribution);
+    attribution = state.config.basemap ? null : G.esc(G.t("basemap_off"));
+    if (attribution) map.attributionControl.addAttribution(attribution);
+  }
 
   function showZoom(latlng) {
     const where = latlng ? `${latlng.lat.toFixed(5)}, ${latlng.lng.toFixed(5)} · ` : "";
@@ -158,7 +172,8 @@
     const s = G.session();
     const user = document.getElementById("gi-user");
     user.hidden = !s;
-    user.textContent = s ? `${s.user} · ${s.roles.join(", ")}` : "";
+    const titles = (state.manifest && state.manifest.principal.role_titles) || {};
+    user.textContent = s ? `${s.user} · ${s.roles.map((r) => G.pick(titles[r]) || r).join(", ")}` : "";
     document.getElementById("gi-signin-open").hidden = !!s;
     document.getElementById("gi-signout").hidden = !s;
   }
@@ -556,6 +571,8 @@
     G.translatePage();
     updateLangButton();
     tickClock();
+    localizeControls();
+    renderUser();
     renderPanels();
     loadFilterStats();
     rerenderSelection();
@@ -563,9 +580,7 @@
 
   function tickClock() {
     const now = new Date();
-    document.getElementById("gi-clock").textContent = now.toLocaleString(G.lang === "en" ? "en-GB" : "vi-VN", {
-      timeZone: "Asia/Ho_Chi_Minh", weekday: "short", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
-    });
+    document.getElementById("gi-clock").textContent = G.fmtClock(now);
   }
 
   function bindUi() {
@@ -614,8 +629,9 @@
         document.getElementById("gi-custom").hidden = !custom;
         setWindow(custom ? null : Number(e.target.value));
       } else if (e.target.id === "gi-start" || e.target.id === "gi-end") {
-        const start = new Date(document.getElementById("gi-start").value);
-        const end = new Date(document.getElementById("gi-end").value);
+        // What the user typed is Vietnam time, whatever the browser's own time zone.
+        const start = G.fmt.vnInputToDate(document.getElementById("gi-start").value);
+        const end = G.fmt.vnInputToDate(document.getElementById("gi-end").value);
         if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || start >= end) return;
         state.filters.start = start;
         state.filters.end = end;

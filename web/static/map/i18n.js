@@ -7,6 +7,7 @@
   const STRINGS = {
     vi: {
       app_title: "Bản đồ điều hành",
+      app_subtitle: "Nền tảng GIS mở cho Trung tâm điều hành thông minh",
       search_placeholder: "Tìm xã/phường, tờ/thửa (12/345), tọa độ (21.18, 106.07 hoặc X=… Y=…)",
       sign_in: "Đăng nhập",
       sign_out: "Đăng xuất",
@@ -70,9 +71,15 @@
       yes: "Có",
       no: "Không",
       permanent: "Lâu dài",
+      search: "Tìm kiếm",
+      close: "Đóng",
+      zoom_in: "Phóng to",
+      zoom_out: "Thu nhỏ",
+      other_language: "English",
     },
     en: {
       app_title: "Command map",
+      app_subtitle: "open GIS platform for an Intelligent Operations Center",
       search_placeholder: "Find a commune, sheet/parcel (12/345), coordinates (21.18, 106.07 or X=… Y=…)",
       sign_in: "Sign in",
       sign_out: "Sign out",
@@ -136,6 +143,11 @@
       yes: "Yes",
       no: "No",
       permanent: "Permanent",
+      search: "Search",
+      close: "Close",
+      zoom_in: "Zoom in",
+      zoom_out: "Zoom out",
+      other_language: "Tiếng Việt",
     },
   };
 
@@ -158,38 +170,42 @@
     return pair[G.lang] || pair.vi || pair.en || "";
   };
 
-  const locale = () => (G.lang === "en" ? "en-GB" : "vi-VN");
-
+  // Numbers, dates and times: web/static/common/format.js, in the current language.
   G.fmtNumber = function (n, digits) {
-    if (n == null || Number.isNaN(n)) return "–";
-    return Number(n).toLocaleString(locale(), { maximumFractionDigits: digits == null ? 2 : digits });
+    return G.fmt.number(n, G.lang, digits);
   };
 
   G.fmtDate = function (iso) {
-    if (!iso) return "–";
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return String(iso);
-    return d.toLocaleDateString(locale(), { timeZone: "Asia/Ho_Chi_Minh" });
+    return G.fmt.date(iso);
   };
 
   G.fmtDateTime = function (iso) {
-    if (!iso) return "–";
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(locale(), {
-      timeZone: "Asia/Ho_Chi_Minh", year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit",
-    });
+    return G.fmt.dateTime(iso);
   };
 
-  /** Put the current language into every element marked data-i18n / data-i18n-placeholder. */
+  /** The clock in the top bar: weekday and date-time, Vietnam time. */
+  G.fmtClock = function (d) {
+    const day = d.toLocaleDateString(G.lang === "en" ? "en-GB" : "vi-VN", { timeZone: G.fmt.TZ, weekday: "short" });
+    return `${day}, ${G.fmt.dateTime(d)}`;
+  };
+
+  /** Put the current language into every element marked data-i18n, data-i18n-placeholder,
+   * data-i18n-title or data-i18n-aria-label, and into the document's title. */
   G.translatePage = function (root) {
-    (root || document).querySelectorAll("[data-i18n]").forEach((el) => {
+    const scope = root || document;
+    scope.querySelectorAll("[data-i18n]").forEach((el) => {
       el.textContent = G.t(el.dataset.i18n);
     });
-    (root || document).querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    scope.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
       el.placeholder = G.t(el.dataset.i18nPlaceholder);
     });
+    scope.querySelectorAll("[data-i18n-title]").forEach((el) => {
+      el.title = G.t(el.dataset.i18nTitle);
+    });
+    scope.querySelectorAll("[data-i18n-aria-label]").forEach((el) => {
+      el.setAttribute("aria-label", G.t(el.dataset.i18nAriaLabel));
+    });
+    document.title = `${G.t("app_title")} · GeoIOC – ${G.t("app_subtitle")}`;
     document.documentElement.lang = G.lang;
   };
 })(window.GeoIOC = window.GeoIOC || {});

@@ -80,7 +80,7 @@
     const presetOptions = PRESETS.map((n) =>
       `<option value="${n}"${filters.days === n ? " selected" : ""}>${esc(n === 365 ? G.t("last_year") : G.t("last_days", { n }))}</option>`
     ).join("") + `<option value="custom"${filters.days === null ? " selected" : ""}>${esc(G.t("custom"))}</option>`;
-    const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    const local = G.fmt.dateToVnInput; // the window's ends on Vietnam's clock
     const chip = (group, v) => {
       const on = filters[group].has(v.value);
       const dot = v.color ? `<span class="gi-dot" style="background:${esc(v.color)}"></span>` : "";
@@ -139,7 +139,9 @@
     if (field.type === "datetime") return G.fmtDateTime(value);
     if (field.type === "date") return G.fmtDate(value);
     if (field.type === "float" || field.type === "int") {
-      return typeof value === "number" ? G.fmtNumber(value, field.type === "int" ? 0 : 2) : String(value);
+      // Numbers with the decimals the catalogue stores (a legal area: 1), counts without.
+      const digits = field.type === "int" ? 0 : field.decimals;
+      return typeof value === "number" ? G.fmtNumber(value, digits) : String(value);
     }
     if (field.type === "bool") return value ? G.t("yes") : G.t("no");
     return String(value);

@@ -161,16 +161,16 @@
     }
   };
 
-  /** GET JSON from our API with the caller's token; one refresh-and-retry on a 401. */
+  /** GET JSON from our API with the caller's token; one refresh-and-retry on a 401. The
+   * page's language goes along, so that error messages come back in it. */
   G.api = async function (url, options) {
     setBusy(+1);
+    const headers = () => ({ ...G.authHeaders, Accept: "application/json", "Accept-Language": G.lang });
     try {
-      let r = await fetch(url, { headers: { ...G.authHeaders, Accept: "application/json" },
-                                 signal: options && options.signal });
+      let r = await fetch(url, { headers: headers(), signal: options && options.signal });
       if (r.status === 401 && session) {
         await refresh().catch(() => expire());
-        r = await fetch(url, { headers: { ...G.authHeaders, Accept: "application/json" },
-                               signal: options && options.signal });
+        r = await fetch(url, { headers: headers(), signal: options && options.signal });
       }
       if (!r.ok) {
         let detail = r.statusText;

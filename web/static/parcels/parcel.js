@@ -6,7 +6,10 @@
   const dataEl = document.getElementById("parcel-data");
   if (!el || !dataEl || !window.L) return;
   const data = JSON.parse(dataEl.textContent);
-  const map = L.map(el, { zoomSnap: 0.25, maxZoom: 22 });
+  const map = L.map(el, { zoomSnap: 0.25, maxZoom: 22, zoomControl: false });
+  // Leaflet's own words in the page's language (the template gives them).
+  L.control.zoom({ zoomInTitle: el.dataset.zoomIn, zoomOutTitle: el.dataset.zoomOut }).addTo(map);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
   if (el.dataset.basemap) L.tileLayer(el.dataset.basemap, { maxZoom: 22 }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
   const neighbours = L.geoJSON(data.neighbours, {

@@ -7,7 +7,10 @@
   const results = JSON.parse(document.getElementById("search-results").textContent || "[]");
   const form = document.getElementById("parcel-search");
   const langQuery = document.documentElement.lang === "en" ? "?lang=en" : "";
-  const map = L.map(el, { maxZoom: 22 }).setView([21.18, 106.07], 12);
+  const map = L.map(el, { maxZoom: 22, zoomControl: false }).setView([21.18, 106.07], 12);
+  // Leaflet's own words in the page's language (the template gives them).
+  L.control.zoom({ zoomInTitle: el.dataset.zoomIn, zoomOutTitle: el.dataset.zoomOut }).addTo(map);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
   if (el.dataset.basemap) L.tileLayer(el.dataset.basemap, { maxZoom: 22 }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
   if (L.vectorGrid) {

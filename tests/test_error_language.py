@@ -1,0 +1,92 @@
+"""A 400/422 lists every field in error at once, each with its reason, in the user's language
+(`?lang=`, Accept-Language, Vietnamese by default): for every way out - problem details under
+/api, the OGC exception document under /ogc, the error page and the search form of the pages.
+The catalogue behind it is api/messages.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+EN = {"Accept-Language": "en"}
+
+
+def test_parameters_in_error_are_all_listed_in_vietnamese_by_default(client) -> None:
+    url = "/api/map/identify?lon=abc&lat=999.5&z=x"
+    vi, en = client.get(url), client.get(url, headers=EN)
+    assert vi.status_code == en.status_code == 400
+    for r in (vi, en):
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in r.json()["errors"]] == ["lon", "lat", "z"]
+    assert {e["field"]: e["reason"] for e in vi.json()["errors"]} == {
+        "lon": "phải là số", "lat": "không được lớn hơn 90", "z": "phải là số"}
+    assert vi.json()["detail"] == "lon: phải là số; lat: không được lớn hơn 90; z: phải là số"
+    assert {e["field"]: e["reason"] for e in en.json()["errors"]} == {
+        "lon": "expected a number", "lat": "must be at most 90", "z": "expected a number"}
+    assert client.get(url + "&lang=en").json()["errors"][0]["reason"] == "expected a number"
+
+
+def test_a_body_in_error_is_a_422_listing_every_member(client, conn, keys) -> None:
+    (pid, version) = conn.execute("SELECT id, version FROM parcels ORDER BY id LIMIT 1").fetchone()
+    body = {"version": version, "type": 5, "id": [1], "crs": [4326], "note": "x" * 3,
+            "geometry": {"type": "Polygon", "coordinates": [[[106, 21], [106.001, 21], [106, 21.001],
+                                                             [106, 21]]]}}
+    h = keys["land_officer"]
+    vi = client.patch(f"/api/parcels/{pid}", json=body, headers=h)
+    en = client.patch(f"/api/parcels/{pid}", json=body, headers={**h, **EN})
+    assert vi.status_code == en.status_code == 422, vi.text
+    assert [e["field"] for e in vi.json()["errors"]] == ["type", "id", "crs"]
+    assert [e["field"] for e in en.json()["errors"]] == ["type", "id", "crs"]
+    assert {e["field"]: e["reason"] for e in vi.json()["errors"]} == {
+        "type": "phải là chuỗi ký tự",
+        "id": "phải là số nguyên hoặc phải là chuỗi ký tự",
+        "crs": "phải là chuỗi ký tự hoặc phải là số nguyên"}
+    assert {e["field"]: e["reason"] for e in en.json()["errors"]} == {
+        "type": "expected text", "id": "expected a whole number or expected text",
+        "crs": "expected text or expected a whole number"}
+    # No English left in the Vietnamese body, no Vietnamese in the English one.
+    assert not re.search(r"\b(must|should|input|expected|or|text)\b", vi.json()["detail"]), vi.text
+    assert "phải" not in en.text
+    # The checks of our own come out the same way.
+    r = client.post("/api/parcels/search", json={"geometry": body["geometry"], "relation": "inside"},
+                    headers=h)
+    assert r.status_code == 400
+    assert r.json()["detail"] == "relation: phải là một trong các giá trị: 'intersects' hoặc 'within'"
+
+
+def test_unknown_members_and_ogc_parameters(client) -> None:
+    r = client.post("/api/exports", json={"layer": "roads", "format": "geojson", "fields": 5})
+    assert r.status_code == 400
+    assert r.json()["errors"] == [{"field": "fields",
+                                   "reason": "phải là chuỗi ký tự hoặc phải là danh sách"}]
+    r = client.get("/ogc/collections/roads/items?limit=100000")
+    assert r.status_code == 400
+    assert r.json()["description"] == "limit: không được lớn hơn 10.000"
+    r = client.get("/ogc/collections/roads/items?limit=100000", headers=EN)
+    assert r.json()["description"] == "limit: must be at most 10,000"
+
+
+@pytest.mark.parametrize("lang, text", [
+    ("vi", "Tờ bản đồ số: &#39;abc&#39; không phải là số nguyên"),
+    ("en", "Map sheet: &#39;abc&#39; is not a whole number"),
+])
+def test_the_search_form_says_what_is_wrong_under_its_own_labels(client, lang, text) -> None:
+    r = client.get(f"/parcels?sheet=abc&lang={lang}")
+    assert r.status_code == 400 and f'id="search-error">{text}<' in r.text
+
+
+def test_the_error_page_is_in_the_users_language(client) -> None:
+    html = {"Accept": "text/html"}
+    vi = client.get("/parcels/999999999", headers=html)
+    assert vi.status_code == 404 and '<html lang="vi"' in vi.text
+    assert "404 – Không tìm thấy" in vi.text and "không tìm thấy thửa đất 999999999" in vi.text
+    assert "not found" not in vi.text
+    en = client.get("/parcels/999999999?lang=en", headers=html)
+    assert en.status_code == 404 and "parcel 999999999 not found" in en.text
+    # A parameter in error: the reason in Vietnamese, the time of a missing version in
+    # Vietnam time.
+    r = client.get("/parcels/1?as_of=" + "x" * 41, headers=html)
+    assert r.status_code == 400 and "as_of: tối đa 40 ký tự" in r.text
+    r = client.get("/parcels/1?as_of=1999-12-31", headers=html)
+    assert r.status_code == 404 and "chưa có tại thời điểm 31/12/1999 23:59" in r.text
