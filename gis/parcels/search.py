@@ -1,11 +1,20 @@
 """Parcel search: by key (current or pre-2025 commune code), land-use code, land user's name,
 point and polygon; criteria combine with AND.
 
-Each criterion maps to an index (migration 0006 and 0001): the key indexes for commune + sheet
-+ parcel (old codes have their own, partial index), GIN on land_use_codes, a trigram index over
-geoioc_fold(land_user) for names, GiST for point and polygon. Results are ordered by key so
-that paging is stable; a page is fetched with one row more than asked to tell whether there is
-a next one, never with a count over the whole match.
+Each criterion maps to an index (migrations 0001, 0006, 0013): the key indexes for commune +
+sheet + parcel (old codes have their own, partial index), GIN on land_use_codes, for names a
+B-tree over the folded name, a GIN over its words (geoioc_words) and a trigram index over
+geoioc_fold(land_user), GiST for point and polygon. Results are ordered by key so that paging is
+stable; a page is fetched with one row more than asked to tell whether there is a next one,
+never with a count over the whole match.
+
+A name search ranks in tiers: the exact name, then names holding the typed words as whole words
+in that order, in any order, then names holding them only inside other words. Each tier is its
+own query ordered by key with a LIMIT, run one after the other until the page is full: the
+planner then walks the key index and stops after a page when a tier is big ("nguyen" is a
+third of all names) and uses the name indexes when it is small ("nguyen van an"), where one
+query ordered by (tier, key) had to find and sort every match first (461 ms for "nguyen" at
+800,000 parcels; bench/search.py).
 """
 
 from __future__ import annotations
@@ -90,7 +99,7 @@ def parse_land_use(raw: str) -> list[str]:
 
 def parse_owner(raw: str) -> str:
     q = fold(raw)
-    if len(q.replace(" ", "")) < MIN_OWNER_CHARS:
+    if len("".join(owner_words(q))) < MIN_OWNER_CHARS:
         raise BadRequest(f"owner: type at least {MIN_OWNER_CHARS} letters of the name")
     return q
 
@@ -113,12 +122,13 @@ def _conditions(c: Criteria) -> tuple[list[sql.Composable], dict[str, Any]]:
         conds.append(sql.SQL("t.land_use_codes && %(land_use)s::text[]"))
         params["land_use"] = c.land_use
     if c.owner:
-        for i, word in enumerate(c.owner.split()):
-            name = f"owner{i}"
-            conds.append(sql.SQL("geoioc_fold(t.land_user) LIKE {}").format(sql.Placeholder(name)))
-            params[name] = f"%{like_escape(word)}%"
+        # The name conditions are in the tiers (_tiers); these are their parameters.
+        words = owner_words(c.owner)
         params["owner"] = c.owner
-        params["owner_words"] = r"\m" + r"\M.*\m".join(re.escape(w) for w in c.owner.split()) + r"\M"
+        params["owner_words"] = words
+        params["owner_in_order"] = r"\m" + r"\M.*\m".join(re.escape(w) for w in words) + r"\M"
+        for i, word in enumerate(c.owner.split()):
+            params[f"owner{i}"] = f"%{like_escape(word)}%"
     if c.point is not None:
         conds.append(sql.SQL("ST_Intersects(t.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))"))
         params["lon"], params["lat"] = c.point
@@ -127,6 +137,71 @@ def _conditions(c: Criteria) -> tuple[list[sql.Composable], dict[str, Any]]:
         conds.append(sql.SQL(relation).format(g=sql.SQL("ST_GeomFromWKB(%(polygon)s, 4326)")))
         params["polygon"] = c.polygon
     return conds, params
+
+
+def owner_words(folded: str) -> list[str]:
+    """The whole words of a folded name as geoioc_words() splits them (migration 0013)."""
+    return re.findall(r"\w+", folded)
+
+
+# Name tiers, best first: the exact name (B-tree), the typed words as whole words in that order,
+# in another order (GIN over the words: exact, so rows are not rechecked), then names holding
+# them only inside longer words (trigrams). Together they are exactly the names in which every
+# typed word occurs; each is written with as few geoioc_fold calls per row as its definition
+# needs (a call through the SQL function executor costs microseconds).
+EXACT = sql.SQL("geoioc_fold(t.land_user) = %(owner)s")
+HAS_WORDS = sql.SQL("geoioc_words(t.land_user) @> %(owner_words)s::text[]")
+IN_ORDER = sql.SQL("geoioc_fold(t.land_user) ~ %(owner_in_order)s")
+
+
+def _tiers(c: Criteria) -> list[sql.Composable]:
+    if not c.owner:
+        return [sql.SQL("TRUE")]
+    typed = c.owner.split()
+    words = owner_words(c.owner)
+    like_all = sql.SQL(" AND ").join(
+        sql.SQL("geoioc_fold(t.land_user) LIKE {}").format(sql.Placeholder(f"owner{i}"))
+        for i in range(len(typed)))
+    # Whole words imply the typed text when each typed word is one word ("nguyen van", not
+    # "nguyen-van", whose words need not be adjacent).
+    plain = typed == words
+    whole = HAS_WORDS if plain else sql.SQL("{} AND {}").format(HAS_WORDS, like_all)
+    if len(words) == 1:  # in order = anywhere
+        tiers = [sql.SQL("{} AND NOT {}").format(whole, EXACT)]
+    else:  # the exact name has its words in order
+        tiers = [sql.SQL("{} AND {} AND NOT {}").format(whole, IN_ORDER, EXACT),
+                 sql.SQL("{} AND NOT {}").format(whole, IN_ORDER)]
+    # Names with all words but not as whole words (an exact name has them whole).
+    return [EXACT, *tiers, sql.SQL("{} AND NOT {}").format(like_all, HAS_WORDS)]
+
+
+KEY_ORDER = sql.SQL("t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
+
+
+def _page_ids(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
+              tiers: list[sql.Composable], limit: int, offset: int) -> list[int]:
+    """Ids of rows OFFSET .. OFFSET+LIMIT in (tier, key) order, asking tier after tier and
+    stopping as soon as the page is full. A tier that ends before the offset is counted (up to
+    the offset) to know how much of the offset it used."""
+    ids: list[int] = []
+    for tier in tiers:
+        cond = sql.SQL(" AND ").join([*conds, tier])
+        rows = conn.execute(sql.SQL(
+            "SELECT t.id FROM parcels AS t WHERE {cond} ORDER BY {order}"
+            " LIMIT %(tier_limit)s OFFSET %(tier_offset)s").format(cond=cond, order=KEY_ORDER),
+            {**params, "tier_limit": limit - len(ids), "tier_offset": offset}).fetchall()
+        if not rows and offset > 0:
+            seen = conn.execute(sql.SQL(
+                "SELECT count(*) FROM (SELECT FROM parcels AS t WHERE {cond}"
+                " LIMIT %(tier_offset)s) AS s").format(cond=cond),
+                {**params, "tier_offset": offset}).fetchone()
+            offset -= seen[0] if seen else 0
+            continue
+        ids.extend(r[0] for r in rows)
+        offset = 0
+        if len(ids) >= limit:
+            break
+    return ids
 
 
 def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
@@ -141,26 +216,19 @@ def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
     if restrict is not None:
         conds.append(restrict)
     extra = tuple(f for f in RESULT_FIELDS if f in readable)
-    order: sql.Composable = sql.SQL(
-        "t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
-    if c.owner:
-        # Exact name first, then the words as whole words in order, then any match.
-        order = sql.SQL("CASE WHEN geoioc_fold(t.land_user) = %(owner)s THEN 0"
-                        " WHEN geoioc_fold(t.land_user) ~ %(owner_words)s THEN 1 ELSE 2 END, ") + order
+    limit = min(max(limit, 1), MAX_LIMIT)
+    ids = _page_ids(conn, conds, params, _tiers(c), limit + 1, min(max(offset, 0), MAX_OFFSET))
     stmt = sql.SQL(
         "SELECT t.id, t.commune_code, t.old_commune_code, t.sheet_no, t.parcel_no{extra},"
         " (SELECT a.name FROM admin_units AS a WHERE a.code = t.commune_code"
         "   AND a.level = 'commune' AND a.valid_to IS NULL LIMIT 1) AS commune_name,"
         " ST_XMin(t.geom) AS x1, ST_YMin(t.geom) AS y1, ST_XMax(t.geom) AS x2, ST_YMax(t.geom) AS y2,"
         " ST_X(ST_PointOnSurface(t.geom)) AS cx, ST_Y(ST_PointOnSurface(t.geom)) AS cy"
-        " FROM parcels AS t WHERE {cond} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(extra=(sql.SQL(", ") + columns(extra)) if extra else sql.SQL(""),
-             cond=sql.SQL(" AND ").join(conds), order=order)
-    limit = min(max(limit, 1), MAX_LIMIT)
-    params.update(limit=limit + 1, offset=min(max(offset, 0), MAX_OFFSET))
+        " FROM parcels AS t WHERE t.id = ANY(%(ids)s)"
+    ).format(extra=(sql.SQL(", ") + columns(extra)) if extra else sql.SQL(""))
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(stmt, params).fetchall()
-    return [_result(r, extra) for r in rows[:limit]], len(rows) > limit
+        by_id = {r["id"]: r for r in cur.execute(stmt, {"ids": ids[:limit]}).fetchall()}
+    return [_result(by_id[i], extra) for i in ids[:limit] if i in by_id], len(ids) > limit
 
 
 def _result(r: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
