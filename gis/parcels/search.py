@@ -3,22 +3,31 @@ point and polygon; criteria combine with AND.
 
 Each criterion maps to an index (migrations 0001, 0006, 0013): the key indexes for commune +
 sheet + parcel (old codes have their own, partial index), GIN on land_use_codes, for names a
-B-tree over the folded name, a GIN over its words (geoioc_words) and a trigram index over
-geoioc_fold(land_user), GiST for point and polygon. Results are ordered by key so that paging is
+B-tree over the stored folded name (land_user_folded), a GIN over its words (geoioc_words) and
+a trigram index over it, GiST for point and polygon. Results are ordered by key so that paging is
 stable; a page is fetched with one row more than asked to tell whether there is a next one,
 never with a count over the whole match.
 
 A name search ranks in tiers: the exact name, then names holding the typed words as whole words
-in that order, in any order, then names holding them only inside other words. Each tier is its
-own query ordered by key with a LIMIT, run one after the other until the page is full: the
-planner then walks the key index and stops after a page when a tier is big ("nguyen" is a
-third of all names) and uses the name indexes when it is small ("nguyen van an"), where one
-query ordered by (tier, key) had to find and sort every match first (461 ms for "nguyen" at
-800,000 parcels; bench/search.py).
+in that order, in any order, then names holding them only inside other words; by key within a
+tier. The names are read folded as stored (land_user_folded, migration 0013), never through
+geoioc_fold() per row. A tier is fetched one of two ways, so that neither depends on the
+planner guessing how many names hold a word (it multiplies the words' frequencies: "cong ty"
+is 18,000 company names where it guesses 1,400, "thi van" next to none where it guesses 9 %):
+
+* walk: the first parcels in key order (an index-only scan of the key index, which carries the
+  folded name), at most WALK_BUDGET of them, tested with cheap regular expressions, stopping as
+  soon as the page is full: instant when the tier is big ("nguyen" is a third of all names);
+* collect, when the walk did not fill the page (then the tier is small): every name of the tier
+  from the name indexes (GIN over the words, trigrams), sorted by key.
+
+A query ordered by (tier, key) had to find and sort every match first: 461 ms for "nguyen" at
+800,000 parcels (bench/search.py has the figures).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +136,8 @@ def _conditions(c: Criteria) -> tuple[list[sql.Composable], dict[str, Any]]:
         params["owner"] = c.owner
         params["owner_words"] = words
         params["owner_in_order"] = r"\m" + r"\M.*\m".join(re.escape(w) for w in words) + r"\M"
+        params["owner_word_res"] = [rf"\m{re.escape(w)}\M" for w in words]
+        params["owner_in_order_like"] = "%" + "%".join(like_escape(w) for w in words) + "%"
         for i, word in enumerate(c.owner.split()):
             params[f"owner{i}"] = f"%{like_escape(word)}%"
     if c.point is not None:
@@ -144,61 +155,160 @@ def owner_words(folded: str) -> list[str]:
     return re.findall(r"\w+", folded)
 
 
-# Name tiers, best first: the exact name (B-tree), the typed words as whole words in that order,
-# in another order (GIN over the words: exact, so rows are not rechecked), then names holding
-# them only inside longer words (trigrams). Together they are exactly the names in which every
-# typed word occurs; each is written with as few geoioc_fold calls per row as its definition
-# needs (a call through the SQL function executor costs microseconds).
-EXACT = sql.SQL("geoioc_fold(t.land_user) = %(owner)s")
-HAS_WORDS = sql.SQL("geoioc_words(t.land_user) @> %(owner_words)s::text[]")
-IN_ORDER = sql.SQL("geoioc_fold(t.land_user) ~ %(owner_in_order)s")
-
-
-def _tiers(c: Criteria) -> list[sql.Composable]:
-    if not c.owner:
-        return [sql.SQL("TRUE")]
-    typed = c.owner.split()
-    words = owner_words(c.owner)
-    like_all = sql.SQL(" AND ").join(
-        sql.SQL("geoioc_fold(t.land_user) LIKE {}").format(sql.Placeholder(f"owner{i}"))
-        for i in range(len(typed)))
-    # Whole words imply the typed text when each typed word is one word ("nguyen van", not
-    # "nguyen-van", whose words need not be adjacent).
-    plain = typed == words
-    whole = HAS_WORDS if plain else sql.SQL("{} AND {}").format(HAS_WORDS, like_all)
-    if len(words) == 1:  # in order = anywhere
-        tiers = [sql.SQL("{} AND NOT {}").format(whole, EXACT)]
-    else:  # the exact name has its words in order
-        tiers = [sql.SQL("{} AND {} AND NOT {}").format(whole, IN_ORDER, EXACT),
-                 sql.SQL("{} AND NOT {}").format(whole, IN_ORDER)]
-    # Names with all words but not as whole words (an exact name has them whole).
-    return [EXACT, *tiers, sql.SQL("{} AND NOT {}").format(like_all, HAS_WORDS)]
-
-
 KEY_ORDER = sql.SQL("t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
+# The same order for a sort: commune codes are five digits, which every collation orders alike,
+# and a byte comparison is several times faster than the database's collation.
+S_ORDER = sql.SQL('s.commune_code COLLATE "C", s.sheet_no, s.parcel_no,'
+                  ' s.old_commune_code COLLATE "C" NULLS FIRST, s.id')
+# A walk reads the first WALK_FIRST parcels in key order: enough for a dense tier ("nguyen" is
+# a third of all names). A tier it could not fill but found at least WALK_MIN_SEEN times is
+# walked further, as far as its density there says it takes (up to WALK_MAX); a rarer one is
+# left to the indexes, which collect and sort such a tier in milliseconds (under 4 in 2,000
+# names: about 1,600 of 800,000). A walk is an index-only scan of the key index (it carries the
+# folded name) with a LIKE per row, and no sort: the order is the index's.
+WALK_FIRST, WALK_MIN_SEEN, WALK_MAX = 2_000, 4, 30_000
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """The tiers of an owner search, best first: FIND, per tier, the index condition (alias t)
+    that selects a superset of it, and CLASSIFY, one expression (alias s) that gives a row's
+    tier (its index; NULL for none, and for the exact name, which its B-tree finds), with the
+    cheapest tests first. Together the tiers are exactly the names in which every typed word
+    occurs (LIKE, as before the tiers)."""
+    find: list[sql.Composable]
+    classify: sql.Composable
+
+
+EXACT = sql.SQL("t.land_user_folded = %(owner)s")
+HAS_WORDS = sql.SQL("geoioc_words(t.land_user_folded) @> %(owner_words)s::text[]")
+# A regular expression with word boundaries costs about a microsecond a row, one with the
+# words in order (\mnguyen\M.*\mvan\M.*\man\M) up to fifteen: LIKEs go first and sift the rows.
+ALL_WHOLE = sql.SQL("s.land_user_folded ~ ALL(%(owner_word_res)s::text[])")
+IN_ORDER = sql.SQL("(s.land_user_folded LIKE %(owner_in_order_like)s"
+                   " AND s.land_user_folded ~ %(owner_in_order)s)")
+IS_EXACT = sql.SQL("s.land_user_folded = %(owner)s")
+
+
+def _tiers(c: Criteria) -> Tiers:
+    """Exact name; typed words whole and in order; whole in another order (several words);
+    only inside longer words."""
+    assert c.owner
+    n_typed = len(c.owner.split())
+    like_all, like_all_s = (sql.SQL(" AND ").join(
+        sql.SQL("{}.land_user_folded LIKE {}").format(sql.Identifier(alias), sql.Placeholder(f"owner{i}"))
+        for i in range(n_typed)) for alias in ("t", "s"))
+    # The LIKEs gate every tier: whole words alone do not imply "nguyen-van" typed (its words
+    # need not be adjacent).
+    if len(owner_words(c.owner)) == 1:  # a whole word is in order
+        return Tiers([EXACT, HAS_WORDS, like_all], sql.SQL(
+            "CASE WHEN NOT ({like}) THEN NULL WHEN {whole} THEN"
+            " CASE WHEN {exact} THEN NULL ELSE 1 END ELSE 2 END").format(
+            like=like_all_s, whole=ALL_WHOLE, exact=IS_EXACT))
+    return Tiers([EXACT, HAS_WORDS, HAS_WORDS, like_all], sql.SQL(
+        "CASE WHEN NOT ({like}) THEN NULL WHEN {whole} THEN"
+        " CASE WHEN {exact} THEN NULL WHEN {in_order} THEN 1 ELSE 2 END ELSE 3 END").format(
+        like=like_all_s, whole=ALL_WHOLE, exact=IS_EXACT, in_order=IN_ORDER))
+
+
+def _collect(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
+             tiers: Tiers, i: int, n: int) -> dict[int, list[int]]:
+    """The first N ids in key order of tier I and of every tier that the indexes select the
+    same way (the two whole-word tiers share the GIN lookup), found by the indexes and sorted;
+    by tier index. OFFSET 0 keeps the planner from walking the key index instead: it would,
+    if it guessed the tier big."""
+    find = tiers.find[i]
+    same = [j for j, f in enumerate(tiers.find) if j == i or (j > 0 and f == find)]
+    if i == 0:  # the exact name: its B-tree, no classification
+        rows = conn.execute(sql.SQL(
+            "SELECT 0, s.id FROM (SELECT t.id, t.commune_code, t.sheet_no, t.parcel_no,"
+            " t.old_commune_code FROM parcels AS t WHERE {cond} OFFSET 0) AS s"
+            " ORDER BY {order} LIMIT %(tier_n)s").format(
+            cond=sql.SQL(" AND ").join([*conds, find]), order=S_ORDER),
+            {**params, "tier_n": n}).fetchall()
+    else:
+        rows = conn.execute(sql.SQL(
+            "SELECT x.tier, x.id FROM (SELECT s.id, s.tier, row_number() OVER (PARTITION BY s.tier"
+            "  ORDER BY {order}) AS rn FROM (SELECT s.*, {classify} AS tier FROM (SELECT t.id,"
+            "  t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code, t.land_user_folded"
+            "  FROM parcels AS t WHERE {cond} OFFSET 0) AS s) AS s"
+            "  WHERE s.tier = ANY(%(tiers)s)) AS x WHERE x.rn <= %(tier_n)s ORDER BY x.tier, x.rn"
+        ).format(order=S_ORDER, classify=tiers.classify,
+                 cond=sql.SQL(" AND ").join([*conds, find])),
+            {**params, "tier_n": n, "tiers": same}).fetchall()
+    out: dict[int, list[int]] = {j: [] for j in same}
+    for j, pid in rows:
+        out[j].append(pid)
+    return out
+
+
+@dataclass
+class Walk:
+    """What one walk over the first BUDGET parcels in key order found: the first ids of each
+    tier (by index), and whether those parcels were all the candidates (then it is exact)."""
+    budget: int
+    by_tier: dict[int, list[int]]
+    complete: bool
+
+    def enough(self, tier: int, n: int) -> bool:
+        return self.complete or len(self.by_tier.get(tier, [])) >= n
+
+
+def _walk(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
+          tiers: Tiers, n: int, budget: int) -> Walk:
+    """One pass over the first BUDGET parcels in key order (the other criteria applied), each
+    sorted into its tier; the first N of each tier come back (the first N of a tier in that
+    prefix are its first N overall). The running counts follow the rows as the index gives
+    them (a window without ORDER BY: no sort, and no key comparison per row). The row at
+    position BUDGET comes back too: then the prefix was cut, not complete."""
+    ranks = sql.SQL(" ").join(
+        sql.SQL("WHEN {i} THEN count(*) FILTER (WHERE s.tier = {i}) OVER w").format(i=sql.Literal(i))
+        for i in range(1, len(tiers.find)))
+    rows = conn.execute(sql.SQL(
+        "SELECT x.tier, x.id, x.rank, x.pos FROM (SELECT s.id, s.tier,"
+        "  row_number() OVER w AS pos, CASE s.tier {ranks} END AS rank"
+        "  FROM (SELECT s.id, {classify} AS tier FROM (SELECT t.id, t.land_user_folded"
+        "   FROM parcels AS t WHERE {cond} ORDER BY {key} LIMIT %(budget)s) AS s) AS s"
+        "  WINDOW w AS (ROWS UNBOUNDED PRECEDING)) AS x"
+        " WHERE x.rank <= %(tier_n)s OR x.pos = %(budget)s"
+    ).format(ranks=ranks, classify=tiers.classify, key=KEY_ORDER,
+             cond=sql.SQL(" AND ").join(conds) if conds else sql.SQL("TRUE")),
+        {**params, "tier_n": n, "budget": budget}).fetchall()
+    by_tier: dict[int, list[int]] = {}
+    for tier, pid, rank, _ in rows:
+        if tier is not None and rank <= n:
+            by_tier.setdefault(tier, []).append(pid)
+    return Walk(budget, by_tier, complete=not any(pos == budget for *_, pos in rows))
 
 
 def _page_ids(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
-              tiers: list[sql.Composable], limit: int, offset: int) -> list[int]:
-    """Ids of rows OFFSET .. OFFSET+LIMIT in (tier, key) order, asking tier after tier and
-    stopping as soon as the page is full. A tier that ends before the offset is counted (up to
-    the offset) to know how much of the offset it used."""
+              tiers: Tiers, limit: int, offset: int) -> list[int]:
+    """Ids of rows OFFSET .. OFFSET+LIMIT in (tier, key) order, tier after tier until the page
+    is full. The exact name comes from its B-tree; another tier from a walk when a walk holds
+    enough of it (WALK_FIRST, then further for a tier dense enough), else it is collected from
+    the indexes; a collected tier also tells how many rows it has, for the offset."""
     ids: list[int] = []
-    for tier in tiers:
-        cond = sql.SQL(" AND ").join([*conds, tier])
-        rows = conn.execute(sql.SQL(
-            "SELECT t.id FROM parcels AS t WHERE {cond} ORDER BY {order}"
-            " LIMIT %(tier_limit)s OFFSET %(tier_offset)s").format(cond=cond, order=KEY_ORDER),
-            {**params, "tier_limit": limit - len(ids), "tier_offset": offset}).fetchall()
-        if not rows and offset > 0:
-            seen = conn.execute(sql.SQL(
-                "SELECT count(*) FROM (SELECT FROM parcels AS t WHERE {cond}"
-                " LIMIT %(tier_offset)s) AS s").format(cond=cond),
-                {**params, "tier_offset": offset}).fetchone()
-            offset -= seen[0] if seen else 0
-            continue
-        ids.extend(r[0] for r in rows)
-        offset = 0
+    total = offset + limit
+    walk: Walk | None = None
+    collected: dict[int, list[int]] = {}
+    for i in range(len(tiers.find)):
+        n = offset + limit - len(ids)
+        found: list[int] | None = collected.get(i)
+        if i > 0 and found is None:
+            if walk is None:
+                walk = _walk(conn, conds, params, tiers, total, WALK_FIRST)
+            seen = len(walk.by_tier.get(i, []))
+            if not walk.enough(i, n) and seen >= WALK_MIN_SEEN:
+                budget = min(WALK_MAX, math.ceil(1.5 * walk.budget * n / seen))
+                if budget > walk.budget:
+                    walk = _walk(conn, conds, params, tiers, total, budget)
+            if walk.enough(i, n):
+                found = walk.by_tier.get(i, [])[:n]
+        if found is None:
+            collected.update(_collect(conn, conds, params, tiers, i, total))
+            found = collected[i][:n]
+        ids.extend(found[offset:])
+        offset = max(0, offset - len(found))
         if len(ids) >= limit:
             break
     return ids
@@ -217,7 +327,15 @@ def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
         conds.append(restrict)
     extra = tuple(f for f in RESULT_FIELDS if f in readable)
     limit = min(max(limit, 1), MAX_LIMIT)
-    ids = _page_ids(conn, conds, params, _tiers(c), limit + 1, min(max(offset, 0), MAX_OFFSET))
+    offset = min(max(offset, 0), MAX_OFFSET)
+    if c.owner:
+        ids = _page_ids(conn, conds, params, _tiers(c), limit + 1, offset)
+    else:  # the planner knows well how many parcels a commune, a code or a place holds
+        ids = [r[0] for r in conn.execute(sql.SQL(
+            "SELECT t.id FROM parcels AS t WHERE {cond} ORDER BY {order}"
+            " LIMIT %(limit)s OFFSET %(offset)s").format(
+            cond=sql.SQL(" AND ").join(conds), order=KEY_ORDER),
+            {**params, "limit": limit + 1, "offset": offset}).fetchall()]
     stmt = sql.SQL(
         "SELECT t.id, t.commune_code, t.old_commune_code, t.sheet_no, t.parcel_no{extra},"
         " (SELECT a.name FROM admin_units AS a WHERE a.code = t.commune_code"
