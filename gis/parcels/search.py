@@ -12,14 +12,17 @@ A name search ranks in tiers: the exact name, then names holding the typed words
 in that order, in any order, then names holding them only inside other words; by key within a
 tier. The names are read folded as stored (land_user_folded, migration 0013), never through
 geoioc_fold() per row. A tier is fetched one of two ways, so that neither depends on the
-planner guessing how many names hold a word (it multiplies the words' frequencies: "cong ty"
-is 18,000 company names where it guesses 1,400, "thi van" next to none where it guesses 9 %):
+planner guessing how many names hold the words (it multiplies their frequencies: at 800,000
+parcels "cong ty" is 18,000 company names where it guesses 1,400, "thi duc" none where it
+guesses 5,800, since Thị names women and Đức men):
 
 * walk: the first parcels in key order (an index-only scan of the key index, which carries the
-  folded name), at most WALK_BUDGET of them, tested with cheap regular expressions, stopping as
-  soon as the page is full: instant when the tier is big ("nguyen" is a third of all names);
-* collect, when the walk did not fill the page (then the tier is small): every name of the tier
-  from the name indexes (GIN over the words, trigrams), sorted by key.
+  folded name), each sorted into its tier by LIKEs and, for the few that pass them, regular
+  expressions; the first page of a tier there is its first page overall. 2,000 parcels fill it
+  when the tier is big ("nguyen" is a third of all names); a tier seen often enough there is
+  walked further (up to 30,000);
+* collect, for a tier the walk did not fill (then it is small): its names from the name
+  indexes (the GIN over the words, trigrams), sorted by key.
 
 A query ordered by (tier, key) had to find and sort every match first: 461 ms for "nguyen" at
 800,000 parcels (bench/search.py has the figures).

@@ -4,10 +4,10 @@ word and exact name; parcel numbers without a commune; the map search box's fiel
 * `parcels.land_user_folded`, a stored generated column = geoioc_fold(land_user). A search
   compares names folded (accents and case: migration 0006), and geoioc_fold() is an SQL
   function that PostgreSQL cannot inline (its body calls unaccent, which is only STABLE): each
-  call costs microseconds, 4 to 15 times plain LIKE on stored text. An index on the expression
+  call costs microseconds, up to 15 times a LIKE on stored text. An index on the expression
   avoids it for the index lookup only; every row the search then filters, rechecks or ranks
-  called it again, 2 or 3 times: 18,000 company names for "cong ty" took 1.5 s. Stored, the
-  fold is paid once per write. Not a catalogue field: nothing serves it (the catalogue's fields
+  called it again, 2 or 3 times (the 18,000 company names of "cong ty" took 1.5 s on the
+  shared test machine). Stored, the fold is paid once per write. Not a catalogue field: nothing serves it (the catalogue's fields
   are what the API, tiles and exports read), and it is as personal as the name itself.
 * `geoioc_words(folded)`: the words of a folded text, split at anything not a letter or digit
   (Python's re.findall(r"\\w+") on the typed text), an inlinable IMMUTABLE SQL function over
