@@ -253,6 +253,7 @@ LAYERS: tuple[Layer, ...] = (
         keywords=("giao thông", "đường", "traffic"),
         import_roles=("operator",),
         search_fields=("name",),
+        search_merges_pieces=True,
         identify=True,
     ),
     Layer(

@@ -147,6 +147,9 @@ class Layer:
     import_roles: tuple[str, ...] = ()
     # Text fields the map's search box looks in (accent-insensitive); empty = not searched by name.
     search_fields: tuple[str, ...] = ()
+    # Features are pieces of one named thing (a road cut at junctions and commune boundaries):
+    # the search box shows one hit per name and connected stretch, not one per piece.
+    search_merges_pieces: bool = False
     # Whether a click on the map asks the server what of this layer is there (a polygon under
     # the point; the nearest line or point within a tolerance in metres derived from the zoom),
     # and an equality on a coded field that narrows it (admin units: the commune, not the

@@ -55,9 +55,20 @@ def parse_as_of(raw: str | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=PROVINCE_TZ)
 
 
+# Punctuation that unaccent's rules write in ASCII and that names carry ("Trạm ... – PM2.5",
+# typographic quotes): typed or pasted, it must fold as the stored name does.
+_PUNCTUATION = str.maketrans({
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
+    "\u2212": "-", "\u00ad": "-", "\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201f": '"', "\u2033": '"', "\u2026": "...",
+    "\u00ab": "<<", "\u00bb": ">>", "\u2039": "<", "\u203a": ">",
+})
+
+
 def fold(text: str) -> str:
     """Lower case, no diacritics, đ as d, single spaces: the Python side of geoioc_fold()
     (migration 0006), also for decomposed (NFD) input that unaccent would leave alone."""
+    text = text.translate(_PUNCTUATION)
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.lower().split())

@@ -1,15 +1,36 @@
 """Parcel search: by key (current or pre-2025 commune code), land-use code, land user's name,
 point and polygon; criteria combine with AND.
 
-Each criterion maps to an index (migration 0006 and 0001): the key indexes for commune + sheet
-+ parcel (old codes have their own, partial index), GIN on land_use_codes, a trigram index over
-geoioc_fold(land_user) for names, GiST for point and polygon. Results are ordered by key so
-that paging is stable; a page is fetched with one row more than asked to tell whether there is
-a next one, never with a count over the whole match.
+Each criterion maps to an index (migrations 0001, 0006, 0013): the key indexes for commune +
+sheet + parcel (old codes have their own, partial index), GIN on land_use_codes, for names a
+B-tree over the stored folded name (land_user_folded), a GIN over its words (geoioc_words) and
+a trigram index over it, GiST for point and polygon. Results are ordered by key so that paging is
+stable; a page is fetched with one row more than asked to tell whether there is a next one,
+never with a count over the whole match.
+
+A name search ranks in tiers: the exact name, then names holding the typed words as whole words
+in that order, in any order, then names holding them only inside other words; by key within a
+tier. The names are read folded as stored (land_user_folded, migration 0013), never through
+geoioc_fold() per row. A tier is fetched one of two ways, so that neither depends on the
+planner guessing how many names hold the words (it multiplies their frequencies: at 800,000
+parcels "cong ty" is 18,000 company names where it guesses 1,400, "thi duc" none where it
+guesses 5,800, since Thị names women and Đức men):
+
+* walk: the first parcels in key order (an index-only scan of the key index, which carries the
+  folded name), each sorted into its tier by LIKEs and, for the few that pass them, regular
+  expressions; the first page of a tier there is its first page overall. 2,000 parcels fill it
+  when the tier is big ("nguyen" is a third of all names); a tier seen often enough there is
+  walked further (up to 30,000);
+* collect, for a tier the walk did not fill (then it is small): its names from the name
+  indexes (the GIN over the words, trigrams), sorted by key.
+
+A query ordered by (tier, key) had to find and sort every match first: 461 ms for "nguyen" at
+800,000 parcels (bench/search.py has the figures).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +115,7 @@ def parse_land_use(raw: str) -> list[str]:
 
 def parse_owner(raw: str) -> str:
     q = fold(raw)
-    if len(q.replace(" ", "")) < MIN_OWNER_CHARS:
+    if len("".join(owner_words(q))) < MIN_OWNER_CHARS:
         raise BadRequest.for_field("owner_too_short", "owner",
                                    f"type at least {MIN_OWNER_CHARS} letters of the name",
                                    n=MIN_OWNER_CHARS)
@@ -119,12 +140,15 @@ def _conditions(c: Criteria) -> tuple[list[sql.Composable], dict[str, Any]]:
         conds.append(sql.SQL("t.land_use_codes && %(land_use)s::text[]"))
         params["land_use"] = c.land_use
     if c.owner:
-        for i, word in enumerate(c.owner.split()):
-            name = f"owner{i}"
-            conds.append(sql.SQL("geoioc_fold(t.land_user) LIKE {}").format(sql.Placeholder(name)))
-            params[name] = f"%{like_escape(word)}%"
+        # The name conditions are in the tiers (_tiers); these are their parameters.
+        words = owner_words(c.owner)
         params["owner"] = c.owner
-        params["owner_words"] = r"\m" + r"\M.*\m".join(re.escape(w) for w in c.owner.split()) + r"\M"
+        params["owner_words"] = words
+        params["owner_in_order"] = r"\m" + r"\M.*\m".join(re.escape(w) for w in words) + r"\M"
+        params["owner_word_res"] = [rf"\m{re.escape(w)}\M" for w in words]
+        params["owner_in_order_like"] = "%" + "%".join(like_escape(w) for w in words) + "%"
+        for i, word in enumerate(c.owner.split()):
+            params[f"owner{i}"] = f"%{like_escape(word)}%"
     if c.point is not None:
         conds.append(sql.SQL("ST_Intersects(t.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))"))
         params["lon"], params["lat"] = c.point
@@ -133,6 +157,170 @@ def _conditions(c: Criteria) -> tuple[list[sql.Composable], dict[str, Any]]:
         conds.append(sql.SQL(relation).format(g=sql.SQL("ST_GeomFromWKB(%(polygon)s, 4326)")))
         params["polygon"] = c.polygon
     return conds, params
+
+
+def owner_words(folded: str) -> list[str]:
+    """The whole words of a folded name as geoioc_words() splits them (migration 0013)."""
+    return re.findall(r"\w+", folded)
+
+
+KEY_ORDER = sql.SQL("t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
+# The same order for a sort: commune codes are five digits, which every collation orders alike,
+# and a byte comparison is several times faster than the database's collation.
+S_ORDER = sql.SQL('s.commune_code COLLATE "C", s.sheet_no, s.parcel_no,'
+                  ' s.old_commune_code COLLATE "C" NULLS FIRST, s.id')
+# A walk reads the first WALK_FIRST parcels in key order: enough for a dense tier ("nguyen" is
+# a third of all names). A tier it could not fill but found at least WALK_MIN_SEEN times is
+# walked further, as far as its density there says it takes (up to WALK_MAX); a rarer one is
+# left to the indexes, which collect and sort such a tier in milliseconds (under 4 in 2,000
+# names: about 1,600 of 800,000). A walk is an index-only scan of the key index (it carries the
+# folded name) with a LIKE per row, and no sort: the order is the index's.
+WALK_FIRST, WALK_MIN_SEEN, WALK_MAX = 2_000, 4, 30_000
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """The tiers of an owner search, best first: FIND, per tier, the index condition (alias t)
+    that selects a superset of it, and CLASSIFY, one expression (alias s) that gives a row's
+    tier (its index; NULL for none, and for the exact name, which its B-tree finds), with the
+    cheapest tests first. Together the tiers are exactly the names in which every typed word
+    occurs (LIKE, as before the tiers)."""
+    find: list[sql.Composable]
+    classify: sql.Composable
+
+
+EXACT = sql.SQL("t.land_user_folded = %(owner)s")
+HAS_WORDS = sql.SQL("geoioc_words(t.land_user_folded) @> %(owner_words)s::text[]")
+# A regular expression with word boundaries costs about a microsecond a row, one with the
+# words in order (\mnguyen\M.*\mvan\M.*\man\M) up to fifteen: LIKEs go first and sift the rows.
+ALL_WHOLE = sql.SQL("s.land_user_folded ~ ALL(%(owner_word_res)s::text[])")
+IN_ORDER = sql.SQL("(s.land_user_folded LIKE %(owner_in_order_like)s"
+                   " AND s.land_user_folded ~ %(owner_in_order)s)")
+IS_EXACT = sql.SQL("s.land_user_folded = %(owner)s")
+
+
+def _tiers(c: Criteria) -> Tiers:
+    """Exact name; typed words whole and in order; whole in another order (several words);
+    only inside longer words."""
+    assert c.owner
+    n_typed = len(c.owner.split())
+    like_all, like_all_s = (sql.SQL(" AND ").join(
+        sql.SQL("{}.land_user_folded LIKE {}").format(sql.Identifier(alias), sql.Placeholder(f"owner{i}"))
+        for i in range(n_typed)) for alias in ("t", "s"))
+    # The LIKEs gate every tier: whole words alone do not imply "nguyen-van" typed (its words
+    # need not be adjacent).
+    if len(owner_words(c.owner)) == 1:  # a whole word is in order
+        return Tiers([EXACT, HAS_WORDS, like_all], sql.SQL(
+            "CASE WHEN NOT ({like}) THEN NULL WHEN {whole} THEN"
+            " CASE WHEN {exact} THEN NULL ELSE 1 END ELSE 2 END").format(
+            like=like_all_s, whole=ALL_WHOLE, exact=IS_EXACT))
+    return Tiers([EXACT, HAS_WORDS, HAS_WORDS, like_all], sql.SQL(
+        "CASE WHEN NOT ({like}) THEN NULL WHEN {whole} THEN"
+        " CASE WHEN {exact} THEN NULL WHEN {in_order} THEN 1 ELSE 2 END ELSE 3 END").format(
+        like=like_all_s, whole=ALL_WHOLE, exact=IS_EXACT, in_order=IN_ORDER))
+
+
+def _collect(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
+             tiers: Tiers, i: int, n: int) -> dict[int, list[int]]:
+    """The first N ids in key order of tier I and of every tier that the indexes select the
+    same way (the two whole-word tiers share the GIN lookup), found by the indexes and sorted;
+    by tier index. OFFSET 0 keeps the planner from walking the key index instead: it would,
+    if it guessed the tier big."""
+    find = tiers.find[i]
+    same = [j for j, f in enumerate(tiers.find) if j == i or (j > 0 and f == find)]
+    if i == 0:  # the exact name: its B-tree, no classification
+        rows = conn.execute(sql.SQL(
+            "SELECT 0, s.id FROM (SELECT t.id, t.commune_code, t.sheet_no, t.parcel_no,"
+            " t.old_commune_code FROM parcels AS t WHERE {cond} OFFSET 0) AS s"
+            " ORDER BY {order} LIMIT %(tier_n)s").format(
+            cond=sql.SQL(" AND ").join([*conds, find]), order=S_ORDER),
+            {**params, "tier_n": n}).fetchall()
+    else:
+        rows = conn.execute(sql.SQL(
+            "SELECT x.tier, x.id FROM (SELECT s.id, s.tier, row_number() OVER (PARTITION BY s.tier"
+            "  ORDER BY {order}) AS rn FROM (SELECT s.*, {classify} AS tier FROM (SELECT t.id,"
+            "  t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code, t.land_user_folded"
+            "  FROM parcels AS t WHERE {cond} OFFSET 0) AS s) AS s"
+            "  WHERE s.tier = ANY(%(tiers)s)) AS x WHERE x.rn <= %(tier_n)s ORDER BY x.tier, x.rn"
+        ).format(order=S_ORDER, classify=tiers.classify,
+                 cond=sql.SQL(" AND ").join([*conds, find])),
+            {**params, "tier_n": n, "tiers": same}).fetchall()
+    out: dict[int, list[int]] = {j: [] for j in same}
+    for j, pid in rows:
+        out[j].append(pid)
+    return out
+
+
+@dataclass
+class Walk:
+    """What one walk over the first BUDGET parcels in key order found: the first ids of each
+    tier (by index), and whether those parcels were all the candidates (then it is exact)."""
+    budget: int
+    by_tier: dict[int, list[int]]
+    complete: bool
+
+    def enough(self, tier: int, n: int) -> bool:
+        return self.complete or len(self.by_tier.get(tier, [])) >= n
+
+
+def _walk(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
+          tiers: Tiers, n: int, budget: int) -> Walk:
+    """One pass over the first BUDGET parcels in key order (the other criteria applied), each
+    sorted into its tier; the first N of each tier come back (the first N of a tier in that
+    prefix are its first N overall). The running counts follow the rows as the index gives
+    them (a window without ORDER BY: no sort, and no key comparison per row). The row at
+    position BUDGET comes back too: then the prefix was cut, not complete."""
+    ranks = sql.SQL(" ").join(
+        sql.SQL("WHEN {i} THEN count(*) FILTER (WHERE s.tier = {i}) OVER w").format(i=sql.Literal(i))
+        for i in range(1, len(tiers.find)))
+    rows = conn.execute(sql.SQL(
+        "SELECT x.tier, x.id, x.rank, x.pos FROM (SELECT s.id, s.tier,"
+        "  row_number() OVER w AS pos, CASE s.tier {ranks} END AS rank"
+        "  FROM (SELECT s.id, {classify} AS tier FROM (SELECT t.id, t.land_user_folded"
+        "   FROM parcels AS t WHERE {cond} ORDER BY {key} LIMIT %(budget)s) AS s) AS s"
+        "  WINDOW w AS (ROWS UNBOUNDED PRECEDING)) AS x"
+        " WHERE x.rank <= %(tier_n)s OR x.pos = %(budget)s"
+    ).format(ranks=ranks, classify=tiers.classify, key=KEY_ORDER,
+             cond=sql.SQL(" AND ").join(conds) if conds else sql.SQL("TRUE")),
+        {**params, "tier_n": n, "budget": budget}).fetchall()
+    by_tier: dict[int, list[int]] = {}
+    for tier, pid, rank, _ in rows:
+        if tier is not None and rank <= n:
+            by_tier.setdefault(tier, []).append(pid)
+    return Walk(budget, by_tier, complete=not any(pos == budget for *_, pos in rows))
+
+
+def _page_ids(conn: psycopg.Connection, conds: list[sql.Composable], params: dict[str, Any],
+              tiers: Tiers, limit: int, offset: int) -> list[int]:
+    """Ids of rows OFFSET .. OFFSET+LIMIT in (tier, key) order, tier after tier until the page
+    is full. The exact name comes from its B-tree; another tier from a walk when a walk holds
+    enough of it (WALK_FIRST, then further for a tier dense enough), else it is collected from
+    the indexes; a collected tier also tells how many rows it has, for the offset."""
+    ids: list[int] = []
+    total = offset + limit
+    walk: Walk | None = None
+    collected: dict[int, list[int]] = {}
+    for i in range(len(tiers.find)):
+        n = offset + limit - len(ids)
+        found: list[int] | None = collected.get(i)
+        if i > 0 and found is None:
+            if walk is None:
+                walk = _walk(conn, conds, params, tiers, total, WALK_FIRST)
+            seen = len(walk.by_tier.get(i, []))
+            if not walk.enough(i, n) and seen >= WALK_MIN_SEEN:
+                budget = min(WALK_MAX, math.ceil(1.5 * walk.budget * n / seen))
+                if budget > walk.budget:
+                    walk = _walk(conn, conds, params, tiers, total, budget)
+            if walk.enough(i, n):
+                found = walk.by_tier.get(i, [])[:n]
+        if found is None:
+            collected.update(_collect(conn, conds, params, tiers, i, total))
+            found = collected[i][:n]
+        ids.extend(found[offset:])
+        offset = max(0, offset - len(found))
+        if len(ids) >= limit:
+            break
+    return ids
 
 
 def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
@@ -147,26 +335,27 @@ def search(conn: psycopg.Connection, c: Criteria, readable: tuple[str, ...],
     if restrict is not None:
         conds.append(restrict)
     extra = tuple(f for f in RESULT_FIELDS if f in readable)
-    order: sql.Composable = sql.SQL(
-        "t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
+    limit = min(max(limit, 1), MAX_LIMIT)
+    offset = min(max(offset, 0), MAX_OFFSET)
     if c.owner:
-        # Exact name first, then the words as whole words in order, then any match.
-        order = sql.SQL("CASE WHEN geoioc_fold(t.land_user) = %(owner)s THEN 0"
-                        " WHEN geoioc_fold(t.land_user) ~ %(owner_words)s THEN 1 ELSE 2 END, ") + order
+        ids = _page_ids(conn, conds, params, _tiers(c), limit + 1, offset)
+    else:  # the planner knows well how many parcels a commune, a code or a place holds
+        ids = [r[0] for r in conn.execute(sql.SQL(
+            "SELECT t.id FROM parcels AS t WHERE {cond} ORDER BY {order}"
+            " LIMIT %(limit)s OFFSET %(offset)s").format(
+            cond=sql.SQL(" AND ").join(conds), order=KEY_ORDER),
+            {**params, "limit": limit + 1, "offset": offset}).fetchall()]
     stmt = sql.SQL(
         "SELECT t.id, t.commune_code, t.old_commune_code, t.sheet_no, t.parcel_no{extra},"
         " (SELECT a.name FROM admin_units AS a WHERE a.code = t.commune_code"
         "   AND a.level = 'commune' AND a.valid_to IS NULL LIMIT 1) AS commune_name,"
         " ST_XMin(t.geom) AS x1, ST_YMin(t.geom) AS y1, ST_XMax(t.geom) AS x2, ST_YMax(t.geom) AS y2,"
         " ST_X(ST_PointOnSurface(t.geom)) AS cx, ST_Y(ST_PointOnSurface(t.geom)) AS cy"
-        " FROM parcels AS t WHERE {cond} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(extra=(sql.SQL(", ") + columns(extra)) if extra else sql.SQL(""),
-             cond=sql.SQL(" AND ").join(conds), order=order)
-    limit = min(max(limit, 1), MAX_LIMIT)
-    params.update(limit=limit + 1, offset=min(max(offset, 0), MAX_OFFSET))
+        " FROM parcels AS t WHERE t.id = ANY(%(ids)s)"
+    ).format(extra=(sql.SQL(", ") + columns(extra)) if extra else sql.SQL(""))
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(stmt, params).fetchall()
-    return [_result(r, extra) for r in rows[:limit]], len(rows) > limit
+        by_id = {r["id"]: r for r in cur.execute(stmt, {"ids": ids[:limit]}).fetchall()}
+    return [_result(by_id[i], extra) for i in ids[:limit] if i in by_id], len(ids) > limit
 
 
 def _result(r: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:

@@ -503,44 +503,86 @@
   let searchTimer = null;
   let searchSeq = 0;
   let lastHits = [];
+  let lastSearch = null; // the answer shown, re-rendered when the language changes
+  let openKinds = new Set(); // groups showing all their hits
+  const HITS_SHOWN = 5; // per group until "more" is clicked
 
   async function runSearch(q) {
     const box = document.getElementById("gi-results");
-    if (q.trim().length < 2) { box.hidden = true; lastHits = []; return; }
+    if (q.trim().length < 2) { box.hidden = true; lastHits = []; lastSearch = null; return; }
     const seq = ++searchSeq;
     const body = await G.api("/api/search?q=" + encodeURIComponent(q));
     if (seq !== searchSeq) return;
-    lastHits = body.results;
-    box.innerHTML = body.results.length ? body.results.map((h, i) =>
-      `<button type="button" class="gi-hit" data-hit="${i}" role="option"><b>${G.esc(G.pick(h.title))}</b>` +
-      `<small>${G.esc(G.pick(h.subtitle))}</small></button>`).join("")
-      : `<div class="gi-hit gi-muted">${G.esc(G.t("no_results"))}</div>`;
+    lastSearch = body;
+    openKinds = new Set();
+    renderResults();
     box.hidden = false;
+  }
+
+  /** The hits grouped by kind of thing (the server's groups, best match first), each group
+   * under its name in the page's language; lastHits numbers the buttons across groups. */
+  function renderResults() {
+    const box = document.getElementById("gi-results");
+    const groups = lastSearch ? lastSearch.groups.filter((g) => g.results.length) : [];
+    lastHits = [];
+    box.innerHTML = groups.length ? groups.map((g) => {
+      const kind = G.esc(G.pick(g.title));
+      const shown = openKinds.has(g.key) ? g.results : g.results.slice(0, HITS_SHOWN);
+      const hits = shown.map((h) => {
+        const i = lastHits.push(h) - 1;
+        return `<button type="button" class="gi-hit" data-hit="${i}" role="option"><b>${G.esc(G.pick(h.title))}</b>` +
+          `<small>${G.esc(G.pick(h.subtitle))}</small></button>`;
+      }).join("");
+      const rest = g.results.length - shown.length;
+      const more = rest > 0 ? `<button type="button" class="gi-hit gi-hit-more" data-more="${G.esc(g.key)}">` +
+        `${G.esc(G.t("more_results", { n: rest }))}</button>` : "";
+      return `<div class="gi-hit-group" role="group" aria-label="${kind}" data-kind="${G.esc(g.key)}">` +
+        `<div class="gi-hit-kind">${kind}<span class="gi-count">${g.results.length}</span></div>${hits}${more}</div>`;
+    }).join("") : `<div class="gi-hit gi-muted">${G.esc(G.t("no_results"))}</div>`;
   }
 
   function chooseHit(hit) {
     document.getElementById("gi-results").hidden = true;
     const map = state.map;
     const center = L.latLng(hit.center[1], hit.center[0]);
+    // Clear of the layer and detail panels where they sit beside the map (not on a phone).
+    const pad = map.getSize().x > 900 ? { paddingTopLeft: [340, 70], paddingBottomRight: [380, 20] }
+      : { padding: [20, 20] };
+    const spread = hit.bbox && (hit.bbox[2] > hit.bbox[0] || hit.bbox[3] > hit.bbox[1]);
+    const bounds = spread && [[hit.bbox[1], hit.bbox[0]], [hit.bbox[3], hit.bbox[2]]];
     if (hit.kind === "admin_unit") {
       const admin = entryOf(hit.layer);
       if (admin && admin.eras) {
         const previous = admin.eras.find((e) => e.as_of);
         setEra(hit.properties.current ? null : (previous ? previous.as_of : null));
       }
-      map.fitBounds([[hit.bbox[1], hit.bbox[0]], [hit.bbox[3], hit.bbox[2]]],
-                    { animate: false, paddingTopLeft: [340, 70], paddingBottomRight: [380, 20] });
+      map.fitBounds(bounds, { animate: false, ...pad });
     } else if (hit.kind === "parcel") {
-      map.fitBounds([[hit.bbox[1], hit.bbox[0]], [hit.bbox[3], hit.bbox[2]]],
-                    { animate: false, maxZoom: 18, paddingTopLeft: [340, 70], paddingBottomRight: [380, 20] });
+      map.fitBounds(bounds, { animate: false, maxZoom: 18, ...pad });
       if (map.getZoom() < 16) map.setView(center, 16, { animate: false });
+    } else if (bounds) { // a road: all of its stretch
+      map.fitBounds(bounds, { animate: false, maxZoom: 17, ...pad });
     } else {
       map.setView(center, Math.max(map.getZoom(), 16), { animate: false });
     }
-    const extra = hit.kind === "coordinate" ? {
-      marker: true,
-      html: G.section(G.t("location"), G.esc(G.pick(hit.title)), `<p class="gi-muted">${G.esc(G.pick(hit.subtitle))}</p>`),
-    } : null;
+    let extra = null;
+    if (hit.kind === "coordinate") {
+      extra = { marker: true,
+                html: G.section(G.t("location"), G.esc(G.pick(hit.title)), `<p class="gi-muted">${G.esc(G.pick(hit.subtitle))}</p>`) };
+    } else if (hit.kind === "feature") {
+      // Show the hit's layer if it was off, and the hit itself unless a click there reports it.
+      const entry = entryOf(hit.layer);
+      if (entry && !isOn(entry.id)) {
+        state.toggled[entry.id] = true;
+        showLayer(entry.id, true);
+        renderPanels();
+      }
+      if (!entry || !entry.identify) {
+        extra = { marker: true,
+                  html: G.section(entry ? G.pick(entry.title) : "", G.esc(G.pick(hit.title)),
+                                  `<p class="gi-muted">${G.esc(G.pick(hit.subtitle))}</p>`, "gi-sec-hit gi-sec-" + hit.layer) };
+      }
+    }
     identifyAt(center, extra).catch(error);
   }
 
@@ -576,6 +618,7 @@
     renderPanels();
     loadFilterStats();
     rerenderSelection();
+    if (lastSearch) renderResults();
   }
 
   function tickClock() {
@@ -653,6 +696,12 @@
       if (lastHits.length) chooseHit(lastHits[0]);
     });
     document.getElementById("gi-results").addEventListener("click", (e) => {
+      const more = e.target.closest("[data-more]");
+      if (more) {
+        openKinds.add(more.dataset.more);
+        renderResults();
+        return;
+      }
       const b = e.target.closest("[data-hit]");
       if (b) chooseHit(lastHits[Number(b.dataset.hit)]);
     });

@@ -8,7 +8,7 @@
     vi: {
       app_title: "Bản đồ điều hành",
       app_subtitle: "Nền tảng GIS mở cho Trung tâm điều hành thông minh",
-      search_placeholder: "Tìm xã/phường, tờ/thửa (12/345), tọa độ (21.18, 106.07 hoặc X=… Y=…)",
+      search_placeholder: "Tìm xã/phường (cả tên cũ), địa điểm, đường, cơ sở, trạm, tờ/thửa (12/345), tọa độ",
       sign_in: "Đăng nhập",
       sign_out: "Đăng xuất",
       sign_in_title: "Đăng nhập hệ thống",
@@ -41,6 +41,7 @@
       no_previous: "kỳ trước không có sự cố",
       loading: "Đang tải…",
       no_results: "Không tìm thấy kết quả",
+      more_results: "Xem thêm {n}",
       parcel: "Thửa đất",
       parcel_page: "Mở trang thửa đất",
       sheet_parcel: "Tờ {s} · Thửa {p}",
@@ -80,7 +81,7 @@
     en: {
       app_title: "Command map",
       app_subtitle: "open GIS platform for an Intelligent Operations Center",
-      search_placeholder: "Find a commune, sheet/parcel (12/345), coordinates (21.18, 106.07 or X=… Y=…)",
+      search_placeholder: "Find a commune (old names too), place, road, facility, station, sheet/parcel (12/345), coordinates",
       sign_in: "Sign in",
       sign_out: "Sign out",
       sign_in_title: "Sign in",
@@ -113,6 +114,7 @@
       no_previous: "none in the previous window",
       loading: "Loading…",
       no_results: "Nothing found",
+      more_results: "{n} more",
       parcel: "Parcel",
       parcel_page: "Open the parcel page",
       sheet_parcel: "Sheet {s} · Parcel {p}",
