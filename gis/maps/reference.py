@@ -65,8 +65,8 @@ def _load_reference(conn: psycopg.Connection) -> Reference:
                 else sql.SQL("t.{} = %s")).format(column)
         land_use_in[layer.id] = {
             lu["code"] for lu in land_use
-            if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
-                sql.Identifier(layer.table), test), (lu["code"],)).fetchone()[0]}
+            if scalar(conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
+                sql.Identifier(layer.table), test), (lu["code"],)))}
     used = set().union(*land_use_in.values()) if land_use_in else set()
     for lu in land_use:
         lu["in_use"] = lu["code"] in used
