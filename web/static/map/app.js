@@ -118,6 +118,7 @@
     const ctx = {
       map: state.map,
       paneFor,
+      orderOf: (entry) => state.manifest.layers.indexOf(entry),
       era: () => state.era,
       filterParams,
       select: (entry, feature, latlng) => selectFeature(entry, feature, latlng).catch(error),

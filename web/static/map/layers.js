@@ -208,15 +208,30 @@
     return out;
   }
 
+  /** Panes of a point layer, stacked in the manifest's order: its symbols (a canvas of its own)
+   * and its clusters. Layers that load in whatever order the network answers are still drawn
+   * one above the other the same way every time. */
+  function pointPanes(entry, ctx) {
+    const order = ctx.orderOf(entry);
+    const symbols = "gi-p-" + entry.id;
+    const clusters = "gi-pc-" + entry.id;
+    if (!ctx.map.getPane(symbols)) ctx.map.createPane(symbols).style.zIndex = String(410 + order);
+    if (!ctx.map.getPane(clusters)) ctx.map.createPane(clusters).style.zIndex = String(610 + order);
+    return { symbols, clusters, renderer: L.canvas({ pane: symbols }) };
+  }
+
   /** A cluster group for a point layer: a cluster shows how many points it holds, in the colour
    * of the most frequent category among them. */
-  function clusterGroup(entry, colorOf) {
+  function clusterGroup(entry, colorOf, panes) {
     return L.markerClusterGroup({
+      clusterPane: panes.clusters,
       maxClusterRadius: clusterRadius,
       showCoverageOnHover: false,
       spiderfyOnMaxZoom: true,
       animate: false,
-      chunkedLoading: true,
+      // A few hundred points: clustered at once, the same way every time (chunked loading
+      // clusters in time slices, and the clusters then depend on the machine's speed).
+      chunkedLoading: false,
       iconCreateFunction: (c) => {
         const counts = {};
         for (const m of c.getAllChildMarkers()) {
@@ -236,7 +251,8 @@
   }
 
   function pointsHandle(entry, ctx, url, makeMarker) {
-    const group = clusterGroup(entry, (m) => m.options.fillColor || entry.style.color);
+    const panes = pointPanes(entry, ctx);
+    const group = clusterGroup(entry, (m) => m.options.fillColor || entry.style.color, panes);
     const h = { entry, layer: group, loaded: false, loading: null, data: null, markers: [] };
     h.load = async function () {
       const fc = await G.api(url);
@@ -247,6 +263,8 @@
         if (!f.geometry) continue;
         const ll = L.latLng(f.geometry.coordinates[1], f.geometry.coordinates[0]);
         const m = makeMarker(f, ll);
+        m.options.renderer = panes.renderer;
+        m.options.pane = panes.symbols;
         m.feature = f;
         m.on("click", (e) => { L.DomEvent.stop(e); ctx.select(entry, f, ll); });
         h.markers.push(m);
@@ -319,10 +337,13 @@
 
   function camerasHandle(entry, ctx) {
     const fov = L.featureGroup();
+    // SVG, not the canvas: overlapping translucent fields of view come out the same at every
+    // redraw (a canvas repaints the part of the view that changed, over what was there).
+    const renderer = L.svg({ pane: "gi-fov" });
     const h = pointsHandle(entry, ctx, entry.source + "?bbox=" + entry.bbox.join(","), (f, ll) => {
       const color = categoryColor(entry, f.properties.status);
       if (f.fov) {
-        fov.addLayer(L.geoJSON(f.fov, { pane: "gi-fov", interactive: false,
+        fov.addLayer(L.geoJSON(f.fov, { pane: "gi-fov", renderer, interactive: false,
           style: { color: color, weight: 0.8, opacity: 0.7, fillColor: color, fillOpacity: 0.12 } }));
       }
       return L.circleMarker(ll, { radius: 4.5, color: "#0f172a", weight: 1.2, fillColor: color,
