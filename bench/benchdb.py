@@ -4,10 +4,13 @@ and loaded with the sample province at a given scale. A second run finds one rea
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import re
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,3 +83,49 @@ def prepare_database(database: str, scale: float, log=print) -> None:
     log(f"loaded in {time.monotonic() - t0:.0f} s")
     with psycopg.connect(db_url(database), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`geoioc serve` (one worker) of the checkout CODE (default this one, by PYTHONPATH) on a
+    free port, the anonymous rate limit off; stopped on exit. Every bench that starts a server
+    uses this one."""
+
+    def __init__(self, database: str, code: Path = ROOT) -> None:
+        self.code = code
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "GEOIOC_DATABASE_URL": db_url(database), "PYTHONPATH": str(code),
+               "GEOIOC_PUBLIC_URL": self.url, "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from gis.cli import main; main()", "serve", "--port",
+             str(self.port)], env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> Server:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        self.__exit__()
+        raise SystemExit(f"bench: geoioc serve ({self.code}) did not start: "
+                         + (self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""))
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

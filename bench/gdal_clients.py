@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))  # layers.* for the field list an anonymous client
 
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
-from benchdb import GEOIOC, PG, db_url, run  # noqa: E402
-from parcels import Server, log  # noqa: E402
+from benchdb import GEOIOC, PG, Server, db_url, run  # noqa: E402
+from parcels import log  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 README = ROOT / "bench" / "README.md"

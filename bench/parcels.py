@@ -28,8 +28,6 @@ import math
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +37,7 @@ from urllib.parse import quote
 
 import orjson
 import psycopg
-from benchdb import GEOIOC, db_url, prepare_database
+from benchdb import Server, db_url, prepare_database
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "bench" / "README.md"
@@ -48,48 +46,6 @@ START, END = "<!-- bench-parcels:start -->", "<!-- bench-parcels:end -->"
 
 def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`geoioc serve` on a free port (one worker), stopped on exit."""
-
-    def __init__(self, database: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "GEOIOC_DATABASE_URL": db_url(database), "GEOIOC_PUBLIC_URL": self.url,
-               "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "0"}
-        self.proc = subprocess.Popen([str(GEOIOC), "serve", "--port", str(self.port)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-
-    def __enter__(self) -> Server:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.3)
-        self.__exit__()
-        raise SystemExit("bench: geoioc serve did not start: "
-                         + (self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""))
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @dataclass

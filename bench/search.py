@@ -31,10 +31,8 @@ import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +40,10 @@ from urllib.parse import quote, urlencode
 
 import orjson
 import psycopg
-from benchdb import db_url
-from map_server import free_port, temp_user, write_section
+from benchdb import Server, db_url
+from map_server import temp_user, write_section
+
+from gis.parcels.common import fold
 
 ROOT = Path(__file__).resolve().parent.parent
 Check = Callable[[int, bytes], bool]
@@ -51,49 +51,6 @@ Check = Callable[[int, bytes], bool]
 
 def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
-
-
-def fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).lower().split())
-
-
-class Server:
-    """`geoioc serve` from the code in CODE (PYTHONPATH), stopped on exit."""
-
-    def __init__(self, code: Path, database: str) -> None:
-        self.code = code
-        self.port = free_port()
-        env = {**os.environ, "GEOIOC_DATABASE_URL": db_url(database), "PYTHONPATH": str(code),
-               "GEOIOC_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-               "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "0"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from gis.cli import main; main()", "serve", "--port",
-             str(self.port)], env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def __enter__(self) -> Server:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.3)
-        self.__exit__()
-        raise SystemExit(f"bench: geoioc serve ({self.code}) did not start: "
-                         + (self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""))
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @dataclass
@@ -336,9 +293,9 @@ def main() -> None:
             f"{args.requests} timed requests (+{args.warmup} untimed)")
         servers: dict[str, Server] = {}
         if args.old_code:
-            servers[args.old_label] = Server(args.old_code.resolve(), args.database)
+            servers[args.old_label] = Server(args.database, args.old_code.resolve())
         if not args.old_only:
-            servers[args.new_label] = Server(ROOT, args.database)
+            servers[args.new_label] = Server(args.database)
         try:
             for s in servers.values():
                 s.__enter__()

@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from gis.crs import transformer
-from gis.parcels.common import fold
+from gis.parcels.common import fold, like_escape
 from layers.catalogue import label_field
 from layers.model import Field, Layer
 
@@ -60,10 +60,6 @@ _PARCEL = re.compile(
     r"(?:/|\s+(?:thua|parcel)\s*(?:so\s*)?|\s*,\s*(?:thua|parcel)\s*(?:so\s*)?)"
     r"\s*(?P<parcel>\d{1,5})(?:\s*[,;-]?\s*(?P<rest>.*))?$")
 _UNIT_PREFIX = re.compile(r"^(?:xa|phuong|thi tran|huyen|thanh pho|thi xa|tinh)\s+")
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass
@@ -163,7 +159,7 @@ def _rank(folded: sql.Composable) -> sql.Composable:
 
 
 def _name_params(q: str) -> dict[str, str]:
-    e = _like_escape(q)
+    e = like_escape(q)
     return {"q": q, "like": f"%{e}%", "starts": f"{e}%", "word": f"% {e}%"}
 
 
@@ -198,8 +194,8 @@ def admin_units(conn: psycopg.Connection, text: str, limit: int = MAX_RESULTS) -
         " ORDER BY r.valid_to IS NOT NULL, r.n"
     ).format(name=FOLDED_NAME)
     rows = conn.execute(stmt, {
-        "like": f"%{_like_escape(q)}%", "raw": text.strip(), "q": q, "bare": bare,
-        "bare_starts": f"{_like_escape(bare)}%", "prefix": _UNIT_PREFIX.pattern, "limit": limit,
+        "like": f"%{like_escape(q)}%", "raw": text.strip(), "q": q, "bare": bare,
+        "bare_starts": f"{like_escape(bare)}%", "prefix": _UNIT_PREFIX.pattern, "limit": limit,
     }).fetchall()
     return [_unit_hit(r) for r in rows]
 
@@ -247,7 +243,7 @@ def parcels(conn: psycopg.Connection, pq: ParcelQuery, restrict: sql.Composable 
             " SELECT 1 FROM admin_units AS a WHERE a.code IN (t.commune_code, t.old_commune_code)"
             " AND a.level = 'commune' AND {name} LIKE %(like)s))").format(name=FOLDED_NAME))
         params["commune"] = pq.commune
-        params["like"] = f"%{_like_escape(pq.commune)}%"
+        params["like"] = f"%{like_escape(pq.commune)}%"
     if restrict is not None:
         conds.append(restrict)
     stmt = sql.SQL(
