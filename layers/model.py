@@ -44,6 +44,9 @@ class Field:
     # Decimals stored for a float (areas to 0.1 m², readings to 0.01): exports and the sample
     # write exactly this many.
     decimals: int | None = None
+    # A code of another list, which people read by its name: the gazetteer's units (a commune
+    # code) or the land-use codes. The map shows the name beside the code.
+    refers_to: Literal["gazetteer", "land_use"] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ class Style:
     # Categorical colouring: property name and value -> colour.
     by: str | None = None
     palette: dict[str, str] = field(default_factory=dict)
+    # Lines by a coded field (road class, administrative level): value -> width in pixels, dash
+    # pattern, and the zoom from which features of that value are drawn. The legend shows them.
+    width_by: str | None = None
+    widths: dict[str, float] = field(default_factory=dict)
+    dashes: dict[str, str] = field(default_factory=dict)
+    min_zooms: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,9 @@ class Layer:
     # district around it).
     identify: bool = False
     identify_filter: tuple[str, str] | None = None
+    # Names written on the map (the label field; a point layer's from zoom 15 on): the higher,
+    # the sooner a name is placed where names would collide; 0 = none.
+    label_priority: int = 0
 
     def field(self, name: str) -> Field:
         for f in self.fields:

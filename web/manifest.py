@@ -11,6 +11,12 @@ How a layer is drawn comes from the catalogue too (Layer.map_kind, Layer.map_vis
 features by geometry type unless the layer needs a view of its own (incidents: filtered clusters
 and a heatmap; cameras: fields of view; sensors: latest value against threshold, read from the
 observations table).
+
+The legend is what the map draws, symbol by symbol: `legend` holds one entry per value of the
+style's coded field (its colour, and the symbol: a filled area, a line with its width and dash, a
+point with its outline), `legend_more` the rest of what is drawn (line widths by road class,
+severity rings, clusters, stale readings, fields of view, the heatmap's ramp, the units before the
+reform). The map's drawing code reads colours, widths and dashes from these same entries.
 """
 
 from __future__ import annotations
@@ -36,42 +42,86 @@ SENSOR_STATES = {
     "over": ("Vượt ngưỡng", "Above threshold", "#d73027"),
     "none": ("Không có số liệu 24 giờ", "No reading in 24 h", "#9e9e9e"),
 }
+SENSOR_OUTLINE = "#0f172a"
+STALE = ("Số liệu cũ hơn 24 giờ (viền nét đứt)", "Reading older than 24 h (dashed outline)")
 SEVERITY_COLORS = {"1": "#74add1", "2": "#fee090", "3": "#f46d43", "4": "#a50026"}
+# Administrative units of the selected era: current ones in slate, those before the reform in
+# purple, dashed.
+ERA_COLORS = {"current": "#334155", "previous": "#7b3294"}
+HEATMAP_GRADIENT = {"0.2": "#2c7bb6", "0.4": "#00a6ca", "0.6": "#f9d057", "0.8": "#f29e2e",
+                    "1.0": "#d7191c"}
 HEATMAP = {
     "id": "incidents_heatmap",
     "title": {"vi": "Bản đồ nhiệt sự cố", "en": "Incident heatmap"},
     "description": {"vi": "Mật độ sự cố theo bộ lọc (tổng hợp theo ô lưới).",
                     "en": "Incident density for the current filters (grid cells)."},
 }
+# Symbols of the legend (web/static/map/panels.js draws each).
+FILL, LINE, POINT = "fill", "line", "point"
+CLUSTER = {"vi": "Cụm điểm (số điểm; phóng to hoặc bấm để tách)",
+                      "en": "Cluster (number of points; zoom in or click to split)"}
 
 
 def _both(vi: str, en: str) -> dict[str, str]:
     return {"vi": vi, "en": en}
 
 
+def _symbol(layer: Layer) -> dict:
+    """How one feature of LAYER is drawn, as the legend shows it."""
+    s = layer.style
+    if layer.geometry_type == "Point":
+        return {"symbol": POINT, "outline": "#ffffff"}
+    if "LineString" in layer.geometry_type:
+        return {"symbol": LINE, "weight": s.weight}
+    return {"symbol": FILL, "outline": s.color, "opacity": s.fill_opacity}
+
+
 def _palette(layer: Layer, ref: Reference) -> tuple[dict[str, str], list[dict]]:
     """(value -> colour, legend entries) for the layer's categorical style."""
     style = layer.style
-    if style.by in ("land_use_code", "land_use_codes"):
+    symbol = _symbol(layer)
+    if style.by and layer.field(style.by).refers_to == "land_use":
         palette = {lu["code"]: lu["color"] for lu in ref.land_use}
+        held = ref.land_use_in.get(layer.id, set())
         legend = [{"value": lu["code"], "label": _both(f"{lu['code']} – {lu['name_vi']}",
                                                      f"{lu['code']} – {lu['name_en']}"),
-                   "color": lu["color"]} for lu in ref.land_use if lu["in_use"]]
+                   "color": lu["color"], **symbol} for lu in ref.land_use if lu["code"] in held]
         return palette, legend
     if not style.by:
-        return {}, []
+        color = style.fill_color or style.color
+        return {}, [{"value": None, "label": _both(layer.title_vi, layer.title_en),
+                     "color": color, **symbol}]
     values = layer.field(style.by).values
     palette = dict(style.palette) or {v: QUALITATIVE[i % len(QUALITATIVE)]
                                       for i, v in enumerate(values)}
     legend = [{"value": v, "label": _both(*values[v]) if v in values else _both(v, v),
-               "color": c} for v, c in palette.items()]
+               "color": c, **symbol} for v, c in palette.items()]
     return palette, legend
+
+
+def _widths(layer: Layer, color: str) -> list[dict]:
+    """Line widths (and dashes) by a coded field: road classes, administrative levels."""
+    s = layer.style
+    if not s.width_by:
+        return []
+    field = layer.field(s.width_by)
+    group = _both(field.title_vi, field.title_en)
+    out = []
+    for value, width in s.widths.items():
+        vi, en = field.values.get(value, (value, value))
+        if value in s.min_zooms:
+            vi, en = f"{vi} (từ mức {s.min_zooms[value]})", f"{en} (from zoom {s.min_zooms[value]})"
+        out.append({"value": value, "label": _both(vi, en), "color": color, "symbol": LINE,
+                    "weight": width, "dash": s.dashes.get(value), "group": group,
+                    "min_zoom": s.min_zooms.get(value, 0)})
+    return out
 
 
 def _fields(layer: Layer, who: Principal) -> list[dict]:
     return [{"name": f.name, "title": _both(f.title_vi, f.title_en), "type": f.type,
              **({"decimals": f.decimals} if f.decimals is not None else {}),
-             **({"values": {k: _both(*v) for k, v in f.values.items()}} if f.values else {})}
+             **({"values": {k: _both(*v) for k, v in f.values.items()}} if f.values else {}),
+             **({"ref": f.refers_to} if f.refers_to else {})}
             for f in readable_fields(layer, who)]
 
 
@@ -105,13 +155,22 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
                   "fill_opacity": s.fill_opacity, "radius": s.radius, "by": s.by,
                   "palette": palette},
         "legend": legend,
+        "legend_more": [],
         "fields": _fields(layer, who),
         "item_url": f"/ogc/collections/{layer.id}/items",
         # A click asks the server (/api/map/identify) what of this layer is there.
         "identify": layer.identify,
         "label_field": label_field(layer),
+        "label_priority": layer.label_priority,
         "search_fields": list(layer.search_fields),
     }
+    if s.width_by:
+        entry["style"].update(width_by=s.width_by, widths=dict(s.widths), dashes=dict(s.dashes),
+                              min_zooms=dict(s.min_zooms))
+    if s.by:
+        by = layer.field(s.by)
+        for e in legend:
+            e["group"] = _both(by.title_vi, by.title_en)
     if kind == "tiles":
         entry["source"] = f"/ogc/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
     elif kind == "features":
@@ -125,18 +184,41 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
         entry["labels_url"] = "/api/map/labels"
         if layer.identify_filter:
             entry["identify_filter"] = list(layer.identify_filter)
+    if is_gazetteer:
+        # Boundaries by level (the width and dash of each), in the current era's colour.
+        entry["legend"] = _widths(layer, ERA_COLORS["current"])
+        for e in entry["legend"]:
+            e.pop("group", None)
+    elif s.width_by:
+        entry["legend_more"] = _widths(layer, "#64748b")
     if is_gazetteer and ref.reform_date:
         before = dt.date.fromisoformat(ref.reform_date) - dt.timedelta(days=1)
         since, until = fmt.date(ref.reform_date), fmt.date(before)
         entry["eras"] = [
-            {"id": "current", "as_of": None,
+            {"id": "current", "as_of": None, "color": ERA_COLORS["current"],
              "title": _both(f"Hiện hành (từ {since})", f"Current (from {since})")},
-            {"id": "previous", "as_of": before.isoformat(),
+            {"id": "previous", "as_of": before.isoformat(), "color": ERA_COLORS["previous"],
              "title": _both(f"Trước sắp xếp ({until})", f"Before the reform ({until})")},
         ]
+        entry["legend_more"] = [{"value": "previous", "symbol": LINE, "weight": 1.1, "dash": "6 4",
+                                 "color": ERA_COLORS["previous"],
+                                 "label": _both("Ranh giới trước sắp xếp 2025 (khi chọn Trước 2025)",
+                                                "Boundaries before the 2025 reform (Before 2025)")}]
+    if kind in ("features", "cameras", "sensors"):
+        entry["legend_more"].append({"symbol": "cluster", "color": s.color, "label": CLUSTER})
+    if kind == "cameras":
+        entry["legend_more"].append({
+            "symbol": FILL, "color": s.color, "opacity": 0.12, "outline": s.color,
+            "label": _both("Vùng quan sát (từ mức 13)", "Field of view (from zoom 13)")})
     if kind == "sensors":
-        entry["legend"] = [{"value": k, "label": _both(vi, en), "color": c}
+        entry["legend"] = [{"value": k, "label": _both(vi, en), "color": c, "symbol": POINT,
+                            "outline": SENSOR_OUTLINE,
+                            "group": _both("Giá trị mới nhất so với ngưỡng",
+                                           "Latest value against threshold")}
                            for k, (vi, en, c) in SENSOR_STATES.items()]
+        entry["legend_more"].insert(0, {"value": "stale", "symbol": POINT, "color": "#9e9e9e",
+                                        "outline": SENSOR_OUTLINE, "dash": "2 3", "opacity": 0.5,
+                                        "label": _both(*STALE)})
     if kind == "incidents":
         hidden = _hidden_values(layer, who)
 
@@ -149,6 +231,15 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
                             "severity": coded("severity", SEVERITY_COLORS),
                             "status": coded("status", {})}
         entry["legend"] = [e for e in legend if e["value"] not in hidden.get(s.by or "", set())]
+        severity = layer.field("severity")
+        entry["legend_more"] = [
+            {"value": v, "symbol": "ring", "color": c,
+             "label": _both(*severity.values[v]), "group": _both(severity.title_vi, severity.title_en)}
+            for v, c in SEVERITY_COLORS.items()] + [
+            {"symbol": "cluster", "color": s.color, "outline": SEVERITY_COLORS["4"],
+             "label": _both("Cụm sự cố (màu: lĩnh vực nhiều nhất, viền: mức độ cao nhất)",
+                            "Incident cluster (colour: most frequent category, ring: highest "
+                            "severity)")}]
         entry["stats_url"] = f"/api/{layer.id}/stats"
         entry["cameras_url"] = f"/api/{layer.id}/{{id}}/cameras"
     return entry
@@ -166,11 +257,23 @@ def manifest(ref: Reference, who: Principal) -> dict:
                            "kind": "heatmap", "derived_from": layer.id,
                            "source": f"/api/{layer.id}/heatmap", "min_zoom": layer.min_zoom,
                            "max_zoom": layer.max_zoom, "visible": False,
-                           "bbox": entry["bbox"], "style": {}, "legend": [], "fields": []})
+                           "bbox": entry["bbox"], "style": {"gradient": HEATMAP_GRADIENT},
+                           "legend": [{"value": None, "symbol": "gradient",
+                                       "color": HEATMAP_GRADIENT["1.0"],
+                                       "gradient": list(HEATMAP_GRADIENT.values()),
+                                       "label": _both("Ít → nhiều sự cố (theo bộ lọc)",
+                                                      "Few → many incidents (current filters)")}],
+                           "legend_more": [], "fields": [], "label_priority": 0})
     domains = [{"id": d, "title": _both(*DOMAINS[d])} for d in DOMAINS
                if any(e["domain"] == d for e in layers)]
     units = next((e["id"] for e in layers if e.get("gazetteer")), None)
     bbox = ref.extents.get(units, list(PROVINCE_BBOX)) if units else list(PROVINCE_BBOX)
+    # Names of the codes fields refer to (a commune code, a land-use code), for the detail
+    # panel: the gazetteer's only for a caller who may read it.
+    names: dict[str, dict] = {"land_use": {lu["code"]: _both(lu["name_vi"], lu["name_en"])
+                                           for lu in ref.land_use}}
+    if units:
+        names["gazetteer"] = ref.unit_names
     return {
         "principal": {"user": who.user, "roles": sorted(who.roles),
                       "role_titles": {r: _both(*ROLE_TITLES[r]) for r in sorted(who.roles)
@@ -179,6 +282,7 @@ def manifest(ref: Reference, who: Principal) -> dict:
         "gazetteer": units,
         "domains": domains,
         "layers": layers,
+        "names": names,
     }
 
 

@@ -51,8 +51,8 @@ UNUSED_ASSETS = frozenset({"jquery", "bootstrap", "awesome_markers", "glyphicons
 # Plugins whose JavaScript the map client uses (it creates the layers itself, from live data).
 PLUGINS = (VectorGridProtobuf, MarkerCluster, HeatMap)
 # Our own client, after the libraries (order matters: each file extends window.GeoIOC).
-CLIENT_JS = ("common/format.js", "map/i18n.js", "map/session.js", "map/layers.js", "map/panels.js",
-             "map/app.js")
+CLIENT_JS = ("common/format.js", "map/i18n.js", "map/session.js", "map/layers.js", "map/labels.js",
+             "map/panels.js", "map/app.js")
 CLIENT_CSS = ("map/map.css",)
 
 TITLES = {
@@ -182,6 +182,8 @@ def _skeleton(lang: str, short: str, long: str) -> str:
     <div class="gi-results" id="gi-results" role="listbox" hidden></div>
   </form>
   <div class="gi-top-right">
+    <button type="button" class="btn btn-sm btn-outline-light gi-panel-toggle" id="gi-panel-toggle"
+            aria-controls="gi-panel" aria-expanded="false" data-i18n="panel_toggle"></button>
     <span class="gi-clock" id="gi-clock"></span>
     <button type="button" class="btn btn-sm btn-outline-light" id="gi-lang"></button>
     <span class="gi-user" id="gi-user" hidden></span>
@@ -190,7 +192,7 @@ def _skeleton(lang: str, short: str, long: str) -> str:
             data-i18n="sign_out"></button>
   </div>
 </header>
-<aside class="gi-panel" id="gi-panel">
+<aside class="gi-panel gi-closed" id="gi-panel">
   <section class="gi-filters" id="gi-filters" hidden></section>
   <section class="gi-layers" id="gi-layers"></section>
 </aside>

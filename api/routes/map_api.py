@@ -1,6 +1,6 @@
 """The map client's own endpoints under /api/map: the per-caller layer manifest, "what is here"
-for a click, cameras with their fields of view, sensors with their latest reading, and the
-gazetteer's labels.
+for a click, cameras with their fields of view, sensors with their latest reading, the
+gazetteer's labels, and the number of features of each layer in view.
 
 Each one asks layers.access, like every other way out: a layer the caller may not read is a 404
 that does not say whether it exists, hidden fields are absent, hidden rows are not returned, and
@@ -109,6 +109,10 @@ def identify(
         wanted = [name for name in IDENTIFY_LAYERS if name in allowed]
     else:
         wanted = [name for name in layers.split(",") if name]
+    # Topmost first whatever order they were asked in: a click on a road over a planning zone
+    # is about the road.
+    wanted = sorted(dict.fromkeys(wanted), key=lambda n: IDENTIFY_LAYERS.index(n)
+                    if n in IDENTIFY_LAYERS else -1)
     targets = []
     for name in wanted:
         layer = readable(name, who)
@@ -161,6 +165,34 @@ def sensors(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response
     audit.record_read(conn, who, layer, "map-sensors",
                       filter={"bbox": request.query_params.get("bbox")}, request=request)
     return _feature_collection(rows)
+
+
+COUNTS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"counts": {
+    "type": "object", "additionalProperties": {"type": ["integer", "null"]},
+    "description": "layer id -> features intersecting the bbox (null: not counted in time)"}}}
+MAX_COUNT_LAYERS = 20
+
+
+@router.get("/counts", response_class=Response, responses={
+    200: ok("Features of each layer in the bbox", JSON, COUNTS_SCHEMA), **problems(400, 404, 503)})
+def counts(who: Who, conn: Conn, bbox: BBoxParam,
+           layers: Annotated[str, Query(max_length=500, description="comma-separated layer ids")],
+           as_of: AsOf = None) -> Response:
+    """How many features of each layer intersect BBOX (the map's view), counted in the database
+    under the caller's access (rows hidden from the caller are not counted; a layer the caller
+    may not read is a 404, as everywhere); for layers with eras, the units valid AS_OF. The map
+    shows these counts in its layer list: what is there, not what the tiles happened to draw."""
+    if bbox is None:
+        raise BadRequest("bbox: required (the view to count in)", parameter="bbox")
+    names = list(dict.fromkeys(n for n in layers.split(",") if n))
+    if not names or len(names) > MAX_COUNT_LAYERS:
+        raise BadRequest(f"layers: give 1 to {MAX_COUNT_LAYERS} layer ids", parameter="layers")
+    targets = [readable(name, who) for name in names]
+    env = queries.Envelope(bbox.box, bbox.srid)
+    when = _noon(as_of)
+    body = {"counts": {layer.id: queries.count_in_view(conn, layer, row_filter(layer, who), env, when)
+                       for layer in targets}}
+    return _json(body)
 
 
 LABELS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"labels": {

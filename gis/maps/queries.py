@@ -1,5 +1,5 @@
 """The map client's SQL: identify ("what is here"), cameras with their fields of view, stations
-with their latest reading, and the gazetteer's labels.
+with their latest reading, the gazetteer's labels, and how many features of a layer are in view.
 
 Callers (api/routes/map_api.py) decide access: they pass the fields the caller may read and the
 row filter of layers.access; nothing here decides who sees what. Every statement is composed with
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from gis.features import fetch_one, fetch_page
+from gis.features import fetch_one, fetch_page, number_matched
 from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
 
@@ -174,3 +174,14 @@ def labels(conn: psycopg.Connection, layer: Layer, label_field: str,
              end=sql.Identifier(layer.time_end_column), restrict=_restrict(restrict))
     return [{"code": c, "name": n, "lon": x, "lat": y}
             for c, n, x, y in conn.execute(q, [when, when]).fetchall()]
+
+
+def count_in_view(conn: psycopg.Connection, layer: Layer, restrict: sql.Composable | None,
+                  bbox: Envelope, when: dt.datetime | None) -> int | None:
+    """How many features of LAYER intersect BBOX (of the era WHEN for a layer with history),
+    rows the caller may not see left out; None when PostgreSQL cannot count them within the
+    count timeout (gis.features.COUNT_TIMEOUT_MS)."""
+    q = FeatureQuery(layer=layer, fields=[], bbox=bbox.box, bbox_srid=bbox.srid, restrict=restrict)
+    if layer.time_end_column and when is not None:
+        q.time_range = (when, when)
+    return number_matched(conn, q)

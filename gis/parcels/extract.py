@@ -10,14 +10,17 @@ are grid distances between consecutive vertices; the area is the planar area in 
 
 The map scale is the first of the usual cadastral scales at which the parcel with a margin
 fits the frame; neighbours (every parcel in the frame, at the same instant) are outlined with
-their numbers, the sheet added when it differs.
+their numbers, the sheet added when it differs. Labels keep clear of the scale bar and the north
+arrow (they are measured in DejaVu Sans, gis/parcels/fonts.py): a vertex number moves round its
+vertex, a neighbour's number moves inside the neighbour, and a label with nowhere else to go
+(an edge length, a grid coordinate) is left out rather than hidden under them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any, Literal
 
@@ -30,6 +33,7 @@ from gis import fmt
 from gis.crs import transformer
 from gis.parcels import checks, detail
 from gis.parcels.common import PROVINCE_TZ
+from gis.parcels.fonts import ASCENT, DESCENT, text_width
 from layers.access import Principal
 
 STANDARD_SCALES = (200, 500, 1000, 2000, 5000, 10_000, 25_000, 50_000, 100_000)
@@ -42,6 +46,14 @@ TEXT_MM = 2.4
 SMALL_MM = 2.0
 MIN_EDGE_LABEL_MM = 9.0
 MIN_LABEL_AREA_MM2 = 18.0
+HALO_MM = 0.5  # stroke width of a label's white halo
+# Room kept between a label and the scale bar or north arrow.
+CLEARANCE_MM = 0.6
+# Where a vertex number may go, in turn: straight out from the parcel's centre, then turned
+# by these angles (degrees) round the vertex.
+VERTEX_TURNS = (0, 45, -45, 90, -90, 135, -135, 180)
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 on paper (mm, y down)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Shape:
     fill: str | None = None
     dash: tuple[float, ...] = ()
     closed: bool = True
+    role: str = ""  # what it belongs to (scalebar, north, ...): the SVG's class
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,7 @@ class Text:
     bold: bool = False
     fill: str = "#000000"
     halo: bool = False
+    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class Dot:
     y: float
     r: float = 0.5
     fill: str = "#000000"
+    role: str = ""
 
 
 @dataclass
@@ -246,6 +261,51 @@ def _frame_parcels(conn: psycopg.Connection, parcel_id: int, frame: tuple[float,
     return out
 
 
+def text_box(t: Text) -> Box:
+    """The paper box a label's ink may cover (its halo included), rotation taken into account:
+    the extent of DejaVu Sans's line box (ascent above the baseline, descent below) over the
+    text's advance width."""
+    w = text_width(t.text, t.size, t.bold)
+    x0 = {"start": 0.0, "middle": -w / 2, "end": -w}[t.anchor]
+    pad = HALO_MM / 2 if t.halo else 0.0
+    corners = [(x0 - pad, -ASCENT * t.size - pad), (x0 + w + pad, -ASCENT * t.size - pad),
+               (x0 + w + pad, DESCENT * t.size + pad), (x0 - pad, DESCENT * t.size + pad)]
+    a = math.radians(t.angle)  # clockwise on paper (y down), as SVG's rotate()
+    xs = [t.x + cx * math.cos(a) - cy * math.sin(a) for cx, cy in corners]
+    ys = [t.y + cx * math.sin(a) + cy * math.cos(a) for cx, cy in corners]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def item_box(it: Shape | Text | Dot) -> Box:
+    if isinstance(it, Text):
+        return text_box(it)
+    if isinstance(it, Dot):
+        return it.x - it.r, it.y - it.r, it.x + it.r, it.y + it.r
+    xs = [x for ring in it.rings for x, _ in ring]
+    ys = [y for ring in it.rings for _, y in ring]
+    half = it.width / 2
+    return min(xs) - half, min(ys) - half, max(xs) + half, max(ys) + half
+
+
+def _union(boxes: list[Box], margin: float = 0.0) -> Box:
+    return (min(b[0] for b in boxes) - margin, min(b[1] for b in boxes) - margin,
+            max(b[2] for b in boxes) + margin, max(b[3] for b in boxes) + margin)
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class _Clear:
+    """The parts of the frame no label may cover (the scale bar, the north arrow)."""
+
+    def __init__(self, zones: list[Box]) -> None:
+        self.zones = zones
+
+    def ok(self, *texts: Text) -> bool:
+        return not any(overlaps(text_box(t), z) for t in texts for z in self.zones)
+
+
 def _draw(grid: shapely.Geometry, rings: list[Ring], neighbours: list[dict[str, Any]],
           frame: tuple[float, float, float, float], scale: int, row: dict[str, Any],
           lang: str) -> MapDrawing:
@@ -265,16 +325,21 @@ def _draw(grid: shapely.Geometry, rings: list[Ring], neighbours: list[dict[str, 
         return out
 
     d = MapDrawing(MAP_W_MM, MAP_H_MM, scale)
+    # The scale bar and north arrow are laid out first (drawn last, on top): the labels keep
+    # clear of them.
+    furniture = [_north_arrow(d, lang), _scale_bar(d, scale, lang)]
+    clear = _Clear([_union([item_box(it) for it in group], CLEARANCE_MM) for group in furniture])
+    # The same zones on the ground, to find room for a label inside a parcel away from them.
+    keep_out = shapely.union_all([shapely.box(e0 + z[0] / k, n_top - z[3] / k, e0 + z[2] / k,
+                                              n_top - z[1] / k) for z in clear.zones])
     # Neighbours, then the parcel on top.
     for nb in neighbours:
-        d.items.append(Shape(shape_rings(nb["grid"]), stroke="#555555", width=0.2))
-    d.items.append(Shape(shape_rings(grid), stroke="#c00000", width=0.6, fill="#fff3b0"))
+        d.items.append(Shape(shape_rings(nb["grid"]), stroke="#555555", width=0.2, role="neighbour"))
+    d.items.append(Shape(shape_rings(grid), stroke="#c00000", width=0.6, fill="#fff3b0", role="parcel"))
     for nb in neighbours:
         area_mm2 = nb["grid"].area * k * k
         if area_mm2 < MIN_LABEL_AREA_MM2:
             continue
-        p = shapely.point_on_surface(nb["grid"])
-        x, y = paper(p.x, p.y)
         # The number, with the sheet when it differs, if that fits the parcel on paper.
         room = 1.6 * math.sqrt(area_mm2)
         text = str(nb["parcel_no"])
@@ -283,7 +348,31 @@ def _draw(grid: shapely.Geometry, rings: list[Ring], neighbours: list[dict[str, 
             text = longer if len(longer) * SMALL_MM * 0.55 <= room else f"{nb['sheet_no']}/{text}"
         if len(text) * SMALL_MM * 0.55 > room:
             continue
-        d.items.append(Text(x, y + SMALL_MM / 3, text, SMALL_MM, fill="#333333"))
+        free = nb["grid"].difference(keep_out)
+        for where in (nb["grid"], free):
+            if where.is_empty:
+                continue
+            x, y = paper(*shapely.point_on_surface(where).coords[0])
+            label = Text(x, y + SMALL_MM / 3, text, SMALL_MM, fill="#333333", role="neighbour")
+            if clear.ok(label):
+                d.items.append(label)
+                break
+    # The parcel's own label (number - land use / area) where the scale bar and arrow are not;
+    # drawn last, the edge lengths keep clear of it.
+    free = grid.difference(keep_out)
+    for where in (grid, free if not free.is_empty else grid):
+        px, py = paper(*shapely.point_on_surface(where).coords[0])
+        number = Text(px, py - 0.6, f"{row['parcel_no']} - {'+'.join(row['land_use_codes'])}",
+                      TEXT_MM * 1.15, bold=True, halo=True, role="parcel")
+        area = Text(px, py + 3.2, f"{fmt.number(float(grid.area), lang, 1)} m²", TEXT_MM, halo=True,
+                    role="parcel")
+        if clear.ok(number, area):
+            break
+    else:  # inside the frame's free part whatever the parcel's shape: move it up out of the way
+        while not clear.ok(number, area) and number.y > TEXT_MM * 2:
+            number = replace(number, y=number.y - 1.0)
+            area = replace(area, y=area.y - 1.0)
+        py = number.y + 0.6
     # Edges: length along each edge long enough on paper, inside the parcel.
     cx, cy = paper(grid.centroid.x, grid.centroid.y)
     for ring in rings:
@@ -303,87 +392,107 @@ def _draw(grid: shapely.Geometry, rings: list[Ring], neighbours: list[dict[str, 
                 angle -= 180
             elif angle < -90:
                 angle += 180
-            d.items.append(Text(mx + nx * 1.6, my + ny * 1.6 + SMALL_MM / 3, fmt.number(v.edge, lang, 2),
-                                SMALL_MM, angle=angle, fill="#7a0000"))
-    # Vertices: a dot and the number, pushed away from the parcel's centre.
+            label = Text(mx + nx * 1.6, my + ny * 1.6 + SMALL_MM / 3, fmt.number(v.edge, lang, 2),
+                         SMALL_MM, angle=angle, fill="#7a0000", role="edge")
+            box = text_box(label)
+            if clear.ok(label) and not any(overlaps(box, text_box(t)) for t in (number, area)):
+                d.items.append(label)  # else the table gives it
+    # Vertices: a dot and the number, pushed away from the parcel's centre (or round the vertex
+    # when the scale bar or north arrow is there).
     for ring in rings:
         for v in ring.vertices:
             x, y = paper(v.y, v.x)
+            d.items.append(Dot(x, y, 0.55, "#c00000", role="vertex"))
             dx, dy = x - cx, y - cy
-            dist = math.hypot(dx, dy) or 1.0
-            d.items.append(Dot(x, y, 0.55, "#c00000"))
-            d.items.append(Text(x + dx / dist * 2.6, y + dy / dist * 2.6 + TEXT_MM / 3,
-                                str(v.label), TEXT_MM, bold=True, fill="#c00000", halo=True))
-    # The parcel's own label: number - land use / area.
-    p = shapely.point_on_surface(grid)
-    px, py = paper(p.x, p.y)
-    d.items.append(Text(px, py - 0.6, f"{row['parcel_no']} - {'+'.join(row['land_use_codes'])}",
-                        TEXT_MM * 1.15, bold=True, halo=True))
-    d.items.append(Shape([[(px - 7, py + 0.4), (px + 7, py + 0.4)]], width=0.25, closed=False))
-    d.items.append(Text(px, py + 3.2, f"{fmt.number(float(grid.area), lang, 1)} m²", TEXT_MM, halo=True))
-    _grid_ticks(d, frame, scale, paper)
-    _north_arrow(d, lang)
-    _scale_bar(d, scale, lang)
+            base = math.atan2(dy, dx)
+            candidates = []
+            for turn in VERTEX_TURNS:
+                a = base + math.radians(turn)
+                candidates.append(Text(x + math.cos(a) * 2.6, y + math.sin(a) * 2.6 + TEXT_MM / 3,
+                                       str(v.label), TEXT_MM, bold=True, fill="#c00000", halo=True,
+                                       role="vertex"))
+            d.items.append(next((t for t in candidates if clear.ok(t)), candidates[0]))
+    d.items += [number,
+                Shape([[(number.x - 7, py + 0.4), (number.x + 7, py + 0.4)]], width=0.25, closed=False,
+                      role="parcel"),
+                area]
+    _grid_ticks(d, frame, scale, paper, clear)
+    for group in furniture:
+        d.items += group
     d.items.append(Shape([[(0, 0), (MAP_W_MM, 0), (MAP_W_MM, MAP_H_MM), (0, MAP_H_MM)]], width=0.5))
     return d
 
 
-def _grid_ticks(d: MapDrawing, frame: tuple[float, float, float, float], scale: int, paper) -> None:
+def _grid_ticks(d: MapDrawing, frame: tuple[float, float, float, float], scale: int, paper,
+                clear: _Clear) -> None:
     """Grid crosses every round number of metres, labelled on the frame: X (northing) on the
-    left edge, Y (easting) on the top edge, as on cadastral sheets."""
+    left edge, Y (easting) on the top edge, as on cadastral sheets (a label the north arrow or
+    scale bar would cover is left out: the next cross has one)."""
     step = next((s for s in NICE if s * 1000 / scale >= 30), NICE[-1])
     e = math.ceil(frame[0] / step) * step
     while e < frame[2]:
         x, _ = paper(e, frame[3])
-        if 8 < x < d.width - 8:
-            d.items.append(Text(x, 2.6, f"Y={e:.0f}", 1.8, fill="#444444"))
+        label = Text(x, 2.6, f"Y={e:.0f}", 1.8, fill="#444444", role="grid")
+        if 8 < x < d.width - 8 and clear.ok(label):
+            d.items.append(label)
         n = math.ceil(frame[1] / step) * step
         while n < frame[3]:
             px, py = paper(e, n)
             d.items.append(Shape([[(px - 1.5, py), (px + 1.5, py)], [(px, py - 1.5), (px, py + 1.5)]],
-                                 stroke="#777777", width=0.15, closed=False))
+                                 stroke="#777777", width=0.15, closed=False, role="grid"))
             n += step
         e += step
     n = math.ceil(frame[1] / step) * step
     while n < frame[3]:
         _, y = paper(frame[0], n)
-        if 8 < y < d.height - 12:
-            d.items.append(Text(1.2, y - 0.8, f"X={n:.0f}", 1.8, anchor="start", fill="#444444"))
+        label = Text(1.2, y - 0.8, f"X={n:.0f}", 1.8, anchor="start", fill="#444444", role="grid")
+        if 8 < y < d.height - 12 and clear.ok(label):
+            d.items.append(label)
         n += step
 
 
-def _north_arrow(d: MapDrawing, lang: str) -> None:
+def _north_arrow(d: MapDrawing, lang: str) -> list[Shape | Text | Dot]:
     x, y = d.width - 9, 7
-    d.items.append(Shape([[(x - 4, y - 4.5), (x + 4, y - 4.5), (x + 4, y + 9.5), (x - 4, y + 9.5)]],
-                         stroke="#ffffff", width=0.1, fill="#ffffff"))
-    d.items.append(Shape([[(x, y), (x - 2.5, y + 8), (x, y + 6), (x + 2.5, y + 8)]], width=0.3,
-                         fill="#000000"))
-    d.items.append(Text(x, y - 1.2, "B" if lang == "vi" else "N", 3.0, bold=True))
+    return [
+        Shape([[(x - 4, y - 4.5), (x + 4, y - 4.5), (x + 4, y + 9.5), (x - 4, y + 9.5)]],
+              stroke="#ffffff", width=0.1, fill="#ffffff", role="north"),
+        Shape([[(x, y), (x - 2.5, y + 8), (x, y + 6), (x + 2.5, y + 8)]], width=0.3, fill="#000000",
+              role="north"),
+        Text(x, y - 1.2, "B" if lang == "vi" else "N", 3.0, bold=True, role="north"),
+    ]
 
 
-def _scale_bar(d: MapDrawing, scale: int, lang: str) -> None:
+def _scale_bar(d: MapDrawing, scale: int, lang: str) -> list[Shape | Text | Dot]:
     metres = _nice(40 * scale / 1000, NICE)
     length = metres * 1000 / scale
     x, y = 6.0, d.height - 7.0
     half = length / 2
-    d.items.append(Shape([[(x - 3, y - 4.5), (x + length + 32, y - 4.5), (x + length + 32, y + 3.5),
-                           (x - 3, y + 3.5)]], stroke="#ffffff", width=0.1, fill="#ffffff"))
-    d.items.append(Shape([[(x, y), (x + half, y), (x + half, y + 1.5), (x, y + 1.5)]], width=0.25,
-                         fill="#000000"))
-    d.items.append(Shape([[(x + half, y), (x + length, y), (x + length, y + 1.5), (x + half, y + 1.5)]],
-                         width=0.25, fill="#ffffff"))
-    d.items.append(Text(x, y - 1.0, "0", SMALL_MM, halo=True))
     bar = fmt.number(metres, lang, 0 if metres == int(metres) else 1)
-    d.items.append(Text(x + length, y - 1.0, f"{bar} m", SMALL_MM, halo=True))
     label = f"{'Tỷ lệ' if lang == 'vi' else 'Scale'} 1:{fmt.number(scale, lang)}"
-    d.items.append(Text(x + length + 4, y + 1.4, label, TEXT_MM, anchor="start", bold=True, halo=True))
+    return [
+        Shape([[(x - 3, y - 4.5), (x + length + 32, y - 4.5), (x + length + 32, y + 3.5),
+                (x - 3, y + 3.5)]], stroke="#ffffff", width=0.1, fill="#ffffff", role="scalebar"),
+        Shape([[(x, y), (x + half, y), (x + half, y + 1.5), (x, y + 1.5)]], width=0.25,
+              fill="#000000", role="scalebar"),
+        Shape([[(x + half, y), (x + length, y), (x + length, y + 1.5), (x + half, y + 1.5)]],
+              width=0.25, fill="#ffffff", role="scalebar"),
+        Text(x, y - 1.0, "0", SMALL_MM, halo=True, role="scalebar"),
+        Text(x + length, y - 1.0, f"{bar} m", SMALL_MM, halo=True, role="scalebar"),
+        Text(x + length + 4, y + 1.4, label, TEXT_MM, anchor="start", bold=True, halo=True,
+             role="scalebar"),
+    ]
 
 
 # --- SVG ---------------------------------------------------------------------------------------
 
 
 def svg(d: MapDrawing) -> str:
-    """The map as an inline SVG in millimetres (prints at the stated scale)."""
+    """The map as an inline SVG in millimetres (prints at the stated scale); each element's
+    class names what it belongs to (scalebar, north, vertex, edge, neighbour, parcel, grid)."""
+
+    def role(it: Shape | Text | Dot) -> str:
+        return f' class="{it.role}"' if it.role else ""
+
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="extract-map" width="{d.width:g}mm" '
            f'height="{d.height:g}mm" viewBox="0 0 {d.width:g} {d.height:g}" '
            f'font-family="DejaVu Sans, Arial, sans-serif" role="img">',
@@ -398,13 +507,13 @@ def svg(d: MapDrawing) -> str:
                 path = " ".join("M" + " L".join(f"{x:.2f},{y:.2f}" for x, y in ring)
                                 for ring in it.rings if ring)
             dash = f' stroke-dasharray="{",".join(f"{v:g}" for v in it.dash)}"' if it.dash else ""
-            out.append(f'<path d="{path}" fill="{it.fill or "none"}" fill-rule="evenodd" '
+            out.append(f'<path{role(it)} d="{path}" fill="{it.fill or "none"}" fill-rule="evenodd" '
                        f'stroke="{it.stroke}" stroke-width="{it.width:g}"{dash}/>')
         elif isinstance(it, Dot):
-            out.append(f'<circle cx="{it.x:.2f}" cy="{it.y:.2f}" r="{it.r:g}" fill="{it.fill}"/>')
+            out.append(f'<circle{role(it)} cx="{it.x:.2f}" cy="{it.y:.2f}" r="{it.r:g}" fill="{it.fill}"/>')
         else:
             attrs = (f'x="{it.x:.2f}" y="{it.y:.2f}" font-size="{it.size:g}" text-anchor="{it.anchor}" '
-                     f'fill="{it.fill}"' + (' font-weight="bold"' if it.bold else ""))
+                     f'fill="{it.fill}"' + (' font-weight="bold"' if it.bold else "")) + role(it)
             if it.angle:
                 attrs += f' transform="rotate({it.angle:.1f} {it.x:.2f} {it.y:.2f})"'
             if it.halo:

@@ -5,7 +5,6 @@ fonts-dejavu-core, which scripts/setup.sh installs)."""
 from __future__ import annotations
 
 import io
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -32,9 +31,8 @@ from gis.parcels.extract import (
     ring_caption,
     vertex_cells,
 )
+from gis.parcels.fonts import FONT_DIRS
 
-FONT_DIRS = (os.environ.get("GEOIOC_FONT_DIR", ""), "/usr/share/fonts/truetype/dejavu",
-             "/usr/share/fonts/dejavu", "/usr/local/share/fonts")
 REGULAR, BOLD = "DejaVuSans", "DejaVuSans-Bold"
 _lock = threading.Lock()
 

@@ -3,7 +3,9 @@
  * folium builds the page and the Leaflet map, then calls GeoIOC.start(map, config). From here on
  * everything comes live from the API: the layer manifest (inlined for anonymous visitors, then
  * /api/map/layers once sign-in state is known), tiles and GeoJSON per layer, incident filters
- * shared by the clustered points, the heatmap and the counts, "what is here" on click, search. */
+ * shared by the clustered points, the heatmap and the counts, "what is here" on click, search.
+ * The counts in the layer list are the database's, for the view (/api/map/counts; incidents
+ * through their filtered statistics), asked again when the view settles. */
 (function (G) {
   "use strict";
 
@@ -18,8 +20,11 @@
     filters: null,
     selection: null, // what the detail panel shows: re-rendered on language or filter change
     highlight: null,
-    labels: null,
-    labelsEra: undefined,
+    labels: null, // the layer group names are drawn into (labels.js)
+    places: null, // the gazetteer's names of the current era: {era, labels}
+    placesEra: undefined,
+    counts: {}, // layer id -> features in view (database), null when not counted
+    countsTimer: null,
     ready: false,
     firstRender: null,
     statsSeq: 0,
@@ -34,8 +39,15 @@
     state.config = config;
     const urlLang = new URLSearchParams(location.search).get("lang");
     G.lang = urlLang === "en" || urlLang === "vi" ? urlLang : config.lang || "vi";
+    // folium fitted the province beside the 320 px layer panel; a phone's panel opens over the
+    // map instead, so the province takes the whole width there.
+    if (map.getSize().x <= 640) {
+      const b = config.manifest.bbox;
+      map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { padding: [8, 8], animate: false });
+    }
     createPanes(map);
     state.highlight = L.featureGroup([], { pane: "gi-highlight" }).addTo(map);
+    state.labels = L.layerGroup().addTo(map);
     bindUi();
     showZoom();
     G.translatePage();
@@ -46,7 +58,7 @@
     L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
     localizeControls();
     map.on("moveend", onMoveEnd);
-    map.on("zoomend", () => { syncLabels(); updateCounts(); showZoom(); });
+    map.on("zoomend", () => { syncLabels(); showZoom(); });
     map.on("click", (e) => identifyAt(e.latlng).catch(error));
     map.on("mousemove", (e) => showZoom(e.latlng));
     G.onIdle = checkIdle;
@@ -120,12 +132,13 @@
     const ctx = {
       map: state.map,
       paneFor,
+      orderOf: (entry) => state.manifest.layers.indexOf(entry),
       era: () => state.era,
       filterParams,
       select: (entry, feature, latlng) => selectFeature(entry, feature, latlng).catch(error),
       onIncidents: updateIncidentNote,
-      onHeatmap: updateCounts,
-      onLoaded: updateCounts,
+      onHeatmap: () => {},
+      onLoaded: relabelSoon,
       error,
     };
     for (const entry of manifest.layers) {
@@ -142,6 +155,7 @@
     syncLabels();
     renderUser();
     loadFilterStats();
+    scheduleCounts();
     if (state.selection) rerenderSelection();
     state.ready = true;
     checkIdle();
@@ -158,7 +172,9 @@
       if (h.refresh) h.refresh("hide");
     }
     if (id === gazetteerId()) syncLabels();
+    relabelSoon();
     updateCounts();
+    scheduleCounts();
   }
 
   function renderPanels() {
@@ -211,6 +227,7 @@
       if (h.entry.kind === "incidents" || h.entry.kind === "heatmap") h.refresh("filters");
     }
     loadFilterStats();
+    scheduleCounts();
     if (state.selection && state.selection.kind === "place") rerenderSelection();
   }
 
@@ -236,7 +253,57 @@
   // --- counts, notes, idle --------------------------------------------------------------------
 
   function updateCounts() {
-    G.updateLayerCounts(state.handles, state.map.getZoom());
+    G.updateLayerCounts(state.handles, state.counts, state.map.getZoom());
+  }
+
+  /** Count again once the view has settled (a drag fires many moves): busy meanwhile, so that
+   * nobody reads the list as final before the counts arrive. */
+  function scheduleCounts() {
+    if (!state.manifest) return;
+    if (state.countsTimer === null) G.setBusy(+1);
+    else clearTimeout(state.countsTimer);
+    state.countsTimer = setTimeout(() => {
+      state.countsTimer = null;
+      loadCounts().catch(error).finally(() => G.setBusy(-1));
+    }, 250);
+  }
+
+  /** Features in view per layer shown, counted by the database under the caller's access:
+   * /api/map/counts for the layers, the incidents' statistics (with the filters) for incidents
+   * and their heatmap. Layers off or outside their zoom range show no count. */
+  async function loadCounts() {
+    const map = state.map;
+    const zoom = map.getZoom();
+    const b = map.getBounds();
+    const bbox = G.bboxParam(L.latLngBounds([Math.max(-85, b.getSouth()), Math.max(-180, b.getWest())],
+                                            [Math.min(85, b.getNorth()), Math.min(180, b.getEast())]));
+    const shown = state.manifest.layers.filter((e) => state.handles[e.id] && isOn(e.id) &&
+      zoom >= (e.min_zoom || 0) && zoom <= (e.max_zoom == null ? 99 : e.max_zoom));
+    const plain = shown.filter((e) => e.kind !== "incidents" && e.kind !== "heatmap");
+    const filtered = shown.filter((e) => e.kind === "incidents" || e.kind === "heatmap");
+    const counts = {};
+    const asks = [];
+    if (plain.length) {
+      const p = new URLSearchParams({ layers: plain.map((e) => e.id).join(","), bbox });
+      if (state.era) p.set("as_of", state.era);
+      asks.push(G.api("/api/map/counts?" + p.toString()).then((body) => Object.assign(counts, body.counts)));
+    }
+    if (filtered.length) {
+      const entry = state.manifest.layers.find((e) => e.kind === "incidents");
+      const params = filterParams();
+      if (entry && params) {
+        params.set("bbox", bbox);
+        asks.push(G.api(entry.stats_url + "?" + params.toString()).then((stats) => {
+          for (const e of filtered) counts[e.id] = stats.current.total;
+        }));
+      } else {
+        for (const e of filtered) counts[e.id] = 0;
+      }
+    }
+    await Promise.all(asks);
+    state.counts = counts;
+    G.countsBBox = bbox;
+    updateCounts();
   }
 
   function updateIncidentNote(h) {
@@ -254,6 +321,7 @@
     if (!state.ready || G.busy > 0) return;
     requestAnimationFrame(() => requestAnimationFrame(() => {
       if (G.busy > 0) return;
+      relabel();
       if (state.firstRender === null) {
         state.firstRender = performance.now();
         performance.mark("geoioc:first-render");
@@ -270,11 +338,27 @@
     return out;
   };
 
+  /** Colours each layer draws its features in now, and the screen boxes of the point symbols
+   * it shows (clusters included): for the tests, against the legend and the names. */
+  G.drawnColors = function () {
+    const out = {};
+    for (const [id, h] of Object.entries(state.handles)) out[id] = h.colors ? [...h.colors()] : [];
+    return out;
+  };
+  G.symbolBoxes = function () {
+    const out = {};
+    for (const [id, h] of Object.entries(state.handles)) {
+      out[id] = h.symbols ? h.symbols().map((b) => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, cluster: b.cluster })) : [];
+    }
+    return out;
+  };
+
   // --- map movement ---------------------------------------------------------------------------
 
   function onMoveEnd() {
     for (const h of Object.values(state.handles)) if (h.refresh) h.refresh("view");
-    updateCounts();
+    scheduleCounts();
+    relabelSoon();
   }
 
   /** The gazetteer (administrative units with eras): the manifest says which layer it is. */
@@ -282,44 +366,46 @@
     return state.manifest ? state.manifest.gazetteer : null;
   }
 
+  /** The gazetteer's names of the current era, loaded once per era (then laid out with the
+   * other names by labels.js whenever the view settles). */
   function syncLabels() {
     const gz = entryOf(gazetteerId());
-    const admin = gz && state.handles[gz.id];
-    const want = admin && gz.labels_url && state.map.hasLayer(admin.layer) && state.map.getZoom() >= 11;
-    if (want && state.labelsEra !== state.era) {
-      state.labelsEra = state.era;
-      const url = gz.labels_url + (state.era ? "?as_of=" + state.era : "");
-      G.api(url).then((body) => {
-        if (state.labels) state.map.removeLayer(state.labels);
-        state.labels = L.layerGroup(body.labels.map((l) => L.marker([l.lat, l.lon], {
-          pane: "gi-labels", interactive: false, keyboard: false, labelWidth: l.name.length * 6.6,
-          icon: L.divIcon({ className: "gi-place-label", html: `<span>${G.esc(l.name)}</span>`,
-                            iconSize: null }),
-        })));
-        syncLabels();
+    if (gz && gz.labels_url && state.placesEra !== state.era) {
+      const era = state.era;
+      state.placesEra = era;
+      G.api(gz.labels_url + (era ? "?as_of=" + era : "")).then((body) => {
+        if (state.placesEra !== era) return;
+        state.places = { era, labels: body.labels };
+        relabel();
       }).catch(error);
       return;
     }
-    if (!state.labels) return;
-    if (want && !state.map.hasLayer(state.labels)) state.labels.addTo(state.map);
-    if (!want && state.map.hasLayer(state.labels)) state.map.removeLayer(state.labels);
-    declutter();
+    relabelSoon();
   }
 
-  /** Hide labels that would overlap one already placed (a greedy pass in screen space). */
-  function declutter() {
-    if (!state.labels || !state.map.hasLayer(state.labels)) return;
-    const placed = [];
-    state.labels.eachLayer((m) => {
-      const el = m.getElement();
-      if (!el) return;
-      const p = state.map.latLngToContainerPoint(m.getLatLng());
-      const half = m.options.labelWidth / 2 + 4;
-      const box = [p.x - half, p.y - 9, p.x + half, p.y + 9];
-      const hit = placed.some((b) => !(box[2] < b[0] || box[0] > b[2] || box[3] < b[1] || box[1] > b[3]));
-      el.style.visibility = hit ? "hidden" : "";
-      if (!hit) placed.push(box);
-    });
+  /** Names for the view, by priority (labels.js): the gazetteer's from zoom 11 while its layer
+   * is shown, the point layers' from zoom 15. */
+  function relabel() {
+    if (!state.manifest) return;
+    const gz = entryOf(gazetteerId());
+    const admin = gz && state.handles[gz.id];
+    const places = admin && state.places && state.map.hasLayer(admin.layer) && state.map.getZoom() >= 11
+      ? { labels: state.places.labels, priority: gz.label_priority || 1, layer: gz.id } : null;
+    // The panels over the map hide what is under them: no name goes there.
+    const frame = state.map.getContainer().getBoundingClientRect();
+    const covered = ["gi-panel", "gi-details"].map((id) => document.getElementById(id))
+      .filter((el) => el && !el.hidden && el.offsetParent !== null).map((el) => {
+        const r = el.getBoundingClientRect();
+        return { x1: r.left - frame.left, y1: r.top - frame.top, x2: r.right - frame.left, y2: r.bottom - frame.top };
+      });
+    G.relabel(state.map, places, state.handles, state.labels, covered);
+  }
+
+  let relabelTimer = null;
+  /** After the point layers have re-clustered for the new view (their own moveend handlers). */
+  function relabelSoon() {
+    clearTimeout(relabelTimer);
+    relabelTimer = setTimeout(relabel, 0);
   }
 
   // --- selection and the detail panel ---------------------------------------------------------
@@ -352,6 +438,7 @@
     });
     if (state.era) params.set("as_of", state.era);
     const fc = await G.api("/api/map/identify?" + params.toString());
+    G.lastIdentify = fc;
     if (seq !== state.detailSeq) return;
     const sections = [];
     if (extra && extra.html) sections.push(extra.html);
@@ -391,10 +478,11 @@
                      badge + G.fieldTable(entry, p, label ? [label] : []), "gi-sec-feature gi-sec-" + entry.id);
   }
 
+  /** Land-use code -> its name in the current language (all codes, from the manifest). */
   function landUseNames() {
-    const zones = entryOf("land_use_zones") || entryOf("parcels");
     const names = {};
-    if (zones) for (const l of zones.legend) names[l.value] = G.pick(l.label).replace(/^[A-Z]{3} – /, "");
+    const table = (state.manifest.names || {}).land_use || {};
+    for (const code of Object.keys(table)) names[code] = G.pick(table[code]);
     return names;
   }
 
@@ -404,7 +492,7 @@
     const title = G.t("sheet_parcel", { s: G.esc(p.sheet_no), p: G.esc(p.parcel_no) });
     const link = `<a class="btn btn-sm btn-info gi-parcel-link" href="/parcels/${encodeURIComponent(f.id)}">${G.esc(G.t("parcel_page"))} →</a>`;
     return G.section(G.t("parcel"), `<span class="gi-parcel-no">${title}</span>`,
-                     G.fieldTable(entry, p, ["sheet_no", "parcel_no"], landUseNames()) + link, "gi-sec-parcel");
+                     G.fieldTable(entry, p, ["sheet_no", "parcel_no"]) + link, "gi-sec-parcel");
   }
 
   function zoneSection(f) {
@@ -414,7 +502,7 @@
     const names = landUseNames();
     return G.section(G.t("zone"), `<span class="gi-swatch" style="--c:${G.esc(color)}"></span> ` +
                      `${G.esc(p.land_use_code)} – ${G.esc(names[p.land_use_code] || "")}`,
-                     G.fieldTable(entry, p, ["land_use_code"]));
+                     G.fieldTable(entry, p, ["land_use_code"]), "gi-sec-zone");
   }
 
   function communeSection(f) {
@@ -446,12 +534,18 @@
     const p = feature.properties || {};
     let kicker = G.pick(entry.title);
     let body = G.fieldTable(entry, p, entry.label_field ? [entry.label_field] : []);
-    if (entry.kind === "cameras") kicker = G.t("camera");
+    if (entry.kind === "cameras") {
+      kicker = G.t("camera");
+      body = statusBadge(entry, p) + body;
+    }
     if (entry.kind === "sensors") {
       kicker = G.t("sensor");
       const pct = p.ratio == null ? "–" : Math.round(p.ratio * 100);
       const state_ = entry.legend.find((l) => l.value === p.state);
-      body = `<div class="gi-bignum"><b style="color:${G.esc(state_ ? state_.color : "#999")}">${G.fmtNumber(p.latest_value)}</b> ` +
+      // The reading against its threshold in words, as the legend says it, then the value.
+      const reading = state_ ? `<div class="gi-badge" style="--c:${G.esc(state_.color)}">${G.esc(G.pick(state_.label))}</div> ` : "";
+      body = reading + statusBadge(entry, p) +
+        `<div class="gi-bignum"><b style="color:${G.esc(state_ ? state_.color : "#999")}">${G.fmtNumber(p.latest_value)}</b> ` +
         `${G.esc(p.unit || "")} <small>${G.esc(G.t("of_threshold", { p: pct }))}${p.stale ? " · " + G.esc(G.t("stale")) : ""}</small></div>` +
         `<div class="gi-muted">${G.esc(G.t("latest_value"))}: ${G.esc(G.fmtDateTime(p.observed_at))}</div>` + body;
     }
@@ -459,6 +553,15 @@
                             "gi-sec-feature gi-sec-" + entry.id));
     highlight(feature.fov ? { type: "Feature", geometry: feature.fov, properties: {} }
       : { type: "Feature", geometry: { type: "Point", coordinates: [latlng.lng, latlng.lat] }, properties: {} });
+  }
+
+  /** A device's operating status (a coded field named status) in words, as a badge. */
+  function statusBadge(entry, p) {
+    const field = entry.fields.find((f) => f.name === "status");
+    if (!field || !field.values || !field.values[p.status]) return "";
+    const color = entry.style.by === "status" ? G.categoryColor(entry, p.status) : "#475569";
+    return `<div class="gi-badge gi-status-badge" style="--c:${G.esc(color)}">` +
+      `${G.esc(G.pick(field.title))}: ${G.esc(G.pick(field.values[p.status]))}</div> `;
   }
 
   async function showIncident(entry, id, latlng, seq) {
@@ -619,6 +722,7 @@
     loadFilterStats();
     rerenderSelection();
     if (lastSearch) renderResults();
+    relabel();
   }
 
   function tickClock() {
@@ -628,6 +732,11 @@
 
   function bindUi() {
     document.getElementById("gi-lang").addEventListener("click", () => setLang(G.lang === "vi" ? "en" : "vi"));
+    // On a phone the layer panel opens over the map from its button (on wider screens it stays).
+    document.getElementById("gi-panel-toggle").addEventListener("click", (e) => {
+      const closed = document.getElementById("gi-panel").classList.toggle("gi-closed");
+      e.currentTarget.setAttribute("aria-expanded", String(!closed));
+    });
     document.getElementById("gi-details-close").addEventListener("click", () => {
       state.selection = null;
       G.hideDetails();

@@ -9,13 +9,21 @@
  *               are too many to ship; filtered by the shared incident filters
  *   heatmap   - /api/incidents/heatmap: grid cells aggregated in PostGIS, same filters
  * Every handle answers drawn() (how many features it currently draws: used by the tests and
- * the status line), and refresh(reason) for "filters", "view" or "style" changes. */
+ * the status line), colors() (the colours it draws features in: the legend must list each),
+ * symbols() (the screen boxes of the point symbols it shows: place names keep clear of them),
+ * and refresh(reason) for "filters", "view" or "style" changes. Point layers are clustered:
+ * symbols closer than a few pixels merge into a cluster with their count (co-located stations
+ * fan out when their cluster is clicked at the last zoom).
+ *
+ * Colours, line widths and dashes come from the manifest (the catalogue's styles, the legend's
+ * entries), never from here: what is drawn is what the legend says. */
 (function (G) {
   "use strict";
 
   const FOV_MIN_ZOOM = 13;
-  const ROAD_WEIGHTS = { expressway: 4.5, trunk: 3.5, primary: 2.8, secondary: 2, local: 1.2 };
-  const ADMIN_WEIGHTS = { province: 3, district: 2, commune: 1.1 };
+  /** How close (pixels) point symbols merge into a cluster, by zoom: wide when the province is
+   * in view, only overlapping symbols from zoom 17 on. */
+  const clusterRadius = (z) => (z >= 17 ? 14 : z >= 15 ? 22 : z >= 13 ? 28 : 32);
 
   function bboxBounds(b, pad) {
     const p = pad || 0;
@@ -43,6 +51,15 @@
 
   // --- vector tiles ---------------------------------------------------------------------------
 
+  /** Width, dash and first zoom of a feature whose style varies by a coded field (roads by
+   * class, administrative units by level); null when not drawn at ZOOM. */
+  function byWidth(s, props, zoom) {
+    const value = s.width_by ? props[s.width_by] : null;
+    if (value == null) return { w: s.weight, dash: null };
+    if (zoom < ((s.min_zooms || {})[value] || 0)) return null;
+    return { w: (s.widths || {})[value] || s.weight, dash: (s.dashes || {})[value] || null };
+  }
+
   function tileStyle(entry, ctx) {
     const s = entry.style;
     const line = entry.geometry.indexOf("LineString") >= 0;
@@ -56,13 +73,10 @@
         if (c) { if (line) stroke = c; else fill = c; }
       }
       if (line) {
-        let w = s.weight;
-        if (entry.id === "roads" && props.road_class) {
-          w = ROAD_WEIGHTS[props.road_class] || s.weight;
-          if (props.road_class === "local" && zoom < 13) return [];
-          if (props.road_class === "secondary" && zoom < 11) return [];
-          if (zoom >= 15) w *= 1.6;
-        }
+        const bw = byWidth(s, props, zoom);
+        if (!bw) return [];
+        let w = bw.w;
+        if (s.width_by && zoom >= 15) w *= 1.6;
         // A light casing under each line keeps it readable over any land-use colour.
         return [{ color: "#ffffff", weight: w + 2, opacity: 0.85, lineCap: "round", lineJoin: "round" },
                 { color: stroke, weight: w, opacity: 0.95, lineCap: "round", lineJoin: "round" }];
@@ -72,22 +86,43 @@
     };
   }
 
-  /** Administrative units of the selected era only (tiles carry valid_from/valid_to). */
+  /** Administrative units of the selected era only (tiles carry valid_from/valid_to), in the
+   * era's colour; the units before the reform all dashed. */
   function adminStyle(entry, ctx, p, zoom) {
     const asOf = ctx.era();
     const from = p.valid_from || "";
     const to = p.valid_to || "";
     const valid = asOf ? (from <= asOf && (!to || to > asOf)) : !to;
     if (!valid) return [];
-    if (p.level === "commune" && zoom < 9) return [];
-    const previous = !!asOf;
+    const s = entry.style;
+    const bw = byWidth(s, p, zoom);
+    if (!bw) return [];
+    const era = (entry.eras || []).find((e) => (e.as_of || null) === (asOf || null));
+    const previous = (entry.legend_more || []).find((l) => l.value === "previous");
     return {
-      color: previous ? "#7b3294" : "#334155",
-      weight: (ADMIN_WEIGHTS[p.level] || 1) * (zoom >= 14 ? 1.4 : 1),
+      color: era && era.color ? era.color : s.color,
+      weight: bw.w * (zoom >= 14 ? 1.4 : 1),
       opacity: 0.9,
-      dashArray: p.level === "district" || (previous && p.level === "commune") ? "6 4" : null,
-      fill: true, fillColor: "#ffffff", fillOpacity: 0.02,
+      dashArray: asOf && previous ? previous.dash : bw.dash,
+      fill: true, fillColor: s.fill_color || "#ffffff", fillOpacity: s.fill_opacity,
     };
+  }
+
+  /** Colours a tile layer drew its loaded features in (stroke for lines, fill for areas). */
+  function tileColors(entry, ctx, layer) {
+    const style = tileStyle(entry, ctx);
+    const zoom = Math.round(ctx.map.getZoom());
+    const line = entry.geometry.indexOf("LineString") >= 0;
+    const out = new Set();
+    for (const key of Object.keys(layer._vectorTiles || {})) {
+      for (const f of Object.values(layer._vectorTiles[key]._features || {})) {
+        const props = (f.feature && f.feature.properties) || {};
+        let st = style(props, zoom);
+        if (Array.isArray(st)) st = st[st.length - 1];
+        if (st) out.add(line || entry.gazetteer ? st.color : st.fillColor);
+      }
+    }
+    return out;
   }
 
   function tilesHandle(entry, ctx) {
@@ -126,6 +161,8 @@
       }
       return n;
     };
+    h.colors = () => (ctx.map.hasLayer(layer) ? tileColors(entry, ctx, layer) : new Set());
+    h.symbols = () => [];
     // Re-add rather than redraw(): GridLayer.redraw() takes a fractional map zoom (zoomSnap 0.5)
     // as the tile zoom and would ask for tiles such as z=11.5.
     h.refresh = function (reason) {
@@ -136,23 +173,127 @@
 
   // --- GeoJSON point layers -------------------------------------------------------------------
 
+  /** What shows MARKER on MAP: itself, the cluster it is in (markercluster's own
+   * getVisibleParent looks for an icon, which canvas circle markers do not have), or null. */
+  function visibleParent(map, marker) {
+    let v = marker;
+    while (v && !map.hasLayer(v)) v = v.__parent;
+    return v || null;
+  }
+
+  /** The screen box of what shows MARKER (itself, or the cluster it is in), or null. */
+  function visibleBox(map, group, marker, seen) {
+    const shown = group ? visibleParent(map, marker) : marker;
+    if (!shown || seen.has(shown)) return null;
+    seen.add(shown);
+    const p = map.latLngToContainerPoint(shown.getLatLng());
+    let r = 6;
+    if (shown.options.icon && shown.options.icon.options.iconSize) r = shown.options.icon.options.iconSize[0] / 2;
+    else if (shown.options.radius) r = shown.options.radius + (shown.options.weight || 0) / 2;
+    return { x1: p.x - r, y1: p.y - r, x2: p.x + r, y2: p.y + r, cluster: shown instanceof L.MarkerCluster,
+             layer: null };
+  }
+
+  /** Boxes of the symbols GROUP shows in the view (each cluster once). */
+  function symbolBoxes(entry, ctx, group, markers) {
+    if (!ctx.map.hasLayer(group)) return [];
+    const view = ctx.map.getBounds().pad(0.05);
+    const seen = new Set();
+    const out = [];
+    for (const m of markers) {
+      if (!view.contains(m.getLatLng())) continue;
+      const b = visibleBox(ctx.map, group, m, seen);
+      if (b) { b.layer = entry.id; out.push(b); }
+    }
+    return out;
+  }
+
+  /** Panes of a point layer: its clusters stacked in the manifest's order, its symbols on one
+   * canvas shared by every point layer. One canvas, because a canvas takes every click over the
+   * whole map: with a canvas per layer, the top layer's canvas hid the symbols of the layers
+   * under it from clicks (a station under a camera layer could not be identified). */
+  function pointPanes(entry, ctx) {
+    const order = ctx.orderOf(entry);
+    const symbols = "gi-points";
+    const clusters = "gi-pc-" + entry.id;
+    if (!ctx.map.getPane(symbols)) ctx.map.createPane(symbols).style.zIndex = "410";
+    if (!ctx.map.getPane(clusters)) ctx.map.createPane(clusters).style.zIndex = String(610 + order);
+    if (!ctx.map._giPointRenderer) ctx.map._giPointRenderer = L.canvas({ pane: symbols });
+    return { symbols, clusters, renderer: ctx.map._giPointRenderer };
+  }
+
+  function clusterGroup(entry, colorOf, panes) {
+    return L.markerClusterGroup({
+      clusterPane: panes.clusters,
+      maxClusterRadius: clusterRadius,
+      showCoverageOnHover: false,
+      spiderfyOnMaxZoom: true,
+      animate: false,
+      // A few hundred points: clustered at once, the same way every time (chunked loading
+      // clusters in time slices, and the clusters then depend on the machine's speed).
+      chunkedLoading: false,
+      iconCreateFunction: (c) => {
+        const counts = {};
+        for (const m of c.getAllChildMarkers()) {
+          const k = colorOf(m);
+          counts[k] = (counts[k] || 0) + 1;
+        }
+        const color = Object.keys(counts).sort((a, b) => counts[b] - counts[a])[0];
+        const n = c.getChildCount();
+        const size = n < 10 ? 24 : n < 100 ? 28 : 34;
+        return L.divIcon({
+          className: "gi-pcluster",
+          html: `<div style="width:${size}px;height:${size}px;background:${color}"><span>${n}</span></div>`,
+          iconSize: [size, size],
+        });
+      },
+    });
+  }
+
   function pointsHandle(entry, ctx, url, makeMarker) {
-    const group = L.featureGroup();
-    const h = { entry, layer: group, loaded: false, loading: null, data: null };
+    const panes = pointPanes(entry, ctx);
+    const group = clusterGroup(entry, (m) => m.options.fillColor || entry.style.color, panes);
+    const h = { entry, layer: group, loaded: false, loading: null, data: null, markers: [] };
     h.load = async function () {
       const fc = await G.api(url);
       h.data = fc;
       group.clearLayers();
+      h.markers = [];
       for (const f of fc.features || []) {
         if (!f.geometry) continue;
         const ll = L.latLng(f.geometry.coordinates[1], f.geometry.coordinates[0]);
         const m = makeMarker(f, ll);
+        m.options.renderer = panes.renderer;
+        m.options.pane = panes.symbols;
+        m.feature = f;
         m.on("click", (e) => { L.DomEvent.stop(e); ctx.select(entry, f, ll); });
-        group.addLayer(m);
+        h.markers.push(m);
       }
+      group.addLayers(h.markers);
       h.loaded = true;
     };
-    h.drawn = () => (ctx.map.hasLayer(group) ? group.getLayers().length : 0);
+    h.drawn = () => (ctx.map.hasLayer(group) ? h.markers.length : 0);
+    h.colors = () => new Set(ctx.map.hasLayer(group) ? h.markers.map((m) => m.options.fillColor) : []);
+    h.symbols = () => symbolBoxes(entry, ctx, group, h.markers);
+    /** Names to write beside the symbols shown singly (not those inside a cluster). */
+    h.labels = function () {
+      const field = entry.label_field;
+      if (!entry.label_priority || !field || !ctx.map.hasLayer(group)) return [];
+      const order = (entry.legend || []).map((l) => l.value);
+      const by = entry.style && entry.style.by;
+      const view = ctx.map.getBounds();
+      const out = [];
+      for (const m of h.markers) {
+        if (!view.contains(m.getLatLng()) || !ctx.map.hasLayer(m)) continue;
+        const p = m.feature.properties || {};
+        if (!p[field]) continue;
+        const rank = by ? order.indexOf(p[by]) : 0;
+        out.push({ text: String(p[field]), latlng: m.getLatLng(), r: (m.options.radius || 5) + 1,
+                   priority: entry.label_priority - (rank < 0 ? order.length : rank) / 100,
+                   layer: entry.id, id: m.feature.id });
+      }
+      return out;
+    };
     h.refresh = function (reason) {
       if (reason === "show" && !h.loaded && !h.loading) {
         h.loading = h.load().then(ctx.onLoaded).catch(ctx.error).finally(() => { h.loading = null; });
@@ -174,13 +315,15 @@
   }
 
   function sensorsHandle(entry, ctx) {
-    const colors = {};
-    for (const l of entry.legend) colors[l.value] = l.color;
+    const states = {};
+    for (const l of entry.legend) states[l.value] = l;
+    const stale = (entry.legend_more || []).find((l) => l.value === "stale") || {};
     return pointsHandle(entry, ctx, entry.source + "?bbox=" + entry.bbox.join(","), (f, ll) => {
       const p = f.properties;
+      const look = states[p.state] || states.none;
       const m = L.circleMarker(ll, {
-        radius: 6, color: "#0f172a", weight: 2, dashArray: p.stale ? "2 3" : null,
-        fillColor: colors[p.state] || "#9e9e9e", fillOpacity: p.stale ? 0.5 : 0.95,
+        radius: 6, color: look.outline, weight: 2, dashArray: p.stale ? stale.dash : null,
+        fillColor: look.color, fillOpacity: p.stale ? stale.opacity : 0.95,
         bubblingMouseEvents: false,
       });
       m.bindTooltip(() => {
@@ -194,10 +337,13 @@
 
   function camerasHandle(entry, ctx) {
     const fov = L.featureGroup();
+    // SVG, not the canvas: overlapping translucent fields of view come out the same at every
+    // redraw (a canvas repaints the part of the view that changed, over what was there).
+    const renderer = L.svg({ pane: "gi-fov" });
     const h = pointsHandle(entry, ctx, entry.source + "?bbox=" + entry.bbox.join(","), (f, ll) => {
       const color = categoryColor(entry, f.properties.status);
       if (f.fov) {
-        fov.addLayer(L.geoJSON(f.fov, { pane: "gi-fov", interactive: false,
+        fov.addLayer(L.geoJSON(f.fov, { pane: "gi-fov", renderer, interactive: false,
           style: { color: color, weight: 0.8, opacity: 0.7, fillColor: color, fillOpacity: 0.12 } }));
       }
       return L.circleMarker(ll, { radius: 4.5, color: "#0f172a", weight: 1.2, fillColor: color,
@@ -221,22 +367,27 @@
 
   // --- incidents: clustered points and the heatmap --------------------------------------------
 
-  const SEVERITY_RING = { 1: "#74add1", 2: "#fee090", 3: "#f46d43", 4: "#a50026" };
+  /** Severity -> ring colour, from the legend (the manifest's severity entries). */
+  function severityRings(entry) {
+    const out = {};
+    for (const l of entry.legend_more || []) if (l.symbol === "ring") out[l.value] = l.color;
+    return out;
+  }
 
   function incidentIcon(entry, id, category, severity) {
     const size = 8 + 2 * severity;
     return L.divIcon({
       className: "gi-incident gi-sev" + severity,
-      html: `<span data-incident="${id}" style="background:${categoryColor(entry, category)};border-color:${SEVERITY_RING[severity]}"></span>`,
+      html: `<span data-incident="${id}" style="background:${categoryColor(entry, category)};border-color:${severityRings(entry)[severity]}"></span>`,
       iconSize: [size, size],
     });
   }
 
-  function clusterIcon(count, severity, color) {
+  function clusterIcon(entry, count, severity, color) {
     const size = count < 10 ? 30 : count < 100 ? 36 : count < 1000 ? 44 : 52;
     return L.divIcon({
       className: "gi-cluster",
-      html: `<div style="width:${size}px;height:${size}px;border-color:${SEVERITY_RING[severity] || "#64748b"};` +
+      html: `<div style="width:${size}px;height:${size}px;border-color:${severityRings(entry)[severity] || "#64748b"};` +
             `background:${color}"><span>${count >= 10000 ? Math.round(count / 1000) + "k" : count}</span></div>`,
       iconSize: [size, size],
     });
@@ -246,9 +397,9 @@
     const cluster = L.markerClusterGroup({
       chunkedLoading: true,
       showCoverageOnHover: false,
-      maxClusterRadius: 55,
+      maxClusterRadius: (z) => (z >= 17 ? 14 : z >= 15 ? 28 : 55),
       spiderfyOnMaxZoom: true,
-      disableClusteringAtZoom: 17,
+      animate: false,
       iconCreateFunction: (c) => {
         const markers = c.getAllChildMarkers();
         let sev = 1;
@@ -258,7 +409,7 @@
           counts[m.options.category] = (counts[m.options.category] || 0) + 1;
         }
         const top = Object.keys(counts).sort((a, b) => counts[b] - counts[a])[0];
-        return clusterIcon(c.getChildCount(), sev, categoryColor(entry, top));
+        return clusterIcon(entry, c.getChildCount(), sev, categoryColor(entry, top));
       },
     });
     const serverClusters = L.featureGroup();
@@ -287,7 +438,7 @@
         cluster.addLayers(markers);
       } else {
         for (const [lon, lat, count, category, severity] of body.clusters) {
-          L.marker([lat, lon], { icon: clusterIcon(count, severity, categoryColor(entry, category)),
+          L.marker([lat, lon], { icon: clusterIcon(entry, count, severity, categoryColor(entry, category)),
                                  keyboard: false })
             .on("click", () => ctx.map.setView([lat, lon], Math.min(ctx.map.getZoom() + 2, 18)))
             .addTo(serverClusters);
@@ -302,6 +453,19 @@
       if (!ctx.map.hasLayer(group)) return 0;
       return h.mode === "points" ? cluster.getLayers().length : serverClusters.getLayers().length;
     };
+    h.colors = function () {
+      if (!ctx.map.hasLayer(group)) return new Set();
+      const layers = h.mode === "points" ? cluster.getLayers() : [];
+      return new Set(layers.map((m) => categoryColor(entry, m.options.category)));
+    };
+    h.symbols = function () {
+      if (!ctx.map.hasLayer(group)) return [];
+      if (h.mode !== "points") {
+        return serverClusters.getLayers().map((m) => visibleBox(ctx.map, null, m, new Set()))
+          .map((b) => Object.assign(b, { layer: entry.id }));
+      }
+      return symbolBoxes(entry, ctx, cluster, cluster.getLayers());
+    };
     h.refresh = function (reason) {
       if (!ctx.map.hasLayer(group)) return;
       const f = h.fetched;
@@ -315,7 +479,7 @@
 
   function heatmapHandle(entry, ctx) {
     const heat = L.heatLayer([], { radius: 18, blur: 15, minOpacity: 0.05, max: 1,
-      gradient: { 0.2: "#2c7bb6", 0.4: "#00a6ca", 0.6: "#f9d057", 0.8: "#f29e2e", 1.0: "#d7191c" } });
+      gradient: entry.style.gradient });
     const h = { entry, layer: heat, cells: 0, total: 0, fetched: null, seq: 0, lastUrl: null };
     h.load = async function () {
       const params = ctx.filterParams();
@@ -340,6 +504,8 @@
       ctx.onHeatmap(h);
     };
     h.drawn = () => (ctx.map.hasLayer(heat) ? h.cells : 0);
+    h.colors = () => new Set(ctx.map.hasLayer(heat) && h.cells ? Object.values(entry.style.gradient) : []);
+    h.symbols = () => [];
     h.refresh = function (reason) {
       if (!ctx.map.hasLayer(heat)) return;
       const f = h.fetched;

@@ -10,20 +10,58 @@
 
   // --- layer panel ----------------------------------------------------------------------------
 
+  /** One legend symbol as the map draws it: an area with its outline, a line with its width
+   * and dash, a point with its outline, a severity ring, a cluster, the heatmap's ramp. */
+  function symbolHtml(l) {
+    const c = esc(l.color || "#999");
+    switch (l.symbol) {
+      case "line": {
+        const w = Math.max(1, Math.min(6, l.weight || 2));
+        const dash = l.dash ? ` stroke-dasharray="${esc(l.dash)}"` : "";
+        return `<svg class="gi-sym" width="22" height="12" aria-hidden="true"><line x1="1" y1="6" x2="21" y2="6" ` +
+               `stroke="${c}" stroke-width="${w}"${dash} stroke-linecap="round"/></svg>`;
+      }
+      case "point": {
+        const dash = l.dash ? ` stroke-dasharray="${esc(l.dash)}"` : "";
+        return `<svg class="gi-sym" width="22" height="14" aria-hidden="true"><circle cx="11" cy="7" r="5" fill="${c}" ` +
+               `fill-opacity="${l.opacity == null ? 0.95 : l.opacity}" stroke="${esc(l.outline || "#fff")}" stroke-width="1.6"${dash}/></svg>`;
+      }
+      case "ring":
+        return `<svg class="gi-sym" width="22" height="14" aria-hidden="true"><circle cx="11" cy="7" r="5" fill="#64748b" ` +
+               `stroke="${c}" stroke-width="2.5"/></svg>`;
+      case "cluster":
+        return `<svg class="gi-sym" width="22" height="16" aria-hidden="true"><circle cx="11" cy="8" r="7" fill="${c}" ` +
+               `stroke="${esc(l.outline || "#fff")}" stroke-width="1.5"/><text x="11" y="11" text-anchor="middle" ` +
+               `font-size="8" font-weight="700" fill="#fff">12</text></svg>`;
+      case "gradient":
+        return `<span class="gi-sym gi-sym-ramp" style="background:linear-gradient(90deg,${(l.gradient || [c]).map(esc).join(",")})"></span>`;
+      default: // a filled area
+        return `<span class="gi-swatch" style="--c:${c};border-color:${esc(l.outline || "rgba(255,255,255,0.35)")}"></span>`;
+    }
+  }
+
+  /** Everything the layer draws: one entry per coded value of its style, then the rest of its
+   * symbols (legend_more), under their group's heading when they have one. */
   function legendHtml(entry) {
-    if (!entry.legend || !entry.legend.length) return "";
-    const line = entry.geometry.indexOf("LineString") >= 0;
-    const items = entry.legend.map((l) =>
-      `<li><span class="gi-swatch${line ? " gi-swatch-line" : ""}" style="--c:${esc(l.color || "#999")}"></span>` +
-      `${esc(G.pick(l.label))}</li>`).join("");
+    const all = (entry.legend || []).concat(entry.legend_more || []);
+    if (!all.length) return "";
+    let group = null;
+    const items = all.map((l) => {
+      let head = "";
+      const g = l.group ? G.pick(l.group) : null;
+      if (g && g !== group) head = `<li class="gi-legend-group">${esc(g)}</li>`;
+      group = g;
+      return head + `<li data-legend-value="${esc(l.value == null ? "" : l.value)}" data-symbol="${esc(l.symbol || "")}" ` +
+        `data-color="${esc(l.gradient ? l.gradient.join(" ") : l.color || "")}">${symbolHtml(l)}${esc(G.pick(l.label))}</li>`;
+    }).join("");
     // Short legends open; long ones (land-use codes) one click away.
-    return `<details class="gi-legend"${entry.legend.length <= 8 ? " open" : ""}>` +
+    return `<details class="gi-legend"${all.length <= 10 ? " open" : ""}>` +
            `<summary>${esc(G.t("legend"))}</summary><ul>${items}</ul></details>`;
   }
 
   function swatchFor(entry) {
     const s = entry.style || {};
-    if (entry.kind === "heatmap") return "background:linear-gradient(90deg,#2c7bb6,#f9d057,#d7191c)";
+    if (entry.kind === "heatmap") return `background:linear-gradient(90deg,${Object.values(s.gradient || {}).map(esc).join(",")})`;
     const c = s.by && entry.legend && entry.legend.length ? entry.legend[0].color : (s.fill_color || s.color);
     return `--c:${c || "#999"}`;
   }
@@ -53,13 +91,15 @@
     root.innerHTML = `<h2 class="gi-h">${esc(G.t("layers"))}</h2>${groups}`;
   };
 
-  /** Counters next to each layer and the "zoom in" notes. */
-  G.updateLayerCounts = function (handles, zoom) {
+  /** Counters next to each layer (features in view, counted by the database: COUNTS, layer id
+   * -> number; null when it could not count in time) and the "zoom in" notes. */
+  G.updateLayerCounts = function (handles, counts, zoom) {
     for (const id of Object.keys(handles)) {
       const el = document.querySelector(`[data-count="${id}"]`);
       if (el) {
-        const n = handles[id].drawn();
-        el.textContent = n ? G.fmtNumber(n, 0) : "";
+        const n = counts[id];
+        el.textContent = n == null ? (id in counts ? "?" : "") : G.fmtNumber(n, 0);
+        el.title = id in counts ? G.t("count_in_view") : "";
       }
     }
     document.querySelectorAll("[data-minzoom]").forEach((el) => {
@@ -130,11 +170,22 @@
 
   // --- detail panel ---------------------------------------------------------------------------
 
+  /** A code read with its name: a gazetteer unit's "name (code)", a land-use type's
+   * "code – name" (the manifest's names; the bare code when it has none). */
+  function refText(field, value) {
+    const names = ((G.state && G.state.manifest && G.state.manifest.names) || {})[field.ref] || {};
+    const name = names[value] == null ? "" : G.pick(names[value]);
+    if (!name) return String(value);
+    return field.ref === "gazetteer" ? `${name} (${value})` : `${value} – ${name}`;
+  }
+  G.refText = refText;
+
   function valueText(field, value, lookups) {
     if (value == null || value === "") {
       return field.name === "use_until" ? G.t("permanent") : "–";
     }
     if (field.values && field.values[String(value)]) return G.pick(field.values[String(value)]);
+    if (field.ref) return (Array.isArray(value) ? value : [value]).map((v) => refText(field, v)).join(", ");
     if (Array.isArray(value)) return value.map((v) => (lookups && lookups[v]) ? `${v} – ${lookups[v]}` : v).join(", ");
     if (field.type === "datetime") return G.fmtDateTime(value);
     if (field.type === "date") return G.fmtDate(value);
