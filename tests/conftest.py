@@ -158,3 +158,12 @@ def role_keys(conn) -> Iterator[dict[str, dict[str, Any]]]:
 def keys(role_keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
     """{profile: request headers}: what most tests send ({} for "anonymous")."""
     return {profile: v["headers"] for profile, v in role_keys.items()}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, launched once per browser-test module (tests/chromium.py)."""
+    from chromium import launched  # imported here: most modules never start a browser
+
+    with launched() as b:
+        yield b

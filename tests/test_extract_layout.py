@@ -14,7 +14,7 @@ import math
 
 import pytest
 import shapely
-from playwright.sync_api import sync_playwright
+from chromium import launched
 
 from gis.parcels import extract
 from gis.parcels.fonts import ASCENT, DESCENT, text_width
@@ -22,9 +22,6 @@ from gis.settings import get_settings
 from layers.access import ANONYMOUS
 
 SRID = get_settings().province_srid
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 FURNITURE = ("scalebar", "north")
 MM = 72 / 25.4  # PDF points per millimetre
@@ -89,8 +86,7 @@ def _union(rects: list[dict]) -> tuple[float, float, float, float]:
 @pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
 @pytest.mark.parametrize("lang", ["vi", "en"])
 def test_html_extract_labels_do_not_overlap_scale_bar(live_server, parcels, viewport, lang) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launched() as browser:
         page = browser.new_page(viewport=VIEWPORTS[viewport])
         try:
             for pid in parcels:

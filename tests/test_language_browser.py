@@ -24,16 +24,13 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from chromium import TIMEOUT, idle_mark, open_layer_panel, wait_idle
+from playwright.sync_api import BrowserContext, Page
 
 from gis import fmt
 
 pytestmark = pytest.mark.slow  # a real Chromium: outside the fast inner loop
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-TIMEOUT = 20_000
 BROWSER_TZ = "America/New_York"
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1366, "height": 768}},
@@ -107,13 +104,6 @@ def browser_zone_time(value: dt.datetime) -> str:
     return value.astimezone(ZoneInfo(BROWSER_TZ)).strftime("%d/%m/%Y %H:%M")
 
 
-def idle_mark(page: Page) -> str:
-    return page.get_attribute("body", "data-idle") or ""
-
-
-def wait_idle(page: Page, before: str) -> None:
-    page.wait_for_selector(f'body[data-busy="0"]:not([data-idle="{before}"])', state="attached",
-                           timeout=TIMEOUT)
 
 
 def click_map(page: Page, lat: float, lon: float) -> None:
@@ -129,13 +119,6 @@ def click_map(page: Page, lat: float, lon: float) -> None:
 
 # --- fixtures -------------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +229,7 @@ def test_map_speaks_the_page_language_in_vietnam_time(setting, live_server, conn
     assert_language(page, lang, "map, a road clicked")
 
     # A custom window typed by the user means Vietnam days: 00:00 in Hanoi is 17:00 UTC before.
+    open_layer_panel(page)
     mark = idle_mark(page)
     page.select_option("#gi-window", "custom")
     page.fill("#gi-start", "2026-01-10T00:00")

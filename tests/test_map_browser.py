@@ -21,17 +21,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from chromium import TIMEOUT, idle_mark, launched, wait_idle
+from playwright.sync_api import BrowserContext, Page
 
 from gis.analysis.search import fold
 
 pytestmark = pytest.mark.slow  # a real Chromium: outside the fast inner loop
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 VIEWPORT = {"width": 1440, "height": 900}
-TIMEOUT = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +44,7 @@ def context() -> Iterator[BrowserContext]:
     """One browser context for the module: pages share the HTTP cache (tiles are cacheable), not
     sessions (sign-in lives in each tab's sessionStorage, and map_page clears the session
     cookie)."""
-    with sync_playwright() as p:
-        browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launched() as browser:
         ctx = browser.new_context(viewport=VIEWPORT, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
         yield ctx
         ctx.close()
@@ -94,15 +90,6 @@ def map_page(context: BrowserContext, base: str, path: str = "/") -> Iterator[tu
         page.close()
 
 
-def idle_mark(page: Page) -> str:
-    return page.get_attribute("body", "data-idle") or ""
-
-
-def wait_idle(page: Page, before: str) -> None:
-    """Until the page went idle again after BEFORE: no tile, API call or drawing pending.
-    (A selector, not wait_for_function: the page's CSP rightly forbids eval.)"""
-    page.wait_for_selector(f'body[data-busy="0"]:not([data-idle="{before}"])', state="attached",
-                           timeout=TIMEOUT)
 
 
 def drawn(page: Page) -> dict[str, int]:

@@ -18,29 +18,19 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from chromium import TIMEOUT, idle_mark, wait_idle
+from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.slow  # a real Chromium: outside the fast inner loop
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 SCREENS = {
     "desktop": {"viewport": {"width": 1366, "height": 768}},
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
               "device_scale_factor": 2},
 }
-TIMEOUT = 20_000
 # The dense heart of the sample province (facilities, incidents, cameras, parcels).
 CENTRE = (21.18, 106.07)
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 class Watch:
@@ -85,13 +75,6 @@ def map_page(browser: Browser, base: str, screen: str, lang: str,
         context.close()
 
 
-def idle_mark(page: Page) -> str:
-    return page.get_attribute("body", "data-idle") or ""
-
-
-def wait_idle(page: Page, before: str) -> None:
-    page.wait_for_selector(f'body[data-busy="0"]:not([data-idle="{before}"])', state="attached",
-                           timeout=TIMEOUT)
 
 
 def set_view(page: Page, lat: float, lon: float, zoom: float) -> None:

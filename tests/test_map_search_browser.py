@@ -8,12 +8,12 @@ it is. The API's answer is the reference (tests/test_search.py checks the API it
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from test_map_browser import ARGS, CHROMIUM, TIMEOUT, idle_mark, map_page, set_view, sign_in, wait_idle
+from chromium import close_layer_panel, open_layer_panel
+from playwright.sync_api import Page
+from test_map_browser import TIMEOUT, idle_mark, map_page, set_view, sign_in, wait_idle
 
 from gis.analysis.search import fold
 
@@ -59,13 +59,6 @@ def _kinds(conn) -> list[Kind]:
         Kind("coordinate", "21.18, 106.07", "WGS84 21.180000, 106.070000"),
     ]
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _map_state(page: Page) -> dict:
@@ -128,6 +121,8 @@ def test_search_every_kind_and_fly_to_it(browser, live_server, client, conn, rol
                     assert re.search(r"\d{4}-\d{2}-\d{2}", page.locator(
                         "[data-era].active").get_attribute("data-era") or "")
                     page.click("#gi-details-close")  # (over the layer panel on a phone)
+                    open_layer_panel(page)
                     page.click("[data-era='']")  # back to today's units for the next kind
+                    close_layer_panel(page)
     finally:
         context.close()

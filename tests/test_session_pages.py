@@ -13,18 +13,14 @@ from collections.abc import Iterator
 from http.cookies import SimpleCookie
 
 import pytest
+from chromium import TIMEOUT, launched
 from fastapi.testclient import TestClient
-from playwright.sync_api import sync_playwright
 
 from api.security import SESSION_COOKIE
 from gis.auth import users
 
 PASSWORD = "mật-khẩu-đủ-dài-1"
 RUN = uuid.uuid4().hex[:8]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-TIMEOUT = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +182,7 @@ def test_refresh_renews_the_cookie(web, officer) -> None:
 
 def test_map_sign_in_holds_on_parcel_pages_and_sign_out_ends_it(live_server, officer, parcel) -> None:
     pid, land_user = parcel
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launched() as browser:
         try:
             ctx = browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
             prompts: list[str] = []
