@@ -18,21 +18,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import secrets
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # map_server: `geoioc serve` on a free port, as the benches run it
 
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
+from map_server import serve  # noqa: E402
 from PIL import Image  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
@@ -48,44 +45,6 @@ TIMEOUT = 30_000
 VIETNAM = dt.timezone(dt.timedelta(hours=7))
 # Every layer, and no personal data (land users are for land officers): fit for a README.
 ROLES = ["security_officer"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(db_url: str) -> Iterator[str]:
-    """`geoioc serve` on a free port (offline map, no anonymous rate limit), stopped on exit."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "GEOIOC_DATABASE_URL": db_url, "GEOIOC_PORT": str(port),
-           "GEOIOC_PUBLIC_URL": url, "GEOIOC_BASEMAP_URL": "",
-           "GEOIOC_RATE_LIMIT_ANONYMOUS_BURST": "100000",
-           "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "geoioc"), "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                raise SystemExit(f"geoioc serve did not start: {err}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @contextmanager

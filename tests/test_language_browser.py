@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from chromium import TIMEOUT, idle_mark, open_layer_panel, wait_idle
+from chromium import TIMEOUT, idle_mark, open_layer_panel, sign_in, wait_idle
 from playwright.sync_api import BrowserContext, Page
 
 from gis import fmt
@@ -179,13 +179,7 @@ def setting(request, browser) -> Iterator[tuple[BrowserContext, str]]:
 def sign_in_on_the_map(page: Page, base: str, lang: str, user: str) -> None:
     page.goto(f"{base}/?lang={lang}")
     page.wait_for_selector("body[data-rendered=true]", state="attached", timeout=TIMEOUT)
-    mark = idle_mark(page)
-    page.click("#gi-signin-open")
-    page.fill("#gi-username", user)
-    page.fill("#gi-password", PASSWORD)
-    page.click("#gi-signin-form button[type=submit]")
-    page.wait_for_selector("#gi-signout:not([hidden])", timeout=TIMEOUT)
-    wait_idle(page, mark)
+    sign_in(page, user)
 
 
 # --- the map --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chromium import TIMEOUT, idle_mark, launched, wait_idle
+from chromium import TIMEOUT, Watch, idle_mark, launched, screen_point, set_view, sign_in, wait_idle
 from playwright.sync_api import BrowserContext, Page
 
 from gis.analysis.search import fold
@@ -48,30 +48,6 @@ def context() -> Iterator[BrowserContext]:
         ctx = browser.new_context(viewport=VIEWPORT, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
         yield ctx
         ctx.close()
-        browser.close()
-
-
-class Watch:
-    """Everything the page did that a clean page must not do."""
-
-    def __init__(self, page: Page, base: str) -> None:
-        self.host = urlsplit(base).hostname
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url} {r.failure}"))
-        page.on("response", lambda r: self.errors.append(f"HTTP {r.status}: {r.url}")
-                if r.status >= 400 else None)
-
-    def assert_clean(self) -> None:
-        assert not self.errors, self.errors
-        foreign = [u for u in self.requests
-                   if urlsplit(u).scheme in ("http", "https") and urlsplit(u).hostname != self.host]
-        assert not foreign, f"requests left the server: {foreign}"
-        assert self.requests
 
 
 @contextmanager
@@ -90,22 +66,8 @@ def map_page(context: BrowserContext, base: str, path: str = "/") -> Iterator[tu
         page.close()
 
 
-
-
 def drawn(page: Page) -> dict[str, int]:
     return page.evaluate("GeoIOC.drawn()")
-
-
-def set_view(page: Page, lat: float, lon: float, zoom: float) -> None:
-    before = idle_mark(page)
-    page.evaluate(f"void GeoIOC.state.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
-    wait_idle(page, before)
-
-
-def screen_point(page: Page, lat: float, lon: float) -> tuple[float, float]:
-    return tuple(page.evaluate(
-        f"(() => {{ const m = GeoIOC.state.map; const p = m.latLngToContainerPoint([{lat}, {lon}]);"
-        " const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; })()"))
 
 
 def painted_pixels(page: Page, layer_id: str) -> int:
@@ -119,18 +81,6 @@ def painted_pixels(page: Page, layer_id: str) -> int:
           }}
           return n;
         }})()""")
-
-
-def sign_in(page: Page, username: str) -> None:
-    from conftest import PASSWORD  # the test users' password (tests/ is on sys.path under pytest)
-
-    before = idle_mark(page)
-    page.click("#gi-signin-open")
-    page.fill("#gi-username", username)
-    page.fill("#gi-password", PASSWORD)
-    page.click("#gi-signin-form button[type=submit]")
-    page.wait_for_selector("#gi-signout:not([hidden])", timeout=TIMEOUT)
-    wait_idle(page, before)
 
 
 def number(text: str) -> int:

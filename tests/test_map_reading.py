@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chromium import TIMEOUT, idle_mark, wait_idle
+from chromium import TIMEOUT, Watch, idle_mark, screen_point, set_view, sign_in, wait_idle
 from playwright.sync_api import Browser, Page
+from test_map_counts import sql_count
 
 pytestmark = pytest.mark.slow  # a real Chromium: outside the fast inner loop
 
@@ -30,31 +31,6 @@ SCREENS = {
 }
 # The dense heart of the sample province (facilities, incidents, cameras, parcels).
 CENTRE = (21.18, 106.07)
-
-
-
-class Watch:
-    def __init__(self, page: Page, base: str) -> None:
-        self.host = urlsplit(base).hostname
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url} {r.failure}"))
-        page.on("response", lambda r: self.errors.append(f"HTTP {r.status}: {r.url}")
-                if r.status >= 400 else None)
-
-    def assert_clean(self) -> None:
-        assert not self.errors, self.errors
-        foreign = [u for u in self.requests
-                   if urlsplit(u).scheme in ("http", "https") and urlsplit(u).hostname != self.host]
-        assert not foreign, f"requests left the server: {foreign}"
-
-    def last(self, path: str) -> dict[str, str]:
-        url = [u for u in self.requests if urlsplit(u).path == path][-1]
-        return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
 @contextmanager
@@ -68,37 +44,11 @@ def map_page(browser: Browser, base: str, screen: str, lang: str,
     page.wait_for_selector("body[data-rendered=true]", state="attached", timeout=TIMEOUT)
     try:
         if user:
-            sign_in(page, user, screen)
+            sign_in(page, user)
         yield page, watch
         watch.assert_clean()
     finally:
         context.close()
-
-
-
-
-def set_view(page: Page, lat: float, lon: float, zoom: float) -> None:
-    before = idle_mark(page)
-    page.evaluate(f"void GeoIOC.state.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
-    wait_idle(page, before)
-
-
-def screen_point(page: Page, lat: float, lon: float) -> tuple[float, float]:
-    return tuple(page.evaluate(
-        f"(() => {{ const m = GeoIOC.state.map; const p = m.latLngToContainerPoint([{lat}, {lon}]);"
-        " const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; })()"))
-
-
-def sign_in(page: Page, username: str, screen: str) -> None:
-    from conftest import PASSWORD
-
-    before = idle_mark(page)
-    page.click("#gi-signin-open")
-    page.fill("#gi-username", username)
-    page.fill("#gi-password", PASSWORD)
-    page.click("#gi-signin-form button[type=submit]")
-    page.wait_for_selector("#gi-signout:not([hidden])", timeout=TIMEOUT)
-    wait_idle(page, before)
 
 
 def open_panel(page: Page, screen: str) -> None:
@@ -332,14 +282,6 @@ def test_every_layer_drawn_has_a_legend_of_its_colours(browser, live_server, con
 
 
 # --- counts in view --------------------------------------------------------------------------------
-
-
-def sql_count(conn, table: str, bbox: str, extra: str = "TRUE") -> int:
-    x1, y1, x2, y2 = (float(v) for v in bbox.split(","))
-    return conn.execute(
-        f"SELECT count(*) FROM {table} t WHERE t.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"  # noqa: S608
-        f" AND ST_Intersects(t.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) AND {extra}",
-        (x1, y1, x2, y2, x1, y1, x2, y2)).fetchone()[0]
 
 
 def shown_counts(page: Page) -> dict[str, str]:

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from chromium import close_layer_panel, open_layer_panel
+from chromium import TIMEOUT, close_layer_panel, idle_mark, open_layer_panel, set_view, sign_in, wait_idle
 from playwright.sync_api import Page
-from test_map_browser import TIMEOUT, idle_mark, map_page, set_view, sign_in, wait_idle
+from test_map_browser import map_page
 
 from gis.analysis.search import fold
 
