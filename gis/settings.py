@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # HTTP Basic (QGIS, GDAL): how long a verified username/password skips argon2.
     basic_auth_cache_seconds: int = 300
 
+    # --- citizen reports ------------------------------------------------------------------
+    # A citizen may reopen a resolved report within this many days of its resolution.
+    report_reopen_days: int = 7
+
     # --- HTTP hardening -----------------------------------------------------------------
     # Origins allowed to call the API from other sites' pages (comma-separated or JSON list);
     # empty = same origin only.

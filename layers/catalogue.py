@@ -44,10 +44,12 @@ SEVERITIES = {
     "4": ("Nghiêm trọng", "Critical"),
 }
 INCIDENT_STATUSES = {
-    "new": ("Mới tiếp nhận", "New"),
+    "received": ("Mới tiếp nhận", "Received"),
+    "verified": ("Đã xác minh", "Verified"),
     "assigned": ("Đã phân công", "Assigned"),
     "in_progress": ("Đang xử lý", "In progress"),
     "resolved": ("Đã xử lý", "Resolved"),
+    "rejected": ("Từ chối", "Rejected"),
     "closed": ("Đã đóng", "Closed"),
 }
 INCIDENT_SOURCES = {

@@ -345,7 +345,7 @@ def test_incidents_patterns(conn, info):
                count(*) FILTER (WHERE status IN ('resolved', 'closed')
                                   AND reported_at < %(d)s::date - 60)::float
                  / nullif(count(*) FILTER (WHERE reported_at < %(d)s::date - 60), 0),
-               count(*) FILTER (WHERE status IN ('new', 'assigned', 'in_progress')
+               count(*) FILTER (WHERE status IN ('received', 'verified', 'assigned', 'in_progress')
                                   AND reported_at >= %(d)s::date - 1)::float
                  / nullif(count(*) FILTER (WHERE reported_at >= %(d)s::date - 1), 0),
                avg((severity <= 2)::int)
