@@ -101,6 +101,38 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "earlier time)"),
     "parcel_not_yet": ("thửa đất {id} chưa có tại thời điểm {at} (dữ liệu có từ {since})",
                        "parcel {id} did not exist at {at} (recorded from {since})"),
+    # --- citizen reports and the incident workflow (gis/reports) ---------------------------
+    "incident_not_found": ("không tìm thấy sự cố, phản ánh {id}", "incident {id} not found"),
+    "transition_illegal": ("không thể chuyển trạng thái từ {from} sang {to}; từ {from} chỉ được "
+                           "chuyển sang: {allowed}",
+                           "cannot move from {from} to {to}; allowed from {from}: {allowed}"),
+    "transition_reopen_expired": ("không thể chuyển từ {from} sang {to}: đã quá thời hạn mở lại "
+                                  "hoặc chưa có đơn vị xử lý phù hợp",
+                                  "cannot move from {from} to {to}: too late to reopen, or no "
+                                  "agency to assign"),
+    "status_unknown": ("trạng thái không hợp lệ: {value}", "unknown status {value}"),
+    "agency_unknown": ("không có đơn vị xử lý mã {value}", "unknown agency {value}"),
+    "not_duplicate": ("phản ánh {id} không được đánh dấu là trùng lặp",
+                      "incident {id} is not linked as a duplicate"),
+    "service_unknown": ("không có lĩnh vực phản ánh mã {value}", "unknown service code {value}"),
+    "attribute_unknown": ("lĩnh vực này không có thông tin bổ sung này",
+                          "unknown attribute for this service"),
+    "attribute_one_value": ("chỉ được chọn một giá trị", "one value expected"),
+    "email_format": ("không phải địa chỉ thư điện tử", "not an e-mail address"),
+    "phone_format": ("không phải số điện thoại", "not a phone number"),
+    "url_format": ("phải là địa chỉ http(s)", "expected an http(s) URL"),
+    "lat_long_pair": ("cần cả vĩ độ (lat) và kinh độ (long)", "lat and long go together"),
+    "location_required": ("cần vị trí: vĩ độ và kinh độ (lat, long), địa chỉ (address_string) "
+                          "hoặc mã địa chỉ (address_id)",
+                          "a location is required: lat and long, address_string or address_id"),
+    "address_unknown": ("không tìm thấy địa điểm này trong tỉnh", "no such place in the province"),
+    "location_outside": ("vị trí nằm ngoài địa bàn tỉnh", "the location is outside the province"),
+    "request_not_found": ("không tìm thấy phản ánh {id}", "service request {id} not found"),
+    "token_not_found": ("không tìm thấy mã theo dõi {id}", "token {id} not found"),
+    "jurisdiction_unknown": ("không phục vụ địa bàn {value}; dùng {expected}",
+                             "unknown jurisdiction_id {value}; this endpoint serves {expected}"),
+    "date_range_too_long": ("khoảng thời gian không được dài quá 90 ngày",
+                            "the range may not span more than 90 days"),
     "owner_forbidden": ("chỉ cán bộ địa chính được tra cứu theo tên người sử dụng đất",
                         "searching by land user needs the right to read land users' names "
                         "(land officers)"),

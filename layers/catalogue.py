@@ -408,6 +408,24 @@ LAYERS: tuple[Layer, ...] = (
     ),
 )
 
+# The reporter of a citizen report (Open311 first_name, last_name, email, phone, device_id,
+# account_id): personal data kept in `incident_reporters`, not fields of the incidents layer, so
+# no generic way out (OGC items, tiles, search, identify, exports) can carry them. The one route
+# that shows them asks layers.access about these fields and audits the read: operators, who
+# call a reporter back, and administrators may read them; land officers' right to personal
+# data is about land users and does not reach them (access RESTRICTED to operators).
+REPORTER_FIELDS = tuple(
+    F(name, "str", vi, en, short, personal=True, access=Access.RESTRICTED, roles=("operator",),
+      in_tiles=False)
+    for name, vi, en, short in (
+        ("first_name", "Tên người phản ánh", "Reporter's given name", "TEN"),
+        ("last_name", "Họ người phản ánh", "Reporter's family name", "HO"),
+        ("email", "Thư điện tử", "E-mail", "EMAIL"),
+        ("phone", "Số điện thoại", "Phone", "DIENTHOAI"),
+        ("device_id", "Mã thiết bị", "Device id", "THIETBI"),
+        ("account_id", "Mã tài khoản", "Account id", "TAIKHOAN"),
+    ))
+
 _BY_ID = {layer.id: layer for layer in LAYERS}
 
 

@@ -47,6 +47,7 @@ class NewReport:
     lat: str | None = None
     lon: str | None = None
     address: str | None = None
+    address_id: str | None = None
     description: str | None = None
     media_url: str | None = None
     # attribute code -> values given (several for a multivaluelist)
@@ -149,7 +150,7 @@ def _check_text(report: NewReport, problems: list[Problem]) -> None:
     if report.description is not None and len(report.description) > MAX_DESCRIPTION:
         problems.append(_problem("description", f"at most {MAX_DESCRIPTION} characters",
                                  "text_too_long", max_length=MAX_DESCRIPTION))
-    for name in ("first_name", "last_name", "device_id", "account_id", "address"):
+    for name in ("first_name", "last_name", "device_id", "account_id", "address", "address_id"):
         value = getattr(report, name)
         if value is not None and len(value) > MAX_TEXT:
             problems.append(_problem(name if name != "address" else "address_string",
@@ -188,6 +189,7 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
 
     lon, lat = _number(report.lon), _number(report.lat)
     address = _blank(report.address)
+    address_id = _blank(report.address_id)
     located: dict[str, Any] | None = None
     if report.lat not in (None, "") and lat is None:
         problems.append(_problem("lat", "expected a number", "number"))
@@ -197,9 +199,15 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
         missing = "long" if lon is None else "lat"
         problems.append(_problem(missing, "lat and long go together", "lat_long_pair"))
     elif lat is None and lon is None and not any(p.field in ("lat", "long") for p in problems):
-        if address is None:
-            problems.append(_problem("lat", "a location is required: lat and long, or "
-                                            "address_string", "location_required"))
+        by_id = conn.execute(q.ADDRESS_ID, {"code": address_id}).fetchone() if address_id else None
+        if by_id is not None:
+            lon, lat = float(by_id[0]), float(by_id[1])
+        elif address is None and address_id is not None:
+            problems.append(_problem("address_id", "no administrative unit has this code",
+                                     "address_unknown"))
+        elif address is None:
+            problems.append(_problem("lat", "a location is required: lat and long, "
+                                            "address_string or address_id", "location_required"))
         else:
             point = resolve_address(conn, address, province_srid)
             if point is None:
@@ -228,6 +236,7 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
             "title": title, "description": _blank(report.description),
             "commune_code": located["commune_code"], "at": now, "lon": lon, "lat": lat,
             "service_code": service["code"], "token": token, "address": address,
+            "address_id": address_id,
             "media_url": _blank(report.media_url),
             "attributes": Jsonb(attributes) if attributes else None}).fetchone()
         assert row is not None

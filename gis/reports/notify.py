@@ -8,12 +8,9 @@ webhooks (issue 15, branch i15-queue) will enqueue their notification job here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import psycopg
 
-if TYPE_CHECKING:
-    from gis.reports.workflow import Transition
+from gis.reports.model import Transition
 
 
 def on_transition(conn: psycopg.Connection, incident_id: int, transition: Transition) -> None:

@@ -43,6 +43,12 @@ CURRENT_COMMUNES = """
 SELECT code, name FROM admin_units WHERE level = 'commune' AND valid_to IS NULL ORDER BY code
 """
 
+# An Open311 address_id is a code of our gazetteer: a current administrative unit.
+ADDRESS_ID = """
+SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM admin_units
+    WHERE code = %(code)s AND valid_to IS NULL ORDER BY level DESC LIMIT 1) AS u
+"""
+
 # --- intake --------------------------------------------------------------------------------------
 
 # The current commune holding the point, and whether the province covers it at all.
@@ -73,10 +79,11 @@ LIMIT 1
 
 INSERT_REPORT = """
 INSERT INTO incidents (category, severity, status, source, title, description, commune_code,
-    reported_at, geom, service_code, expected_at, token, address, media_url, attributes, updated_at)
+    reported_at, geom, service_code, expected_at, token, address, address_id, media_url, attributes,
+    updated_at)
 SELECT s.incident_category, s.severity, 'received', 'citizen_app', %(title)s, %(description)s,
     %(commune_code)s, %(at)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), s.code,
-    geoioc_sla_deadline(%(at)s, s.sla_hours), %(token)s, %(address)s, %(media_url)s,
+    geoioc_sla_deadline(%(at)s, s.sla_hours), %(token)s, %(address)s, %(address_id)s, %(media_url)s,
     %(attributes)s, %(at)s
 FROM service_categories s WHERE s.code = %(service_code)s
 RETURNING id
@@ -194,7 +201,8 @@ SELECT i.id, i.token, i.service_code, s.name_vi AS service_name_vi, s.name_en AS
        i.description, i.agency_code, a.name_vi AS agency_name_vi, a.name_en AS agency_name_en,
        i.reported_at, COALESCE(GREATEST(i.updated_at, o.updated_at), i.updated_at, i.reported_at)
            AS updated_at,
-       COALESCE(o.expected_at, i.expected_at) AS expected_at, i.address, i.media_url,
+       COALESCE(o.expected_at, i.expected_at) AS expected_at, i.address, i.address_id, i.zipcode,
+       i.media_url, i.commune_code,
        ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.duplicate_of
 FROM incidents i
 JOIN service_categories s ON s.code = i.service_code

@@ -16,7 +16,6 @@ most local one) is assigned at once by `system`; an operator can reassign at any
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
@@ -25,6 +24,7 @@ from psycopg.rows import dict_row
 
 from gis.reports import queries as q
 from gis.reports.errors import IllegalTransition
+from gis.reports.model import Transition
 from gis.reports.notify import on_transition
 from layers.errors import BadRequest, Message, NotFound, Problem
 
@@ -41,26 +41,6 @@ ALLOWED: dict[str, frozenset[str]] = {
 STATUSES = tuple(ALLOWED)
 SYSTEM = "system"
 CITIZEN = "citizen"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One stored move: what on_transition() and the timeline get."""
-
-    id: int
-    incident_id: int
-    at: dt.datetime
-    actor: str
-    kind: str  # status | assign | duplicate | unlink
-    from_status: str | None
-    to_status: str
-    agency_code: str | None = None
-    note: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["at"] = self.at.isoformat()
-        return out
 
 
 def _now(at: dt.datetime | None) -> dt.datetime:

@@ -60,7 +60,7 @@ def upgrade() -> None:
     );
 
     CREATE TABLE service_categories (
-        code              text PRIMARY KEY CHECK (code ~ '^[a-z][a-z0-9_]{{1,39}}$'),
+        code              text PRIMARY KEY CHECK (code ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{{0,39}}$'),
         name_vi           text NOT NULL CHECK (name_vi <> ''),
         name_en           text NOT NULL CHECK (name_en <> ''),
         description_vi    text NOT NULL DEFAULT '',
@@ -91,8 +91,11 @@ def upgrade() -> None:
         ADD COLUMN expected_at  timestamptz,
         ADD COLUMN duplicate_of bigint REFERENCES incidents (id) ON DELETE SET NULL
                                 CHECK (duplicate_of <> id),
-        ADD COLUMN token        text UNIQUE CHECK (token ~ '^[A-Za-z0-9_-]{{8,64}}$'),
+        ADD COLUMN token        text UNIQUE CHECK (token ~ '^[A-Za-z0-9_-]{{4,64}}$'),
         ADD COLUMN address      text,
+        -- Open311's address_id (the client's address register) and zipcode, as given.
+        ADD COLUMN address_id   text,
+        ADD COLUMN zipcode      text,
         ADD COLUMN media_url    text,
         ADD COLUMN attributes   jsonb,
         ADD COLUMN status_note  text,
@@ -170,6 +173,7 @@ def downgrade() -> None:
         DROP COLUMN IF EXISTS service_code, DROP COLUMN IF EXISTS agency_code,
         DROP COLUMN IF EXISTS expected_at, DROP COLUMN IF EXISTS duplicate_of,
         DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS address,
+        DROP COLUMN IF EXISTS address_id, DROP COLUMN IF EXISTS zipcode,
         DROP COLUMN IF EXISTS media_url, DROP COLUMN IF EXISTS attributes,
         DROP COLUMN IF EXISTS status_note, DROP COLUMN IF EXISTS updated_at,
         ADD CONSTRAINT incidents_status_check
