@@ -42,32 +42,29 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-STATUSES = "'received', 'verified', 'assigned', 'in_progress', 'resolved', 'rejected', 'closed'"
-
-
 def upgrade() -> None:
-    op.execute(rf"""
+    op.execute(r"""
     CREATE TABLE agencies (
-        code      text PRIMARY KEY CHECK (code ~ '^[A-Z0-9][A-Z0-9._-]{{1,39}}$'),
+        code      text PRIMARY KEY CHECK (code ~ '^[A-Z0-9][A-Z0-9._-]{1,39}$'),
         name_vi   text NOT NULL CHECK (name_vi <> ''),
         name_en   text NOT NULL CHECK (name_en <> ''),
         email     text,
         phone     text,
         -- Service codes handled (checked against service_categories by the loader).
-        categories text[] NOT NULL DEFAULT '{{}}',
+        categories text[] NOT NULL DEFAULT '{}',
         -- Communes served (current codes); NULL = the whole province.
         communes  text[]
     );
 
     CREATE TABLE service_categories (
-        code              text PRIMARY KEY CHECK (code ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{{0,39}}$'),
+        code              text PRIMARY KEY CHECK (code ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$'),
         name_vi           text NOT NULL CHECK (name_vi <> ''),
         name_en           text NOT NULL CHECK (name_en <> ''),
         description_vi    text NOT NULL DEFAULT '',
         description_en    text NOT NULL DEFAULT '',
         group_vi          text NOT NULL,
         group_en          text NOT NULL,
-        keywords          text[] NOT NULL DEFAULT '{{}}',
+        keywords          text[] NOT NULL DEFAULT '{}',
         -- The incident category a report of this service is filed under (never security events:
         -- those are not for the public).
         incident_category text NOT NULL CHECK (incident_category IN ('traffic_accident',
@@ -91,7 +88,7 @@ def upgrade() -> None:
         ADD COLUMN expected_at  timestamptz,
         ADD COLUMN duplicate_of bigint REFERENCES incidents (id) ON DELETE SET NULL
                                 CHECK (duplicate_of <> id),
-        ADD COLUMN token        text UNIQUE CHECK (token ~ '^[A-Za-z0-9_-]{{4,64}}$'),
+        ADD COLUMN token        text UNIQUE CHECK (token ~ '^[A-Za-z0-9_-]{4,64}$'),
         ADD COLUMN address      text,
         -- Open311's address_id (the client's address register) and zipcode, as given.
         ADD COLUMN address_id   text,
@@ -102,7 +99,8 @@ def upgrade() -> None:
         ADD COLUMN updated_at   timestamptz;
     UPDATE incidents SET status = 'received' WHERE status = 'new';
     ALTER TABLE incidents
-        ADD CONSTRAINT incidents_status_check CHECK (status IN ({STATUSES})),
+        ADD CONSTRAINT incidents_status_check CHECK (status IN ('received', 'verified',
+                        'assigned', 'in_progress', 'resolved', 'rejected', 'closed')),
         ADD CONSTRAINT incidents_answered_check
             CHECK ((status IN ('resolved', 'rejected', 'closed')) = (resolved_at IS NOT NULL));
     -- Open311 lists (by service and time), the duplicate search and the overdue list.
@@ -121,8 +119,10 @@ def upgrade() -> None:
         -- status: a workflow move; assign: (re)assignment; duplicate/unlink: the duplicate link.
         kind        text NOT NULL DEFAULT 'status'
                     CHECK (kind IN ('status', 'assign', 'duplicate', 'unlink')),
-        from_status text CHECK (from_status IN ({STATUSES})),
-        to_status   text NOT NULL CHECK (to_status IN ({STATUSES})),
+        from_status text CHECK (from_status IN ('received', 'verified', 'assigned', 'in_progress',
+                        'resolved', 'rejected', 'closed')),
+        to_status   text NOT NULL CHECK (to_status IN ('received', 'verified', 'assigned', 'in_progress',
+                        'resolved', 'rejected', 'closed')),
         agency_code text REFERENCES agencies (code),
         note        text
     );
