@@ -106,10 +106,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "transition_illegal": ("không thể chuyển trạng thái từ {from} sang {to}; từ {from} chỉ được "
                            "chuyển sang: {allowed}",
                            "cannot move from {from} to {to}; allowed from {from}: {allowed}"),
-    "transition_reopen_expired": ("không thể chuyển từ {from} sang {to}: đã quá thời hạn mở lại "
-                                  "hoặc chưa có đơn vị xử lý phù hợp",
-                                  "cannot move from {from} to {to}: too late to reopen, or no "
-                                  "agency to assign"),
+    "transition_reopen_expired": ("không thể mở lại: phản ánh đã được xử lý hơn {days} ngày",
+                                  "cannot reopen: resolved more than {days} days ago"),
+    "transition_no_agency": ("không có đơn vị xử lý lĩnh vực này tại xã; hãy chỉ định đơn vị",
+                             "no agency handles this category in this commune; name one"),
     "status_unknown": ("trạng thái không hợp lệ: {value}", "unknown status {value}"),
     "agency_unknown": ("không có đơn vị xử lý mã {value}", "unknown agency {value}"),
     "not_duplicate": ("phản ánh {id} không được đánh dấu là trùng lặp",

@@ -73,13 +73,13 @@ def _lock(conn: psycopg.Connection, incident_id: int,
     return row
 
 
-def _illegal(current: str, to: str, why: str | None = None) -> IllegalTransition:
+def _illegal(current: str, to: str, why: str | None = None, key: str = "transition_illegal",
+             **args: Any) -> IllegalTransition:
     allowed = sorted(ALLOWED.get(current, ()))
     english = (f"cannot move an incident from {current} to {to}"
                + (f": {why}" if why else f"; allowed from {current}: {', '.join(allowed) or 'none'}"))
     return IllegalTransition(english, message=Message(
-        "transition_reopen_expired" if why else "transition_illegal",
-        {"from": current, "to": to, "allowed": ", ".join(allowed) or "-"}),
+        key, {"from": current, "to": to, "allowed": ", ".join(allowed) or "-", **args}),
         current=current, allowed=allowed)
 
 
@@ -104,13 +104,14 @@ def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: st
         reopen = current == "resolved" and to == "assigned"
         if reopen and row["resolved_at"] is not None and \
                 now > row["resolved_at"] + dt.timedelta(days=reopen_days):
-            raise _illegal(current, to, f"resolved more than {reopen_days} days ago")
+            raise _illegal(current, to, f"resolved more than {reopen_days} days ago",
+                           "transition_reopen_expired", days=reopen_days)
         agency = row["agency_code"]
         if to == "assigned" and not reopen:
             agency = agency_code or route(conn, row["service_code"], row["commune_code"])
             if agency is None:
                 raise _illegal(current, to, "no agency handles this category in this commune; "
-                                            "name one")
+                                            "name one", "transition_no_agency")
             _check_agency(conn, agency)
         conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now, "note": note,
                                     "restart_sla": reopen, "sla_hours": row["sla_hours"]})
