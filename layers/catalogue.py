@@ -401,6 +401,17 @@ LAYERS: tuple[Layer, ...] = (
             F("commune_code", "str", "Mã xã", "Commune code", "MAXA", refers_to="gazetteer"),
             F("reported_at", "datetime", "Thời điểm tiếp nhận", "Reported at", "TIEPNHAN"),
             F("resolved_at", "datetime", "Thời điểm xử lý xong", "Resolved at", "XULYXONG"),
+            # The workflow's (gis/reports): set by intake, routing and transitions, never by
+            # an imported file. Citizen reports have a service code; the others may not.
+            F("service_code", "str", "Lĩnh vực phản ánh", "Service", "DICHVU",
+              server_managed=True),
+            F("agency_code", "str", "Đơn vị xử lý", "Agency", "DONVI", server_managed=True),
+            F("expected_at", "datetime", "Hạn xử lý", "Due", "HANXULY", server_managed=True),
+            F("duplicate_of", "int", "Trùng với", "Duplicate of", "TRUNGVOI", server_managed=True),
+            F("status_note", "str", "Ghi chú xử lý", "Status note", "GHICHU", in_tiles=False,
+              server_managed=True),
+            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT",
+              server_managed=True),
         ),
         style=Style(color="#e6550d", radius=4, by="category", palette=INCIDENT_COLORS),
         keywords=("sự cố", "an ninh", "incidents"),

@@ -14,7 +14,8 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "cameras", "sensors", "observations", "incidents", "sample_info",
           "users", "user_roles", "api_keys", "auth_sessions", "audit_log",
           "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs",
-          "agencies", "service_categories", "incident_transitions", "incident_reporters"}
+          "agencies", "service_categories", "incident_transitions", "incident_requests",
+          "incident_reporters"}
 
 
 def _tables(url: str) -> set[str]:

@@ -377,9 +377,11 @@ def test_incidents_patterns(conn, info):
         "AND ST_Intersects(a.geom, i.geom))"
     ).fetchone()[0]
     assert wrong == 0
+    # The generated ones, that is: the citizen reports (a service code) are played through the
+    # workflow after them, in their own time order (gis/sample/reports.py).
     unordered = conn.execute(
         "SELECT count(*) FROM (SELECT reported_at < lag(reported_at) OVER (ORDER BY id) AS back "
-        "FROM incidents) s WHERE back"
+        "FROM incidents WHERE service_code IS NULL) s WHERE back"
     ).fetchone()[0]
     assert unordered == 0
 

@@ -235,12 +235,13 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
         row = conn.execute(q.INSERT_REPORT, {
             "title": title, "description": _blank(report.description),
             "commune_code": located["commune_code"], "at": now, "lon": lon, "lat": lat,
-            "service_code": service["code"], "token": token, "address": address,
-            "address_id": address_id,
-            "media_url": _blank(report.media_url),
-            "attributes": Jsonb(attributes) if attributes else None}).fetchone()
+            "service_code": service["code"]}).fetchone()
         assert row is not None
         incident_id = int(row[0])
+        conn.execute(q.INSERT_REQUEST, {
+            "id": incident_id, "token": token, "address": address, "address_id": address_id,
+            "media_url": _blank(report.media_url),
+            "attributes": Jsonb(attributes) if attributes else None})
         identity = {k: _blank(getattr(report, k)) for k in
                     ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
         if any(identity.values()):

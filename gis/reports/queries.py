@@ -79,14 +79,17 @@ LIMIT 1
 
 INSERT_REPORT = """
 INSERT INTO incidents (category, severity, status, source, title, description, commune_code,
-    reported_at, geom, service_code, expected_at, token, address, address_id, media_url, attributes,
-    updated_at)
+    reported_at, geom, service_code, expected_at, updated_at)
 SELECT s.incident_category, s.severity, 'received', 'citizen_app', %(title)s, %(description)s,
     %(commune_code)s, %(at)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), s.code,
-    geoioc_sla_deadline(%(at)s, s.sla_hours), %(token)s, %(address)s, %(address_id)s, %(media_url)s,
-    %(attributes)s, %(at)s
+    geoioc_sla_deadline(%(at)s, s.sla_hours), %(at)s
 FROM service_categories s WHERE s.code = %(service_code)s
 RETURNING id
+"""
+
+INSERT_REQUEST = """
+INSERT INTO incident_requests (incident_id, token, address, address_id, media_url, attributes)
+VALUES (%(id)s, %(token)s, %(address)s, %(address_id)s, %(media_url)s, %(attributes)s)
 """
 
 INSERT_REPORTER = """
@@ -195,17 +198,18 @@ ORDER BY t.agency_code NULLS LAST
 # A public service request: only citizen reports (a service code), never security events, never
 # the reporter. A duplicate shows its original's status and answer.
 REQUEST_COLUMNS = sql.SQL("""
-SELECT i.id, i.token, i.service_code, s.name_vi AS service_name_vi, s.name_en AS service_name_en,
+SELECT i.id, r.token, i.service_code, s.name_vi AS service_name_vi, s.name_en AS service_name_en,
        s.sensitive,
        COALESCE(o.status, i.status) AS status, COALESCE(o.status_note, i.status_note) AS status_note,
        i.description, i.agency_code, a.name_vi AS agency_name_vi, a.name_en AS agency_name_en,
        i.reported_at, COALESCE(GREATEST(i.updated_at, o.updated_at), i.updated_at, i.reported_at)
            AS updated_at,
-       COALESCE(o.expected_at, i.expected_at) AS expected_at, i.address, i.address_id, i.zipcode,
-       i.media_url, i.commune_code,
+       COALESCE(o.expected_at, i.expected_at) AS expected_at, r.address, r.address_id, r.zipcode,
+       r.media_url, r.attributes, i.commune_code,
        ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.duplicate_of
 FROM incidents i
 JOIN service_categories s ON s.code = i.service_code
+LEFT JOIN incident_requests r ON r.incident_id = i.id
 LEFT JOIN incidents o ON o.id = i.duplicate_of
 LEFT JOIN agencies a ON a.code = COALESCE(o.agency_code, i.agency_code)
 WHERE i.service_code IS NOT NULL AND i.category <> 'security_event'

@@ -61,8 +61,9 @@ def find(conn: psycopg.Connection, *, ids: Sequence[int] = (), service_codes: Se
 
 
 def by_token(conn: psycopg.Connection, token: str) -> int | None:
-    row = conn.execute("SELECT id FROM incidents WHERE token = %s AND service_code IS NOT NULL"
-                       " AND category <> 'security_event'", (token,)).fetchone()
+    row = conn.execute("SELECT i.id FROM incident_requests r JOIN incidents i ON i.id ="
+                       " r.incident_id WHERE r.token = %s AND i.service_code IS NOT NULL"
+                       " AND i.category <> 'security_event'", (token,)).fetchone()
     return int(row[0]) if row else None
 
 

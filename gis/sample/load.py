@@ -20,7 +20,8 @@ from gis.settings import get_settings
 # Everything the sample owns (land_use_codes is reference data from a migration, not ours).
 # The citizen reports' tables (gis/sample/reports.py) are filled after the generated tables,
 # by the domain itself, and are not part of the data hash.
-REPORT_TABLES = ("incident_transitions", "incident_reporters", "service_categories", "agencies")
+REPORT_TABLES = ("incident_transitions", "incident_requests", "incident_reporters",
+                 "service_categories", "agencies")
 SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, "sample_info")
 CHUNK = 1 << 20
 

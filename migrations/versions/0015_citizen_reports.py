@@ -15,10 +15,12 @@ both. What a report adds is here:
   they file under, SLA hours, the attribute definitions as data) and `agencies` (the communes
   they serve, NULL = the whole province, and the service codes they handle): reference data
   loaded from sample_data/ by the sample loader.
-* On incidents: the service code, the assigned agency, `expected_at` (the SLA deadline:
-  geoioc_sla_deadline), `duplicate_of` (a likely duplicate of an open report of the same
-  category within 50 m and 48 h), the public tracking `token`, the address as given, the photo
-  URL, the attribute values and the latest public note.
+* On incidents (fields of the catalogue's incidents layer, set by the workflow): the service
+  code, the assigned agency, `expected_at` (the SLA deadline: geoioc_sla_deadline),
+  `duplicate_of` (a likely duplicate of an open report of the same category within 50 m and
+  48 h), the latest public note and the time of the last change.
+* `incident_requests`: the Open311 request as sent, read by Open311 only: the public tracking
+  token, the address (and address_id, zipcode) as given, the photo URL, the attribute values.
 * `incident_reporters`: the reporter's name, phone, e-mail and device, in a table of their own.
   Personal data: no generic way out (OGC items, tiles, search, identify, exports) reads this
   table, so none can carry it by mistake; the one route that shows it decides with
@@ -88,13 +90,6 @@ def upgrade() -> None:
         ADD COLUMN expected_at  timestamptz,
         ADD COLUMN duplicate_of bigint REFERENCES incidents (id) ON DELETE SET NULL
                                 CHECK (duplicate_of <> id),
-        ADD COLUMN token        text UNIQUE CHECK (token ~ '^[A-Za-z0-9_-]{4,64}$'),
-        ADD COLUMN address      text,
-        -- Open311's address_id (the client's address register) and zipcode, as given.
-        ADD COLUMN address_id   text,
-        ADD COLUMN zipcode      text,
-        ADD COLUMN media_url    text,
-        ADD COLUMN attributes   jsonb,
         ADD COLUMN status_note  text,
         ADD COLUMN updated_at   timestamptz;
     UPDATE incidents SET status = 'received' WHERE status = 'new';
@@ -128,6 +123,18 @@ def upgrade() -> None:
     );
     CREATE INDEX incident_transitions_incident_idx ON incident_transitions (incident_id, at, id);
 
+    -- A citizen report as the client sent it (Open311 request): what only Open311 reads.
+    CREATE TABLE incident_requests (
+        incident_id bigint PRIMARY KEY REFERENCES incidents (id) ON DELETE CASCADE,
+        token       text NOT NULL UNIQUE CHECK (token ~ '^[A-Za-z0-9_-]{4,64}$'),
+        address     text,
+        -- Open311's address_id (the client's address register) and zipcode, as given.
+        address_id  text,
+        zipcode     text,
+        media_url   text,
+        attributes  jsonb CHECK (jsonb_typeof(attributes) = 'object')
+    );
+
     CREATE TABLE incident_reporters (
         incident_id bigint PRIMARY KEY REFERENCES incidents (id) ON DELETE CASCADE,
         first_name  text,
@@ -149,7 +156,7 @@ def upgrade() -> None:
     DO $$ BEGIN
         IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc_app') THEN
             GRANT SELECT, INSERT, UPDATE, DELETE ON agencies, service_categories,
-                incident_transitions, incident_reporters TO geoioc_app;
+                incident_transitions, incident_requests, incident_reporters TO geoioc_app;
             GRANT USAGE, SELECT ON SEQUENCE incident_transitions_id_seq TO geoioc_app;
         END IF;
     END $$;
@@ -159,7 +166,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("""
     DROP FUNCTION IF EXISTS geoioc_sla_deadline(timestamptz, integer);
-    DROP TABLE IF EXISTS incident_reporters, incident_transitions;
+    DROP TABLE IF EXISTS incident_reporters, incident_requests, incident_transitions;
     ALTER TABLE incidents
         DROP CONSTRAINT IF EXISTS incidents_status_check,
         DROP CONSTRAINT IF EXISTS incidents_answered_check;
@@ -172,9 +179,6 @@ def downgrade() -> None:
     ALTER TABLE incidents
         DROP COLUMN IF EXISTS service_code, DROP COLUMN IF EXISTS agency_code,
         DROP COLUMN IF EXISTS expected_at, DROP COLUMN IF EXISTS duplicate_of,
-        DROP COLUMN IF EXISTS token, DROP COLUMN IF EXISTS address,
-        DROP COLUMN IF EXISTS address_id, DROP COLUMN IF EXISTS zipcode,
-        DROP COLUMN IF EXISTS media_url, DROP COLUMN IF EXISTS attributes,
         DROP COLUMN IF EXISTS status_note, DROP COLUMN IF EXISTS updated_at,
         ADD CONSTRAINT incidents_status_check
             CHECK (status IN ('new', 'assigned', 'in_progress', 'resolved', 'closed')),
