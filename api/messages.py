@@ -118,6 +118,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "attribute_unknown": ("lĩnh vực này không có thông tin bổ sung này",
                           "unknown attribute for this service"),
     "attribute_one_value": ("chỉ được chọn một giá trị", "one value expected"),
+    "text_control": ("không được chứa ký tự điều khiển", "control characters are not accepted"),
     "email_format": ("không phải địa chỉ thư điện tử", "not an e-mail address"),
     "phone_format": ("không phải số điện thoại", "not a phone number"),
     "url_format": ("phải là địa chỉ http(s)", "expected an http(s) URL"),

@@ -18,6 +18,7 @@ cannot take the request now, and 400 for everything else (the spec's rule: a 422
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
@@ -61,6 +62,9 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _xml_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -68,7 +72,8 @@ def _xml_text(value: Any) -> str:
         return w3(value) or ""
     if isinstance(value, float):
         return repr(value)
-    return escape(str(value))
+    # Characters XML 1.0 cannot carry (intake refuses them; older rows may hold them).
+    return escape(_NOT_XML.sub("", str(value)))
 
 
 def _xml(tag: str, value: Any, out: list[str]) -> None:

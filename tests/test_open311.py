@@ -291,7 +291,6 @@ def test_not_found_and_bad_parameters(client) -> None:
     assert r.status_code == 404 and b"<errors><error><code>404</code>" in r.content
     r = client.get("/open311/v2/services.json?jurisdiction_id=sfgov.org")
     assert r.status_code == 404
-    assert client.get("/open311/v2/services.json?jurisdiction_id=27").status_code in (200, 404)
     r = client.get("/open311/v2/requests.json?start_date=2026-01-01T00:00:00Z"
                    "&end_date=2026-06-01T00:00:00Z")
     assert r.status_code == 400 and "90" in r.json()[0]["description"]
@@ -386,3 +385,49 @@ def _no_identity_anywhere(client, conn, keys, rid: int, body: dict[str, str], ma
     r = client.get(f"/api/incidents/{rid}/report", headers=keys["land_officer"])
     assert r.status_code == 200 and "reporter" not in r.json()
     assert phone not in r.text
+
+
+def test_location_by_address_or_address_id(client, conn) -> None:
+    """address_string is looked up like the map's search box (a commune's name without
+    diacritics, a place's name, coordinates as typed); address_id is a gazetteer code."""
+    code, name = conn.execute("SELECT code, name FROM admin_units WHERE level = 'commune'"
+                              " AND valid_to IS NULL ORDER BY code DESC LIMIT 1").fetchone()
+    from gis.parcels.common import fold
+
+    made: list[int] = []
+    try:
+        for extra in ({"address_string": fold(name)}, {"address_id": code},
+                      {"address_string": "x", "address_id": code}):
+            body = {k: v for k, v in _form(conn).items() if k not in ("lat", "long")}
+            r = client.post("/open311/v2/requests.json", data={**body, **extra})
+            assert r.status_code == 200, (extra, r.text)
+            made.append(r.json()[0]["service_request_id"])
+            assert conn.execute("SELECT commune_code FROM incidents WHERE id = %s",
+                                (made[-1],)).fetchone()[0] == code, extra
+        lon, lat = _inside(conn)
+        body = {k: v for k, v in _form(conn).items() if k not in ("lat", "long")}
+        r = client.post("/open311/v2/requests.xml",
+                        data={**body, "address_string": f"{lat:.6f}, {lon:.6f}"})
+        assert r.status_code == 200, r.text
+        made.append(int(from_xml(r.content)[1][0]["service_request_id"]))
+        got = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM incidents WHERE id = %s",
+                           (made[-1],)).fetchone()
+        assert abs(got[0] - lon) < 1e-6 and abs(got[1] - lat) < 1e-6
+        r = client.post("/open311/v2/requests.json", data={**body, "address_id": "99999"})
+        assert r.status_code == 400 and r.json()[0]["description"].startswith("address_id:")
+    finally:
+        conn.execute("DELETE FROM incidents WHERE id = ANY(%s)", (made,))
+
+
+def test_jurisdiction_by_province_code(client, conn) -> None:
+    province = conn.execute("SELECT code FROM admin_units WHERE level = 'province'"
+                            " AND valid_to IS NULL").fetchone()[0]
+    assert client.get(f"/open311/v2/services.json?jurisdiction_id={province}").status_code == 200
+    assert client.get("/open311/v2/services.json?jurisdiction_id=").status_code == 200
+
+
+def test_control_characters_are_refused(client, conn) -> None:
+    before = _count(conn)
+    r = client.post("/open311/v2/requests.xml", data=_form(conn, description="a\x01b"))
+    assert r.status_code == 400 and b"<description>description:" in r.content
+    assert _count(conn) == before

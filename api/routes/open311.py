@@ -177,8 +177,6 @@ def post_request(fmt: Format, request: Request, conn: Conn, settings: SettingsDe
                  fields: Annotated[list[tuple[str, str]], Depends(request_form)]) -> Response:
     first: dict[str, str] = {}
     for name, value in fields:
-        if "\x00" in value:
-            raise BadRequest(f"{name}: NUL characters are not accepted", parameter=name)
         first.setdefault(name, value)
     _jurisdiction(conn, settings, first.get("jurisdiction_id")
                   or request.query_params.get("jurisdiction_id"))

@@ -93,9 +93,11 @@ def resolve_address(conn: psycopg.Connection, text: str, province_srid: int) -> 
                                          text, limit=1):
             if best is None or hit.rank < best.rank:
                 best = hit
-    units = [h for h in search.admin_units(conn, text, limit=3) if "valid_to" not in h.properties
-             or not h.properties.get("valid_to")]
-    if units and (best is None or units[0].rank < best.rank):
+    # A unit's name wins a tie with a place's ("Xã Bồng Hòa" is the commune, not the road named
+    # after it); a current unit before one that ended with the 2025 reform.
+    units = sorted(search.admin_units(conn, text, limit=3),
+                   key=lambda h: (h.rank, not h.properties.get("current")))
+    if units and (best is None or units[0].rank <= best.rank):
         best = units[0]
     return best.center if best is not None else None
 
@@ -146,7 +148,22 @@ def _check_attributes(definitions: list[dict[str, Any]], given: Mapping[str, Seq
     return values
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TEXT_FIELDS = ("service_code", "description", "first_name", "last_name", "email", "phone",
+               "device_id", "account_id", "address", "address_id", "media_url", "lat", "lon")
+
+
 def _check_text(report: NewReport, problems: list[Problem]) -> None:
+    for name in TEXT_FIELDS:
+        value = getattr(report, name)
+        if value is not None and _CONTROL.search(value):
+            field = {"address": "address_string", "lon": "long"}.get(name, name)
+            problems.append(_problem(field, "control characters are not accepted",
+                                     "text_control"))
+    for code, values in report.attributes.items():
+        if any(_CONTROL.search(v) for v in values) or _CONTROL.search(code):
+            problems.append(_problem(f"attribute[{code}]", "control characters are not accepted",
+                                     "text_control"))
     if report.description is not None and len(report.description) > MAX_DESCRIPTION:
         problems.append(_problem("description", f"at most {MAX_DESCRIPTION} characters",
                                  "text_too_long", max_length=MAX_DESCRIPTION))
