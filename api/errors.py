@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import messages
+from api import messages, open311
 from api.i18n import request_lang
 from layers.errors import (
     PROBLEMS,
@@ -132,11 +132,26 @@ def html_page(request: Request, exc: GeoIOCError, status: int) -> Response:
                     headers={**_headers(exc, status), "Cache-Control": "private, no-cache"})
 
 
+def open311_errors(request: Request, exc: GeoIOCError, status: int) -> Response:
+    """Open311 GeoReport v2's error list (api/open311.py): one error per problem, in the
+    user's language, XML or JSON after the path's extension, with the spec's status codes."""
+    lang = request_lang(request)
+    wire = open311.wire_status(status)
+    if exc.problems:
+        descriptions = [f"{p.field}: {messages.reason(p, lang)}" if p.field
+                        else messages.reason(p, lang) for p in exc.problems]
+    else:
+        descriptions = [messages.detail(exc, lang)]
+    return open311.errors(open311.path_format(request.url.path), wire, descriptions,
+                          headers=_headers(exc, wire))
+
+
 Renderer = Callable[[Request, GeoIOCError, int], Response]
 # Path prefix -> renderer; the first that matches wins.
 RENDERERS: tuple[tuple[str, Renderer], ...] = (
     ("/api/", problem_json),
     ("/ogc", ogc_exception),
+    ("/open311/", open311_errors),
 )
 
 

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     # HTTP Basic (QGIS, GDAL): how long a verified username/password skips argon2.
     basic_auth_cache_seconds: int = 300
 
+    # --- citizen reports ------------------------------------------------------------------
+    # A citizen may reopen a resolved report within this many days of its resolution.
+    report_reopen_days: int = 7
+    # Open311 jurisdiction_id of the province (the province's code in admin_units is accepted
+    # too); the spec suggests the jurisdiction's web domain.
+    open311_jurisdiction_id: str = "bacninh.gov.vn"
+    # Open311 discovery: who to contact, when the service list last changed.
+    open311_contact: str = "Trung tâm điều hành thông minh tỉnh / Provincial IOC: ioc@bacninh.gov.vn"
+    open311_changeset: str = "2026-12-03 00:00"
+
     # --- HTTP hardening -----------------------------------------------------------------
     # Origins allowed to call the API from other sites' pages (comma-separated or JSON list);
     # empty = same origin only.

@@ -69,7 +69,9 @@ def readable_layer(layer_id: str, who: Principal) -> Layer | None:
 
 
 def can_read_field(field: Field, who: Principal) -> bool:
-    if field.personal and not (who.roles & PERSONAL_DATA_ROLES):
+    """Personal fields need a personal-data role, or one of the field's own roles (a
+    reporter's phone is for the operators who call back, not for land officers)."""
+    if field.personal and not (who.roles & PERSONAL_DATA_ROLES or who.roles & set(field.roles)):
         return False
     return _allowed(field.access, field.roles, who)
 

@@ -44,10 +44,12 @@ SEVERITIES = {
     "4": ("Nghiêm trọng", "Critical"),
 }
 INCIDENT_STATUSES = {
-    "new": ("Mới tiếp nhận", "New"),
+    "received": ("Mới tiếp nhận", "Received"),
+    "verified": ("Đã xác minh", "Verified"),
     "assigned": ("Đã phân công", "Assigned"),
     "in_progress": ("Đang xử lý", "In progress"),
     "resolved": ("Đã xử lý", "Resolved"),
+    "rejected": ("Từ chối", "Rejected"),
     "closed": ("Đã đóng", "Closed"),
 }
 INCIDENT_SOURCES = {
@@ -399,12 +401,41 @@ LAYERS: tuple[Layer, ...] = (
             F("commune_code", "str", "Mã xã", "Commune code", "MAXA", refers_to="gazetteer"),
             F("reported_at", "datetime", "Thời điểm tiếp nhận", "Reported at", "TIEPNHAN"),
             F("resolved_at", "datetime", "Thời điểm xử lý xong", "Resolved at", "XULYXONG"),
+            # The workflow's (gis/reports): set by intake, routing and transitions, never by
+            # an imported file. Citizen reports have a service code; the others may not.
+            F("service_code", "str", "Lĩnh vực phản ánh", "Service", "DICHVU",
+              server_managed=True),
+            F("agency_code", "str", "Đơn vị xử lý", "Agency", "DONVI", server_managed=True),
+            F("expected_at", "datetime", "Hạn xử lý", "Due", "HANXULY", server_managed=True),
+            F("duplicate_of", "int", "Trùng với", "Duplicate of", "TRUNGVOI", server_managed=True),
+            F("status_note", "str", "Ghi chú xử lý", "Status note", "GHICHU", in_tiles=False,
+              server_managed=True),
+            F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT",
+              server_managed=True),
         ),
         style=Style(color="#e6550d", radius=4, by="category", palette=INCIDENT_COLORS),
         keywords=("sự cố", "an ninh", "incidents"),
         import_roles=("operator",),
     ),
 )
+
+# The reporter of a citizen report (Open311 first_name, last_name, email, phone, device_id,
+# account_id): personal data kept in `incident_reporters`, not fields of the incidents layer, so
+# no generic way out (OGC items, tiles, search, identify, exports) can carry them. The one route
+# that shows them asks layers.access about these fields and audits the read: operators, who
+# call a reporter back, and administrators may read them; land officers' right to personal
+# data is about land users and does not reach them (access RESTRICTED to operators).
+REPORTER_FIELDS = tuple(
+    F(name, "str", vi, en, short, personal=True, access=Access.RESTRICTED, roles=("operator",),
+      in_tiles=False)
+    for name, vi, en, short in (
+        ("first_name", "Tên người phản ánh", "Reporter's given name", "TEN"),
+        ("last_name", "Họ người phản ánh", "Reporter's family name", "HO"),
+        ("email", "Thư điện tử", "E-mail", "EMAIL"),
+        ("phone", "Số điện thoại", "Phone", "DIENTHOAI"),
+        ("device_id", "Mã thiết bị", "Device id", "THIETBI"),
+        ("account_id", "Mã tài khoản", "Account id", "TAIKHOAN"),
+    ))
 
 _BY_ID = {layer.id: layer for layer in LAYERS}
 

@@ -290,7 +290,7 @@ def test_rights(client, keys, tmp_path) -> None:
     assert _upload(client, z, keys["citizen"], layer="incidents").status_code == 404
     # An operator may not plant the security events that are hidden from them.
     events = gpd.GeoDataFrame({
-        "category": ["security_event", "fire"], "severity": [2, 2], "status": ["new", "new"],
+        "category": ["security_event", "fire"], "severity": [2, 2], "status": ["received", "received"],
         "source": ["hotline", "hotline"], "title": [f"Kiểm thử {RUN}"] * 2,
         "reported_at": ["2026-01-02T03:04:05Z"] * 2},
         geometry=gpd.points_from_xy([106.1, 106.1], [21.1, 21.1]), crs=4326)

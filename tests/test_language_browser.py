@@ -286,9 +286,10 @@ def test_parcel_pages_speak_the_page_language_in_vietnam_time(setting, live_serv
     assert items
     shown = [td.inner_text() for td in page.query_selector_all("#incidents tbody tr td:first-child")]
     assert shown == [fmt.datetime(i["reported_at"]) for i in items]
-    statuses = {"new": ("Mới tiếp nhận", "New"), "assigned": ("Đã phân công", "Assigned"),
+    statuses = {"received": ("Mới tiếp nhận", "Received"), "verified": ("Đã xác minh", "Verified"),
+                "assigned": ("Đã phân công", "Assigned"),
                 "in_progress": ("Đang xử lý", "In progress"), "resolved": ("Đã xử lý", "Resolved"),
-                "closed": ("Đã đóng", "Closed")}
+                "rejected": ("Từ chối", "Rejected"), "closed": ("Đã đóng", "Closed")}
     cells = [td.inner_text() for td in page.query_selector_all("#incidents tbody tr td:nth-child(4)")]
     assert cells == [statuses[i["status"]][lang == "en"] for i in items]
     zoom_in = page.get_attribute(".leaflet-control-zoom-in", "title")

@@ -141,8 +141,8 @@ def test_internal_views_are_404_for_those_who_may_not_read(client, keys, path, r
 CASES = [
     ({}, "TRUE", ()),
     ({"category": "traffic_accident,fire"}, "t.category = ANY(%s)", (["traffic_accident", "fire"],)),
-    ({"severity": "3,4", "status": "new,assigned,in_progress"},
-     "t.severity = ANY(%s) AND t.status = ANY(%s)", ([3, 4], ["new", "assigned", "in_progress"])),
+    ({"severity": "3,4", "status": "received,assigned,in_progress"},
+     "t.severity = ANY(%s) AND t.status = ANY(%s)", ([3, 4], ["received", "assigned", "in_progress"])),
     ({"bbox": "106.0,21.1,106.15,21.2"},
      "t.geom && ST_MakeEnvelope(106.0, 21.1, 106.15, 21.2, 4326)", ()),
 ]

@@ -224,7 +224,7 @@ def fresh_incident(conn) -> Iterator[tuple[int, float, float]]:
     lon, lat = row
     (incident,) = conn.execute(
         "INSERT INTO incidents (category, severity, status, source, title, reported_at, geom)"
-        " VALUES ('traffic_accident', 3, 'new', 'camera', 'Kiểm thử: va chạm trước camera',"
+        " VALUES ('traffic_accident', 3, 'received', 'camera', 'Kiểm thử: va chạm trước camera',"
         " now() - interval '2 hours', ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
         (lon, lat)).fetchone()
     yield incident, lon, lat

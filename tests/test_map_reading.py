@@ -140,7 +140,7 @@ def incident_in_commune(conn) -> Iterator[tuple[int, str, str, float, float]]:
         " AND ST_DWithin(j.geom::geography, u.p::geography, 40)) LIMIT 1").fetchone()
     (incident,) = conn.execute(
         "INSERT INTO incidents (category, severity, status, source, title, commune_code, reported_at, geom)"
-        " VALUES ('infrastructure', 2, 'new', 'hotline', 'Kiểm thử: đèn tín hiệu hỏng', %s,"
+        " VALUES ('infrastructure', 2, 'received', 'hotline', 'Kiểm thử: đèn tín hiệu hỏng', %s,"
         " now() - interval '2 hours', ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
         (code, lon, lat)).fetchone()
     yield incident, code, name, lon, lat

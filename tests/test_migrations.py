@@ -13,7 +13,9 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "public_facilities",
           "cameras", "sensors", "observations", "incidents", "sample_info",
           "users", "user_roles", "api_keys", "auth_sessions", "audit_log",
-          "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs"}
+          "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs",
+          "agencies", "service_categories", "incident_transitions", "incident_requests",
+          "incident_reporters"}
 
 
 def _tables(url: str) -> set[str]:
@@ -153,3 +155,33 @@ def test_legal_versions_migration_round_trips(empty_db_url: str) -> None:
     assert _edit_keeps_history(empty_db_url, legal=False) == (1, 10)
     migrate.upgrade("head", url=empty_db_url)
     assert _edit_keeps_history(empty_db_url, legal=True) == (2, 10, "2010-05-01", "1/QĐ-UBND")
+
+
+@pytest.mark.slow
+def test_incident_statuses_migrate_both_ways(empty_db_url: str) -> None:
+    """0015 maps the old status `new` to `received` (and back on downgrade: received and
+    verified to new, rejected to closed), keeping the answered/resolved_at rule true."""
+    migrate.downgrade("base", url=empty_db_url)
+    migrate.upgrade("0014", url=empty_db_url)
+    insert = ("INSERT INTO incidents (category, severity, status, source, title, reported_at,"
+              " resolved_at, geom) VALUES ('fire', 2, %s, 'hotline', 't', '2026-01-01Z', %s,"
+              " ST_SetSRID(ST_MakePoint(106.07, 21.18), 4326))")
+    with psycopg.connect(empty_db_url) as c:
+        c.execute(insert, ("new", None))
+        c.execute(insert, ("closed", "2026-01-02Z"))
+        c.execute(insert, ("assigned", None))
+    migrate.upgrade("0015", url=empty_db_url)
+    with psycopg.connect(empty_db_url) as c:
+        assert [r[0] for r in c.execute("SELECT status FROM incidents ORDER BY id")] == \
+            ["received", "closed", "assigned"]
+        c.execute(insert, ("rejected", "2026-01-03Z"))
+        c.execute(insert, ("verified", None))
+        c.commit()
+        with pytest.raises(psycopg.errors.CheckViolation):
+            c.execute(insert, ("new", None))
+    migrate.downgrade("0014", url=empty_db_url)
+    with psycopg.connect(empty_db_url) as c:
+        assert [r[0] for r in c.execute("SELECT status FROM incidents ORDER BY id")] == \
+            ["new", "closed", "assigned", "closed", "new"]
+    migrate.downgrade("base", url=empty_db_url)
+    migrate.upgrade("head", url=empty_db_url)

@@ -40,6 +40,7 @@ STREAMS = {
     "incidents": 16,
     "facilities": 17,
     "parcel_history": 18,
+    "reports": 19,
 }
 
 

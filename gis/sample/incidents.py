@@ -349,7 +349,7 @@ def _status(df: pd.DataFrame, resolve_h: NDArray, as_of: date, rng: np.random.Ge
     closed = done & (res < end - np.timedelta64(7, "D")) & (rng.random(n) < 0.9)
     age_h = (end - rep).astype(np.int64) / 3600.0
     u = rng.random(n)
-    status = np.where(age_h < 2, "new", np.where(u < 0.45, "assigned", "in_progress"))
+    status = np.where(age_h < 2, "received", np.where(u < 0.45, "assigned", "in_progress"))
     status = np.where(done, np.where(closed, "closed", "resolved"), status).astype(object)
     df["status"] = status
     df["resolved_at"] = np.where(done, res, np.datetime64("NaT"))

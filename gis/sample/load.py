@@ -12,11 +12,17 @@ from psycopg.types.json import Jsonb
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from gis.rows import scalar
+from gis.sample import reports
 from gis.sample.assemble import PARCEL_VERSIONS, STEPS, TABLES, Sample, generate, new_hash, update_hash
 from gis.sample.serialize import columns, table_text
+from gis.settings import get_settings
 
 # Everything the sample owns (land_use_codes is reference data from a migration, not ours).
-SAMPLE_TABLES = (*TABLES, "sample_info")
+# The citizen reports' tables (gis/sample/reports.py) are filled after the generated tables,
+# by the domain itself, and are not part of the data hash.
+REPORT_TABLES = ("incident_transitions", "incident_requests", "incident_reporters",
+                 "service_categories", "agencies")
+SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, "sample_info")
 CHUNK = 1 << 20
 
 
@@ -118,7 +124,7 @@ def load_sample(
     parameters, the data hash and the planted anomalies.
     """
     with (
-        _Progress(progress, len(STEPS) + len(TABLES) + 2) as bar,
+        _Progress(progress, len(STEPS) + len(TABLES) + 3) as bar,
         _connection(conn_or_url) as conn,
         conn.transaction(),
         conn.cursor() as cur,
@@ -153,6 +159,8 @@ def load_sample(
         text = sample.versions_text()
         update_hash(h, PARCEL_VERSIONS, text)
         _replay_parcel_versions(cur, text)
+        bar.step("Playing citizen reports")
+        reports.load(conn, sample.as_of, seed, get_settings().province_srid)
         sample._hash = h.hexdigest()
         bar.step("Recording sample_info")
         cur.execute(

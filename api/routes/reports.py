@@ -1,0 +1,156 @@
+"""The incident workflow for operators under /api (citizens use /open311/v2).
+
+  POST /api/incidents/{id}/transitions        {"status", "note"?, "agency"?}  operators; 409 when
+                                               the workflow does not allow the move
+  POST /api/incidents/{id}/assignment         {"agency", "note"?}  (re)assign; operators
+  POST /api/incidents/{id}/duplicate/unlink   {"note"?}  "not a duplicate"; operators
+  GET  /api/incidents/{id}/timeline           every stored transition, oldest first
+  GET  /api/incidents/{id}/report             the citizen report: service, agency, deadline,
+                                               duplicate link, and the reporter's identity for
+                                               roles that may read it (audited, channel
+                                               `report-api`)
+  GET  /api/reports/overdue?agency=&limit=    open reports past their SLA deadline, and counts
+
+Access is the incidents layer's (layers.access): who may not read it gets 404 everywhere here;
+rows hidden from the caller (security events for an operator) are 404 too. The reporter's
+fields are catalogue.REPORTER_FIELDS: readable_fields decides, record_read audits.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Conn, SettingsDep
+from api.route_docs import WHO, problems
+from api.security import Who, require_roles
+from gis import audit
+from gis.reports import deadlines, requests, workflow
+from gis.reports import queries as q
+from layers.access import Principal, can_read_field, readable_layer, row_filter
+from layers.catalogue import REPORTER_FIELDS
+from layers.errors import Message, NotFound
+from layers.model import Layer
+
+router = APIRouter(tags=["reports"])
+Operator = Annotated[Principal, Depends(require_roles("operator"))]
+IncidentId = Annotated[int, Path(ge=1, le=2**62, description="the incident's id")]
+
+
+def _layer(who: Principal) -> Layer:
+    layer = readable_layer("incidents", who)
+    if layer is None:
+        raise NotFound("not found")
+    return layer
+
+
+def _actor(who: Principal) -> str:
+    return who.user or "anonymous"
+
+
+class TransitionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(max_length=20, description="the status to move to: " + ", ".join(workflow.STATUSES))
+    note: str | None = Field(None, max_length=4000, description="why; shown to the citizen")
+    agency: str | None = Field(None, max_length=40, description="with status=assigned: the agency "
+                               "(default: routing by category and commune)")
+
+
+class AssignmentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agency: str = Field(max_length=40, description="the agency's code")
+    note: str | None = Field(None, max_length=4000)
+
+
+class NoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(None, max_length=4000)
+
+
+@router.post("/api/incidents/{incident_id}/transitions",
+             responses=problems(*WHO, 400, 403, 404, 409, 422))
+def move(incident_id: IncidentId, body: TransitionBody, who: Operator, conn: Conn,
+         settings: SettingsDep) -> dict[str, Any]:
+    layer = _layer(who)
+    done = workflow.transition(conn, incident_id, body.status, actor=_actor(who), note=body.note,
+                               row_filter=row_filter(layer, who), agency_code=body.agency,
+                               reopen_days=settings.report_reopen_days)
+    return {"incident": incident_id, "transitions": [t.as_json() for t in done]}
+
+
+@router.post("/api/incidents/{incident_id}/assignment",
+             responses=problems(*WHO, 400, 403, 404, 409, 422))
+def assignment(incident_id: IncidentId, body: AssignmentBody, who: Operator,
+               conn: Conn) -> dict[str, Any]:
+    layer = _layer(who)
+    t = workflow.assign(conn, incident_id, body.agency, actor=_actor(who), note=body.note,
+                        row_filter=row_filter(layer, who))
+    return {"incident": incident_id, "transitions": [t.as_json()]}
+
+
+@router.post("/api/incidents/{incident_id}/duplicate/unlink",
+             responses=problems(*WHO, 403, 404, 409, 422))
+def unlink(incident_id: IncidentId, body: NoteBody, who: Operator, conn: Conn) -> dict[str, Any]:
+    layer = _layer(who)
+    t = workflow.unlink_duplicate(conn, incident_id, actor=_actor(who), note=body.note,
+                                  row_filter=row_filter(layer, who))
+    return {"incident": incident_id, "transitions": [t.as_json()]}
+
+
+@router.get("/api/incidents/{incident_id}/timeline", responses=problems(*WHO, 404))
+def timeline(incident_id: IncidentId, who: Who, conn: Conn) -> dict[str, Any]:
+    layer = _layer(who)
+    rows = workflow.timeline(conn, incident_id, row_filter(layer, who))
+    return {"incident": incident_id, "transitions": [
+        {**r, "at": r["at"].isoformat()} for r in rows]}
+
+
+@router.get("/api/incidents/{incident_id}/report", responses=problems(*WHO, 404))
+def report(incident_id: IncidentId, who: Who, conn: Conn) -> dict[str, Any]:
+    layer = _layer(who)
+    rf = row_filter(layer, who)
+    rows = requests.find(conn, ids=[incident_id]) if rf is None or _visible(conn, incident_id, rf) \
+        else []
+    if not rows:
+        raise NotFound(f"report {incident_id} not found",
+                       message=Message("incident_not_found", {"id": incident_id}))
+    r = rows[0]
+    fields = [f for f in REPORTER_FIELDS if can_read_field(f, who)]
+    out: dict[str, Any] = {
+        "id": r["id"], "token": r["token"], "service_code": r["service_code"],
+        "service_name": {"vi": r["service_name_vi"], "en": r["service_name_en"]},
+        "status": r["status"], "status_note": r["status_note"], "agency_code": r["agency_code"],
+        "commune_code": r["commune_code"], "reported_at": r["reported_at"].isoformat(),
+        "expected_at": r["expected_at"].isoformat() if r["expected_at"] else None,
+        "duplicate_of": r["duplicate_of"], "address": r["address"], "media_url": r["media_url"],
+        "description": r["description"], "lon": r["lon"], "lat": r["lat"],
+    }
+    if fields:
+        row = conn.execute(q.REPORTER, {"id": incident_id}).fetchone()
+        values = dict(zip(("first_name", "last_name", "email", "phone", "device_id",
+                           "account_id"), row, strict=True)) if row else {}
+        out["reporter"] = {f.name: values.get(f.name) for f in fields}
+        audit.record_read(conn, who, layer, "report-api", ids=[incident_id], fields=fields)
+    return out
+
+
+def _visible(conn: Any, incident_id: int, rf: Any) -> bool:
+    stmt = sql.SQL("SELECT 1 FROM incidents t WHERE t.id = %s AND {}").format(rf)
+    return conn.execute(stmt, (incident_id,)).fetchone() is not None
+
+
+@router.get("/api/reports/overdue", responses=problems(*WHO, 400, 404))
+def overdue(who: Who, conn: Conn,
+            agency: Annotated[str | None, Query(max_length=40, description="one agency's")] = None,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    layer = _layer(who)
+    rf = row_filter(layer, who)
+    rows = deadlines.overdue(conn, agency=agency, row_filter=rf, limit=limit)
+    counts = deadlines.overdue_counts(conn, row_filter=rf)
+    return {"counts": [{"agency_code": k, "overdue": v} for k, v in counts.items()],
+            "total": sum(counts.values()),
+            "items": [{**r, "reported_at": r["reported_at"].isoformat(),
+                       "expected_at": r["expected_at"].isoformat()} for r in rows]}

@@ -1,0 +1,15 @@
+"""Citizen reports and the incident workflow (issue 15): one incidents model for reports from
+citizens (Open311) and incidents from operators, cameras and sensors.
+
+- workflow.py: the table of allowed moves, transitions (each stored), assignment and routing,
+  duplicates, reopening;
+- intake.py: a new citizen report (validation, location, SLA deadline, duplicate, token);
+- deadlines.py: SLA deadlines and overdue reports (Vietnam time, in SQL);
+- reference.py: service categories and agencies (sample_data/ files into their tables);
+- notify.py: on_transition(), the one place that reacts to a stored transition;
+- queries.py: the SQL.
+"""
+
+from gis.reports.notify import on_transition
+
+__all__ = ["on_transition"]

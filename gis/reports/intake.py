@@ -1,0 +1,286 @@
+"""A new citizen report: checked whole, stored whole, or refused with every problem at once.
+
+What is checked: the service code (an active category), the location (latitude and longitude,
+or an address the gazetteer and the map's search resolve; inside the province), the category's
+attribute definitions (required ones present, list values among the keys, numbers numeric),
+the lengths of free text and the photo URL. Nothing is written before all of it passed, and the
+writes (the incident, the reporter's identity, the first transition, a duplicate link) are one
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from gis.analysis import search
+from gis.reports import queries as q
+from gis.reports import workflow
+from gis.reports.reference import services
+from layers.access import ANONYMOUS, readable_fields
+from layers.catalogue import get_layer
+from layers.errors import Invalid, Message, Problem
+
+MAX_DESCRIPTION = 4000  # GeoReport v2: "may be up to 4,000 characters"
+MAX_TEXT = 200
+MAX_URL = 2000
+# Public layers whose names an address may be (in this order after coordinates and units).
+ADDRESS_LAYERS = ("public_facilities", "tourism_places", "roads")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 .()-]{5,19}$")
+
+
+@dataclass
+class NewReport:
+    """A report as the client sent it (text as given; checked by create())."""
+
+    service_code: str | None
+    lat: str | None = None
+    lon: str | None = None
+    address: str | None = None
+    address_id: str | None = None
+    description: str | None = None
+    media_url: str | None = None
+    # attribute code -> values given (several for a multivaluelist)
+    attributes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    id: int
+    token: str
+    duplicate_of: int | None
+    service_notice: str | None = None
+
+
+def _problem(name: str, english: str, key: str, **args: Any) -> Problem:
+    return Problem(name, english, message=Message(key, args or None))
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None and text.strip() != "" else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def resolve_address(conn: psycopg.Connection, text: str, province_srid: int) -> tuple[float, float] | None:
+    """(lon, lat) of an address: coordinates as typed, else the best name hit among public
+    places (facilities, tourism places, roads), else a current administrative unit."""
+    c = search.parse_coordinate(text, province_srid)
+    if c is not None:
+        return c.lon, c.lat
+    best: search.Hit | None = None
+    for layer_id in ADDRESS_LAYERS:
+        layer = get_layer(layer_id)
+        for hit in search.layer_features(conn, layer, readable_fields(layer, ANONYMOUS), None,
+                                         text, limit=1):
+            if best is None or hit.rank < best.rank:
+                best = hit
+    # A unit's name wins a tie with a place's ("Xã Bồng Hòa" is the commune, not the road named
+    # after it); a current unit before one that ended with the 2025 reform.
+    units = sorted(search.admin_units(conn, text, limit=3),
+                   key=lambda h: (h.rank, not h.properties.get("current")))
+    if units and (best is None or units[0].rank <= best.rank):
+        best = units[0]
+    return best.center if best is not None else None
+
+
+def _check_attributes(definitions: list[dict[str, Any]], given: Mapping[str, Sequence[str]],
+                      problems: list[Problem]) -> dict[str, Any]:
+    known = {d["code"]: d for d in definitions}
+    values: dict[str, Any] = {}
+    for code in sorted(set(given) - set(known)):
+        problems.append(_problem(f"attribute[{code}]", "unknown attribute for this service",
+                                 "attribute_unknown"))
+    for d in definitions:
+        name = f"attribute[{d['code']}]"
+        raw = [v for v in given.get(d["code"], ()) if v.strip() != ""]
+        if not raw:
+            if d.get("required") and d.get("variable", True):
+                problems.append(_problem(name, "required", "required"))
+            continue
+        kind = d["datatype"]
+        if kind != "multivaluelist" and len(raw) > 1:
+            problems.append(_problem(name, "one value expected", "attribute_one_value"))
+            continue
+        if kind in ("singlevaluelist", "multivaluelist"):
+            keys = [str(v["key"]) for v in d.get("values", ())]
+            bad = [v for v in raw if v not in keys]
+            if bad:
+                problems.append(_problem(name, f"{bad[0]!r} is not one of {', '.join(keys)}",
+                                         "one_of", expected=", ".join(keys)))
+                continue
+            values[d["code"]] = raw if kind == "multivaluelist" else raw[0]
+        elif kind == "number":
+            number = _number(raw[0])
+            if number is None:
+                problems.append(_problem(name, "expected a number", "number"))
+                continue
+            values[d["code"]] = number
+        elif kind == "datetime":
+            try:
+                values[d["code"]] = dt.datetime.fromisoformat(raw[0].replace("Z", "+00:00")).isoformat()
+            except ValueError:
+                problems.append(_problem(name, "expected an ISO 8601 date-time", "datetime"))
+        else:
+            if len(raw[0]) > MAX_DESCRIPTION:
+                problems.append(_problem(name, f"at most {MAX_DESCRIPTION} characters",
+                                         "text_too_long", max_length=MAX_DESCRIPTION))
+                continue
+            values[d["code"]] = raw[0]
+    return values
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TEXT_FIELDS = ("service_code", "description", "first_name", "last_name", "email", "phone",
+               "device_id", "account_id", "address", "address_id", "media_url", "lat", "lon")
+
+
+def _check_text(report: NewReport, problems: list[Problem]) -> None:
+    for name in TEXT_FIELDS:
+        value = getattr(report, name)
+        if value is not None and _CONTROL.search(value):
+            field = {"address": "address_string", "lon": "long"}.get(name, name)
+            problems.append(_problem(field, "control characters are not accepted",
+                                     "text_control"))
+    for code, values in report.attributes.items():
+        if any(_CONTROL.search(v) for v in values) or _CONTROL.search(code):
+            problems.append(_problem(f"attribute[{code}]", "control characters are not accepted",
+                                     "text_control"))
+    if report.description is not None and len(report.description) > MAX_DESCRIPTION:
+        problems.append(_problem("description", f"at most {MAX_DESCRIPTION} characters",
+                                 "text_too_long", max_length=MAX_DESCRIPTION))
+    for name in ("first_name", "last_name", "device_id", "account_id", "address", "address_id"):
+        value = getattr(report, name)
+        if value is not None and len(value) > MAX_TEXT:
+            problems.append(_problem(name if name != "address" else "address_string",
+                                     f"at most {MAX_TEXT} characters", "text_too_long",
+                                     max_length=MAX_TEXT))
+    if report.email and not _EMAIL.match(report.email):
+        problems.append(_problem("email", "not an e-mail address", "email_format"))
+    if report.phone and not _PHONE.match(report.phone):
+        problems.append(_problem("phone", "not a phone number", "phone_format"))
+    if report.media_url and (len(report.media_url) > MAX_URL
+                             or not re.match(r"^https?://[^\s]+$", report.media_url)):
+        problems.append(_problem("media_url", "expected an http(s) URL", "url_format"))
+
+
+def _blank(value: str | None) -> str | None:
+    return value.strip() or None if value is not None else None
+
+
+def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
+           at: dt.datetime | None = None, token: str | None = None) -> Created:
+    """Check REPORT and store it (see the module docstring); Invalid lists every problem.
+    TOKEN: the tracking token to give (the deterministic sample); default a random one."""
+    now = at or dt.datetime.now(dt.UTC)
+    problems: list[Problem] = []
+    code = _blank(report.service_code)
+    found = services(conn, code) if code else []
+    service = found[0] if found else None
+    if code is None:
+        problems.append(_problem("service_code", "required", "required"))
+    elif service is None:
+        problems.append(_problem("service_code", f"unknown service code {code!r}",
+                                 "service_unknown", value=code))
+    attributes = _check_attributes(service["attributes"], report.attributes, problems) \
+        if service else {}
+    _check_text(report, problems)
+
+    lon, lat = _number(report.lon), _number(report.lat)
+    address = _blank(report.address)
+    address_id = _blank(report.address_id)
+    located: dict[str, Any] | None = None
+    if report.lat not in (None, "") and lat is None:
+        problems.append(_problem("lat", "expected a number", "number"))
+    if report.lon not in (None, "") and lon is None:
+        problems.append(_problem("long", "expected a number", "number"))
+    if (lat is None) != (lon is None) and not any(p.field in ("lat", "long") for p in problems):
+        missing = "long" if lon is None else "lat"
+        problems.append(_problem(missing, "lat and long go together", "lat_long_pair"))
+    elif lat is None and lon is None and not any(p.field in ("lat", "long") for p in problems):
+        by_id = conn.execute(q.ADDRESS_ID, {"code": address_id}).fetchone() if address_id else None
+        if by_id is not None:
+            lon, lat = float(by_id[0]), float(by_id[1])
+        elif address is None and address_id is not None:
+            problems.append(_problem("address_id", "no administrative unit has this code",
+                                     "address_unknown"))
+        elif address is None:
+            problems.append(_problem("lat", "a location is required: lat and long, "
+                                            "address_string or address_id", "location_required"))
+        else:
+            point = resolve_address(conn, address, province_srid)
+            if point is None:
+                problems.append(_problem("address_string", "no place of that name in the "
+                                                           "province", "address_unknown"))
+            else:
+                lon, lat = point
+    if lat is not None and lon is not None:
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            problems.append(_problem("lat", "not a latitude/longitude", "location_outside"))
+        else:
+            with conn.cursor(row_factory=dict_row) as cur:
+                located = cur.execute(q.LOCATE, {"lon": lon, "lat": lat}).fetchone()
+            if not located or not located["inside"] or located["commune_code"] is None:
+                problems.append(_problem("lat", "the location is outside the province",
+                                         "location_outside"))
+    if problems:
+        raise Invalid("; ".join(f"{p.field}: {p.reason}" for p in problems),
+                      problems=problems, message=Message("problems"))
+    assert service is not None and located is not None and lat is not None and lon is not None
+
+    token = token or secrets.token_urlsafe(12)
+    title = f"{service['name_vi']} tại {located['commune_name']}"
+    with conn.transaction():
+        row = conn.execute(q.INSERT_REPORT, {
+            "title": title, "description": _blank(report.description),
+            "commune_code": located["commune_code"], "at": now, "lon": lon, "lat": lat,
+            "service_code": service["code"]}).fetchone()
+        assert row is not None
+        incident_id = int(row[0])
+        conn.execute(q.INSERT_REQUEST, {
+            "id": incident_id, "token": token, "address": address, "address_id": address_id,
+            "media_url": _blank(report.media_url),
+            "attributes": Jsonb(attributes) if attributes else None})
+        identity = {k: _blank(getattr(report, k)) for k in
+                    ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
+        if any(identity.values()):
+            conn.execute(q.INSERT_REPORTER, {"id": incident_id, **identity})
+        workflow.record(conn, incident_id, at=now, actor=workflow.CITIZEN, kind="status",
+                        from_status=None, to_status="received")
+        original = link_duplicate(conn, incident_id, service["code"], lon, lat, now)
+    notice = None if original is None else f"duplicate of {original}"
+    return Created(incident_id, token, original, notice)
+
+
+def link_duplicate(conn: psycopg.Connection, incident_id: int, service_code: str, lon: float,
+                   lat: float, at: dt.datetime) -> int | None:
+    """Link the report to the open one it most likely repeats (same service, 50 m, 48 h)."""
+    row = conn.execute(q.FIND_DUPLICATE, {
+        "service_code": service_code, "id": incident_id, "at": at, "lon": lon, "lat": lat,
+        "hours": q.DUPLICATE_HOURS, "metres": q.DUPLICATE_METRES}).fetchone()
+    if row is None:
+        return None
+    original = int(row[0])
+    conn.execute(q.SET_DUPLICATE, {"id": incident_id, "original": original, "at": at})
+    workflow.record(conn, incident_id, at=at, actor=workflow.SYSTEM, kind="duplicate",
+                    from_status="received", to_status="received",
+                    note=f"likely duplicate of {original}")
+    return original

@@ -1,0 +1,216 @@
+"""The SQL of citizen reports and the incident workflow, in one place (named statements).
+
+Times are timestamptz (UTC stored); what depends on the Vietnamese calendar (SLA deadlines in
+whole days, "overdue by N days") is computed in SQL with Asia/Ho_Chi_Minh, never in Python's
+local time. `now` is always a parameter so tests can stand at any instant.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+OPEN_STATUSES = ("received", "verified", "assigned", "in_progress")
+CLOSED_STATUSES = ("resolved", "rejected", "closed")
+VN_TZ = "Asia/Ho_Chi_Minh"
+DUPLICATE_METRES = 50.0
+DUPLICATE_HOURS = 48
+
+# --- reference data ------------------------------------------------------------------------------
+
+SERVICES = """
+SELECT s.code, s.name_vi, s.name_en, s.description_vi, s.description_en, s.group_vi, s.group_en,
+       s.keywords, s.incident_category, s.severity, s.agency_code, s.sla_hours, s.sensitive,
+       s.attributes, a.name_vi AS agency_name_vi, a.name_en AS agency_name_en
+FROM service_categories s LEFT JOIN agencies a ON a.code = s.agency_code
+WHERE s.active AND (%(code)s::text IS NULL OR s.code = %(code)s)
+ORDER BY s.group_vi, s.code
+"""
+
+INSERT_AGENCY = """
+INSERT INTO agencies (code, name_vi, name_en, email, phone, categories, communes)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+
+INSERT_SERVICE = """
+INSERT INTO service_categories (code, name_vi, name_en, description_vi, description_en, group_vi,
+    group_en, keywords, incident_category, severity, agency_code, sla_hours, sensitive, attributes)
+VALUES (%(code)s, %(name_vi)s, %(name_en)s, %(description_vi)s, %(description_en)s, %(group_vi)s,
+    %(group_en)s, %(keywords)s, %(incident_category)s, %(severity)s, %(agency_code)s,
+    %(sla_hours)s, %(sensitive)s, %(attributes)s)
+"""
+
+CURRENT_COMMUNES = """
+SELECT code, name FROM admin_units WHERE level = 'commune' AND valid_to IS NULL ORDER BY code
+"""
+
+# An Open311 address_id is a code of our gazetteer: a current administrative unit.
+ADDRESS_ID = """
+SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM admin_units
+    WHERE code = %(code)s AND valid_to IS NULL ORDER BY level DESC LIMIT 1) AS u
+"""
+
+# --- intake --------------------------------------------------------------------------------------
+
+# The current commune holding the point, and whether the province covers it at all.
+LOCATE = """
+SELECT c.code AS commune_code, c.name AS commune_name,
+       EXISTS (SELECT 1 FROM admin_units WHERE level = 'province' AND valid_to IS NULL
+               AND ST_Covers(geom, p.g)) AS inside
+FROM (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g) AS p
+LEFT JOIN LATERAL (SELECT code, name FROM admin_units WHERE level = 'commune'
+                   AND valid_to IS NULL AND ST_Covers(geom, p.g) ORDER BY code LIMIT 1) AS c ON true
+"""
+
+# The open report a new one most likely repeats: same service, within DUPLICATE_METRES and
+# DUPLICATE_HOURS before it, not itself a duplicate; the nearest, then the oldest.
+FIND_DUPLICATE = """
+SELECT i.id FROM incidents i
+WHERE i.service_code = %(service_code)s
+  AND i.status IN ('received', 'verified', 'assigned', 'in_progress')
+  AND i.duplicate_of IS NULL
+  AND i.id <> %(id)s
+  AND i.reported_at <= %(at)s AND i.reported_at > %(at)s - make_interval(hours => %(hours)s)
+  AND ST_DWithin(i.geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography,
+                 %(metres)s)
+ORDER BY ST_Distance(i.geom::geography,
+                     ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography), i.reported_at, i.id
+LIMIT 1
+"""
+
+INSERT_REPORT = """
+INSERT INTO incidents (category, severity, status, source, title, description, commune_code,
+    reported_at, geom, service_code, expected_at, updated_at)
+SELECT s.incident_category, s.severity, 'received', 'citizen_app', %(title)s, %(description)s,
+    %(commune_code)s, %(at)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), s.code,
+    geoioc_sla_deadline(%(at)s, s.sla_hours), %(at)s
+FROM service_categories s WHERE s.code = %(service_code)s
+RETURNING id
+"""
+
+INSERT_REQUEST = """
+INSERT INTO incident_requests (incident_id, token, address, address_id, media_url, attributes)
+VALUES (%(id)s, %(token)s, %(address)s, %(address_id)s, %(media_url)s, %(attributes)s)
+"""
+
+INSERT_REPORTER = """
+INSERT INTO incident_reporters (incident_id, first_name, last_name, email, phone, device_id,
+    account_id)
+VALUES (%(id)s, %(first_name)s, %(last_name)s, %(email)s, %(phone)s, %(device_id)s, %(account_id)s)
+"""
+
+INSERT_TRANSITION = """
+INSERT INTO incident_transitions (incident_id, at, actor, kind, from_status, to_status,
+    agency_code, note)
+VALUES (%(incident_id)s, %(at)s, %(actor)s, %(kind)s, %(from_status)s, %(to_status)s,
+    %(agency_code)s, %(note)s)
+RETURNING id
+"""
+
+# --- workflow ------------------------------------------------------------------------------------
+
+# The row to move, locked; ROW_FILTER hides rows the caller may not see (security events).
+LOCK = sql.SQL("""
+SELECT t.id, t.status, t.service_code, t.commune_code, t.agency_code, t.resolved_at,
+       t.duplicate_of, s.sla_hours
+FROM incidents t LEFT JOIN service_categories s ON s.code = t.service_code
+WHERE t.id = %(id)s AND {row_filter}
+FOR UPDATE OF t
+""")
+
+SET_STATUS = """
+UPDATE incidents SET status = %(to)s, updated_at = %(at)s,
+    resolved_at = CASE WHEN %(to)s IN ('resolved', 'rejected') THEN %(at)s
+                       WHEN %(to)s = 'closed' THEN resolved_at ELSE NULL END,
+    expected_at = CASE WHEN %(restart_sla)s AND %(sla_hours)s::int IS NOT NULL
+                       THEN geoioc_sla_deadline(%(at)s, %(sla_hours)s::int) ELSE expected_at END,
+    status_note = COALESCE(%(note)s, status_note)
+WHERE id = %(id)s
+"""
+
+SET_AGENCY = """
+UPDATE incidents SET agency_code = %(agency)s, updated_at = %(at)s WHERE id = %(id)s
+"""
+
+SET_DUPLICATE = """
+UPDATE incidents SET duplicate_of = %(original)s, updated_at = %(at)s WHERE id = %(id)s
+"""
+
+AGENCY_EXISTS = "SELECT EXISTS (SELECT 1 FROM agencies WHERE code = %s)"
+
+# Routing: the agencies that handle the service and serve the commune, the most local first
+# (a commune's own People's Committee before a provincial department), then by code.
+ROUTE = """
+SELECT code FROM agencies
+WHERE %(service_code)s = ANY (categories)
+  AND (communes IS NULL OR %(commune_code)s = ANY (communes))
+ORDER BY communes IS NULL, cardinality(communes), code
+LIMIT 1
+"""
+
+TIMELINE = """
+SELECT t.id, t.at, t.actor, t.kind, t.from_status, t.to_status, t.agency_code, t.note,
+       a.name_vi AS agency_name_vi, a.name_en AS agency_name_en
+FROM incident_transitions t LEFT JOIN agencies a ON a.code = t.agency_code
+WHERE t.incident_id = %(id)s
+ORDER BY t.at, t.id
+"""
+
+REPORTER = """
+SELECT first_name, last_name, email, phone, device_id, account_id
+FROM incident_reporters WHERE incident_id = %(id)s
+"""
+
+# --- SLA -----------------------------------------------------------------------------------------
+
+DEADLINE = "SELECT geoioc_sla_deadline(%(at)s, %(sla_hours)s)"
+
+# Open reports past their deadline at NOW (duplicates ride on their original), with how many
+# Vietnamese calendar days late they are (0: due earlier today, local time).
+OVERDUE = sql.SQL("""
+SELECT t.id, t.service_code, t.agency_code, t.commune_code, t.status, t.reported_at,
+       t.expected_at,
+       ((%(now)s::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+        - ((t.expected_at - interval '1 microsecond') AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
+           AS days_late
+FROM incidents t
+WHERE t.status IN ('received', 'verified', 'assigned', 'in_progress')
+  AND t.duplicate_of IS NULL
+  AND t.expected_at < %(now)s
+  AND (%(agency)s::text IS NULL OR t.agency_code = %(agency)s)
+  AND {row_filter}
+ORDER BY t.expected_at, t.id
+LIMIT %(limit)s
+""")
+
+OVERDUE_COUNTS = sql.SQL("""
+SELECT t.agency_code, count(*) AS overdue
+FROM incidents t
+WHERE t.status IN ('received', 'verified', 'assigned', 'in_progress')
+  AND t.duplicate_of IS NULL
+  AND t.expected_at < %(now)s
+  AND {row_filter}
+GROUP BY t.agency_code
+ORDER BY t.agency_code NULLS LAST
+""")
+
+# --- Open311 reads -------------------------------------------------------------------------------
+
+# A public service request: only citizen reports (a service code), never security events, never
+# the reporter. A duplicate shows its original's status and answer.
+REQUEST_COLUMNS = sql.SQL("""
+SELECT i.id, r.token, i.service_code, s.name_vi AS service_name_vi, s.name_en AS service_name_en,
+       s.sensitive,
+       COALESCE(o.status, i.status) AS status, COALESCE(o.status_note, i.status_note) AS status_note,
+       i.description, i.agency_code, a.name_vi AS agency_name_vi, a.name_en AS agency_name_en,
+       i.reported_at, COALESCE(GREATEST(i.updated_at, o.updated_at), i.updated_at, i.reported_at)
+           AS updated_at,
+       COALESCE(o.expected_at, i.expected_at) AS expected_at, r.address, r.address_id, r.zipcode,
+       r.media_url, r.attributes, i.commune_code,
+       ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.duplicate_of
+FROM incidents i
+JOIN service_categories s ON s.code = i.service_code
+LEFT JOIN incident_requests r ON r.incident_id = i.id
+LEFT JOIN incidents o ON o.id = i.duplicate_of
+LEFT JOIN agencies a ON a.code = COALESCE(o.agency_code, i.agency_code)
+WHERE i.service_code IS NOT NULL AND i.category <> 'security_event'
+""")

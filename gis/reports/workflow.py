@@ -1,0 +1,198 @@
+"""The incident workflow: one table of allowed moves, and every move stored.
+
+    received -> verified -> assigned -> in_progress -> resolved | rejected -> closed
+
+plus the shortcuts an operations centre takes (a report can be rejected from any open status,
+an assigned report resolved without an "in progress" step) and reopening: a resolved report
+goes back to `assigned` (its agency's queue) within `reopen_days` of being resolved, with a new
+SLA deadline. Anything else is IllegalTransition (409). A move is one transaction: the row is
+locked, checked against ALLOWED, updated, the transition stored with time, actor and note, and
+on_transition() called.
+
+Verifying a report routes it: the agency that handles its service and serves its commune (the
+most local one) is assigned at once by `system`; an operator can reassign at any open status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from gis.reports import queries as q
+from gis.reports.errors import IllegalTransition
+from gis.reports.model import Transition
+from gis.reports.notify import on_transition
+from layers.errors import BadRequest, Message, NotFound, Problem
+
+# status -> the statuses it may move to. The one table of the workflow.
+ALLOWED: dict[str, frozenset[str]] = {
+    "received": frozenset({"verified", "rejected"}),
+    "verified": frozenset({"assigned", "rejected"}),
+    "assigned": frozenset({"in_progress", "resolved", "rejected"}),
+    "in_progress": frozenset({"resolved", "rejected"}),
+    "resolved": frozenset({"closed", "assigned"}),  # -> assigned: reopened (within reopen_days)
+    "rejected": frozenset({"closed"}),
+    "closed": frozenset(),
+}
+STATUSES = tuple(ALLOWED)
+SYSTEM = "system"
+CITIZEN = "citizen"
+
+
+def _now(at: dt.datetime | None) -> dt.datetime:
+    return at or dt.datetime.now(dt.UTC)
+
+
+def record(conn: psycopg.Connection, incident_id: int, *, at: dt.datetime, actor: str, kind: str,
+           from_status: str | None, to_status: str, agency_code: str | None = None,
+           note: str | None = None) -> Transition:
+    """Store one transition and call the hook (in the caller's transaction)."""
+    row = conn.execute(q.INSERT_TRANSITION, {
+        "incident_id": incident_id, "at": at, "actor": actor, "kind": kind,
+        "from_status": from_status, "to_status": to_status, "agency_code": agency_code,
+        "note": note}).fetchone()
+    assert row is not None
+    t = Transition(int(row[0]), incident_id, at, actor, kind, from_status, to_status, agency_code,
+                   note)
+    on_transition(conn, incident_id, t)
+    return t
+
+
+def _lock(conn: psycopg.Connection, incident_id: int,
+          row_filter: sql.Composable | None) -> dict[str, Any]:
+    stmt = q.LOCK.format(row_filter=row_filter if row_filter is not None else sql.SQL("TRUE"))
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(stmt, {"id": incident_id}).fetchone()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found",
+                       message=Message("incident_not_found", {"id": incident_id}))
+    return row
+
+
+def _illegal(current: str, to: str, why: str | None = None, key: str = "transition_illegal",
+             **args: Any) -> IllegalTransition:
+    allowed = sorted(ALLOWED.get(current, ()))
+    english = (f"cannot move an incident from {current} to {to}"
+               + (f": {why}" if why else f"; allowed from {current}: {', '.join(allowed) or 'none'}"))
+    return IllegalTransition(english, message=Message(
+        key, {"from": current, "to": to, "allowed": ", ".join(allowed) or "-", **args}),
+        current=current, allowed=allowed)
+
+
+def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: str,
+               note: str | None = None, at: dt.datetime | None = None,
+               row_filter: sql.Composable | None = None, reopen_days: int = 7,
+               agency_code: str | None = None) -> list[Transition]:
+    """Move the incident to TO (IllegalTransition when ALLOWED has no such move); returns the
+    transitions stored: the move, and after a verification the automatic assignment.
+    `agency_code` with TO = assigned names the agency (else routing picks it)."""
+    if to not in ALLOWED:
+        raise BadRequest(f"status: unknown status {to!r}; expected one of {', '.join(STATUSES)}",
+                         parameter="status", message=Message("status_unknown", {"value": to}),
+                         problems=[Problem("status", f"unknown status {to!r}",
+                                           message=Message("status_unknown", {"value": to}))])
+    now = _now(at)
+    with conn.transaction():
+        row = _lock(conn, incident_id, row_filter)
+        current = row["status"]
+        if to not in ALLOWED[current]:
+            raise _illegal(current, to)
+        reopen = current == "resolved" and to == "assigned"
+        if reopen and row["resolved_at"] is not None and \
+                now > row["resolved_at"] + dt.timedelta(days=reopen_days):
+            raise _illegal(current, to, f"resolved more than {reopen_days} days ago",
+                           "transition_reopen_expired", days=reopen_days)
+        agency = row["agency_code"]
+        if to == "assigned" and not reopen:
+            agency = agency_code or route(conn, row["service_code"], row["commune_code"])
+            if agency is None:
+                raise _illegal(current, to, "no agency handles this category in this commune; "
+                                            "name one", "transition_no_agency")
+            _check_agency(conn, agency)
+        conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now, "note": note,
+                                    "restart_sla": reopen, "sla_hours": row["sla_hours"]})
+        out = [record(conn, incident_id, at=now, actor=actor, kind="status", from_status=current,
+                      to_status=to, agency_code=agency if to == "assigned" else None, note=note)]
+        if to == "assigned" and agency != row["agency_code"]:
+            conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": agency, "at": now})
+        if to == "verified":
+            routed = route(conn, row["service_code"], row["commune_code"])
+            if routed is not None:
+                conn.execute(q.SET_STATUS, {"id": incident_id, "to": "assigned", "at": now,
+                                            "note": None, "restart_sla": False,
+                                            "sla_hours": row["sla_hours"]})
+                conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": routed, "at": now})
+                out.append(record(conn, incident_id, at=now, actor=SYSTEM, kind="status",
+                                  from_status="verified", to_status="assigned",
+                                  agency_code=routed, note=None))
+    return out
+
+
+def _check_agency(conn: psycopg.Connection, agency: str) -> None:
+    row = conn.execute(q.AGENCY_EXISTS, (agency,)).fetchone()
+    if not (row and row[0]):
+        raise BadRequest(f"agency: unknown agency {agency!r}", parameter="agency",
+                         message=Message("agency_unknown", {"value": agency}),
+                         problems=[Problem("agency", f"unknown agency {agency!r}",
+                                           message=Message("agency_unknown", {"value": agency}))])
+
+
+def route(conn: psycopg.Connection, service_code: str | None,
+          commune_code: str | None) -> str | None:
+    """The agency a report of SERVICE_CODE in COMMUNE_CODE goes to, or None."""
+    if service_code is None:
+        return None
+    row = conn.execute(q.ROUTE, {"service_code": service_code,
+                                 "commune_code": commune_code}).fetchone()
+    return str(row[0]) if row else None
+
+
+def assign(conn: psycopg.Connection, incident_id: int, agency_code: str, *, actor: str,
+           note: str | None = None, at: dt.datetime | None = None,
+           row_filter: sql.Composable | None = None) -> Transition:
+    """Reassign an open report (or a verified one, which this assigns) to AGENCY_CODE."""
+    now = _now(at)
+    with conn.transaction():
+        row = _lock(conn, incident_id, row_filter)
+        current = row["status"]
+        if current == "verified":
+            return transition(conn, incident_id, "assigned", actor=actor, note=note, at=now,
+                              row_filter=row_filter, agency_code=agency_code)[0]
+        if current not in ("assigned", "in_progress"):
+            raise _illegal(current, "assigned")
+        _check_agency(conn, agency_code)
+        conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": agency_code, "at": now})
+        return record(conn, incident_id, at=now, actor=actor, kind="assign", from_status=current,
+                      to_status=current, agency_code=agency_code, note=note)
+
+
+def unlink_duplicate(conn: psycopg.Connection, incident_id: int, *, actor: str,
+                     note: str | None = None, at: dt.datetime | None = None,
+                     row_filter: sql.Composable | None = None) -> Transition:
+    """An operator's "not a duplicate": the report stands on its own again (409 if not linked)."""
+    now = _now(at)
+    with conn.transaction():
+        row = _lock(conn, incident_id, row_filter)
+        if row["duplicate_of"] is None:
+            raise IllegalTransition(f"incident {incident_id} is not linked as a duplicate",
+                                    message=Message("not_duplicate", {"id": incident_id}))
+        conn.execute(q.SET_DUPLICATE, {"id": incident_id, "original": None, "at": now})
+        return record(conn, incident_id, at=now, actor=actor, kind="unlink",
+                      from_status=row["status"], to_status=row["status"],
+                      note=note or f"not a duplicate of {row['duplicate_of']}")
+
+
+def timeline(conn: psycopg.Connection, incident_id: int,
+             row_filter: sql.Composable | None = None) -> list[dict[str, Any]]:
+    """Every stored transition of the incident, oldest first (NotFound when hidden)."""
+    stmt = sql.SQL("SELECT t.id FROM incidents t WHERE t.id = %(id)s AND {}").format(
+        row_filter if row_filter is not None else sql.SQL("TRUE"))
+    if conn.execute(stmt, {"id": incident_id}).fetchone() is None:
+        raise NotFound(f"incident {incident_id} not found",
+                       message=Message("incident_not_found", {"id": incident_id}))
+    with conn.cursor(row_factory=dict_row) as cur:
+        return list(cur.execute(q.TIMELINE, {"id": incident_id}).fetchall())
