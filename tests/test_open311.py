@@ -375,6 +375,14 @@ def _no_identity_anywhere(client, conn, keys, rid: int, body: dict[str, str], ma
     if r.status_code == 200 and r.content:
         tile = mapbox_vector_tile.decode(r.content)
         assert not any(secret in orjson.dumps(tile, default=str).decode() for secret in secrets)
+    # Staff ways out carry no reporter either (it is no field of the incidents layer).
+    for path in (f"/ogc/collections/incidents/items/{rid}", f"/ogc/collections/incidents/items"
+                 f"?bbox={lon - 0.001},{lat - 0.001},{lon + 0.001},{lat + 0.001}"):
+        r = client.get(path, headers=keys["admin"])
+        assert r.status_code == 200, (path, r.status_code)
+        assert str(rid) in r.text, path
+        for secret in secrets:
+            assert secret not in r.text, (path, secret)
     # The same report for staff: the operator reads the reporter (audited), the land officer not.
     r = client.get(f"/api/incidents/{rid}/report", headers=keys["operator"])
     assert r.status_code == 200 and r.json()["reporter"]["phone"] == phone

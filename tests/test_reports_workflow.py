@@ -318,3 +318,37 @@ def test_duplicates_link_and_unlink(client, conn, keys, place, reports) -> None:
     r = client.post(f"/api/incidents/{near.id}/duplicate/unlink", headers=keys["operator"],
                     json={})
     assert r.status_code == 409
+
+
+def test_citizen_tracks_and_reopens_by_token(client, conn, place, reports) -> None:
+    # 400 m from the other tests' reports: not a duplicate of one of them.
+    created = _report(conn, place, reports, dt.datetime.now(dt.UTC) - dt.timedelta(hours=4),
+                      east_m=400)
+    assert created.duplicate_of is None
+    workflow.transition(conn, created.id, "verified", actor="dieuhanh01")
+    workflow.transition(conn, created.id, "resolved", actor="dieuhanh01", note="Đã thay bóng đèn")
+    r = client.get(f"/api/reports/track/{created.token}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["id"] == created.id and body["status"] == "resolved"
+    assert body["status_note"] == "Đã thay bóng đèn"
+    # The public history names no member of staff.
+    assert [(h["to_status"], h["actor"]) for h in body["history"]] == [
+        ("received", "citizen"), ("verified", "staff"), ("assigned", "system"),
+        ("resolved", "staff")]
+    assert "dieuhanh01" not in r.text
+    r = client.post(f"/api/reports/track/{created.token}/reopen", json={"note": "Đèn lại hỏng"})
+    assert r.status_code == 200, r.text
+    now, agency, _ = status(conn, created.id)
+    assert now == "assigned" and agency is not None  # back to the same agency's queue
+    assert transitions(conn, created.id)[-1][:5] == ("status", "resolved", "assigned", agency,
+                                                     "citizen")
+    # Only a resolved report, and only within the configured days.
+    r = client.post(f"/api/reports/track/{created.token}/reopen", json={})
+    assert r.status_code == 409
+    conn.execute("UPDATE incidents SET status = 'resolved', resolved_at = now() - interval '8 days',"
+                 " reported_at = now() - interval '9 days' WHERE id = %s", (created.id,))
+    r = client.post(f"/api/reports/track/{created.token}/reopen", json={})
+    assert r.status_code == 409
+    assert client.get("/api/reports/track/no-such-token").status_code == 404
+    assert client.post("/api/reports/track/no-such-token/reopen", json={}).status_code == 404

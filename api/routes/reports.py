@@ -10,6 +10,10 @@
                                                roles that may read it (audited, channel
                                                `report-api`)
   GET  /api/reports/overdue?agency=&limit=    open reports past their SLA deadline, and counts
+  GET  /api/reports/track/{token}             a citizen's view of their report by its tracking
+                                               token: status, deadline, answer, public history
+  POST /api/reports/track/{token}/reopen      {"note"?}  the citizen reopens a resolved report
+                                               (within GEOIOC_REPORT_REOPEN_DAYS; else 409)
 
 Access is the incidents layer's (layers.access): who may not read it gets 404 everywhere here;
 rows hidden from the caller (security events for an operator) are 404 too. The reporter's
@@ -154,3 +158,43 @@ def overdue(who: Who, conn: Conn,
             "total": sum(counts.values()),
             "items": [{**r, "reported_at": r["reported_at"].isoformat(),
                        "expected_at": r["expected_at"].isoformat()} for r in rows]}
+
+
+# --- the citizen's side: by tracking token, no account -------------------------------------------
+
+Token = Annotated[str, Path(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                            description="the tracking token given when the report was made")]
+
+
+def _by_token(conn: Any, token: str) -> int:
+    found = requests.by_token(conn, token)
+    if found is None:
+        raise NotFound(f"token {token!r} not found", message=Message("token_not_found", {"id": token}))
+    return found
+
+
+@router.get("/api/reports/track/{token}", responses=problems(400, 404, 429))
+def track(token: Token, conn: Conn) -> dict[str, Any]:
+    incident_id = _by_token(conn, token)
+    r = requests.find(conn, ids=[incident_id])[0]
+    return {
+        "id": r["id"], "service_code": r["service_code"],
+        "service_name": {"vi": r["service_name_vi"], "en": r["service_name_en"]},
+        "status": r["status"], "status_note": r["status_note"],
+        "agency": {"code": r["agency_code"], "vi": r["agency_name_vi"], "en": r["agency_name_en"]},
+        "reported_at": r["reported_at"].isoformat(),
+        "expected_at": r["expected_at"].isoformat() if r["expected_at"] else None,
+        "duplicate_of": r["duplicate_of"],
+        "history": [{"at": n["at"].isoformat(), "kind": n["kind"], "from_status": n["from_status"],
+                     "to_status": n["to_status"], "note": n["note"], "actor": n["actor"]}
+                    for n in requests.notes(conn, incident_id)],
+    }
+
+
+@router.post("/api/reports/track/{token}/reopen", responses=problems(400, 404, 409, 422, 429))
+def reopen(token: Token, body: NoteBody, conn: Conn, settings: SettingsDep) -> dict[str, Any]:
+    incident_id = _by_token(conn, token)
+    done = workflow.transition(conn, incident_id, "assigned", actor=workflow.CITIZEN,
+                               note=body.note, reopen_days=settings.report_reopen_days,
+                               only_from=("resolved",))
+    return {"incident": incident_id, "transitions": [t.as_json() for t in done]}

@@ -86,10 +86,13 @@ def _illegal(current: str, to: str, why: str | None = None, key: str = "transiti
 def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: str,
                note: str | None = None, at: dt.datetime | None = None,
                row_filter: sql.Composable | None = None, reopen_days: int = 7,
-               agency_code: str | None = None) -> list[Transition]:
+               agency_code: str | None = None,
+               only_from: tuple[str, ...] | None = None) -> list[Transition]:
     """Move the incident to TO (IllegalTransition when ALLOWED has no such move); returns the
     transitions stored: the move, and after a verification the automatic assignment.
-    `agency_code` with TO = assigned names the agency (else routing picks it)."""
+    `agency_code` with TO = assigned names the agency (else routing picks it). ONLY_FROM
+    narrows the statuses the move may start from (a citizen may only reopen a resolved
+    report, not assign a verified one)."""
     if to not in ALLOWED:
         raise BadRequest(f"status: unknown status {to!r}; expected one of {', '.join(STATUSES)}",
                          parameter="status", message=Message("status_unknown", {"value": to}),
@@ -99,7 +102,7 @@ def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: st
     with conn.transaction():
         row = _lock(conn, incident_id, row_filter)
         current = row["status"]
-        if to not in ALLOWED[current]:
+        if to not in ALLOWED[current] or (only_from is not None and current not in only_from):
             raise _illegal(current, to)
         reopen = current == "resolved" and to == "assigned"
         if reopen and row["resolved_at"] is not None and \
