@@ -1,0 +1,1 @@
+"""Citizen reports and the incident workflow (issue 15)."""
