@@ -137,6 +137,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "owner_forbidden": ("chỉ cán bộ địa chính được tra cứu theo tên người sử dụng đất",
                         "searching by land user needs the right to read land users' names "
                         "(land officers)"),
+    # --- a citizen's photo (gis/reports/photos.py) ------------------------------------------
+    "photo_too_large": ("ảnh lớn hơn {max_mb} MB", "larger than {max_mb} MB"),
+    "photo_too_many_pixels": ("ảnh quá {max_mp} megapixel", "more than {max_mp} megapixels"),
+    "photo_not_an_image": ("không phải ảnh JPEG, PNG hoặc WebP", "not a JPEG, PNG or WebP image"),
 }
 
 # pydantic error type -> entry of MESSAGES, and which of the error's context values it shows.

@@ -7,6 +7,7 @@ citizens (Open311) and incidents from operators, cameras and sensors.
 - deadlines.py: SLA deadlines and overdue reports (Vietnam time, in SQL);
 - reference.py: service categories and agencies (sample_data/ files into their tables);
 - notify.py: on_transition(), the one place that reacts to a stored transition;
+- photos.py: a citizen's photo made safe to store (content check, no EXIF, thumbnail);
 - queries.py: the SQL.
 """
 
