@@ -1,5 +1,6 @@
-"""Export jobs live in the database: a new process (here a new runner) answers for jobs another
-accepted, and a job whose process stopped runs again - as far as its user still may."""
+"""Export jobs live in the database and run on the job queue (gis.jobs): a new process (here a
+new ExportJobs) answers for jobs another accepted, and a job whose worker died runs again - as
+far as its user still may."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from _io_util import RUN
 from gis.auth import users
 from gis.io import jobs
 from gis.io.export import ExportRequest
+from gis.jobs import worker
 from layers.access import Principal
 
 PREFIX = f"iojobs{RUN}"
@@ -30,7 +32,15 @@ def people(conn, role_keys):
     conn.execute("DELETE FROM users WHERE username = %s", (names["gone"],))
 
 
-def _wait(runner: jobs.JobRunner, job_id: str, who: Principal, seconds: float = 30) -> jobs.ExportJob:
+@pytest.fixture(scope="module", autouse=True)
+def queue_worker():
+    """The process's queue worker (the one `geoioc serve` runs), which runs the jobs."""
+    worker.in_process_start()
+    yield
+    worker.in_process_stop()
+
+
+def _wait(runner: jobs.ExportJobs, job_id: str, who: Principal, seconds: float = 30) -> jobs.ExportJob:
     deadline = time.monotonic() + seconds
     while True:
         job = runner.get(job_id, who)
@@ -41,23 +51,30 @@ def _wait(runner: jobs.JobRunner, job_id: str, who: Principal, seconds: float = 
         time.sleep(0.05)
 
 
-def _interrupted(conn, owner: str, roles: list[str], layer: str, attempts: int = 1) -> str:
-    """A job row as a process that stopped mid-run leaves it."""
+def _interrupted(conn, owner: str, roles: list[str], layer: str, root, attempts: int = 1) -> str:
+    """A job as a worker that died mid-run leaves it: its export_jobs row `running`, its queue job
+    `doing` under a worker whose last heartbeat is minutes old."""
     job_id = uuid.uuid4().hex
     conn.execute("INSERT INTO export_jobs (id, owner, roles, request, status, rows_done, attempts, created, "
                  "started, updated) VALUES (%s, %s, %s, %s, 'running', 7, %s, now() - interval '10 min', "
                  "now() - interval '10 min', now() - interval '5 min')",
                  (job_id, owner, roles, json.dumps({"layer": layer, "format": "geojson"}), attempts))
+    dead = conn.execute("INSERT INTO procrastinate_workers (last_heartbeat) "
+                        "VALUES (now() - interval '5 min') RETURNING id").fetchone()[0]
+    conn.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status, worker_id) "
+                 "VALUES ('exports', %s, %s, 'doing', %s)",
+                 (jobs.run_export.name, json.dumps({"job_id": job_id, "root": str(root), "audit": None}),
+                  dead))
     return job_id
 
 
 def test_a_new_runner_answers_for_jobs_another_accepted(conn, people, tmp_path) -> None:
     who = Principal(people["op"], frozenset({"operator"}))
-    first = jobs.JobRunner(tmp_path)
+    first = jobs.ExportJobs(tmp_path)
     job = first.submit(ExportRequest("tourism_places", "geojson"), who, None)
     done = _wait(first, job.id, who)
     assert done.status == "successful", done.message
-    second = jobs.JobRunner(tmp_path)  # as after a restart, or in another server process
+    second = jobs.ExportJobs(tmp_path)  # as after a restart, or in another server process
     again = second.get(job.id, who)
     assert again is not None and again.status == "successful" and again.progress == 100
     assert again.result is not None and again.result.path.exists()
@@ -68,8 +85,8 @@ def test_a_new_runner_answers_for_jobs_another_accepted(conn, people, tmp_path) 
 
 
 def test_a_job_whose_process_stopped_runs_again(conn, people, tmp_path) -> None:
-    job_id = _interrupted(conn, people["op"], ["operator"], "tourism_places")
-    runner = jobs.JobRunner(tmp_path)
+    job_id = _interrupted(conn, people["op"], ["operator"], "tourism_places", tmp_path)
+    runner = jobs.ExportJobs(tmp_path)
     assert job_id in runner.recover()
     assert runner.recover() == []  # taken once
     who = Principal(people["op"], frozenset({"operator"}))
@@ -89,8 +106,8 @@ def test_a_job_whose_process_stopped_runs_again(conn, people, tmp_path) -> None:
 ])
 def test_an_interrupted_job_runs_again_only_as_far_as_its_user_still_may(
         conn, people, tmp_path, who, roles, layer, attempts, words) -> None:
-    job_id = _interrupted(conn, people[who], roles, layer, attempts)
-    runner = jobs.JobRunner(tmp_path)
+    job_id = _interrupted(conn, people[who], roles, layer, tmp_path, attempts)
+    runner = jobs.ExportJobs(tmp_path)
     runner.recover()
     principal = Principal(people[who], frozenset(roles))
     job = _wait(runner, job_id, principal)

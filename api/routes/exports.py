@@ -170,12 +170,12 @@ def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs
     with pooled(app_pool(request)) as conn:
         count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
     total = None if count > ASYNC_ABOVE else count
-    return jobs.runner().submit(req, who, total, _audit_request(request))
+    return jobs.exports().submit(req, who, total, _audit_request(request))
 
 
 def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
     """The job, or a 404 (another user's job does not exist for the caller)."""
-    job = jobs.runner().get(job_id, who)
+    job = jobs.exports().get(job_id, who)
     if job is None:
         raise NotFound(f"export job {job_id!r} not found")
     return job
@@ -209,7 +209,7 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
         count = estimate(conn, p, cap=ASYNC_ABOVE)
         if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
             total = None if count > ASYNC_ABOVE else count
-            return _job_response(jobs.runner().submit(req, who, total, audit_req), settings, 202)
+            return _job_response(jobs.exports().submit(req, who, total, audit_req), settings, 202)
         tmp_root = PROJECT_ROOT / ".geoioc" / "exports" / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(dir=tmp_root))
