@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gis import fmt
 from gis.cli.common import console, err, fail
 
 jobs_app = typer.Typer(help="The job queue: webhook deliveries whose retries are spent.",
@@ -44,10 +45,9 @@ def dead() -> None:
     if not letters:
         console.print("no dead letters")
         return
-    for d in letters:
-        failed = d.failed.strftime("%d/%m/%Y %H:%M UTC") if d.failed else "?"
+    for d in letters:  # one line each (scripts read them): times in Vietnam time
         console.print(f"{d.job}\t{d.event}\t{d.url}\tdelivery {d.delivery}\t{d.attempts} attempts\t"
-                      f"last failed {failed}")
+                      f"last failed {fmt.datetime(d.failed)}", soft_wrap=True, highlight=False)
 
 
 @jobs_app.command("replay")

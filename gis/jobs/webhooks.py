@@ -66,7 +66,7 @@ class DeadLetter:
     delivery: str
     url: str
     event: str
-    attempts: int  # runs made
+    attempts: int  # runs made (procrastinate's count: a replay counts one more)
     queued: dt.datetime | None
     failed: dt.datetime | None
     payload: Any
@@ -120,7 +120,7 @@ def dead_letters(conn: psycopg.Connection[Any], job: int | None = None, limit: i
     out = []
     for job_id, args, attempts, _queue, queued, failed in rows:
         out.append(DeadLetter(job_id, args.get("delivery", ""), args.get("url", ""), args.get("event", ""),
-                              attempts + 1, queued, failed, args.get("payload")))
+                              attempts, queued, failed, args.get("payload")))
     return out
 
 
