@@ -13,7 +13,10 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "public_facilities",
           "cameras", "sensors", "observations", "incidents", "sample_info",
           "users", "user_roles", "api_keys", "auth_sessions", "audit_log",
-          "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs"}
+          "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs",
+          # the job queue (migration 0016: procrastinate's schema)
+          "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
+          "procrastinate_workers"}
 
 
 def _tables(url: str) -> set[str]:

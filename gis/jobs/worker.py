@@ -28,6 +28,7 @@ from gis.jobs.queue import app
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 10.0  # on stop, running jobs get this long; after it they are stalled and re-run
+RESTART_MAX_SECONDS = 30.0
 
 
 def options(queues: Iterable[str] | None = None, name: str | None = None,
@@ -86,15 +87,25 @@ class _InProcess:
             loop.run_until_complete(self.task)
         except asyncio.CancelledError:
             pass
-        except Exception:  # the database is away: jobs wait in the table for the next start
-            log.exception("the in-process job worker stopped")
         finally:
             loop.close()
             self.ready.set()
 
     async def _run(self) -> None:
+        """Run the worker; when it fails (the database went away) start it again after a pause
+        that doubles up to RESTART_MAX_SECONDS: the server outlives an outage, so must its
+        worker. Only a cancellation (stop) ends it."""
         self.ready.set()
-        await run(name="geoioc-serve", install_signal_handlers=False)
+        pause = 1.0
+        while True:
+            try:
+                await run(name="geoioc-serve", install_signal_handlers=False)
+                return
+            except Exception:
+                log.warning("the in-process job worker stopped; starting again in %.0f s", pause,
+                            exc_info=True)
+            await asyncio.sleep(pause)
+            pause = min(RESTART_MAX_SECONDS, pause * 2)
 
     def stop(self, wait: float = GRACE_SECONDS + 5) -> None:
         with self.lock:
