@@ -5,8 +5,13 @@ far as its user still may."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from _io_util import RUN
@@ -114,3 +119,47 @@ def test_an_interrupted_job_runs_again_only_as_far_as_its_user_still_may(
     assert job.status == "failed" and job.result is None
     for w in words:
         assert w in job.message, job.message
+
+
+def _worker_process(db_url: str, queue: str) -> subprocess.Popen:
+    """`geoioc worker` for QUEUE alone (this process's worker does not serve it), with a
+    heartbeat every half second and stalled after two."""
+    env = {**os.environ, "GEOIOC_DATABASE_URL": db_url, "GEOIOC_JOBS_HEARTBEAT_SECONDS": "0.5",
+           "GEOIOC_JOBS_STALLED_SECONDS": "2", "GEOIOC_JOBS_POLL_SECONDS": "0.2"}
+    geoioc = Path(sys.executable).parent / "geoioc"
+    return subprocess.Popen([str(geoioc), "worker", "--queue", queue], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_process_is_killed_is_taken_over_by_another(conn, db_url, people,
+                                                                        tmp_path) -> None:
+    """For real: a `geoioc worker` is killed (SIGKILL) in the middle of an export; the next
+    worker finds the job stalled (no heartbeat) and runs it again to the end."""
+    queue = f"crash-{RUN}"
+    who = Principal(people["op"], frozenset({"operator"}))
+    exports = jobs.ExportJobs(tmp_path, queue=queue)
+    first = _worker_process(db_url, queue)
+    try:
+        job = exports.submit(ExportRequest("parcels", "gpkg"), who, None)
+        deadline = time.monotonic() + 60
+        while (exports.get(job.id, who) or job).status == "accepted":
+            assert first.poll() is None and time.monotonic() < deadline, "the worker did not take the job"
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert exports.get(job.id, who).status == "running", "the export ended before the kill: inconclusive"
+    time.sleep(2.5)  # its last heartbeat is now older than jobs_stalled_seconds
+    second = _worker_process(db_url, queue)  # takes over stalled jobs as it starts
+    try:
+        done = _wait(exports, job.id, who, seconds=120)
+    finally:
+        second.terminate()
+        second.wait(20)
+    assert done.status == "successful", done.message
+    assert done.result is not None and done.result.rows == conn.execute(
+        "SELECT count(*) FROM parcels").fetchone()[0]
+    assert conn.execute("SELECT attempts FROM export_jobs WHERE id = %s", (job.id,)).fetchone()[0] == 2

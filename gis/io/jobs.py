@@ -143,8 +143,9 @@ def _audit_request(args: dict[str, Any] | None) -> Any:
 class ExportJobs:
     """The export jobs whose files lie under ROOT: submit, read, run (by the queue's worker)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, queue: str = EXPORTS) -> None:
         self.root = root
+        self.queue = queue  # the queue its jobs go to (a deployment may give some their own)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -183,7 +184,8 @@ class ExportJobs:
                          "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                          (job.id, job.owner, sorted(who.roles), Jsonb(_request_json(req)), total,
                           job.created, job.updated))
-            enqueue(conn, run_export, job_id=job.id, root=str(self.root), audit=_audit_args(request))
+            enqueue(conn, run_export, queue=self.queue, job_id=job.id, root=str(self.root),
+                    audit=_audit_args(request))
         return job
 
     def recover(self) -> list[str]:

@@ -34,6 +34,9 @@ TASK_MODULES = ["gis.jobs.webhooks", "gis.jobs.maintenance", "gis.io.jobs"]
 # Queues: exports are long and blocking, deliveries short; separate names let a deployment run
 # workers for one kind only (`geoioc worker --queue webhooks`).
 EXPORTS, WEBHOOKS, MAINTENANCE = "exports", "webhooks", "maintenance"
+# What a worker serves unless told otherwise (`geoioc worker --queue`): a queue not listed here
+# is served only by workers started for it.
+QUEUES = (EXPORTS, WEBHOOKS, MAINTENANCE)
 
 
 def _worker_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool:
@@ -93,8 +96,8 @@ def sync_manager() -> manager.JobManager:
 
 
 def enqueue(conn: psycopg.Connection[Any], task: procrastinate.tasks.Task[Any, Any, Any],
-            **kwargs: Any) -> int:
+            queue: str | None = None, **kwargs: Any) -> int:
     """Enqueue TASK with KWARGS on CONN, in its transaction if it has one open (see the module
-    doc); returns the job's id. With an autocommit connection outside a transaction block the
-    job is queued at once."""
-    return int(task.configure(connection=conn).defer(**kwargs))
+    doc), on QUEUE (default: the task's); returns the job's id. With an autocommit connection
+    outside a transaction block the job is queued at once."""
+    return int(task.configure(connection=conn, queue=queue).defer(**kwargs))

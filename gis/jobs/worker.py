@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from gis.jobs.queue import app
+from gis.jobs.queue import QUEUES, app
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def options(queues: Iterable[str] | None = None, name: str | None = None,
     from gis.settings import get_settings
 
     s = get_settings()
-    return {"queues": list(queues) if queues else None, "name": name or "geoioc",
+    return {"queues": list(queues or QUEUES), "name": name or "geoioc",
             "concurrency": concurrency or s.jobs_concurrency,
             "fetch_job_polling_interval": s.jobs_poll_seconds,
             "abort_job_polling_interval": max(s.jobs_poll_seconds, 5.0),
