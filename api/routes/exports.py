@@ -10,10 +10,10 @@ sync, async; "Prefer: respond-async" also asks for a job).
 Up to ASYNC_ABOVE features the file comes back in the response (written to a temporary file,
 then streamed and deleted: GeoPackage and Shapefile writers need a seekable file). Above that,
 or when asked, the answer is 202 with a job (status at Location, download when successful), run
-by gis.io.jobs. The same access rules as everywhere: an unreadable layer is a 404, hidden fields
-and rows are not in the file, restricted and personal data are audited. Parameters, bodies and
-every status are declared (/openapi.json); errors are raised as layers.errors (api/errors.py
-renders them as problem details).
+by gis.io.jobs on the job queue (gis.jobs). The same access rules as everywhere: an unreadable
+layer is a 404, hidden fields and rows are not in the file, restricted and personal data are
+audited. Parameters, bodies and every status are declared (/openapi.json); errors are raised as
+layers.errors (api/errors.py renders them as problem details).
 """
 
 from __future__ import annotations

@@ -56,7 +56,6 @@ def _worker_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool:
             await conn.execute("SET ROLE geoioc_app")
         await conn.commit()  # a pooled connection is handed over idle
 
-    kwargs.pop("conninfo", None)
     return psycopg_pool.AsyncConnectionPool(
         s.database_url, min_size=1, max_size=max(3, s.jobs_concurrency + 2),
         # Not autocommit: procrastinate opens its listening connection with the pool's
