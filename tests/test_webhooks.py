@@ -147,7 +147,7 @@ def _closed_port() -> int:
 
 
 def test_a_receiver_that_stays_down_leaves_a_dead_letter_replayed_by_an_admin(
-        conn, client, keys, quick, monkeypatch) -> None:
+        conn, client, keys, role_keys, quick, monkeypatch) -> None:
     monkeypatch.setattr(get_settings(), "webhook_max_attempts", 3)
     port = _closed_port()  # nobody listens there: connection refused
     url = f"http://127.0.0.1:{port}/hooks/geoioc"
@@ -177,6 +177,9 @@ def test_a_receiver_that_stays_down_leaves_a_dead_letter_replayed_by_an_admin(
     try:
         r = client.post(f"/api/admin/webhooks/dead/{sent.job}/replay", headers=keys["admin"])
         assert r.status_code == 202 and r.json() == {"replayed": [sent.job]}, r.text
+        assert conn.execute("SELECT username FROM audit_log WHERE action = 'webhook_replay' "
+                            "AND target -> 'jobs' @> %s::jsonb", (json.dumps([sent.job]),)).fetchone()[0] \
+            == role_keys["admin"]["user"]
         _wait_for(lambda: _status(conn, sent.job) == "succeeded")
     finally:
         receiver.close()

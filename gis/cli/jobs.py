@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gis import fmt
-from gis.cli.common import console, err, fail
+from gis import audit, fmt
+from gis.cli.common import actor, console, err, fail
 
 jobs_app = typer.Typer(help="The job queue: webhook deliveries whose retries are spent.",
                        no_args_is_help=True)
@@ -20,16 +20,14 @@ def worker(
         "--queue", "-q", help="Only this queue (exports, webhooks, maintenance); repeatable.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (default: setting "
                                                          "jobs_concurrency).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every job.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Log warnings and errors only.")] = False,
 ) -> None:
     """Run a queue worker until Ctrl+C (`geoioc serve` runs one already unless
-    GEOIOC_JOBS_IN_PROCESS=false)."""
+    GEOIOC_JOBS_IN_PROCESS=false). It logs each job as it starts and ends, on stderr."""
     from gis.jobs.worker import run
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose:
-        logging.getLogger("procrastinate").setLevel(logging.INFO)
     err.print(f"GeoIOC worker on queue(s) {', '.join(queue) if queue else 'all'} (Ctrl+C to stop)")
     asyncio.run(run(queues=queue, name="geoioc-worker", concurrency=concurrency))
 
@@ -64,6 +62,8 @@ def replay(
         raise fail("give a job number, or --all")
     with connection() as conn:
         done = webhooks.replay(conn, None if all_ else job)
-    if job is not None and not done:
-        raise fail(f"job {job} is not a dead letter")
+        if job is not None and not done:
+            raise fail(f"job {job} is not a dead letter")
+        audit.record(conn, None, "webhook_replay", username=actor(), credential="cli",
+                     target={"jobs": done})
     console.print(f"{len(done)} delivery(ies) queued again: {', '.join(map(str, done)) or '-'}")
