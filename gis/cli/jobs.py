@@ -28,7 +28,9 @@ def worker(
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err.print(f"GeoIOC worker on queue(s) {', '.join(queue) if queue else 'all'} (Ctrl+C to stop)")
+    from gis.jobs.queue import QUEUES
+
+    err.print(f"GeoIOC worker on queue(s) {', '.join(queue or QUEUES)} (Ctrl+C to stop)")
     asyncio.run(run(queues=queue, name="geoioc-worker", concurrency=concurrency))
 
 

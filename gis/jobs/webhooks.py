@@ -13,7 +13,8 @@ and back on the list if that fails too).
 At least once, never knowingly twice: a receiver may see a delivery again (it took the POST
 but its answer was lost, or came after our timeout), so every attempt of one delivery carries
 the same id in the X-GeoIOC-Delivery header (and `id` in the body), and the receiver drops an
-id it has already handled. X-GeoIOC-Attempt counts the attempts, for the receiver's logs.
+id it has already handled. X-GeoIOC-Attempt numbers the attempts for the receiver's logs
+(procrastinate's count: increasing, one skipped after an interruption or a replay).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class DeadLetter:
     delivery: str
     url: str
     event: str
-    attempts: int  # runs made (procrastinate's count: a replay counts one more)
+    attempts: int  # runs made, replays included
     queued: dt.datetime | None
     failed: dt.datetime | None
     payload: Any
@@ -118,9 +119,9 @@ def dead_letters(conn: psycopg.Connection[Any], job: int | None = None, limit: i
     """The deliveries whose retries are spent, oldest first (JOB: that one only)."""
     rows = conn.execute(queries.DEAD_LETTERS, {"task": deliver.name, "id": job, "limit": limit}).fetchall()
     out = []
-    for job_id, args, attempts, _queue, queued, failed in rows:
+    for job_id, args, runs, _queue, queued, failed in rows:
         out.append(DeadLetter(job_id, args.get("delivery", ""), args.get("url", ""), args.get("event", ""),
-                              attempts, queued, failed, args.get("payload")))
+                              runs, queued, failed, args.get("payload")))
     return out
 
 
