@@ -163,3 +163,18 @@ def test_a_job_whose_worker_process_is_killed_is_taken_over_by_another(conn, db_
     assert done.result is not None and done.result.rows == conn.execute(
         "SELECT count(*) FROM parcels").fetchone()[0]
     assert conn.execute("SELECT attempts FROM export_jobs WHERE id = %s", (job.id,)).fetchone()[0] == 2
+
+
+def test_a_job_whose_queue_job_was_aborted_is_queued_again(conn, people, tmp_path) -> None:
+    """A worker stopped gracefully aborts the jobs still running after its grace time; if the
+    process then dies before the export ends, the upkeep queues the export again."""
+    job_id = _interrupted(conn, people["op"], ["operator"], "tourism_places", tmp_path)
+    conn.execute("UPDATE procrastinate_jobs SET status = 'aborted' WHERE args ->> 'job_id' = %s", (job_id,))
+    runner = jobs.ExportJobs(tmp_path)
+    assert job_id not in runner.recover()  # not stalled: its queue job ended (aborted)
+    assert job_id in runner.requeue_orphans()
+    assert job_id not in runner.requeue_orphans()  # queued once
+    who = Principal(people["op"], frozenset({"operator"}))
+    job = _wait(runner, job_id, who)
+    assert job.status == "successful", job.message
+    assert conn.execute("SELECT attempts FROM export_jobs WHERE id = %s", (job_id,)).fetchone()[0] == 2

@@ -123,6 +123,19 @@ _CLAIM = (f"WITH old AS (SELECT id, status FROM export_jobs WHERE id = %s "  # n
           f"FROM old WHERE j.id = old.id RETURNING {_cols('j')}, j.attempts, old.status")
 
 
+# Open export jobs without a live queue job (see ExportJobs.requeue_orphans), locked so two
+# upkeeps do not both queue one. A job just accepted has its queue job from the same
+# transaction; the age is only a margin.
+_ORPHANS = """
+SELECT e.id FROM export_jobs e
+ WHERE e.status IN ('accepted', 'running') AND e.updated < now() - %(age)s
+   AND NOT EXISTS (SELECT FROM procrastinate_jobs j WHERE j.task_name = %(task)s
+                    AND j.args ->> 'job_id' = e.id AND j.status IN ('todo', 'doing'))
+ FOR UPDATE OF e SKIP LOCKED
+"""
+ORPHAN_AFTER = dt.timedelta(minutes=2)
+
+
 def _audit_args(request: Any) -> dict[str, Any] | None:
     """What the audit log needs of the HTTP request that asked for the job, as JSON (the job
     runs later, elsewhere)."""
@@ -187,6 +200,27 @@ class ExportJobs:
             enqueue(conn, run_export, queue=self.queue, job_id=job.id, root=str(self.root),
                     audit=_audit_args(request))
         return job
+
+    def requeue_orphans(self) -> list[str]:
+        """Queue again the open jobs that no queue job runs any more; returns their ids.
+
+        A stalled worker is the queue's business (recover). This is the other way a job can be
+        left open: a worker stopped gracefully (Ctrl+C on `geoioc serve`) gives its running
+        jobs GRACE_SECONDS, then procrastinate marks them `aborted`, a final state; if the
+        process is then killed before the export's thread ends, the export_jobs row stays
+        `running` with nothing to run it. The periodic upkeep calls this; the run that takes
+        the job counts the interruption like any other."""
+        from gis.db import connection
+
+        taken = []
+        with connection() as conn, conn.transaction():
+            rows = conn.execute(_ORPHANS, {"task": run_export.name, "age": ORPHAN_AFTER}).fetchall()
+            for job_id, in rows:
+                enqueue(conn, run_export, queue=self.queue, job_id=job_id, root=str(self.root), audit=None)
+                taken.append(job_id)
+        for job_id in taken:
+            log.warning("export job %s: no queue job ran it any more; queued again", job_id)
+        return taken
 
     def recover(self) -> list[str]:
         """Queue again the export jobs whose worker stopped (procrastinate's stalled jobs); returns
@@ -293,11 +327,12 @@ def run_export(job_id: str, root: str, audit: dict[str, Any] | None = None) -> s
     return ExportJobs(Path(root)).run(job_id, audit)
 
 
-@app.periodic(cron="*/10 * * * *")
+@app.periodic(cron="*/5 * * * *")
 @app.task(name="export.clean_up", queue=MAINTENANCE)
 def clean_up(timestamp: int) -> None:
-    """The 24 h TTL holds without new submissions too."""
+    """The 24 h TTL holds without new submissions too; orphaned jobs are queued again."""
     exports().clean_up()
+    exports().requeue_orphans()
 
 
 _exports: ExportJobs | None = None
