@@ -8,7 +8,8 @@ every job. A job whose worker stops mid-run (a restart, a crash) is not lost: th
 worker's heartbeat stop and queues the job again (gis.jobs.maintenance, procrastinate's stalled
 jobs), and the run that takes it over starts from the beginning, counts the interruption
 (`attempts`; after MAX_ATTEMPTS it gives up) and runs with the roles the job was accepted with
-as far as the user still holds them. Finished jobs and their files are kept JOB_TTL.
+as far as the user still holds them; an open job that no queue job runs any more is queued
+again by the upkeep (requeue_orphans). Finished jobs and their files are kept JOB_TTL.
 
 The status document follows OGC API - Processes' statusInfo (jobID, status accepted / running /
 successful / failed, progress 0-100, created / started / finished / updated, links), so a
