@@ -14,8 +14,8 @@ from api.ogc import processes as ogc_processes
 from api.ogc.config import STATIC
 from api.ogc.router import BRIDGE
 from api.ogc.router import router as ogc_router
+from api.routes import admin_jobs, auth, health, incident_analytics, map_api, map_page, map_search
 from api.routes import audit as audit_routes
-from api.routes import auth, health, incident_analytics, map_api, map_page, map_search
 from api.routes import exports as export_routes
 from api.routes import imports as import_routes
 from api.routes import open311 as open311_routes
@@ -23,7 +23,7 @@ from api.routes import parcels as parcel_routes
 from api.routes import reports as report_routes
 from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
-from gis.io import jobs
+from gis.jobs import worker as jobs_worker
 from gis.settings import Settings, get_settings
 from layers.access import ANONYMOUS
 
@@ -32,11 +32,18 @@ from layers.access import ANONYMOUS
 async def lifespan(app: FastAPI):
     # The process's one pool, kept where the request dependencies find it (api.deps.get_pool).
     app.state.pool = get_pool()
-    # Export jobs that a stopped process had accepted run again here (gis.io.jobs).
-    threading.Thread(target=_recover_export_jobs, name="geoioc-export-recovery", daemon=True).start()
+    # The job queue's worker runs in this process unless workers run apart (gis/jobs/worker.py):
+    # export jobs, webhook deliveries.
+    in_process = app.state.settings.jobs_in_process
+    if in_process:
+        jobs_worker.in_process_start()
     threading.Thread(target=_warm_ogc, name="geoioc-ogc-warm-up", daemon=True).start()
-    yield
-    close_pool()
+    try:
+        yield
+    finally:
+        if in_process:
+            jobs_worker.in_process_stop()
+        close_pool()
 
 
 def _warm_ogc() -> None:
@@ -47,13 +54,6 @@ def _warm_ogc() -> None:
         BRIDGE.api_for(ANONYMOUS)
     except Exception:  # the database may not be up yet: the first request builds it then
         logging.getLogger(__name__).warning("could not prepare the OGC API", exc_info=True)
-
-
-def _recover_export_jobs() -> None:
-    try:
-        jobs.runner().recover()
-    except Exception:  # the database may not be up yet: the next submission looks again
-        logging.getLogger(__name__).warning("could not look for interrupted export jobs", exc_info=True)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # map_page's router answers `/` (the command map).
     for router in (health.router, map_page.router, map_api.router, incident_analytics.router,
                    map_search.router, parcel_routes.router, auth.router, auth.pages_router,
-                   audit_routes.router, export_routes.router, import_routes.router,
+                   audit_routes.router, admin_jobs.router, export_routes.router, import_routes.router,
                    open311_routes.router, report_routes.router, ogc_processes.router, ogc_router):
         deps.document_query_models(router)
         app.include_router(router)

@@ -95,6 +95,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "'{value}' is not a date (YYYY-MM-DD) or an ISO date-time"),
     # --- a parcel that is not there (gis/parcels/detail.py) ---------------------------------
     "parcel_not_found": ("không tìm thấy thửa đất {id}", "parcel {id} not found"),
+    "dead_letter_not_found": ("không có thư chưa gửi được số {job}",
+                              "job {job} is not a dead letter"),
     "parcel_deleted": ("không tìm thấy thửa đất {id}: thửa đã bị xóa lúc {at} (xem tại một thời "
                        "điểm trước đó)",
                        "parcel {id} not found: it was deleted at {at} (ask for it as of an "

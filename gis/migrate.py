@@ -50,7 +50,8 @@ DROP_ALL = """
 DO $$
 DECLARE r record;
 BEGIN
-    -- Everything in schema public that no extension owns: tables, views, sequences, functions.
+    -- Everything in schema public that no extension owns: tables, views, sequences, functions,
+    -- types.
     FOR r IN
         SELECT quote_ident(c.relname) AS name,
                CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
@@ -70,6 +71,16 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
     LOOP
         EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', r.name);
+    END LOOP;
+    -- Enums, domains and free-standing composite types (the job queue's, migration 0016).
+    FOR r IN
+        SELECT quote_ident(t.typname) AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE n.nspname = 'public'
+           AND (t.typtype IN ('e', 'd')
+                OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', r.name);
     END LOOP;
 END $$;
 """

@@ -72,6 +72,26 @@ class Settings(BaseSettings):
     rate_limit_signed_in_per_second: float = 0.0
     rate_limit_signed_in_burst: int = 2000
 
+    # --- background jobs (gis/jobs: procrastinate) ------------------------------------
+    # `geoioc serve` runs a queue worker inside the server process, so one command serves and
+    # works; false when workers run apart (`geoioc worker`, several of them).
+    jobs_in_process: bool = True
+    # Jobs one worker runs at once (exports are blocking and run in threads).
+    jobs_concurrency: int = 2
+    # A worker is told of new jobs at once (LISTEN/NOTIFY); it also polls this often, which is
+    # what picks up a retry whose time has come.
+    jobs_poll_seconds: float = 1.0
+    # A worker writes its heartbeat this often; a job whose worker has not written one for
+    # jobs_stalled_seconds is stalled (its process died) and is run again.
+    jobs_heartbeat_seconds: float = 10.0
+    jobs_stalled_seconds: float = 60.0
+    # Webhook deliveries: attempts before a delivery is a dead letter, and the waits between
+    # them (doubling from the first up to the longest): 5 s, 10 s, 20 s ... 1 h.
+    webhook_max_attempts: int = 12
+    webhook_retry_first_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 10.0
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

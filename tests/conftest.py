@@ -80,7 +80,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(db_url: str):
     """The real server (`geoioc serve`) on a free port, for clients that speak HTTP themselves:
-    GDAL, OWSLib, Chromium."""
+    GDAL, OWSLib, Chromium. Its jobs are run by this process's queue worker, not one in the
+    server: the one set of workers of the run, whose settings the tests may shorten (retry
+    waits of tests/test_webhooks.py)."""
     import subprocess
     import sys
     import time
@@ -88,13 +90,15 @@ def live_server(db_url: str):
 
     import httpx
 
+    from gis.jobs import worker
+
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     # Offline map (no basemap) and no anonymous rate limit: the browser tests load many tiles.
     env = {**os.environ, "GEOIOC_DATABASE_URL": db_url, "GEOIOC_PORT": str(port),
            "GEOIOC_PUBLIC_URL": url, "GEOIOC_BASEMAP_URL": "",
            "GEOIOC_RATE_LIMIT_ANONYMOUS_BURST": "100000",
-           "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000"}
+           "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000", "GEOIOC_JOBS_IN_PROCESS": "false"}
     geoioc = Path(sys.executable).parent / "geoioc"
     proc = subprocess.Popen([str(geoioc), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -110,7 +114,9 @@ def live_server(db_url: str):
             err = proc.stderr.read().decode() if proc.stderr else ""
             pytest.fail(f"geoioc serve did not start on {url}: {err[-2000:]}")
         time.sleep(0.2)
+    worker.in_process_start()
     yield url
+    worker.in_process_stop()
     proc.terminate()
     try:
         proc.wait(10)

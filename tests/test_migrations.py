@@ -15,7 +15,10 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "users", "user_roles", "api_keys", "auth_sessions", "audit_log",
           "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs",
           "agencies", "service_categories", "incident_transitions", "incident_requests",
-          "incident_reporters"}
+          "incident_reporters",
+          # the job queue (migration 0016: procrastinate's schema)
+          "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
+          "procrastinate_workers"}
 
 
 def _tables(url: str) -> set[str]:

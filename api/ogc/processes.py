@@ -207,7 +207,7 @@ async def execute(process_id: ProcessId, request: Request, who: Who,
 @router.get("/jobs", summary="The caller's jobs", responses={
     200: {"description": "the caller's export jobs"}, **problems(*WHO, ogc=True)})
 def job_list(who: Who) -> Response:
-    return _json({"jobs": [_status(job) for job in jobs.runner().of(who)],
+    return _json({"jobs": [_status(job) for job in jobs.exports().of(who)],
                   "links": [{"rel": "self", "type": "application/json", "href": f"{_base()}/jobs"}]})
 
 

@@ -10,10 +10,10 @@ sync, async; "Prefer: respond-async" also asks for a job).
 Up to ASYNC_ABOVE features the file comes back in the response (written to a temporary file,
 then streamed and deleted: GeoPackage and Shapefile writers need a seekable file). Above that,
 or when asked, the answer is 202 with a job (status at Location, download when successful), run
-by gis.io.jobs. The same access rules as everywhere: an unreadable layer is a 404, hidden fields
-and rows are not in the file, restricted and personal data are audited. Parameters, bodies and
-every status are declared (/openapi.json); errors are raised as layers.errors (api/errors.py
-renders them as problem details).
+by gis.io.jobs on the job queue (gis.jobs). The same access rules as everywhere: an unreadable
+layer is a 404, hidden fields and rows are not in the file, restricted and personal data are
+audited. Parameters, bodies and every status are declared (/openapi.json); errors are raised as
+layers.errors (api/errors.py renders them as problem details).
 """
 
 from __future__ import annotations
@@ -170,12 +170,12 @@ def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs
     with pooled(app_pool(request)) as conn:
         count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
     total = None if count > ASYNC_ABOVE else count
-    return jobs.runner().submit(req, who, total, _audit_request(request))
+    return jobs.exports().submit(req, who, total, _audit_request(request))
 
 
 def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
     """The job, or a 404 (another user's job does not exist for the caller)."""
-    job = jobs.runner().get(job_id, who)
+    job = jobs.exports().get(job_id, who)
     if job is None:
         raise NotFound(f"export job {job_id!r} not found")
     return job
@@ -209,7 +209,7 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
         count = estimate(conn, p, cap=ASYNC_ABOVE)
         if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
             total = None if count > ASYNC_ABOVE else count
-            return _job_response(jobs.runner().submit(req, who, total, audit_req), settings, 202)
+            return _job_response(jobs.exports().submit(req, who, total, audit_req), settings, 202)
         tmp_root = PROJECT_ROOT / ".geoioc" / "exports" / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(dir=tmp_root))

@@ -1,6 +1,6 @@
 """The `geoioc` command line: database, sample province, layers, server, accounts, data exchange.
 
-One module per command group (db, sample, layers, serve, auth, io, parcels); this package only
+One module per command group (db, sample, layers, serve, auth, io, parcels, jobs); this package only
 assembles them into one typer app and turns errors into one line and an exit code in `main()`.
 Command modules import gis.cli.common, never this package, so there is no import cycle.
 """
@@ -12,7 +12,7 @@ import sys
 import psycopg
 import typer
 
-from gis.cli import auth, db, io, layers, parcels, sample, serve
+from gis.cli import auth, db, io, jobs, layers, parcels, sample, serve
 from gis.cli.common import CliError, err, safe_url
 
 __all__ = ["CliError", "app", "main"]
@@ -31,6 +31,8 @@ app.command("export")(io.export_command)
 app.command("import")(io.import_command)
 app.command("harvest")(io.harvest_command)
 app.command("serve")(serve.serve)
+app.command("worker")(jobs.worker)
+app.add_typer(jobs.jobs_app, name="jobs")
 
 
 def main() -> None:

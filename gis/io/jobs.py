@@ -1,13 +1,15 @@
-"""Export jobs: big exports run in a small in-process thread pool, with progress and a download.
+"""Export jobs: big exports run by the platform's job queue (gis.jobs), with progress and a
+download.
 
-Why in-process: an export is one streaming query and one GDAL write; a queue service would add
-a moving part for no gain at this scale. What is not in memory: the job itself. Each job is a
-row of export_jobs (migration 0011) and its file lies under .geoioc/exports/<id>/, so every
-server process answers for every job, and a job accepted by a process that then stops (a
-restart, a crash) is not lost: a running job touches its row every HEARTBEAT, and a job whose
-row has not been touched for STALE is taken over by the next runner that looks (at start-up
-and on each new submission) and run again from the start, with the roles it was accepted with
-as far as the user still holds them. Finished jobs and their files are kept JOB_TTL.
+Each job is a row of export_jobs (migration 0011), the status document, and a job of the queue
+(task `export.run`) that runs it; the two are written in one transaction, so a job accepted is
+a job queued. Its file lies under .geoioc/exports/<id>/, so every server process answers for
+every job. A job whose worker stops mid-run (a restart, a crash) is not lost: the queue sees the
+worker's heartbeat stop and queues the job again (gis.jobs.maintenance, procrastinate's stalled
+jobs), and the run that takes it over starts from the beginning, counts the interruption
+(`attempts`; after MAX_ATTEMPTS it gives up) and runs with the roles the job was accepted with
+as far as the user still holds them; an open job that no queue job runs any more is queued
+again by the upkeep (requeue_orphans). Finished jobs and their files are kept JOB_TTL.
 
 The status document follows OGC API - Processes' statusInfo (jobID, status accepted / running /
 successful / failed, progress 0-100, created / started / finished / updated, links), so a
@@ -22,23 +24,23 @@ import shutil
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
+from procrastinate import RetryStrategy
 from psycopg.types.json import Jsonb
 
 from gis.io.export import ExportError, ExportRequest, ExportResult, LayerNotFound
+from gis.jobs.maintenance import recover_stalled
+from gis.jobs.queue import EXPORTS, MAINTENANCE, app, enqueue
 from layers.access import Principal
 
 log = logging.getLogger(__name__)
 
 JOB_TTL = dt.timedelta(hours=24)
-WORKERS = 2
-HEARTBEAT = 10.0  # seconds between touches of a running job's row
-STALE = dt.timedelta(seconds=60)  # a job not touched for this long has lost its process
 MAX_ATTEMPTS = 3  # a job that keeps killing its process is not run a fourth time
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 
@@ -109,14 +111,55 @@ def _job(row: tuple, root: Path) -> ExportJob:
                      ExportResult(**{**result, "path": Path(result["path"])}) if result else None)
 
 
-class JobRunner:
-    def __init__(self, root: Path, workers: int = WORKERS) -> None:
+def _cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _COLUMNS.split(","))
+
+
+# Take a job for a run: `running` again from the start. A job found `running` was interrupted
+# (its worker died and the queue gave it to this one): one attempt more.
+_CLAIM = (f"WITH old AS (SELECT id, status FROM export_jobs WHERE id = %s "  # noqa: S608
+          "AND status IN ('accepted', 'running') FOR UPDATE) "
+          "UPDATE export_jobs j SET attempts = j.attempts + (old.status = 'running')::int, "
+          "status = 'running', rows_done = 0, message = '', started = now(), updated = now() "
+          f"FROM old WHERE j.id = old.id RETURNING {_cols('j')}, j.attempts, old.status")
+
+
+# Open export jobs without a live queue job (see ExportJobs.requeue_orphans), locked so two
+# upkeeps do not both queue one. A job just accepted has its queue job from the same
+# transaction; the age is only a margin.
+_ORPHANS = """
+SELECT e.id FROM export_jobs e
+ WHERE e.status IN ('accepted', 'running') AND e.updated < now() - %(age)s
+   AND NOT EXISTS (SELECT FROM procrastinate_jobs j WHERE j.task_name = %(task)s
+                    AND j.args ->> 'job_id' = e.id AND j.status IN ('todo', 'doing'))
+ FOR UPDATE OF e SKIP LOCKED
+"""
+ORPHAN_AFTER = dt.timedelta(minutes=2)
+
+
+def _audit_args(request: Any) -> dict[str, Any] | None:
+    """What the audit log needs of the HTTP request that asked for the job, as JSON (the job
+    runs later, elsewhere)."""
+    if request is None:
+        return None
+    client = getattr(request, "client", None)
+    return {"method": request.method, "path": request.url.path, "query": request.url.query,
+            "client": getattr(client, "host", None)}
+
+
+def _audit_request(args: dict[str, Any] | None) -> Any:
+    if not args:
+        return None
+    return SimpleNamespace(method=args["method"], url=SimpleNamespace(path=args["path"], query=args["query"]),
+                           client=SimpleNamespace(host=args["client"]))
+
+
+class ExportJobs:
+    """The export jobs whose files lie under ROOT: submit, read, run (by the queue's worker)."""
+
+    def __init__(self, root: Path, queue: str = EXPORTS) -> None:
         self.root = root
-        self.running: set[str] = set()  # ids of the jobs this process runs (heartbeat)
-        self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="geoioc-export")
-        self._beat = threading.Thread(target=self._heartbeat, name="geoioc-export-heartbeat", daemon=True)
-        self._beat.start()
+        self.queue = queue  # the queue its jobs go to (a deployment may give some their own)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -140,28 +183,53 @@ class JobRunner:
                                "AND owner IS NOT DISTINCT FROM %s", (job_id, who.user)).fetchone()
         return _job(row, self.root) if row else None
 
-    # --- running ----------------------------------------------------------------------------
+    # --- submitting -------------------------------------------------------------------------
 
     def submit(self, req: ExportRequest, who: Principal, total: int | None, request: Any = None
                ) -> ExportJob:
+        """Accept the job: its row and its queue job in one transaction (both or neither)."""
         from gis.db import connection
 
         self.clean_up()
         job_id = uuid.uuid4().hex
         job = ExportJob(job_id, who.user, req, self.root / job_id, rows_total=total)
-        with connection() as conn:
+        with connection() as conn, conn.transaction():
             conn.execute("INSERT INTO export_jobs (id, owner, roles, request, rows_total, created, updated) "
                          "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                          (job.id, job.owner, sorted(who.roles), Jsonb(_request_json(req)), total,
                           job.created, job.updated))
-        self._start(job, who, request)
-        self.recover()
+            enqueue(conn, run_export, queue=self.queue, job_id=job.id, root=str(self.root),
+                    audit=_audit_args(request))
         return job
 
-    def _start(self, job: ExportJob, who: Principal, request: Any) -> None:
-        with self.lock:
-            self.running.add(job.id)
-        self.pool.submit(self._run, job, who, request)
+    def requeue_orphans(self) -> list[str]:
+        """Queue again the open jobs that no queue job runs any more; returns their ids.
+
+        A stalled worker is the queue's business (recover). This is the other way a job can be
+        left open: a worker stopped gracefully (Ctrl+C on `geoioc serve`) gives its running
+        jobs GRACE_SECONDS, then procrastinate marks them `aborted`, a final state; if the
+        process is then killed before the export's thread ends, the export_jobs row stays
+        `running` with nothing to run it. The periodic upkeep calls this; the run that takes
+        the job counts the interruption like any other."""
+        from gis.db import connection
+
+        taken = []
+        with connection() as conn, conn.transaction():
+            rows = conn.execute(_ORPHANS, {"task": run_export.name, "age": ORPHAN_AFTER}).fetchall()
+            for job_id, in rows:
+                enqueue(conn, run_export, queue=self.queue, job_id=job_id, root=str(self.root), audit=None)
+                taken.append(job_id)
+        for job_id in taken:
+            log.warning("export job %s: no queue job ran it any more; queued again", job_id)
+        return taken
+
+    def recover(self) -> list[str]:
+        """Queue again the export jobs whose worker stopped (procrastinate's stalled jobs); returns
+        their ids. The worker's upkeep does this every minute; here for a caller that will not
+        wait (a worker starting, tests)."""
+        return [r["args"]["job_id"] for r in recover_stalled(run_export.name)]
+
+    # --- running (in a worker) ----------------------------------------------------------------
 
     def _save(self, job: ExportJob) -> None:
         from gis.db import connection
@@ -173,92 +241,62 @@ class JobRunner:
                 (job.status, job.rows_done, job.rows_total, job.message, job.started, job.finished,
                  job.updated, Jsonb(_result_json(job.result)) if job.result else None, job.id))
 
-    def _run(self, job: ExportJob, who: Principal, request: Any) -> None:
+    def run(self, job_id: str, audit: dict[str, Any] | None = None) -> str:
+        """Run the job (the queue's task); returns its final status. A job already finished (or
+        forgotten) is left alone. An error recording its state (the database went away) is
+        raised: the queue retries the run."""
+        from gis.auth.users import get_account
         from gis.db import connection
         from gis.io.export import export
 
-        try:
-            job.status, job.started = "running", dt.datetime.now(dt.UTC)
-            job.updated = job.started
-            self._save(job)
-            saved = time.monotonic()
-
-            def progress(done: int, total: int | None) -> None:
-                nonlocal saved
-                job.rows_done, job.updated = done, dt.datetime.now(dt.UTC)
-                if total is not None:
-                    job.rows_total = total
-                if time.monotonic() - saved >= PROGRESS_EVERY:
-                    self._save(job)
-                    saved = time.monotonic()
-
-            try:
-                shutil.rmtree(job.directory, ignore_errors=True)  # a run again starts clean
-                with connection() as conn:
-                    job.result = export(conn, job.request, who, job.directory, progress=progress,
-                                        request=request, channel="export-job")
-                job.status, job.message = "successful", f"{job.result.rows} features"
-            except (ExportError, LayerNotFound) as e:
-                job.status, job.message = "failed", str(e)
-            except Exception as e:  # a job must end in a state the client can see
-                log.exception("export job %s failed", job.id)
-                job.status, job.message = "failed", f"internal error: {type(e).__name__}"
+        with connection() as conn:
+            row = conn.execute(_CLAIM, (job_id,)).fetchone()
+            if row is None:
+                return "gone"
+            job, roles, attempts, was = _job(row[:-2], self.root), frozenset(row[2]), row[-2], row[-1]
+            who, why = self._principal(conn, job.owner, roles, get_account)
+        if attempts > MAX_ATTEMPTS:
+            why = f"stopped {MAX_ATTEMPTS} times with its server process; not run again"
+        if was == "running" and not why:
+            job.message = f"run again after an interruption (attempt {attempts})"
+            log.warning("export job %s: its worker stopped; running it again", job.id)
+        if why:
+            job.status, job.message = "failed", why
             job.finished = job.updated = dt.datetime.now(dt.UTC)
             self._save(job)
-        except Exception:  # the database went away: the heartbeat stops, another runner takes over
-            log.exception("export job %s could not record its state", job.id)
-        finally:
-            with self.lock:
-                self.running.discard(job.id)
+            return job.status
+        saved = time.monotonic()
 
-    def _heartbeat(self) -> None:
-        from gis.db import connection
+        def progress(done: int, total: int | None) -> None:
+            nonlocal saved
+            job.rows_done, job.updated = done, dt.datetime.now(dt.UTC)
+            if total is not None:
+                job.rows_total = total
+            if time.monotonic() - saved >= PROGRESS_EVERY:
+                self._save(job)
+                saved = time.monotonic()
 
-        while True:
-            time.sleep(HEARTBEAT)
-            with self.lock:
-                ids = list(self.running)
-            if not ids:
-                continue
-            try:
-                with connection() as conn:
-                    conn.execute("UPDATE export_jobs SET updated = now() WHERE id = ANY(%s) "
-                                 "AND status IN ('accepted', 'running')", (ids,))
-            except Exception:  # the next beat tries again
-                log.warning("export job heartbeat failed", exc_info=True)
-
-    def recover(self) -> list[str]:
-        """Take over the jobs whose process stopped (not touched for STALE) and run them again;
-        returns their ids. Each is claimed by one UPDATE, so two runners never both take it."""
-        from gis.auth.users import get_account
-        from gis.db import connection
-
-        taken: list[tuple[ExportJob, Principal]] = []
-        with connection() as conn:
-            rows = conn.execute(
-                f"UPDATE export_jobs SET updated = now(), attempts = attempts + 1, status = 'accepted', "  # noqa: S608
-                "rows_done = 0 WHERE status IN ('accepted', 'running') AND updated < now() - %s "
-                f"RETURNING {_COLUMNS}, attempts", (STALE,)).fetchall()
-            for row in rows:
-                job, roles, attempts = _job(row[:-1], self.root), frozenset(row[2]), row[-1]
-                who, why = self._principal(conn, job.owner, roles, get_account)
-                if attempts > MAX_ATTEMPTS:
-                    why = f"stopped {MAX_ATTEMPTS} times with its server process; not run again"
-                if why:
-                    conn.execute("UPDATE export_jobs SET status = 'failed', message = %s, finished = now() "
-                                 "WHERE id = %s", (why, job.id))
-                    continue
-                job.status, job.message = "accepted", f"run again after an interruption (attempt {attempts})"
-                taken.append((job, who))
-        for job, who in taken:
-            log.warning("export job %s: its process stopped; running it again", job.id)
-            self._start(job, who, None)
-        return [job.id for job, _ in taken]
+        try:
+            shutil.rmtree(job.directory, ignore_errors=True)  # a run again starts clean
+            with connection() as conn:
+                job.result = export(conn, job.request, who, job.directory, progress=progress,
+                                    request=_audit_request(audit), channel="export-job")
+            job.status, job.message = "successful", f"{job.result.rows} features"
+        except (ExportError, LayerNotFound) as e:
+            job.status, job.message = "failed", str(e)
+        except psycopg.OperationalError:
+            raise  # the database went away: the queue runs the job again later
+        except Exception as e:  # a job must end in a state the client can see
+            log.exception("export job %s failed", job.id)
+            job.status, job.message = "failed", f"internal error: {type(e).__name__}"
+        job.finished = job.updated = dt.datetime.now(dt.UTC)
+        self._save(job)
+        return job.status
 
     @staticmethod
     def _principal(conn: psycopg.Connection, owner: str | None, roles: frozenset[str],
                    get_account: Any) -> tuple[Principal, str]:
-        """Who a job runs as again: the roles it was accepted with that the user still holds."""
+        """Who a job runs as: the roles it was accepted with that the user still holds."""
         if owner is None:
             return Principal(), ""
         account = get_account(conn, owner)
@@ -283,17 +321,32 @@ class JobRunner:
                         shutil.rmtree(d, ignore_errors=True)
 
 
-_runner: JobRunner | None = None
-_runner_lock = threading.Lock()
+# The database away for a while: the run is tried again twice, a minute apart.
+@app.task(name="export.run", queue=EXPORTS,
+          retry=RetryStrategy(max_attempts=2, wait=60, retry_exceptions=[psycopg.OperationalError]))
+def run_export(job_id: str, root: str, audit: dict[str, Any] | None = None) -> str:
+    return ExportJobs(Path(root)).run(job_id, audit)
 
 
-def runner() -> JobRunner:
-    """The process's job runner; files under .geoioc/exports/, state in export_jobs."""
-    global _runner
-    if _runner is None:
-        with _runner_lock:
-            if _runner is None:
+@app.periodic(cron="*/5 * * * *")
+@app.task(name="export.clean_up", queue=MAINTENANCE)
+def clean_up(timestamp: int) -> None:
+    """The 24 h TTL holds without new submissions too; orphaned jobs are queued again."""
+    exports().clean_up()
+    exports().requeue_orphans()
+
+
+_exports: ExportJobs | None = None
+_exports_lock = threading.Lock()
+
+
+def exports() -> ExportJobs:
+    """The export jobs of the server; files under .geoioc/exports/, state in export_jobs."""
+    global _exports
+    if _exports is None:
+        with _exports_lock:
+            if _exports is None:
                 from gis.settings import PROJECT_ROOT
 
-                _runner = JobRunner(PROJECT_ROOT / ".geoioc" / "exports")
-    return _runner
+                _exports = ExportJobs(PROJECT_ROOT / ".geoioc" / "exports")
+    return _exports
