@@ -202,6 +202,46 @@ def test_every_transition_reaches_the_hook_once(conn, place, monkeypatch) -> Non
     assert len(transitions(conn, incident)) == len(seen)
 
 
+def test_the_agency_is_told_of_its_assignment_and_each_status_change(conn, place, monkeypatch) -> None:
+    """Through the real queue to a receiver on a loopback port that is down for the first
+    attempts: every event arrives once, in order, with the report's public facts only."""
+    from test_webhooks import Receiver, wait_for
+
+    from gis.jobs import worker
+    from gis.settings import get_settings
+
+    s = get_settings()
+    for name, value in (("webhook_retry_first_seconds", 0.1), ("webhook_retry_max_seconds", 0.3),
+                        ("webhook_timeout_seconds", 2.0), ("webhook_max_attempts", 8)):
+        monkeypatch.setattr(s, name, value)
+    receiver = Receiver(refuse=2)
+    conn.execute("UPDATE agencies SET webhook_url = %s WHERE code = %s", (receiver.url, AGENCY))
+    worker.in_process_start()
+    try:
+        incident = make(conn, place, "received", service="street_light")
+        conn.execute("INSERT INTO incident_reporters (incident_id, first_name, last_name, phone)"
+                     " VALUES (%s, 'Báo', 'Nguyễn Văn', '0912345678')", (incident,))
+        workflow.transition(conn, incident, "verified", actor="tester")  # routed to AGENCY
+        workflow.transition(conn, incident, "in_progress", actor="tester")
+        workflow.transition(conn, incident, "resolved", actor="tester", note="Đã thay bóng đèn")
+        wait_for(lambda: len(receiver.handled) == 3)
+    finally:
+        worker.in_process_stop()
+        receiver.close()
+    bodies = sorted(receiver.bodies.values(), key=lambda b: b["data"]["transition"]["id"])
+    assert [(b["event"], b["data"]["status"], b["data"]["transition"]["from"]) for b in bodies] == [
+        ("report.assigned", "assigned", "verified"),
+        ("report.status_changed", "in_progress", "assigned"),
+        ("report.status_changed", "resolved", "in_progress")]
+    assert {b["data"]["service_request_id"] for b in bodies} == {str(incident)}
+    assert {b["data"]["agency"] for b in bodies} == {AGENCY}
+    assert bodies[-1]["data"]["transition"]["note"] == "Đã thay bóng đèn"
+    assert set(receiver.handled.values()) == {1}
+    text = str(bodies)
+    assert "Nguyễn Văn" not in text and "0912345678" not in text  # no reporter
+    assert len(receiver.requests) == 3 + 2  # the two refused attempts were retried
+
+
 # --- SLA and overdue, Vietnam time ---------------------------------------------------------------
 
 

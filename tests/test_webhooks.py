@@ -92,7 +92,7 @@ def _status(conn, job: int) -> str:
     return conn.execute(queries.JOB, (job,)).fetchone()[1]
 
 
-def _wait_for(what, seconds: float = 30.0) -> None:
+def wait_for(what, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not what():
         assert time.monotonic() < deadline, f"not done in {seconds} s"
@@ -107,7 +107,7 @@ def test_a_receiver_that_refuses_then_recovers_gets_everything_once(conn, quick)
             deliveries = [webhooks.enqueue_webhook(conn, receiver.url, "incident.assigned",
                                                    {"incident": i, "agency": "Công an tỉnh"})
                           for i in range(5)]
-        _wait_for(lambda: all(_status(conn, d.job) == "succeeded" for d in deliveries))
+        wait_for(lambda: all(_status(conn, d.job) == "succeeded" for d in deliveries))
     finally:
         receiver.close()
     ids = {d.id for d in deliveries}
@@ -152,7 +152,7 @@ def test_a_receiver_that_stays_down_leaves_a_dead_letter_replayed_by_an_admin(
     port = _closed_port()  # nobody listens there: connection refused
     url = f"http://127.0.0.1:{port}/hooks/geoioc"
     sent = webhooks.enqueue_webhook(conn, url, "incident.status", {"incident": 7, "status": "closed"})
-    _wait_for(lambda: _status(conn, sent.job) == "failed")
+    wait_for(lambda: _status(conn, sent.job) == "failed")
     letter = {d.job: d for d in webhooks.dead_letters(conn)}[sent.job]
     assert (letter.delivery, letter.url, letter.event, letter.attempts) == (
         sent.id, url, "incident.status", 3)
@@ -180,7 +180,7 @@ def test_a_receiver_that_stays_down_leaves_a_dead_letter_replayed_by_an_admin(
         assert conn.execute("SELECT username FROM audit_log WHERE action = 'webhook_replay' "
                             "AND target -> 'jobs' @> %s::jsonb", (json.dumps([sent.job]),)).fetchone()[0] \
             == role_keys["admin"]["user"]
-        _wait_for(lambda: _status(conn, sent.job) == "succeeded")
+        wait_for(lambda: _status(conn, sent.job) == "succeeded")
     finally:
         receiver.close()
     assert receiver.handled == Counter({sent.id: 1})
@@ -198,13 +198,13 @@ def test_replay_all_from_the_command_line(conn, quick, monkeypatch) -> None:
     port = _closed_port()
     sent = [webhooks.enqueue_webhook(conn, f"http://127.0.0.1:{port}/h", "incident.assigned", {"n": n})
             for n in range(2)]
-    _wait_for(lambda: all(_status(conn, d.job) == "failed" for d in sent))
+    wait_for(lambda: all(_status(conn, d.job) == "failed" for d in sent))
     assert CliRunner().invoke(cli, ["jobs", "replay"]).exit_code != 0  # a job or --all
     receiver = Receiver(port=port)
     try:
         out = CliRunner().invoke(cli, ["jobs", "replay", "--all"])
         assert out.exit_code == 0, out.output
-        _wait_for(lambda: all(_status(conn, d.job) == "succeeded" for d in sent))
+        wait_for(lambda: all(_status(conn, d.job) == "succeeded" for d in sent))
     finally:
         receiver.close()
     assert set(receiver.handled) == {d.id for d in sent}

@@ -27,8 +27,8 @@ ORDER BY s.group_vi, s.code
 """
 
 INSERT_AGENCY = """
-INSERT INTO agencies (code, name_vi, name_en, email, phone, categories, communes)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO agencies (code, name_vi, name_en, email, phone, categories, communes, webhook_url)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 INSERT_SERVICE = """
@@ -214,3 +214,12 @@ LEFT JOIN incidents o ON o.id = i.duplicate_of
 LEFT JOIN agencies a ON a.code = COALESCE(o.agency_code, i.agency_code)
 WHERE i.service_code IS NOT NULL AND i.category <> 'security_event'
 """)
+
+# What an agency's webhook is told of a report after a transition (no reporter, no description:
+# the agency reads those through the API with its own access).
+NOTIFY_TARGET = """
+SELECT a.webhook_url, a.code, i.service_code, i.status, i.expected_at, i.commune_code,
+       ST_X(i.geom), ST_Y(i.geom)
+FROM incidents i JOIN agencies a ON a.code = i.agency_code
+WHERE i.id = %s AND a.webhook_url IS NOT NULL
+"""

@@ -57,10 +57,10 @@ def load(conn: psycopg.Connection, services_file: Path = SERVICES_FILE,
             if a.get("per_commune"):
                 rows = [(a["code"].format(commune=code), a["name_vi"].format(name=name),
                          a["name_en"].format(name=name), a.get("email"), a.get("phone"),
-                         a["categories"], [code]) for code, name in communes]
+                         a["categories"], [code], a.get("webhook_url")) for code, name in communes]
             else:
                 rows = [(a["code"], a["name_vi"], a["name_en"], a.get("email"), a.get("phone"),
-                         a["categories"], a.get("communes"))]
+                         a["categories"], a.get("communes"), a.get("webhook_url"))]
             cur.executemany(q.INSERT_AGENCY, rows)
             n_agencies += len(rows)
         cur.executemany(q.INSERT_SERVICE, [

@@ -118,10 +118,10 @@ def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: st
             _check_agency(conn, agency)
         conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now, "note": note,
                                     "restart_sla": reopen, "sla_hours": row["sla_hours"]})
+        if to == "assigned" and agency != row["agency_code"]:  # before the hook reads it
+            conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": agency, "at": now})
         out = [record(conn, incident_id, at=now, actor=actor, kind="status", from_status=current,
                       to_status=to, agency_code=agency if to == "assigned" else None, note=note)]
-        if to == "assigned" and agency != row["agency_code"]:
-            conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": agency, "at": now})
         if to == "verified":
             routed = route(conn, row["service_code"], row["commune_code"])
             if routed is not None:

@@ -55,7 +55,9 @@ def upgrade() -> None:
         -- Service codes handled (checked against service_categories by the loader).
         categories text[] NOT NULL DEFAULT '{}',
         -- Communes served (current codes); NULL = the whole province.
-        communes  text[]
+        communes  text[],
+        -- Where assignments and status changes are POSTed (gis/reports/notify.py); NULL = none.
+        webhook_url text CHECK (webhook_url ~ '^https?://[^/?#]+')
     );
 
     CREATE TABLE service_categories (
