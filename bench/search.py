@@ -73,6 +73,7 @@ class Case:
     name: str
     requests: list[tuple[str, Check]]
     key: str | None = None  # X-API-Key of the role the case needs
+    role: str = "anonymous"
     by_server: dict[str, Timings] = field(default_factory=dict)
 
 
@@ -101,7 +102,7 @@ def run(cases: list[Case], servers: dict[str, Server], warmup: int) -> None:
         summary = ", ".join(f"{label} p50 {t.pct(50):.1f} p99 {t.pct(99):.1f} ms"
                             + ("" if t.ok else f" ({t.failures} WRONG: {t.first_failure})")
                             for label, t in case.by_server.items())
-        log(f"{case.name}: {summary}")
+        log(f"{case.name} [{case.role}]: {summary}")
     for c in conns.values():
         c.close()
 
@@ -138,6 +139,18 @@ def map_number(sheet: int, parcel: int) -> Check:
             h["layer"] == "parcels" and h["properties"]["sheet_no"] == sheet
             and h["properties"]["parcel_no"] == parcel for h in _hits(body))
     return check
+
+
+def no_layer(layer: str) -> Check:
+    """A hit-list without LAYER: what a caller who may not read it gets (cameras are internal)."""
+    def check(status: int, body: bytes) -> bool:
+        return status == 200 and all(h["layer"] != layer for h in _hits(body))
+    return check
+
+
+def refused(status: int, body: bytes) -> bool:
+    """The owner search is for land officers: anyone else is refused (401/403), not served."""
+    return status in (401, 403)
 
 
 def coordinate_hit(status: int, body: bytes) -> bool:
@@ -201,67 +214,93 @@ def build_cases(database: str, n: int, seed: int, keys: dict[str, str]) -> tuple
     def pick(values: list, k: int = n) -> list:
         return [values[rng.randrange(len(values))] for _ in range(k)]
 
-    def typed(name: str) -> str:
-        """As people type: without diacritics half of the time, a dash as on a keyboard."""
-        name = name.replace("–", "-")
-        return fold(name) if rng.random() < 0.5 else name
+    def keyboard(name: str) -> str:
+        """A dash as on a keyboard."""
+        return name.replace("–", "-")
 
     def q(path: str, **params: object) -> str:
         return f"{path}?{urlencode(params, quote_via=quote)}"
 
     parcels = sampled[:n]
     people = [r[5] for r in sampled]
-    # One word: the family name (Nguyễn is a third of the province) or the given name.
-    # (At least 3 letters: the API refuses shorter ones.)
-    words = [w for w in (fold(p).split()[0 if i % 2 == 0 else -1]
-                         for i, p in enumerate(pick(people, 3 * n))) if len(w) >= 3][:n]
+    # One word: the family name (Nguyễn is a third of the province) or the given name, as
+    # written (with diacritics) and without them. At least 3 letters: the API refuses shorter.
+    words = [w for w in (p.split()[0 if i % 2 == 0 else -1]
+                         for i, p in enumerate(pick(people, 4 * n))) if len(fold(w)) >= 3]
     full = pick(people)
     officer, operator = keys["land_officer"], keys["operator"]
+    roles = {"land officer": officer, "anonymous": None}
+    # Every name the map box finds, from every searchable public layer, without diacritics.
+    named = ([(c, "admin_units") for c in communes + former] + [(c, "tourism_places") for c in places]
+             + [(c, "public_facilities") for c in facilities] + [(c, "roads") for c in roads])
+
+    def each_role(name: str, requests: list[tuple[str, Check]]) -> list[Case]:
+        return [Case(name, requests, key, role) for role, key in roles.items()]
+
     cases = [
         Case("owner, one word (parcel search API)", [
-            (q("/api/parcels/search", owner=w), owner_word(w)) for w in words], officer),
+            (q("/api/parcels/search", owner=w), owner_word(fold(w))) for w in words[:n]],
+            officer, "land officer"),
+        Case("owner, one word without diacritics (parcel search API)", [
+            (q("/api/parcels/search", owner=fold(w)), owner_word(fold(w))) for w in words[n:2 * n]],
+            officer, "land officer"),
         Case("owner, full name (parcel search API)", [
-            (q("/api/parcels/search", owner=typed(p)), owner_first(p)) for p in full], officer),
-        Case("commune + sheet + parcel (parcel search API)", [
+            (q("/api/parcels/search", owner=keyboard(p)), owner_first(p)) for p in full], officer,
+            "land officer"),
+        Case("owner, full name without diacritics (parcel search API)", [
+            (q("/api/parcels/search", owner=fold(p)), owner_first(p)) for p in pick(people)],
+            officer, "land officer"),
+        Case("owner, one word (parcel search API): refused", [
+            (q("/api/parcels/search", owner=w), refused) for w in words[:n]]),
+        *each_role("commune + sheet + parcel (parcel search API)", [
             (q("/api/parcels/search", commune=p[2] or p[1], sheet=p[3], parcel=p[4]),
-             has_parcel(p[0])) for p in parcels], None),
+             has_parcel(p[0])) for p in parcels]),
         # With the commune's code as on the certificate, or without a commune (every commune).
-        Case("map box: sheet/parcel \"12/345 09244\" or \"12/345\"", [
+        *each_role("map box: sheet/parcel \"12/345 09244\" or \"12/345\"", [
             (q("/api/search", q=f"{p[3]}/{p[4]} {p[2] or p[1]}"), map_id("parcels", p[0]))
             if i % 2 == 0 else (q("/api/search", q=f"{p[3]}/{p[4]}"), map_number(p[3], p[4]))
-            for i, p in enumerate(parcels)], None),
-        Case("map box: commune name", [
-            (q("/api/search", q=typed(c)), map_hit(c, "admin_units")) for c in pick(communes)], None),
-        Case("map box: pre-2025 commune name", [
-            (q("/api/search", q=typed(c)), map_hit(c, "admin_units")) for c in pick(former)], None),
-        Case("map box: tourism place", [
-            (q("/api/search", q=typed(c)), map_hit(c, "tourism_places")) for c in pick(places)], None),
-        Case("map box: public facility", [
-            (q("/api/search", q=typed(c)), map_hit(c, "public_facilities")) for c in pick(facilities)],
-            None),
-        Case("map box: road name", [
-            (q("/api/search", q=typed(c)), map_hit(c, "roads")) for c in pick(roads)], None),
-        Case("map box: sensor station (code)", [
-            (q("/api/search", q=s[1].lower()), map_id("sensors", s[0])) for s in pick(sensors)], None),
-        Case("map box: camera (name, operator)", [
-            (q("/api/search", q=typed(c[2])), map_hit(c[2], "cameras")) for c in pick(cameras)],
-            operator),
-        Case("map box: coordinates", [
+            for i, p in enumerate(parcels)]),
+        *each_role("map box: commune name", [
+            (q("/api/search", q=keyboard(c)), map_hit(c, "admin_units")) for c in pick(communes)]),
+        *each_role("map box: pre-2025 commune name", [
+            (q("/api/search", q=keyboard(c)), map_hit(c, "admin_units")) for c in pick(former)]),
+        *each_role("map box: tourism place", [
+            (q("/api/search", q=keyboard(c)), map_hit(c, "tourism_places")) for c in pick(places)]),
+        *each_role("map box: public facility", [
+            (q("/api/search", q=keyboard(c)), map_hit(c, "public_facilities"))
+            for c in pick(facilities)]),
+        *each_role("map box: road name", [
+            (q("/api/search", q=keyboard(c)), map_hit(c, "roads")) for c in pick(roads)]),
+        *each_role("map box: sensor station (code)", [
+            (q("/api/search", q=s[1].lower()), map_id("sensors", s[0])) for s in pick(sensors)]),
+        *each_role("map box: any of the names above, without diacritics", [
+            (q("/api/search", q=fold(keyboard(c))), map_hit(c, layer)) for c, layer in pick(named)]),
+        Case("map box: camera name", [
+            (q("/api/search", q=keyboard(c[2])), map_hit(c[2], "cameras")) for c in pick(cameras)],
+            officer, "land officer"),
+        Case("map box: camera name", [
+            (q("/api/search", q=keyboard(c[2])), map_hit(c[2], "cameras")) for c in pick(cameras)],
+            operator, "operator"),
+        # Cameras are internal: the same texts find other things, never a camera.
+        Case("map box: camera name (cameras hidden)", [
+            (q("/api/search", q=keyboard(c[2])), no_layer("cameras")) for c in pick(cameras)]),
+        *each_role("map box: coordinates", [
             (q("/api/search", q=f"{rng.uniform(box[1], box[3]):.5f}, {rng.uniform(box[0], box[2]):.5f}"),
-             coordinate_hit) for _ in range(n)], None),
+             coordinate_hit) for _ in range(n)]),
     ]
     return cases, total
 
 
 def table(cases: list[Case], labels: list[str]) -> str:
-    head = "| search | requests |" + "".join(f" {lb} p50 ms | {lb} p99 ms |" for lb in labels) + " ok |"
-    lines = [head, "|---|---:|" + "---:|---:|" * len(labels) + ":-:|"]
+    head = ("| search | as | requests |" + "".join(f" {lb} p50 ms | {lb} p99 ms |" for lb in labels)
+            + " ok |")
+    lines = [head, "|---|---|---:|" + "---:|---:|" * len(labels) + ":-:|"]
     for c in cases:
         first = c.by_server[labels[0]]
         cells = "".join(f" {c.by_server[lb].pct(50):.1f} | {c.by_server[lb].pct(99):.1f} |"
                         for lb in labels)
         ok = "".join("✓" if c.by_server[lb].ok else "✗" for lb in labels)
-        lines.append(f"| {c.name} | {len(first.times)} |{cells} {ok} |")
+        lines.append(f"| {c.name} | {c.role} | {len(first.times)} |{cells} {ok} |")
     return "\n".join(lines)
 
 
@@ -310,7 +349,9 @@ def main() -> None:
     result = table(cases, labels)
     last = labels[-1]
     worst = max(c.by_server[last].pct(99) for c in cases)
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs shared with other work, "
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?") if Path("/proc/cpuinfo").exists() else "?"
+    machine = (f"{platform.machine()} ({cpu}), {os.cpu_count()} CPUs shared with other work, "
                f"Python {platform.python_version()}, PostgreSQL {pg}")
     load = (f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} "
             f"(1/5/15 min) before the run, {load_after[0]:.2f} / {load_after[1]:.2f} / "
