@@ -71,6 +71,10 @@ class Timings:
     def cpu_pct(self, p: float) -> float:
         return _pct(self.cpu, p)
 
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0 and bool(self.times)
+
 
 class CpuMeter:
     """Time spent on a CPU (nanoseconds, /proc/<pid>/schedstat) by the server's threads and by
@@ -115,10 +119,6 @@ class CpuMeter:
 
     def close(self) -> None:
         self.conn.close()
-
-    @property
-    def ok(self) -> bool:
-        return self.failures == 0 and bool(self.times)
 
 
 @dataclass
