@@ -6,18 +6,21 @@
 
 Why: issue 14 asks that every search answer under 100 ms at p99 with 800,941 parcels; an owner
 search by one word took 461 ms. The cases are what people type: a land user's name (one word,
-the full name) in the parcel search API (as a land officer: owners are personal data), and in
-the map's search box a commune's name, a pre-2025 commune's name, a tourism place, a public
-facility, a road, a sensor station, a camera (as an operator: cameras are internal), sheet/parcel
-numbers and coordinates. Each request is checked (status, and the thing looked for among the
-hits); a case with a wrong answer is marked ✗.
+the full name, each also without diacritics) in the parcel search API (as a land officer: owners
+are personal data; an anonymous user must be refused), and in the map's search box a commune's
+name, a pre-2025 commune's name, a tourism place, a public facility, a road, a sensor station,
+any of those names without diacritics, sheet/parcel numbers and coordinates, each as a land
+officer and as an anonymous user; a camera (internal) as a land officer and an operator, and
+anonymously, where no camera may be found. Each request is checked (status, and the thing looked
+for among the hits); a case with a wrong answer is marked ✗.
 
 Method: `geoioc serve` (one worker) on a free port for this code and, with --old-code, another
 for the old code (same Python environment, PYTHONPATH pointing at that checkout; the database
 is the same, so the old code also meets this code's indexes: run it once before migrating for
 the figures of the old code on the old schema). One client sends sequential requests on a
 kept-alive connection; with two servers it alternates them request by request, so that the
-machine's load (shared, noisy) falls on both alike. Each case draws its texts from the data
+machine's load (shared, noisy) falls on both alike; next to the wall clock, the time each
+request spent on a CPU (CpuMeter), which that load does not inflate. Each case draws its texts from the data
 (seeded), so a case is many different searches, not one cached query. The load average is
 printed with the figures. Figures go to bench/README.md between the "bench-search" markers.
 """
