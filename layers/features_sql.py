@@ -136,12 +136,20 @@ def _json_value(f: Field) -> sql.Composable:
 
 
 def _properties_json(q: FeatureQuery) -> sql.Composable:
+    """The properties object, from a one-row subquery whose columns are named as the fields.
+
+    row_to_json() writes the same values as json_build_object() (both through PostgreSQL's
+    datum_to_json), in the same order, without the spaces json_build_object() puts around
+    every ':' and ',': for 10,000 parcels of 13 fields, 30 ms instead of 40 in PostgreSQL and
+    about 7 % fewer bytes to send and for the client to parse (bench/README.md, GDAL clients).
+    """
     if not q.fields:  # `properties=` (none): an empty object (a composable, not a format string)
         return sql.SQL("'{}'")
-    pairs = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(f.name), _json_value(f)) for f in q.fields
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(_json_value(f), sql.Identifier(f.name)) for f in q.fields
     )
-    return sql.SQL("json_build_object({})::text").format(pairs)
+    # p.*: the whole row even if a field were named p.
+    return sql.SQL("(SELECT row_to_json(p.*) FROM (SELECT {}) AS p)::text").format(columns)
 
 
 def _order_by(q: FeatureQuery) -> sql.Composable:

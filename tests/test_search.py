@@ -209,18 +209,24 @@ def _typed(conn, kind: str) -> str:
         " LIMIT 300")]
     if kind == "one word":  # a word that is also inside other words: "hai" in "Thái"
         candidates = sorted({w for n in names for w in fold(n).split() if len(w) >= 3})
+    elif kind == "two-letter word":  # "ha" of "Nguyễn Thị Hà" inside "Hằng": the pair index's case
+        candidates = [r[0] for r in conn.execute(
+            "SELECT land_user FROM parcels WHERE land_user_folded ~ '(^| )\\w\\w( |$)'"
+            " AND land_user !~ '^Công ty' GROUP BY land_user ORDER BY count(*) DESC, land_user"
+            " LIMIT 300")]
     else:
         candidates = [name if kind == "full name" else
                       f"{fold(name).split()[2]} {fold(name).split()[0]}" for name in names]
     for typed in candidates:
         answer = _answer(conn, typed)
         tiers = {_tier(n, typed) for n in answer.values()}
-        if len(answer) <= 3000 and len(tiers) >= 2 and (kind != "full name" or 0 in tiers):
+        if len(answer) <= 3000 and len(tiers) >= 2 and (kind != "full name" or 0 in tiers) and (
+                kind != "two-letter word" or 3 in tiers):
             return typed
     raise AssertionError(f"no {kind} query in the sample with an answer in several tiers")
 
 
-@pytest.mark.parametrize("kind", ["full name", "two words reversed", "one word"])
+@pytest.mark.parametrize("kind", ["full name", "two words reversed", "one word", "two-letter word"])
 def test_owner_search_tiers_and_paging(client, conn, keys, kind) -> None:
     """Pages walk the whole answer once: exactly the names holding every typed word (as
     before), the exact name first, then the words whole and in order, whole in any order, then
@@ -233,7 +239,7 @@ def test_owner_search_tiers_and_paging(client, conn, keys, kind) -> None:
     tiers = [_tier(r["land_user"], typed) for r in got]
     assert tiers == sorted(tiers), tiers
     assert len(set(tiers)) >= 2
-    if kind == "full name":
+    if kind in ("full name", "two-letter word"):
         assert tiers[0] == 0
     for t in set(tiers):
         in_tier = [(r["commune_code"], r["sheet_no"], r["parcel_no"], r["old_commune_code"] or "")
@@ -265,6 +271,10 @@ def test_search_indexes_are_used(conn) -> None:
     assert "Index Only Scan using parcels_key_idx" in plan(
         "SELECT t.id, t.land_user_folded FROM parcels t ORDER BY t.commune_code, t.sheet_no,"
         " t.parcel_no, t.old_commune_code NULLS FIRST, t.id LIMIT 10000")
+    # A two-letter word inside longer ones ("do" in "doan"): pairs of letters of the doubled name.
+    assert "parcels_land_user_pairs_idx" in plan(
+        "SELECT id FROM parcels t WHERE regexp_replace(t.land_user_folded, '(.)', '\\1\\1', 'g')"
+        " LIKE %s", "%ddoo%")
     assert "parcels_sheet_parcel_idx" in plan(
         "SELECT id FROM parcels t WHERE t.sheet_no = %s AND t.parcel_no = %s", 12, 345)
 

@@ -3,8 +3,9 @@ point and polygon; criteria combine with AND.
 
 Each criterion maps to an index (migrations 0001, 0006, 0013): the key indexes for commune +
 sheet + parcel (old codes have their own, partial index), GIN on land_use_codes, for names a
-B-tree over the stored folded name (land_user_folded), a GIN over its words (geoioc_words) and
-a trigram index over it, GiST for point and polygon. Results are ordered by key so that paging is
+B-tree over the stored folded name (land_user_folded), a GIN over its words (geoioc_words), a
+trigram index over it and one over it with every letter doubled (pairs of letters: two-letter
+words, DOUBLED_NAME), GiST for point and polygon. Results are ordered by key so that paging is
 stable; a page is fetched with one row more than asked to tell whether there is a next one,
 never with a count over the whole match.
 
@@ -149,6 +150,7 @@ def _conditions(c: Criteria) -> tuple[list[sql.Composable], dict[str, Any]]:
         params["owner_in_order_like"] = "%" + "%".join(like_escape(w) for w in words) + "%"
         for i, word in enumerate(c.owner.split()):
             params[f"owner{i}"] = f"%{like_escape(word)}%"
+            params[f"owner_pair{i}"] = f"%{like_escape(doubled(word))}%"
     if c.point is not None:
         conds.append(sql.SQL("ST_Intersects(t.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))"))
         params["lon"], params["lat"] = c.point
@@ -164,6 +166,22 @@ def owner_words(folded: str) -> list[str]:
     return re.findall(r"\w+", folded)
 
 
+def doubled(text: str) -> str:
+    """Every character twice ("do" -> "ddoo"), as DOUBLED_NAME writes the stored name."""
+    return "".join(ch + ch for ch in text)
+
+
+# The folded name with every character doubled, indexed by trigrams (parcels_land_user_pairs_idx,
+# migration 0014): a trigram of the doubled text ("ddo") is a pair of letters of the name ("do").
+# A two-letter word typed inside a longer one ("do", "an" of "do duc an": Đỗ, Đoàn; Anh, Toàn)
+# gives the trigram index nothing to look up, so the names holding it were rechecked row by
+# row among all names holding the other words: 43,000 heap rows for the 721 names of "do duc
+# an" at 800,000 parcels (150-500 ms). name LIKE '%do%' holds exactly when the doubled name
+# holds "ddoo", which the pair index finds. (The expression must stay the index's, character
+# for character.)
+DOUBLED_NAME = sql.SQL("regexp_replace(t.land_user_folded, '(.)', '\\1\\1', 'g')")
+
+
 KEY_ORDER = sql.SQL("t.commune_code, t.sheet_no, t.parcel_no, t.old_commune_code NULLS FIRST, t.id")
 # The same order for a sort: commune codes are five digits, which every collation orders alike,
 # and a byte comparison is several times faster than the database's collation.
@@ -176,6 +194,13 @@ S_ORDER = sql.SQL('s.commune_code COLLATE "C", s.sheet_no, s.parcel_no,'
 # names: about 1,600 of 800,000). A walk is an index-only scan of the key index (it carries the
 # folded name) with a LIKE per row, and no sort: the order is the index's.
 WALK_FIRST, WALK_MIN_SEEN, WALK_MAX = 2_000, 4, 30_000
+# Names are not spread evenly in key order (a family lives in a few communes), so the further
+# walk can still fall short ("luu" at 800,000 parcels: 7,700 names, 27 in the first 2,000, not
+# 51 in 5,667). Collecting such a tier reads each of its rows from the table (about 6 us a row:
+# 43 ms for "luu") where a walk reads the index only (about 1.3 us a row), so the walk is
+# extended once more, twice as far as the density it found says, when that is at most
+# WALK_AGAIN_MAX rows: a tier that dense (1 in 200) costs more to collect than to walk.
+WALK_AGAIN_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -204,17 +229,24 @@ def _tiers(c: Criteria) -> Tiers:
     only inside longer words."""
     assert c.owner
     n_typed = len(c.owner.split())
+    typed = c.owner.split()
     like_all, like_all_s = (sql.SQL(" AND ").join(
         sql.SQL("{}.land_user_folded LIKE {}").format(sql.Identifier(alias), sql.Placeholder(f"owner{i}"))
         for i in range(n_typed)) for alias in ("t", "s"))
+    # The last tier's index lookup: the trigrams of the typed words, and for the two-letter ones
+    # (no trigram of their own) their pairs in the doubled name. Both imply nothing beyond the
+    # LIKEs: the rows found are the same.
+    pairs = [sql.SQL("{} LIKE {}").format(DOUBLED_NAME, sql.Placeholder(f"owner_pair{i}"))
+             for i, word in enumerate(typed) if len(word) == 2]
+    inside = sql.SQL(" AND ").join([like_all, *pairs])
     # The LIKEs gate every tier: whole words alone do not imply "nguyen-van" typed (its words
     # need not be adjacent).
     if len(owner_words(c.owner)) == 1:  # a whole word is in order
-        return Tiers([EXACT, HAS_WORDS, like_all], sql.SQL(
+        return Tiers([EXACT, HAS_WORDS, inside], sql.SQL(
             "CASE WHEN NOT ({like}) THEN NULL WHEN {whole} THEN"
             " CASE WHEN {exact} THEN NULL ELSE 1 END ELSE 2 END").format(
             like=like_all_s, whole=ALL_WHOLE, exact=IS_EXACT))
-    return Tiers([EXACT, HAS_WORDS, HAS_WORDS, like_all], sql.SQL(
+    return Tiers([EXACT, HAS_WORDS, HAS_WORDS, inside], sql.SQL(
         "CASE WHEN NOT ({like}) THEN NULL WHEN {whole} THEN"
         " CASE WHEN {exact} THEN NULL WHEN {in_order} THEN 1 ELSE 2 END ELSE 3 END").format(
         like=like_all_s, whole=ALL_WHOLE, exact=IS_EXACT, in_order=IN_ORDER))
@@ -311,6 +343,10 @@ def _page_ids(conn: psycopg.Connection, conds: list[sql.Composable], params: dic
                 budget = min(WALK_MAX, math.ceil(1.5 * walk.budget * n / seen))
                 if budget > walk.budget:
                     walk = _walk(conn, conds, params, tiers, total, budget)
+                    seen = len(walk.by_tier.get(i, []))
+                    again = math.ceil(2 * walk.budget * n / max(seen, 1))
+                    if not walk.enough(i, n) and walk.budget < again <= WALK_AGAIN_MAX:
+                        walk = _walk(conn, conds, params, tiers, total, again)
             if walk.enough(i, n):
                 found = walk.by_tier.get(i, [])[:n]
         if found is None:

@@ -22,6 +22,14 @@ word and exact name; parcel numbers without a commune; the map search box's fiel
   names reads the index only, never the table.
 * Trigram index over land_user_folded (replacing the one over geoioc_fold(land_user)): names
   holding the typed text inside longer words.
+* Trigram index over land_user_folded with every character doubled
+  (`regexp_replace(land_user_folded, '(.)', '\\1\\1', 'g')`): its trigrams are the pairs of
+  letters of the name, so a two-letter word typed inside longer ones ("do", "an" of "do duc
+  an") has an index to look up; the plain trigram index has nothing for it, and the names
+  holding the other words were rechecked row by row (43,000 heap rows for "do duc an" at
+  800,000 parcels, 150-500 ms; 23 ms with this index). Added after this migration had landed,
+  hence IF NOT EXISTS: a database already at 0014 gets it with the same statement by hand
+  (the search gives the same rows without it, only slower).
 * (sheet_no, parcel_no): the map's search box finds "12/345" in every commune; the key indexes
   lead with the commune, so without this one it read a whole key index (PostgreSQL 15 has no
   skip scan).
@@ -79,6 +87,8 @@ def upgrade() -> None:
     CREATE INDEX parcels_key_idx ON parcels
         (commune_code, sheet_no, parcel_no, old_commune_code NULLS FIRST, id)
         INCLUDE (land_user_folded);
+    CREATE INDEX IF NOT EXISTS parcels_land_user_pairs_idx ON parcels
+        USING gin (regexp_replace(land_user_folded, '(.)', '\1\1', 'g') gin_trgm_ops);
     """)
     for table, column in TRIGRAM:
         op.execute(f"CREATE INDEX {table}_{column}_trgm_idx ON {table}"
@@ -92,6 +102,7 @@ def downgrade() -> None:
     DROP INDEX IF EXISTS parcels_sheet_parcel_idx;
     DROP INDEX IF EXISTS parcels_key_idx;
     CREATE INDEX parcels_key_idx ON parcels (commune_code, sheet_no, parcel_no);
+    DROP INDEX IF EXISTS parcels_land_user_pairs_idx;
     DROP INDEX IF EXISTS parcels_land_user_fold_idx;
     DROP INDEX IF EXISTS parcels_land_user_words_idx;
     DROP INDEX IF EXISTS parcels_land_user_trgm_idx;
