@@ -16,9 +16,11 @@ for everything else (logs, older clients).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -182,3 +184,38 @@ class Unavailable(_RetryLater):
 
     code = "Unavailable"
     title = "Service unavailable"
+
+
+class Collect:
+    """The checks of several fields run one after the other, and ONE error listing every
+    problem at the end (`done`), so that a person sees all that is wrong at once instead of
+    fixing one field per round trip. A check that fails for another reason than a field in
+    error (sign-in, access) is raised at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[GeoIOCError] = []
+
+    def __call__(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """CHECK(*ARGS, **KWARGS), or None when it found a field in error (remembered)."""
+        try:
+            return check(*args, **kwargs)
+        except GeoIOCError as e:
+            if not e.problems or isinstance(e, Unauthorized | Forbidden):
+                raise
+            self.errors.append(e)
+            return None
+
+    def done(self) -> None:
+        """Raise the errors collected as one: its class is the first one's that is not a
+        NotFound (a malformed field outweighs a name that matched nothing)."""
+        if not self.errors:
+            return
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        first = next((e for e in self.errors if not isinstance(e, NotFound)), self.errors[0])
+        problems = [p for e in self.errors for p in e.problems]
+        # The nearest class that takes the plain arguments (a subclass may want others).
+        cls = next(c for c in type(first).__mro__ if "__init__" not in vars(c) or c is GeoIOCError)
+        raise cls("; ".join(f"{p.field}: {p.reason}" if p.field else p.reason
+                                    for p in problems),
+                          parameter=first.parameter, problems=problems, message=PROBLEMS)

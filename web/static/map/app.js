@@ -490,7 +490,7 @@
     const entry = entryOf("parcels");
     const p = f.properties;
     const title = G.t("sheet_parcel", { s: G.esc(p.sheet_no), p: G.esc(p.parcel_no) });
-    const link = `<a class="btn btn-sm btn-info gi-parcel-link" href="/parcels/${encodeURIComponent(f.id)}">${G.esc(G.t("parcel_page"))} →</a>`;
+    const link = `<a class="btn btn-sm btn-info gi-parcel-link" href="/parcels/${encodeURIComponent(f.id)}?lang=${G.lang}">${G.esc(G.t("parcel_page"))} →</a>`;
     return G.section(G.t("parcel"), `<span class="gi-parcel-no">${title}</span>`,
                      G.fieldTable(entry, p, ["sheet_no", "parcel_no"]) + link, "gi-sec-parcel");
   }
