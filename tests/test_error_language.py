@@ -67,13 +67,47 @@ def test_unknown_members_and_ogc_parameters(client) -> None:
     assert r.json()["description"] == "limit: must be at most 10,000"
 
 
-@pytest.mark.parametrize("lang, text", [
-    ("vi", "Tờ bản đồ số: &#39;abc&#39; không phải là số nguyên"),
-    ("en", "Map sheet: &#39;abc&#39; is not a whole number"),
+@pytest.mark.parametrize("lang, texts", [
+    ("vi", ["Tờ bản đồ số: &#39;abc&#39; không phải là số nguyên",
+            "Thửa số: 0 nằm ngoài khoảng 1–99.999",
+            "Loại đất: &#39;1&#39; không phải mã loại đất (ba chữ cái, ví dụ ONT; nhiều mã cách "
+            "nhau bằng dấu phẩy)",
+            "Điểm (kinh độ, vĩ độ): cần hai số cách nhau bằng dấu phẩy, nhận được &#39;x&#39;",
+            "Vùng vẽ: không phải GeoJSON"]),
+    ("en", ["Map sheet: &#39;abc&#39; is not a whole number",
+            "Parcel number: 0 is outside 1..99999",
+            "Land use: &#39;1&#39; is not a land-use code (three letters, e.g. ONT; several "
+            "separated by commas)",
+            "Point (longitude, latitude): expected two numbers separated by a comma, got &#39;x&#39;",
+            "Drawn area: not GeoJSON"]),
 ])
-def test_the_search_form_says_what_is_wrong_under_its_own_labels(client, lang, text) -> None:
+def test_the_search_form_lists_every_field_in_error_under_its_own_labels(client, lang, texts) -> None:
     r = client.get(f"/parcels?sheet=abc&lang={lang}")
-    assert r.status_code == 400 and f'id="search-error">{text}<' in r.text
+    assert r.status_code == 400
+    assert re.findall(r'<li class="problem" data-field="(\w*)">([^<]*)</li>', r.text) == [
+        ("sheet", texts[0])]
+    r = client.get(f"/parcels?sheet=abc&parcel=0&land_use=1&point=x&polygon=%7B&lang={lang}")
+    assert r.status_code == 400
+    listed = re.findall(r'<li class="problem" data-field="(\w*)">([^<]*)</li>', r.text)
+    assert listed == list(zip(["sheet", "parcel", "land_use", "point", "polygon"], texts, strict=True))
+    assert len(re.findall(r'class="form-[a-z]+ form-[a-z]+-sm is-invalid"', r.text)) == 4
+
+
+def test_the_api_search_lists_every_criterion_in_error(client) -> None:
+    """The query model's own checks (types, bounds) all at once; then the criteria's checks
+    (commune, land use, point) all at once, in the request's language."""
+    r = client.get("/api/parcels/search?sheet=abc&parcel=0&limit=0")
+    assert r.status_code == 400
+    assert [e["field"] for e in r.json()["errors"]] == ["sheet", "parcel", "limit"]
+    url = "/api/parcels/search?commune=x&land_use=1&point=x"
+    vi, en = client.get(url), client.get(url, headers=EN)
+    assert vi.status_code == en.status_code == 400
+    assert {e["field"]: e["reason"] for e in vi.json()["errors"]} == {
+        "commune": "nhập mã xã 5 chữ số hoặc tên xã/phường",
+        "land_use": "'1' không phải mã loại đất (ba chữ cái, ví dụ ONT; nhiều mã cách nhau bằng dấu phẩy)",
+        "point": "cần hai số cách nhau bằng dấu phẩy, nhận được 'x'"}
+    assert [e["field"] for e in en.json()["errors"]] == ["commune", "land_use", "point"]
+    assert "not a land-use code" in en.json()["detail"] and "phải" not in en.text
 
 
 def test_the_error_page_is_in_the_users_language(client) -> None:

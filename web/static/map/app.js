@@ -83,8 +83,12 @@
     if (attribution) map.attributionControl.addAttribution(attribution);
   }
 
+  /** The status line's position and zoom: coordinates with the page's decimal separator. */
   function showZoom(latlng) {
-    const where = latlng ? `${latlng.lat.toFixed(5)}, ${latlng.lng.toFixed(5)} · ` : "";
+    if (latlng) state.pointer = latlng;
+    const p = state.pointer;
+    const num = (v) => G.fmt.number(v, G.lang, 5, { group: false });
+    const where = p ? G.t("lat_lon", { lat: num(p.lat), lon: num(p.lng) }) + " · " : "";
     document.getElementById("gi-coords").textContent = `${where}z${state.map.getZoom()}`;
   }
 
@@ -716,6 +720,8 @@
     G.translatePage();
     updateLangButton();
     tickClock();
+    showZoom();
+    G.renderStatus();
     localizeControls();
     renderUser();
     renderPanels();
@@ -836,7 +842,7 @@
         modal.hidden = true;
         await loadManifest();
       } catch (ex) {
-        err.textContent = ex.message;
+        err.textContent = G.errorText(ex);
         err.hidden = false;
       }
     });
@@ -847,11 +853,12 @@
   }
 
   function error(e) {
-    if (!e) return;
-    // An error message in the status line, and on the console as a warning (not an error: a
-    // dropped network connection is a condition to report, not a bug in the page).
-    const el = document.getElementById("gi-busy");
-    if (el) el.textContent = G.t("error", { e: e.message || String(e) });
+    if (!e || e.name === "AbortError") return;
+    // An error message in the status line, in the page's language (G.errorText: never the
+    // browser's own English; session.js keeps it until the next loads), and on the console as
+    // a warning with its details (not an error: a dropped network connection is a condition
+    // to report, not a bug in the page).
+    G.showError(e);
     console.warn("GeoIOC:", e);
   }
 })(window.GeoIOC = window.GeoIOC || {});
