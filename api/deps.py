@@ -268,7 +268,7 @@ async def get_crs(
     try:
         srid, _ = parse_crs_uri(crs)
     except UnsupportedCRS as e:
-        raise BadRequest(f"crs: {e}", parameter="crs") from None
+        raise BadRequest.about("crs", e) from None
     return srid
 
 

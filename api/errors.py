@@ -99,7 +99,7 @@ def problem_json(request: Request, exc: GeoIOCError, status: int) -> Response:
     lang = request_lang(request)
     body: dict[str, Any] = {
         "type": f"urn:geoioc:problem:{exc.code}",
-        "title": exc.title,
+        "title": messages.title(exc, status, lang),
         "status": status,
         "detail": messages.detail(exc, lang),
         "instance": request.url.path,

@@ -104,6 +104,157 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "owner_forbidden": ("chỉ cán bộ địa chính được tra cứu theo tên người sử dụng đất",
                         "searching by land user needs the right to read land users' names "
                         "(land officers)"),
+    "unknown_parameter": ("không có tham số này (các tham số: {names})",
+                          "unknown parameter (parameters: {names})"),
+    # --- the problem+json `title`: the kind of error, by status (api/errors.py) -------------
+    "status_300": ("Có nhiều kết quả phù hợp", "Multiple choices"),
+    "status_400": ("Yêu cầu không hợp lệ", "Bad request"),
+    "status_401": ("Cần đăng nhập", "Unauthorized"),
+    "status_403": ("Không có quyền truy cập", "Forbidden"),
+    "status_404": ("Không tìm thấy", "Not found"),
+    "status_405": ("Phương thức không được hỗ trợ", "Method not allowed"),
+    "status_406": ("Không có định dạng phù hợp", "Not acceptable"),
+    "status_409": ("Xung đột dữ liệu", "Conflict"),
+    "status_413": ("Nội dung quá lớn", "Content too large"),
+    "status_415": ("Kiểu nội dung không được hỗ trợ", "Unsupported media type"),
+    "status_422": ("Dữ liệu không hợp lệ", "Unprocessable content"),
+    "status_428": ("Cần chỉ rõ phiên bản được sửa", "Precondition required"),
+    "status_429": ("Quá nhiều yêu cầu", "Too many requests"),
+    "status_500": ("Lỗi hệ thống", "Internal server error"),
+    "status_503": ("Dịch vụ tạm thời gián đoạn", "Service unavailable"),
+    "status_other": ("Có lỗi", "Error"),
+    # --- geometries from clients (gis/parcels/geometry.py, gis/parcels/edit.py) -------------
+    "geometry_invalid": ("hình thể không hợp lệ", "invalid geometry"),
+    "geometry_object": ("phải là đối tượng GeoJSON Polygon hoặc MultiPolygon",
+                        "expected a GeoJSON Polygon or MultiPolygon object"),
+    "geometry_type": ("kiểu {kind} không phải Polygon hoặc MultiPolygon",
+                      "type {kind} is not a Polygon or MultiPolygon"),
+    "geometry_no_coordinates": ("thiếu tọa độ", "without coordinates"),
+    "geometry_no_rings": ("đa giác {i} không có vòng nào", "polygon {i} has no rings"),
+    "ring_outer": ("vòng ngoài của đa giác {i}", "polygon {i} outer ring"),
+    "ring_hole": ("lỗ thứ {j} của đa giác {i}", "polygon {i} hole {j}"),
+    "geometry_ring_list": ("{ring} không phải danh sách các điểm", "{ring} is not a list of positions"),
+    "geometry_position": ("điểm thứ {k} của {ring} không phải cặp tọa độ [x, y]",
+                          "{ring} position {k} is not a position [x, y]"),
+    "geometry_coordinate": ("điểm thứ {k} của {ring} có tọa độ không phải là số",
+                            "{ring} position {k} has a non-numeric coordinate"),
+    "geometry_vertices": ("quá {n} đỉnh", "more than {n} vertices"),
+    "geometry_ring_short": ("{ring} chỉ có {n} điểm; một vòng cần ít nhất 4 (3 đỉnh và điểm đầu "
+                            "lặp lại ở cuối)",
+                            "{ring} has {n} positions; a ring needs at least 4 (3 corners and the "
+                            "first repeated at the end)"),
+    "geometry_ring_open": ("{ring} không khép kín (lặp lại điểm đầu ở cuối vòng)",
+                           "{ring} is not closed (repeat the first position at the end)"),
+    "geometry_not_lon_lat": ("{ring} có điểm không phải kinh độ, vĩ độ (tọa độ VN-2000 thì ghi "
+                             "rõ \"crs\")",
+                             "{ring} has a position that is not longitude, latitude (for VN-2000 "
+                             "coordinates give \"crs\")"),
+    "geometry_no_area": ("đa giác không có diện tích", "the polygon has no area"),
+    "geometry_transform": ("hình thể không còn hợp lệ khi chuyển sang kinh độ, vĩ độ; hãy bỏ các "
+                           "đỉnh gần trùng nhau",
+                           "the geometry becomes invalid when transformed to longitude, latitude; "
+                           "remove near-duplicate vertices"),
+    "geometry_geos": ("hình thể không hợp lệ: {reason}", "invalid geometry: {reason}"),
+    "geometry_geos_at": ("hình thể không hợp lệ: {reason} tại {where}",
+                         "invalid geometry: {reason} at {where}"),
+    "geos_self_intersection": ("tự cắt nhau", "self-intersection"),
+    "geos_ring_self_intersection": ("một vòng tự cắt chính nó", "ring self-intersection"),
+    "geos_too_few_points": ("quá ít điểm", "too few points"),
+    "geos_hole_outside": ("lỗ nằm ngoài vòng ngoài", "hole lies outside the outer ring"),
+    "geos_nested_holes": ("các lỗ lồng vào nhau", "nested holes"),
+    "geos_disconnected": ("phần bên trong bị chia cắt", "the interior is disconnected"),
+    "geos_nested_shells": ("các vòng ngoài lồng vào nhau", "nested outer rings"),
+    "geos_duplicate_rings": ("có vòng trùng lặp", "duplicate rings"),
+    "geos_invalid_coordinate": ("tọa độ không hợp lệ", "invalid coordinate"),
+    "geos_not_closed": ("vòng không khép kín", "a ring is not closed"),
+    "geos_other": ("vi phạm quy tắc hình học OGC", "breaks the OGC geometry rules"),
+    "location": ("kinh độ {lon}, vĩ độ {lat} (VN-2000 EPSG:{srid} X = {x} m, Y = {y} m)",
+                 "lon {lon}, lat {lat} (VN-2000 EPSG:{srid} X = {x} m, Y = {y} m)"),
+    "geometry_no_boundary": ("xã/phường {code} chưa có ranh giới hiện hành để kiểm tra thửa đất",
+                             "commune {code} has no current boundary to check the parcel against"),
+    "era_current": ("hiện hành", "current"),
+    "era_old": ("trước năm 2025", "pre-2025"),
+    "geometry_outside_commune": ("{area} m² nằm ngoài xã/phường {code} ({name}, {era}), ví dụ tại "
+                                 "{where}",
+                                 "{area} m² lies outside commune {code} ({name}, {era}), e.g. at "
+                                 "{where}"),
+    "geometry_overlap": ("chồng lấn thửa {parcel} tờ {sheet} của xã/phường {commune} (mã {id}) "
+                         "{area} m² quanh {where}",
+                         "overlaps parcel {parcel} on sheet {sheet} of commune {commune} (id {id}) "
+                         "by {area} m² around {where}"),
+    "geometry_crs": ("hệ tọa độ {value} không được hỗ trợ (kinh độ, vĩ độ EPSG:4326 hoặc VN-2000 "
+                     "của tỉnh EPSG:{srid}, x hướng Đông, y hướng Bắc)",
+                     "{value} is not supported (lon/lat EPSG:4326 or the province's VN-2000 "
+                     "EPSG:{srid}, x = easting, y = northing)"),
+    "search_area": ("vùng tìm rộng {area} km²; chỉ tìm trong vùng đến {max} km² (dùng OGC API "
+                    "cho vùng lớn hơn)",
+                    "the area is {area} km²; search areas up to {max} km² (use the OGC API "
+                    "for more)"),
+    # --- CQL2 filters (layers/cql2.py) ------------------------------------------------------
+    "cql2_invalid": ("bộ lọc CQL2 không hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
+                     "invalid CQL2 filter"),
+    "cql2_syntax": ("lỗi cú pháp: {what} không đúng chỗ ở vị trí {position} (gần {near})",
+                    "syntax error: unexpected {what} at position {position} (near {near})"),
+    "cql2_syntax_end": ("lỗi cú pháp: bộ lọc kết thúc khi chưa đủ điều kiện",
+                        "syntax error: unexpected end of filter"),
+    "cql2_unknown_property": ("không có thuộc tính {name}; các thuộc tính lọc được: {queryable}",
+                              "unknown property {name}; queryable properties: {queryable}"),
+    "cql2_function": ("không hỗ trợ hàm {name}(); các hàm được hỗ trợ: CASEI, ACCENTI",
+                      "unsupported function {name}(); supported functions: CASEI, ACCENTI"),
+    "cql2_date": ("ngày {value} không hợp lệ: dùng dạng YYYY-MM-DD",
+                  "invalid date {value}: use YYYY-MM-DD"),
+    "cql2_timestamp": ("thời điểm {value} không hợp lệ: cần có cả giờ",
+                       "invalid timestamp {value}: include a time"),
+    "cql2_json": ("JSON không hợp lệ ở dòng {line}, cột {column}",
+                  "invalid JSON at line {line}, column {column}"),
+    "cql2_nested": ("bộ lọc lồng nhau quá sâu", "the filter is nested too deeply"),
+    "cql2_too_long": ("bộ lọc dài quá {n} ký tự", "the filter is longer than {n} characters"),
+    "cql2_empty": ("bộ lọc trống", "empty filter"),
+    "cql2_language": ("ngôn ngữ bộ lọc {value} không được hỗ trợ; dùng cql2-text hoặc cql2-json",
+                      "unsupported filter language {value}; use cql2-text or cql2-json"),
+    "cql2_crs": ("hệ tọa độ của bộ lọc EPSG:{srid} không được hỗ trợ",
+                 "unsupported filter CRS EPSG:{srid}"),
+    # --- parameters shared by the API, the OGC API and exports (layers/query_params.py) ----
+    "param_invalid": ("tham số không hợp lệ", "invalid parameter"),
+    "bbox_numbers": ("cần 4 hoặc 6 số hữu hạn (minx,miny,maxx,maxy) cách nhau bằng dấu phẩy",
+                     "expected 4 or 6 finite numbers (minx,miny,maxx,maxy)"),
+    "bbox_order": ("góc dưới phải đứng trước góc trên",
+                   "the lower corner must come before the upper one"),
+    "bbox_range": ("tọa độ nằm ngoài giới hạn kinh độ, vĩ độ",
+                   "coordinates out of range for longitude/latitude"),
+    "bbox_outside": ("nằm ngoài vùng xác định của EPSG:{srid}",
+                     "outside the area where EPSG:{srid} is defined"),
+    "interval_open": ("khoảng thời gian cần ít nhất một đầu mút", "an interval needs at least one end"),
+    "interval_order": ("khoảng thời gian kết thúc trước khi bắt đầu", "the interval ends before it starts"),
+    "crs_unsupported": ("hệ tọa độ {value} không được hỗ trợ; dùng một trong: {supported}",
+                        "unsupported crs {value}; supported: {supported}"),
+    "crs_unsupported_any": ("hệ tọa độ không được hỗ trợ", "unsupported crs"),
+    "no_time": ("lớp {layer} không có chiều thời gian", "layer {layer} has no time dimension"),
+    # --- exports (gis/io/export.py, gis/io/formats.py, api/routes/exports.py) ---------------
+    "export_invalid": ("không xuất được dữ liệu theo yêu cầu (chi tiết kỹ thuật bằng tiếng Anh "
+                       "với lang=en)", "the export cannot be made as asked"),
+    "export_layer": ("chọn lớp dữ liệu cần xuất (xem /ogc/collections)",
+                     "which layer to export (see /ogc/collections)"),
+    "export_format": ("định dạng {value} không được hỗ trợ; dùng một trong: {choices}",
+                      "unknown format {value}; use one of {choices}"),
+    "export_crs": ("hệ tọa độ xuất {value} không được hỗ trợ; dùng {choices}",
+                   "unsupported export crs {value}; use {choices}"),
+    "export_fixed_crs": ("{format} luôn ở hệ EPSG:{srid} (WGS 84); chọn định dạng khác để xuất "
+                         "theo VN-2000",
+                         "{format} is always in EPSG:{srid} (WGS 84); choose another format for "
+                         "VN-2000"),
+    "export_encoding": ("bảng mã {value} không được hỗ trợ; dùng utf-8 hoặc tcvn3",
+                        "encoding {value} is not supported; use utf-8 or tcvn3"),
+    "export_no_field": ("không có trường {given}; các trường: {fields}",
+                        "no field {given}; fields: {fields}"),
+    "export_commune_date": ("{value} không phải ngày (YYYY-MM-DD) hoặc 'pre-2025'",
+                            "{value} is not a date (YYYY-MM-DD) or 'pre-2025'"),
+    "export_no_unit": ("không có đơn vị hành chính {value} vào ngày {day} (thêm "
+                       "commune-date=pre-2025 cho các đơn vị trước năm 2025)",
+                       "no administrative unit {value} on {day} (pass commune-date=pre-2025 for "
+                       "the units before the 2025 reform)"),
+    "export_unit_name": ("nhập mã đơn vị hành chính hoặc ít nhất hai chữ cái của tên",
+                         "give an administrative unit code or at least two letters of its name"),
 }
 
 # pydantic error type -> entry of MESSAGES, and which of the error's context values it shows.
@@ -216,7 +367,15 @@ def detail(exc: GeoIOCError, lang: str, labels: Mapping[str, str] | None = None)
         return summary(exc.problems, lang, labels)
     if lang == "en" or exc.message == PROBLEMS:
         return exc.detail
-    return text(exc.message, lang) or exc.detail
+    return text(exc.message or exc.fallback, lang) or exc.detail
+
+
+def title(exc: GeoIOCError, status: int, lang: str) -> str:
+    """The short title of EXC's kind (problem+json `title`): in English the class's own (what
+    clients have read so far), else the catalogue's title of the status."""
+    if lang == "en":
+        return exc.title
+    return text(Message(f"status_{status}"), lang) or text(Message("status_other"), lang) or exc.title
 
 
 def problems_json(exc: GeoIOCError, lang: str) -> list[dict[str, Any]]:

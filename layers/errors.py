@@ -60,6 +60,10 @@ class GeoIOCError(Exception):
 
     code: ClassVar[str] = "Error"
     title: ClassVar[str] = "Error"
+    # The catalogue's wording of an error of this class raised without an entry of its own
+    # (what kind of input was refused), so that no such error reaches a Vietnamese reader in
+    # English; its English detail stays what was raised.
+    fallback: ClassVar[Message | None] = None
 
     def __init__(self, detail: str, *, parameter: str | None = None,
                  problems: Iterable[Problem] = (), headers: dict[str, str] | None = None,
@@ -79,6 +83,18 @@ class GeoIOCError(Exception):
         words REASON in the user's language (ARGS fill its placeholders)."""
         return cls(f"{name}: {reason}", parameter=name, message=PROBLEMS,
                    problems=[Problem(name, reason, message=Message(key, args or None))])
+
+    @classmethod
+    def about(cls, name: str, error: GeoIOCError) -> Self:
+        """ERROR (raised by a lower layer: a filter, a CRS, a format) as a problem of the
+        parameter NAME, keeping its catalogue entry (or its class's fallback)."""
+        message = error.message if error.message not in (None, PROBLEMS) else error.fallback
+        if error.message == PROBLEMS and error.problems:
+            problems = [Problem(name, f"{p.field}: {p.reason}" if p.field else p.reason,
+                                message=p.message) for p in error.problems]
+        else:
+            problems = [Problem(name, error.detail, message=message)]
+        return cls(f"{name}: {error.detail}", parameter=name, message=PROBLEMS, problems=problems)
 
     @property
     def description(self) -> str:

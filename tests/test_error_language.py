@@ -124,3 +124,122 @@ def test_the_error_page_is_in_the_users_language(client) -> None:
     assert r.status_code == 400 and "as_of: tối đa 40 ký tự" in r.text
     r = client.get("/parcels/1?as_of=1999-12-31", headers=html)
     assert r.status_code == 404 and "chưa có tại thời điểm 31/12/1999 23:59" in r.text
+
+
+# --- every kind of error a person meets, in both languages ---------------------------------------
+
+# English words that must not be in a Vietnamese error body (the field names, codes, the
+# technical `type` and values quoted from the request aside): tests/test_language_browser.py's
+# markers, and the words our English errors are made of.
+def _english_in(body: dict) -> list[str]:
+    from test_language_browser import ENGLISH
+
+    said = " ".join(str(body.get(k, "")) for k in ("title", "detail", "description"))
+    said += " " + " ".join(e["reason"] for e in body.get("errors", []))
+    # Not words but names: values quoted back, the parameters in error, lists of property or
+    # parameter names, CRS names (EPSG's), GeoJSON types.
+    said = re.sub(r"'[^']*'|\"[^\"]*\"", " ", said)
+    for field in {e["field"] for e in body.get("errors", []) if e.get("field")}:
+        said = re.sub(rf"(^|[\s;]){re.escape(field)}:", " ", said)
+    said = re.sub(r"(được|tham số):[^)]*", " ", said)
+    said = re.sub(r"EPSG:\d+ \([^)]*\)|\b(Multi)?Polygon\b|[\w-]+=[\w-]+", " ", said)
+    extra = r"\b(is|are|an?|at|on|in|or|to|for|give|use|unknown|unsupported|syntax|property|" \
+            r"geometry|polygon|ring|outer|hole|positions?|closed|format|encoding|filter|" \
+            r"interval|unexpected|near|position|lies|outside|overlaps|must|expected)\b"
+    found = [m.group(0) for m in ENGLISH.finditer(said)]
+    found += [m.group(0) for m in re.finditer(extra, said, re.IGNORECASE)]
+    return sorted(set(found))
+
+
+SQUARE_OPEN = {"type": "Polygon", "coordinates": [[[106, 21], [106.001, 21], [106.001, 21.001],
+                                                  [106, 21.001]]]}
+BOWTIE = {"type": "Polygon", "coordinates": [[[106.06, 21.17], [106.061, 21.171], [106.061, 21.17],
+                                              [106.06, 21.171], [106.06, 21.17]]]}
+
+# (request, status, a part of the Vietnamese reason, a part of the English one)
+KINDS = {
+    "geometry: a ring not closed": (
+        ("post", "/api/parcels/search", {"json": {"geometry": SQUARE_OPEN}}), 422,
+        "vòng ngoài của đa giác 1 không khép kín", "polygon 1 outer ring is not closed"),
+    "geometry: self-intersection, located": (
+        ("post", "/api/parcels/search", {"json": {"geometry": BOWTIE}}), 422,
+        "hình thể không hợp lệ: tự cắt nhau tại kinh độ 106,0605", "Self-intersection"),
+    "geometry: not a polygon": (
+        ("post", "/api/parcels/search", {"json": {"geometry": {"type": "Point",
+                                                               "coordinates": [106, 21]}}}), 422,
+        "kiểu 'Point' không phải Polygon hoặc MultiPolygon", "is not a Polygon or MultiPolygon"),
+    "geometry: unknown crs": (
+        ("post", "/api/parcels/search", {"json": {"geometry": SQUARE_OPEN, "crs": "EPSG:1"}}), 422,
+        "hệ tọa độ 'EPSG:1' không được hỗ trợ", "is not supported"),
+    "cql2: syntax": (
+        ("get", "/ogc/collections/roads/items?filter=name%20%3D%3D%20%27x%27", {}), 400,
+        "lỗi cú pháp", "syntax error"),
+    "cql2: unknown property": (
+        ("get", "/ogc/collections/roads/items?filter=khongco%20%3D%201", {}), 400,
+        "không có thuộc tính 'khongco'", "unknown property 'khongco'"),
+    "cql2: anything else": (
+        ("get", "/ogc/collections/roads/items?filter=name%20LIKE%205", {}), 400,
+        "bộ lọc CQL2 không hợp lệ", "LIKE pattern must be a string literal"),
+    "cql2: in an export": (
+        ("get", "/api/exports?layer=roads&format=geojson&filter=khongco%3D1", {}), 400,
+        "không có thuộc tính 'khongco'", "unknown property 'khongco'"),
+    "export: format": (
+        ("get", "/api/exports?layer=roads&format=xyz", {}), 400,
+        "định dạng 'xyz' không được hỗ trợ", "unknown format 'xyz'"),
+    "export: crs": (
+        ("get", "/api/exports?layer=roads&format=geojson&crs=EPSG:1", {}), 400,
+        "hệ tọa độ xuất 'EPSG:1' không được hỗ trợ", "unsupported export crs 'EPSG:1'"),
+    "export: field": (
+        ("get", "/api/exports?layer=roads&format=geojson&fields=khongco", {}), 400,
+        "không có trường 'khongco'", "has no field 'khongco'"),
+    "export: bbox": (
+        ("get", "/api/exports?layer=roads&format=geojson&bbox=1,2,3", {}), 400,
+        "cần 4 hoặc 6 số hữu hạn", "expected 4 or 6 finite numbers"),
+    "export: encoding": (
+        ("get", "/api/exports?layer=roads&format=geojson&encoding=latin1", {}), 400,
+        "bảng mã 'latin1' không được hỗ trợ", "is not supported; use utf-8 or tcvn3"),
+    "export: commune": (
+        ("get", "/api/exports?layer=roads&format=geojson&commune=99999", {}), 400,
+        "không có đơn vị hành chính '99999' vào ngày", "no administrative unit '99999'"),
+    "export: unknown parameter": (
+        ("get", "/api/exports?layer=roads&khongco=1", {}), 400,
+        "không có tham số này", "unknown parameter"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_of_error_in_both_languages(client, kind) -> None:
+    (method, url, kwargs), status, vi_part, en_part = KINDS[kind]
+    vi = getattr(client, method)(url, **kwargs)
+    en = getattr(client, method)(url, **kwargs, headers=EN)
+    assert vi.status_code == en.status_code == status, vi.text
+    vb, eb = vi.json(), en.json()
+    vi_text = " ".join([str(vb.get("detail", "")), str(vb.get("description", "")),
+                        *(e["reason"] for e in vb.get("errors", []))])
+    en_text = " ".join([str(eb.get("detail", "")), str(eb.get("description", "")),
+                        *(e["reason"] for e in eb.get("errors", []))])
+    assert vi_part in vi_text, vi_text
+    assert en_part in en_text, en_text
+    assert not _english_in(vb), (_english_in(vb), vb)
+    assert not re.search(r"[ạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹđ]", en_text), en_text
+    if url.startswith("/api/"):  # problem+json: the title too
+        assert vb["title"] == {400: "Yêu cầu không hợp lệ", 422: "Dữ liệu không hợp lệ"}[status]
+        assert eb["title"] in ("Bad request", "Unprocessable content")
+
+
+def test_problem_titles_are_in_the_users_language(client) -> None:
+    for url, vi_title, en_title in (("/api/parcels/999999999", "Không tìm thấy", "Not found"),
+                                    ("/api/map/identify?lon=x", "Yêu cầu không hợp lệ", "Bad request")):
+        vi, en = client.get(url), client.get(url, headers=EN)
+        assert vi.json()["title"] == vi_title and en.json()["title"] == en_title
+    r = client.delete("/api/map/identify")
+    assert r.status_code == 405 and r.json()["title"] == "Phương thức không được hỗ trợ"
+
+
+def test_a_located_geometry_problem_keeps_its_place_in_the_body(client) -> None:
+    r = client.post("/api/parcels/search", json={"geometry": BOWTIE})
+    body = r.json()
+    assert body["code"] == "InvalidGeometry"
+    assert body["problems"][0]["reason"].startswith("Self-intersection")
+    assert set(body["problems"][0]["location"]) >= {"lon", "lat", "x_northing", "y_easting"}
+    assert "entry" not in body["problems"][0]

@@ -9,8 +9,8 @@ decided by the same functions as the API (the route passes the data in).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 

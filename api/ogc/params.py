@@ -58,9 +58,8 @@ def parse_datetime(raw: str) -> tuple[dt.datetime | None, dt.datetime | None]:
 
 
 def _named(e: query_params.ParamError) -> BadRequest:
-    """The shared parsers' messages start with the parameter's name ("bbox-crs: ...")."""
-    name, sep, _ = e.detail.partition(":")
-    return BadRequest(e.detail, parameter=name if sep and " " not in name else None)
+    """The shared parsers' errors name their parameter ("bbox-crs: ...") and catalogue entry."""
+    return BadRequest(e.detail, parameter=e.parameter, problems=e.problems, message=e.message)
 
 
 def parse_value(f: Field, raw: str) -> object:
@@ -102,7 +101,7 @@ def output_crs(params: Mapping[str, str]) -> tuple[int, bool, str | None]:
     try:
         srid, swap = parse_crs_uri(raw)
     except UnsupportedCRS as e:
-        raise BadRequest(f"crs: {e}", parameter="crs") from None
+        raise BadRequest.about("crs", e) from None
     return srid, swap, raw
 
 
@@ -162,13 +161,14 @@ def filter_value(params: Mapping[str, str]) -> tuple[str | dict[str, Any], str] 
     raw = params.get("filter")
     lang = params.get("filter-lang") or "cql2-text"
     if lang not in ("cql2-text", "cql2-json"):
-        raise BadRequest(f"filter-lang: unsupported {lang!r}; use cql2-text or cql2-json",
-                         parameter="filter-lang")
+        raise BadRequest.for_field("cql2_language", "filter-lang",
+                                   f"unsupported {lang!r}; use cql2-text or cql2-json",
+                                   value=repr(lang))
     if raw is None or raw == "":
         return None
     if lang == "cql2-json":
         try:
             return orjson.loads(raw), lang
         except orjson.JSONDecodeError as e:
-            raise BadRequest(f"filter: not valid JSON ({e})", parameter="filter") from None
+            raise BadRequest.for_field("json", "filter", f"not valid JSON ({e})") from None
     return raw, lang

@@ -246,8 +246,10 @@ def _srid_of(crs: Any, province: int) -> int:
     if crs in (province, str(province), f"EPSG:{province}",
                f"http://www.opengis.net/def/crs/EPSG/0/{province}"):
         return province
-    raise Invalid(f"crs: {crs!r} is not supported (lon/lat EPSG:4326 or the province's "
-                  f"VN-2000 TM-3 EPSG:{province}, x = easting, y = northing)")
+    raise Invalid.for_field("geometry_crs", "crs",
+                            f"{crs!r} is not supported (lon/lat EPSG:4326 or the province's "
+                            f"VN-2000 TM-3 EPSG:{province}, x = easting, y = northing)",
+                            value=repr(crs), srid=str(province))
 
 
 # --- typed parameters ----------------------------------------------------------------------------
@@ -436,8 +438,10 @@ def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
     c.polygon = polygon_from_geojson(conn, q.geometry, srid=_srid_of(q.crs, srid), province_srid=srid)
     area_km2 = queries.area_km2(conn, c.polygon, srid)
     if area_km2 > search.MAX_POLYGON_KM2:
-        raise Invalid(f"geometry: the area is {area_km2:.1f} km²; search areas up to "
-                      f"{search.MAX_POLYGON_KM2} km² (use the OGC API for more)")
+        raise Invalid.for_field("search_area", "geometry",
+                                f"the area is {area_km2:.1f} km²; search areas up to "
+                                f"{search.MAX_POLYGON_KM2} km² (use the OGC API for more)",
+                                area=round(area_km2, 1), max=search.MAX_POLYGON_KM2)
     c.within = q.relation == "within"
     results, more = _run_search(conn, request, who, c, limit, offset)
     return _json(_search_body(request, results, more, limit, offset))

@@ -27,7 +27,7 @@ from psycopg import errors, sql
 
 from gis import audit, fmt
 from gis.parcels import checks
-from gis.parcels.common import describe_location, location, parcels_layer, readable
+from gis.parcels.common import describe_location, location, location_entry, parcels_layer, readable
 from gis.parcels.errors import InvalidGeometry, VersionConflict
 from layers.access import Principal
 from layers.errors import (
@@ -222,14 +222,19 @@ def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old:
         "  ST_X(ST_PointOnSurface(out)), ST_Y(ST_PointOnSurface(out)) FROM d",
         {"wkb": wkb, "c": commune, "o": old, "srid": srid}).fetchall()
     if not units:
-        raise InvalidGeometry(f"commune {commune} has no current boundary to check the parcel against")
+        raise InvalidGeometry(f"commune {commune} has no current boundary to check the parcel against",
+                              message=Message("geometry_no_boundary", {"code": commune}))
     for code, name, era, outside, lon, lat in units:
         if outside > OUTSIDE_COMMUNE_TOLERANCE_M2:
             loc = location(lon, lat, srid)
             problems.append({"reason": "outside commune", "commune_code": code, "era": era,
                              "area_m2": round(outside, 2), "location": loc,
                              "message": f"{outside:.2f} m² lies outside {era} commune {code} "
-                                        f"({name}), e.g. at {describe_location(loc)}"})
+                                        f"({name}), e.g. at {describe_location(loc)}",
+                             "entry": Message("geometry_outside_commune", {
+                                 "area": round(outside, 2), "code": code, "name": name,
+                                 "era": Message("era_old" if era == "pre-2025" else "era_current"),
+                                 "where": location_entry(loc)})})
     overlaps = conn.execute(
         "WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g)"
         " SELECT * FROM (SELECT n.id, n.commune_code, n.old_commune_code, n.sheet_no, n.parcel_no,"
@@ -246,7 +251,10 @@ def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old:
                          "old_commune_code": o, "sheet_no": sheet, "parcel_no": no},
                          "area_m2": round(area, 2), "location": loc,
                          "message": f"overlaps parcel sheet {sheet} parcel {no} of commune {where} "
-                                    f"(id {nid}) by {area:.2f} m² around {describe_location(loc)}"})
+                                    f"(id {nid}) by {area:.2f} m² around {describe_location(loc)}",
+                         "entry": Message("geometry_overlap", {
+                             "sheet": str(sheet), "parcel": str(no), "commune": c, "id": str(nid),
+                             "area": round(area, 2), "where": location_entry(loc)})})
     if problems:
         raise InvalidGeometry("geometry rejected: " + "; ".join(p["message"] for p in problems),
                               located=problems)

@@ -153,8 +153,8 @@
     const r = await send("/api/auth/token", { method: "POST", body: form });
     if (!r.ok) {
       const retry = r.headers.get("Retry-After");
-      throw worded(r.status === 429 ? G.t("sign_in_locked", { s: retry || "60" })
-        : G.t("sign_in_failed"), r.status);
+      throw r.status === 429 ? wordedAs("sign_in_locked", { s: retry || "60" }, r.status)
+        : wordedAs("sign_in_failed", {}, r.status);
     }
     adopt(await r.json());
     return session;
@@ -177,13 +177,18 @@
     }
   };
 
-  /** An Error whose message is already in the page's language (G.errorText shows it as it is). */
-  function worded(message, status) {
+  /** An Error G.errorText words in the page's language: by its string KEY (and VARS) of
+   * i18n.js, again in the new language after a switch; or, KEY null, by MESSAGE as it is (the
+   * server's detail, already in the page's language of the request). */
+  function worded(message, status, key, vars) {
     const err = new Error(message);
     err.worded = true;
+    err.key = key || null;
+    err.vars = vars || {};
     if (status) err.status = status;
     return err;
   }
+  const wordedAs = (key, vars, status) => worded(G.t(key, vars), status, key, vars);
 
   /** fetch, with a network failure worded in the page's language (the browser's own text,
    * "Failed to fetch", is English whatever the page). An abort stays an AbortError. */
@@ -192,7 +197,7 @@
       return await fetch(url, init);
     } catch (e) {
       if (e && e.name === "AbortError") throw e;
-      throw worded(G.t("network_error"));
+      throw wordedAs("network_error");
     }
   }
 
@@ -201,7 +206,7 @@
    * "an error in the page"; its details go to the console. Empty for an abort. */
   G.errorText = function (e) {
     if (!e || e.name === "AbortError") return "";
-    if (e.worded) return e.message;
+    if (e.worded) return e.key ? G.t(e.key, e.vars) : e.message;
     return G.t("page_error");
   };
 
@@ -221,7 +226,8 @@
         // browser's statusText ("Not Found") is English whatever the page, so it is not used.
         let detail = null;
         try { const body = await r.json(); detail = body.detail || body.description || null; } catch (e) { /* not JSON */ }
-        throw worded(detail ? r.status + " " + detail : G.t("http_error", { s: r.status }), r.status);
+        throw detail ? worded(r.status + " " + detail, r.status)
+          : wordedAs("http_error", { s: r.status }, r.status);
       }
       return await r.json();
     } finally {
