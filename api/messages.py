@@ -210,6 +210,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cql2_nested": ("bộ lọc lồng nhau quá sâu", "the filter is nested too deeply"),
     "cql2_too_long": ("bộ lọc dài quá {n} ký tự", "the filter is longer than {n} characters"),
     "cql2_empty": ("bộ lọc trống", "empty filter"),
+    "cql2_like_long": ("mẫu LIKE dài quá {n} ký tự", "LIKE pattern longer than {n} characters"),
+    "cql2_like_wildcards": ("mẫu LIKE có {n} ký tự đại diện (tối đa {max})",
+                            "LIKE pattern has {n} wildcards (at most {max})"),
     "cql2_language": ("ngôn ngữ bộ lọc {value} không được hỗ trợ; dùng cql2-text hoặc cql2-json",
                       "unsupported filter language {value}; use cql2-text or cql2-json"),
     "cql2_crs": ("hệ tọa độ của bộ lọc EPSG:{srid} không được hỗ trợ",
@@ -255,6 +258,103 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "the units before the 2025 reform)"),
     "export_unit_name": ("nhập mã đơn vị hành chính hoặc ít nhất hai chữ cái của tên",
                          "give an administrative unit code or at least two letters of its name"),
+    # --- imports: the file (gis/io/imports: ImportFileError) ----------------------------------
+    "import_file_invalid": ("không nhập được tệp (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
+                            "the file cannot be imported"),
+    "import_cannot_read": ("không đọc được tệp {file} (tệp hỏng hoặc không đúng định dạng)",
+                           "cannot read {file}"),
+    "import_companion": ("{file}: Shapefile thiếu tệp {ext}; thêm {name} cạnh {shp} (trong tệp zip)",
+                         "{file}: the Shapefile has no {ext}; add {name} next to {shp} (in the zip)"),
+    "import_no_geometry": ("tệp không có dữ liệu hình học", "the file has no geometry"),
+    "import_csv_geometry": ("{file}: không có hình học (cần cột WKT tên WKT, geometry hoặc geom, "
+                            "hoặc các cột kinh độ/vĩ độ)",
+                            "{file}: no geometry (expected a WKT column named WKT, geometry or "
+                            "geom, or longitude/latitude columns)"),
+    "import_no_layer": ("{file} không có lớp {wanted}; các lớp: {layers}",
+                        "{file} has no layer {wanted}; layers: {layers}"),
+    "import_many_layers": ("{file} có {n} lớp không gian ({layers}); chọn một lớp bằng source_layer",
+                           "{file} has {n} spatial layers ({layers}); choose one with source_layer"),
+    "import_zip_damaged": ("{file}: tệp zip bị hỏng ({bad} sai tổng kiểm tra)",
+                           "{file}: the zip is damaged ({bad} fails its checksum)"),
+    "import_zip_unreadable": ("{file}: không đọc được tệp zip (bị hỏng hoặc không đầy đủ?)",
+                              "{file}: not a readable zip file (damaged or truncated?)"),
+    "import_zip_no_shp": ("{file}: tệp zip có {files} nhưng không có tệp .shp",
+                          "{file}: the zip has {files} but no .shp file"),
+    "import_zip_nothing": ("{file}: tệp zip không chứa Shapefile, GeoPackage, GeoJSON hay CSV",
+                           "{file}: the zip holds no Shapefile, GeoPackage, GeoJSON or CSV"),
+    "import_give_shp": ("{file}: hãy gửi tệp .shp (kèm .shx, .dbf và .prj bên cạnh) hoặc một tệp "
+                        "zip chứa chúng",
+                        "{file}: give the .shp (with its .shx, .dbf and .prj beside it) or a zip "
+                        "of them"),
+    "import_file_type": ("{file}: không hỗ trợ loại tệp {suffix}; dùng Shapefile (zip), GeoPackage, "
+                         "GeoJSON, FlatGeobuf hoặc CSV",
+                         "{file}: unsupported file type {suffix}; use a Shapefile (zip), "
+                         "GeoPackage, GeoJSON, FlatGeobuf or CSV"),
+    "import_encoding_name": ("bảng mã nguồn {value} không thuộc: {choices}",
+                             "from-encoding {value} is not one of {choices}"),
+    "import_encoding_unsure": ("{file}: văn bản có vẻ dùng bảng mã cũ {encoding} nhưng quá ít để "
+                               "chắc chắn; nhập lại với bảng mã nguồn {encoding} để chuyển đổi "
+                               "(hoặc utf-8 để giữ nguyên)",
+                               "{file}: the text looks like legacy {encoding}, but there is too "
+                               "little of it to be sure; re-run with from-encoding {encoding} (or "
+                               "utf-8 to keep it as it is)"),
+    "import_not_utf8": ("{file}: cột {column} không phải UTF-8 hợp lệ; nhập lại với bảng mã nguồn "
+                        "tcvn3 (hoặc vni, cp1258)",
+                        "{file}: column {column} is not valid UTF-8; re-run with from-encoding "
+                        "tcvn3 (or vni, cp1258)"),
+    "import_crs": ("{file}: không xác định được hệ tọa độ của tệp; nhập lại và ghi rõ hệ tọa độ "
+                   "(crs, ví dụ EPSG:9209 cho VN-2000 của tỉnh)",
+                   "{file}: the file's CRS is missing, unknown or suspicious; re-run with crs "
+                   "(e.g. EPSG:9209, the province's VN-2000)"),
+    "import_same_field": ("cột {a} và cột {b} cùng ứng với trường {field}",
+                          "columns {a} and {b} both hold field {field}"),
+    "import_refused": ("cơ sở dữ liệu từ chối dữ liệu nhập (chi tiết kỹ thuật bằng tiếng Anh "
+                       "với lang=en)", "the database refused the import"),
+    "import_other_columns": ("{file} có các cột khác với {first}", "{file} has other columns than {first}"),
+    "import_lacks_required": ("{file} thiếu trường bắt buộc: {fields}",
+                              "{file} lacks required field(s) {fields}"),
+    "import_lacks_key": ("{file} thiếu trường khóa {fields} để đối chiếu với lớp {layer}",
+                         "{file} lacks key field(s) {fields} that match rows of {layer}"),
+    # --- imports: a refused row (gis/io/imports: report.Reason) ------------------------------
+    "import_not_text": ("{column}: {value} không phải chuỗi ký tự", "{column}: {value} is not text"),
+    "import_not_codes": ("{column}: {value} không phải danh sách mã",
+                         "{column}: {value} is not a list of codes"),
+    "import_not_integer": ("{column}: {value} không phải số nguyên",
+                           "{column}: {value} is not an integer"),
+    "import_not_number": ("{column}: {value} không phải là số", "{column}: {value} is not a number"),
+    "import_not_finite": ("{column}: {value} không phải số hữu hạn",
+                          "{column}: {value} is not a finite number"),
+    "import_not_date": ("{column}: {value} không phải ngày (YYYY-MM-DD hoặc DD/MM/YYYY)",
+                        "{column}: {value} is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
+    "import_not_datetime": ("{column}: {value} không phải ngày giờ (ISO 8601)",
+                            "{column}: {value} is not a date-time (ISO 8601)"),
+    "import_not_boolean": ("{column}: {value} không phải true/false",
+                           "{column}: {value} is not true/false"),
+    "import_not_one_of": ("{column}: {value} không thuộc các giá trị: {allowed}",
+                          "{column}: {value} is not one of {allowed}"),
+    "import_row_rule": ("{field} {value} chỉ được ghi bởi: {roles}",
+                        "{field} {value} may only be written by {roles}"),
+    "import_empty": ("{column} để trống", "{column} is empty"),
+    "import_duplicate": ("trùng {keys} {shown} với dòng {row}", "same {keys} {shown} as row {row}"),
+    "import_version_date": ("{column} để trống: các dòng của cùng một đối tượng là các phiên bản "
+                            "của nó và mỗi dòng cần ngày có hiệu lực",
+                            "{column} is empty: rows of the same feature are its versions and each "
+                            "needs the date it took effect"),
+    "import_version_repeat": ("trùng đối tượng {shown} và ngày hiệu lực {when} với dòng {row}",
+                              "same feature {shown} and date {when} as row {row}"),
+    "import_outside_vietnam": ("nằm ngoài lãnh thổ Việt Nam sau khi chuyển từ {crs}: sai hệ tọa độ?",
+                               "outside Vietnam after reprojection from {crs}: wrong CRS?"),
+    "import_empty_geometry": ("hình học rỗng", "empty geometry"),
+    "import_no_row_geometry": ("không có hình học", "no geometry"),
+    "import_unreadable_geometry": ("không đọc được hình học", "unreadable geometry"),
+    "import_geometry_type": ("hình {what} trong khi lớp {layer} chứa {type}",
+                             "{what} where layer {layer} holds {type}s"),
+    "import_invalid_geometry": ("hình học không hợp lệ ({reason}); nhập lại với tùy chọn sửa hình "
+                                "(repair) để sửa bằng ST_MakeValid",
+                                "invalid geometry ({reason}); re-run with repair to fix it with "
+                                "ST_MakeValid"),
+    "import_row_refused": ("cơ sở dữ liệu từ chối dòng này (chi tiết kỹ thuật bằng tiếng Anh với "
+                           "lang=en)", "the database refused the row"),
 }
 
 # pydantic error type -> entry of MESSAGES, and which of the error's context values it shows.

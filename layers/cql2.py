@@ -1081,7 +1081,8 @@ class _Compiler:
         """A string literal, possibly inside CASEI()/ACCENTI(); checked so PostgreSQL accepts it."""
         if isinstance(node, str):
             if len(node) > MAX_LIKE_CHARS:
-                raise FilterError(f"LIKE pattern longer than {MAX_LIKE_CHARS} characters")
+                raise FilterError(f"LIKE pattern longer than {MAX_LIKE_CHARS} characters",
+                                  message=Message("cql2_like_long", {"n": MAX_LIKE_CHARS}))
             escaped = False
             wildcards = 0
             for ch in node:
@@ -1091,7 +1092,9 @@ class _Compiler:
             if escaped:
                 raise FilterError(f"LIKE pattern {node!r} ends with the escape character '\\'")
             if wildcards > MAX_LIKE_WILDCARDS:
-                raise FilterError(f"LIKE pattern has {wildcards} wildcards (at most {MAX_LIKE_WILDCARDS})")
+                raise FilterError(f"LIKE pattern has {wildcards} wildcards (at most {MAX_LIKE_WILDCARDS})",
+                                  message=Message("cql2_like_wildcards",
+                                                  {"n": wildcards, "max": MAX_LIKE_WILDCARDS}))
             return _text_literal(node)
         if isinstance(node, ast.Function) and node.name in _FUNCTIONS and len(node.arguments) == 1:
             inner = self._like_pattern(node.arguments[0], d + 1)

@@ -243,3 +243,50 @@ def test_a_located_geometry_problem_keeps_its_place_in_the_body(client) -> None:
     assert body["problems"][0]["reason"].startswith("Self-intersection")
     assert set(body["problems"][0]["location"]) >= {"lon", "lat", "x_northing", "y_easting"}
     assert "entry" not in body["problems"][0]
+
+
+def test_an_import_refused_says_why_in_the_users_language(client, keys, tmp_path) -> None:
+    """The file's error and every refused row's reason (api/routes/imports.py words the
+    importer's entries): Vietnamese by default, English on request; nothing is written."""
+    import json
+
+    features = [{"type": "Feature",
+                 "geometry": {"type": "Point", "coordinates": [106.05 + i / 100, 21.1]},
+                 "properties": {"code": f"WAT-97{i:03d}", "name": "Trạm thử", "kind": kind,
+                                "parameter": "ph", "unit": "pH", "threshold": threshold,
+                                "status": "online"}}
+                for i, (kind, threshold) in enumerate([("water", 8.5), ("nuiluaxyz", 8.5),
+                                                       ("water", "cao"), ("water", 7.0)])]
+    features[3]["properties"]["code"] = features[0]["properties"]["code"]
+    features.append({"type": "Feature", "geometry": None, "properties": {
+        **features[0]["properties"], "code": "WAT-97999"}})
+    path = tmp_path / "tram.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    h = keys["operator"]
+
+    def upload(headers: dict[str, str]):
+        with path.open("rb") as f:
+            return client.post("/api/imports", data={"layer": "sensors"},
+                               files={"file": (path.name, f)}, headers=headers)
+
+    vi, en = upload(h), upload({**h, **EN})
+    assert vi.status_code == en.status_code == 422
+    assert [r["row"] for r in vi.json()["rejected"]] == [2, 3, 4, 5]
+    reasons_vi = [r["reason"] for r in vi.json()["rejected"]]
+    reasons_en = [r["reason"] for r in en.json()["rejected"]]
+    assert "không thuộc các giá trị" in reasons_vi[0] and "is not one of" in reasons_en[0]
+    assert reasons_vi[1] == "threshold: 'cao' không phải là số"
+    assert reasons_en[1] == "threshold: 'cao' is not a number"
+    assert reasons_vi[2] == "trùng code WAT-97000 với dòng 1"
+    assert reasons_vi[3] == "không có hình học" and reasons_en[3] == "no geometry"
+    body = {"errors": [{"field": r.partition(":")[0], "reason": r} for r in reasons_vi]}
+    assert not _english_in(body), _english_in(body)
+
+    junk = tmp_path / "hong.zip"
+    junk.write_bytes(b"PK\x03\x04 not a zip")
+    for headers, said in ((h, "hong.zip: không đọc được tệp zip (bị hỏng hoặc không đầy đủ?)"),
+                          ({**h, **EN}, "hong.zip: not a readable zip file (damaged or truncated?)")):
+        with junk.open("rb") as f:
+            r = client.post("/api/imports", data={"layer": "sensors"}, files={"file": (junk.name, f)},
+                            headers=headers)
+        assert r.status_code == 422 and r.json()["error"].startswith(said), r.json()["error"]

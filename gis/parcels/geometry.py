@@ -14,27 +14,13 @@ from typing import Any
 
 import psycopg
 
+from gis.geos import reason_entry
 from gis.parcels.common import describe_location, location, location_entry
 from gis.parcels.errors import InvalidGeometry
 from gis.rows import one, scalar
 from layers.errors import Message
 
 MAX_VERTICES = 20_000
-
-# GEOS's reasons (ST_IsValidDetail) -> their catalogue entries (api/messages.py).
-GEOS_REASONS = {
-    "Self-intersection": "geos_self_intersection",
-    "Ring Self-intersection": "geos_ring_self_intersection",
-    "Too few points in geometry component": "geos_too_few_points",
-    "Hole lies outside shell": "geos_hole_outside",
-    "Nested holes": "geos_nested_holes",
-    "Interior is disconnected": "geos_disconnected",
-    "Nested shells": "geos_nested_shells",
-    "Duplicate Rings": "geos_duplicate_rings",
-    "Invalid Coordinate": "geos_invalid_coordinate",
-    "Ring is not closed": "geos_not_closed",
-}
-
 
 def _bad(english: str, key: str, **args: Any) -> InvalidGeometry:
     """InvalidGeometry with its English text and its catalogue entry KEY (ARGS fill it)."""
@@ -131,7 +117,7 @@ def polygon_from_geojson(conn: psycopg.Connection, geom: Any, *, srid: int = 432
     if not valid:
         problem: dict[str, Any] = {"reason": reason}
         text = f"geometry is invalid: {reason}"
-        why = Message(GEOS_REASONS.get(str(reason).split("[")[0].strip(), "geos_other"))
+        why = reason_entry(reason)
         problem["entry"] = Message("geometry_geos", {"reason": why})
         if lon is not None and lat is not None:
             problem["location"] = location(lon, lat, province_srid)
