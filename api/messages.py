@@ -1,14 +1,18 @@
 """The message catalogue of errors people meet: each entry in Vietnamese and English, and the
 wording of an error in the user's language (api/i18n.py: `?lang=`, Accept-Language, Vietnamese
-by default). api/errors.py renders every error through `detail` and `problems_json`.
+by default). api/errors.py renders every error through `detail`, `problems_json` and `title`;
+the import report (api/routes/imports.py) words its file error and rejected rows with `text`.
 
 What is translated: the problems and errors that name their entry (`layers.errors.Message`) -
 every validation error of FastAPI/pydantic (one entry per pydantic error type, `PYDANTIC`),
 unknown members of a body, a parcel's attributes, the search form's own checks, a parcel that is
-not there - and the detail of an error that lists its problems (`PROBLEMS`). In English the
-text is the one raised (it may say more, e.g. the value given); the catalogue's English column
-is what pydantic errors are raised with and the reference for the others. Errors that name no
-entry keep their English detail (API clients and logs read them).
+not there, geometries from clients, CQL2 filters, the shared bbox/datetime/CRS parameters,
+exports, imports (the file and each refused row) - the detail of an error that lists its
+problems (`PROBLEMS`), and the problem+json `title` (by status). An error class may name a
+fallback entry (`GeoIOCError.fallback`: what kind of input was refused) for its rarer cases. In
+English the text is the one raised (it may say more, e.g. the value given); the catalogue's
+English column is what pydantic errors are raised with and the reference for the others.
+Errors that name no entry and have no fallback keep their English detail.
 """
 
 from __future__ import annotations

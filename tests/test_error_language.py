@@ -290,3 +290,25 @@ def test_an_import_refused_says_why_in_the_users_language(client, keys, tmp_path
             r = client.post("/api/imports", data={"layer": "sensors"}, files={"file": (junk.name, f)},
                             headers=headers)
         assert r.status_code == 422 and r.json()["error"].startswith(said), r.json()["error"]
+
+
+def test_a_polygon_search_lists_every_member_in_error(client) -> None:
+    """The body's members (types, bounds, choices) at once; then the criteria, the CRS and the
+    polygon at once, in the request's language."""
+    ring = {"type": "Polygon", "coordinates": [[[106, 21], [106.001, 21], [106, 21.001]]]}
+    r = client.post("/api/parcels/search", json={"geometry": ring, "sheet": "abc", "relation": "inside",
+                                                 "limit": 0})
+    assert r.status_code == 400
+    assert {e["field"]: e["reason"] for e in r.json()["errors"]} == {
+        "sheet": "phải là số nguyên", "relation": "phải là một trong các giá trị: 'intersects' hoặc "
+        "'within'", "limit": "phải từ 1 trở lên"}
+    r = client.post("/api/parcels/search", json={"geometry": ring, "land_use": "1", "crs": "EPSG:1"})
+    assert [e["field"] for e in r.json()["errors"]] == ["land_use", "crs"]
+    vi = client.post("/api/parcels/search", json={"geometry": ring, "land_use": "1"})
+    en = client.post("/api/parcels/search", json={"geometry": ring, "land_use": "1"}, headers=EN)
+    assert [e["field"] for e in vi.json()["errors"]] == ["land_use", "geometry"]
+    assert [e["reason"] for e in vi.json()["errors"]] == [
+        "'1' không phải mã loại đất (ba chữ cái, ví dụ ONT; nhiều mã cách nhau bằng dấu phẩy)",
+        "vòng ngoài của đa giác 1 chỉ có 3 điểm; một vòng cần ít nhất 4 (3 đỉnh và điểm đầu lặp "
+        "lại ở cuối)"]
+    assert "polygon 1 outer ring has 3 positions" in en.json()["errors"][1]["reason"]

@@ -257,6 +257,19 @@ def test_map_speaks_the_page_language_in_vietnam_time(setting, live_server, conn
     assert stats[-1]["start"] == ["2026-01-09T17:00:00.000Z"], stats[-1]
     assert stats[-1]["end"] == ["2026-01-16T17:00:00.000Z"], stats[-1]
     assert_language(page, lang, "map, custom window")
+    # A window typed wrong: every field in error marked and listed with its reason.
+    said = {"vi": ("Từ", "Đến", "nhập đủ ngày và giờ", "phải sau thời điểm bắt đầu"),
+            "en": ("From", "To", "give a date and a time", "must be after the start")}[lang]
+    page.fill("#gi-end", "2026-01-05T00:00")
+    listed = [li.inner_text() for li in page.query_selector_all("#gi-custom-error li")]
+    assert listed == [f"{said[1]}: {said[3]}"], listed
+    page.fill("#gi-start", "")
+    page.fill("#gi-end", "")
+    listed = [li.inner_text() for li in page.query_selector_all("#gi-custom-error li")]
+    assert listed == [f"{said[0]}: {said[2]}", f"{said[1]}: {said[2]}"], listed
+    marked = {el.get_attribute("id") for el in page.query_selector_all("#gi-custom .is-invalid")}
+    assert marked == {"gi-start", "gi-end"}
+    assert_language(page, lang, "map, custom window in error")
 
     # The status line: the pointer's position with the page's decimal separator, and a load
     # that failed said in the page's language, never the browser's ("Failed to fetch", "Bad
@@ -289,6 +302,7 @@ def test_map_speaks_the_page_language_in_vietnam_time(setting, live_server, conn
     page.fill("#gi-end", "2026-01-17T00:00")
     wait_idle(page, mark)
     assert page.inner_text("#gi-busy") == ""
+    assert page.is_hidden("#gi-custom-error") and not page.query_selector_all("#gi-custom .is-invalid")
 
     # Switching language: panels, subtitle, title and attribution follow; typed times stay.
     mark = idle_mark(page)

@@ -427,15 +427,19 @@ def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
     if "geometry" not in body:
         raise BadRequest("body: \"geometry\" (a GeoJSON Polygon or MultiPolygon) is required; "
                          "other searches use GET /api/parcels/search")
-    if body.get("relation", "intersects") not in ("intersects", "within"):
-        raise BadRequest.for_field("one_of", "relation", "\"intersects\" or \"within\"",
-                                   expected="'intersects' or 'within'")
-    q = validate(PolygonSearch, body, BadRequest)
+    q = validate(PolygonSearch, body, BadRequest)  # every member in error at once
     limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
     srid = settings.province_srid
-    c = _criteria(conn, who, SearchTerms(q.commune, q.sheet, q.parcel, q.land_use, q.owner), srid,
-                  request)
-    c.polygon = polygon_from_geojson(conn, q.geometry, srid=_srid_of(q.crs, srid), province_srid=srid)
+    # Then the criteria, the CRS and the polygon: all that is wrong in one answer.
+    check = Collect()
+    c = check(_criteria, conn, who, SearchTerms(q.commune, q.sheet, q.parcel, q.land_use, q.owner),
+              srid, request)
+    given = check(_srid_of, q.crs, srid)
+    polygon = (check(polygon_from_geojson, conn, q.geometry, srid=given, province_srid=srid)
+               if given is not None else None)
+    check.done()
+    assert c is not None and polygon is not None
+    c.polygon = polygon
     area_km2 = queries.area_km2(conn, c.polygon, srid)
     if area_km2 > search.MAX_POLYGON_KM2:
         raise Invalid.for_field("search_area", "geometry",

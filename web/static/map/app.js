@@ -790,7 +790,7 @@
         // What the user typed is Vietnam time, whatever the browser's own time zone.
         const start = G.fmt.vnInputToDate(document.getElementById("gi-start").value);
         const end = G.fmt.vnInputToDate(document.getElementById("gi-end").value);
-        if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || start >= end) return;
+        if (!windowProblems(start, end)) return;
         state.filters.start = start;
         state.filters.end = end;
       } else {
@@ -850,6 +850,27 @@
       await G.signOut();
       await loadManifest().catch(error);
     });
+  }
+
+  /** The custom window's fields in error, all of them at once, each with its reason in the
+   * page's language (marked on the field, listed under them); true when there is none. */
+  function windowProblems(start, end) {
+    const problems = [];
+    if (Number.isNaN(start.getTime())) problems.push(["gi-start", G.t("from"), G.t("window_date_needed")]);
+    if (Number.isNaN(end.getTime())) problems.push(["gi-end", G.t("to"), G.t("window_date_needed")]);
+    if (!problems.length && start >= end) problems.push(["gi-end", G.t("to"), G.t("window_order")]);
+    const list = document.getElementById("gi-custom-error");
+    for (const id of ["gi-start", "gi-end"]) {
+      const bad = problems.some((p) => p[0] === id);
+      document.getElementById(id).classList.toggle("is-invalid", bad);
+      document.getElementById(id).setAttribute("aria-invalid", String(bad));
+    }
+    if (list) {
+      list.innerHTML = problems.map(([id, label, why]) =>
+        `<li data-field="${id}">${G.esc(label)}: ${G.esc(why)}</li>`).join("");
+      list.hidden = !problems.length;
+    }
+    return !problems.length;
   }
 
   function error(e) {
