@@ -232,6 +232,5 @@ class Collect:
         problems = [p for e in self.errors for p in e.problems]
         # The nearest class that takes the plain arguments (a subclass may want others).
         cls = next(c for c in type(first).__mro__ if "__init__" not in vars(c) or c is GeoIOCError)
-        raise cls("; ".join(f"{p.field}: {p.reason}" if p.field else p.reason
-                                    for p in problems),
-                          parameter=first.parameter, problems=problems, message=PROBLEMS)
+        detail = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+        raise cls(detail, parameter=first.parameter, problems=problems, message=PROBLEMS)

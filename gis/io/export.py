@@ -208,9 +208,12 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
     layer = _readable_layer(req.layer, who)
     try:
         fmt = get_format(req.format)
+    except FormatError as e:
+        raise ExportError.about("format", e) from None
+    try:
         srid = parse_export_crs(req.crs if req.crs not in (None, "") else fmt.fixed_srid)
     except FormatError as e:
-        raise ExportError(str(e), message=e.message) from None
+        raise ExportError.about("crs", e) from None
     if fmt.fixed_srid is not None and srid != fmt.fixed_srid:
         raise ExportError(f"{fmt.label} is always in EPSG:{fmt.fixed_srid} (WGS 84); "
                           "choose another format for VN-2000",
