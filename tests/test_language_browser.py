@@ -55,6 +55,8 @@ ENGLISH_MARKERS = (
     "results", "next", "previous", "page", "point", "drawn", "finish", "draw", "clear", "any",
     "key", "input", "should", "field", "expected", "value", "number", "text", "least", "most",
     "low", "medium", "high", "critical", "officer", "operator", "miles", "mi", "ft",
+    # what a browser says of a failed request, and our English words for it
+    "failed", "fetch", "network", "gateway", "server", "connection", "answered", "unexpected",
 )
 ENGLISH = re.compile(r"\b(" + "|".join(ENGLISH_MARKERS) + r")\b", re.IGNORECASE)
 # The pages' own Vietnamese words (case matters: data such as land-use names holds some of the
