@@ -237,6 +237,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "unsupported crs {value}; supported: {supported}"),
     "crs_unsupported_any": ("hệ tọa độ không được hỗ trợ", "unsupported crs"),
     "no_time": ("lớp {layer} không có chiều thời gian", "layer {layer} has no time dimension"),
+    "bbox_crs_alone": ("chỉ dùng cùng với bbox", "given without bbox"),
+    "unknown_properties": ("không có thuộc tính {names}; các thuộc tính: {available}",
+                           "unknown {names}; available: {available}"),
+    "after_sortby": ("after phân trang theo mã đối tượng nên không dùng cùng sortby; dùng offset "
+                     "để phân trang kết quả đã sắp xếp",
+                     "pages by id, so it cannot be combined with sortby; use offset to page a "
+                     "sorted result"),
     # --- exports (gis/io/export.py, gis/io/formats.py, api/routes/exports.py) ---------------
     "export_invalid": ("không xuất được dữ liệu theo yêu cầu (chi tiết kỹ thuật bằng tiếng Anh "
                        "với lang=en)", "the export cannot be made as asked"),

@@ -312,3 +312,17 @@ def test_a_polygon_search_lists_every_member_in_error(client) -> None:
         "vòng ngoài của đa giác 1 chỉ có 3 điểm; một vòng cần ít nhất 4 (3 đỉnh và điểm đầu lặp "
         "lại ở cuối)"]
     assert "polygon 1 outer ring has 3 positions" in en.json()["errors"][1]["reason"]
+
+
+def test_ogc_item_parameters_in_error_are_all_listed(client) -> None:
+    url = "/ogc/collections/roads/items?sortby=khongco&khongco=1&properties=zz&lanes=abc&datetime=2025-13-01"
+    vi, en = client.get(url), client.get(url, headers=EN)
+    assert vi.status_code == en.status_code == 400
+    fields = ["datetime", "properties", "sortby", "khongco", "lanes"]
+    assert [e["field"] for e in vi.json()["errors"]] == [e["field"] for e in en.json()["errors"]] == fields
+    reasons = {e["field"]: e["reason"] for e in vi.json()["errors"]}
+    assert reasons["lanes"] == "phải là số nguyên"
+    assert reasons["khongco"].startswith("không có tham số này")
+    assert reasons["sortby"].startswith("không có thuộc tính 'khongco'")
+    assert not _english_in(vi.json()), _english_in(vi.json())
+    assert "'abc' is not a valid int" in en.json()["description"]
