@@ -234,6 +234,11 @@ def test_problem_titles_are_in_the_users_language(client) -> None:
         assert vi.json()["title"] == vi_title and en.json()["title"] == en_title
     r = client.delete("/api/map/identify")
     assert r.status_code == 405 and r.json()["title"] == "Phương thức không được hỗ trợ"
+    # Routing's own errors: the status's words instead of Starlette's English phrase.
+    assert r.json()["detail"] == "Phương thức không được hỗ trợ"
+    assert client.delete("/api/map/identify", headers=EN).json()["detail"] == "Method Not Allowed"
+    assert client.get("/api/khongco").json()["detail"] == "Không tìm thấy"
+    assert client.get("/ogc/khongco").json()["description"] == "Không tìm thấy"
 
 
 def test_a_located_geometry_problem_keeps_its_place_in_the_body(client) -> None:
