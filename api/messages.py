@@ -97,6 +97,52 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "retired code(s) {codes}; use the current code list"),
     "as_of_format": ("'{value}' không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
                      "'{value}' is not a date (YYYY-MM-DD) or an ISO date-time"),
+    # --- editing a parcel (gis/parcels/edit.py, PATCH /api/parcels/{id}) ---------------------
+    "if_match_format": ("{value} không phải số phiên bản của thửa đất (ví dụ \"3\")",
+                        "{value} is not a parcel version (e.g. \"3\")"),
+    "version_number": ("{value} không phải số phiên bản (1, 2, ...)",
+                       "{value} is not a version number (1, 2, ...)"),
+    "version_mismatch": ("If-Match ghi phiên bản {header} nhưng nội dung gửi ghi phiên bản {body}",
+                         "If-Match says version {header} but the body says {body}"),
+    "version_required": ("cần gửi kèm phiên bản đã sửa (If-Match: \"<phiên bản>\" hoặc \"version\" "
+                         "trong nội dung) để không ghi đè thay đổi người khác vừa lưu",
+                         "send the version you edited (If-Match: \"<version>\" or \"version\" in "
+                         "the body), so that a change made meanwhile by someone else is not "
+                         "overwritten"),
+    "nothing_to_change": ("không có gì để thay đổi: gửi \"properties\" và/hoặc \"geometry\"",
+                          "nothing to change: give properties and/or geometry"),
+    "field_forbidden": ("bạn không có quyền sửa trường {field}", "you may not change {field}"),
+    "version_conflict": ("thửa đất {id} vừa được người khác sửa: bạn sửa phiên bản {sent}, phiên "
+                         "bản hiện tại là {current}; hãy tải lại thửa đất và sửa lại",
+                         "parcel {id} was changed by someone else: you edited version {sent}, the "
+                         "current version is {current}; reload it and apply your change again"),
+    "version_conflict_at": ("thửa đất {id} vừa được người khác sửa: bạn sửa phiên bản {sent}, "
+                            "phiên bản hiện tại là {current} (lưu lúc {at}); hãy tải lại thửa đất "
+                            "và sửa lại",
+                            "parcel {id} was changed by someone else: you edited version {sent}, "
+                            "the current version is {current} (saved at {at}); reload it and apply "
+                            "your change again"),
+    "parcel_key_taken": ("tờ {sheet} thửa {number} đã là thửa đất mã {id} của xã/phường {commune}",
+                         "sheet {sheet} parcel {number} is already parcel {id} of commune {commune}"),
+    "parcel_key_taken_old": ("tờ {sheet} thửa {number} đã là thửa đất mã {id} của xã/phường "
+                             "{commune} (mã cũ {old})",
+                             "sheet {sheet} parcel {number} is already parcel {id} of commune "
+                             "{commune} (old {old})"),
+    "legal_order": ("phiên bản có hiệu lực từ {new} không thể thay phiên bản có hiệu lực từ "
+                    "{current} (các phiên bản nối tiếp nhau theo thứ tự pháp lý)",
+                    "a version valid from {new} cannot replace the version valid from {current} "
+                    "(versions follow each other in legal order)"),
+    "parcel_refused": ("cơ sở dữ liệu từ chối thay đổi (chi tiết kỹ thuật bằng tiếng Anh với "
+                       "lang=en)", "rejected by the database"),
+    "area_differs": ("diện tích pháp lý {legal} m² chênh với diện tích tính từ hình thể {computed} m² "
+                     "quá {tolerance} m²",
+                     "legal area {legal} m² differs from the computed area {computed} m² by more "
+                     "than {tolerance} m²"),
+    # --- a request's body (api/route_docs.py json_body) --------------------------------------
+    "body_too_large": ("nội dung gửi lớn hơn {max} byte", "request body larger than {max} bytes"),
+    "body_not_json": ("nội dung gửi không phải JSON hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với "
+                      "lang=en)", "body is not JSON"),
+    "body_not_object": ("nội dung gửi phải là một đối tượng JSON", "body: expected a JSON object"),
     # --- a parcel that is not there (gis/parcels/detail.py) ---------------------------------
     "parcel_not_found": ("không tìm thấy thửa đất {id}", "parcel {id} not found"),
     "parcel_deleted": ("không tìm thấy thửa đất {id}: thửa đã bị xóa lúc {at} (xem tại một thời "

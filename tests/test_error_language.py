@@ -212,6 +212,12 @@ def test_each_kind_of_error_in_both_languages(client, kind) -> None:
     (method, url, kwargs), status, vi_part, en_part = KINDS[kind]
     vi = getattr(client, method)(url, **kwargs)
     en = getattr(client, method)(url, **kwargs, headers=EN)
+    _said_in_both(vi, en, url, status, vi_part, en_part)
+
+
+def _said_in_both(vi, en, url: str, status: int, vi_part: str, en_part: str) -> None:
+    """VI says VI_PART with no English marker, EN says EN_PART with no Vietnamese; the same
+    status, and the problem+json title in each language."""
     assert vi.status_code == en.status_code == status, vi.text
     vb, eb = vi.json(), en.json()
     vi_text = " ".join([str(vb.get("detail", "")), str(vb.get("description", "")),
@@ -222,9 +228,12 @@ def test_each_kind_of_error_in_both_languages(client, kind) -> None:
     assert en_part in en_text, en_text
     assert not _english_in(vb), (_english_in(vb), vb)
     assert not re.search(r"[ạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹđ]", en_text), en_text
+    assert vb.get("code") == eb.get("code")
     if url.startswith("/api/"):  # problem+json: the title too
-        assert vb["title"] == {400: "Yêu cầu không hợp lệ", 422: "Dữ liệu không hợp lệ"}[status]
-        assert eb["title"] in ("Bad request", "Unprocessable content")
+        from api.messages import MESSAGES
+
+        assert vb["title"] == MESSAGES[f"status_{status}"][0]
+        assert eb["title"] not in (MESSAGES[f"status_{status}"][0], None)
 
 
 def test_problem_titles_are_in_the_users_language(client) -> None:
@@ -331,3 +340,60 @@ def test_ogc_item_parameters_in_error_are_all_listed(client) -> None:
     assert reasons["sortby"].startswith("không có thuộc tính 'khongco'")
     assert not _english_in(vi.json()), _english_in(vi.json())
     assert "'abc' is not a valid int" in en.json()["description"]
+
+
+# --- editing a parcel (what the land officer meets on the parcel page) ----------------------------
+
+def _edit_kinds(conn) -> dict[str, tuple[dict, dict, int, str, str]]:
+    """(body, headers, status, a part of the Vietnamese reason, a part of the English one)."""
+    (pid, version, sheet, number, other) = conn.execute(
+        "SELECT a.id, a.version, b.sheet_no, b.parcel_no, b.id FROM parcels a JOIN parcels b"
+        " ON b.commune_code = a.commune_code AND b.old_commune_code IS NOT DISTINCT FROM"
+        " a.old_commune_code AND b.id <> a.id ORDER BY a.id LIMIT 1").fetchone()
+    change = {"properties": {"certificate_no": "CS 000001"}}
+    return {"pid": pid, "kinds": {
+        "no version": (change, {}, 428, "cần gửi kèm phiên bản đã sửa", "send the version you edited"),
+        "If-Match malformed": (change, {"If-Match": "abc"}, 400,
+                               "If-Match: 'abc' không phải số phiên bản của thửa đất",
+                               "If-Match: 'abc' is not a parcel version"),
+        "version malformed": ({**change, "version": 0}, {}, 422,
+                              "version: 0 không phải số phiên bản", "version: 0 is not a version"),
+        "versions disagree": ({**change, "version": version + 1}, {"If-Match": f'"{version}"'}, 400,
+                              f"If-Match ghi phiên bản {version} nhưng nội dung gửi ghi phiên bản "
+                              f"{version + 1}", "but the body says"),
+        "nothing to change": ({"version": version}, {}, 422, "không có gì để thay đổi",
+                              "nothing to change"),
+        "note too long": ({**change, "version": version, "note": "x" * 501}, {}, 422,
+                          "note: tối đa 500 ký tự", "note: longer than 500 characters"),
+        "version conflict": ({**change, "version": version + 7}, {}, 409,
+                             f"bạn sửa phiên bản {version + 7}, phiên bản hiện tại là {version} "
+                             "(lưu lúc ", "was changed by someone else"),
+        "sheet and parcel taken": ({"version": version, "properties": {"sheet_no": sheet,
+                                                                       "parcel_no": number}}, {}, 422,
+                                   f"tờ {sheet} thửa {number} đã là thửa đất mã {other} của xã/phường",
+                                   f"sheet {sheet} parcel {number} is already parcel {other}"),
+        "body not an object": ([1], {}, 400, "nội dung gửi phải là một đối tượng JSON",
+                               "body: expected an object"),
+        "body not JSON": (b"{", {"Content-Type": "application/json"}, 400,
+                          "nội dung gửi không phải JSON hợp lệ", "body is not JSON"),
+    }}
+
+
+EDIT_KINDS = ["no version", "If-Match malformed", "version malformed", "versions disagree",
+              "nothing to change", "note too long", "version conflict", "sheet and parcel taken",
+              "body not an object", "body not JSON"]
+
+
+@pytest.mark.parametrize("kind", EDIT_KINDS)
+def test_each_parcel_edit_error_in_both_languages(client, conn, keys, kind) -> None:
+    """Nothing is written: every one is refused before (or rolled back with) the update."""
+    found = _edit_kinds(conn)
+    body, headers, status, vi_part, en_part = found["kinds"][kind]
+    url = f"/api/parcels/{found['pid']}"
+    h = {**keys["land_officer"], **headers}
+    send = {"content": body} if isinstance(body, bytes) else {"json": body}
+    before = conn.execute("SELECT version FROM parcels WHERE id = %s", (found["pid"],)).fetchone()
+    vi = client.patch(url, **send, headers=h)
+    en = client.patch(url, **send, headers={**h, **EN})
+    _said_in_both(vi, en, url, status, vi_part, en_part)
+    assert conn.execute("SELECT version FROM parcels WHERE id = %s", (found["pid"],)).fetchone() == before

@@ -183,10 +183,15 @@ def test_attribute_edit_and_history_diff(client, conn, keys, parcels) -> None:
     changes = r.json()["parcel"]["history"][-1]["changes"]
     assert changes["land_use_codes"]["to"] == ["ONT", "CLN"] and changes["legal_area"]["to"] == 123.5
     # Warns (does not refuse) when the legal area no longer matches the geometry.
-    assert r.json()["warnings"] and "legal area" in r.json()["warnings"][0]
+    # In the user's language (Vietnamese by default, the area with its separators).
+    assert r.json()["warnings"] and r.json()["warnings"][0].startswith("diện tích pháp lý 123,5 m²")
     # Anonymous readers see the change of public fields but not of personal ones.
     anon = _current(client, pid)["history"][-1]["changes"]
     assert "land_use_codes" in anon and "land_user" not in anon and "land_user_id" not in anon
+    again = client.patch(f"/api/parcels/{pid}", json={"properties": {"legal_area": 123.45}},
+                         headers={**h, "If-Match": str(r.json()["version"]), "Accept-Language": "en"})
+    assert again.status_code == 200, again.text
+    assert again.json()["warnings"][0].startswith("legal area 123.5 m² differs from the computed area")
 
 
 def test_history_is_kept_by_the_database_whoever_writes(conn, parcels) -> None:
@@ -370,7 +375,7 @@ def test_bad_requests(client, keys, parcels) -> None:
                      headers={**h, "Content-Type": "application/json"})
     assert r.status_code == 400
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": 1}, headers=h)
-    assert r.status_code == 422 and "nothing to change" in r.json()["detail"]
+    assert r.status_code == 422 and "không có gì để thay đổi" in r.json()["detail"]
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": "one", "properties": {}}, headers=h)
     assert r.status_code == 422
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": 1, "bogus": 1}, headers=h)

@@ -558,6 +558,8 @@ def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: Setti
         change.geometry = polygon_from_geojson(conn, change_of.geometry, srid=_srid_of(change_of.crs, srid),
                                                province_srid=srid)
     result = edit.apply(conn, pid, change, who, srid, request)
+    lang = request_lang(request)
+    result["warnings"] = [messages.text(w, lang) or w.key for w in result["warnings"]]
     parcel = detail.detail(conn, pid, who, srid)
     TILES.forget("parcels")
     parcel["links"] = _links(pid, None)
