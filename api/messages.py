@@ -138,6 +138,53 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "quá {tolerance} m²",
                      "legal area {legal} m² differs from the computed area {computed} m² by more "
                      "than {tolerance} m²"),
+    # --- signing in and access (gis/auth/errors.py REASONS, api/security.py) ------------------
+    "auth_required": ("cần đăng nhập", "sign-in required"),
+    "auth_rejected": ("thông tin đăng nhập không được chấp nhận", "credentials not accepted"),
+    "auth_wrong_password": ("sai tên đăng nhập hoặc mật khẩu", "wrong username or password"),
+    "auth_user_disabled": ("tài khoản đã bị vô hiệu hóa", "user disabled"),
+    "auth_user_gone": ("tài khoản không còn tồn tại", "user not found"),
+    "auth_malformed": ("thông tin đăng nhập không đúng định dạng (dùng \"Bearer\", \"Basic\" "
+                       "hoặc \"X-API-Key\")",
+                       "malformed credentials (use \"Bearer\", \"Basic\" or \"X-API-Key\")"),
+    "auth_key_invalid": ("khóa API không hợp lệ", "invalid API key"),
+    "auth_key_revoked": ("khóa API đã bị thu hồi", "API key revoked"),
+    "auth_key_expired": ("khóa API đã hết hạn", "API key expired"),
+    "auth_key_other_user": ("khóa API thuộc về người dùng khác", "API key belongs to another user"),
+    "auth_token_invalid": ("mã truy cập không hợp lệ; hãy đăng nhập lại",
+                           "invalid token; sign in again"),
+    "auth_token_expired": ("mã truy cập đã hết hạn; hãy đăng nhập lại", "token expired"),
+    "auth_session_gone": ("không tìm thấy phiên đăng nhập; hãy đăng nhập lại", "session not found"),
+    "auth_signed_out": ("phiên đăng nhập đã kết thúc (đã đăng xuất)", "session ended (signed out)"),
+    "auth_session_expired": ("phiên đăng nhập đã hết hạn; hãy đăng nhập lại", "session expired"),
+    "auth_refresh_reused": ("mã làm mới đã được dùng một lần; phiên đăng nhập đã bị thu hồi",
+                            "refresh token already used; session revoked"),
+    "auth_sign_in_pages": ("hãy đăng nhập bằng tên đăng nhập và mật khẩu GeoIOC",
+                           "sign in with your GeoIOC user name and password"),
+    "owner_sign_in": ("hãy đăng nhập với vai trò cán bộ địa chính để tìm theo tên người sử dụng đất",
+                      "sign in as a land officer to search by land user"),
+    "sign_in_locked": ("đăng nhập sai quá nhiều lần; thử lại sau {s} giây",
+                       "too many failed sign-ins; retry in {s} s"),
+    "role_required": ("chức năng này dành cho: {roles}", "requires role {roles}"),
+    "forbidden": ("bạn không có quyền thực hiện thao tác này", "forbidden"),
+    "refresh_token_required": ("cần gửi refresh_token", "refresh_token is required"),
+    "signout_needs_token": ("cần gửi refresh_token hoặc Authorization: Bearer <mã truy cập>",
+                            "send refresh_token or Authorization: Bearer <access token>"),
+    # --- load and outages (api/middleware.py, api/errors.py) --------------------------------
+    "too_many_requests": ("quá nhiều yêu cầu; hãy thử lại sau", "too many requests; try again later"),
+    "rate_limited": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây (đăng nhập để được giới hạn cao "
+                     "hơn)", "rate limit exceeded; sign in for a higher limit (retry in {s} s)"),
+    "rate_limited_signed_in": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây",
+                               "rate limit exceeded (retry in {s} s)"),
+    "unavailable": ("dịch vụ tạm thời gián đoạn; hãy thử lại sau", "service unavailable; try again later"),
+    "db_unreachable": ("hiện không kết nối được cơ sở dữ liệu; hãy thử lại sau ít phút",
+                       "the database is not reachable right now"),
+    "db_timeout": ("truy vấn chạy quá lâu; hãy thu hẹp yêu cầu (ít lớp, vùng hoặc khoảng thời gian "
+                   "hơn)", "the query took too long; narrow the request"),
+    "busy": ("hệ thống đang bận; hãy thử lại sau giây lát", "the service is busy; try again shortly"),
+    "db_input": ("cơ sở dữ liệu không xử lý được dữ liệu gửi (chi tiết kỹ thuật bằng tiếng Anh với "
+                 "lang=en)", "the database could not process the input"),
+    "nul_character": ("chứa ký tự NUL (U+0000), không lưu được", "contains a NUL character (U+0000)"),
     # --- a request's body (api/route_docs.py json_body) --------------------------------------
     "body_too_large": ("nội dung gửi lớn hơn {max} byte", "request body larger than {max} bytes"),
     "body_not_json": ("nội dung gửi không phải JSON hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với "
@@ -468,9 +515,12 @@ _OR = {"vi": " hoặc ", "en": " or "}
 
 def _arg(value: Any, lang: str) -> str:
     """An argument as the page writes it: numbers with LANG's separators (10.000 / 10,000), a
-    message (the reasons of `either`) in LANG."""
+    message (the reasons of `either`) in LANG, a value worded elsewhere ({"vi": .., "en": ..},
+    e.g. role titles) in LANG."""
     if isinstance(value, Message):
         return text(value, lang) or value.key
+    if isinstance(value, Mapping) and "vi" in value:  # worded elsewhere, in both languages
+        return str(value.get(lang, value["vi"]))
     if isinstance(value, dt.datetime | dt.date):
         return fmt.datetime(value)
     if isinstance(value, bool) or not isinstance(value, int | float):

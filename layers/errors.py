@@ -122,6 +122,7 @@ class Unauthorized(GeoIOCError):
 
     code = "Unauthorized"
     title = "Unauthorized"
+    fallback = Message("auth_rejected")
 
     def __init__(self, detail: str, *, challenges: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
@@ -131,6 +132,7 @@ class Unauthorized(GeoIOCError):
 class Forbidden(GeoIOCError):
     code = "Forbidden"
     title = "Forbidden"
+    fallback = Message("forbidden")
 
 
 class NotFound(GeoIOCError):
@@ -193,6 +195,7 @@ class _RetryLater(GeoIOCError):
 class TooManyRequests(_RetryLater):
     code = "TooManyRequests"
     title = "Too many requests"
+    fallback = Message("too_many_requests")
 
 
 class Unavailable(_RetryLater):
@@ -200,6 +203,7 @@ class Unavailable(_RetryLater):
 
     code = "Unavailable"
     title = "Service unavailable"
+    fallback = Message("unavailable")
 
 
 class Collect:

@@ -397,3 +397,61 @@ def test_each_parcel_edit_error_in_both_languages(client, conn, keys, kind) -> N
     en = client.patch(url, **send, headers={**h, **EN})
     _said_in_both(vi, en, url, status, vi_part, en_part)
     assert conn.execute("SELECT version FROM parcels WHERE id = %s", (found["pid"],)).fetchone() == before
+
+
+# --- signing in and access (what the map's and the pages' sign-in meet) ---------------------------
+
+AUTH_KINDS = {
+    "wrong password": (("post", "/api/auth/token", {"data": {"username": "khong-co-ai-14",
+                                                             "password": "sai-mat-khau"}}), None, 401,
+                       "sai tên đăng nhập hoặc mật khẩu", "wrong username or password"),
+    "sign-in required": (("get", "/api/auth/users", {}), None, 401, "cần đăng nhập", "sign-in required"),
+    "a role lacking": (("get", "/api/auth/users", {}), "citizen", 403,
+                       "chức năng này dành cho: Quản trị hệ thống", "requires role admin"),
+    "invalid API key": (("get", "/api/auth/me", {}), {"X-API-Key": "gioc_nonsense"}, 401,
+                        "khóa API không hợp lệ", "API key"),
+    "malformed token": (("get", "/api/auth/me", {}), {"Authorization": "Bearer abc.def"}, 401,
+                        "mã truy cập không hợp lệ; hãy đăng nhập lại", "malformed token"),
+    "malformed Basic": (("get", "/api/auth/me", {}), {"Authorization": "Basic !!!"}, 401,
+                        "thông tin đăng nhập không đúng định dạng", "malformed Basic credentials"),
+    "refresh without a token": (("post", "/api/auth/refresh", {"json": {}}), None, 400,
+                                "cần gửi refresh_token", "refresh_token is required"),
+    "owner search signed out": (("get", "/api/parcels/search?owner=Nguyen", {}), None, 401,
+                                "hãy đăng nhập với vai trò cán bộ địa chính",
+                                "sign in as a land officer"),
+}
+
+
+@pytest.mark.parametrize("kind", AUTH_KINDS)
+def test_each_sign_in_and_access_error_in_both_languages(client, keys, kind) -> None:
+    (method, url, kwargs), who, status, vi_part, en_part = AUTH_KINDS[kind]
+    h = keys[who] if isinstance(who, str) else (who or {})
+    vi = getattr(client, method)(url, **kwargs, headers=h)
+    en = getattr(client, method)(url, **kwargs, headers={**h, **EN})
+    _said_in_both(vi, en, url, status, vi_part, en_part)
+
+
+def test_a_locked_out_sign_in_says_when_to_retry_in_both_languages(conn) -> None:
+    """Too many wrong passwords: 429 with Retry-After, the wait in the user's language."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gis.auth.users import add_user
+    from gis.settings import get_settings
+
+    settings = get_settings().model_copy(update={"signin_max_failures_per_user": 2})
+    name = f"khoa-{__import__('secrets').token_hex(4)}"
+    add_user(conn, name, "Mat-khau-dung-123", roles=["operator"])
+    c = TestClient(create_app(settings))
+    try:
+        for _ in range(2):
+            c.post("/api/auth/token", data={"username": name, "password": f"sai-{_}"})
+        vi = c.post("/api/auth/token", data={"username": name, "password": "Mat-khau-dung-123"})
+        en = c.post("/api/auth/token", data={"username": name, "password": "Mat-khau-dung-123"},
+                    headers=EN)
+        _said_in_both(vi, en, "/api/auth/token", 429, "đăng nhập sai quá nhiều lần; thử lại sau",
+                      "too many failed sign-ins; retry in")
+        assert int(vi.headers["retry-after"]) >= 1
+        assert f"thử lại sau {vi.headers['retry-after']} giây" in vi.json()["detail"]
+    finally:
+        conn.execute("DELETE FROM users WHERE username = %s", (name,))

@@ -182,8 +182,10 @@ def _criteria(conn: psycopg.Connection, who: Principal, terms: SearchTerms, srid
     owner = (terms.owner or "").strip()
     if owner and not _owner_allowed(who):
         if who.anonymous:
-            raise (unauthorized(OWNER_SIGN_IN, request) if request is not None
-                   else Unauthorized(OWNER_SIGN_IN, challenges=(BASIC_CHALLENGE,)))
+            raise (unauthorized(OWNER_SIGN_IN, request, Message("owner_sign_in"))
+                   if request is not None
+                   else Unauthorized(OWNER_SIGN_IN, challenges=(BASIC_CHALLENGE,),
+                                     message=Message("owner_sign_in")))
         raise Forbidden.for_field("owner_forbidden", "owner",
                                   "searching by land user needs the right to read land "
                                   "users' names (land officers)")
@@ -616,7 +618,7 @@ def sign_in(who: Who, next: Annotated[str, Query(max_length=2000)] = "/parcels")
                       and not next.startswith("//")) else "/parcels"
     if who.anonymous:
         raise Unauthorized("sign in with your GeoIOC user name and password",
-                           challenges=(BASIC_CHALLENGE,))
+                           challenges=(BASIC_CHALLENGE,), message=Message("auth_sign_in_pages"))
     return RedirectResponse(target, status_code=303)
 
 
