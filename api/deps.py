@@ -236,7 +236,7 @@ async def get_bbox(
 ) -> BBox | None:
     if bbox is None or bbox == "":
         if bbox_crs:
-            raise BadRequest("bbox-crs: given without bbox", parameter="bbox-crs")
+            raise BadRequest.for_field("bbox_crs_alone", "bbox-crs", "given without bbox")
         return None
     (x1, y1, x2, y2), srid = query_params.parse_bbox(bbox, bbox_crs)
     return BBox(x1, y1, x2, y2, srid)
@@ -268,7 +268,7 @@ async def get_crs(
     try:
         srid, _ = parse_crs_uri(crs)
     except UnsupportedCRS as e:
-        raise BadRequest(f"crs: {e}", parameter="crs") from None
+        raise BadRequest.about("crs", e) from None
     return srid
 
 

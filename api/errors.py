@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -56,6 +57,7 @@ from layers.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from layers.errors import Message as Entry
 from web.errors import error_page
 
 log = logging.getLogger("geoioc.errors")
@@ -79,6 +81,7 @@ STATUS_CODES: dict[type[GeoIOCError], int] = {
 # Starlette's own HTTP errors (routing: unknown path, wrong method) as our types.
 FROM_STATUS: dict[int, type[GeoIOCError]] = {v: k for k, v in STATUS_CODES.items()}
 PROBLEM_JSON = "application/problem+json"
+_STATUSES = {s.value for s in HTTPStatus}
 
 
 def status_of(exc: GeoIOCError) -> int:
@@ -99,7 +102,7 @@ def problem_json(request: Request, exc: GeoIOCError, status: int) -> Response:
     lang = request_lang(request)
     body: dict[str, Any] = {
         "type": f"urn:geoioc:problem:{exc.code}",
-        "title": exc.title,
+        "title": messages.title(exc, status, lang),
         "status": status,
         "detail": messages.detail(exc, lang),
         "instance": request.url.path,
@@ -250,7 +253,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))
-    err = cls(detail or cls.title, headers=headers)
+    # Starlette's own detail is the status's English phrase ("Not Found"): the catalogue's
+    # title of the status says the same in the user's language.
+    standard = detail == HTTPStatus(exc.status_code).phrase if exc.status_code in _STATUSES else False
+    err = cls(detail or cls.title, headers=headers,
+              message=Entry(f"status_{exc.status_code}") if standard else None)
     response = render(request, err)
     response.status_code = exc.status_code
     return response

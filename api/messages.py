@@ -1,14 +1,18 @@
 """The message catalogue of errors people meet: each entry in Vietnamese and English, and the
 wording of an error in the user's language (api/i18n.py: `?lang=`, Accept-Language, Vietnamese
-by default). api/errors.py renders every error through `detail` and `problems_json`.
+by default). api/errors.py renders every error through `detail`, `problems_json` and `title`;
+the import report (api/routes/imports.py) words its file error and rejected rows with `text`.
 
 What is translated: the problems and errors that name their entry (`layers.errors.Message`) -
 every validation error of FastAPI/pydantic (one entry per pydantic error type, `PYDANTIC`),
 unknown members of a body, a parcel's attributes, the search form's own checks, a parcel that is
-not there - and the detail of an error that lists its problems (`PROBLEMS`). In English the
-text is the one raised (it may say more, e.g. the value given); the catalogue's English column
-is what pydantic errors are raised with and the reference for the others. Errors that name no
-entry keep their English detail (API clients and logs read them).
+not there, geometries from clients, CQL2 filters, the shared bbox/datetime/CRS parameters,
+exports, imports (the file and each refused row) - the detail of an error that lists its
+problems (`PROBLEMS`), and the problem+json `title` (by status). An error class may name a
+fallback entry (`GeoIOCError.fallback`: what kind of input was refused) for its rarer cases. In
+English the text is the one raised (it may say more, e.g. the value given); the catalogue's
+English column is what pydantic errors are raised with and the reference for the others.
+Errors that name no entry and have no fallback keep their English detail.
 """
 
 from __future__ import annotations
@@ -93,6 +97,99 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "retired code(s) {codes}; use the current code list"),
     "as_of_format": ("'{value}' không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
                      "'{value}' is not a date (YYYY-MM-DD) or an ISO date-time"),
+    # --- editing a parcel (gis/parcels/edit.py, PATCH /api/parcels/{id}) ---------------------
+    "if_match_format": ("{value} không phải số phiên bản của thửa đất (ví dụ \"3\")",
+                        "{value} is not a parcel version (e.g. \"3\")"),
+    "version_number": ("{value} không phải số phiên bản (1, 2, ...)",
+                       "{value} is not a version number (1, 2, ...)"),
+    "version_mismatch": ("If-Match ghi phiên bản {header} nhưng nội dung gửi ghi phiên bản {body}",
+                         "If-Match says version {header} but the body says {body}"),
+    "version_required": ("cần gửi kèm phiên bản đã sửa (If-Match: \"<phiên bản>\" hoặc \"version\" "
+                         "trong nội dung) để không ghi đè thay đổi người khác vừa lưu",
+                         "send the version you edited (If-Match: \"<version>\" or \"version\" in "
+                         "the body), so that a change made meanwhile by someone else is not "
+                         "overwritten"),
+    "nothing_to_change": ("không có gì để thay đổi: gửi \"properties\" và/hoặc \"geometry\"",
+                          "nothing to change: give properties and/or geometry"),
+    "field_forbidden": ("bạn không có quyền sửa trường {field}", "you may not change {field}"),
+    "version_conflict": ("thửa đất {id} vừa được người khác sửa: bạn sửa phiên bản {sent}, phiên "
+                         "bản hiện tại là {current}; hãy tải lại thửa đất và sửa lại",
+                         "parcel {id} was changed by someone else: you edited version {sent}, the "
+                         "current version is {current}; reload it and apply your change again"),
+    "version_conflict_at": ("thửa đất {id} vừa được người khác sửa: bạn sửa phiên bản {sent}, "
+                            "phiên bản hiện tại là {current} (lưu lúc {at}); hãy tải lại thửa đất "
+                            "và sửa lại",
+                            "parcel {id} was changed by someone else: you edited version {sent}, "
+                            "the current version is {current} (saved at {at}); reload it and apply "
+                            "your change again"),
+    "parcel_key_taken": ("tờ {sheet} thửa {number} đã là thửa đất mã {id} của xã/phường {commune}",
+                         "sheet {sheet} parcel {number} is already parcel {id} of commune {commune}"),
+    "parcel_key_taken_old": ("tờ {sheet} thửa {number} đã là thửa đất mã {id} của xã/phường "
+                             "{commune} (mã cũ {old})",
+                             "sheet {sheet} parcel {number} is already parcel {id} of commune "
+                             "{commune} (old {old})"),
+    "legal_order": ("phiên bản có hiệu lực từ {new} không thể thay phiên bản có hiệu lực từ "
+                    "{current} (các phiên bản nối tiếp nhau theo thứ tự pháp lý)",
+                    "a version valid from {new} cannot replace the version valid from {current} "
+                    "(versions follow each other in legal order)"),
+    "parcel_refused": ("cơ sở dữ liệu từ chối thay đổi (chi tiết kỹ thuật bằng tiếng Anh với "
+                       "lang=en)", "rejected by the database"),
+    "area_differs": ("diện tích pháp lý {legal} m² chênh với diện tích tính từ hình thể {computed} m² "
+                     "quá {tolerance} m²",
+                     "legal area {legal} m² differs from the computed area {computed} m² by more "
+                     "than {tolerance} m²"),
+    # --- signing in and access (gis/auth/errors.py REASONS, api/security.py) ------------------
+    "auth_required": ("cần đăng nhập", "sign-in required"),
+    "auth_rejected": ("thông tin đăng nhập không được chấp nhận", "credentials not accepted"),
+    "auth_wrong_password": ("sai tên đăng nhập hoặc mật khẩu", "wrong username or password"),
+    "auth_user_disabled": ("tài khoản đã bị vô hiệu hóa", "user disabled"),
+    "auth_user_gone": ("tài khoản không còn tồn tại", "user not found"),
+    "auth_malformed": ("thông tin đăng nhập không đúng định dạng (dùng \"Bearer\", \"Basic\" "
+                       "hoặc \"X-API-Key\")",
+                       "malformed credentials (use \"Bearer\", \"Basic\" or \"X-API-Key\")"),
+    "auth_key_invalid": ("khóa API không hợp lệ", "invalid API key"),
+    "auth_key_revoked": ("khóa API đã bị thu hồi", "API key revoked"),
+    "auth_key_expired": ("khóa API đã hết hạn", "API key expired"),
+    "auth_key_other_user": ("khóa API thuộc về người dùng khác", "API key belongs to another user"),
+    "auth_token_invalid": ("mã truy cập không hợp lệ; hãy đăng nhập lại",
+                           "invalid token; sign in again"),
+    "auth_token_expired": ("mã truy cập đã hết hạn; hãy đăng nhập lại", "token expired"),
+    "auth_session_gone": ("không tìm thấy phiên đăng nhập; hãy đăng nhập lại", "session not found"),
+    "auth_signed_out": ("phiên đăng nhập đã kết thúc (đã đăng xuất)", "session ended (signed out)"),
+    "auth_session_expired": ("phiên đăng nhập đã hết hạn; hãy đăng nhập lại", "session expired"),
+    "auth_refresh_reused": ("mã làm mới đã được dùng một lần; phiên đăng nhập đã bị thu hồi",
+                            "refresh token already used; session revoked"),
+    "auth_sign_in_pages": ("hãy đăng nhập bằng tên đăng nhập và mật khẩu GeoIOC",
+                           "sign in with your GeoIOC user name and password"),
+    "owner_sign_in": ("hãy đăng nhập với vai trò cán bộ địa chính để tìm theo tên người sử dụng đất",
+                      "sign in as a land officer to search by land user"),
+    "sign_in_locked": ("đăng nhập sai quá nhiều lần; thử lại sau {s} giây",
+                       "too many failed sign-ins; retry in {s} s"),
+    "role_required": ("chức năng này dành cho: {roles}", "requires role {roles}"),
+    "forbidden": ("bạn không có quyền thực hiện thao tác này", "forbidden"),
+    "refresh_token_required": ("cần gửi refresh_token", "refresh_token is required"),
+    "signout_needs_token": ("cần gửi refresh_token hoặc Authorization: Bearer <mã truy cập>",
+                            "send refresh_token or Authorization: Bearer <access token>"),
+    # --- load and outages (api/middleware.py, api/errors.py) --------------------------------
+    "too_many_requests": ("quá nhiều yêu cầu; hãy thử lại sau", "too many requests; try again later"),
+    "rate_limited": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây (đăng nhập để được giới hạn cao "
+                     "hơn)", "rate limit exceeded; sign in for a higher limit (retry in {s} s)"),
+    "rate_limited_signed_in": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây",
+                               "rate limit exceeded (retry in {s} s)"),
+    "unavailable": ("dịch vụ tạm thời gián đoạn; hãy thử lại sau", "service unavailable; try again later"),
+    "db_unreachable": ("hiện không kết nối được cơ sở dữ liệu; hãy thử lại sau ít phút",
+                       "the database is not reachable right now"),
+    "db_timeout": ("truy vấn chạy quá lâu; hãy thu hẹp yêu cầu (ít lớp, vùng hoặc khoảng thời gian "
+                   "hơn)", "the query took too long; narrow the request"),
+    "busy": ("hệ thống đang bận; hãy thử lại sau giây lát", "the service is busy; try again shortly"),
+    "db_input": ("cơ sở dữ liệu không xử lý được dữ liệu gửi (chi tiết kỹ thuật bằng tiếng Anh với "
+                 "lang=en)", "the database could not process the input"),
+    "nul_character": ("chứa ký tự NUL (U+0000), không lưu được", "contains a NUL character (U+0000)"),
+    # --- a request's body (api/route_docs.py json_body) --------------------------------------
+    "body_too_large": ("nội dung gửi lớn hơn {max} byte", "request body larger than {max} bytes"),
+    "body_not_json": ("nội dung gửi không phải JSON hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với "
+                      "lang=en)", "body is not JSON"),
+    "body_not_object": ("nội dung gửi phải là một đối tượng JSON", "body: expected a JSON object"),
     # --- a parcel that is not there (gis/parcels/detail.py) ---------------------------------
     "parcel_not_found": ("không tìm thấy thửa đất {id}", "parcel {id} not found"),
     "dead_letter_not_found": ("không có thư chưa gửi được số {job}",
@@ -143,6 +240,264 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "photo_too_large": ("ảnh lớn hơn {max_mb} MB", "larger than {max_mb} MB"),
     "photo_too_many_pixels": ("ảnh quá {max_mp} megapixel", "more than {max_mp} megapixels"),
     "photo_not_an_image": ("không phải ảnh JPEG, PNG hoặc WebP", "not a JPEG, PNG or WebP image"),
+    "unknown_parameter": ("không có tham số này (các tham số: {names})",
+                          "unknown parameter (parameters: {names})"),
+    # --- the problem+json `title`: the kind of error, by status (api/errors.py) -------------
+    "status_300": ("Có nhiều kết quả phù hợp", "Multiple choices"),
+    "status_400": ("Yêu cầu không hợp lệ", "Bad request"),
+    "status_401": ("Cần đăng nhập", "Unauthorized"),
+    "status_403": ("Không có quyền truy cập", "Forbidden"),
+    "status_404": ("Không tìm thấy", "Not found"),
+    "status_405": ("Phương thức không được hỗ trợ", "Method not allowed"),
+    "status_406": ("Không có định dạng phù hợp", "Not acceptable"),
+    "status_409": ("Xung đột dữ liệu", "Conflict"),
+    "status_413": ("Nội dung quá lớn", "Content too large"),
+    "status_415": ("Kiểu nội dung không được hỗ trợ", "Unsupported media type"),
+    "status_422": ("Dữ liệu không hợp lệ", "Unprocessable content"),
+    "status_428": ("Cần chỉ rõ phiên bản được sửa", "Precondition required"),
+    "status_429": ("Quá nhiều yêu cầu", "Too many requests"),
+    "status_500": ("Lỗi hệ thống", "Internal server error"),
+    "status_503": ("Dịch vụ tạm thời gián đoạn", "Service unavailable"),
+    "status_other": ("Có lỗi", "Error"),
+    # --- geometries from clients (gis/parcels/geometry.py, gis/parcels/edit.py) -------------
+    "geometry_invalid": ("hình thể không hợp lệ", "invalid geometry"),
+    "geometry_object": ("phải là đối tượng GeoJSON Polygon hoặc MultiPolygon",
+                        "expected a GeoJSON Polygon or MultiPolygon object"),
+    "geometry_type": ("kiểu {kind} không phải Polygon hoặc MultiPolygon",
+                      "type {kind} is not a Polygon or MultiPolygon"),
+    "geometry_no_coordinates": ("thiếu tọa độ", "without coordinates"),
+    "geometry_no_rings": ("đa giác {i} không có vòng nào", "polygon {i} has no rings"),
+    "ring_outer": ("vòng ngoài của đa giác {i}", "polygon {i} outer ring"),
+    "ring_hole": ("lỗ thứ {j} của đa giác {i}", "polygon {i} hole {j}"),
+    "geometry_ring_list": ("{ring} không phải danh sách các điểm", "{ring} is not a list of positions"),
+    "geometry_position": ("điểm thứ {k} của {ring} không phải cặp tọa độ [x, y]",
+                          "{ring} position {k} is not a position [x, y]"),
+    "geometry_coordinate": ("điểm thứ {k} của {ring} có tọa độ không phải là số",
+                            "{ring} position {k} has a non-numeric coordinate"),
+    "geometry_vertices": ("quá {n} đỉnh", "more than {n} vertices"),
+    "geometry_ring_short": ("{ring} chỉ có {n} điểm; một vòng cần ít nhất 4 (3 đỉnh và điểm đầu "
+                            "lặp lại ở cuối)",
+                            "{ring} has {n} positions; a ring needs at least 4 (3 corners and the "
+                            "first repeated at the end)"),
+    "geometry_ring_open": ("{ring} không khép kín (lặp lại điểm đầu ở cuối vòng)",
+                           "{ring} is not closed (repeat the first position at the end)"),
+    "geometry_not_lon_lat": ("{ring} có điểm không phải kinh độ, vĩ độ (tọa độ VN-2000 thì ghi "
+                             "rõ \"crs\")",
+                             "{ring} has a position that is not longitude, latitude (for VN-2000 "
+                             "coordinates give \"crs\")"),
+    "geometry_no_area": ("đa giác không có diện tích", "the polygon has no area"),
+    "geometry_transform": ("hình thể không còn hợp lệ khi chuyển sang kinh độ, vĩ độ; hãy bỏ các "
+                           "đỉnh gần trùng nhau",
+                           "the geometry becomes invalid when transformed to longitude, latitude; "
+                           "remove near-duplicate vertices"),
+    "geometry_geos": ("hình thể không hợp lệ: {reason}", "invalid geometry: {reason}"),
+    "geometry_geos_at": ("hình thể không hợp lệ: {reason} tại {where}",
+                         "invalid geometry: {reason} at {where}"),
+    "geos_self_intersection": ("tự cắt nhau", "self-intersection"),
+    "geos_ring_self_intersection": ("một vòng tự cắt chính nó", "ring self-intersection"),
+    "geos_too_few_points": ("quá ít điểm", "too few points"),
+    "geos_hole_outside": ("lỗ nằm ngoài vòng ngoài", "hole lies outside the outer ring"),
+    "geos_nested_holes": ("các lỗ lồng vào nhau", "nested holes"),
+    "geos_disconnected": ("phần bên trong bị chia cắt", "the interior is disconnected"),
+    "geos_nested_shells": ("các vòng ngoài lồng vào nhau", "nested outer rings"),
+    "geos_duplicate_rings": ("có vòng trùng lặp", "duplicate rings"),
+    "geos_invalid_coordinate": ("tọa độ không hợp lệ", "invalid coordinate"),
+    "geos_not_closed": ("vòng không khép kín", "a ring is not closed"),
+    "geos_other": ("vi phạm quy tắc hình học OGC", "breaks the OGC geometry rules"),
+    "location": ("kinh độ {lon}, vĩ độ {lat} (VN-2000 EPSG:{srid} X = {x} m, Y = {y} m)",
+                 "lon {lon}, lat {lat} (VN-2000 EPSG:{srid} X = {x} m, Y = {y} m)"),
+    "geometry_no_boundary": ("xã/phường {code} chưa có ranh giới hiện hành để kiểm tra thửa đất",
+                             "commune {code} has no current boundary to check the parcel against"),
+    "era_current": ("hiện hành", "current"),
+    "era_old": ("trước năm 2025", "pre-2025"),
+    "geometry_outside_commune": ("{area} m² nằm ngoài xã/phường {code} ({name}, {era}), ví dụ tại "
+                                 "{where}",
+                                 "{area} m² lies outside commune {code} ({name}, {era}), e.g. at "
+                                 "{where}"),
+    "geometry_overlap": ("chồng lấn thửa {parcel} tờ {sheet} của xã/phường {commune} (mã {id}) "
+                         "{area} m² quanh {where}",
+                         "overlaps parcel {parcel} on sheet {sheet} of commune {commune} (id {id}) "
+                         "by {area} m² around {where}"),
+    "geometry_crs": ("hệ tọa độ {value} không được hỗ trợ (kinh độ, vĩ độ EPSG:4326 hoặc VN-2000 "
+                     "của tỉnh EPSG:{srid}, x hướng Đông, y hướng Bắc)",
+                     "{value} is not supported (lon/lat EPSG:4326 or the province's VN-2000 "
+                     "EPSG:{srid}, x = easting, y = northing)"),
+    "search_area": ("vùng tìm rộng {area} km²; chỉ tìm trong vùng đến {max} km² (dùng OGC API "
+                    "cho vùng lớn hơn)",
+                    "the area is {area} km²; search areas up to {max} km² (use the OGC API "
+                    "for more)"),
+    # --- CQL2 filters (layers/cql2.py) ------------------------------------------------------
+    "cql2_invalid": ("bộ lọc CQL2 không hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
+                     "invalid CQL2 filter"),
+    "cql2_syntax": ("lỗi cú pháp: {what} không đúng chỗ ở vị trí {position} (gần {near})",
+                    "syntax error: unexpected {what} at position {position} (near {near})"),
+    "cql2_syntax_end": ("lỗi cú pháp: bộ lọc kết thúc khi chưa đủ điều kiện",
+                        "syntax error: unexpected end of filter"),
+    "cql2_unknown_property": ("không có thuộc tính {name}; các thuộc tính lọc được: {queryable}",
+                              "unknown property {name}; queryable properties: {queryable}"),
+    "cql2_function": ("không hỗ trợ hàm {name}(); các hàm được hỗ trợ: CASEI, ACCENTI",
+                      "unsupported function {name}(); supported functions: CASEI, ACCENTI"),
+    "cql2_date": ("ngày {value} không hợp lệ: dùng dạng YYYY-MM-DD",
+                  "invalid date {value}: use YYYY-MM-DD"),
+    "cql2_timestamp": ("thời điểm {value} không hợp lệ: cần có cả giờ",
+                       "invalid timestamp {value}: include a time"),
+    "cql2_json": ("JSON không hợp lệ ở dòng {line}, cột {column}",
+                  "invalid JSON at line {line}, column {column}"),
+    "cql2_nested": ("bộ lọc lồng nhau quá sâu", "the filter is nested too deeply"),
+    "cql2_too_long": ("bộ lọc dài quá {n} ký tự", "the filter is longer than {n} characters"),
+    "cql2_empty": ("bộ lọc trống", "empty filter"),
+    "cql2_like_long": ("mẫu LIKE dài quá {n} ký tự", "LIKE pattern longer than {n} characters"),
+    "cql2_like_wildcards": ("mẫu LIKE có {n} ký tự đại diện (tối đa {max})",
+                            "LIKE pattern has {n} wildcards (at most {max})"),
+    "cql2_language": ("ngôn ngữ bộ lọc {value} không được hỗ trợ; dùng cql2-text hoặc cql2-json",
+                      "unsupported filter language {value}; use cql2-text or cql2-json"),
+    "cql2_crs": ("hệ tọa độ của bộ lọc EPSG:{srid} không được hỗ trợ",
+                 "unsupported filter CRS EPSG:{srid}"),
+    # --- parameters shared by the API, the OGC API and exports (layers/query_params.py) ----
+    "param_invalid": ("tham số không hợp lệ", "invalid parameter"),
+    "bbox_numbers": ("cần 4 hoặc 6 số hữu hạn (minx,miny,maxx,maxy) cách nhau bằng dấu phẩy",
+                     "expected 4 or 6 finite numbers (minx,miny,maxx,maxy)"),
+    "bbox_order": ("góc dưới phải đứng trước góc trên",
+                   "the lower corner must come before the upper one"),
+    "bbox_range": ("tọa độ nằm ngoài giới hạn kinh độ, vĩ độ",
+                   "coordinates out of range for longitude/latitude"),
+    "bbox_outside": ("nằm ngoài vùng xác định của EPSG:{srid}",
+                     "outside the area where EPSG:{srid} is defined"),
+    "interval_open": ("khoảng thời gian cần ít nhất một đầu mút", "an interval needs at least one end"),
+    "interval_order": ("khoảng thời gian kết thúc trước khi bắt đầu", "the interval ends before it starts"),
+    "crs_unsupported": ("hệ tọa độ {value} không được hỗ trợ; dùng một trong: {supported}",
+                        "unsupported crs {value}; supported: {supported}"),
+    "crs_unsupported_any": ("hệ tọa độ không được hỗ trợ", "unsupported crs"),
+    "no_time": ("lớp {layer} không có chiều thời gian", "layer {layer} has no time dimension"),
+    "bbox_crs_alone": ("chỉ dùng cùng với bbox", "given without bbox"),
+    "unknown_properties": ("không có thuộc tính {names}; các thuộc tính: {available}",
+                           "unknown {names}; available: {available}"),
+    "after_sortby": ("after phân trang theo mã đối tượng nên không dùng cùng sortby; dùng offset "
+                     "để phân trang kết quả đã sắp xếp",
+                     "pages by id, so it cannot be combined with sortby; use offset to page a "
+                     "sorted result"),
+    # --- exports (gis/io/export.py, gis/io/formats.py, api/routes/exports.py) ---------------
+    "export_invalid": ("không xuất được dữ liệu theo yêu cầu (chi tiết kỹ thuật bằng tiếng Anh "
+                       "với lang=en)", "the export cannot be made as asked"),
+    "export_layer": ("chọn lớp dữ liệu cần xuất (xem /ogc/collections)",
+                     "which layer to export (see /ogc/collections)"),
+    "export_format": ("định dạng {value} không được hỗ trợ; dùng một trong: {choices}",
+                      "unknown format {value}; use one of {choices}"),
+    "export_crs": ("hệ tọa độ xuất {value} không được hỗ trợ; dùng {choices}",
+                   "unsupported export crs {value}; use {choices}"),
+    "export_fixed_crs": ("{format} luôn ở hệ EPSG:{srid} (WGS 84); chọn định dạng khác để xuất "
+                         "theo VN-2000",
+                         "{format} is always in EPSG:{srid} (WGS 84); choose another format for "
+                         "VN-2000"),
+    "export_encoding": ("bảng mã {value} không được hỗ trợ; dùng utf-8 hoặc tcvn3",
+                        "encoding {value} is not supported; use utf-8 or tcvn3"),
+    "export_no_field": ("không có trường {given}; các trường: {fields}",
+                        "no field {given}; fields: {fields}"),
+    "export_commune_date": ("{value} không phải ngày (YYYY-MM-DD) hoặc 'pre-2025'",
+                            "{value} is not a date (YYYY-MM-DD) or 'pre-2025'"),
+    "export_no_unit": ("không có đơn vị hành chính {value} vào ngày {day} (thêm "
+                       "commune-date=pre-2025 cho các đơn vị trước năm 2025)",
+                       "no administrative unit {value} on {day} (pass commune-date=pre-2025 for "
+                       "the units before the 2025 reform)"),
+    "export_unit_name": ("nhập mã đơn vị hành chính hoặc ít nhất hai chữ cái của tên",
+                         "give an administrative unit code or at least two letters of its name"),
+    # --- imports: the file (gis/io/imports: ImportFileError) ----------------------------------
+    "import_file_invalid": ("không nhập được tệp (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
+                            "the file cannot be imported"),
+    "import_cannot_read": ("không đọc được tệp {file} (tệp hỏng hoặc không đúng định dạng)",
+                           "cannot read {file}"),
+    "import_companion": ("{file}: Shapefile thiếu tệp {ext}; thêm {name} cạnh {shp} (trong tệp zip)",
+                         "{file}: the Shapefile has no {ext}; add {name} next to {shp} (in the zip)"),
+    "import_no_geometry": ("tệp không có dữ liệu hình học", "the file has no geometry"),
+    "import_csv_geometry": ("{file}: không có hình học (cần cột WKT tên WKT, geometry hoặc geom, "
+                            "hoặc các cột kinh độ/vĩ độ)",
+                            "{file}: no geometry (expected a WKT column named WKT, geometry or "
+                            "geom, or longitude/latitude columns)"),
+    "import_no_layer": ("{file} không có lớp {wanted}; các lớp: {layers}",
+                        "{file} has no layer {wanted}; layers: {layers}"),
+    "import_many_layers": ("{file} có {n} lớp không gian ({layers}); chọn một lớp bằng source_layer",
+                           "{file} has {n} spatial layers ({layers}); choose one with source_layer"),
+    "import_zip_damaged": ("{file}: tệp zip bị hỏng ({bad} sai tổng kiểm tra)",
+                           "{file}: the zip is damaged ({bad} fails its checksum)"),
+    "import_zip_unreadable": ("{file}: không đọc được tệp zip (bị hỏng hoặc không đầy đủ?)",
+                              "{file}: not a readable zip file (damaged or truncated?)"),
+    "import_zip_no_shp": ("{file}: tệp zip có {files} nhưng không có tệp .shp",
+                          "{file}: the zip has {files} but no .shp file"),
+    "import_zip_nothing": ("{file}: tệp zip không chứa Shapefile, GeoPackage, GeoJSON hay CSV",
+                           "{file}: the zip holds no Shapefile, GeoPackage, GeoJSON or CSV"),
+    "import_give_shp": ("{file}: hãy gửi tệp .shp (kèm .shx, .dbf và .prj bên cạnh) hoặc một tệp "
+                        "zip chứa chúng",
+                        "{file}: give the .shp (with its .shx, .dbf and .prj beside it) or a zip "
+                        "of them"),
+    "import_file_type": ("{file}: không hỗ trợ loại tệp {suffix}; dùng Shapefile (zip), GeoPackage, "
+                         "GeoJSON, FlatGeobuf hoặc CSV",
+                         "{file}: unsupported file type {suffix}; use a Shapefile (zip), "
+                         "GeoPackage, GeoJSON, FlatGeobuf or CSV"),
+    "import_encoding_name": ("bảng mã nguồn {value} không thuộc: {choices}",
+                             "from-encoding {value} is not one of {choices}"),
+    "import_encoding_unsure": ("{file}: văn bản có vẻ dùng bảng mã cũ {encoding} nhưng quá ít để "
+                               "chắc chắn; nhập lại với bảng mã nguồn {encoding} để chuyển đổi "
+                               "(hoặc utf-8 để giữ nguyên)",
+                               "{file}: the text looks like legacy {encoding}, but there is too "
+                               "little of it to be sure; re-run with from-encoding {encoding} (or "
+                               "utf-8 to keep it as it is)"),
+    "import_not_utf8": ("{file}: cột {column} không phải UTF-8 hợp lệ; nhập lại với bảng mã nguồn "
+                        "tcvn3 (hoặc vni, cp1258)",
+                        "{file}: column {column} is not valid UTF-8; re-run with from-encoding "
+                        "tcvn3 (or vni, cp1258)"),
+    "import_crs": ("{file}: không xác định được hệ tọa độ của tệp; nhập lại và ghi rõ hệ tọa độ "
+                   "(crs, ví dụ EPSG:9209 cho VN-2000 của tỉnh)",
+                   "{file}: the file's CRS is missing, unknown or suspicious; re-run with crs "
+                   "(e.g. EPSG:9209, the province's VN-2000)"),
+    "import_same_field": ("cột {a} và cột {b} cùng ứng với trường {field}",
+                          "columns {a} and {b} both hold field {field}"),
+    "import_refused": ("cơ sở dữ liệu từ chối dữ liệu nhập (chi tiết kỹ thuật bằng tiếng Anh "
+                       "với lang=en)", "the database refused the import"),
+    "import_other_columns": ("{file} có các cột khác với {first}", "{file} has other columns than {first}"),
+    "import_lacks_required": ("{file} thiếu trường bắt buộc: {fields}",
+                              "{file} lacks required field(s) {fields}"),
+    "import_lacks_key": ("{file} thiếu trường khóa {fields} để đối chiếu với lớp {layer}",
+                         "{file} lacks key field(s) {fields} that match rows of {layer}"),
+    # --- imports: a refused row (gis/io/imports: report.Reason) ------------------------------
+    "import_not_text": ("{column}: {value} không phải chuỗi ký tự", "{column}: {value} is not text"),
+    "import_not_codes": ("{column}: {value} không phải danh sách mã",
+                         "{column}: {value} is not a list of codes"),
+    "import_not_integer": ("{column}: {value} không phải số nguyên",
+                           "{column}: {value} is not an integer"),
+    "import_not_number": ("{column}: {value} không phải là số", "{column}: {value} is not a number"),
+    "import_not_finite": ("{column}: {value} không phải số hữu hạn",
+                          "{column}: {value} is not a finite number"),
+    "import_not_date": ("{column}: {value} không phải ngày (YYYY-MM-DD hoặc DD/MM/YYYY)",
+                        "{column}: {value} is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
+    "import_not_datetime": ("{column}: {value} không phải ngày giờ (ISO 8601)",
+                            "{column}: {value} is not a date-time (ISO 8601)"),
+    "import_not_boolean": ("{column}: {value} không phải true/false",
+                           "{column}: {value} is not true/false"),
+    "import_not_one_of": ("{column}: {value} không thuộc các giá trị: {allowed}",
+                          "{column}: {value} is not one of {allowed}"),
+    "import_row_rule": ("{field} {value} chỉ được ghi bởi: {roles}",
+                        "{field} {value} may only be written by {roles}"),
+    "import_empty": ("{column} để trống", "{column} is empty"),
+    "import_duplicate": ("trùng {keys} {shown} với dòng {row}", "same {keys} {shown} as row {row}"),
+    "import_version_date": ("{column} để trống: các dòng của cùng một đối tượng là các phiên bản "
+                            "của nó và mỗi dòng cần ngày có hiệu lực",
+                            "{column} is empty: rows of the same feature are its versions and each "
+                            "needs the date it took effect"),
+    "import_version_repeat": ("trùng đối tượng {shown} và ngày hiệu lực {when} với dòng {row}",
+                              "same feature {shown} and date {when} as row {row}"),
+    "import_outside_vietnam": ("nằm ngoài lãnh thổ Việt Nam sau khi chuyển từ {crs}: sai hệ tọa độ?",
+                               "outside Vietnam after reprojection from {crs}: wrong CRS?"),
+    "import_empty_geometry": ("hình học rỗng", "empty geometry"),
+    "import_no_row_geometry": ("không có hình học", "no geometry"),
+    "import_unreadable_geometry": ("không đọc được hình học", "unreadable geometry"),
+    "import_geometry_type": ("hình {what} trong khi lớp {layer} chứa {type}",
+                             "{what} where layer {layer} holds {type}s"),
+    "import_invalid_geometry": ("hình học không hợp lệ ({reason}); nhập lại với tùy chọn sửa hình "
+                                "(repair) để sửa bằng ST_MakeValid",
+                                "invalid geometry ({reason}); re-run with repair to fix it with "
+                                "ST_MakeValid"),
+    "import_row_refused": ("cơ sở dữ liệu từ chối dòng này (chi tiết kỹ thuật bằng tiếng Anh với "
+                           "lang=en)", "the database refused the row"),
 }
 
 # pydantic error type -> entry of MESSAGES, and which of the error's context values it shows.
@@ -199,9 +554,12 @@ _OR = {"vi": " hoặc ", "en": " or "}
 
 def _arg(value: Any, lang: str) -> str:
     """An argument as the page writes it: numbers with LANG's separators (10.000 / 10,000), a
-    message (the reasons of `either`) in LANG."""
+    message (the reasons of `either`) in LANG, a value worded elsewhere ({"vi": .., "en": ..},
+    e.g. role titles) in LANG."""
     if isinstance(value, Message):
         return text(value, lang) or value.key
+    if isinstance(value, Mapping) and "vi" in value:  # worded elsewhere, in both languages
+        return str(value.get(lang, value["vi"]))
     if isinstance(value, dt.datetime | dt.date):
         return fmt.datetime(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -255,7 +613,15 @@ def detail(exc: GeoIOCError, lang: str, labels: Mapping[str, str] | None = None)
         return summary(exc.problems, lang, labels)
     if lang == "en" or exc.message == PROBLEMS:
         return exc.detail
-    return text(exc.message, lang) or exc.detail
+    return text(exc.message or exc.fallback, lang) or exc.detail
+
+
+def title(exc: GeoIOCError, status: int, lang: str) -> str:
+    """The short title of EXC's kind (problem+json `title`): in English the class's own (what
+    clients have read so far), else the catalogue's title of the status."""
+    if lang == "en":
+        return exc.title
+    return text(Message(f"status_{status}"), lang) or text(Message("status_other"), lang) or exc.title
 
 
 def problems_json(exc: GeoIOCError, lang: str) -> list[dict[str, Any]]:

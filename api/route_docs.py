@@ -142,15 +142,16 @@ def json_body(*, max_bytes: int, not_object: str, too_large: type[GeoIOCError] =
     async def read(request: Request) -> dict[str, Any]:
         raw = await request.body()
         if len(raw) > max_bytes:
-            raise too_large(f"request body larger than {max_bytes} bytes")
+            raise too_large(f"request body larger than {max_bytes} bytes",
+                            message=Message("body_too_large", {"max": max_bytes}))
         if empty is not None and not raw.strip():
             return dict(empty)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            raise BadRequest(f"body is not JSON: {e}") from None
+            raise BadRequest(f"body is not JSON: {e}", message=Message("body_not_json")) from None
         if not isinstance(data, dict):
-            raise BadRequest(not_object)
+            raise BadRequest(not_object, message=Message("body_not_object"))
         return data
 
     return read

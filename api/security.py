@@ -31,12 +31,12 @@ from starlette.concurrency import run_in_threadpool
 from gis import audit
 from gis.auth import api_keys
 from gis.auth.errors import CredentialsRejected, TooManyFailures
-from gis.auth.roles import ROLES
+from gis.auth.roles import ROLES, role_title
 from gis.auth.service import AuthService
 from gis.db import connection
 from gis.settings import get_settings
 from layers.access import ADMIN, ANONYMOUS, Principal
-from layers.errors import Forbidden, TooManyRequests, Unauthorized
+from layers.errors import Forbidden, Message, TooManyRequests, Unauthorized
 
 REALM = "GeoIOC"
 SESSION_COOKIE = "geoioc_session"
@@ -44,27 +44,30 @@ SESSION_COOKIE = "geoioc_session"
 COOKIE_METHODS = frozenset({"GET", "HEAD"})
 
 
-def unauthorized(description: str, request: Request | None = None) -> Unauthorized:
+def unauthorized(description: str, request: Request | None = None,
+                 message: Message | None = None) -> Unauthorized:
     """401 with WWW-Authenticate challenges. Basic is offered (QGIS and GDAL then send their
     stored password) unless the client used a token or key, or is a script in a browser page:
     the map must not make the browser pop up its password dialog. (api/errors.py renders it,
-    adds the challenges and Cache-Control: no-store.)"""
+    adds the challenges and Cache-Control: no-store.) MESSAGE: its entry in the message catalogue
+    (the challenge's error_description stays the English DESCRIPTION)."""
     quoted = description.replace("\\", "").replace('"', "'")
     challenges = [f'Bearer realm="{REALM}"'
                   + (f', error="invalid_token", error_description="{quoted}"'
                      if request is not None and _has_credentials(request) else "")]
     if request is None or not _basic_unwanted(request):
         challenges.append(f'Basic realm="{REALM}", charset="UTF-8"')
-    return Unauthorized(description, challenges=tuple(challenges))
+    return Unauthorized(description, challenges=tuple(challenges), message=message)
 
 
-def forbidden(description: str) -> Forbidden:
-    return Forbidden(description)
+def forbidden(description: str, message: Message | None = None) -> Forbidden:
+    return Forbidden(description, message=message)
 
 
-def too_many_requests(description: str, retry_after: float) -> TooManyRequests:
+def too_many_requests(description: str, retry_after: float,
+                      message: Message | None = None) -> TooManyRequests:
     """429 with Retry-After (whole seconds, at least 1)."""
-    return TooManyRequests(description, retry_after=retry_after)
+    return TooManyRequests(description, retry_after=retry_after, message=message)
 
 
 def _has_credentials(request: Request) -> bool:
@@ -134,9 +137,9 @@ def _principal_from_credentials(request: Request, authorization: str, api_key: s
             raise CredentialsRejected(f"unsupported authorization scheme {scheme!r} "
                                       "(use Bearer, Basic or X-API-Key)")
     except CredentialsRejected as e:
-        raise unauthorized(e.reason, request) from None
+        raise unauthorized(e.reason, request, e.message) from None
     except TooManyFailures as e:
-        raise too_many_requests(str(e), e.retry_after) from None
+        raise too_many_requests(str(e), e.retry_after, e.message) from None
 
 
 def session_cookie(request: Request) -> str | None:
@@ -198,10 +201,13 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 
     async def check(request: Request, who: Who) -> Principal:
         if who.anonymous:
-            raise unauthorized("sign-in required", request)
+            raise unauthorized("sign-in required", request, Message("auth_required"))
         if not wanted or ADMIN in who.roles or who.roles & wanted:
             return who
-        raise forbidden(f"requires role {' or '.join(sorted(wanted))}")
+        titles = {lang: (" hoặc " if lang == "vi" else " or ").join(
+            role_title(r, lang) for r in ROLES if r in wanted) for lang in ("vi", "en")}
+        raise forbidden(f"requires role {' or '.join(sorted(wanted))}",
+                        Message("role_required", {"roles": titles}))
 
     return check
 

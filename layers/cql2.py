@@ -67,7 +67,7 @@ from pygeofilter.parsers.cql2_text import parser as _cql2_text_module
 from pyproj.exceptions import ProjError
 
 from layers.crs import OGC_CRS_SRIDS, UnsupportedCRS, parse_crs_uri, transformer
-from layers.errors import BadRequest
+from layers.errors import BadRequest, Message
 from layers.model import Layer
 
 __all__ = ["FilterError", "TimeIntersects", "filter_to_sql", "parse_filter"]
@@ -85,7 +85,11 @@ STORAGE_SRID = 4326
 
 
 class FilterError(BadRequest, ValueError):
-    """Message names the problem (property, operator, position) for a 400 response."""
+    """Message names the problem (property, operator, position) for a 400 response. The common
+    ones name their catalogue entry (api/messages.py); the others read "invalid CQL2 filter" in
+    Vietnamese and keep their precise English text (`lang=en`)."""
+
+    fallback = Message("cql2_invalid")
 
 
 @dataclass
@@ -216,14 +220,16 @@ def parse_filter(value: str | dict, lang: str = "cql2-text") -> ast.Node:
                 value = json.loads(value)
             except json.JSONDecodeError as e:
                 raise FilterError(
-                    f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+                    f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
+                    message=Message("cql2_json", {"line": e.lineno, "column": e.colno})) from None
             except ValueError as e:  # e.g. integers beyond Python's digit limit
                 raise FilterError(f"invalid JSON: {e}") from None
             except RecursionError:
-                raise FilterError("filter is nested too deeply") from None
+                raise FilterError("filter is nested too deeply", message=Message("cql2_nested")) from None
         node = _parse_json(value)
     else:
-        raise FilterError(f"unsupported filter language {lang!r}; use 'cql2-text' or 'cql2-json'")
+        raise FilterError(f"unsupported filter language {lang!r}; use 'cql2-text' or 'cql2-json'",
+                          message=Message("cql2_language", {"value": lang}))
     if isinstance(node, bool):
         return ast.Include(not node)
     if not isinstance(node, ast.Node) or isinstance(node, ast.Expression):
@@ -250,7 +256,8 @@ def filter_to_sql(
     if isinstance(filter_srid, bool) or not isinstance(filter_srid, int) or (
         filter_srid not in OGC_CRS_SRIDS
     ):
-        raise FilterError(f"unsupported filter CRS EPSG:{filter_srid}")
+        raise FilterError(f"unsupported filter CRS EPSG:{filter_srid}",
+                          message=Message("cql2_crs", {"srid": filter_srid}))
     compiler = _Compiler(layer, allowed, filter_srid, table_alias)
     # Latitude-first CRS (EPSG:4326, EPSG:4756 as URIs): literals arrive as (lat, lon).
     compiler.swap_axes = filter_swap_axes
@@ -262,9 +269,10 @@ def filter_to_sql(
 
 def _check_size(text: str) -> None:
     if len(text) > MAX_FILTER_CHARS:
-        raise FilterError(f"filter is longer than {MAX_FILTER_CHARS} characters")
+        raise FilterError(f"filter is longer than {MAX_FILTER_CHARS} characters",
+                          message=Message("cql2_too_long", {"n": MAX_FILTER_CHARS}))
     if not text.strip():
-        raise FilterError("empty filter")
+        raise FilterError("empty filter", message=Message("cql2_empty"))
 
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -335,7 +343,7 @@ class _Normaliser:
 
     def __call__(self, node: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
-            raise FilterError("filter is nested too deeply")
+            raise FilterError("filter is nested too deeply", message=Message("cql2_nested"))
         if isinstance(node, ast.Combination):
             items = [self(item, depth + 1) for item in _flatten(node)]
             return type(node).from_items(*items)
@@ -619,9 +627,9 @@ class _TextParser:
         try:
             return _pgf_parse_text(rewritten)
         except UnexpectedInput as e:
-            raise FilterError(self._syntax_message(e, spans)) from None
+            raise self._syntax_error(e, spans) from None
         except RecursionError:
-            raise FilterError("filter is nested too deeply") from None
+            raise FilterError("filter is nested too deeply", message=Message("cql2_nested")) from None
         except TypeError as e:
             if "unary -" in str(e):
                 raise FilterError("unary minus is only supported on numbers; "
@@ -686,7 +694,7 @@ class _TextParser:
                 before.setdefault(sig[k], []).append(f"{self.tag}array".upper())
             k = end + 1
 
-    def _syntax_message(self, e: UnexpectedInput, spans: list[tuple[int, int, bool]]) -> str:
+    def _syntax_error(self, e: UnexpectedInput, spans: list[tuple[int, int, bool]]) -> FilterError:
         pos: int | None = None
         what = "input"
         if isinstance(e, UnexpectedToken):
@@ -708,15 +716,19 @@ class _TextParser:
                     pos, what = t.pos, repr(t.text)
                     break
         message = f"syntax error: unexpected {what}"
+        entry = Message("cql2_syntax_end")
         if pos is not None:
             message += f" at position {pos + 1}"
             snippet = self.text[max(0, pos - 20):pos + 20].replace("\n", " ")
             message += f" (near {snippet!r})"
+            if what != "end of filter":
+                entry = Message("cql2_syntax", {"what": what, "position": pos + 1,
+                                                "near": repr(snippet)})
         expected = sorted({_TERMINAL_NAMES[n] for n in getattr(e, "expected", ()) or ()
                            if n in _TERMINAL_NAMES})
         if expected and len(expected) <= 4:
             message += f"; expected {' or '.join(expected)}"
-        return message
+        return FilterError(message, message=entry)
 
     @staticmethod
     def _original_pos(pos: int, spans: list[tuple[int, int, bool]]) -> int:
@@ -740,7 +752,7 @@ def _parse_json(document: Any) -> Any:
     except FilterError:
         raise
     except RecursionError:
-        raise FilterError("filter is nested too deeply") from None
+        raise FilterError("filter is nested too deeply", message=Message("cql2_nested")) from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         raise FilterError(f"invalid cql2-json filter: {e}") from None
 
@@ -759,7 +771,7 @@ class _JsonPrep:
 
     def __call__(self, node: Any, path: str, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
-            raise FilterError("filter is nested too deeply")
+            raise FilterError("filter is nested too deeply", message=Message("cql2_nested"))
         if isinstance(node, list):
             return [self(item, f"{path}/{i}", depth + 1) for i, item in enumerate(node)]
         if node is None:
@@ -864,9 +876,11 @@ class _JsonPrep:
         except ValueError as e:
             raise FilterError(f"invalid {kind} (at {where}): {e}") from None
         if kind == "date" and isinstance(parsed, datetime):
-            raise FilterError(f"invalid date {value!r} (at {where}): use YYYY-MM-DD")
+            raise FilterError(f"invalid date {value!r} (at {where}): use YYYY-MM-DD",
+                              message=Message("cql2_date", {"value": repr(value)}))
         if kind == "timestamp" and not isinstance(parsed, datetime):
-            raise FilterError(f"invalid timestamp {value!r} (at {where}): include a time")
+            raise FilterError(f"invalid timestamp {value!r} (at {where}): include a time",
+                              message=Message("cql2_timestamp", {"value": repr(value)}))
         return parsed
 
     def _bound(self, value: Any, path: str, depth: int) -> Any:
@@ -979,7 +993,7 @@ class _Compiler:
 
     def condition(self, node: Any, depth: int) -> sql.Composable:
         if depth > MAX_DEPTH:
-            raise FilterError("filter is nested too deeply")
+            raise FilterError("filter is nested too deeply", message=Message("cql2_nested"))
         d = depth + 1
         if isinstance(node, ast.And | ast.Or):
             joiner = sql.SQL(" AND ") if isinstance(node, ast.And) else sql.SQL(" OR ")
@@ -1067,7 +1081,8 @@ class _Compiler:
         """A string literal, possibly inside CASEI()/ACCENTI(); checked so PostgreSQL accepts it."""
         if isinstance(node, str):
             if len(node) > MAX_LIKE_CHARS:
-                raise FilterError(f"LIKE pattern longer than {MAX_LIKE_CHARS} characters")
+                raise FilterError(f"LIKE pattern longer than {MAX_LIKE_CHARS} characters",
+                                  message=Message("cql2_like_long", {"n": MAX_LIKE_CHARS}))
             escaped = False
             wildcards = 0
             for ch in node:
@@ -1077,7 +1092,9 @@ class _Compiler:
             if escaped:
                 raise FilterError(f"LIKE pattern {node!r} ends with the escape character '\\'")
             if wildcards > MAX_LIKE_WILDCARDS:
-                raise FilterError(f"LIKE pattern has {wildcards} wildcards (at most {MAX_LIKE_WILDCARDS})")
+                raise FilterError(f"LIKE pattern has {wildcards} wildcards (at most {MAX_LIKE_WILDCARDS})",
+                                  message=Message("cql2_like_wildcards",
+                                                  {"n": wildcards, "max": MAX_LIKE_WILDCARDS}))
             return _text_literal(node)
         if isinstance(node, ast.Function) and node.name in _FUNCTIONS and len(node.arguments) == 1:
             inner = self._like_pattern(node.arguments[0], d + 1)
@@ -1270,7 +1287,7 @@ class _Compiler:
 
     def operand(self, node: Any, depth: int) -> _Operand:
         if depth > MAX_DEPTH:
-            raise FilterError("filter is nested too deeply")
+            raise FilterError("filter is nested too deeply", message=Message("cql2_nested"))
         if isinstance(node, ast.Attribute):
             return self._property(node.name)
         if isinstance(node, ast.Function):
@@ -1289,7 +1306,9 @@ class _Compiler:
         except KeyError:
             queryable = ", ".join(sorted(self.props))
             raise FilterError(
-                f"unknown property {name!r}; queryable properties: {queryable}") from None
+                f"unknown property {name!r}; queryable properties: {queryable}",
+                message=Message("cql2_unknown_property", {"name": repr(name),
+                                                          "queryable": queryable})) from None
         ident = sql.Identifier(self.alias, column) if self.alias else sql.Identifier(column)
         return _Expr(ident, type_, f"property {name!r}")
 
@@ -1297,7 +1316,8 @@ class _Compiler:
         name = node.name.lower()
         if name not in _FUNCTIONS:
             raise FilterError(f"unsupported function {node.name.upper()}(); supported functions: "
-                              "CASEI, ACCENTI")
+                              "CASEI, ACCENTI",
+                              message=Message("cql2_function", {"name": node.name.upper()}))
         label = "CASEI" if _FUNCTIONS[name] == "lower" else "ACCENTI"
         if len(node.arguments) != 1:
             raise FilterError(f"{label}() takes 1 argument, got {len(node.arguments)}")

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from pyproj import CRS, Transformer
 
-from layers.errors import BadRequest
+from layers.errors import BadRequest, Message
 
 WGS84 = 4326
 VN2000_GEOGRAPHIC = 4756
@@ -34,6 +34,8 @@ OGC_CRS_SRIDS = (4326, WEB_MERCATOR, VN2000_GEOGRAPHIC, VN2000_UTM48N, BAC_NINH_
 
 class UnsupportedCRS(BadRequest, ValueError):
     """A CRS this server does not offer (400)."""
+
+    fallback = Message("crs_unsupported_any")
 
 
 def crs_uri(srid: int) -> str:
@@ -65,7 +67,9 @@ def parse_crs_uri(uri: str) -> tuple[int, bool]:
             code = u[len(prefix):]
             break
     if code is None or not code.isdigit() or int(code) not in OGC_CRS_SRIDS:
-        raise UnsupportedCRS(f"unsupported crs {uri!r}; supported: {', '.join(supported_crs_uris())}")
+        raise UnsupportedCRS(f"unsupported crs {uri!r}; supported: {', '.join(supported_crs_uris())}",
+                             message=Message("crs_unsupported", {
+                                 "value": repr(uri), "supported": ", ".join(supported_crs_uris())}))
     srid = int(code)
     return srid, _north_first(srid)
 

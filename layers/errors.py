@@ -16,9 +16,11 @@ for everything else (logs, older clients).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class GeoIOCError(Exception):
 
     code: ClassVar[str] = "Error"
     title: ClassVar[str] = "Error"
+    # The catalogue's wording of an error of this class raised without an entry of its own
+    # (what kind of input was refused), so that no such error reaches a Vietnamese reader in
+    # English; its English detail stays what was raised.
+    fallback: ClassVar[Message | None] = None
 
     def __init__(self, detail: str, *, parameter: str | None = None,
                  problems: Iterable[Problem] = (), headers: dict[str, str] | None = None,
@@ -77,6 +83,18 @@ class GeoIOCError(Exception):
         words REASON in the user's language (ARGS fill its placeholders)."""
         return cls(f"{name}: {reason}", parameter=name, message=PROBLEMS,
                    problems=[Problem(name, reason, message=Message(key, args or None))])
+
+    @classmethod
+    def about(cls, name: str, error: GeoIOCError) -> Self:
+        """ERROR (raised by a lower layer: a filter, a CRS, a format) as a problem of the
+        parameter NAME, keeping its catalogue entry (or its class's fallback)."""
+        message = error.message if error.message not in (None, PROBLEMS) else error.fallback
+        if error.message == PROBLEMS and error.problems:
+            problems = [Problem(name, f"{p.field}: {p.reason}" if p.field else p.reason,
+                                message=p.message) for p in error.problems]
+        else:
+            problems = [Problem(name, error.detail, message=message)]
+        return cls(f"{name}: {error.detail}", parameter=name, message=PROBLEMS, problems=problems)
 
     @property
     def description(self) -> str:
@@ -104,6 +122,7 @@ class Unauthorized(GeoIOCError):
 
     code = "Unauthorized"
     title = "Unauthorized"
+    fallback = Message("auth_rejected")
 
     def __init__(self, detail: str, *, challenges: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
@@ -113,6 +132,7 @@ class Unauthorized(GeoIOCError):
 class Forbidden(GeoIOCError):
     code = "Forbidden"
     title = "Forbidden"
+    fallback = Message("forbidden")
 
 
 class NotFound(GeoIOCError):
@@ -175,6 +195,7 @@ class _RetryLater(GeoIOCError):
 class TooManyRequests(_RetryLater):
     code = "TooManyRequests"
     title = "Too many requests"
+    fallback = Message("too_many_requests")
 
 
 class Unavailable(_RetryLater):
@@ -182,3 +203,38 @@ class Unavailable(_RetryLater):
 
     code = "Unavailable"
     title = "Service unavailable"
+    fallback = Message("unavailable")
+
+
+class Collect:
+    """The checks of several fields run one after the other, and ONE error listing every
+    problem at the end (`done`), so that a person sees all that is wrong at once instead of
+    fixing one field per round trip. A check that fails for another reason than a field in
+    error (sign-in, access) is raised at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[GeoIOCError] = []
+
+    def __call__(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """CHECK(*ARGS, **KWARGS), or None when it found a field in error (remembered)."""
+        try:
+            return check(*args, **kwargs)
+        except GeoIOCError as e:
+            if not e.problems or isinstance(e, Unauthorized | Forbidden):
+                raise
+            self.errors.append(e)
+            return None
+
+    def done(self) -> None:
+        """Raise the errors collected as one: its class is the first one's that is not a
+        NotFound (a malformed field outweighs a name that matched nothing)."""
+        if not self.errors:
+            return
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        first = next((e for e in self.errors if not isinstance(e, NotFound)), self.errors[0])
+        problems = [p for e in self.errors for p in e.problems]
+        # The nearest class that takes the plain arguments (a subclass may want others).
+        cls = next(c for c in type(first).__mro__ if "__init__" not in vars(c) or c is GeoIOCError)
+        detail = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+        raise cls(detail, parameter=first.parameter, problems=problems, message=PROBLEMS)

@@ -41,6 +41,15 @@ def _remove_this_runs_users(conn):
     conn.execute("DELETE FROM users WHERE username LIKE %s", (f"t{RUN}-%",))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _in_english(client):
+    """These tests read the reasons as raised (English); tests/test_error_language.py checks
+    that people read them in their language (Vietnamese by default)."""
+    client.headers["Accept-Language"] = "en"
+    yield
+    del client.headers["Accept-Language"]
+
+
 def new_user(conn: psycopg.Connection, *roles: str, password: str = PASSWORD) -> str:
     global _count
     _count += 1
@@ -94,7 +103,7 @@ def audit_rows(conn: psycopg.Connection, username: str, action: str) -> list[tup
 def app_with(**overrides) -> TestClient:
     """A separate app with its own settings (and fresh counters), without touching the env."""
     settings = get_settings().model_copy(update=overrides)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings), headers={"Accept-Language": "en"})
 
 
 # --- password sign-in and tokens --------------------------------------------------------------

@@ -21,11 +21,17 @@ from pathlib import Path
 import pytest
 from pydantic_core.core_schema import ErrorType
 
+import gis.io.export  # noqa: F401  (their error classes, for the fallbacks)
+import gis.io.imports.errors  # noqa: F401
+import gis.parcels.errors  # noqa: F401
+import layers.cql2  # noqa: F401
 from api import messages
+from api.errors import STATUS_CODES
 from gis import fmt
 from gis.auth.roles import ROLE_TITLES, ROLES
 from gis.parcels.extract import TEXTS
 from layers.catalogue import DOMAINS, LAYERS
+from layers.errors import GeoIOCError
 from web import errors as web_errors
 from web import map_page, parcels_pages
 from web.manifest import HEATMAP, SENSOR_STATES
@@ -181,9 +187,37 @@ def test_every_message_the_code_raises_is_in_the_catalogue() -> None:
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             used |= set(re.findall(r'(?:Message|for_field|_Bad)\(\s*"(\w+)"', text))
+            # Helpers that take the entry after the English text: _bad(english, "key", ...),
+            # ParamError(english, "key"), ExportError.field(name, english, "key", ...),
+            # ImportFileError(english, "key", ...), Reason(english, "key", ...).
+            used |= set(re.findall(r'(?:\b_bad|ParamError|\.field|ImportFileError|Reason)\('
+                                   r'(?:[^()]|\([^()]*\))*?,\s*"(\w+)"\s*[,)]', text, re.S))
     used.discard("problems")  # layers.errors.PROBLEMS: the problems listed
+    from gis.geos import GEOS_REASONS, OTHER
+    from gis.io.imports.validate import WHY_ENTRIES
+
+    used |= {key for _, key in WHY_ENTRIES}
+
+    used |= {*GEOS_REASONS.values(), OTHER}
+    used |= {f"status_{status}" for status in STATUS_CODES.values()} | {"status_other"}
+    # Each error class's fallback.
+    for cls in _subclasses(GeoIOCError):
+        if cls.fallback is not None:
+            used.add(cls.fallback.key)
+    for key in ("bbox_numbers", "interval_order", "export_no_field", "geometry_ring_open",
+                "geometry_position", "export_encoding", "status_422", "cql2_invalid", "export_invalid",
+                "geometry_invalid", "param_invalid", "crs_unsupported_any", "import_file_type",
+                "import_duplicate", "import_empty_geometry", "import_row_refused", "import_crs"):
+        assert key in used, key  # the readers above see the helpers' entries
     assert len(used) > 25
     assert not used - set(messages.MESSAGES), used - set(messages.MESSAGES)
+
+
+def _subclasses(cls: type) -> set[type]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub, *_subclasses(sub)}
+    return out
 
 
 def test_a_pydantic_error_reads_in_either_language() -> None:

@@ -162,7 +162,7 @@ def test_bad_requests_are_400(client) -> None:
                          ({"format": "gpkg", "filter": "name =="}, "filter"),
                          ({"format": "gpkg", "commune": "00000"}, "00000"),
                          ({"format": "gpkg", "datetime": "2025-01-01"}, "time")]:
-        r = _post(client, layer="tourism_places", **params)
+        r = _post(client, {"Accept-Language": "en"}, layer="tourism_places", **params)
         assert r.status_code == 400 and word.lower() in r.json()["detail"].lower(), (params, r.text)
 
 
@@ -171,7 +171,8 @@ def test_bad_time_and_box_on_a_layer_with_time_are_400(client, keys) -> None:
     for params, word in [({"datetime": 12}, "datetime"), ({"datetime": ["2025-01-01"]}, "datetime"),
                          ({"datetime": "2025-01-01/2024-01-01"}, "ends before"),
                          ({"bbox": [106, 21, 200, 22]}, "out of range"), ({"bbox": {"a": 1}}, "bbox")]:
-        r = _post(client, keys["operator"], layer="incidents", format="geojson", **params)
+        r = _post(client, {**keys["operator"], "Accept-Language": "en"}, layer="incidents",
+                  format="geojson", **params)
         assert r.status_code == 400 and word in r.json()["detail"], (params, r.text)
 
 

@@ -307,10 +307,11 @@ def test_upload_errors_are_422_not_500(client, keys, tmp_path) -> None:
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"PK\x03\x04 not really a zip")
     r = _upload(client, junk, keys["operator"], layer="sensors")
-    assert r.status_code == 422 and "zip" in r.json()["error"]
+    assert r.status_code == 422 and r.json()["error"] == ("junk.zip: không đọc được tệp zip (bị hỏng "
+                                                          "hoặc không đầy đủ?)")
     text = tmp_path / "notes.docx"
     text.write_bytes(b"hello")
-    r = _upload(client, text, keys["operator"], layer="sensors")
+    r = _upload(client, text, {**keys["operator"], "Accept-Language": "en"}, layer="sensors")
     assert r.status_code == 422 and "unsupported" in r.json()["error"]
 
 

@@ -55,6 +55,8 @@ ENGLISH_MARKERS = (
     "results", "next", "previous", "page", "point", "drawn", "finish", "draw", "clear", "any",
     "key", "input", "should", "field", "expected", "value", "number", "text", "least", "most",
     "low", "medium", "high", "critical", "officer", "operator", "miles", "mi", "ft",
+    # what a browser says of a failed request, and our English words for it
+    "failed", "fetch", "network", "gateway", "server", "connection", "answered", "unexpected",
 )
 ENGLISH = re.compile(r"\b(" + "|".join(ENGLISH_MARKERS) + r")\b", re.IGNORECASE)
 # The pages' own Vietnamese words (case matters: data such as land-use names holds some of the
@@ -97,6 +99,24 @@ def assert_language(page: Page, lang: str, where: str) -> None:
     else:
         found = sorted(w for w in VIETNAMESE_MARKERS if w in text)
         assert not found, f"{where}: Vietnamese on an English page: {found}"
+
+
+def assert_links_keep(page: Page, lang: str, where: str) -> None:
+    """Every link to another of our pages carries the page's language: without it, the next
+    page would follow the browser's own language (here always the other one). The other
+    language's own link names its language instead."""
+    other = "en" if lang == "vi" else "vi"
+    links = page.evaluate("""() => [...document.querySelectorAll("a[href]")].map((a) => a.href)""")
+    ours = [u for u in links if urlsplit(u).netloc == urlsplit(page.url).netloc
+            and "/static/" not in urlsplit(u).path]
+    assert ours, where
+    for u in ours:
+        langs = parse_qs(urlsplit(u).query).get("lang")
+        assert langs in ([lang], [other]), f"{where}: {u} loses the language"
+    assert sum(parse_qs(urlsplit(u).query).get("lang") == [other] for u in ours) <= 1, where
+    form_lang = page.evaluate("""() => [...document.querySelectorAll("form[method=get]")]
+        .map((f) => (f.querySelector("input[name=lang]") || {}).value || null)""")
+    assert all(v == lang for v in form_lang), (where, form_lang)
 
 
 def browser_zone_time(value: dt.datetime) -> str:
@@ -233,6 +253,52 @@ def test_map_speaks_the_page_language_in_vietnam_time(setting, live_server, conn
     assert stats[-1]["start"] == ["2026-01-09T17:00:00.000Z"], stats[-1]
     assert stats[-1]["end"] == ["2026-01-16T17:00:00.000Z"], stats[-1]
     assert_language(page, lang, "map, custom window")
+    # A window typed wrong: every field in error marked and listed with its reason.
+    said = {"vi": ("Từ", "Đến", "nhập đủ ngày và giờ", "phải sau thời điểm bắt đầu"),
+            "en": ("From", "To", "give a date and a time", "must be after the start")}[lang]
+    page.fill("#gi-end", "2026-01-05T00:00")
+    listed = [li.inner_text() for li in page.query_selector_all("#gi-custom-error li")]
+    assert listed == [f"{said[1]}: {said[3]}"], listed
+    page.fill("#gi-start", "")
+    page.fill("#gi-end", "")
+    listed = [li.inner_text() for li in page.query_selector_all("#gi-custom-error li")]
+    assert listed == [f"{said[0]}: {said[2]}", f"{said[1]}: {said[2]}"], listed
+    marked = {el.get_attribute("id") for el in page.query_selector_all("#gi-custom .is-invalid")}
+    assert marked == {"gi-start", "gi-end"}
+    assert_language(page, lang, "map, custom window in error")
+
+    # The status line: the pointer's position with the page's decimal separator, and a load
+    # that failed said in the page's language, never the browser's ("Failed to fetch", "Bad
+    # Gateway"); it follows a language switch while it is shown.
+    page.evaluate("void GeoIOC.state.map.fire('mousemove', {latlng: L.latLng(21.123456, 106.054321)})")
+    coords = page.inner_text("#gi-coords")
+    assert coords.startswith("21,12346; 106,05432 · " if lang == "vi" else "21.12346, 106.05432 · "), coords
+    failures = (
+        (lambda route: route.abort("internetdisconnected"), "30",
+         {"vi": "mất kết nối tới máy chủ", "en": "no connection to the server"}),
+        (lambda route: route.fulfill(status=502, body="Bad Gateway", content_type="text/plain"), "90",
+         {"vi": "máy chủ trả lời lỗi 502", "en": "the server answered with error 502"}),
+    )
+    for fail, days, said in failures:
+        page.route("**/api/incidents/stats*", fail)
+        mark = idle_mark(page)
+        page.select_option("#gi-window", days)
+        wait_idle(page, mark)
+        page.unroute("**/api/incidents/stats*")
+        status = page.inner_text("#gi-busy")
+        assert status.endswith(said[lang]), status
+        assert_language(page, lang, "map, a load failed")
+    switched = page.evaluate("(() => { const l = GeoIOC.lang; GeoIOC.lang = l === 'vi' ? 'en' : 'vi';"
+                             " GeoIOC.renderStatus(); const t = document.getElementById('gi-busy')"
+                             ".textContent; GeoIOC.lang = l; GeoIOC.renderStatus(); return t; })()")
+    assert switched.endswith(failures[-1][2][other]), switched
+    mark = idle_mark(page)
+    page.select_option("#gi-window", "custom")
+    page.fill("#gi-start", "2026-01-10T00:00")
+    page.fill("#gi-end", "2026-01-17T00:00")
+    wait_idle(page, mark)
+    assert page.inner_text("#gi-busy") == ""
+    assert page.is_hidden("#gi-custom-error") and not page.query_selector_all("#gi-custom .is-invalid")
 
     # Switching language: panels, subtitle, title and attribution follow; typed times stay.
     mark = idle_mark(page)
@@ -292,6 +358,7 @@ def test_parcel_pages_speak_the_page_language_in_vietnam_time(setting, live_serv
                 "rejected": ("Từ chối", "Rejected"), "closed": ("Đã đóng", "Closed")}
     cells = [td.inner_text() for td in page.query_selector_all("#incidents tbody tr td:nth-child(4)")]
     assert cells == [statuses[i["status"]][lang == "en"] for i in items]
+    assert_links_keep(page, lang, "parcel page")
     zoom_in = page.get_attribute(".leaflet-control-zoom-in", "title")
     assert zoom_in == ("Phóng to" if lang == "vi" else "Zoom in")
 
@@ -310,11 +377,32 @@ def test_parcel_pages_speak_the_page_language_in_vietnam_time(setting, live_serv
     assert_language(page, lang, "search results")
     cells = page.inner_text("#results")
     assert fmt.number(p["legal_area"], lang, 1) in cells
+    assert_links_keep(page, lang, "search results")
     page.goto(f"{live_server}/parcels?lang={lang}&sheet=abc")
     assert_language(page, lang, "search error")
-    error = page.inner_text("#search-error")
+    error = page.inner_text("#search-error").strip()
     assert error == ("Tờ bản đồ số: 'abc' không phải là số nguyên" if lang == "vi"
                      else "Map sheet: 'abc' is not a whole number"), error
+    # Several fields in error: every one listed at once, each under its label, and marked.
+    page.goto(f"{live_server}/parcels?lang={lang}&sheet=abc&parcel=0&land_use=1&point=x&owner=a")
+    assert_language(page, lang, "search errors")
+    listed = [li.inner_text() for li in page.query_selector_all("#search-error li")]
+    assert listed == ([
+        "Tờ bản đồ số: 'abc' không phải là số nguyên",
+        "Thửa số: 0 nằm ngoài khoảng 1–99.999",
+        "Loại đất: '1' không phải mã loại đất (ba chữ cái, ví dụ ONT; nhiều mã cách nhau bằng "
+        "dấu phẩy)",
+        "Người sử dụng đất: nhập ít nhất 3 chữ cái của tên",
+        "Điểm (kinh độ, vĩ độ): cần hai số cách nhau bằng dấu phẩy, nhận được 'x'",
+    ] if lang == "vi" else [
+        "Map sheet: 'abc' is not a whole number",
+        "Parcel number: 0 is outside 1..99999",
+        "Land use: '1' is not a land-use code (three letters, e.g. ONT; several separated by commas)",
+        "Land user: type at least 3 letters of the name",
+        "Point (longitude, latitude): expected two numbers separated by a comma, got 'x'",
+    ]), listed
+    marked = {el.get_attribute("id") for el in page.query_selector_all("#parcel-search .is-invalid")}
+    assert marked == {"sheet", "parcel", "land_use", "owner", "point"}, marked
     page.goto(f"{live_server}/parcels?lang={lang}&commune=khongcoxanay")
     assert_language(page, lang, "search error")
     assert ("không tìm thấy xã/phường 'khongcoxanay'" if lang == "vi"
@@ -326,6 +414,7 @@ def test_parcel_pages_speak_the_page_language_in_vietnam_time(setting, live_serv
     assert_language(page, lang, "404 page")
     assert page.inner_text("#error") == ("không tìm thấy thửa đất 999999999" if lang == "vi"
                                          else "parcel 999999999 not found")
+    assert_links_keep(page, lang, "404 page")
     r = page.goto(f"{live_server}/parcels/{pid}?lang={lang}&as_of=" + "x" * 41)
     assert r is not None and r.status == 400
     assert_language(page, lang, "400 page")

@@ -152,7 +152,8 @@ def test_clicking_a_parcel_shows_its_sheet_and_parcel_numbers(context, live_serv
         text = page.inner_text("#gi-details .gi-sec-parcel")
         assert f"Tờ {sheet} · Thửa {parcel}" in text
         assert "Người sử dụng đất" not in text  # personal data: not for anonymous visitors
-        assert page.get_attribute(".gi-parcel-link", "href") == f"/parcels/{pid}"
+        # The link keeps the page's language (the browser's own would decide otherwise).
+        assert page.get_attribute(".gi-parcel-link", "href") == f"/parcels/{pid}?lang=vi"
         assert "Phường" in page.inner_text("#gi-details") or "Xã" in page.inner_text("#gi-details")
         page.screenshot(path=str(shots / "map-parcel.png"))
 

@@ -48,3 +48,27 @@ def test_pages_are_vietnamese_first_and_english_on_request(client) -> None:
     items = _text(client.get("/ogc/collections/parcels/items?f=html&limit=2").text)
     assert "Bộ dữ liệu / Thửa đất địa chính / Đối tượng" in items
     assert "Cảnh báo: không nên đặt giới hạn cao hơn!" in items
+
+
+def test_times_numbers_and_links_are_the_pages_own(client, conn) -> None:
+    """Vietnam time dd/mm/yyyy HH:mm (gis/fmt.py) instead of UTC ISO text, the page's decimal
+    separator, and links that keep the page's language."""
+    from gis import fmt
+
+    row = conn.execute("SELECT id, updated_at, legal_area FROM parcels WHERE legal_area <> round(legal_area)"
+                       " ORDER BY id LIMIT 1").fetchone()
+    pid, updated, area = row
+    for lang, sep in (("vi", ","), ("en", ".")):
+        r = client.get(f"/ogc/collections/parcels/items/{pid}?f=html&lang={lang}")
+        assert r.status_code == 200
+        text = _text(re.sub(r"<script.*?</script>", " ", r.text, flags=re.S))
+        assert fmt.datetime(updated) in text
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text), text
+        assert f" {fmt.number(area, lang, 1)} " in text and sep in fmt.number(area, lang, 1)
+        assert " None " not in text
+        ours = [h for h in re.findall(r'href="([^"]+)"', r.text)
+                if "/ogc" in h and "/static/" not in h]
+        assert ours and all(f"lang={lang}" in h for h in ours), ours
+    items = client.get("/ogc/collections/roads/items?f=html&limit=3").text
+    assert not re.search(r">\s*\d{4}-\d\d-\d\dT\d\d:\d\d", items)
+    assert re.search(r">\s*\d\d/\d\d/\d{4} \d\d:\d\d\s*<", items)

@@ -290,6 +290,10 @@ def test_later_versions_follow_and_the_database_keeps_legal_order(client, conn, 
     # An edit may not date a version before the one it replaces (the database says so: 422).
     r = client.patch(f"/api/parcels/{pid}", headers={**h, "If-Match": str(current["version"])},
                      json={"properties": {"legal_valid_from": "2020-01-01", "decision_no": "1/QĐ-UBND"}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "legal_valid_from", r.text
+    assert "không thể thay phiên bản có hiệu lực từ" in r.json()["detail"], r.text
+    r = client.patch(f"/api/parcels/{pid}?lang=en", headers={**h, "If-Match": str(current["version"])},
+                     json={"properties": {"legal_valid_from": "2020-01-01", "decision_no": "1/QĐ-UBND"}})
     assert r.status_code == 422 and "legal order" in r.json()["detail"], r.text
     r = client.patch(f"/api/parcels/{pid}", headers={**h, "If-Match": str(current["version"])},
                      json={"properties": {"legal_valid_from": "2026-03-02", "decision_no": "77/QĐ-UBND",

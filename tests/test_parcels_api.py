@@ -372,7 +372,7 @@ def test_bad_input_is_a_4xx_naming_the_problem(client, url, status, words) -> No
 def test_bad_polygon_search_is_422(client) -> None:
     bow = {"type": "Polygon", "coordinates": [[[106.0, 21.0], [106.001, 21.001], [106.001, 21.0],
                                                [106.0, 21.001], [106.0, 21.0]]]}
-    r = client.post("/api/parcels/search", json={"geometry": bow})
+    r = client.post("/api/parcels/search", json={"geometry": bow}, headers={"Accept-Language": "en"})
     assert r.status_code == 422 and "Self-intersection" in r.json()["detail"]
     loc = r.json()["problems"][0]["location"]
     assert abs(loc["lon"] - 106.0005) < 1e-6 and abs(loc["lat"] - 21.0005) < 1e-6

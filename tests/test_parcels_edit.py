@@ -183,10 +183,15 @@ def test_attribute_edit_and_history_diff(client, conn, keys, parcels) -> None:
     changes = r.json()["parcel"]["history"][-1]["changes"]
     assert changes["land_use_codes"]["to"] == ["ONT", "CLN"] and changes["legal_area"]["to"] == 123.5
     # Warns (does not refuse) when the legal area no longer matches the geometry.
-    assert r.json()["warnings"] and "legal area" in r.json()["warnings"][0]
+    # In the user's language (Vietnamese by default, the area with its separators).
+    assert r.json()["warnings"] and r.json()["warnings"][0].startswith("diện tích pháp lý 123,5 m²")
     # Anonymous readers see the change of public fields but not of personal ones.
     anon = _current(client, pid)["history"][-1]["changes"]
     assert "land_use_codes" in anon and "land_user" not in anon and "land_user_id" not in anon
+    again = client.patch(f"/api/parcels/{pid}", json={"properties": {"legal_area": 123.45}},
+                         headers={**h, "If-Match": str(r.json()["version"]), "Accept-Language": "en"})
+    assert again.status_code == 200, again.text
+    assert again.json()["warnings"][0].startswith("legal area 123.5 m² differs from the computed area")
 
 
 def test_history_is_kept_by_the_database_whoever_writes(conn, parcels) -> None:
@@ -229,10 +234,12 @@ def test_invalid_geometry_is_422_with_reason_and_coordinate(client, conn, keys, 
     ring = _scaled(conn, pid, 0.9)["coordinates"][0][0]
     a, b, c, d = ring[:4]
     bow = [a, c, b, d, a]  # crossing edges a-c and b-d
-    r = _patch(client, keys, pid, {"geometry": {"type": "Polygon", "coordinates": [bow]}})
+    r = _patch(client, keys, pid, {"geometry": {"type": "Polygon", "coordinates": [bow]}}, "en")
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["code"] == "InvalidGeometry" and "Self-intersection" in body["detail"]
+    vi = _patch(client, keys, pid, {"geometry": {"type": "Polygon", "coordinates": [bow]}}).json()
+    assert vi["detail"].startswith("geometry: hình thể không hợp lệ: tự cắt nhau tại kinh độ ")
     loc = body["problems"][0]["location"]
     # The crossing is where a-c meets b-d.
     cross = shapely.LineString([a, c]).intersection(shapely.LineString([b, d]))
@@ -255,7 +262,7 @@ def test_invalid_geometry_is_422_with_reason_and_coordinate(client, conn, keys, 
      "Self-intersection"),
 ])
 def test_malformed_geometry_is_422(client, keys, parcels, geometry, words) -> None:
-    r = _patch(client, keys, parcels[0], {"geometry": geometry})
+    r = _patch(client, keys, parcels[0], {"geometry": geometry}, "en")
     assert r.status_code == 422, r.text
     assert words in r.json()["detail"], r.text
 
@@ -264,9 +271,11 @@ def test_overlap_with_a_neighbour_is_422_naming_it(client, conn, keys, parcels) 
     pid = parcels[0]
     neighbours = _current(client, pid)["neighbours"]
     assert neighbours
-    r = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.25)})
+    r = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.25)}, "en")
     assert r.status_code == 422, r.text
     body = r.json()
+    vi = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.25)}).json()
+    assert all(e["reason"].startswith("chồng lấn thửa ") for e in vi["errors"]), vi
     overlaps = [p for p in body["problems"] if p["reason"] == "overlap"]
     assert overlaps and all(p["area_m2"] > 0.5 for p in overlaps)
     named = {p["neighbour"]["id"] for p in overlaps}
@@ -281,10 +290,12 @@ def test_overlap_with_a_neighbour_is_422_naming_it(client, conn, keys, parcels) 
 
 def test_outside_commune_is_422(client, conn, keys, parcels) -> None:
     pid = parcels[0]
-    r = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.0, dx=80_000)})
+    r = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.0, dx=80_000)}, "en")
     assert r.status_code == 422, r.text
     assert any(p["reason"] == "outside commune" for p in r.json()["problems"])
     assert "outside current commune" in r.json()["detail"]
+    vi = _patch(client, keys, pid, {"geometry": _scaled(conn, pid, 1.0, dx=80_000)}).json()
+    assert "nằm ngoài xã/phường" in vi["detail"] and "hiện hành" in vi["detail"], vi
 
 
 def test_vn2000_geometry_accepted(client, conn, keys, parcels) -> None:
@@ -364,7 +375,7 @@ def test_bad_requests(client, keys, parcels) -> None:
                      headers={**h, "Content-Type": "application/json"})
     assert r.status_code == 400
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": 1}, headers=h)
-    assert r.status_code == 422 and "nothing to change" in r.json()["detail"]
+    assert r.status_code == 422 and "không có gì để thay đổi" in r.json()["detail"]
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": "one", "properties": {}}, headers=h)
     assert r.status_code == 422
     r = client.patch(f"/api/parcels/{parcels[0]}", json={"version": 1, "bogus": 1}, headers=h)

@@ -238,3 +238,40 @@ def test_map_sign_in_holds_on_parcel_pages_and_sign_out_ends_it(live_server, off
             page.wait_for_selector("#gi-signin-open:not([hidden])", timeout=TIMEOUT)
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_the_maps_sign_in_says_why_in_the_page_language(live_server) -> None:
+    """A wrong password, then a lockout, as the sign-in box of the map says them: in the page's
+    language, nothing English on a Vietnamese page."""
+    from test_language_browser import ENGLISH
+
+    from gis.settings import get_settings
+
+    said = {"vi": "Sai tên đăng nhập hoặc mật khẩu.", "en": "Wrong user name or password."}
+    with launched() as browser:
+        try:
+            for lang in ("vi", "en"):
+                page = browser.new_page(locale="vi-VN" if lang == "vi" else "en-US")
+                page.goto(f"{live_server}/?lang={lang}")
+                page.wait_for_selector("body[data-rendered=true]", state="attached", timeout=TIMEOUT)
+                page.click("#gi-signin-open")
+                page.fill("#gi-username", f"khong-co-{uuid.uuid4().hex[:8]}")
+
+                def attempt(password: str, page=page) -> str:
+                    page.fill("#gi-password", password)
+                    page.eval_on_selector("#gi-signin-error", "e => { e.hidden = true; }")
+                    page.click("#gi-signin-form button[type=submit]")
+                    page.wait_for_selector("#gi-signin-error:not([hidden])", timeout=TIMEOUT)
+                    return page.text_content("#gi-signin-error") or ""
+
+                assert attempt("sai-1") == said[lang]
+                if lang == "vi":
+                    for i in range(get_settings().signin_max_failures_per_user):
+                        text = attempt(f"sai-{i + 2}")
+                    assert text.startswith("Tạm khóa do nhập sai nhiều lần. Thử lại sau "), text
+                    assert not ENGLISH.search(text), text
+                    assert not ENGLISH.search(said[lang])
+                page.close()
+        finally:
+            browser.close()

@@ -30,6 +30,8 @@ def error_page(status: int, detail: str, lang: str,
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="stylesheet" href="/ogc/static/vendor/bootstrap/css/bootstrap.min.css"></head>'
         f'<body class="p-4"><h1 class="h4">{status} – {escape(title)}</h1>'
-        f'<p id="error">{escape(detail)}</p>{listed}<p><a href="/parcels">{escape(back)}</a> · '
-        f'<a href="/">{"Bản đồ điều hành" if lang == "vi" else "Command map"}</a></p></body></html>'
+        f'<p id="error">{escape(detail)}</p>{listed}<p>'
+        f'<a href="/parcels?lang={lang}">{escape(back)}</a> · '
+        f'<a href="/?lang={lang}">{"Bản đồ điều hành" if lang == "vi" else "Command map"}</a></p>'
+        '</body></html>'
     )

@@ -9,6 +9,7 @@ decided by the same functions as the API (the route passes the data in).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -58,6 +59,7 @@ LABELS: dict[str, dict[str, str]] = {
         "json": "JSON", "flags": "Cảnh báo", "area_discrepancy": "Sai lệch diện tích",
         "zoning_conflict": "Mâu thuẫn quy hoạch", "geometry": "hình thể", "deleted": "đã xóa",
         "error": "Lỗi", "zoom_in": "Phóng to", "zoom_out": "Thu nhỏ",
+        "limit": "Số kết quả mỗi trang", "offset": "Số kết quả bỏ qua",
         "area_rule": "|diện tích tính toán − diện tích pháp lý| > max({share} diện tích pháp lý; "
                      "{min} m²)",
     },
@@ -91,6 +93,7 @@ LABELS: dict[str, dict[str, str]] = {
         "json": "JSON", "flags": "Warnings", "area_discrepancy": "Area discrepancy",
         "zoning_conflict": "Zoning conflict", "geometry": "shape", "deleted": "deleted",
         "error": "Error", "zoom_in": "Zoom in", "zoom_out": "Zoom out",
+        "limit": "Results per page", "offset": "Results skipped",
         "area_rule": "|computed − legal| > max({share} of legal, {min} m²)",
     },
 }
@@ -228,13 +231,15 @@ SESSION_CREDENTIALS = frozenset({"cookie", "jwt"})
 
 def _common(lang: str, user: str | None, roles: list[str], path: str,
             query: dict[str, Any], credential: str = "") -> dict[str, Any]:
+    # Every link keeps the page's language in its query (`lang=`, the one way the pages carry
+    # it): without it a Vietnamese page's link would open in the browser's Accept-Language.
     other = "en" if lang == "vi" else "vi"
     q = {k: v for k, v in query.items() if v not in (None, "") and k != "lang"}
-    here = path + (("?" + urlencode(q)) if q else "")
-    after = path + (("?" + urlencode({"lang": lang})) if lang != "vi" else "")
+    here = path + "?" + urlencode({**q, "lang": lang})
+    after = path + "?" + urlencode({"lang": lang})
     return {"lang": lang, "t": LABELS[lang], "user": user,
             "roles": ", ".join(role_title(r, lang) for r in roles),
-            "static": STATIC, "lang_q": "" if lang == "vi" else "lang=en",
+            "static": STATIC, "lang_q": "lang=" + lang,
             "other_lang_url": path + "?" + urlencode({**q, "lang": other}),
             "sign_in_url": "/parcels/sign-in?" + urlencode({"next": here}),
             "sign_out_url": ("/sign-out?" + urlencode({"next": after})
@@ -244,15 +249,21 @@ def _common(lang: str, user: str | None, roles: list[str], path: str,
 def search_page(*, lang: str, user: str | None, roles: list[str], query: dict[str, Any],
                 land_use_codes: list[tuple[str, str]], owner_allowed: bool,
                 results: list[dict[str, Any]] | None, more: bool, error: str | None,
-                basemap_url: str, limit: int, offset: int, credential: str = "") -> str:
+                basemap_url: str, limit: int, offset: int, credential: str = "",
+                problems: Sequence[tuple[str | None, str]] = ()) -> str:
+    """PROBLEMS: every field in error with its reason (in LANG), listed under the form's own
+    labels and marked on the form; ERROR is the whole message (shown when there is no list)."""
     ctx = _common(lang, user, roles, "/parcels", query, credential)
     q = {k: v for k, v in query.items() if v not in (None, "")}
 
     def page(off: int) -> str:
-        return "/parcels?" + urlencode({**q, "offset": off, "limit": limit})
+        return "/parcels?" + urlencode({**q, "offset": off, "limit": limit, "lang": lang})
 
     ctx.update(q=query, land_use_codes=land_use_codes, owner_allowed=owner_allowed,
                results=results, error=error, basemap_url=basemap_url,
+               problems=[{"field": f, "label": LABELS[lang].get(f, f) if f else "", "reason": r}
+                         for f, r in problems],
+               bad_fields={f for f, _ in problems if f},
                next_url=page(offset + limit) if more else None,
                prev_url=page(max(offset - limit, 0)) if offset > 0 else None,
                title=LABELS[lang]["search_title"])
@@ -265,8 +276,7 @@ def parcel_page(*, lang: str, user: str | None, roles: list[str], parcel: dict[s
                 credential: str = "") -> str:
     ctx = _common(lang, user, roles, f"/parcels/{parcel['id']}", query, credential)
     as_of = query.get("as_of") or ""
-    suffix = urlencode({k: v for k, v in (("as_of", as_of), ("lang", "en" if lang == "en" else ""))
-                        if v})
+    suffix = urlencode({k: v for k, v in (("as_of", as_of), ("lang", lang)) if v})
     ctx.update(p=parcel, map_data=map_data, basemap_url=basemap_url, as_of=as_of,
                field_titles=field_titles, value_labels=value_labels,
                history=history_view(parcel.get("history", []), lang, field_titles, value_labels),

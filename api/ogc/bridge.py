@@ -26,6 +26,8 @@ from pygeoapi.api import API, APIRequest
 from pygeoapi.openapi import get_oas
 from starlette.concurrency import run_in_threadpool
 
+from api.i18n import request_lang
+from api.ogc import html_locale
 from api.ogc.config import add_keyset_parameter, build_config, layer_extents, temporal_extent
 from gis.db import connection
 from gis.settings import get_settings
@@ -117,12 +119,17 @@ class PygeoapiBridge:
             headers, status, content = api.get_format_exception(api_request)
         else:
             headers, status, content = await run_in_threadpool(fn, api, api_request, *args)
-        return to_response(headers, status, content)
+        return to_response(headers, status, content, request_lang(request),
+                           (get_settings().base_url, str(request.base_url).rstrip("/")))
 
 
-def to_response(headers: dict[str, str], status: int, content: Any) -> Response:
+def to_response(headers: dict[str, str], status: int, content: Any, lang: str = "vi",
+                bases: tuple[str, ...] = ()) -> Response:
+    """pygeoapi's answer as a response; an HTML page finished in LANG (api/ogc/html_locale)."""
     ctype = headers.get("Content-Type", "")
     if ctype.startswith("text/html"):
+        if isinstance(content, str):
+            content = html_locale.localise(content, lang, bases)
         response: Response = HTMLResponse(content, status_code=status)
     elif isinstance(content, dict):
         response = JSONResponse(content, status_code=status)

@@ -104,14 +104,14 @@ def build_query(layer: Layer, who: Principal, params: dict[str, str]) -> Feature
         try:
             filter_srid, filter_swap = parse_crs_uri(params.get("filter-crs") or "CRS84")
         except UnsupportedCRS as e:
-            raise BadRequest(f"filter-crs: {e}", parameter="filter-crs") from None
+            raise BadRequest.about("filter-crs", e) from None
         try:
             node = parse_filter(spec[0], spec[1])
             q.condition = filter_to_sql(node, layer, allowed=[f.name for f in fields],
                                         filter_srid=filter_srid, filter_swap_axes=filter_swap,
                                         table_alias="t")
         except FilterError as e:
-            raise BadRequest(f"filter: {e}", parameter="filter") from None
+            raise BadRequest.about("filter", e) from None
     return q
 
 

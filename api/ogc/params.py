@@ -1,7 +1,8 @@
 """Query parameters of OGC API - Features items (Parts 1, 2 and 3), validated into a FeatureQuery.
 
 Every problem becomes a 400 naming the parameter and the reason, so nothing malformed reaches
-PostgreSQL.
+PostgreSQL; all the parameters in error are listed in one answer (layers.errors.Collect), each
+reason with its catalogue entry (api/messages.py) for the user's language.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import orjson
 from api.ogc.config import DEFAULT_ITEMS, MAX_ITEMS
 from layers import query_params
 from layers.crs import UnsupportedCRS, parse_crs_uri
-from layers.errors import BadRequest
+from layers.errors import BadRequest, Collect
 from layers.features_sql import FeatureQuery
 from layers.model import Field, Layer
 
@@ -34,11 +35,11 @@ def parse_int(name: str, raw: str | None, default: int, lo: int, hi: int | None 
     try:
         v = int(raw)
     except ValueError:
-        raise BadRequest(f"{name}: {raw!r} is not an integer", parameter=name) from None
+        raise BadRequest.for_field("whole_number", name, f"{raw!r} is not an integer") from None
     if v < lo:
-        raise BadRequest(f"{name}: {v} is below the minimum {lo}", parameter=name)
+        raise BadRequest.for_field("at_least", name, f"{v} is below the minimum {lo}", ge=lo)
     if hi is not None and v > hi:
-        raise BadRequest(f"{name}: {v} is above the maximum {hi}", parameter=name)
+        raise BadRequest.for_field("at_most", name, f"{v} is above the maximum {hi}", le=hi)
     return v
 
 
@@ -58,9 +59,13 @@ def parse_datetime(raw: str) -> tuple[dt.datetime | None, dt.datetime | None]:
 
 
 def _named(e: query_params.ParamError) -> BadRequest:
-    """The shared parsers' messages start with the parameter's name ("bbox-crs: ...")."""
-    name, sep, _ = e.detail.partition(":")
-    return BadRequest(e.detail, parameter=name if sep and " " not in name else None)
+    """The shared parsers' errors name their parameter ("bbox-crs: ...") and catalogue entry."""
+    return BadRequest(e.detail, parameter=e.parameter, problems=e.problems, message=e.message)
+
+
+# A property's type -> the catalogue entry of a value that is not of it.
+VALUE_ENTRIES = {"int": "whole_number", "float": "finite_number", "date": "date",
+                 "datetime": "datetime", "bool": "boolean"}
 
 
 def parse_value(f: Field, raw: str) -> object:
@@ -82,7 +87,8 @@ def parse_value(f: Field, raw: str) -> object:
                 raise ValueError
             return raw.lower() == "true"
     except ValueError:  # ParamError included
-        raise BadRequest(f"{f.name}: {raw!r} is not a valid {f.type}", parameter=f.name) from None
+        key = VALUE_ENTRIES.get(f.type, "invalid")
+        raise BadRequest.for_field(key, f.name, f"{raw!r} is not a valid {f.type}") from None
     return raw
 
 
@@ -90,7 +96,8 @@ def wants_html(params: Mapping[str, str], accept: str) -> bool:
     f = params.get("f")
     if f is not None:
         if f not in FORMATS:
-            raise BadRequest(f"f: unsupported format {f!r}; use json or html", parameter="f")
+            raise BadRequest.for_field("one_of", "f", f"unsupported format {f!r}; use json or html",
+                                       expected="'json' or 'html'")
         return f == "html"
     return "text/html" in accept and "json" not in accept.split(",")[0]
 
@@ -102,37 +109,46 @@ def output_crs(params: Mapping[str, str]) -> tuple[int, bool, str | None]:
     try:
         srid, swap = parse_crs_uri(raw)
     except UnsupportedCRS as e:
-        raise BadRequest(f"crs: {e}", parameter="crs") from None
+        raise BadRequest.about("crs", e) from None
     return srid, swap, raw
 
 
 def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, str]) -> FeatureQuery:
-    """Everything but the CQL2 filter (composed by the caller, which knows the visible fields)."""
+    """Everything but the CQL2 filter (composed by the caller, which knows the visible fields).
+    Every parameter is checked; those in error are listed together."""
     visible = {f.name: f for f in fields}
     q = FeatureQuery(layer=layer, fields=fields)
-    q.limit = parse_int("limit", params.get("limit"), DEFAULT_ITEMS, 1, MAX_ITEMS)
-    q.offset = parse_int("offset", params.get("offset"), 0, 0)
+    check = Collect()
+    q.limit = check(parse_int, "limit", params.get("limit"), DEFAULT_ITEMS, 1, MAX_ITEMS) or DEFAULT_ITEMS
+    q.offset = check(parse_int, "offset", params.get("offset"), 0, 0) or 0
     if params.get("bbox"):
-        q.bbox, q.bbox_srid = parse_bbox(params["bbox"], params.get("bbox-crs"))
+        box = check(parse_bbox, params["bbox"], params.get("bbox-crs"))
+        if box is not None:
+            q.bbox, q.bbox_srid = box
     elif params.get("bbox-crs"):
-        raise BadRequest("bbox-crs: given without bbox", parameter="bbox-crs")
+        check(_bad, "bbox_crs_alone", "bbox-crs", "given without bbox")
     if params.get("datetime"):
         if not layer.time_column:
-            raise BadRequest(f"datetime: collection {layer.id!r} has no time dimension",
-                             parameter="datetime")
-        q.time_range = parse_datetime(params["datetime"])
-    q.out_srid, q.swap_axes, _ = output_crs(params)
+            check(_bad, "no_time", "datetime", f"collection {layer.id!r} has no time dimension",
+                  layer=layer.id)
+        else:
+            q.time_range = check(parse_datetime, params["datetime"])
+    crs = check(output_crs, params)
+    if crs is not None:
+        q.out_srid, q.swap_axes, _ = crs
     if params.get("skipGeometry"):
         if params["skipGeometry"] not in ("true", "false"):
-            raise BadRequest("skipGeometry: expected true or false", parameter="skipGeometry")
+            check(_bad, "boolean", "skipGeometry", "expected true or false")
         q.skip_geometry = params["skipGeometry"] == "true"
     if params.get("properties") is not None:
         names = [n for n in params["properties"].split(",") if n]
         unknown = [n for n in names if n not in visible]
         if unknown:
-            raise BadRequest(f"properties: unknown {', '.join(map(repr, unknown))}; "
-                             f"available: {', '.join(visible)}", parameter="properties")
-        q.fields = tuple(visible[n] for n in names)
+            check(_bad, "unknown_properties", "properties",
+                  f"unknown {', '.join(map(repr, unknown))}; available: {', '.join(visible)}",
+                  names=", ".join(map(repr, unknown)), available=", ".join(visible))
+        else:
+            q.fields = tuple(visible[n] for n in names)
     if params.get("sortby"):
         order = []
         for key in params["sortby"].split(","):
@@ -140,35 +156,45 @@ def items_query(layer: Layer, fields: tuple[Field, ...], params: Mapping[str, st
             asc = not key.startswith("-")
             name = key.lstrip("+-")
             if name not in visible and name != layer.id_column:
-                raise BadRequest(f"sortby: unknown property {name!r}", parameter="sortby")
+                check(_bad, "unknown_properties", "sortby", f"unknown property {name!r}",
+                      names=repr(name), available=", ".join(visible))
             order.append((name, asc))
         q.sortby = order
     if params.get("after") is not None:
-        q.after = parse_int("after", params["after"], 0, 0, MAX_ID)
+        q.after = check(parse_int, "after", params["after"], 0, 0, MAX_ID)
         if not q.keyset:
-            raise BadRequest("after: pages by id, so it cannot be combined with sortby; "
-                             "use offset to page a sorted result", parameter="after")
+            check(_bad, "after_sortby", "after", "pages by id, so it cannot be combined with "
+                  "sortby; use offset to page a sorted result")
     for name, raw in params.items():
         if name in RESERVED:
             continue
         if name not in visible:
-            raise BadRequest(f"unknown parameter {name!r}; queryable properties: "
-                             f"{', '.join(visible)}", parameter=name)
-        q.equals[name] = parse_value(visible[name], raw)
+            check(_bad, "unknown_parameter", name,
+                  f"unknown parameter; queryable properties: {', '.join(visible)}",
+                  names=", ".join(visible))
+        else:
+            q.equals[name] = check(parse_value, visible[name], raw)
+    check.done()
     return q
+
+
+def _bad(key: str, name: str, reason: str, **args: Any) -> None:
+    """Parameter NAME in error (REASON, catalogue entry KEY): for Collect, which lists it."""
+    raise BadRequest.for_field(key, name, reason, **args)
 
 
 def filter_value(params: Mapping[str, str]) -> tuple[str | dict[str, Any], str] | None:
     raw = params.get("filter")
     lang = params.get("filter-lang") or "cql2-text"
     if lang not in ("cql2-text", "cql2-json"):
-        raise BadRequest(f"filter-lang: unsupported {lang!r}; use cql2-text or cql2-json",
-                         parameter="filter-lang")
+        raise BadRequest.for_field("cql2_language", "filter-lang",
+                                   f"unsupported {lang!r}; use cql2-text or cql2-json",
+                                   value=repr(lang))
     if raw is None or raw == "":
         return None
     if lang == "cql2-json":
         try:
             return orjson.loads(raw), lang
         except orjson.JSONDecodeError as e:
-            raise BadRequest(f"filter: not valid JSON ({e})", parameter="filter") from None
+            raise BadRequest.for_field("json", "filter", f"not valid JSON ({e})") from None
     return raw, lang

@@ -44,7 +44,7 @@ from gis.auth.principal import AuthPrincipal
 from gis.auth.service import TokenPair
 from gis.auth.users import list_accounts
 from layers.access import Principal
-from layers.errors import BadRequest, GeoIOCError
+from layers.errors import BadRequest, GeoIOCError, Message
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 # The pages' sign-out (a form button on /parcels and the parcel pages).
@@ -136,7 +136,7 @@ def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()
     try:
         pair = service.sign_in(conn, form.username, form.password, client)
     except TooManyFailures as e:
-        raise too_many_requests(str(e), e.retry_after) from None
+        raise too_many_requests(str(e), e.retry_after, e.message) from None
     except CredentialsRejected as e:
         audit.record(conn, None, "sign_in_failed", request=request, username=username,
                      credential="password", status=401, target={"reason": e.reason})
@@ -144,7 +144,7 @@ def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()
             audit.record(conn, None, "sign_in_locked", request=request, username=username,
                          credential="password", status=429,
                          target={"seconds": math.ceil(e.lockout)})
-        raise unauthorized(e.reason, request) from None
+        raise unauthorized(e.reason, request, e.message) from None
     audit.record(conn, _signed_in(pair), "sign_in", request=request, status=200,
                  target={"session": pair.session_id})
     return _token_response(pair, request)
@@ -162,7 +162,8 @@ async def _token_from(request: Request) -> str | None:
         else:
             data = None
     except ValueError:
-        raise BadRequest("request body is not valid JSON", parameter="body") from None
+        raise BadRequest("request body is not valid JSON", parameter="body",
+                         message=Message("body_not_json")) from None
     if not isinstance(data, dict):
         return None
     value = data.get("refresh_token")
@@ -171,7 +172,8 @@ async def _token_from(request: Request) -> str | None:
     try:
         body = TokenRequest(refresh_token=value)
     except ValidationError:
-        raise BadRequest("refresh_token: too long", parameter="refresh_token") from None
+        raise BadRequest.for_field("text_too_long", "refresh_token", "too long",
+                                   max_length=4096) from None
     text = (body.refresh_token or "").strip()
     return text or None
 
@@ -183,7 +185,8 @@ async def refresh(request: Request, conn: Conn) -> JSONResponse:
     body). Each refresh token works once; reusing one ends the session."""
     token_text = await _token_from(request)
     if token_text is None:
-        raise BadRequest("refresh_token is required", parameter="refresh_token")
+        raise BadRequest("refresh_token is required", parameter="refresh_token",
+                         message=Message("refresh_token_required"))
     return await run_in_threadpool(_refresh, request, conn, token_text)
 
 
@@ -195,7 +198,7 @@ def _refresh(request: Request, conn: psycopg.Connection, token_text: str) -> JSO
         if "session revoked" in e.reason:  # a copied refresh token: worth investigating
             audit.record(conn, None, "refresh_reuse", request=request, status=401,
                          target={"reason": e.reason})
-        raise unauthorized(e.reason, request) from None
+        raise unauthorized(e.reason, request, e.message) from None
     audit.record(conn, _signed_in(pair), "refresh", request=request, status=200,
                  target={"session": pair.session_id})
     return _token_response(pair, request)
@@ -217,7 +220,7 @@ async def signout(request: Request, conn: Conn) -> Response:
         token_text = _signout_cookie(request)
     if token_text is None:
         raise BadRequest("send refresh_token or Authorization: Bearer <access token>",
-                         parameter="refresh_token")
+                         parameter="refresh_token", message=Message("signout_needs_token"))
     return await run_in_threadpool(_signout, request, conn, token_text)
 
 
@@ -244,7 +247,7 @@ def _end_session(request: Request, conn: psycopg.Connection, token_text: str, cr
     try:
         username, ended = service.sign_out(conn, token_text)
     except CredentialsRejected as e:
-        raise unauthorized(e.reason, request) from None
+        raise unauthorized(e.reason, request, e.message) from None
     audit.record(conn, None, "sign_out", request=request, username=username,
                  credential=credential, status=status, target={"session_ended": ended})
 

@@ -119,13 +119,14 @@ def _request_from(params: dict[str, Any]) -> tuple[ExportRequest, str]:
     norm = {k.replace("_", "-"): v for k, v in params.items()}
     unknown = set(norm) - _PARAMS
     if unknown:
-        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; parameters: "
-                         f"{', '.join(sorted(_PARAMS))}", parameter=sorted(unknown)[0])
+        raise BadRequest.for_field("unknown_parameter", sorted(unknown)[0],
+                                   f"unknown parameter; parameters: {', '.join(sorted(_PARAMS))}",
+                                   names=", ".join(sorted(_PARAMS)))
     # The types each member may take (the values themselves go on as given: the exporter reads
     # them the same way for the query string, a JSON body and the command line).
     validate(ExportParameters, norm, BadRequest)
     if not norm.get("layer"):
-        raise BadRequest("layer: which layer to export (see /ogc/collections)", parameter="layer")
+        raise BadRequest.for_field("export_layer", "layer", "which layer to export (see /ogc/collections)")
     req = ExportRequest(
         layer=str(norm["layer"]), format=str(norm.get("format") or norm.get("f") or "gpkg"),
         crs=norm.get("crs"), bbox=norm.get("bbox"), bbox_crs=norm.get("bbox-crs"),
@@ -135,7 +136,8 @@ def _request_from(params: dict[str, Any]) -> tuple[ExportRequest, str]:
         fields=norm.get("fields"), encoding=str(norm.get("encoding") or "utf-8"))
     mode = str(norm.get("mode") or "auto").lower()
     if mode not in ("auto", "sync", "async"):
-        raise BadRequest(f"mode: {mode!r}; use auto, sync or async", parameter="mode")
+        raise BadRequest.for_field("one_of", "mode", f"{mode!r}; use auto, sync or async",
+                                   expected="'auto', 'sync' or 'async'")
     return req, mode
 
 
@@ -274,9 +276,9 @@ async def export_body(request: Request) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        raise BadRequest(f"body: not JSON ({e})") from None
+        raise BadRequest.for_field("json", "body", f"not JSON ({e})") from None
     if not isinstance(data, dict):
-        raise BadRequest("body: expected a JSON object")
+        raise BadRequest.for_field("object", "body", "expected a JSON object")
     # OGC API - Processes execute requests wrap the parameters in "inputs".
     inputs = data.get("inputs")
     return inputs if isinstance(inputs, dict) else data

@@ -27,13 +27,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
+from api import messages
 from api.deps import app_pool
+from api.i18n import request_lang
 from api.ogc.tiles import CACHE as TILES
 from api.route_docs import body_schema, problems
 from api.routes.exports import _audit_request
 from api.security import require_roles
 from gis.db import pooled
 from gis.io.imports import ImportOptions, import_file
+from gis.io.imports.report import ImportReport
 from gis.settings import PROJECT_ROOT
 from layers.access import Principal
 from layers.errors import BadRequest, TooLarge
@@ -151,6 +154,7 @@ async def import_upload(request: Request, who: Annotated[Principal, Depends(requ
                                          "`geoioc import` on the server")
                 out.write(chunk)
         audit_req = _audit_request(request)
+        lang = request_lang(request)
         pool = app_pool(request)
 
         def work() -> JSONResponse:
@@ -159,12 +163,25 @@ async def import_upload(request: Request, who: Annotated[Principal, Depends(requ
                 report = import_file(conn, path, opts, who, display=name, request=audit_req)
             if report.committed and (report.inserted or report.updated):
                 TILES.forget(report.layer)
-            return JSONResponse(report.to_json(), status_code=200 if report.ok else 422,
+            return JSONResponse(_worded(report, lang), status_code=200 if report.ok else 422,
                                 headers={"Cache-Control": "no-store"})
 
         return await run_in_threadpool(work)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _worded(report: ImportReport, lang: str) -> dict[str, Any]:
+    """The report as JSON, its file error and rejected rows' reasons in LANG (the catalogue's
+    wording; English as the importer wrote them)."""
+    body = report.to_json()
+    if lang == "en":
+        return body
+    if report.error and report.error_entry:
+        body["error"] = messages.text(report.error_entry, lang) or report.error
+    for row, rejection in zip(body["rejected"], report.rejected, strict=True):
+        row["reason"] = "; ".join(messages.text(m, lang) or text for text, m in rejection.parts)
+    return body
 
 
 def _text(value: object) -> str | None:

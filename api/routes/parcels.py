@@ -57,7 +57,16 @@ from gis.parcels.common import parse_as_of, readable
 from gis.parcels.geometry import polygon_from_geojson
 from layers.access import Principal, row_filter
 from layers.catalogue import get_layer
-from layers.errors import BadRequest, Forbidden, GeoIOCError, Invalid, Message, NotFound, Unauthorized
+from layers.errors import (
+    BadRequest,
+    Collect,
+    Forbidden,
+    GeoIOCError,
+    Invalid,
+    Message,
+    NotFound,
+    Unauthorized,
+)
 from web import parcels_pages
 
 log = logging.getLogger(__name__)
@@ -170,24 +179,29 @@ def _criteria(conn: psycopg.Connection, who: Principal, terms: SearchTerms, srid
               request: Request | None = None) -> search.Criteria:
     """REQUEST: whose credentials decide the 401's challenges; None offers Basic (the pages)."""
     c = search.Criteria()
+    owner = (terms.owner or "").strip()
+    if owner and not _owner_allowed(who):
+        if who.anonymous:
+            raise (unauthorized(OWNER_SIGN_IN, request, Message("owner_sign_in"))
+                   if request is not None
+                   else Unauthorized(OWNER_SIGN_IN, challenges=(BASIC_CHALLENGE,),
+                                     message=Message("owner_sign_in")))
+        raise Forbidden.for_field("owner_forbidden", "owner",
+                                  "searching by land user needs the right to read land "
+                                  "users' names (land officers)")
+    # Every criterion is checked, and all those in error are listed in one answer.
+    check = Collect()
     commune = (terms.commune or "").strip()
     if commune:
-        c.communes = search.resolve_communes(conn, commune)
+        c.communes = check(search.resolve_communes, conn, commune)
     c.sheet, c.parcel = terms.sheet, terms.parcel
     land_use = (terms.land_use or "").strip()
     if land_use:
-        c.land_use = search.parse_land_use(land_use)
-    owner = (terms.owner or "").strip()
+        c.land_use = check(search.parse_land_use, land_use)
     if owner:
-        if not _owner_allowed(who):
-            if who.anonymous:
-                raise (unauthorized(OWNER_SIGN_IN, request) if request is not None
-                       else Unauthorized(OWNER_SIGN_IN, challenges=(BASIC_CHALLENGE,)))
-            raise Forbidden.for_field("owner_forbidden", "owner",
-                                      "searching by land user needs the right to read land "
-                                      "users' names (land officers)")
-        c.owner = search.parse_owner(owner)
-    c.point = _point(terms.point) or _xy(terms.xy, srid)
+        c.owner = check(search.parse_owner, owner)
+    c.point = check(_point, terms.point) or check(_xy, terms.xy, srid)
+    check.done()
     return c
 
 
@@ -234,8 +248,10 @@ def _srid_of(crs: Any, province: int) -> int:
     if crs in (province, str(province), f"EPSG:{province}",
                f"http://www.opengis.net/def/crs/EPSG/0/{province}"):
         return province
-    raise Invalid(f"crs: {crs!r} is not supported (lon/lat EPSG:4326 or the province's "
-                  f"VN-2000 TM-3 EPSG:{province}, x = easting, y = northing)")
+    raise Invalid.for_field("geometry_crs", "crs",
+                            f"{crs!r} is not supported (lon/lat EPSG:4326 or the province's "
+                            f"VN-2000 TM-3 EPSG:{province}, x = easting, y = northing)",
+                            value=repr(crs), srid=str(province))
 
 
 # --- typed parameters ----------------------------------------------------------------------------
@@ -413,19 +429,25 @@ def search_post(request: Request, who: Who, conn: Conn, settings: SettingsDep,
     if "geometry" not in body:
         raise BadRequest("body: \"geometry\" (a GeoJSON Polygon or MultiPolygon) is required; "
                          "other searches use GET /api/parcels/search")
-    if body.get("relation", "intersects") not in ("intersects", "within"):
-        raise BadRequest.for_field("one_of", "relation", "\"intersects\" or \"within\"",
-                                   expected="'intersects' or 'within'")
-    q = validate(PolygonSearch, body, BadRequest)
+    q = validate(PolygonSearch, body, BadRequest)  # every member in error at once
     limit, offset = q.limit or search.DEFAULT_LIMIT, q.offset or 0
     srid = settings.province_srid
-    c = _criteria(conn, who, SearchTerms(q.commune, q.sheet, q.parcel, q.land_use, q.owner), srid,
-                  request)
-    c.polygon = polygon_from_geojson(conn, q.geometry, srid=_srid_of(q.crs, srid), province_srid=srid)
+    # Then the criteria, the CRS and the polygon: all that is wrong in one answer.
+    check = Collect()
+    c = check(_criteria, conn, who, SearchTerms(q.commune, q.sheet, q.parcel, q.land_use, q.owner),
+              srid, request)
+    given = check(_srid_of, q.crs, srid)
+    polygon = (check(polygon_from_geojson, conn, q.geometry, srid=given, province_srid=srid)
+               if given is not None else None)
+    check.done()
+    assert c is not None and polygon is not None
+    c.polygon = polygon
     area_km2 = queries.area_km2(conn, c.polygon, srid)
     if area_km2 > search.MAX_POLYGON_KM2:
-        raise Invalid(f"geometry: the area is {area_km2:.1f} km²; search areas up to "
-                      f"{search.MAX_POLYGON_KM2} km² (use the OGC API for more)")
+        raise Invalid.for_field("search_area", "geometry",
+                                f"the area is {area_km2:.1f} km²; search areas up to "
+                                f"{search.MAX_POLYGON_KM2} km² (use the OGC API for more)",
+                                area=round(area_km2, 1), max=search.MAX_POLYGON_KM2)
     c.within = q.relation == "within"
     results, more = _run_search(conn, request, who, c, limit, offset)
     return _json(_search_body(request, results, more, limit, offset))
@@ -538,6 +560,8 @@ def patch_parcel(request: Request, who: LandOfficer, conn: Conn, settings: Setti
         change.geometry = polygon_from_geojson(conn, change_of.geometry, srid=_srid_of(change_of.crs, srid),
                                                province_srid=srid)
     result = edit.apply(conn, pid, change, who, srid, request)
+    lang = request_lang(request)
+    result["warnings"] = [messages.text(w, lang) or w.key for w in result["warnings"]]
     parcel = detail.detail(conn, pid, who, srid)
     TILES.forget("parcels")
     parcel["links"] = _links(pid, None)
@@ -594,8 +618,17 @@ def sign_in(who: Who, next: Annotated[str, Query(max_length=2000)] = "/parcels")
                       and not next.startswith("//")) else "/parcels"
     if who.anonymous:
         raise Unauthorized("sign in with your GeoIOC user name and password",
-                           challenges=(BASIC_CHALLENGE,))
+                           challenges=(BASIC_CHALLENGE,), message=Message("auth_sign_in_pages"))
     return RedirectResponse(target, status_code=303)
+
+
+def _page_polygon(conn: psycopg.Connection, raw: str, srid: int) -> bytes:
+    """The polygon drawn on the search page's map (GeoJSON text in a hidden field)."""
+    try:
+        geometry = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest.for_field("not_geojson", "polygon", "not GeoJSON") from None
+    return polygon_from_geojson(conn, geometry, province_srid=srid)
 
 
 @router.get("/parcels", include_in_schema=False)
@@ -615,34 +648,38 @@ def search_page(
     """The search form and its results. A bad search is shown in the form, with its status (a
     person corrects it there); only a 401 becomes the browser's password dialog."""
     error = None
+    problems: list[tuple[str | None, str]] = []
     results: list[dict[str, Any]] | None = None
     more = False
     page_limit, page_offset = search.DEFAULT_LIMIT, 0
     status = 200
     codes = queries.current_land_use_codes(conn, lang)
+    labels = parcels_pages.LABELS[lang]
     try:
-        page_limit = _int("limit", limit, 1, search.MAX_LIMIT) or search.DEFAULT_LIMIT
-        page_offset = _int("offset", offset, 0, search.MAX_OFFSET) or 0
-        terms = SearchTerms(commune, _int("sheet", sheet, 1, MAX_SHEET),
-                            _int("parcel", parcel, 1, MAX_PARCEL), land_use, owner, point, xy)
-        c = _criteria(conn, who, terms, settings.province_srid)
-        if polygon:
-            c.polygon = polygon_from_geojson(conn, orjson.loads(polygon),
-                                             province_srid=settings.province_srid)
+        # Every field is read and checked before anything is searched, so that the form
+        # shows all that is wrong at once.
+        check = Collect()
+        page_limit = check(_int, "limit", limit, 1, search.MAX_LIMIT) or search.DEFAULT_LIMIT
+        page_offset = check(_int, "offset", offset, 0, search.MAX_OFFSET) or 0
+        terms = SearchTerms(commune, check(_int, "sheet", sheet, 1, MAX_SHEET),
+                            check(_int, "parcel", parcel, 1, MAX_PARCEL), land_use, owner, point, xy)
+        c = check(_criteria, conn, who, terms, settings.province_srid)
+        shape = check(_page_polygon, conn, polygon, settings.province_srid) if polygon else None
+        check.done()
+        assert c is not None
+        c.polygon = shape
         if not c.empty():
             results, more = _run_search(conn, request, who, c, page_limit, page_offset)
-    except orjson.JSONDecodeError:
-        e = BadRequest.for_field("not_geojson", "polygon", "not GeoJSON")
-        error, status = messages.detail(e, lang, parcels_pages.LABELS[lang]), 400
     except Unauthorized:
         raise
     except GeoIOCError as e:
         # In the page's language, each field under the form's own label.
-        error, status = messages.detail(e, lang, parcels_pages.LABELS[lang]), status_of(e)
+        error, status = messages.detail(e, lang, labels), status_of(e)
+        problems = [(p.field, messages.reason(p, lang)) for p in e.problems]
     html = parcels_pages.search_page(
         lang=lang, user=who.user, roles=sorted(who.roles), query=dict(request.query_params),
         land_use_codes=codes, owner_allowed=_owner_allowed(who),
-        results=results, more=more, error=error, basemap_url=settings.basemap_url,
+        results=results, more=more, error=error, problems=problems, basemap_url=settings.basemap_url,
         limit=page_limit, offset=page_offset, credential=getattr(who, "credential", ""))
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
 

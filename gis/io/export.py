@@ -52,7 +52,7 @@ from gis.io.formats import Format, FormatError, get_format, parse_export_crs
 from gis.rows import scalar
 from layers import query_params
 from layers.access import Principal, is_sensitive_read, readable_fields, readable_layer, row_filter
-from layers.errors import Ambiguous, BadRequest, LayerNotFound
+from layers.errors import Ambiguous, BadRequest, LayerNotFound, Message
 from layers.features_sql import FeatureQuery, where
 from layers.model import Field, Layer
 
@@ -75,7 +75,15 @@ Progress = Callable[[int, int | None], None]
 
 
 class ExportError(BadRequest, ValueError):
-    """A request that cannot be exported as asked (HTTP 400, a one-line CLI error)."""
+    """A request that cannot be exported as asked (HTTP 400, a one-line CLI error). The common
+    refusals name their catalogue entry (api/messages.py), the others read "the export cannot
+    be made as asked" in Vietnamese and keep their English detail."""
+
+    fallback = Message("export_invalid")
+
+    @classmethod
+    def field(cls, name: str, reason: str, key: str, **args: Any) -> ExportError:
+        return cls.for_field(key, name, reason, **args)
 
 
 
@@ -150,7 +158,8 @@ def _param(parse: Callable[..., Any], *raw: Any) -> Any:
     try:
         return parse(*raw)
     except query_params.ParamError as e:
-        raise ExportError(str(e)) from None
+        raise ExportError(e.detail, parameter=e.parameter, problems=e.problems,
+                          message=e.message) from None
 
 
 def _admin_date(raw: str | dt.date | None) -> dt.date:
@@ -163,7 +172,8 @@ def _admin_date(raw: str | dt.date | None) -> dt.date:
     try:
         return dt.date.fromisoformat(raw.strip())
     except ValueError:
-        raise ExportError(f"commune-date: {raw!r} is not a date (YYYY-MM-DD) or 'pre-2025'") from None
+        raise ExportError.field("commune-date", f"{raw!r} is not a date (YYYY-MM-DD) or 'pre-2025'",
+                                "export_commune_date", value=repr(raw)) from None
 
 
 def _select_fields(layer: Layer, visible: tuple[Field, ...], wanted: str | Sequence[str] | None
@@ -183,8 +193,9 @@ def _select_fields(layer: Layer, visible: tuple[Field, ...], wanted: str | Seque
             continue
         f = by_name.get(n.lower())
         if f is None:
-            raise ExportError(f"fields: {layer.id!r} has no field {n!r}; fields: "
-                              f"{', '.join(f.name for f in visible)}")
+            raise ExportError.field("fields", f"{layer.id!r} has no field {n!r}; fields: "
+                                    f"{', '.join(f.name for f in visible)}", "export_no_field",
+                                    given=repr(n), fields=", ".join(f.name for f in visible))
         if f not in out:
             out.append(f)
     return tuple(out)
@@ -197,17 +208,23 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
     layer = _readable_layer(req.layer, who)
     try:
         fmt = get_format(req.format)
+    except FormatError as e:
+        raise ExportError.about("format", e) from None
+    try:
         srid = parse_export_crs(req.crs if req.crs not in (None, "") else fmt.fixed_srid)
     except FormatError as e:
-        raise ExportError(str(e)) from None
+        raise ExportError.about("crs", e) from None
     if fmt.fixed_srid is not None and srid != fmt.fixed_srid:
         raise ExportError(f"{fmt.label} is always in EPSG:{fmt.fixed_srid} (WGS 84); "
-                          "choose another format for VN-2000")
+                          "choose another format for VN-2000",
+                          message=Message("export_fixed_crs", {"format": fmt.label,
+                                                               "srid": str(fmt.fixed_srid)}))
     encoding = (req.encoding or "utf-8").strip().lower().replace("_", "-")
     if encoding in ("utf8", "unicode"):
         encoding = "utf-8"
     if encoding not in ("utf-8", "tcvn3"):
-        raise ExportError(f"encoding: {req.encoding!r} is not supported; use utf-8 or tcvn3")
+        raise ExportError.field("encoding", f"{req.encoding!r} is not supported; use utf-8 or tcvn3",
+                                "export_encoding", value=repr(req.encoding))
     if encoding == "tcvn3" and not fmt.tcvn3:
         raise ExportError(f"encoding tcvn3: {fmt.label} is UTF-8 by definition; TCVN3 is offered "
                           "for Shapefile and CSV")
@@ -222,7 +239,8 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
         q.bbox, q.bbox_srid = _param(query_params.parse_bbox, req.bbox, req.bbox_crs)
     if req.datetime:
         if not layer.time_column:
-            raise ExportError(f"datetime: layer {layer.id!r} has no time dimension")
+            raise ExportError.field("datetime", f"layer {layer.id!r} has no time dimension",
+                                    "no_time", layer=layer.id)
         q.time_range = _param(query_params.parse_datetime, req.datetime)
     if req.filter not in (None, ""):
         from gis.crs import UnsupportedCRS, parse_crs_uri
@@ -230,7 +248,7 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
         try:
             fsrid, fswap = parse_crs_uri(req.filter_crs or "CRS84")
         except UnsupportedCRS as e:
-            raise ExportError(f"filter-crs: {e}") from None
+            raise ExportError.about("filter-crs", e) from None
         lang = req.filter_lang or ("cql2-json" if isinstance(req.filter, dict) else "cql2-text")
         try:
             node = parse_filter(req.filter, lang)
@@ -239,7 +257,7 @@ def plan(conn: psycopg.Connection, req: ExportRequest, who: Principal) -> Export
             q.condition = filter_to_sql(node, layer, allowed=[f.name for f in visible],
                                         filter_srid=fsrid, filter_swap_axes=fswap, table_alias="t")
         except FilterError as e:
-            raise ExportError(f"filter: {e}") from None
+            raise ExportError.about("filter", e) from None
     cond, params = where(q)
     suffix = ""
     if req.commune not in (None, ""):
@@ -277,7 +295,8 @@ def resolve_unit(conn: psycopg.Connection, text: str, day: dt.date) -> str:
             "SELECT count(*) FROM admin_units WHERE code = %s AND valid_from <= %s "
             "AND (valid_to IS NULL OR valid_to > %s)", (raw, day, day)))
         if not found:
-            raise ExportError(f"commune: no administrative unit {raw!r}{when}{hint}")
+            raise ExportError.field("commune", f"no administrative unit {raw!r}{when}{hint}",
+                                    "export_no_unit", value=repr(raw), day=day)
         return raw
     q = _fold(raw)
     bare, wanted_kind = q, None
@@ -286,7 +305,8 @@ def resolve_unit(conn: psycopg.Connection, text: str, day: dt.date) -> str:
             bare, wanted_kind = q[len(kind) + 1:], kind
             break
     if len(bare) < 2:
-        raise ExportError("commune: give an administrative unit code or at least two letters of its name")
+        raise ExportError.field("commune", "give an administrative unit code or at least two letters "
+                                "of its name", "export_unit_name")
     rows = conn.execute(
         "SELECT code, name, level, geoioc_fold(name) FROM admin_units "
         "WHERE valid_from <= %s AND (valid_to IS NULL OR valid_to > %s) "
@@ -297,7 +317,8 @@ def resolve_unit(conn: psycopg.Connection, text: str, day: dt.date) -> str:
     if len({r[0] for r in matches}) == 1:
         return str(matches[0][0])
     if not matches:
-        raise ExportError(f"commune: no administrative unit named {raw!r}{when}{hint}")
+        raise ExportError.field("commune", f"no administrative unit named {raw!r}{when}{hint}",
+                                "export_no_unit", value=repr(raw), day=day)
     listed = sorted({(r[0], r[1], r[2]) for r in matches})[:MAX_CANDIDATES]
     raise Ambiguous(
         f"commune: {raw!r} names {len({r[0] for r in matches})} administrative units{when}: "

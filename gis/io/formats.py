@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gis.crs import BAC_NINH_TM3, VN2000_UTM48N, WGS84
-from layers.errors import BadRequest
+from layers.errors import BadRequest, Message
 
 
 class FormatError(BadRequest, ValueError):
     """An unknown format or CRS, or a combination a format cannot hold (400 / CLI error)."""
+
+    fallback = Message("export_invalid")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def get_format(key: str) -> Format:
     k = (key or "").strip().lower().lstrip(".")
     k = ALIASES.get(k, k)
     if k not in FORMATS:
-        raise FormatError(f"unknown format {key!r}; use one of {', '.join(FORMATS)}")
+        raise FormatError(f"unknown format {key!r}; use one of {', '.join(FORMATS)}",
+                          message=Message("export_format",
+                                          {"value": repr(key), "choices": ", ".join(FORMATS)}))
     return FORMATS[k]
 
 
@@ -85,5 +89,6 @@ def parse_export_crs(text: str | int | None) -> int:
     allowed = export_srids()
     if not t.isdigit() or int(t) not in allowed:
         choices = ", ".join(f"EPSG:{s} ({n})" for s, n in allowed.items())
-        raise FormatError(f"unsupported export crs {text!r}; use {choices}")
+        raise FormatError(f"unsupported export crs {text!r}; use {choices}",
+                          message=Message("export_crs", {"value": repr(text), "choices": choices}))
     return int(t)

@@ -13,7 +13,7 @@ from psycopg import sql
 from gis.crs import transformer
 from layers.access import Principal, readable_fields
 from layers.catalogue import get_layer
-from layers.errors import BadRequest
+from layers.errors import BadRequest, Message
 from layers.model import Layer
 
 # Dates typed by land officers are local dates of the province (UTC+7, no DST).
@@ -84,6 +84,13 @@ def location(lon: float, lat: float, srid: int) -> dict[str, float]:
     e, n = transformer(4326, srid).transform(lon, lat)
     return {"lon": round(lon, 7), "lat": round(lat, 7), "x_northing": round(n, 3),
             "y_easting": round(e, 3), "srid": srid}
+
+
+def location_entry(loc: dict[str, float]) -> Message:
+    """describe_location's words as a catalogue entry (api/messages.py), for the user's language."""
+    return Message("location", {"lon": round(loc["lon"], 6), "lat": round(loc["lat"], 6),
+                                "srid": str(loc["srid"]), "x": round(loc["x_northing"], 3),
+                                "y": round(loc["y_easting"], 3)})
 
 
 def describe_location(loc: dict[str, float]) -> str:

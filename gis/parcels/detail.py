@@ -414,7 +414,7 @@ def map_features(conn: psycopg.Connection, body: dict[str, Any], as_of: dt.datet
         "SELECT n.id, n.sheet_no, n.parcel_no, ST_AsGeoJSON(n.geom, 8) FROM {source}"
         " WHERE n.id = ANY(%(ids)s)").format(source=source), params).fetchall() if ids else []
     sheet = body["properties"].get("sheet_no")
-    suffix = "?lang=en" if lang == "en" else ""
+    suffix = f"?lang={lang}"  # a link keeps the page's language
     neighbours = [{"type": "Feature", "id": r[0], "geometry": json.loads(r[3]),
                    "properties": {"label": str(r[2]) if r[1] == sheet else f"{r[1]}/{r[2]}",
                                   "href": f"/parcels/{r[0]}{suffix}"}} for r in rows]

@@ -27,7 +27,7 @@ from psycopg import errors, sql
 
 from gis import audit, fmt
 from gis.parcels import checks
-from gis.parcels.common import describe_location, location, parcels_layer, readable
+from gis.parcels.common import describe_location, location, location_entry, parcels_layer, readable
 from gis.parcels.errors import InvalidGeometry, VersionConflict
 from layers.access import Principal
 from layers.errors import (
@@ -66,20 +66,27 @@ def parse_version(if_match: str | None, body_version: Any) -> int:
     if if_match is not None and if_match.strip():
         m = _ETAG.match(if_match.split(",")[0])
         if not m:
-            raise BadRequest(f"If-Match: {if_match!r} is not a parcel version (e.g. \"3\")")
+            raise BadRequest.for_field("if_match_format", "If-Match",
+                                       f"{if_match!r} is not a parcel version (e.g. \"3\")",
+                                       value=repr(if_match))
         header = int(m.group(1))
     body = None
     if body_version is not None:
         if isinstance(body_version, bool) or not isinstance(body_version, int) or body_version < 1:
-            raise Invalid(f"version: {body_version!r} is not a version number (1, 2, ...)")
+            raise Invalid.for_field("version_number", "version",
+                                    f"{body_version!r} is not a version number (1, 2, ...)",
+                                    value=repr(body_version))
         body = body_version
     if header is not None and body is not None and header != body:
-        raise BadRequest(f"If-Match says version {header} but the body says {body}")
+        raise BadRequest(f"If-Match says version {header} but the body says {body}",
+                         parameter="If-Match",
+                         message=Message("version_mismatch", {"header": header, "body": body}))
     version = header if header is not None else body
     if version is None:
         raise PreconditionRequired(
             "send the version you edited (If-Match: \"<version>\" or \"version\" in the body), "
-            "so that a change made meanwhile by someone else is not overwritten")
+            "so that a change made meanwhile by someone else is not overwritten",
+            message=Message("version_required"))
     return version
 
 
@@ -133,7 +140,8 @@ def validate_properties(conn: psycopg.Connection, props: Any, who: Principal) ->
                 message=Message("commune_not_editable" if commune else "server_managed")))
             continue
         if name not in visible:
-            raise Forbidden(f"properties: you may not change {name}")
+            raise Forbidden.for_field("field_forbidden", "properties", f"you may not change {name}",
+                                      field=name)
         try:
             out[name] = _value(conn, layer.field(name), name, value)
         except _Bad as e:
@@ -222,14 +230,19 @@ def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old:
         "  ST_X(ST_PointOnSurface(out)), ST_Y(ST_PointOnSurface(out)) FROM d",
         {"wkb": wkb, "c": commune, "o": old, "srid": srid}).fetchall()
     if not units:
-        raise InvalidGeometry(f"commune {commune} has no current boundary to check the parcel against")
+        raise InvalidGeometry(f"commune {commune} has no current boundary to check the parcel against",
+                              message=Message("geometry_no_boundary", {"code": commune}))
     for code, name, era, outside, lon, lat in units:
         if outside > OUTSIDE_COMMUNE_TOLERANCE_M2:
             loc = location(lon, lat, srid)
             problems.append({"reason": "outside commune", "commune_code": code, "era": era,
                              "area_m2": round(outside, 2), "location": loc,
                              "message": f"{outside:.2f} m² lies outside {era} commune {code} "
-                                        f"({name}), e.g. at {describe_location(loc)}"})
+                                        f"({name}), e.g. at {describe_location(loc)}",
+                             "entry": Message("geometry_outside_commune", {
+                                 "area": round(outside, 2), "code": code, "name": name,
+                                 "era": Message("era_old" if era == "pre-2025" else "era_current"),
+                                 "where": location_entry(loc)})})
     overlaps = conn.execute(
         "WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g)"
         " SELECT * FROM (SELECT n.id, n.commune_code, n.old_commune_code, n.sheet_no, n.parcel_no,"
@@ -246,7 +259,10 @@ def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old:
                          "old_commune_code": o, "sheet_no": sheet, "parcel_no": no},
                          "area_m2": round(area, 2), "location": loc,
                          "message": f"overlaps parcel sheet {sheet} parcel {no} of commune {where} "
-                                    f"(id {nid}) by {area:.2f} m² around {describe_location(loc)}"})
+                                    f"(id {nid}) by {area:.2f} m² around {describe_location(loc)}",
+                         "entry": Message("geometry_overlap", {
+                             "sheet": str(sheet), "parcel": str(no), "commune": c, "id": str(nid),
+                             "area": round(area, 2), "where": location_entry(loc)})})
     if problems:
         raise InvalidGeometry("geometry rejected: " + "; ".join(p["message"] for p in problems),
                               located=problems)
@@ -255,26 +271,31 @@ def _check_location(conn: psycopg.Connection, parcel_id: int, commune: str, old:
 def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, srid: int,
           request: Any = None) -> dict[str, Any]:
     """Apply EDIT in one transaction on CONN (a pooled autocommit connection): lock, compare
-    versions, validate, update, audit. Returns {version, updated_at, changed, warnings}."""
+    versions, validate, update, audit. Returns {version, updated_at, changed, warnings}; the
+    warnings are catalogue entries (api/messages.py), worded in the user's language by the API."""
     if not edit.properties and edit.geometry is None:
-        raise Invalid("nothing to change: give properties and/or geometry")
+        raise Invalid("nothing to change: give properties and/or geometry",
+                      message=Message("nothing_to_change"))
     if edit.note is not None and len(edit.note) > MAX_NOTE:
-        raise Invalid(f"note: longer than {MAX_NOTE} characters")
+        raise Invalid.for_field("text_too_long", "note", f"longer than {MAX_NOTE} characters",
+                                max_length=MAX_NOTE)
     props = edit.properties
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('geoioc.user', %s, true), set_config('geoioc.note', %s, true)",
                          (who.user or "", edit.note or ""))
             row = conn.execute(
-                "SELECT version, updated_at, commune_code, old_commune_code, sheet_no, parcel_no"
-                " FROM parcels WHERE id = %s FOR UPDATE", (parcel_id,)).fetchone()
+                "SELECT version, updated_at, commune_code, old_commune_code, sheet_no, parcel_no,"
+                " legal_valid_from FROM parcels WHERE id = %s FOR UPDATE", (parcel_id,)).fetchone()
             if row is None:
-                raise NotFound(f"parcel {parcel_id} not found")
+                raise NotFound(f"parcel {parcel_id} not found",
+                               message=Message("parcel_not_found", {"id": str(parcel_id)}))
             sheet: int
             number: int
-            version, updated_at, commune, old, sheet, number = row
+            version, updated_at, commune, old, sheet, number, valid_from = row
             if version != edit.expected_version:
                 raise _conflict(parcel_id, edit.expected_version, version, updated_at)
+            _check_legal_order(parcel_id, valid_from, props.get("legal_valid_from"))
             if "sheet_no" in props or "parcel_no" in props:
                 _check_key_free(conn, parcel_id, commune, old, props.get("sheet_no", sheet),
                                 props.get("parcel_no", number))
@@ -302,24 +323,42 @@ def apply(conn: psycopg.Connection, parcel_id: int, edit: Edit, who: Principal, 
                                  "changed": changed, "note": edit.note})
     except (errors.CheckViolation, errors.UniqueViolation, errors.ForeignKeyViolation,
             errors.NotNullViolation) as e:
-        raise Invalid(f"rejected by the database: {e.diag.message_primary}") from None
+        raise Invalid(f"rejected by the database: {e.diag.message_primary}",
+                      message=Message("parcel_refused")) from None
     new_version, new_updated, legal, computed = new
-    warnings = []
+    warnings: list[Message] = []
     area = checks.area_check(legal, float(computed))
     if area["flagged"]:
-        warnings.append(f"legal area {area['legal_m2']:.1f} m² differs from the computed area "
-                        f"{area['computed_m2']:.1f} m² by more than {area['tolerance_m2']:.1f} m²")
+        legal_m2, computed_m2, tolerance_m2 = (round(float(area[k]), 1) for k in (
+            "legal_m2", "computed_m2", "tolerance_m2"))
+        warnings.append(Message("area_differs", {"legal": legal_m2, "computed": computed_m2,
+                                                 "tolerance": tolerance_m2}))
     return {"id": parcel_id, "version": new_version, "updated_at": new_updated.isoformat(),
             "changed": changed, "warnings": warnings}
 
 
 def _conflict(parcel_id: int, sent: int, current: int | None,
               updated_at: dt.datetime | None) -> VersionConflict:
+    args: dict[str, Any] = {"id": str(parcel_id), "sent": sent, "current": current}
+    if updated_at is not None:
+        args["at"] = updated_at
     return VersionConflict(
         f"parcel {parcel_id} was changed by someone else: you edited version {sent}, the current "
         f"version is {current}" + (f" (saved at {updated_at.isoformat()})" if updated_at else "")
         + "; reload it and apply your change again",
+        message=Message("version_conflict_at" if updated_at else "version_conflict", args),
         current_version=current, your_version=sent)
+
+
+def _check_legal_order(parcel_id: int, current: dt.date | None, new: dt.date | None) -> None:
+    """The version trigger's rule (migration 0013), checked first so that the refusal names the
+    field and reads in the user's language; the trigger stays the guard for every writer."""
+    if current is not None and new is not None and new < current:
+        raise Invalid.for_field(
+            "legal_order", "legal_valid_from",
+            f"parcel {parcel_id}: a version valid from {new.isoformat()} cannot replace the version "
+            f"valid from {current.isoformat()} (versions follow each other in legal order)",
+            new=fmt.date(new), current=fmt.date(current))
 
 
 def _check_key_free(conn: psycopg.Connection, parcel_id: int, commune: str, old: str | None,
@@ -330,4 +369,7 @@ def _check_key_free(conn: psycopg.Connection, parcel_id: int, commune: str, old:
     ).fetchone()
     if other:
         raise Invalid(f"sheet {sheet} parcel {number} is already parcel {other[0]} of commune "
-                           f"{commune}" + (f" (old {old})" if old else ""), existing_id=other[0])
+                      f"{commune}" + (f" (old {old})" if old else ""), existing_id=other[0],
+                      message=Message("parcel_key_taken_old" if old else "parcel_key_taken", {
+                          "sheet": str(sheet), "number": str(number), "id": str(other[0]),
+                          "commune": commune, "old": old or ""}))

@@ -39,7 +39,9 @@ def encoding_option(raw: str | None) -> str | None:
     e = raw.strip().lower().replace("_", "-")
     e = ENCODING_ALIASES.get(e, e)
     if e not in encodings.ENCODINGS:
-        raise ImportFileError(f"from-encoding: {raw!r} is not one of {', '.join(encodings.ENCODINGS)}")
+        raise ImportFileError(f"from-encoding: {raw!r} is not one of {', '.join(encodings.ENCODINGS)}",
+                              "import_encoding_name", value=repr(raw),
+                              choices=", ".join(encodings.ENCODINGS))
     return e
 
 
@@ -68,7 +70,8 @@ def fix_text(src: Source, fields: dict[str, str], forced: str | None, report: Im
             raise ImportFileError(
                 f"{src.name}: the text looks like legacy {d.describe()}, but there is too little of "
                 f"it to be sure; re-run with --from-encoding {d.encoding} to convert it (or "
-                "--from-encoding utf-8 to keep it as it is)")
+                "--from-encoding utf-8 to keep it as it is)", "import_encoding_unsure",
+                file=src.name, encoding=d.encoding)
         elif d.legacy:
             enc = d.encoding
             report.warnings.append(f"{src.name}: text converted from {d.describe()} to Unicode")
@@ -86,7 +89,8 @@ def fix_text(src: Source, fields: dict[str, str], forced: str | None, report: Im
                               for v in col.to_pylist()]
                 except UnicodeDecodeError:
                     raise ImportFileError(f"{src.name}: column {c} is not valid UTF-8; re-run with "
-                                          "--from-encoding tcvn3 (or vni, cp1258)") from None
+                                          "--from-encoding tcvn3 (or vni, cp1258)",
+                                          "import_not_utf8", file=src.name, column=c) from None
             else:
                 values = [None if v is None else encodings.decode(v.encode("latin-1"), enc)
                           for v in col.to_pylist()]
@@ -120,6 +124,6 @@ def source_crs(src: Source, crs: str | None, report: ImportReport) -> sourcecrs.
     try:
         out = sourcecrs.resolve(text, crs, origin)
     except sourcecrs.SourceCRSError as e:
-        raise ImportFileError(f"{src.name}: {e}") from None
+        raise ImportFileError(f"{src.name}: {e}", "import_crs", file=src.name) from None
     report.warnings += out.warnings
     return out

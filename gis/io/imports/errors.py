@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from layers.errors import Forbidden, Invalid
+from layers.errors import Forbidden, Invalid, Message
 
 
 class ImportFileError(Invalid, ValueError):
     """The file cannot be imported at all (damaged, incomplete, unknown CRS, ...): nothing is
-    written; HTTP 422, CLI exit code 2."""
+    written; HTTP 422, CLI exit code 2. KEY names the catalogue entry (api/messages.py) that
+    words it in the user's language, ARGS fill it; without one, the class's fallback."""
+
+    fallback = Message("import_file_invalid")
+
+    def __init__(self, detail: str, key: str | None = None, **args: Any) -> None:
+        super().__init__(detail, message=Message(key, args or None) if key else None)
 
 
 class ImportNotAllowed(Forbidden, PermissionError):

@@ -20,6 +20,8 @@ import numpy.typing as npt
 import shapely
 from pyproj import Transformer
 
+from gis.geos import reason_entry
+from gis.io.imports.report import Reason
 from gis.io.sourcecrs import SourceCRS
 from layers.model import Layer
 
@@ -62,9 +64,16 @@ def _outside_vietnam(bounds: Coords, ok: Flags, src: SourceCRS, errors: dict[int
     for i in np.flatnonzero(outside):
         x, y = bounds[i, 0], bounds[i, 1]
         where = "not finite" if not (math.isfinite(x) and math.isfinite(y)) else f"lon {x:.5f}, lat {y:.5f}"
-        errors.setdefault(int(i), []).append(
-            f"outside Vietnam after reprojection from {src.label} ({where}): wrong CRS?")
+        errors.setdefault(int(i), []).append(Reason(
+            f"outside Vietnam after reprojection from {src.label} ({where}): wrong CRS?",
+            "import_outside_vietnam", crs=src.label))
     return outside
+
+
+def invalid_reason(why: str) -> Reason:
+    """A row refused for its invalid geometry (GEOS's WHY), with its catalogue entry."""
+    return Reason(f"invalid geometry ({why}); re-run with repair to fix it with ST_MakeValid",
+                  "import_invalid_geometry", reason=reason_entry(why))
 
 
 def _wkb_points(wkb: WKB) -> Coords | None:
@@ -90,7 +99,7 @@ def _check_points(xy: Coords, wkb: WKB, src: SourceCRS,
     n = len(xy)
     empty = np.isnan(xy[:, 0]) & np.isnan(xy[:, 1])  # WKB writes an empty point as NaN, NaN
     for i in np.flatnonzero(empty):
-        errors.setdefault(int(i), []).append("empty geometry")
+        errors.setdefault(int(i), []).append(Reason("empty geometry", "import_empty_geometry"))
     ok = ~empty
     out = wkb.copy()
     if not src.is_wgs84 and ok.any():
@@ -121,9 +130,11 @@ def check_geometries(layer: Layer, wkb: WKB, src: SourceCRS, repair: bool,
     missing = shapely.is_missing(geoms)
     empty = ~missing & shapely.is_empty(geoms)
     for i in np.flatnonzero(missing):
-        errors.setdefault(int(i), []).append("no geometry" if wkb[i] is None else "unreadable geometry")
+        errors.setdefault(int(i), []).append(
+            Reason("no geometry", "import_no_row_geometry") if wkb[i] is None
+            else Reason("unreadable geometry", "import_unreadable_geometry"))
     for i in np.flatnonzero(empty):
-        errors.setdefault(int(i), []).append("empty geometry")
+        errors.setdefault(int(i), []).append(Reason("empty geometry", "import_empty_geometry"))
     ok = ~(missing | empty)
     geoms = geoms.copy()
     geoms[~ok] = None
@@ -145,7 +156,10 @@ def check_geometries(layer: Layer, wkb: WKB, src: SourceCRS, repair: bool,
         what = _TYPE_NAMES.get(int(types[i]), "geometry")
         if types[i] == want + 3:
             what = f"{what} of {parts[i]} parts"
-        errors.setdefault(int(i), []).append(f"{what} where layer {layer.id} holds {layer.geometry_type}s")
+        errors.setdefault(int(i), []).append(Reason(
+            f"{what} where layer {layer.id} holds {layer.geometry_type}s", "import_geometry_type",
+            what=_TYPE_NAMES.get(int(types[i]), "geometry"), layer=layer.id,
+            type=layer.geometry_type))
     ok &= fits
     single = ok & (types == want + 3)
     if single.any():  # a one-part MultiPoint/MultiLineString/MultiPolygon: its part
@@ -164,8 +178,7 @@ def check_geometries(layer: Layer, wkb: WKB, src: SourceCRS, repair: bool,
         valid[ok] = shapely.is_valid(geoms[ok])
         for i in np.flatnonzero(ok & ~valid):
             flags[i] = repair
-            invalid[int(i)] = (f"invalid geometry ({shapely.is_valid_reason(geoms[i])}); "
-                               "re-run with repair to fix it with ST_MakeValid")
+            invalid[int(i)] = invalid_reason(shapely.is_valid_reason(geoms[i]))
     out = np.empty(n, dtype=object)
     redo = ok & modified
     out[redo] = shapely.to_wkb(geoms[redo])

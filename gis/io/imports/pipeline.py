@@ -27,7 +27,7 @@ from gis.io.imports.errors import ImportFileError, without_paths
 from gis.io.imports.geometry import WKB, Flags, check_geometries
 from gis.io.imports.read import Source, read_sources
 from gis.io.imports.repair import refused_invalid
-from gis.io.imports.report import ImportReport, audit_target
+from gis.io.imports.report import ImportReport, Reason, audit_target
 from gis.io.imports.table import Target, load_target
 from gis.io.imports.validate import Column, check_rights, check_rows, map_columns
 from gis.overviews import refresh_overviews
@@ -69,6 +69,7 @@ def import_file(conn: psycopg.Connection[Any], path: Path, opts: ImportOptions, 
         pass
     except ImportFileError as e:
         report.error = without_paths(str(e), display, path)
+        report.error_entry = e.message or e.fallback
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not report.committed:
@@ -108,7 +109,7 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
     target = load_target(conn, layer)
     c = _check(layer, who, target, sources, opts, forced, report, step)
     multi = len(sources) > 1
-    refused: dict[int, str] = {i: "; ".join(r) for i, r in c.errors.items()}
+    refused: dict[int, str] = {i: Reason.join(r) for i, r in c.errors.items()}
 
     def settle() -> None:
         _settle(report, refused, c.starts, multi)
@@ -155,7 +156,8 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
             found: dict[int, str] = {}
             write.diagnose(conn, target, names, write.staged_rows(conn), found, writer)
             if not found:  # not attributable to a row: report the statement's error
-                raise ImportFileError(f"the database refused the import: {write.explain(conn, e)}") from None
+                raise ImportFileError(f"the database refused the import: {write.explain(conn, e)}",
+                                      "import_refused") from None
             refused.update(found)
             if report.all_or_nothing:
                 if len(found) >= write.MAX_DIAGNOSED:
@@ -178,7 +180,8 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
                     write.diagnose(conn, target, names, write.staged_rows(conn), found, writer)
                     if not found:
                         raise ImportFileError("the database refused the import: "
-                                              f"{write.explain(conn, again)}") from None
+                                              f"{write.explain(conn, again)}",
+                                              "import_refused") from None
                     refused.update(found)
         settle()
         report.inserted, report.updated = inserted, updated
@@ -217,18 +220,21 @@ def _check(layer: Layer, who: Principal, target: Target, sources: list[Source], 
         if names is None:
             names = these
         elif these != names:
-            raise ImportFileError(f"{src.name} has other columns than {sources[0].name}")
+            raise ImportFileError(f"{src.name} has other columns than {sources[0].name}",
+                                  "import_other_columns", file=src.name, first=sources[0].name)
         missing = [c for c in target.required if c != layer.geometry_column
                    and c in layer.field_names and c not in these
                    and c not in layer.server_managed_fields]
         if missing:
             fl = [layer.field(c) for c in missing]
-            raise ImportFileError(f"{src.name} lacks required field(s) "
-                                  f"{', '.join(f'{f.name} ({f.export_name})' for f in fl)}")
+            listed = ", ".join(f"{f.name} ({f.export_name})" for f in fl)
+            raise ImportFileError(f"{src.name} lacks required field(s) {listed}",
+                                  "import_lacks_required", file=src.name, fields=listed)
         lacking_key = [c for c in target.key if c not in these and c in target.required]
         if lacking_key:
             raise ImportFileError(f"{src.name} lacks key field(s) {', '.join(lacking_key)} that match "
-                                  f"rows of {layer.id}")
+                                  f"rows of {layer.id}", "import_lacks_key", file=src.name,
+                                  fields=", ".join(lacking_key), layer=layer.id)
         for c in target.key:
             if c not in these and src is sources[0]:  # e.g. no pre-2025 commune column: empty
                 f = layer.field(c)

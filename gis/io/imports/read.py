@@ -48,7 +48,8 @@ def _gdal_error(name: str, e: Exception) -> ImportFileError:
     """GDAL's first line, without its stack of context: enough to act on, no paths of ours
     (GDAL quotes the temporary copy it was given: that becomes the file's own name)."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return ImportFileError(f"cannot read {name}: {without_paths(msg, name)}")
+    return ImportFileError(f"cannot read {name}: {without_paths(msg, name)}", "import_cannot_read",
+                           file=name)
 
 
 def _read_shapefile(shp: Path, display: str, work: Path) -> Source:
@@ -58,7 +59,9 @@ def _read_shapefile(shp: Path, display: str, work: Path) -> Source:
         if _sibling(shp, ext) is None:
             what = "index" if ext == ".shx" else "attribute table"
             raise ImportFileError(f"{display}: the Shapefile has no {ext} ({what}); add "
-                                  f"{shp.stem}{ext} next to {shp.name} (in the zip)")
+                                  f"{shp.stem}{ext} next to {shp.name} (in the zip)",
+                                  "import_companion", file=display, ext=ext,
+                                  name=f"{shp.stem}{ext}", shp=shp.name)
     prj = _sibling(shp, ".prj")
     cpg = _sibling(shp, ".cpg")
     declared = cpg.read_text(errors="replace").strip() if cpg else None
@@ -99,7 +102,7 @@ def _geometry_named(table: pa.Table) -> pa.Table:
             i = names.index(cand)
             if pa.types.is_binary(table.schema.types[i]) or pa.types.is_large_binary(table.schema.types[i]):
                 return table.rename_columns([*names[:i], "geometry", *names[i + 1:]])
-    raise ImportFileError("the file has no geometry")
+    raise ImportFileError("the file has no geometry", "import_no_geometry")
 
 
 def _read_gdal(path: Path, display: str, layer: str | None, **open_options: str) -> Source:
@@ -110,7 +113,8 @@ def _read_gdal(path: Path, display: str, layer: str | None, **open_options: str)
         raise _gdal_error(display, e) from None
     if meta.get("geometry_type") in (None, "None") and "wkb_geometry" not in table.column_names:
         raise ImportFileError(f"{display}: no geometry (expected a WKT column named WKT, geometry "
-                              "or geom, or longitude/latitude columns)")
+                              "or geom, or longitude/latitude columns)", "import_csv_geometry",
+                              file=display)
     return Source(display, _geometry_named(table), meta.get("crs"), "file", False)
 
 
@@ -126,7 +130,9 @@ def _choose_gpkg_layer(path: Path, wanted: str | None, target: Layer, display: s
     if wanted:
         if wanted not in [n for n, _ in layers]:
             raise ImportFileError(f"{display} has no layer {wanted!r}; layers: "
-                                  f"{', '.join(n for n, _ in layers)}")
+                                  f"{', '.join(n for n, _ in layers)}", "import_no_layer",
+                                  file=display, wanted=repr(wanted),
+                                  layers=", ".join(n for n, _ in layers))
         return wanted
     if len(spatial) == 1:
         return spatial[0]
@@ -134,7 +140,8 @@ def _choose_gpkg_layer(path: Path, wanted: str | None, target: Layer, display: s
         if n in (target.id, target.table):
             return n
     raise ImportFileError(f"{display} has {len(spatial)} spatial layers ({', '.join(spatial)}); "
-                          "choose one with --source-layer")
+                          "choose one with --source-layer", "import_many_layers", file=display,
+                          n=len(spatial), layers=", ".join(spatial))
 
 
 def _read_csv(path: Path, display: str) -> Source:
@@ -170,11 +177,13 @@ def read_sources(path: Path, display: str, target: Layer, work: Path, source_lay
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()
                 if bad is not None:
-                    raise ImportFileError(f"{display}: the zip is damaged ({bad} fails its checksum)")
+                    raise ImportFileError(f"{display}: the zip is damaged ({bad} fails its checksum)",
+                                          "import_zip_damaged", file=display, bad=bad)
                 z.extractall(work / "unzipped")
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
             raise ImportFileError(f"{display}: not a readable zip file (damaged or truncated?): "
-                                  f"{without_paths(str(e), display, path)}") from None
+                                  f"{without_paths(str(e), display, path)}", "import_zip_unreadable",
+                                  file=display) from None
         root = work / "unzipped"
         files = sorted(p for p in root.rglob("*") if p.is_file() and "__MACOSX" not in p.parts)
         shps = [p for p in files if p.suffix.lower() == ".shp"]
@@ -188,13 +197,15 @@ def read_sources(path: Path, display: str, target: Layer, work: Path, source_lay
             return f"{fmt} (zip)", sources
         dangling = [p.name for p in files if p.suffix.lower() in (".dbf", ".shx", ".prj")]
         if dangling:
-            raise ImportFileError(f"{display}: the zip has {', '.join(dangling)} but no .shp file")
-        raise ImportFileError(f"{display}: the zip holds no Shapefile, GeoPackage, GeoJSON or CSV")
+            raise ImportFileError(f"{display}: the zip has {', '.join(dangling)} but no .shp file",
+                                  "import_zip_no_shp", file=display, files=", ".join(dangling))
+        raise ImportFileError(f"{display}: the zip holds no Shapefile, GeoPackage, GeoJSON or CSV",
+                              "import_zip_nothing", file=display)
     if suffix == ".shp":
         return "Shapefile", [_read_shapefile(path, display, work)]
     if suffix in (".dbf", ".shx", ".prj", ".cpg"):
         raise ImportFileError(f"{display}: give the .shp (with its .shx, .dbf and .prj beside it) "
-                              "or a zip of them")
+                              "or a zip of them", "import_give_shp", file=display)
     if suffix == ".gpkg":
         layer = _choose_gpkg_layer(path, source_layer, target, display)
         return "GeoPackage", [_read_gdal(path, display, layer)]
@@ -205,5 +216,6 @@ def read_sources(path: Path, display: str, target: Layer, work: Path, source_lay
     if suffix in (".csv", ".txt"):
         return "CSV", [_read_csv(path, display)]
     raise ImportFileError(f"{display}: unsupported file type {suffix or '(none)'}; use a Shapefile "
-                          "(zip), GeoPackage, GeoJSON, FlatGeobuf or CSV")
+                          "(zip), GeoPackage, GeoJSON, FlatGeobuf or CSV", "import_file_type",
+                          file=display, suffix=suffix or "–")
 

@@ -17,12 +17,16 @@ The expressions here read the staging table's row `s` (gis.io.imports.write.stag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from gis.io.imports.geometry import invalid_reason
 from gis.io.imports.table import Target
+
+_INVALID = re.compile(r"invalid geometry \((.*)\); re-run")
 
 # ST_CollectionExtract's type code for each layer geometry type: what a repair keeps.
 _DIMENSION = {"Point": 1, "LineString": 2, "Polygon": 3, "MultiPolygon": 3}
@@ -62,4 +66,6 @@ def refused_invalid(conn: psycopg.Connection[Any], t: Target) -> dict[int, str]:
         "WHERE m.rownum = s.rownum AND {same})").format(
         table=sql.Identifier(t.layer.table), id=sql.Identifier(t.layer.id_column),
         same=same_geometry(stored, raw_geom(t)))).fetchall()
-    return {int(r[0]): str(r[1]) for r in rows}
+    # The stage keeps the reason's text: its GEOS reason gives back the catalogue entry.
+    return {int(r[0]): invalid_reason(m.group(1)) if (m := _INVALID.match(str(r[1]))) else str(r[1])
+            for r in rows}

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gis.io.imports.errors import ImportFileError, ImportNotAllowed
-from gis.io.imports.report import ImportReport
+from gis.io.imports.report import ImportReport, Reason
 from gis.io.imports.table import Target
 from gis.io.imports.versions import check_rows as check_versions
 from layers.access import ADMIN, Principal, readable_layer
@@ -83,12 +83,28 @@ def map_columns(layer: Layer, columns: Iterable[str], writable: set[str], report
             raise ImportNotAllowed(f"column {col}: you may not write field {f.name!r} of {layer.id}")
         if f.name in out.values():
             first = next(c for c, n in out.items() if n == f.name)
-            raise ImportFileError(f"columns {first} and {col} both hold field {f.name}")
+            raise ImportFileError(f"columns {first} and {col} both hold field {f.name}",
+                                  "import_same_field", a=first, b=col, field=f.name)
         out[col] = f.name
     if report.ignored_columns:
         report.warnings.append(f"columns not in layer {layer.id}, ignored: "
                                f"{', '.join(report.ignored_columns)}")
     return out
+
+
+# A refused value's reason (Column.bad's WHY, by its start) -> its catalogue entry.
+WHY_ENTRIES = (
+    ("is not text", "import_not_text"),
+    ("is not a list of codes", "import_not_codes"),
+    ("is not an integer", "import_not_integer"),
+    ("is not a finite number", "import_not_finite"),
+    ("is not a number", "import_not_number"),
+    ("is not a date-time", "import_not_datetime"),
+    ("is not a date", "import_not_date"),
+    ("is not true/false", "import_not_boolean"),
+    ("has a value that is not one of", "import_not_one_of"),
+    ("is not one of", "import_not_one_of"),
+)
 
 
 class Column:
@@ -98,8 +114,12 @@ class Column:
         self.f, self.errors, self.label = f, errors, label
 
     def bad(self, i: int, value: Any, why: str) -> None:
-        """Record row I's VALUE as refused, WHY (the row number is local to the column)."""
-        self.errors.setdefault(i, []).append(f"{self.label}: {value!r} {why}")
+        """Record row I's VALUE as refused, WHY (the row number is local to the column); the
+        reason names its catalogue entry (WHY_ENTRIES)."""
+        key = next((k for prefix, k in WHY_ENTRIES if why.startswith(prefix)), None)
+        self.errors.setdefault(i, []).append(Reason(
+            f"{self.label}: {value!r} {why}", key, column=self.label, value=repr(value),
+            allowed=why.rpartition("one of ")[2]))
 
     def convert(self, arr: pa.Array) -> pa.Array:
         """ARR as an Arrow array of the field's type (nulls where a value was refused)."""
@@ -307,15 +327,19 @@ def check_rows(layer: Layer, who: Principal, target: Target, names: list[str],
         if rule.field in columns and not (ADMIN in who.roles or who.roles & set(rule.roles)):
             hidden = pc.fill_null(pc.is_in(columns[rule.field], pa.array(list(rule.values))), False)
             for i in np.flatnonzero(hidden.to_numpy(zero_copy_only=False)):
-                errors.setdefault(int(i), []).append(
-                    f"{rule.field} {columns[rule.field][int(i)].as_py()!r} may only be written by "
-                    f"{' or '.join(rule.roles)}")
+                value = columns[rule.field][int(i)].as_py()
+                errors.setdefault(int(i), []).append(Reason(
+                    f"{rule.field} {value!r} may only be written by {' or '.join(rule.roles)}",
+                    "import_row_rule", field=rule.field, value=repr(value),
+                    roles=", ".join(rule.roles)))
     for c in names:
         if c in target.required:
             for i in np.flatnonzero(pc.is_null(columns[c]).to_numpy(zero_copy_only=False)):
                 if int(i) not in errors or not any(r.startswith(c) for r in errors[int(i)]):
                     f = layer.field(c)
-                    errors.setdefault(int(i), []).append(f"{f.export_name} ({c}) is empty")
+                    errors.setdefault(int(i), []).append(Reason(
+                        f"{f.export_name} ({c}) is empty", "import_empty",
+                        column=f"{f.export_name} ({c})"))
     if versions is not None:
         check_versions(layer, versions, columns, errors)
     elif target.key:  # repeated keys, grouped in pandas: Python only touches the repeats
@@ -328,4 +352,6 @@ def check_rows(layer: Layer, who: Principal, target: Target, names: list[str],
         for row, k, f in zip(repeats["row"], repeats[keys].itertuples(index=False), first[repeats.index],
                              strict=True):
             shown = "/".join("" if pd.isna(v) else str(v) for v in k)  # None, or NaN for a null
-            errors.setdefault(int(row), []).append(f"same {'/'.join(keys)} {shown} as row {int(f) + 1}")
+            errors.setdefault(int(row), []).append(Reason(
+                f"same {'/'.join(keys)} {shown} as row {int(f) + 1}", "import_duplicate",
+                keys="/".join(keys), shown=shown, row=str(int(f) + 1)))

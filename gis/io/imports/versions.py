@@ -36,6 +36,7 @@ from psycopg import sql
 
 from gis.io.imports import write
 from gis.io.imports.repair import raw_geom, same_geometry
+from gis.io.imports.report import Reason
 from gis.io.imports.table import Target
 from layers.model import Layer, Versions
 
@@ -74,17 +75,19 @@ def check_rows(layer: Layer, v: Versions, columns: dict[str, pa.Array], errors: 
     f = layer.field(v.valid_from)
     label = identity_label(v)
     for row in several.loc[several["_from"].isna(), "row"]:
-        errors.setdefault(int(row), []).append(
+        errors.setdefault(int(row), []).append(Reason(
             f"{f.export_name} ({f.name}) is empty: rows of the same {label} are the versions of "
-            "one feature and each needs the date it took effect")
+            "one feature and each needs the date it took effect", "import_version_date",
+            column=f"{f.export_name} ({f.name})"))
     dated = several[several["_from"].notna()]
     first = dated.groupby([*keys, "_from"], dropna=False, sort=False)["row"].transform("min")
     repeats = dated[dated["row"] != first]
     for row, ident, when, f0 in zip(repeats["row"], repeats[keys].itertuples(index=False),
                                     repeats["_from"], first[repeats.index], strict=True):
         shown = "/".join("" if pd.isna(x) else str(x) for x in ident)
-        errors.setdefault(int(row), []).append(
-            f"same {label} {shown} and {f.name} {when} as row {int(f0) + 1}")
+        errors.setdefault(int(row), []).append(Reason(
+            f"same {label} {shown} and {f.name} {when} as row {int(f0) + 1}", "import_version_repeat",
+            shown=shown, when=str(when), row=str(int(f0) + 1)))
 
 
 def _identity(v: Versions, t: Target, stored: bool) -> list[sql.Composable]:

@@ -27,6 +27,7 @@ from psycopg import sql
 
 from gis.io.imports.geometry import WKB, Flags
 from gis.io.imports.repair import geom_expr, raw_geom, same_geometry
+from gis.io.imports.report import Reason
 from gis.io.imports.table import Target
 from layers.model import Field
 
@@ -273,7 +274,7 @@ def diagnose(conn: psycopg.Connection[Any], t: Target, names: list[str], rows: l
         if isinstance(e, psycopg.OperationalError):
             raise
         if len(rows) == 1:
-            found[rows[0]] = explain(conn, e)
+            found[rows[0]] = Reason(explain(conn, e), "import_row_refused")
             return
     mid = len(rows) // 2
     diagnose(conn, t, names, rows[:mid], found, writer, **options)

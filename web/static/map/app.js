@@ -83,8 +83,12 @@
     if (attribution) map.attributionControl.addAttribution(attribution);
   }
 
+  /** The status line's position and zoom: coordinates with the page's decimal separator. */
   function showZoom(latlng) {
-    const where = latlng ? `${latlng.lat.toFixed(5)}, ${latlng.lng.toFixed(5)} · ` : "";
+    if (latlng) state.pointer = latlng;
+    const p = state.pointer;
+    const num = (v) => G.fmt.number(v, G.lang, 5, { group: false });
+    const where = p ? G.t("lat_lon", { lat: num(p.lat), lon: num(p.lng) }) + " · " : "";
     document.getElementById("gi-coords").textContent = `${where}z${state.map.getZoom()}`;
   }
 
@@ -490,7 +494,7 @@
     const entry = entryOf("parcels");
     const p = f.properties;
     const title = G.t("sheet_parcel", { s: G.esc(p.sheet_no), p: G.esc(p.parcel_no) });
-    const link = `<a class="btn btn-sm btn-info gi-parcel-link" href="/parcels/${encodeURIComponent(f.id)}">${G.esc(G.t("parcel_page"))} →</a>`;
+    const link = `<a class="btn btn-sm btn-info gi-parcel-link" href="/parcels/${encodeURIComponent(f.id)}?lang=${G.lang}">${G.esc(G.t("parcel_page"))} →</a>`;
     return G.section(G.t("parcel"), `<span class="gi-parcel-no">${title}</span>`,
                      G.fieldTable(entry, p, ["sheet_no", "parcel_no"]) + link, "gi-sec-parcel");
   }
@@ -716,6 +720,8 @@
     G.translatePage();
     updateLangButton();
     tickClock();
+    showZoom();
+    G.renderStatus();
     localizeControls();
     renderUser();
     renderPanels();
@@ -784,7 +790,7 @@
         // What the user typed is Vietnam time, whatever the browser's own time zone.
         const start = G.fmt.vnInputToDate(document.getElementById("gi-start").value);
         const end = G.fmt.vnInputToDate(document.getElementById("gi-end").value);
-        if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || start >= end) return;
+        if (!windowProblems(start, end)) return;
         state.filters.start = start;
         state.filters.end = end;
       } else {
@@ -836,7 +842,7 @@
         modal.hidden = true;
         await loadManifest();
       } catch (ex) {
-        err.textContent = ex.message;
+        err.textContent = G.errorText(ex);
         err.hidden = false;
       }
     });
@@ -846,12 +852,34 @@
     });
   }
 
+  /** The custom window's fields in error, all of them at once, each with its reason in the
+   * page's language (marked on the field, listed under them); true when there is none. */
+  function windowProblems(start, end) {
+    const problems = [];
+    if (Number.isNaN(start.getTime())) problems.push(["gi-start", G.t("from"), G.t("window_date_needed")]);
+    if (Number.isNaN(end.getTime())) problems.push(["gi-end", G.t("to"), G.t("window_date_needed")]);
+    if (!problems.length && start >= end) problems.push(["gi-end", G.t("to"), G.t("window_order")]);
+    const list = document.getElementById("gi-custom-error");
+    for (const id of ["gi-start", "gi-end"]) {
+      const bad = problems.some((p) => p[0] === id);
+      document.getElementById(id).classList.toggle("is-invalid", bad);
+      document.getElementById(id).setAttribute("aria-invalid", String(bad));
+    }
+    if (list) {
+      list.innerHTML = problems.map(([id, label, why]) =>
+        `<li data-field="${id}">${G.esc(label)}: ${G.esc(why)}</li>`).join("");
+      list.hidden = !problems.length;
+    }
+    return !problems.length;
+  }
+
   function error(e) {
-    if (!e) return;
-    // An error message in the status line, and on the console as a warning (not an error: a
-    // dropped network connection is a condition to report, not a bug in the page).
-    const el = document.getElementById("gi-busy");
-    if (el) el.textContent = G.t("error", { e: e.message || String(e) });
+    if (!e || e.name === "AbortError") return;
+    // An error message in the status line, in the page's language (G.errorText: never the
+    // browser's own English; session.js keeps it until the next loads), and on the console as
+    // a warning with its details (not an error: a dropped network connection is a condition
+    // to report, not a bug in the page).
+    G.showError(e);
     console.warn("GeoIOC:", e);
   }
 })(window.GeoIOC = window.GeoIOC || {});

@@ -135,7 +135,8 @@
       `<select class="form-select form-select-sm" id="gi-window">${presetOptions}</select>` +
       `<div class="gi-custom" id="gi-custom"${filters.days === null ? "" : " hidden"}>` +
       `<label>${esc(G.t("from"))} <input type="datetime-local" class="form-control form-control-sm" id="gi-start" value="${local(filters.start)}"></label>` +
-      `<label>${esc(G.t("to"))} <input type="datetime-local" class="form-control form-control-sm" id="gi-end" value="${local(filters.end)}"></label></div></div>` +
+      `<label>${esc(G.t("to"))} <input type="datetime-local" class="form-control form-control-sm" id="gi-end" value="${local(filters.end)}"></label>` +
+      `<ul class="gi-custom-error" id="gi-custom-error" role="alert" hidden></ul></div></div>` +
       `<div class="gi-field"><span class="gi-label">${esc(G.t("categories"))}` +
       ` <button type="button" class="gi-link" data-filter-all="category">${esc(G.t("all"))}</button>` +
       ` <button type="button" class="gi-link" data-filter-none="category">${esc(G.t("none"))}</button></span>` +

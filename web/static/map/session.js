@@ -23,10 +23,28 @@
   G.authHeaders = {};
   G.busy = 0;
 
-  function setBusy(delta) {
-    G.busy += delta;
+  // The status line's message: "loading" while anything loads, then the error of the last
+  // burst of loads if one failed (G.showError), in the current language (G.renderStatus
+  // again after a switch); a new burst of loads starts without it.
+  let statusError = null;
+
+  function renderStatus() {
     const el = document.getElementById("gi-busy");
-    if (el) el.textContent = G.busy > 0 ? G.t("loading") : "";
+    if (!el) return;
+    el.textContent = G.busy > 0 ? G.t("loading")
+      : statusError ? G.t("error", { e: G.errorText(statusError) }) : "";
+  }
+  G.renderStatus = renderStatus;
+
+  G.showError = function (e) {
+    statusError = e;
+    renderStatus();
+  };
+
+  function setBusy(delta) {
+    if (G.busy === 0 && delta > 0) statusError = null;
+    G.busy += delta;
+    renderStatus();
     document.body.dataset.busy = String(G.busy);
     if (G.busy === 0 && G.onIdle) G.onIdle();
   }
@@ -132,13 +150,11 @@
 
   G.signIn = async function (username, password) {
     const form = new URLSearchParams({ username, password, grant_type: "password" });
-    const r = await fetch("/api/auth/token", { method: "POST", body: form });
+    const r = await send("/api/auth/token", { method: "POST", body: form });
     if (!r.ok) {
       const retry = r.headers.get("Retry-After");
-      const err = new Error(r.status === 429 ? G.t("sign_in_locked", { s: retry || "60" })
-        : G.t("sign_in_failed"));
-      err.status = r.status;
-      throw err;
+      throw r.status === 429 ? wordedAs("sign_in_locked", { s: retry || "60" }, r.status)
+        : wordedAs("sign_in_failed", {}, r.status);
     }
     adopt(await r.json());
     return session;
@@ -161,23 +177,57 @@
     }
   };
 
+  /** An Error G.errorText words in the page's language: by its string KEY (and VARS) of
+   * i18n.js, again in the new language after a switch; or, KEY null, by MESSAGE as it is (the
+   * server's detail, already in the page's language of the request). */
+  function worded(message, status, key, vars) {
+    const err = new Error(message);
+    err.worded = true;
+    err.key = key || null;
+    err.vars = vars || {};
+    if (status) err.status = status;
+    return err;
+  }
+  const wordedAs = (key, vars, status) => worded(G.t(key, vars), status, key, vars);
+
+  /** fetch, with a network failure worded in the page's language (the browser's own text,
+   * "Failed to fetch", is English whatever the page). An abort stays an AbortError. */
+  async function send(url, init) {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      if (e && e.name === "AbortError") throw e;
+      throw wordedAs("network_error");
+    }
+  }
+
+  /** What the status line (and the sign-in box) says about E, in the page's language: our own
+   * worded errors as they are, anything else (a bug in the page, the browser's words) as
+   * "an error in the page"; its details go to the console. Empty for an abort. */
+  G.errorText = function (e) {
+    if (!e || e.name === "AbortError") return "";
+    if (e.worded) return e.key ? G.t(e.key, e.vars) : e.message;
+    return G.t("page_error");
+  };
+
   /** GET JSON from our API with the caller's token; one refresh-and-retry on a 401. The
    * page's language goes along, so that error messages come back in it. */
   G.api = async function (url, options) {
     setBusy(+1);
     const headers = () => ({ ...G.authHeaders, Accept: "application/json", "Accept-Language": G.lang });
     try {
-      let r = await fetch(url, { headers: headers(), signal: options && options.signal });
+      let r = await send(url, { headers: headers(), signal: options && options.signal });
       if (r.status === 401 && session) {
         await refresh().catch(() => expire());
-        r = await fetch(url, { headers: headers(), signal: options && options.signal });
+        r = await send(url, { headers: headers(), signal: options && options.signal });
       }
       if (!r.ok) {
-        let detail = r.statusText;
-        try { const body = await r.json(); detail = body.detail || body.description || detail; } catch (e) { /* not JSON */ }
-        const err = new Error(r.status + " " + detail);
-        err.status = r.status;
-        throw err;
+        // The server words its errors in the page's language (Accept-Language above); the
+        // browser's statusText ("Not Found") is English whatever the page, so it is not used.
+        let detail = null;
+        try { const body = await r.json(); detail = body.detail || body.description || null; } catch (e) { /* not JSON */ }
+        throw detail ? worded(r.status + " " + detail, r.status)
+          : wordedAs("http_error", { s: r.status }, r.status);
       }
       return await r.json();
     } finally {

@@ -6,7 +6,7 @@
   if (!el || !window.L) return;
   const results = JSON.parse(document.getElementById("search-results").textContent || "[]");
   const form = document.getElementById("parcel-search");
-  const langQuery = document.documentElement.lang === "en" ? "?lang=en" : "";
+  const langQuery = "?lang=" + (document.documentElement.lang === "en" ? "en" : "vi");
   const map = L.map(el, { maxZoom: 22, zoomControl: false }).setView([21.18, 106.07], 12);
   // Leaflet's own words in the page's language (the template gives them).
   L.control.zoom({ zoomInTitle: el.dataset.zoomIn, zoomOutTitle: el.dataset.zoomOut }).addTo(map);
