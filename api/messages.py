@@ -170,6 +170,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refresh_token_required": ("cần gửi refresh_token", "refresh_token is required"),
     "signout_needs_token": ("cần gửi refresh_token hoặc Authorization: Bearer <mã truy cập>",
                             "send refresh_token or Authorization: Bearer <access token>"),
+    # --- incident analytics and the map's API (api/routes/incident_analytics.py, map_api.py) -
+    "date_or_datetime": ("{value} không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
+                         "{value} is not an ISO date or date-time"),
+    "unknown_value": ("không có giá trị {value}; các giá trị: {expected}",
+                      "unknown value {value}; expected one of {expected}"),
+    "window_order": ("khoảng thời gian phải bắt đầu trước khi kết thúc",
+                     "the window must start before it ends"),
+    "window_too_long": ("khoảng thời gian dài tối đa mười năm", "the window may be at most ten years long"),
+    "unit_not_found": ("không tìm thấy đơn vị hành chính {code} vào ngày {day}",
+                       "administrative unit {code} not found on {day}"),
+    "incident_not_found": ("không tìm thấy sự cố {id}", "incident {id} not found"),
+    "not_identified": ("lớp {layer} không tra cứu được bằng cách nhấn trên bản đồ",
+                       "{layer} is not identified by the server"),
+    "bbox_required": ("bắt buộc (vùng đang xem để đếm)", "required (the view to count in)"),
+    "layer_ids": ("cần từ 1 đến {max} mã lớp", "give 1 to {max} layer ids"),
     # --- load and outages (api/middleware.py, api/errors.py) --------------------------------
     "too_many_requests": ("quá nhiều yêu cầu; hãy thử lại sau", "too many requests; try again later"),
     "rate_limited": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây (đăng nhập để được giới hạn cao "
@@ -182,6 +197,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "db_timeout": ("truy vấn chạy quá lâu; hãy thu hẹp yêu cầu (ít lớp, vùng hoặc khoảng thời gian "
                    "hơn)", "the query took too long; narrow the request"),
     "busy": ("hệ thống đang bận; hãy thử lại sau giây lát", "the service is busy; try again shortly"),
+    "internal_error": ("lỗi hệ thống mã {id}; quản trị viên tra được chi tiết trong nhật ký theo mã này",
+                       "internal error {id}; the administrators can find it in the log"),
     "db_input": ("cơ sở dữ liệu không xử lý được dữ liệu gửi (chi tiết kỹ thuật bằng tiếng Anh với "
                  "lang=en)", "the database could not process the input"),
     "nul_character": ("chứa ký tự NUL (U+0000), không lưu được", "contains a NUL character (U+0000)"),
