@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gis import fmt
+from gis.io.jobs import ExportJob, message_entry
 from layers.errors import PROBLEMS, GeoIOCError, Message, Problem
 
 # key -> (Vietnamese, English). Placeholders {name} are filled from Message.args.
@@ -202,6 +203,36 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "db_input": ("cơ sở dữ liệu không xử lý được dữ liệu gửi (chi tiết kỹ thuật bằng tiếng Anh với "
                  "lang=en)", "the database could not process the input"),
     "nul_character": ("chứa ký tự NUL (U+0000), không lưu được", "contains a NUL character (U+0000)"),
+    # --- an export job's status (gis/io/jobs.py message_entry) -------------------------------
+    "job_done": ("{rows} đối tượng", "{rows} features"),
+    "job_internal_error": ("lỗi hệ thống ({kind}); hãy báo quản trị viên",
+                           "internal error: {kind}"),
+    "job_rerun": ("chạy lại sau khi bị gián đoạn (lần {attempt})",
+                  "run again after an interruption (attempt {attempt})"),
+    "job_stopped": ("đã dừng {n} lần cùng tiến trình máy chủ; không chạy lại nữa",
+                    "stopped {n} times with its server process; not run again"),
+    "job_user_gone": ("người dùng {user} không còn tồn tại hoặc đã bị vô hiệu hóa; không chạy lại",
+                      "user {user} no longer exists or is disabled: not run again"),
+    "job_failed": ("xuất dữ liệu không thành công (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
+                   "the export failed"),
+    # --- imports: warnings (gis/io/imports: report.Reason) ----------------------------------
+    "import_w_converted": ("{file}: văn bản đã được chuyển từ {encoding} sang Unicode",
+                           "{file}: text converted from {encoding} to Unicode"),
+    "import_w_not_utf8": ("{file}: văn bản không phải UTF-8; đã đọc theo bảng mã {encoding}",
+                          "{file}: text is not UTF-8; read as {encoding}"),
+    "import_w_crs_name": ("{file}: hệ tọa độ EPSG:{code} lấy từ tên tệp",
+                          "{file}: CRS EPSG:{code} taken from the file name"),
+    "import_w_crs_differs": ("tệp ghi một hệ tọa độ khác; đã dùng {asked} như đã chọn (crs)",
+                             "the file says another CRS; used {asked} as asked (crs)"),
+    "import_w_more_refused": ("đã dừng tìm sau {n} dòng bị cơ sở dữ liệu từ chối; có thể còn nữa",
+                              "stopped looking after {n} rows refused by the database; there may "
+                              "be more"),
+    "import_w_no_column": ("không có cột {column} ({field}): để trống cho mọi dòng",
+                           "no column {column} ({field}): taken as empty for every row"),
+    "import_w_system_column": ("cột {column} ({field}) do hệ thống ghi: bỏ qua",
+                               "column {column} ({field}) is maintained by the system: ignored"),
+    "import_w_ignored": ("các cột không có trong lớp {layer}, bỏ qua: {columns}",
+                         "columns not in layer {layer}, ignored: {columns}"),
     # --- a request's body (api/route_docs.py json_body) --------------------------------------
     "body_too_large": ("nội dung gửi lớn hơn {max} byte", "request body larger than {max} bytes"),
     "body_not_json": ("nội dung gửi không phải JSON hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với "
@@ -600,6 +631,13 @@ def title(exc: GeoIOCError, status: int, lang: str) -> str:
     if lang == "en":
         return exc.title
     return text(Message(f"status_{status}"), lang) or text(Message("status_other"), lang) or exc.title
+
+
+def job_message(job: ExportJob, lang: str) -> str:
+    """An export job's message (gis.io.jobs) in LANG: in English as stored."""
+    if lang == "en":
+        return job.message
+    return text(message_entry(job), lang) or job.message
 
 
 def problems_json(exc: GeoIOCError, lang: str) -> list[dict[str, Any]]:

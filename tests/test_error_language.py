@@ -269,7 +269,7 @@ def test_an_import_refused_says_why_in_the_users_language(client, keys, tmp_path
                  "geometry": {"type": "Point", "coordinates": [106.05 + i / 100, 21.1]},
                  "properties": {"code": f"WAT-97{i:03d}", "name": "Trạm thử", "kind": kind,
                                 "parameter": "ph", "unit": "pH", "threshold": threshold,
-                                "status": "online"}}
+                                "status": "online", "ghichu": "x"}}
                 for i, (kind, threshold) in enumerate([("water", 8.5), ("nuiluaxyz", 8.5),
                                                        ("water", "cao"), ("water", 7.0)])]
     features[3]["properties"]["code"] = features[0]["properties"]["code"]
@@ -294,6 +294,9 @@ def test_an_import_refused_says_why_in_the_users_language(client, keys, tmp_path
     assert reasons_en[1] == "threshold: 'cao' is not a number"
     assert reasons_vi[2] == "trùng code WAT-97000 với dòng 1"
     assert reasons_vi[3] == "không có hình học" and reasons_en[3] == "no geometry"
+    # Warnings too.
+    assert "các cột không có trong lớp sensors, bỏ qua: ghichu" in vi.json()["warnings"], vi.json()
+    assert "columns not in layer sensors, ignored: ghichu" in en.json()["warnings"], en.json()
     body = {"errors": [{"field": r.partition(":")[0], "reason": r} for r in reasons_vi]}
     assert not _english_in(body), _english_in(body)
 
@@ -530,3 +533,47 @@ def test_the_rate_limit_says_when_to_retry_in_both_languages() -> None:
     ogc = c.get("/ogc/collections")
     assert ogc.status_code == 429 and ogc.json()["description"].startswith("quá nhiều yêu cầu")
 
+
+# --- an export job's status ------------------------------------------------------------------------
+
+def test_an_export_jobs_message_in_both_languages(client, keys) -> None:
+    """A finished job says how many features in the user's language; each message the runner
+    writes has its catalogue entry, an export's own failure reads as "the export failed"."""
+    import time
+
+    from gis.io import jobs
+    from gis.io.export import ExportRequest
+
+    h = keys["operator"]
+    r = client.post("/api/exports", json={"layer": "roads", "format": "geojson", "mode": "async"},
+                    headers=h)
+    assert r.status_code == 202, r.text
+    path = r.headers["location"][r.headers["location"].index("/api/"):]
+    deadline = time.monotonic() + 60
+    while (vi := client.get(path, headers=h).json())["status"] not in ("successful", "failed"):
+        assert time.monotonic() < deadline, vi
+        time.sleep(0.1)
+    en = client.get(path, headers={**h, **EN}).json()
+    assert vi["status"] == "successful", vi
+    rows = int(en["message"].split()[0])
+    assert en["message"] == f"{rows} features"
+    assert vi["message"] == f"{rows:,} đối tượng".replace(",", ".")
+    job_id = path.rsplit("/", 1)[1]
+    ogc = client.get(f"/ogc/jobs/{job_id}", headers=h).json()
+    assert ogc["message"] == vi["message"]
+
+    from api.messages import job_message
+
+    job = jobs.ExportJob("x", "u", ExportRequest(layer="roads", format="geojson"), jobs.Path("/tmp"))
+    for status, message, vi_text in (
+            ("failed", "internal error: RuntimeError", "lỗi hệ thống (RuntimeError); hãy báo quản trị viên"),
+            ("accepted", "run again after an interruption (attempt 2)",
+             "chạy lại sau khi bị gián đoạn (lần 2)"),
+            ("failed", f"stopped {jobs.MAX_ATTEMPTS} times with its server process; not run again",
+             f"đã dừng {jobs.MAX_ATTEMPTS} lần cùng tiến trình máy chủ; không chạy lại nữa"),
+            ("failed", "user an-b no longer exists or is disabled: not run again",
+             "người dùng an-b không còn tồn tại hoặc đã bị vô hiệu hóa; không chạy lại"),
+            ("failed", "layer 'x' not found", "xuất dữ liệu không thành công (chi tiết kỹ thuật bằng "
+             "tiếng Anh với lang=en)")):
+        job.status, job.message = status, message
+        assert job_message(job, "vi") == vi_text and job_message(job, "en") == message

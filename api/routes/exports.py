@@ -32,7 +32,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import messages
 from api.deps import SettingsDep, app_pool
+from api.i18n import request_lang
 from api.route_docs import BINARY, WHO, body_schema, problems, validate
 from api.security import Who
 from gis.db import pooled
@@ -157,12 +159,14 @@ def _stream_and_delete(path: Path, directory: Path) -> Iterator[bytes]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _job_response(job: jobs.ExportJob, settings: Settings, status: int = 200) -> JSONResponse:
+def _job_response(job: jobs.ExportJob, settings: Settings, status: int = 200,
+                  lang: str = "vi") -> JSONResponse:
     url = f"{settings.base_url}/api/exports/jobs/{job.id}"
     headers = {"Cache-Control": "no-store"}
     if status == 201 or status == 202:
         headers["Location"] = url
-    return JSONResponse(job.status_info(url, f"{url}/download"), status_code=status, headers=headers)
+    body = {**job.status_info(url, f"{url}/download"), "message": messages.job_message(job, lang)}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs.ExportJob:
@@ -211,7 +215,8 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
         count = estimate(conn, p, cap=ASYNC_ABOVE)
         if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
             total = None if count > ASYNC_ABOVE else count
-            return _job_response(jobs.runner().submit(req, who, total, audit_req), settings, 202)
+            return _job_response(jobs.runner().submit(req, who, total, audit_req), settings, 202,
+                                 request_lang(request))
         tmp_root = PROJECT_ROOT / ".geoioc" / "exports" / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(dir=tmp_root))
@@ -336,8 +341,8 @@ JobId = Annotated[str, PathParam(max_length=64, description="the job's id (from 
 
 @router.get("/exports/jobs/{job_id}", summary="An export job's status",
             responses={200: {"model": JobStatus, "description": "the status"}, **problems(*WHO, 404, 400)})
-def export_job(job_id: JobId, who: Who, settings: SettingsDep) -> Response:
-    return _job_response(owned_job(job_id, who), settings)
+def export_job(request: Request, job_id: JobId, who: Who, settings: SettingsDep) -> Response:
+    return _job_response(owned_job(job_id, who), settings, lang=request_lang(request))
 
 
 @router.get("/exports/jobs/{job_id}/download", summary="An export job's file", response_class=Response,
