@@ -213,6 +213,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "stopped {n} times with its server process; not run again"),
     "job_user_gone": ("người dùng {user} không còn tồn tại hoặc đã bị vô hiệu hóa; không chạy lại",
                       "user {user} no longer exists or is disabled: not run again"),
+    "job_result_gone": ("công việc xuất {id} không thành công: không có tệp kết quả",
+                        "export job {id} failed: there is no file"),
+    "job_result_not_ready": ("công việc xuất {id} chưa xong; hãy thử lại khi đã hoàn tất",
+                             "export job {id} is not finished yet; try again when it is"),
+    "job_not_found": ("không tìm thấy công việc xuất {id}", "export job {id} not found"),
     "job_failed": ("xuất dữ liệu không thành công (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
                    "the export failed"),
     # --- imports: warnings (gis/io/imports: report.Reason) ----------------------------------

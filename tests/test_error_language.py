@@ -577,3 +577,18 @@ def test_an_export_jobs_message_in_both_languages(client, keys) -> None:
              "tiếng Anh với lang=en)")):
         job.status, job.message = status, message
         assert job_message(job, "vi") == vi_text and job_message(job, "en") == message
+
+    # The file of a job that failed, or is not finished, or is not there.
+    from api import messages
+    from api.routes.exports import stream_result
+    from layers.errors import GeoIOCError
+
+    for status, vi_text in (("failed", "công việc xuất x không thành công: không có tệp kết quả"),
+                            ("running", "công việc xuất x chưa xong; hãy thử lại khi đã hoàn tất")):
+        job.status = status
+        with pytest.raises(GeoIOCError) as e:
+            stream_result(job)
+        assert messages.detail(e.value, "vi") == vi_text
+        assert messages.detail(e.value, "en").startswith(f"export job x is {status}")
+    r = client.get("/api/exports/jobs/khongco", headers=h)
+    assert r.status_code == 404 and r.json()["detail"] == "không tìm thấy công việc xuất 'khongco'"

@@ -43,7 +43,7 @@ from gis.io.export import ExportRequest, audit_export, content_disposition, esti
 from gis.io.formats import FORMATS, export_srids
 from gis.settings import PROJECT_ROOT, Settings
 from layers.access import Principal
-from layers.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
+from layers.errors import BadRequest, Conflict, Message, NotFound, UnsupportedMediaType
 
 router = APIRouter(prefix="/api", tags=["exports"])
 
@@ -183,7 +183,8 @@ def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
     """The job, or a 404 (another user's job does not exist for the caller)."""
     job = jobs.runner().get(job_id, who)
     if job is None:
-        raise NotFound(f"export job {job_id!r} not found")
+        raise NotFound(f"export job {job_id!r} not found",
+                       message=Message("job_not_found", {"id": repr(job_id)}))
     return job
 
 
@@ -191,7 +192,9 @@ def stream_result(job: jobs.ExportJob) -> Response:
     """The file of a successful job; 409 while it runs, 404 when it failed."""
     if job.status != "successful" or job.result is None or not job.result.path.exists():
         message = f"export job {job.id} is {job.status}" + (f": {job.message}" if job.message else "")
-        raise ResultGone(message) if job.status == "failed" else ResultNotReady(message)
+        if job.status == "failed":
+            raise ResultGone(message, message=Message("job_result_gone", {"id": job.id}))
+        raise ResultNotReady(message, message=Message("job_result_not_ready", {"id": job.id}))
     r = job.result
     headers = {"Content-Disposition": content_disposition(r),
                "Content-Length": str(r.path.stat().st_size), "X-Feature-Count": str(r.rows)}
