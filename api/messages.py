@@ -172,6 +172,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "signout_needs_token": ("cần gửi refresh_token hoặc Authorization: Bearer <mã truy cập>",
                             "send refresh_token or Authorization: Bearer <access token>"),
     # --- incident analytics and the map's API (api/routes/incident_analytics.py, map_api.py) -
+    "search_text": ("nhập tên địa danh, số tờ/số thửa hoặc tọa độ",
+                    "type a place name, sheet/parcel numbers or coordinates"),
+    "commune_matches": ("{value} khớp với {n} xã/phường; hãy nhập mã xã",
+                        "{value} matches {n} communes; give its code"),
     "date_or_datetime": ("{value} không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
                          "{value} is not an ISO date or date-time"),
     "unknown_value": ("không có giá trị {value}; các giá trị: {expected}",

@@ -495,6 +495,11 @@ MAP_KINDS = {
         f"l{i}" for i in range(40)), 400, "cần từ 1 đến ", "layer ids"),
     "map: a layer not there": ("/api/map/counts?bbox=106,21,106.1,21.1&layers=khongco", 404,
                                "Không tìm thấy", "not found"),
+    "map search: nothing typed": ("/api/search?q=%20", 400,
+                                  "q: nhập tên địa danh, số tờ/số thửa hoặc tọa độ",
+                                  "q: type a place name"),
+    "parcel anomalies: several communes": ("/api/parcels/anomalies?commune=Xuy%C3%AAn", 400,
+                                           "'Xuyên' khớp với ", "communes; give its code"),
     "NUL in a parameter": ("/api/map/identify?lon=106&lat=21&layers=ro%00ads", 400,
                            "layers: chứa ký tự NUL (U+0000), không lưu được",
                            "layers: NUL characters are not allowed"),
@@ -504,7 +509,7 @@ MAP_KINDS = {
 @pytest.mark.parametrize("kind", MAP_KINDS)
 def test_each_map_and_analytics_error_in_both_languages(client, keys, kind) -> None:
     url, status, vi_part, en_part = MAP_KINDS[kind]
-    h = keys["operator"]
+    h = keys["land_officer" if "/parcels/" in url else "operator"]
     vi, en = client.get(url, headers=h), client.get(url, headers={**h, **EN})
     _said_in_both(vi, en, url, status, vi_part, en_part)
 
