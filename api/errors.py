@@ -207,12 +207,15 @@ def from_database(exc: psycopg.Error) -> GeoIOCError | None:
     """Database failures that are not bugs: an overloaded or absent database (503), a statement
     stopped by its timeout (503), input PostGIS could not digest (422)."""
     if isinstance(exc, pg_errors.QueryCanceled):
-        return Unavailable("the query took too long; narrow the request", retry_after=5)
+        return Unavailable("the query took too long; narrow the request", retry_after=5,
+                           message=Entry("db_timeout"))
     if isinstance(exc, psycopg.OperationalError):
-        return Unavailable("the database is not reachable right now", retry_after=2)
+        return Unavailable("the database is not reachable right now", retry_after=2,
+                           message=Entry("db_unreachable"))
     if isinstance(exc, pg_errors.DataError | pg_errors.InternalError_):
         message = (exc.diag.message_primary or "invalid input").split("\n")[0][:200]
-        return Invalid(f"the database could not process the input: {message}")
+        return Invalid(f"the database could not process the input: {message}",
+                       message=Entry("db_input"))
     return None
 
 
@@ -230,7 +233,8 @@ def unexpected(request: Request, exc: BaseException) -> Response:
     log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path,
               exc_info=(type(exc), exc, exc.__traceback__))
     return render(request, InternalError(
-        f"internal error {error_id}; the administrators can find it in the log", error_id=error_id))
+        f"internal error {error_id}; the administrators can find it in the log", error_id=error_id,
+        message=Entry("internal_error", {"id": error_id})))
 
 
 # --- installation --------------------------------------------------------------------------------
@@ -309,7 +313,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 
 async def _pool_timeout(request: Request, exc: Exception) -> Response:
-    return render(request, Unavailable("the service is busy; try again shortly", retry_after=2))
+    return render(request, Unavailable("the service is busy; try again shortly", retry_after=2,
+                                           message=Entry("busy")))
 
 
 class UnexpectedErrors:
@@ -339,7 +344,8 @@ class UnexpectedErrors:
             request = Request(scope)
             err = from_database(exc) if isinstance(exc, psycopg.Error) else None
             if isinstance(exc, PoolTimeout):
-                err = Unavailable("the service is busy; try again shortly", retry_after=2)
+                err = Unavailable("the service is busy; try again shortly", retry_after=2,
+                                  message=Entry("busy"))
             response = render(request, err) if err is not None else unexpected(request, exc)
             await response(scope, receive, send)
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gis import fmt
+from gis.io.jobs import ExportJob, message_entry
 from layers.errors import PROBLEMS, GeoIOCError, Message, Problem
 
 # key -> (Vietnamese, English). Placeholders {name} are filled from Message.args.
@@ -170,6 +171,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refresh_token_required": ("cần gửi refresh_token", "refresh_token is required"),
     "signout_needs_token": ("cần gửi refresh_token hoặc Authorization: Bearer <mã truy cập>",
                             "send refresh_token or Authorization: Bearer <access token>"),
+    # --- incident analytics and the map's API (api/routes/incident_analytics.py, map_api.py) -
+    "search_text": ("nhập tên địa danh, số tờ/số thửa hoặc tọa độ",
+                    "type a place name, sheet/parcel numbers or coordinates"),
+    "commune_matches": ("{value} khớp với {n} xã/phường; hãy nhập mã xã",
+                        "{value} matches {n} communes; give its code"),
+    "date_or_datetime": ("{value} không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
+                         "{value} is not an ISO date or date-time"),
+    "unknown_value": ("không có giá trị {value}; các giá trị: {expected}",
+                      "unknown value {value}; expected one of {expected}"),
+    "window_order": ("khoảng thời gian phải bắt đầu trước khi kết thúc",
+                     "the window must start before it ends"),
+    "window_too_long": ("khoảng thời gian dài tối đa mười năm", "the window may be at most ten years long"),
+    "unit_not_found": ("không tìm thấy đơn vị hành chính {code} vào ngày {day}",
+                       "administrative unit {code} not found on {day}"),
+    "incident_not_found": ("không tìm thấy sự cố {id}", "incident {id} not found"),
+    "not_identified": ("lớp {layer} không tra cứu được bằng cách nhấn trên bản đồ",
+                       "{layer} is not identified by the server"),
+    "bbox_required": ("bắt buộc (vùng đang xem để đếm)", "required (the view to count in)"),
+    "layer_ids": ("cần từ 1 đến {max} mã lớp", "give 1 to {max} layer ids"),
     # --- load and outages (api/middleware.py, api/errors.py) --------------------------------
     "too_many_requests": ("quá nhiều yêu cầu; hãy thử lại sau", "too many requests; try again later"),
     "rate_limited": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây (đăng nhập để được giới hạn cao "
@@ -182,9 +202,46 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "db_timeout": ("truy vấn chạy quá lâu; hãy thu hẹp yêu cầu (ít lớp, vùng hoặc khoảng thời gian "
                    "hơn)", "the query took too long; narrow the request"),
     "busy": ("hệ thống đang bận; hãy thử lại sau giây lát", "the service is busy; try again shortly"),
+    "internal_error": ("lỗi hệ thống mã {id}; quản trị viên tra được chi tiết trong nhật ký theo mã này",
+                       "internal error {id}; the administrators can find it in the log"),
     "db_input": ("cơ sở dữ liệu không xử lý được dữ liệu gửi (chi tiết kỹ thuật bằng tiếng Anh với "
                  "lang=en)", "the database could not process the input"),
     "nul_character": ("chứa ký tự NUL (U+0000), không lưu được", "contains a NUL character (U+0000)"),
+    # --- an export job's status (gis/io/jobs.py message_entry) -------------------------------
+    "job_done": ("{rows} đối tượng", "{rows} features"),
+    "job_internal_error": ("lỗi hệ thống ({kind}); hãy báo quản trị viên",
+                           "internal error: {kind}"),
+    "job_rerun": ("chạy lại sau khi bị gián đoạn (lần {attempt})",
+                  "run again after an interruption (attempt {attempt})"),
+    "job_stopped": ("đã dừng {n} lần cùng tiến trình máy chủ; không chạy lại nữa",
+                    "stopped {n} times with its server process; not run again"),
+    "job_user_gone": ("người dùng {user} không còn tồn tại hoặc đã bị vô hiệu hóa; không chạy lại",
+                      "user {user} no longer exists or is disabled: not run again"),
+    "job_result_gone": ("công việc xuất {id} không thành công: không có tệp kết quả",
+                        "export job {id} failed: there is no file"),
+    "job_result_not_ready": ("công việc xuất {id} chưa xong; hãy thử lại khi đã hoàn tất",
+                             "export job {id} is not finished yet; try again when it is"),
+    "job_not_found": ("không tìm thấy công việc xuất {id}", "export job {id} not found"),
+    "job_failed": ("xuất dữ liệu không thành công (chi tiết kỹ thuật bằng tiếng Anh với lang=en)",
+                   "the export failed"),
+    # --- imports: warnings (gis/io/imports: report.Reason) ----------------------------------
+    "import_w_converted": ("{file}: văn bản đã được chuyển từ {encoding} sang Unicode",
+                           "{file}: text converted from {encoding} to Unicode"),
+    "import_w_not_utf8": ("{file}: văn bản không phải UTF-8; đã đọc theo bảng mã {encoding}",
+                          "{file}: text is not UTF-8; read as {encoding}"),
+    "import_w_crs_name": ("{file}: hệ tọa độ EPSG:{code} lấy từ tên tệp",
+                          "{file}: CRS EPSG:{code} taken from the file name"),
+    "import_w_crs_differs": ("tệp ghi một hệ tọa độ khác; đã dùng {asked} như đã chọn (crs)",
+                             "the file says another CRS; used {asked} as asked (crs)"),
+    "import_w_more_refused": ("đã dừng tìm sau {n} dòng bị cơ sở dữ liệu từ chối; có thể còn nữa",
+                              "stopped looking after {n} rows refused by the database; there may "
+                              "be more"),
+    "import_w_no_column": ("không có cột {column} ({field}): để trống cho mọi dòng",
+                           "no column {column} ({field}): taken as empty for every row"),
+    "import_w_system_column": ("cột {column} ({field}) do hệ thống ghi: bỏ qua",
+                               "column {column} ({field}) is maintained by the system: ignored"),
+    "import_w_ignored": ("các cột không có trong lớp {layer}, bỏ qua: {columns}",
+                         "columns not in layer {layer}, ignored: {columns}"),
     # --- a request's body (api/route_docs.py json_body) --------------------------------------
     "body_too_large": ("nội dung gửi lớn hơn {max} byte", "request body larger than {max} bytes"),
     "body_not_json": ("nội dung gửi không phải JSON hợp lệ (chi tiết kỹ thuật bằng tiếng Anh với "
@@ -622,6 +679,13 @@ def title(exc: GeoIOCError, status: int, lang: str) -> str:
     if lang == "en":
         return exc.title
     return text(Message(f"status_{status}"), lang) or text(Message("status_other"), lang) or exc.title
+
+
+def job_message(job: ExportJob, lang: str) -> str:
+    """An export job's message (gis.io.jobs) in LANG: in English as stored."""
+    if lang == "en":
+        return job.message
+    return text(message_entry(job), lang) or job.message
 
 
 def problems_json(exc: GeoIOCError, lang: str) -> list[dict[str, Any]]:

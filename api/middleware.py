@@ -8,6 +8,7 @@ so streamed exports and tiles stay streamed.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from api.security import COOKIE_METHODS, SESSION_COOKIE
 from gis.auth.errors import CredentialsRejected
 from gis.settings import Settings
 from layers.errors import BadRequest, TooManyRequests
+from layers.errors import Message as Entry
 
 
 class TokenBuckets:
@@ -89,9 +91,13 @@ class RateLimitMiddleware:
         if wait > 0:
             description = ("rate limit exceeded; sign in for a higher limit" if not credential
                            else "rate limit exceeded")
+            seconds = max(1, math.ceil(wait))
+            message = Entry("rate_limited_signed_in" if credential else "rate_limited", {"s": seconds})
             # Rendered like every other error (problem details under /api, the OGC document
-            # under /ogc, a page for browsers), with Retry-After in whole seconds.
-            response = errors.render(Request(scope), TooManyRequests(description, retry_after=wait))
+            # under /ogc, a page for browsers) in the user's language, with Retry-After in
+            # whole seconds.
+            response = errors.render(Request(scope), TooManyRequests(description, retry_after=seconds,
+                                                                     message=message))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -232,7 +238,7 @@ class RejectNulBytes:
                                         or "\x00" in scope["path"]):
             name = nul_parameter(scope)
             if name is not None:
-                exc = BadRequest(f"{name}: NUL characters are not allowed", parameter=name)
+                exc = BadRequest.for_field("nul_character", name, "NUL characters are not allowed")
                 await errors.render(Request(scope), exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

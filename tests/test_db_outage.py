@@ -135,6 +135,15 @@ def test_outage_answers_503_fast_and_recovers_within_5_seconds(server_behind_pro
                 assert int(r.headers.get("Retry-After", 0)) >= 1, (path, r.text[:200])
                 assert elapsed < 2.0, f"{path} took {elapsed:.2f} s to fail"
                 assert "Traceback" not in r.text and "psycopg" not in r.text
+        # Said in the user's language: Vietnamese by default, English on request.
+        vi = client.get("/api/search?q=12/34")
+        en = client.get("/api/search?q=12/34", headers={"Accept-Language": "en"})
+        assert vi.status_code == en.status_code == 503
+        assert vi.json()["title"] == "Dịch vụ tạm thời gián đoạn", vi.text
+        assert vi.json()["detail"] in ("hiện không kết nối được cơ sở dữ liệu; hãy thử lại sau ít phút",
+                                       "hệ thống đang bận; hãy thử lại sau giây lát"), vi.text
+        assert en.json()["detail"] in ("the database is not reachable right now",
+                                       "the service is busy; try again shortly"), en.text
 
         proxy.restore()
         restored = time.monotonic()

@@ -142,6 +142,7 @@ def _english_in(body: dict) -> list[str]:
     for field in {e["field"] for e in body.get("errors", []) if e.get("field")}:
         said = re.sub(rf"(^|[\s;]){re.escape(field)}:", " ", said)
     said = re.sub(r"(được|tham số):[^)]*", " ", said)
+    said = re.sub(r"\b[Aa]n (ninh|toàn)\b", " ", said)  # Vietnamese words, not "an"
     said = re.sub(r"EPSG:\d+ \([^)]*\)|\b(Multi)?Polygon\b|[\w-]+=[\w-]+", " ", said)
     extra = r"\b(is|are|an?|at|on|in|or|to|for|give|use|unknown|unsupported|syntax|property|" \
             r"geometry|polygon|ring|outer|hole|positions?|closed|format|encoding|filter|" \
@@ -268,7 +269,7 @@ def test_an_import_refused_says_why_in_the_users_language(client, keys, tmp_path
                  "geometry": {"type": "Point", "coordinates": [106.05 + i / 100, 21.1]},
                  "properties": {"code": f"WAT-97{i:03d}", "name": "Trạm thử", "kind": kind,
                                 "parameter": "ph", "unit": "pH", "threshold": threshold,
-                                "status": "online"}}
+                                "status": "online", "ghichu": "x"}}
                 for i, (kind, threshold) in enumerate([("water", 8.5), ("nuiluaxyz", 8.5),
                                                        ("water", "cao"), ("water", 7.0)])]
     features[3]["properties"]["code"] = features[0]["properties"]["code"]
@@ -293,6 +294,9 @@ def test_an_import_refused_says_why_in_the_users_language(client, keys, tmp_path
     assert reasons_en[1] == "threshold: 'cao' is not a number"
     assert reasons_vi[2] == "trùng code WAT-97000 với dòng 1"
     assert reasons_vi[3] == "không có hình học" and reasons_en[3] == "no geometry"
+    # Warnings too.
+    assert "các cột không có trong lớp sensors, bỏ qua: ghichu" in vi.json()["warnings"], vi.json()
+    assert "columns not in layer sensors, ignored: ghichu" in en.json()["warnings"], en.json()
     body = {"errors": [{"field": r.partition(":")[0], "reason": r} for r in reasons_vi]}
     assert not _english_in(body), _english_in(body)
 
@@ -455,3 +459,141 @@ def test_a_locked_out_sign_in_says_when_to_retry_in_both_languages(conn) -> None
         assert f"thử lại sau {vi.headers['retry-after']} giây" in vi.json()["detail"]
     finally:
         conn.execute("DELETE FROM users WHERE username = %s", (name,))
+
+
+# --- the map's and the analytics' parameters, NUL characters, load ------------------------------
+
+MAP_KINDS = {
+    "analytics: dates and codes, all at once": (
+        "/api/incidents/stats?start=hom-qua&severity=9&status=xong&category=lua", 400,
+        "start: 'hom-qua' không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
+        "start: 'hom-qua' is not an ISO date or date-time"),
+    "analytics: a code unknown, the codes explained": (
+        "/api/incidents/stats?status=xong", 400, "không có giá trị 'xong'; các giá trị: 'new' (",
+        "unknown value 'xong'; expected one of new"),
+    "analytics: window backwards": (
+        "/api/incidents/stats?start=2026-02-01&end=2026-01-01", 400,
+        "khoảng thời gian phải bắt đầu trước khi kết thúc", "the window must start before it ends"),
+    "analytics: window too long": (
+        "/api/incidents/stats?start=2000-01-01&end=2026-01-01", 400,
+        "khoảng thời gian dài tối đa mười năm", "at most ten years long"),
+    "analytics: unknown parameter": (
+        "/api/incidents/stats?khongco=1", 400, "khongco: không có tham số này", "unknown parameter"),
+    "analytics: bbox": ("/api/incidents/stats?bbox=1,2", 400, "cần 4 hoặc 6 số hữu hạn",
+                        "expected 4 or 6 finite numbers"),
+    "analytics: area not found": ("/api/incidents/stats?commune=99999", 404,
+                                  "không tìm thấy đơn vị hành chính '99999' vào ngày ",
+                                  "administrative unit '99999' not found on"),
+    "analytics: as_of": ("/api/incidents/stats?commune=99999&as_of=x", 400,
+                         "as_of: phải là ngày dạng YYYY-MM-DD", "as_of: 'x' is not a date"),
+    "map: identify a layer that is not": ("/api/map/identify?lon=106&lat=21&layers=incidents", 400,
+                                          "không tra cứu được bằng cách nhấn trên bản đồ",
+                                          "is not identified by the server"),
+    "map: counts without a bbox": ("/api/map/counts?layers=roads", 400,
+                                   "bbox: bắt buộc (vùng đang xem để đếm)", "bbox: required"),
+    "map: counts of too many layers": ("/api/map/counts?bbox=106,21,106.1,21.1&layers=" + ",".join(
+        f"l{i}" for i in range(40)), 400, "cần từ 1 đến ", "layer ids"),
+    "map: a layer not there": ("/api/map/counts?bbox=106,21,106.1,21.1&layers=khongco", 404,
+                               "Không tìm thấy", "not found"),
+    "map search: nothing typed": ("/api/search?q=%20", 400,
+                                  "q: nhập tên địa danh, số tờ/số thửa hoặc tọa độ",
+                                  "q: type a place name"),
+    "parcel anomalies: several communes": ("/api/parcels/anomalies?commune=Xuy%C3%AAn", 400,
+                                           "'Xuyên' khớp với ", "communes; give its code"),
+    "NUL in a parameter": ("/api/map/identify?lon=106&lat=21&layers=ro%00ads", 400,
+                           "layers: chứa ký tự NUL (U+0000), không lưu được",
+                           "layers: NUL characters are not allowed"),
+}
+
+
+@pytest.mark.parametrize("kind", MAP_KINDS)
+def test_each_map_and_analytics_error_in_both_languages(client, keys, kind) -> None:
+    url, status, vi_part, en_part = MAP_KINDS[kind]
+    h = keys["land_officer" if "/parcels/" in url else "operator"]
+    vi, en = client.get(url, headers=h), client.get(url, headers={**h, **EN})
+    _said_in_both(vi, en, url, status, vi_part, en_part)
+
+
+def test_analytics_filters_in_error_are_all_listed(client, keys) -> None:
+    r = client.get("/api/incidents/stats?start=hom-qua&severity=9&status=xong&bbox=1",
+                   headers=keys["operator"])
+    assert r.status_code == 400
+    assert [e["field"] for e in r.json()["errors"]] == ["start", "severity", "status", "bbox"]
+
+
+def test_the_rate_limit_says_when_to_retry_in_both_languages() -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gis.settings import get_settings
+
+    settings = get_settings().model_copy(update={"rate_limit_anonymous_per_second": 0.01,
+                                                 "rate_limit_anonymous_burst": 1})
+    c = TestClient(create_app(settings))
+    assert c.get("/healthz").status_code == 200
+    vi, en = c.get("/api/map/counts"), c.get("/api/map/counts", headers=EN)
+    _said_in_both(vi, en, "/api/map/counts", 429, "quá nhiều yêu cầu; hãy thử lại sau ",
+                  "rate limit exceeded; sign in for a higher limit")
+    assert f"thử lại sau {vi.headers['retry-after']} giây" in vi.json()["detail"]
+    ogc = c.get("/ogc/collections")
+    assert ogc.status_code == 429 and ogc.json()["description"].startswith("quá nhiều yêu cầu")
+
+
+# --- an export job's status ------------------------------------------------------------------------
+
+def test_an_export_jobs_message_in_both_languages(client, keys) -> None:
+    """A finished job says how many features in the user's language; each message the runner
+    writes has its catalogue entry, an export's own failure reads as "the export failed"."""
+    import time
+
+    from gis.io import jobs
+    from gis.io.export import ExportRequest
+
+    h = keys["operator"]
+    r = client.post("/api/exports", json={"layer": "roads", "format": "geojson", "mode": "async"},
+                    headers=h)
+    assert r.status_code == 202, r.text
+    path = r.headers["location"][r.headers["location"].index("/api/"):]
+    deadline = time.monotonic() + 60
+    while (vi := client.get(path, headers=h).json())["status"] not in ("successful", "failed"):
+        assert time.monotonic() < deadline, vi
+        time.sleep(0.1)
+    en = client.get(path, headers={**h, **EN}).json()
+    assert vi["status"] == "successful", vi
+    rows = int(en["message"].split()[0])
+    assert en["message"] == f"{rows} features"
+    assert vi["message"] == f"{rows:,} đối tượng".replace(",", ".")
+    job_id = path.rsplit("/", 1)[1]
+    ogc = client.get(f"/ogc/jobs/{job_id}", headers=h).json()
+    assert ogc["message"] == vi["message"]
+
+    from api.messages import job_message
+
+    job = jobs.ExportJob("x", "u", ExportRequest(layer="roads", format="geojson"), jobs.Path("/tmp"))
+    for status, message, vi_text in (
+            ("failed", "internal error: RuntimeError", "lỗi hệ thống (RuntimeError); hãy báo quản trị viên"),
+            ("accepted", "run again after an interruption (attempt 2)",
+             "chạy lại sau khi bị gián đoạn (lần 2)"),
+            ("failed", f"stopped {jobs.MAX_ATTEMPTS} times with its server process; not run again",
+             f"đã dừng {jobs.MAX_ATTEMPTS} lần cùng tiến trình máy chủ; không chạy lại nữa"),
+            ("failed", "user an-b no longer exists or is disabled: not run again",
+             "người dùng an-b không còn tồn tại hoặc đã bị vô hiệu hóa; không chạy lại"),
+            ("failed", "layer 'x' not found", "xuất dữ liệu không thành công (chi tiết kỹ thuật bằng "
+             "tiếng Anh với lang=en)")):
+        job.status, job.message = status, message
+        assert job_message(job, "vi") == vi_text and job_message(job, "en") == message
+
+    # The file of a job that failed, or is not finished, or is not there.
+    from api import messages
+    from api.routes.exports import stream_result
+    from layers.errors import GeoIOCError
+
+    for status, vi_text in (("failed", "công việc xuất x không thành công: không có tệp kết quả"),
+                            ("running", "công việc xuất x chưa xong; hãy thử lại khi đã hoàn tất")):
+        job.status = status
+        with pytest.raises(GeoIOCError) as e:
+            stream_result(job)
+        assert messages.detail(e.value, "vi") == vi_text
+        assert messages.detail(e.value, "en").startswith(f"export job x is {status}")
+    r = client.get("/api/exports/jobs/khongco", headers=h)
+    assert r.status_code == 404 and r.json()["detail"] == "không tìm thấy công việc xuất 'khongco'"

@@ -162,7 +162,9 @@ def test_rate_limit_429_in_the_format_of_the_way_out() -> None:
     assert client.get("/healthz").status_code == 200
     api = client.get("/api/auth/me")
     assert api.status_code == 429 and api.headers["content-type"].startswith(PROBLEM)
-    assert api.json()["code"] == "TooManyRequests" and "sign in" in api.json()["detail"]
+    assert api.json()["code"] == "TooManyRequests" and "đăng nhập" in api.json()["detail"]
+    en = client.get("/api/auth/me", headers={"Accept-Language": "en"})
+    assert en.status_code == 429 and "sign in" in en.json()["detail"]
     ogc = client.get("/ogc/collections")
     assert ogc.status_code == 429 and set(ogc.json()) == {"code", "description"}
     for r in (api, ogc):

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import messages
 from api.i18n import request_lang
 from api.route_docs import WHO, body_schema, json_body, problems, validate
 from api.routes.exports import (
@@ -152,9 +153,9 @@ def _description(lang: str, who: Principal) -> dict[str, Any]:
     }
 
 
-def _status(job: jobs.ExportJob) -> dict[str, Any]:
+def _status(job: jobs.ExportJob, lang: str) -> dict[str, Any]:
     url = f"{_base()}/jobs/{job.id}"
-    return job.status_info(url, f"{url}/results")
+    return {**job.status_info(url, f"{url}/results"), "message": messages.job_message(job, lang)}
 
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -200,21 +201,21 @@ async def execute(process_id: ProcessId, request: Request, who: Who,
     if "mode" in body["inputs"]:
         raise BadRequest("inputs: mode is not an input of the process (it always runs as a job)")
     job = await run_in_threadpool(submit_job, body["inputs"], who, request)
-    status = _status(job)
+    status = _status(job, request_lang(request))
     return _json(status, 201, {"Location": status["links"][0]["href"]})
 
 
 @router.get("/jobs", summary="The caller's jobs", responses={
     200: {"description": "the caller's export jobs"}, **problems(*WHO, ogc=True)})
-def job_list(who: Who) -> Response:
-    return _json({"jobs": [_status(job) for job in jobs.exports().of(who)],
+def job_list(who: Who, lang: Lang) -> Response:
+    return _json({"jobs": [_status(job, lang) for job in jobs.exports().of(who)],
                   "links": [{"rel": "self", "type": "application/json", "href": f"{_base()}/jobs"}]})
 
 
 @router.get("/jobs/{job_id}", summary="A job's status", responses={
     200: {"model": JobStatus, "description": "the status"}, **problems(400, *WHO, 404, ogc=True)})
-def job_status(job_id: JobId, who: Who) -> Response:
-    return _json(_status(owned_job(job_id, who)))
+def job_status(job_id: JobId, who: Who, lang: Lang) -> Response:
+    return _json(_status(owned_job(job_id, who), lang))
 
 
 @router.get("/jobs/{job_id}/results", summary="A job's file", response_class=Response, responses={

@@ -32,7 +32,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import messages
 from api.deps import SettingsDep, app_pool
+from api.i18n import request_lang
 from api.route_docs import BINARY, WHO, body_schema, problems, validate
 from api.security import Who
 from gis.db import pooled
@@ -41,7 +43,7 @@ from gis.io.export import ExportRequest, audit_export, content_disposition, esti
 from gis.io.formats import FORMATS, export_srids
 from gis.settings import PROJECT_ROOT, Settings
 from layers.access import Principal
-from layers.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
+from layers.errors import BadRequest, Conflict, Message, NotFound, UnsupportedMediaType
 
 router = APIRouter(prefix="/api", tags=["exports"])
 
@@ -157,12 +159,14 @@ def _stream_and_delete(path: Path, directory: Path) -> Iterator[bytes]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _job_response(job: jobs.ExportJob, settings: Settings, status: int = 200) -> JSONResponse:
+def _job_response(job: jobs.ExportJob, settings: Settings, status: int = 200,
+                  lang: str = "vi") -> JSONResponse:
     url = f"{settings.base_url}/api/exports/jobs/{job.id}"
     headers = {"Cache-Control": "no-store"}
     if status == 201 or status == 202:
         headers["Location"] = url
-    return JSONResponse(job.status_info(url, f"{url}/download"), status_code=status, headers=headers)
+    body = {**job.status_info(url, f"{url}/download"), "message": messages.job_message(job, lang)}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs.ExportJob:
@@ -179,7 +183,8 @@ def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
     """The job, or a 404 (another user's job does not exist for the caller)."""
     job = jobs.exports().get(job_id, who)
     if job is None:
-        raise NotFound(f"export job {job_id!r} not found")
+        raise NotFound(f"export job {job_id!r} not found",
+                       message=Message("job_not_found", {"id": repr(job_id)}))
     return job
 
 
@@ -187,7 +192,9 @@ def stream_result(job: jobs.ExportJob) -> Response:
     """The file of a successful job; 409 while it runs, 404 when it failed."""
     if job.status != "successful" or job.result is None or not job.result.path.exists():
         message = f"export job {job.id} is {job.status}" + (f": {job.message}" if job.message else "")
-        raise ResultGone(message) if job.status == "failed" else ResultNotReady(message)
+        if job.status == "failed":
+            raise ResultGone(message, message=Message("job_result_gone", {"id": job.id}))
+        raise ResultNotReady(message, message=Message("job_result_not_ready", {"id": job.id}))
     r = job.result
     headers = {"Content-Disposition": content_disposition(r),
                "Content-Length": str(r.path.stat().st_size), "X-Feature-Count": str(r.rows)}
@@ -211,7 +218,8 @@ def _export(params: dict[str, Any], who: Principal, request: Request, settings: 
         count = estimate(conn, p, cap=ASYNC_ABOVE)
         if mode == "async" or (mode == "auto" and (count > ASYNC_ABOVE or prefer_async)):
             total = None if count > ASYNC_ABOVE else count
-            return _job_response(jobs.exports().submit(req, who, total, audit_req), settings, 202)
+            return _job_response(jobs.exports().submit(req, who, total, audit_req), settings, 202,
+                                 request_lang(request))
         tmp_root = PROJECT_ROOT / ".geoioc" / "exports" / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(dir=tmp_root))
@@ -336,8 +344,8 @@ JobId = Annotated[str, PathParam(max_length=64, description="the job's id (from 
 
 @router.get("/exports/jobs/{job_id}", summary="An export job's status",
             responses={200: {"model": JobStatus, "description": "the status"}, **problems(*WHO, 404, 400)})
-def export_job(job_id: JobId, who: Who, settings: SettingsDep) -> Response:
-    return _job_response(owned_job(job_id, who), settings)
+def export_job(request: Request, job_id: JobId, who: Who, settings: SettingsDep) -> Response:
+    return _job_response(owned_job(job_id, who), settings, lang=request_lang(request))
 
 
 @router.get("/exports/jobs/{job_id}/download", summary="An export job's file", response_class=Response,

@@ -36,7 +36,7 @@ from api.routes.exports import _audit_request
 from api.security import require_roles
 from gis.db import pooled
 from gis.io.imports import ImportOptions, import_file
-from gis.io.imports.report import ImportReport
+from gis.io.imports.report import ImportReport, parts_of
 from gis.settings import PROJECT_ROOT
 from layers.access import Principal
 from layers.errors import BadRequest, TooLarge
@@ -172,8 +172,8 @@ async def import_upload(request: Request, who: Annotated[Principal, Depends(requ
 
 
 def _worded(report: ImportReport, lang: str) -> dict[str, Any]:
-    """The report as JSON, its file error and rejected rows' reasons in LANG (the catalogue's
-    wording; English as the importer wrote them)."""
+    """The report as JSON, its file error, rejected rows' reasons and warnings in LANG (the
+    catalogue's wording; English as the importer wrote them)."""
     body = report.to_json()
     if lang == "en":
         return body
@@ -181,6 +181,8 @@ def _worded(report: ImportReport, lang: str) -> dict[str, Any]:
         body["error"] = messages.text(report.error_entry, lang) or report.error
     for row, rejection in zip(body["rejected"], report.rejected, strict=True):
         row["reason"] = "; ".join(messages.text(m, lang) or text for text, m in rejection.parts)
+    body["warnings"] = ["; ".join(messages.text(m, lang) or text for text, m in parts_of(w))
+                        for w in report.warnings]
     return body
 
 

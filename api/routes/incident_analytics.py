@@ -29,10 +29,10 @@ from api.deps import Conn
 from api.ogc.params import parse_bbox
 from api.route_docs import GEOJSON, ok, problems
 from api.security import Who
-from gis import audit
+from gis import audit, fmt
 from gis.analysis import incidents as analysis
 from layers.access import Principal, readable_fields, readable_layer, row_filter
-from layers.errors import BadRequest, NotFound
+from layers.errors import PROBLEMS, BadRequest, Collect, Message, NotFound, Problem
 from layers.model import Layer
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
@@ -51,7 +51,7 @@ def _readable(layer_id: str, who: Principal) -> Layer:
     """The layer, or a 404 that is the same whether it does not exist or may not be read."""
     layer = readable_layer(layer_id, who)
     if layer is None:
-        raise NotFound("not found")
+        raise NotFound("not found", message=Message("status_404"))
     return layer
 
 
@@ -72,7 +72,10 @@ def only(*allowed: str) -> Callable[[Request], Awaitable[dict[str, str]]]:
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise BadRequest(f"unknown parameter {unknown[0]!r}; expected {', '.join(names)}",
-                             parameter=unknown[0])
+                             parameter=unknown[0], message=PROBLEMS, problems=[
+                                 Problem(name, "unknown parameter", message=Message(
+                                     "unknown_parameter", {"names": ", ".join(names)}))
+                                 for name in unknown])
         return params
 
     return check
@@ -97,7 +100,8 @@ def _instant(name: str, raw: str, end: bool) -> dt.datetime:
             return day + dt.timedelta(days=1) if end else day
         t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
-        raise BadRequest(f"{name}: {raw!r} is not an ISO date or date-time", parameter=name) from None
+        raise BadRequest.for_field("date_or_datetime", name, f"{raw!r} is not an ISO date or date-time",
+                                   value=repr(raw)) from None
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
@@ -107,8 +111,12 @@ def _codes(name: str, raw: str | None, field_values: dict[str, tuple[str, str]])
     values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
     unknown = [v for v in values if v not in field_values]
     if unknown:
-        raise BadRequest(f"{name}: unknown value {unknown[0]!r}; expected one of "
-                         f"{', '.join(field_values)}", parameter=name)
+        # The codes are what is typed; a Vietnamese reader also reads what each one means.
+        expected = {"vi": ", ".join(f"'{code}' ({vi})" for code, (vi, _) in field_values.items()),
+                    "en": ", ".join(field_values)}
+        raise BadRequest.for_field("unknown_value", name, f"unknown value {unknown[0]!r}; expected "
+                                   f"one of {', '.join(field_values)}", value=repr(unknown[0]),
+                                   expected=expected)
     return values
 
 
@@ -137,23 +145,31 @@ async def incident_filter(
         examples=["106.0,21.1,106.15,21.2"], max_length=400)] = None,
 ) -> analysis.IncidentFilter:
     """The filters every view shares, checked against the catalogue's code lists."""
-    stop = _instant("end", end, True) if end else dt.datetime.now(dt.UTC)
-    begin = _instant("start", start, False) if start else stop - DEFAULT_WINDOW
-    if begin >= stop:
-        raise BadRequest("start: the window must start before it ends", parameter="start")
-    if stop - begin > MAX_WINDOW:
-        raise BadRequest("start: the window may be at most ten years long", parameter="start")
-    severities = _codes("severity", severity, layer.field("severity").values)
-    box = None
-    if bbox:
-        (x1, y1, x2, y2), _ = parse_bbox(bbox, None)
-        box = (x1, y1, x2, y2)
+    # Every filter is checked, and all those in error are listed in one answer.
+    check = Collect()
+    stop = check(_instant, "end", end, True) if end else dt.datetime.now(dt.UTC)
+    begin = check(_instant, "start", start, False) if start else (
+        stop - DEFAULT_WINDOW if stop is not None else None)
+    if begin is not None and stop is not None:
+        check(_check_window, begin, stop)
+    categories = check(_codes, "category", category, layer.field("category").values)
+    severities = check(_codes, "severity", severity, layer.field("severity").values)
+    statuses = check(_codes, "status", status, layer.field("status").values)
+    box = check(parse_bbox, bbox, None) if bbox else None
+    check.done()
+    assert begin is not None and stop is not None
     return analysis.IncidentFilter(
-        start=begin, end=stop,
-        categories=_codes("category", category, layer.field("category").values),
-        severities=tuple(int(s) for s in severities),
-        statuses=_codes("status", status, layer.field("status").values),
-        bbox=box)
+        start=begin, end=stop, categories=categories or (),
+        severities=tuple(int(s) for s in severities or ()), statuses=statuses or (),
+        bbox=box[0] if box else None)
+
+
+def _check_window(begin: dt.datetime, stop: dt.datetime) -> None:
+    if begin >= stop:
+        raise BadRequest.for_field("window_order", "start", "the window must start before it ends")
+    if stop - begin > MAX_WINDOW:
+        raise BadRequest.for_field("window_too_long", "start",
+                                   "the window may be at most ten years long")
 
 
 Filter = Annotated[analysis.IncidentFilter, Depends(incident_filter)]
@@ -276,10 +292,11 @@ def _area(conn: psycopg.Connection, who: Principal, code: str, as_of: str | None
     try:
         day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.UTC).date()
     except ValueError:
-        raise BadRequest(f"as_of: {as_of!r} is not a date (YYYY-MM-DD)", parameter="as_of") from None
+        raise BadRequest.for_field("date", "as_of", f"{as_of!r} is not a date (YYYY-MM-DD)") from None
     area = analysis.area_on(conn, code, day, row_filter(unit_layer, who, alias="admin_units"))
     if area is None:
-        raise NotFound(f"administrative unit {code!r} not found on {day.isoformat()}")
+        raise NotFound(f"administrative unit {code!r} not found on {day.isoformat()}",
+                       message=Message("unit_not_found", {"code": repr(code), "day": fmt.date(day)}))
     return area
 
 
@@ -325,7 +342,8 @@ def covering_cameras(request: Request, who: Who, layer: IncidentsLayer, conn: Co
     `distance_m` and the field-of-view polygon (`fov`)."""
     cameras = _readable("cameras", who)
     if not analysis.incident_visible(conn, incident_id, row_filter(layer, who)):
-        raise NotFound(f"incident {incident_id} not found")
+        raise NotFound(f"incident {incident_id} not found",
+                       message=Message("incident_not_found", {"id": str(incident_id)}))
     found = analysis.cameras_covering(conn, incident_id, readable_fields(cameras, who),
                                       row_filter(cameras, who, alias="c"))
     audit.record_read(conn, who, layer, "incident", ids=[incident_id], request=request)

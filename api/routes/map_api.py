@@ -30,7 +30,7 @@ from layers.access import (
     row_filter,
 )
 from layers.catalogue import LAYERS, gazetteer, label_field
-from layers.errors import BadRequest, NotFound
+from layers.errors import BadRequest, Message, NotFound
 from layers.model import Layer
 from web import manifest
 
@@ -50,7 +50,7 @@ def readable(layer_id: str, who: Principal) -> Layer:
     """The layer, or a 404 that is the same whether it does not exist or may not be read."""
     layer = readable_layer(layer_id, who)
     if layer is None:
-        raise NotFound("not found")
+        raise NotFound("not found", message=Message("status_404"))
     return layer
 
 
@@ -117,8 +117,8 @@ def identify(
     for name in wanted:
         layer = readable(name, who)
         if not layer.identify:
-            raise BadRequest(f"layers: {name!r} is not identified by the server",
-                             parameter="layers")
+            raise BadRequest.for_field("not_identified", "layers",
+                                       f"{name!r} is not identified by the server", layer=repr(name))
         if z is not None and z < layer.min_zoom:
             continue
         targets.append(layer)
@@ -183,10 +183,11 @@ def counts(who: Who, conn: Conn, bbox: BBoxParam,
     may not read is a 404, as everywhere); for layers with eras, the units valid AS_OF. The map
     shows these counts in its layer list: what is there, not what the tiles happened to draw."""
     if bbox is None:
-        raise BadRequest("bbox: required (the view to count in)", parameter="bbox")
+        raise BadRequest.for_field("bbox_required", "bbox", "required (the view to count in)")
     names = list(dict.fromkeys(n for n in layers.split(",") if n))
     if not names or len(names) > MAX_COUNT_LAYERS:
-        raise BadRequest(f"layers: give 1 to {MAX_COUNT_LAYERS} layer ids", parameter="layers")
+        raise BadRequest.for_field("layer_ids", "layers", f"give 1 to {MAX_COUNT_LAYERS} layer ids",
+                                   max=MAX_COUNT_LAYERS)
     targets = [readable(name, who) for name in names]
     env = queries.Envelope(bbox.box, bbox.srid)
     when = _noon(as_of)
@@ -207,7 +208,7 @@ def labels(who: Who, conn: Conn, as_of: AsOf = None) -> Response:
     """Names of the gazetteer's units (communes) of the era AS_OF (default today), each at a
     point inside it: the offline map's place names."""
     if GAZETTEER is None:
-        raise NotFound("not found")
+        raise NotFound("not found", message=Message("status_404"))
     layer = readable(GAZETTEER.id, who)
     rows = queries.labels(conn, layer, label_field(layer) or layer.id_column,
                           row_filter(layer, who), _noon(as_of))

@@ -94,7 +94,8 @@ def search_places(
     """Search what the caller may read by name, cadastral number or coordinate."""
     text = q.strip()
     if not text:
-        raise BadRequest("q: type a place name, sheet/parcel numbers or coordinates", parameter="q")
+        raise BadRequest.for_field("search_text", "q", "type a place name, sheet/parcel numbers or "
+                                   "coordinates")
     units, parcels = get_layer(UNITS), get_layer(PARCELS)
     groups: list[Group] = []
     coordinate = search.parse_coordinate(text, settings.province_srid)

@@ -504,8 +504,9 @@ def anomalies(who: LandOfficer, conn: Conn, settings: SettingsDep,
     if commune:
         codes = search.resolve_communes(conn, commune)
         if len(codes) != 1:
-            raise BadRequest(f"commune: {commune!r} matches {len(codes)} communes; give its code",
-                             parameter="commune")
+            raise BadRequest.for_field("commune_matches", "commune",
+                                       f"{commune!r} matches {len(codes)} communes; give its code",
+                                       value=repr(commune), n=len(codes))
         code = codes[0]
     areas = checks.all_area_discrepancies(conn, srid, code)
     conflicts = checks.all_zoning_conflicts(conn, srid, code)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import shutil
 import threading
 import time
@@ -37,6 +38,7 @@ from gis.io.export import ExportError, ExportRequest, ExportResult, LayerNotFoun
 from gis.jobs.maintenance import recover_stalled
 from gis.jobs.queue import EXPORTS, MAINTENANCE, app, enqueue
 from layers.access import Principal
+from layers.errors import Message
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,29 @@ class ExportJob:
                            "bytes": self.result.path.stat().st_size if self.result.path.exists() else None,
                            "warnings": self.result.warnings}
         return out
+
+
+# The job's message is stored as English (export_jobs.message); these are its catalogue entries
+# (api/messages.py), so that a job's status reads in the user's language: the message's shape,
+# the entry, and the names of its parts (digits are numbers).
+_MESSAGES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    (re.compile(r"(\d+) features"), "job_done", ("rows",)),
+    (re.compile(r"internal error: (\w+)"), "job_internal_error", ("kind",)),
+    (re.compile(r"run again after an interruption \(attempt (\d+)\)"), "job_rerun", ("attempt",)),
+    (re.compile(r"stopped (\d+) times with its server process; not run again"), "job_stopped", ("n",)),
+    (re.compile(r"user (.+) no longer exists or is disabled: not run again"), "job_user_gone", ("user",)),
+)
+
+
+def message_entry(job: ExportJob) -> Message | None:
+    """JOB's message as a catalogue entry: one of ours by its shape; an export's own error (in
+    English, as the exporter raised it) as "the export failed"; None without a message."""
+    for pattern, key, names in _MESSAGES:
+        m = pattern.fullmatch(job.message)
+        if m:
+            return Message(key, {n: int(v) if v.isdigit() else v for n, v in zip(names, m.groups(),
+                                                                                  strict=True)})
+    return Message("job_failed") if job.status == "failed" and job.message else None
 
 
 def _request_json(req: ExportRequest) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from gis.io import encodings, sourcecrs
 from gis.io.imports.errors import ImportFileError
 from gis.io.imports.read import Source
-from gis.io.imports.report import ImportReport
+from gis.io.imports.report import ImportReport, Reason
 
 # Names users give the encodings (and those of other tools' menus) -> ours.
 ENCODING_ALIASES = {"utf8": "utf-8", "unicode": "utf-8", "tcvn": "tcvn3", "abc": "tcvn3",
@@ -74,10 +74,12 @@ def fix_text(src: Source, fields: dict[str, str], forced: str | None, report: Im
                 file=src.name, encoding=d.encoding)
         elif d.legacy:
             enc = d.encoding
-            report.warnings.append(f"{src.name}: text converted from {d.describe()} to Unicode")
+            report.warnings.append(Reason(f"{src.name}: text converted from {d.describe()} to Unicode",
+                                          "import_w_converted", file=src.name, encoding=d.describe()))
         else:  # nothing Vietnamese, not UTF-8: the declared code page, or Latin-1
             enc = _codepage(src.declared_encoding) or "latin-1"
-            report.warnings.append(f"{src.name}: text is not UTF-8; read as {enc}")
+            report.warnings.append(Reason(f"{src.name}: text is not UTF-8; read as {enc}",
+                                          "import_w_not_utf8", file=src.name, encoding=enc))
     report.encoding = enc
     for c in text_cols:
         col = src.table.column(c)
@@ -120,10 +122,12 @@ def source_crs(src: Source, crs: str | None, report: ImportReport) -> sourcecrs.
         m = re.search(r"EPSG[_-]?(\d{4,5})", src.name, re.IGNORECASE)
         if m:  # our own CSV exports carry the code in their name
             text, origin = f"EPSG:{m.group(1)}", "file name"
-            report.warnings.append(f"{src.name}: CRS EPSG:{m.group(1)} taken from the file name")
+            report.warnings.append(Reason(f"{src.name}: CRS EPSG:{m.group(1)} taken from the file name",
+                                          "import_w_crs_name", file=src.name, code=m.group(1)))
     try:
         out = sourcecrs.resolve(text, crs, origin)
     except sourcecrs.SourceCRSError as e:
         raise ImportFileError(f"{src.name}: {e}", "import_crs", file=src.name) from None
-    report.warnings += out.warnings
+    # sourcecrs' one warning: the file's own CRS differs from the one asked for (used).
+    report.warnings += [Reason(w, "import_w_crs_differs", asked=out.label) for w in out.warnings]
     return out

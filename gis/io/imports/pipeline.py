@@ -161,8 +161,9 @@ def _run(conn: psycopg.Connection[Any], path: Path, display: str, layer: Layer, 
             refused.update(found)
             if report.all_or_nothing:
                 if len(found) >= write.MAX_DIAGNOSED:
-                    report.warnings.append(f"stopped looking after {write.MAX_DIAGNOSED} rows refused by "
-                                           "the database; there may be more")
+                    report.warnings.append(Reason(
+                        f"stopped looking after {write.MAX_DIAGNOSED} rows refused by the database; "
+                        "there may be more", "import_w_more_refused", n=write.MAX_DIAGNOSED))
                 settle()
                 raise write.Rollback from None
             # Partial: drop what was found and write again, as often as the database finds more
@@ -238,7 +239,9 @@ def _check(layer: Layer, who: Principal, target: Target, sources: list[Source], 
         for c in target.key:
             if c not in these and src is sources[0]:  # e.g. no pre-2025 commune column: empty
                 f = layer.field(c)
-                report.warnings.append(f"no column {f.export_name} ({c}): taken as empty for every row")
+                report.warnings.append(Reason(f"no column {f.export_name} ({c}): taken as empty for "
+                                              "every row", "import_w_no_column",
+                                              column=f.export_name, field=c))
         detect.fix_text(src, mapping, forced, report)
         crs = detect.source_crs(src, opts.crs, report)
         crs_labels.add(crs.label)

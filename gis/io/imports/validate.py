@@ -77,7 +77,9 @@ def map_columns(layer: Layer, columns: Iterable[str], writable: set[str], report
                 report.ignored_columns.append(col)
             continue
         if f.name in system:
-            report.warnings.append(f"column {col} ({f.name}) is maintained by the system: ignored")
+            report.warnings.append(Reason(f"column {col} ({f.name}) is maintained by the system: "
+                                          "ignored", "import_w_system_column", column=col,
+                                          field=f.name))
             continue
         if f.name not in writable:
             raise ImportNotAllowed(f"column {col}: you may not write field {f.name!r} of {layer.id}")
@@ -87,8 +89,9 @@ def map_columns(layer: Layer, columns: Iterable[str], writable: set[str], report
                                   "import_same_field", a=first, b=col, field=f.name)
         out[col] = f.name
     if report.ignored_columns:
-        report.warnings.append(f"columns not in layer {layer.id}, ignored: "
-                               f"{', '.join(report.ignored_columns)}")
+        report.warnings.append(Reason(f"columns not in layer {layer.id}, ignored: "
+                                      f"{', '.join(report.ignored_columns)}", "import_w_ignored",
+                                      layer=layer.id, columns=", ".join(report.ignored_columns)))
     return out
 
 
