@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import deps, errors, middleware
+from api import deps, errors, middleware, report_intake
 from api.ogc import processes as ogc_processes
 from api.ogc.config import STATIC
 from api.ogc.router import BRIDGE
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.auth = AuthService(settings)
+    app.state.report_buckets = report_intake.flood_buckets(settings)
     # map_page's router answers `/` (the command map).
     for router in (health.router, map_page.router, map_api.router, incident_analytics.router,
                    map_search.router, parcel_routes.router, auth.router, auth.pages_router,

@@ -143,6 +143,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "photo_too_large": ("ảnh lớn hơn {max_mb} MB", "larger than {max_mb} MB"),
     "photo_too_many_pixels": ("ảnh quá {max_mp} megapixel", "more than {max_mp} megapixels"),
     "photo_not_an_image": ("không phải ảnh JPEG, PNG hoặc WebP", "not a JPEG, PNG or WebP image"),
+    "photo_too_many": ("tối đa {max} ảnh", "at most {max} photos"),
+    "photo_not_found": ("không tìm thấy ảnh {id}", "photo {id} not found"),
+    "report_flood": ("bạn đã gửi quá nhiều phản ánh trong thời gian ngắn; hãy thử lại sau {seconds}"
+                     " giây", "too many reports from this address; try again in {seconds} seconds"),
 }
 
 # pydantic error type -> entry of MESSAGES, and which of the error's context values it shows.
