@@ -22,12 +22,15 @@ from starlette.datastructures import UploadFile
 from api.middleware import TokenBuckets, client_address
 from gis.reports import intake, photos
 from gis.settings import Settings
-from layers.errors import Message, TooManyRequests
+from layers.errors import Message, TooLarge, TooManyRequests
 
 MAX_FORM_FIELDS = 200
 # Uploads beyond this are not even parsed (more than MAX_PHOTOS is refused by name below it).
 MAX_FORM_FILES = 10
 MEDIA = "media"
+# A whole report: its photos and some room for the text fields. A bigger body is refused from its
+# Content-Length before it is read (413), so it is never spooled to disk.
+MAX_BODY = (MAX_FORM_FILES * photos.MAX_BYTES) // 2 + 1024 * 1024
 
 
 @dataclass
@@ -69,18 +72,25 @@ async def report_form(request: Request) -> ReportForm:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         return ReportForm()
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise TooLarge.for_field("photo_too_large", MEDIA, f"the report is larger than "
+                                 f"{MAX_BODY >> 20} MB", max_mb=photos.MAX_BYTES >> 20)
     try:
         form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
     except Exception:  # a malformed body: the same as none  # noqa: BLE001
         return ReportForm()
     out = ReportForm()
-    for name, value in form.multi_items():
-        if isinstance(value, str):
-            out.fields.append((name, value))
-        elif isinstance(value, UploadFile) and name == MEDIA:
-            data = await value.read(photos.MAX_BYTES + 1)
-            if data or value.filename:  # an empty file input sends an empty part: no photo
-                out.media.append(data)
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                out.fields.append((name, value))
+            elif isinstance(value, UploadFile) and name == MEDIA:
+                data = await value.read(photos.MAX_BYTES + 1)
+                if data or value.filename:  # an empty file input sends an empty part: no photo
+                    out.media.append(data)
+    finally:
+        await form.close()  # the spooled uploads go now, not when collected
     return out
 
 

@@ -217,3 +217,23 @@ def test_flood_is_refused_with_retry_after_and_stores_nothing(limited, conn, mad
     assert _counts(conn) == before
     # Other reads are not limited by it.
     assert limited.get("/open311/v2/services.json").status_code == 200
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(client, conn) -> None:
+    from api.report_intake import MAX_BODY
+
+    before = _counts(conn)
+    big = b"\xff\xd8" + b"0" * (MAX_BODY + 10)
+    r = client.post("/api/reports?lang=en", data=_form(conn), files=_files(big))
+    assert r.status_code == 413, r.text
+    assert r.json()["errors"][0]["field"] == "media"
+    r = client.post("/open311/v2/requests.json", data=_form(conn), files=_files(big))
+    assert r.status_code == 400 and r.json()[0]["description"].startswith("media: ")
+    # One photo over the per-photo limit (in a body under the whole limit): refused by name.
+    from gis.reports import photos
+
+    r = client.post("/api/reports?lang=en", data=_form(conn),
+                    files=_files(b"\xff\xd8" + b"0" * (photos.MAX_BYTES + 5)))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "media", "row": 1, "reason": "larger than 10 MB"}]
+    assert _counts(conn) == before
