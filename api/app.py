@@ -9,12 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import deps, errors, middleware
+from api import deps, errors, middleware, report_intake
 from api.ogc import processes as ogc_processes
 from api.ogc.config import STATIC
 from api.ogc.router import BRIDGE
 from api.ogc.router import router as ogc_router
-from api.routes import admin_jobs, auth, health, incident_analytics, map_api, map_page, map_search
+from api.routes import (
+    admin_jobs,
+    auth,
+    health,
+    incident_analytics,
+    map_api,
+    map_page,
+    map_search,
+    report_pages,
+)
 from api.routes import audit as audit_routes
 from api.routes import exports as export_routes
 from api.routes import imports as import_routes
@@ -67,11 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.auth = AuthService(settings)
+    app.state.report_buckets = report_intake.flood_buckets(settings)
     # map_page's router answers `/` (the command map).
     for router in (health.router, map_page.router, map_api.router, incident_analytics.router,
                    map_search.router, parcel_routes.router, auth.router, auth.pages_router,
                    audit_routes.router, admin_jobs.router, export_routes.router, import_routes.router,
-                   open311_routes.router, report_routes.router, ogc_processes.router, ogc_router):
+                   open311_routes.router, report_routes.router, report_pages.router, ogc_processes.router,
+                   ogc_router):
         deps.document_query_models(router)
         app.include_router(router)
     app.mount("/ogc/static", StaticFiles(directory=STATIC), name="ogc-static")

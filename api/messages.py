@@ -555,6 +555,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                 "ST_MakeValid"),
     "import_row_refused": ("cơ sở dữ liệu từ chối dòng này (chi tiết kỹ thuật bằng tiếng Anh với "
                            "lang=en)", "the database refused the row"),
+    "photo_too_many": ("tối đa {max} ảnh", "at most {max} photos"),
+    "photo_not_found": ("không tìm thấy ảnh {id}", "photo {id} not found"),
+    "report_flood": ("bạn đã gửi quá nhiều phản ánh trong thời gian ngắn; hãy thử lại sau {seconds}"
+                     " giây", "too many reports from this address; try again in {seconds} seconds"),
 }
 
 # pydantic error type -> entry of MESSAGES, and which of the error's context values it shows.

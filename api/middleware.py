@@ -38,6 +38,12 @@ class TokenBuckets:
         self.rate, self.burst, self.clock, self.max_keys = rate, float(burst), clock, max_keys
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
+    @classmethod
+    def per_window(cls, count: int, seconds: float, **kwargs: Any) -> TokenBuckets:
+        """COUNT at once, then COUNT per SECONDS on average: a limit people state in those
+        words ("10 reports per 10 minutes")."""
+        return cls(count / seconds, count, **kwargs)
+
     def take(self, key: str) -> float:
         """Take one token: 0 if allowed, else the seconds until one is available. (Runs on the
         event loop thread only, so it needs no lock.)"""
@@ -85,8 +91,7 @@ class RateLimitMiddleware:
             key = "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
         else:
             buckets = self.anonymous
-            client = scope.get("client")
-            key = "a:" + (client[0] if client else "unknown")
+            key = "a:" + client_address(scope)
         wait = buckets.take(key) if buckets is not None else 0.0
         if wait > 0:
             description = ("rate limit exceeded; sign in for a higher limit" if not credential
@@ -101,6 +106,13 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def client_address(scope: Scope) -> str:
+    """The address a limit per client counts by (the peer; a proxy in front sets it through
+    uvicorn's --forwarded-allow-ips)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _session_cookie(scope: Scope) -> str | None:

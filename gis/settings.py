@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # --- citizen reports ------------------------------------------------------------------
     # A citizen may reopen a resolved report within this many days of its resolution.
     report_reopen_days: int = 7
+    # Flood limit on report intake (Open311 POST and the report page), per client address:
+    # at most this many reports at once, refilled at this many per window (0 = no limit).
+    # Every attempt counts, refused ones too: a flood is refused before it is read.
+    report_flood_limit: Annotated[int, Field(ge=0)] = 10
+    report_flood_window_seconds: Annotated[float, Field(gt=0)] = 600.0
     # Open311 jurisdiction_id of the province (the province's code in admin_units is accepted
     # too); the spec suggests the jurisdiction's web domain.
     open311_jurisdiction_id: str = "bacninh.gov.vn"

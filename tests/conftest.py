@@ -94,11 +94,13 @@ def live_server(db_url: str):
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    # Offline map (no basemap) and no anonymous rate limit: the browser tests load many tiles.
+    # Offline map (no basemap) and no anonymous rate limit: the browser tests load many tiles;
+    # no flood limit on reports either (the browser tests report from one address).
     env = {**os.environ, "GEOIOC_DATABASE_URL": db_url, "GEOIOC_PORT": str(port),
            "GEOIOC_PUBLIC_URL": url, "GEOIOC_BASEMAP_URL": "",
            "GEOIOC_RATE_LIMIT_ANONYMOUS_BURST": "100000",
-           "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000", "GEOIOC_JOBS_IN_PROCESS": "false"}
+           "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000", "GEOIOC_JOBS_IN_PROCESS": "false",
+           "GEOIOC_REPORT_FLOOD_LIMIT": "0"}
     geoioc = Path(sys.executable).parent / "geoioc"
     proc = subprocess.Popen([str(geoioc), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -132,7 +134,10 @@ def client():
 
     from api.app import create_app
 
-    with TestClient(create_app(), raise_server_exceptions=True) as c:
+    # No flood limit on report intake: the suite reports from one address far more often than a
+    # citizen may (tests/test_report_intake.py builds an app with the limit on).
+    app = create_app(get_settings().model_copy(update={"report_flood_limit": 0}))
+    with TestClient(app, raise_server_exceptions=True) as c:
         # A script, not a browser: it keeps no cookies, so a sign-in in one test does not sign
         # the next one in through the page-session cookie (tests/test_session_pages.py has its
         # own clients for that).

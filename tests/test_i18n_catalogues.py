@@ -33,7 +33,7 @@ from gis.parcels.extract import TEXTS
 from layers.catalogue import DOMAINS, LAYERS
 from layers.errors import GeoIOCError
 from web import errors as web_errors
-from web import map_page, parcels_pages
+from web import map_page, parcels_pages, report_pages
 from web.manifest import HEATMAP, SENSOR_STATES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +117,27 @@ def test_parcel_page_labels_have_every_key_in_both_languages() -> None:
     assert set(parcels_pages.LABELS) == set(LANGS)
     assert vi.keys() == en.keys(), set(vi).symmetric_difference(en)
     assert all(vi[k] and en[k] for k in vi)
+
+
+def test_report_page_labels_have_every_key_in_both_languages() -> None:
+    """The citizens' pages (web/report_pages.py): both languages, same placeholders; every label
+    the templates, the page script's list and the tracking view ask for exists."""
+    vi, en = report_pages.LABELS["vi"], report_pages.LABELS["en"]
+    assert set(report_pages.LABELS) == set(LANGS)
+    assert vi.keys() == en.keys(), set(vi).symmetric_difference(en)
+    for key in vi:
+        assert vi[key] and en[key], key
+        assert _js_placeholders(vi[key]) == _js_placeholders(en[key]), key
+    used = set(report_pages.SCRIPT_KEYS)
+    for name in ("_base.html", "report.html", "track.html"):
+        used |= set(re.findall(r"\bt\.(\w+)", (ROOT / "web" / "templates" / "report" / name)
+                               .read_text(encoding="utf-8")))
+    used |= {f"kind_{k}" for k in ("assign", "duplicate", "unlink")}
+    used |= {f"actor_{a}" for a in ("citizen", "system", "staff")}
+    used |= {"track_bad_code", "track_not_found"}  # error= of track_page
+    assert not used - set(vi), used - set(vi)
+    script = (ROOT / "web" / "static" / "report" / "report.js").read_text(encoding="utf-8")
+    assert set(re.findall(r"\bT\.(\w+)", script)) <= set(report_pages.SCRIPT_KEYS)
 
 
 def test_parcel_templates_ask_only_for_labels_they_have() -> None:

@@ -18,7 +18,9 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "incident_reporters",
           # the job queue (migration 0016: procrastinate's schema)
           "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
-          "procrastinate_workers"}
+          "procrastinate_workers",
+          # citizens' photos (migration 0017)
+          "report_photos"}
 
 
 def _tables(url: str) -> set[str]:

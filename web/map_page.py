@@ -185,6 +185,9 @@ def _skeleton(lang: str, short: str, long: str) -> str:
     <button type="button" class="btn btn-sm btn-outline-light gi-panel-toggle" id="gi-panel-toggle"
             aria-controls="gi-panel" aria-expanded="false" data-i18n="panel_toggle"></button>
     <span class="gi-clock" id="gi-clock"></span>
+    <a class="btn btn-sm btn-warning" id="gi-report-link" href="/report{"?lang=en" if lang == "en" else ""}"
+       data-i18n-title="report_problem_title"><span class="gi-long" data-i18n="report_problem"></span><span
+       class="gi-short" data-i18n="report_short"></span></a>
     <button type="button" class="btn btn-sm btn-outline-light" id="gi-lang"></button>
     <span class="gi-user" id="gi-user" hidden></span>
     <button type="button" class="btn btn-sm btn-info" id="gi-signin-open" data-i18n="sign_in"></button>

@@ -26,16 +26,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
-from api import open311
+from api import open311, report_intake
 from api.deps import Conn, SettingsDep
 from api.i18n import request_lang
-from gis.reports import intake, reference, requests
+from api.report_intake import ReportForm
+from gis.reports import intake, photos, reference, requests
 from gis.settings import Settings
 from layers.errors import BadRequest, Message, NotFound, Problem
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 Format = Annotated[Literal["json", "xml"], Path(description="json or xml")]
-MAX_FORM_FIELDS = 200
 
 
 def _lang(request: Request) -> str:
@@ -138,56 +138,31 @@ def service_definition(service_code: Annotated[str, Path(max_length=40)], fmt: F
 # --- POST a request ------------------------------------------------------------------------------
 
 
-async def request_form(request: Request) -> list[tuple[str, str]]:
-    """The form's fields in order (repeated names kept: multivaluelist attributes). A body that
-    is not a form is an empty one (then: the missing fields are named)."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return []
-    try:
-        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-    except Exception:  # a malformed body: the same as none  # noqa: BLE001
-        return []
-    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-
-
 FORM_FIELDS = ("jurisdiction_id", "api_key", "service_code", "lat", "long", "address_string",
                "address_id", "email", "device_id", "account_id", "first_name", "last_name",
                "phone", "description", "media_url")
 _FORM_SCHEMA = {"type": "object", "properties": {
     **{name: {"type": "string"} for name in FORM_FIELDS},
+    "media": {"type": "array", "maxItems": photos.MAX_PHOTOS,
+              "items": {"type": "string", "format": "binary"},
+              "description": "up to 3 photos (JPEG, PNG or WebP), multipart/form-data only"},
     "attribute[code]": {"type": "string", "description": "attribute[CODE]=value, repeated (or "
                         "attribute[CODE][]=) for a multivaluelist"}},
     "required": ["service_code"]}
 
 
-def _attributes(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for name, value in fields:
-        if name.startswith("attribute[") and "]" in name:
-            code = name[len("attribute["):name.index("]")]
-            out.setdefault(code, []).append(value)
-    return out
-
-
-@router.post("/requests.{fmt}", responses=open311.responses("the request created", 404),
+@router.post("/requests.{fmt}", responses=open311.responses("the request created", 404, 429),
+             dependencies=[Depends(report_intake.flood_guard)],
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA}}}})
+                 "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+                 "multipart/form-data": {"schema": _FORM_SCHEMA}}}})
 def post_request(fmt: Format, request: Request, conn: Conn, settings: SettingsDep,
-                 fields: Annotated[list[tuple[str, str]], Depends(request_form)]) -> Response:
-    first: dict[str, str] = {}
-    for name, value in fields:
-        first.setdefault(name, value)
-    _jurisdiction(conn, settings, first.get("jurisdiction_id")
+                 form: Annotated[ReportForm, Depends(report_intake.report_form)]) -> Response:
+    """A new request; photos may be uploaded (multipart/form-data, field `media`, up to 3)
+    besides or instead of `media_url`. Past the flood limit: 429 with Retry-After."""
+    _jurisdiction(conn, settings, form.first().get("jurisdiction_id")
                   or request.query_params.get("jurisdiction_id"))
-    report = intake.NewReport(
-        service_code=first.get("service_code"), lat=first.get("lat"), lon=first.get("long"),
-        address=first.get("address_string"), address_id=first.get("address_id"),
-        description=first.get("description"), media_url=first.get("media_url"),
-        attributes=_attributes(fields), first_name=first.get("first_name"),
-        last_name=first.get("last_name"), email=first.get("email"), phone=first.get("phone"),
-        device_id=first.get("device_id"), account_id=first.get("account_id"))
-    created = intake.create(conn, report, province_srid=settings.province_srid)
+    created = intake.create(conn, form.new_report(), province_srid=settings.province_srid)
     lang = _lang(request)
     notice = None
     found = requests.find(conn, ids=[created.id])
@@ -213,7 +188,16 @@ def _blank(value: str | None) -> str | None:
 # --- GET requests --------------------------------------------------------------------------------
 
 
-def _request_doc(r: dict[str, Any], lang: str, extensions: bool, conn: Any) -> dict[str, Any]:
+def _media_url(r: dict[str, Any], base_url: str) -> str | None:
+    """Our stored photo (the first) when the report has one and it is public; else the URL the
+    client gave. A sensitive report's photos are not public: no link to them here."""
+    if r["photo_ids"]:
+        return None if r["sensitive"] else report_intake.media_urls(base_url, r["photo_ids"][:1])[0]
+    return r["media_url"]
+
+
+def _request_doc(r: dict[str, Any], lang: str, extensions: bool, conn: Any,
+                 base_url: str) -> dict[str, Any]:
     en = lang == "en"
     note = r["status_note"]
     if r["duplicate_of"] is not None:
@@ -240,12 +224,14 @@ def _request_doc(r: dict[str, Any], lang: str, extensions: bool, conn: Any) -> d
         "zipcode": r["zipcode"],
         "lat": lat,
         "long": lon,
-        "media_url": r["media_url"],
+        "media_url": _media_url(r, base_url),
     }
     if extensions:
         out["extended_attributes"] = {
             "workflow_status": r["status"], "agency_code": r["agency_code"],
-            "commune_code": r["commune_code"], "duplicate_of": r["duplicate_of"]}
+            "commune_code": r["commune_code"], "duplicate_of": r["duplicate_of"],
+            "media_urls": open311.ListOf("media_url", [] if r["sensitive"] else
+                                         report_intake.media_urls(base_url, r["photo_ids"]))}
         out["notes"] = open311.ListOf("note", [
             {"datetime": n["at"], "type": n["to_status"] if n["kind"] == "status" else n["kind"],
              "description": n["note"], "actor": n["actor"]}
@@ -312,7 +298,7 @@ def get_requests(fmt: Format, request: Request, conn: Conn, settings: SettingsDe
         rows = requests.find(conn, service_codes=_list(params.get("service_code")),
                              statuses=statuses, start=start, end=end)
     return open311.render(fmt, "service_requests", open311.ListOf(
-        "request", [_request_doc(r, lang, ext, conn) for r in rows]))
+        "request", [_request_doc(r, lang, ext, conn, settings.base_url) for r in rows]))
 
 
 @router.get("/requests/{service_request_id}.{fmt}",
@@ -326,7 +312,8 @@ def get_request(service_request_id: Annotated[str, Path(max_length=20)], fmt: Fo
         raise NotFound(f"service request {service_request_id} not found",
                        message=Message("request_not_found", {"id": service_request_id}))
     return open311.render(fmt, "service_requests", open311.ListOf(
-        "request", [_request_doc(rows[0], _lang(request), _flag(request, "extensions"), conn)]))
+        "request", [_request_doc(rows[0], _lang(request), _flag(request, "extensions"), conn,
+                                 settings.base_url)]))
 
 
 @router.get("/tokens/{token}.{fmt}", responses=open311.responses("the request of a token", 404))

@@ -14,6 +14,12 @@
                                                token: status, deadline, answer, public history
   POST /api/reports/track/{token}/reopen      {"note"?}  the citizen reopens a resolved report
                                                (within GEOIOC_REPORT_REOPEN_DAYS; else 409)
+  POST /api/reports                           the report page's submit: Open311's fields as
+                                               multipart/form-data with up to 3 photos (`media`);
+                                               201 {id, token, ...}, or a 422 listing every field
+                                               in error; 429 past the flood limit
+  GET  /api/reports/photos/{id}(/thumb)       a stored photo (JPEG) or its thumbnail: public for
+                                               a public report, else for who may read the report
 
 Access is the incidents layer's (layers.access): who may not read it gets 404 everywhere here;
 rows hidden from the caller (security events for an operator) are 404 too. The reporter's
@@ -24,15 +30,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
+from api import report_intake
 from api.deps import Conn, SettingsDep
+from api.report_intake import ReportForm
 from api.route_docs import WHO, problems
 from api.security import Who, require_roles
 from gis import audit
-from gis.reports import deadlines, requests, workflow
+from gis.reports import deadlines, intake, requests, workflow
 from gis.reports import queries as q
 from layers.access import Principal, can_read_field, readable_layer, row_filter
 from layers.catalogue import REPORTER_FIELDS
@@ -173,22 +183,33 @@ def _by_token(conn: Any, token: str) -> int:
     return found
 
 
-@router.get("/api/reports/track/{token}", responses=problems(400, 404, 429))
-def track(token: Token, conn: Conn) -> dict[str, Any]:
+def tracking(conn: Any, token: str) -> dict[str, Any]:
+    """What a citizen sees of their report by its token (the API and the tracking page): the
+    status (a duplicate's is its original's), the agency and its answer, the public history,
+    the photos when the report is public."""
     incident_id = _by_token(conn, token)
     r = requests.find(conn, ids=[incident_id])[0]
     return {
-        "id": r["id"], "service_code": r["service_code"],
+        "id": r["id"], "token": token, "service_code": r["service_code"],
         "service_name": {"vi": r["service_name_vi"], "en": r["service_name_en"]},
         "status": r["status"], "status_note": r["status_note"],
         "agency": {"code": r["agency_code"], "vi": r["agency_name_vi"], "en": r["agency_name_en"]},
         "reported_at": r["reported_at"].isoformat(),
         "expected_at": r["expected_at"].isoformat() if r["expected_at"] else None,
         "duplicate_of": r["duplicate_of"],
+        "original_status": r["original_status"],
+        "photos": [] if r["sensitive"] else [
+            {"url": report_intake.photo_path(i), "thumb": report_intake.photo_path(i, True)}
+            for i in r["photo_ids"]],
         "history": [{"at": n["at"].isoformat(), "kind": n["kind"], "from_status": n["from_status"],
                      "to_status": n["to_status"], "note": n["note"], "actor": n["actor"]}
                     for n in requests.notes(conn, incident_id)],
     }
+
+
+@router.get("/api/reports/track/{token}", responses=problems(400, 404, 429))
+def track(token: Token, conn: Conn) -> dict[str, Any]:
+    return tracking(conn, token)
 
 
 @router.post("/api/reports/track/{token}/reopen", responses=problems(400, 404, 409, 422, 429))
@@ -198,3 +219,70 @@ def reopen(token: Token, body: NoteBody, conn: Conn, settings: SettingsDep) -> d
                                note=body.note, reopen_days=settings.report_reopen_days,
                                only_from=("resolved",))
     return {"incident": incident_id, "transitions": [t.as_json() for t in done]}
+
+
+# --- the report page's submit and the stored photos ----------------------------------------------
+
+
+@router.post("/api/reports", status_code=201, responses=problems(400, 413, 422, 429),
+             dependencies=[Depends(report_intake.flood_guard)],
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "multipart/form-data": {"schema": {"type": "object", "properties": {
+                     "service_code": {"type": "string"}, "lat": {"type": "string"},
+                     "long": {"type": "string"}, "description": {"type": "string"},
+                     "first_name": {"type": "string"}, "phone": {"type": "string"},
+                     "media": {"type": "array", "maxItems": 3,
+                               "items": {"type": "string", "format": "binary"}}},
+                     "required": ["service_code"]}}}}})
+def create_report(conn: Conn, settings: SettingsDep,
+                  form: Annotated[ReportForm, Depends(report_intake.report_form)]) -> JSONResponse:
+    """A citizen's report from the report page (Open311's fields and checks: gis/reports/
+    intake.py). Errors are problem details listing every field in error in the page's
+    language (`lang=`), so the page shows each beside its field."""
+    created = intake.create(conn, form.new_report(), province_srid=settings.province_srid)
+    found = requests.find(conn, ids=[created.id])
+    expected = found[0]["expected_at"] if found else None
+    return JSONResponse({
+        "id": created.id, "token": created.token, "duplicate_of": created.duplicate_of,
+        "expected_at": expected.isoformat() if expected else None,
+        "photos": [report_intake.photo_path(i) for i in created.photo_ids],
+        "tracking_url": f"/report/track/{created.token}"}, status_code=201,
+        headers={"Location": f"/api/reports/track/{created.token}"})
+
+
+PhotoId = Annotated[int, Path(ge=1, le=2**62, description="the photo's id")]
+PUBLIC_CACHE = "public, max-age=31536000, immutable"  # a stored photo never changes
+PRIVATE_CACHE = "private, max-age=3600"
+
+
+def _photo(request: Request, photo_id: int, who: Principal, conn: Any, thumb: bool) -> Response:
+    stmt = q.PHOTO.format(column=sql.Identifier("thumbnail" if thumb else "jpeg"))
+    row = conn.execute(stmt, {"id": photo_id}).fetchone()
+    restricted = row is not None and row[3]
+    if row is not None and restricted:
+        layer = readable_layer("incidents", who)
+        rf = row_filter(layer, who) if layer is not None else None
+        if layer is None or (rf is not None and not _visible(conn, row[2], rf)):
+            row = None
+    if row is None:
+        raise NotFound(f"photo {photo_id} not found",
+                       message=Message("photo_not_found", {"id": photo_id}))
+    etag = f'"{row[1][:32]}{"t" if thumb else ""}"'
+    headers = {"Cache-Control": PRIVATE_CACHE if restricted else PUBLIC_CACHE, "ETag": etag}
+    if restricted:
+        headers["Vary"] = "Authorization, X-API-Key, Cookie"
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(bytes(row[0]), media_type="image/jpeg", headers=headers)
+
+
+@router.get("/api/reports/photos/{photo_id}", response_class=Response,
+            responses={**problems(*WHO, 404), 200: {"content": {"image/jpeg": {}}}})
+def photo(request: Request, photo_id: PhotoId, who: Who, conn: Conn) -> Response:
+    return _photo(request, photo_id, who, conn, thumb=False)
+
+
+@router.get("/api/reports/photos/{photo_id}/thumb", response_class=Response,
+            responses={**problems(*WHO, 404), 200: {"content": {"image/jpeg": {}}}})
+def photo_thumb(request: Request, photo_id: PhotoId, who: Who, conn: Conn) -> Response:
+    return _photo(request, photo_id, who, conn, thumb=True)

@@ -4,8 +4,12 @@ What is checked: the service code (an active category), the location (latitude a
 or an address the gazetteer and the map's search resolve; inside the province), the category's
 attribute definitions (required ones present, list values among the keys, numbers numeric),
 the lengths of free text and the photo URL. Nothing is written before all of it passed, and the
-writes (the incident, the reporter's identity, the first transition, a duplicate link) are one
-transaction.
+writes (the incident, the reporter's identity, its photos, the first transition, a duplicate
+link) are one transaction.
+
+Uploaded photos (at most photos.MAX_PHOTOS) are checked and re-encoded before anything is
+written (gis/reports/photos.py): a photo that is not an image, or too large, is one more problem
+of the report (field `media`, row = its position), and the report is refused whole.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from gis.analysis import search
+from gis.reports import photos as photo_files
 from gis.reports import queries as q
 from gis.reports import workflow
 from gis.reports.reference import services
 from layers.access import ANONYMOUS, readable_fields
 from layers.catalogue import get_layer
-from layers.errors import Invalid, Message, Problem
+from layers.errors import GeoIOCError, Invalid, Message, Problem
 
 MAX_DESCRIPTION = 4000  # GeoReport v2: "may be up to 4,000 characters"
 MAX_TEXT = 200
@@ -58,6 +63,8 @@ class NewReport:
     phone: str | None = None
     device_id: str | None = None
     account_id: str | None = None
+    # Uploaded photos as sent (field `media`), in order.
+    photos: Sequence[bytes] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class Created:
     token: str
     duplicate_of: int | None
     service_notice: str | None = None
+    photo_ids: tuple[int, ...] = ()
 
 
 def _problem(name: str, english: str, key: str, **args: Any) -> Problem:
@@ -186,6 +194,23 @@ def _blank(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
+def prepare_photos(uploads: Sequence[bytes], problems: list[Problem]) -> list[photo_files.Photo]:
+    """The uploads as they will be stored; each refused one is a problem of field `media` whose
+    row is its position (1..3). More than MAX_PHOTOS: one problem, and none is decoded."""
+    if len(uploads) > photo_files.MAX_PHOTOS:
+        problems.append(_problem("media", f"at most {photo_files.MAX_PHOTOS} photos",
+                                 "photo_too_many", max=photo_files.MAX_PHOTOS))
+        return []
+    out = []
+    for position, data in enumerate(uploads, start=1):
+        try:
+            out.append(photo_files.prepare(data, "media"))
+        except GeoIOCError as exc:
+            problems.extend(Problem(p.field, p.reason, row=position, message=p.message)
+                            for p in exc.problems)
+    return out
+
+
 def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
            at: dt.datetime | None = None, token: str | None = None) -> Created:
     """Check REPORT and store it (see the module docstring); Invalid lists every problem.
@@ -203,6 +228,7 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
     attributes = _check_attributes(service["attributes"], report.attributes, problems) \
         if service else {}
     _check_text(report, problems)
+    prepared = prepare_photos(report.photos, problems)
 
     lon, lat = _number(report.lon), _number(report.lat)
     address = _blank(report.address)
@@ -263,11 +289,19 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
                     ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
         if any(identity.values()):
             conn.execute(q.INSERT_REPORTER, {"id": incident_id, **identity})
+        photo_ids = []
+        for position, photo in enumerate(prepared, start=1):
+            stored = conn.execute(q.INSERT_PHOTO, {
+                "id": incident_id, "position": position, "jpeg": photo.jpeg,
+                "thumbnail": photo.thumbnail, "width": photo.width, "height": photo.height,
+                "sha256": photo.sha256, "at": now}).fetchone()
+            assert stored is not None
+            photo_ids.append(int(stored[0]))
         workflow.record(conn, incident_id, at=now, actor=workflow.CITIZEN, kind="status",
                         from_status=None, to_status="received")
         original = link_duplicate(conn, incident_id, service["code"], lon, lat, now)
     notice = None if original is None else f"duplicate of {original}"
-    return Created(incident_id, token, original, notice)
+    return Created(incident_id, token, original, notice, tuple(photo_ids))
 
 
 def link_duplicate(conn: psycopg.Connection, incident_id: int, service_code: str, lon: float,

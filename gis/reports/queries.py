@@ -98,6 +98,13 @@ INSERT INTO incident_reporters (incident_id, first_name, last_name, email, phone
 VALUES (%(id)s, %(first_name)s, %(last_name)s, %(email)s, %(phone)s, %(device_id)s, %(account_id)s)
 """
 
+# A citizen's photo as gis/reports/photos.py re-encoded it (migration 0017).
+INSERT_PHOTO = """
+INSERT INTO report_photos (incident_id, position, jpeg, thumbnail, width, height, sha256, created_at)
+VALUES (%(id)s, %(position)s, %(jpeg)s, %(thumbnail)s, %(width)s, %(height)s, %(sha256)s, %(at)s)
+RETURNING id
+"""
+
 INSERT_TRANSITION = """
 INSERT INTO incident_transitions (incident_id, at, actor, kind, from_status, to_status,
     agency_code, note)
@@ -206,7 +213,10 @@ SELECT i.id, r.token, i.service_code, s.name_vi AS service_name_vi, s.name_en AS
            AS updated_at,
        COALESCE(o.expected_at, i.expected_at) AS expected_at, r.address, r.address_id, r.zipcode,
        r.media_url, r.attributes, i.commune_code,
-       ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.duplicate_of
+       ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.duplicate_of,
+       o.status AS original_status,
+       ARRAY(SELECT p.id FROM report_photos p WHERE p.incident_id = i.id ORDER BY p.position)
+           AS photo_ids
 FROM incidents i
 JOIN service_categories s ON s.code = i.service_code
 LEFT JOIN incident_requests r ON r.incident_id = i.id
@@ -222,4 +232,23 @@ SELECT a.webhook_url, a.code, i.service_code, i.status, i.expected_at, i.commune
        ST_X(i.geom), ST_Y(i.geom)
 FROM incidents i JOIN agencies a ON a.code = i.agency_code
 WHERE i.id = %s AND a.webhook_url IS NOT NULL
+"""
+
+# --- photos --------------------------------------------------------------------------------------
+
+# One stored photo (the JPEG or its thumbnail) with what decides who may see it: its report's
+# category (security events: never public) and whether its service is sensitive.
+PHOTO = sql.SQL("""
+SELECT p.{column}, p.sha256, i.id AS incident_id,
+       (i.category = 'security_event' OR s.sensitive IS NOT FALSE) AS restricted
+FROM report_photos p JOIN incidents i ON i.id = p.incident_id
+LEFT JOIN service_categories s ON s.code = i.service_code
+WHERE p.id = %(id)s
+""")
+
+# The province's extent (lon/lat): where the report page's map opens and what it may show.
+PROVINCE_BBOX = """
+SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+FROM (SELECT ST_Extent(geom)::geometry AS e FROM admin_units
+      WHERE level = 'province' AND valid_to IS NULL) AS x
 """

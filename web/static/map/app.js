@@ -710,6 +710,7 @@
   function updateLangButton() {
     document.getElementById("gi-lang").textContent = G.lang === "vi" ? "EN" : "VI";
     document.getElementById("gi-lang").title = G.lang === "vi" ? "English" : "Tiếng Việt";
+    document.getElementById("gi-report-link").href = G.lang === "en" ? "/report?lang=en" : "/report";
   }
 
   function setLang(lang) {
