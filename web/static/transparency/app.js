@@ -96,9 +96,8 @@
   }
 
   function baseMap(id) {
-    const m = L.map(id, { attributionControl: false, zoomControl: true });
-    m.zoomControl.getContainer().querySelector(".leaflet-control-zoom-in").title = T.zoom_in || "+";
-    m.zoomControl.getContainer().querySelector(".leaflet-control-zoom-out").title = T.zoom_out || "−";
+    const m = L.map(id, { attributionControl: false, zoomControl: false });
+    L.control.zoom({ zoomInTitle: T.zoom_in, zoomOutTitle: T.zoom_out }).addTo(m);
     return m;
   }
 
