@@ -81,7 +81,10 @@ class Period(QueryModel):
         """(start, end), defaults filled; a 400 in the user's language when END is not after
         START or the period is longer than MAX_DAYS."""
         end = self.end or transparency.today_vn() + dt.timedelta(days=1)
-        start = self.start or end - dt.timedelta(days=DEFAULT_DAYS)
+        try:
+            start = self.start or end - dt.timedelta(days=DEFAULT_DAYS)
+        except OverflowError:  # end in the first days of year 1
+            start = dt.date.min
         if end <= start:
             msg = Message("period_empty", {"start": start.isoformat(), "end": end.isoformat()})
             raise BadRequest(f"end: {end} must be after start ({start})", parameter="end",
