@@ -290,6 +290,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "unknown jurisdiction_id {value}; this endpoint serves {expected}"),
     "date_range_too_long": ("khoảng thời gian không được dài quá 90 ngày",
                             "the range may not span more than 90 days"),
+    # --- the transparency figures (api/routes/transparency.py) --------------------------------
+    "period_empty": ("ngày kết thúc ({end}) phải sau ngày bắt đầu ({start})",
+                     "end ({end}) must be after start ({start})"),
+    "period_too_long": ("khoảng thời gian không được dài quá {days} ngày",
+                        "the period may not span more than {days} days"),
     "owner_forbidden": ("chỉ cán bộ địa chính được tra cứu theo tên người sử dụng đất",
                         "searching by land user needs the right to read land users' names "
                         "(land officers)"),

@@ -412,6 +412,13 @@ LAYERS: tuple[Layer, ...] = (
               server_managed=True),
             F("updated_at", "datetime", "Cập nhật lúc", "Updated at", "CAPNHAT",
               server_managed=True),
+            # The first answer (resolved or rejected) and its time, kept by a trigger from the
+            # transitions (migration 0018): the processing time of the transparency figures.
+            F("answered_at", "datetime", "Thời điểm trả lời đầu tiên", "First answered at",
+              "TRALOI", in_tiles=False, server_managed=True),
+            F("answer", "str", "Kết quả trả lời đầu tiên", "First answer", "KETQUATL",
+              values={k: INCIDENT_STATUSES[k] for k in ("resolved", "rejected")},
+              in_tiles=False, server_managed=True),
         ),
         style=Style(color="#e6550d", radius=4, by="category", palette=INCIDENT_COLORS),
         keywords=("sự cố", "an ninh", "incidents"),

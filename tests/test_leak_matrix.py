@@ -47,7 +47,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "sensors": ("code", "name", "kind", "parameter", "unit", "threshold", "status"),
     "incidents": ("category", "severity", "status", "source", "title", "description", "commune_code",
                   "reported_at", "resolved_at", "service_code", "agency_code", "expected_at",
-                  "duplicate_of", "status_note", "updated_at"),
+                  "duplicate_of", "status_note", "updated_at", "answered_at", "answer"),
 }
 # Fields stricter than their layer, and who reads them: land users' names and ID numbers (personal
 # data) land officers and admins; duty phones staff; camera streams security officers and admins.
@@ -63,7 +63,7 @@ NOT_IN_TILES: dict[str, frozenset[str]] = {
                           "legal_valid_from", "decision_no", "version", "updated_at"}),
     "public_facilities": frozenset({"address", "phone"}),
     "cameras": frozenset({"stream_url"}),
-    "incidents": frozenset({"description", "status_note"}),
+    "incidents": frozenset({"description", "status_note", "answered_at", "answer"}),
 }
 # Rows hidden from some profiles: security events inside incidents, for all but security
 # officers, leaders and admins.

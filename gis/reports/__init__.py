@@ -8,7 +8,9 @@ citizens (Open311) and incidents from operators, cameras and sensors.
 - reference.py: service categories and agencies (sample_data/ files into their tables);
 - notify.py: on_transition(), the one place that reacts to a stored transition;
 - photos.py: a citizen's photo made safe to store (content check, no EXIF, thumbnail);
-- queries.py: the SQL.
+- queries.py: the SQL;
+- transparency.py (+ transparency_queries.py): the public figures per agency and per commune
+  for a period, the ranking, the map of overdue reports (no personal data).
 """
 
 from gis.reports.notify import on_transition

@@ -1,0 +1,171 @@
+"""Public transparency of citizen reports: figures per agency and per commune for any period,
+a choropleth, a ranking and the map of open overdue reports (gis/reports/transparency.py
+defines what counts). No sign-in: nothing here names a reporter or carries a report's id, a
+security event never counts, and sensitive categories show no description.
+
+  GET /api/transparency/agencies?start=&end=        figures per agency and for the province
+  GET /api/transparency/communes?start=&end=        GeoJSON: current communes (simplified) with
+                                                     their figures, for the choropleth
+  GET /api/transparency/ranking?start=&end=&by=      agencies (or communes) best first
+  GET /api/transparency/overdue?agency=&commune=     GeoJSON: open reports past their deadline,
+                                                     located to ~100 m
+  GET /transparency?lang=en                          the public page (web/transparency_page.py)
+
+`start` and `end` are Vietnamese calendar days, the period being [start, end): `end` is the
+first day after it. Default: the 30 days up to today (Vietnam time). The answers may be cached
+by clients and proxies for a few minutes (Cache-Control): the figures move when a report is
+answered, not by the second. For the same reason a period's figures are kept in this process
+for FIGURES_SECONDS: the page asks for agencies, communes and ranking of one period at once,
+and a year of a million reports takes about a second to compute (bench/transparency.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from pydantic import Field
+
+from api.deps import Conn, IsoDate, QueryModel, query
+from api.route_docs import GEOJSON, JSON, ok, problems
+from gis.reports import transparency
+from layers.errors import BadRequest, Message, Problem
+from web import transparency_page
+
+router = APIRouter(tags=["transparency"])
+CACHE = "public, max-age=300"
+DEFAULT_DAYS = 30
+MAX_DAYS = 3660
+FIGURES_SECONDS = 60.0
+_figures: dict[tuple[dt.date, dt.date], tuple[float, dict[str, Any]]] = {}
+_lock = threading.Lock()
+
+
+def figures(conn: Any, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """The period's figures, computed at most once per FIGURES_SECONDS in this process."""
+    key = (start, end)
+    with _lock:
+        hit = _figures.get(key)
+        if hit and time.monotonic() - hit[0] < FIGURES_SECONDS:
+            return hit[1]
+    out = transparency.figures(conn, start, end)
+    with _lock:
+        if len(_figures) > 256:  # periods are the callers' choice: keep the memory bounded
+            _figures.clear()
+        _figures[key] = (time.monotonic(), out)
+    return out
+
+
+def forget() -> None:
+    """Drop the kept figures (tests that change reports, the benchmark's cold runs)."""
+    with _lock:
+        _figures.clear()
+
+
+class Period(QueryModel):
+    """A period of Vietnamese calendar days [start, end)."""
+
+    start: Annotated[dt.date | None, IsoDate, Field(
+        description="first day of the period (YYYY-MM-DD, Vietnam time); default: 30 days "
+                    "before `end`", examples=["2026-11-01"])] = None
+    end: Annotated[dt.date | None, IsoDate, Field(
+        description="the first day AFTER the period (YYYY-MM-DD, Vietnam time; exclusive); "
+                    "default: tomorrow", examples=["2026-12-01"])] = None
+
+    def bounds(self) -> tuple[dt.date, dt.date]:
+        """(start, end), defaults filled; a 400 in the user's language when END is not after
+        START or the period is longer than MAX_DAYS."""
+        end = self.end or transparency.today_vn() + dt.timedelta(days=1)
+        try:
+            start = self.start or end - dt.timedelta(days=DEFAULT_DAYS)
+        except OverflowError:  # end in the first days of year 1
+            start = dt.date.min
+        if end <= start:
+            msg = Message("period_empty", {"start": start.isoformat(), "end": end.isoformat()})
+            raise BadRequest(f"end: {end} must be after start ({start})", parameter="end",
+                             message=msg, problems=[Problem("end", f"{end} is not after {start}",
+                                                            message=msg)])
+        if (end - start).days > MAX_DAYS:
+            msg = Message("period_too_long", {"days": MAX_DAYS})
+            raise BadRequest(f"end: the period may not span more than {MAX_DAYS} days",
+                             parameter="end", message=msg,
+                             problems=[Problem("end", f"more than {MAX_DAYS} days", message=msg)])
+        return start, end
+
+
+class Ranking(Period):
+    by: Annotated[Literal["agency", "commune"], Field(
+        description="rank agencies (default) or communes")] = "agency"
+
+
+class Overdue(QueryModel):
+    agency: Annotated[str | None, Field(max_length=40, description="one agency's code")] = None
+    commune: Annotated[str | None, Field(pattern=r"^[0-9]{5}$",
+                                         description="one current commune's code")] = None
+    limit: Annotated[int, Field(ge=1, le=5000, description="at most this many (default 5000)")
+                     ] = 5000
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type=JSON, headers={"Cache-Control": CACHE})
+
+
+@router.get("/api/transparency/agencies", responses={
+    200: ok("Per agency and for the province: received, resolved, rejected, open, median and "
+            "90th-percentile processing time (hours), share answered within the SLA"),
+    **problems(400)})
+def agencies(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
+    """The period's figures per agency (every agency; zeros when it received nothing),
+    `unassigned` for reports not routed yet, and the province's."""
+    start, end = p.bounds()
+    f = figures(conn, start, end)
+    return _json({"period": f["period"], "province": f["province"],
+                  "unassigned": f["unassigned"], "agencies": f["agencies"]})
+
+
+@router.get("/api/transparency/communes", responses={
+    200: ok("Current communes (simplified geometry) with their figures", GEOJSON),
+    **problems(400)})
+def communes(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
+    """The choropleth's data: a FeatureCollection of the current communes whose properties are
+    the period's figures (median_hours colours the map)."""
+    start, end = p.bounds()
+    f = figures(conn, start, end)
+    body = transparency.communes_geojson(conn, f["communes"])
+    # The period as a foreign member, after the features (the document is PostgreSQL's text).
+    period = orjson.dumps(f["period"])
+    body = body[:body.rindex(b"}")] + b', "period": ' + period + b"}"
+    return Response(body, media_type=GEOJSON, headers={"Cache-Control": CACHE})
+
+
+@router.get("/api/transparency/ranking", responses={
+    200: ok("Agencies (or communes) with at least one report due, best first"), **problems(400)})
+def ranking(conn: Conn, p: Annotated[Ranking, query(Ranking)]) -> Response:
+    """Best first: the larger share answered within the SLA, then the shorter median."""
+    start, end = p.bounds()
+    f = figures(conn, start, end)
+    rows = f["agencies"] if p.by == "agency" else f["communes"]
+    return _json({"period": f["period"], "by": p.by, "ranking": transparency.ranking(rows)})
+
+
+@router.get("/api/transparency/overdue", responses={
+    200: ok("Open reports past their deadline, located to ~100 m", GEOJSON), **problems(400)})
+def overdue(conn: Conn, p: Annotated[Overdue, query(Overdue)]) -> Response:
+    """Open public reports past their SLA deadline now: service, agency, commune, times and
+    days late; no id, no reporter, no description for a sensitive category."""
+    body = transparency.overdue(conn, agency=p.agency, commune=p.commune, limit=p.limit)
+    return Response(body, media_type=GEOJSON, headers={"Cache-Control": CACHE})
+
+
+@router.get("/transparency", response_class=HTMLResponse, responses=problems(400, page=True))
+async def page(lang: Annotated[str | None, Query(
+        description="`en` for English; anything else (or nothing) is Vietnamese",
+        examples=["en"], max_length=100)] = None) -> HTMLResponse:
+    """The public transparency page (figures load from /api/transparency)."""
+    lang = "en" if lang == "en" else "vi"
+    return HTMLResponse(transparency_page.render(lang), headers={"Cache-Control": CACHE})
