@@ -113,6 +113,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "transition_no_agency": ("không có đơn vị xử lý lĩnh vực này tại xã; hãy chỉ định đơn vị",
                              "no agency handles this category in this commune; name one"),
     "status_unknown": ("trạng thái không hợp lệ: {value}", "unknown status {value}"),
+    "bulk_refused": ("không thực hiện được cho {count}/{total} phản ánh ({ids}); chưa phản ánh nào "
+                     "bị thay đổi",
+                     "{count} of {total} reports cannot take this action ({ids}); nothing was "
+                     "changed"),
+    "bulk_item": ("phản ánh {id}: {reason}", "report {id}: {reason}"),
     "agency_unknown": ("không có đơn vị xử lý mã {value}", "unknown agency {value}"),
     "not_duplicate": ("phản ánh {id} không được đánh dấu là trùng lặp",
                       "incident {id} is not linked as a duplicate"),
