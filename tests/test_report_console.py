@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from psycopg import sql
 
 from gis.reports.queries import OPEN_STATUSES
 
@@ -58,11 +59,10 @@ def make(conn, place: dict[str, Any], status: str, *, hours: float = 24.0,
 def expected_ids(conn, where: str = "TRUE", params: tuple[Any, ...] = (), *,
                  security: bool = False, limit: int = 500) -> list[int]:
     """The queue computed independently: open, the nearest deadline first."""
-    hide = "" if security else " AND category <> 'security_event'"
-    return [r[0] for r in conn.execute(
-        "SELECT id FROM incidents WHERE status = ANY(%s)" + hide + " AND " + where +
-        " ORDER BY expected_at NULLS LAST, id LIMIT %s",
-        (list(OPEN_STATUSES), *params, limit)).fetchall()]
+    hide = sql.SQL("TRUE" if security else "category <> 'security_event'")
+    stmt = sql.SQL("SELECT id FROM incidents WHERE status = ANY(%s) AND {} AND {}"
+                   " ORDER BY expected_at NULLS LAST, id LIMIT %s").format(hide, sql.SQL(where))
+    return [r[0] for r in conn.execute(stmt, (list(OPEN_STATUSES), *params, limit)).fetchall()]
 
 
 def queue_ids(client, keys, profile: str = "operator", **params: Any) -> tuple[list[int], int]:

@@ -6,13 +6,15 @@
   POST /api/incidents/{id}/duplicate/unlink   {"note"?}  "not a duplicate"; operators
   GET  /api/incidents/{id}/timeline           every stored transition, oldest first
   GET  /api/incidents/{id}/report             the citizen report: service, agency, deadline,
-                                               duplicate link, and the reporter's identity for
+                                               duplicate link, own status and allowed moves,
+                                               and the reporter's identity for
                                                roles that may read it (audited, channel
                                                `report-api`)
   GET  /api/reports/overdue?agency=&limit=    open reports past their SLA deadline, and counts
   GET  /api/reports/queue                     the operator console's queue: open reports, the
                                                nearest deadline first; filters status, service,
                                                agency, commune, overdue, q (id or text); paged
+  GET  /api/reports/console-options           the console's pickers: agencies, services, communes
   POST /api/reports/bulk/transitions          {"ids", "status", "note"?, "agency"?}  all or
                                                nothing: 409 lists every id that cannot move
   POST /api/reports/bulk/assignment           {"ids", "agency", "note"?}  all or nothing
@@ -146,6 +148,10 @@ def report(incident_id: IncidentId, who: Who, conn: Conn) -> dict[str, Any]:
         "duplicate_of": r["duplicate_of"], "address": r["address"], "media_url": r["media_url"],
         "description": r["description"], "lon": r["lon"], "lat": r["lat"],
     }
+    own = conn.execute(q.OWN_STATUS, (incident_id,)).fetchone()
+    if own is not None:  # what the console offers: the moves from the report's own status
+        out["own_status"] = own[0]
+        out["allowed"] = sorted(workflow.ALLOWED.get(own[0], ()))
     if fields:
         row = conn.execute(q.REPORTER, {"id": incident_id}).fetchone()
         values = dict(zip(("first_name", "last_name", "email", "phone", "device_id",
@@ -260,6 +266,13 @@ def report_queue_page(who: Operator, conn: Conn,
             "items": [{**r, "reported_at": _iso(r["reported_at"]),
                        "expected_at": _iso(r["expected_at"]),
                        "allowed": sorted(workflow.ALLOWED.get(r["status"], ()))} for r in rows]}
+
+
+@router.get("/api/reports/console-options", responses=problems(*WHO, 403, 404))
+def console_options(who: Operator, conn: Conn) -> dict[str, Any]:
+    """What the console's pickers offer (agency for assignment; filters)."""
+    _layer(who)
+    return report_queue.options(conn)
 
 
 Ids = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]],

@@ -264,3 +264,11 @@ SELECT pg_notify(%(channel)s::text, json_build_object(
     'expected_at', i.expected_at, 'kind', %(kind)s::text, 'at', %(at)s::timestamptz)::text)
 FROM incidents i WHERE i.id = %(id)s AND i.category <> 'security_event'
 """
+
+# What the console's pickers offer: agencies, services, current communes.
+CONSOLE_AGENCIES = "SELECT code, name_vi, name_en FROM agencies ORDER BY name_vi, code"
+CONSOLE_SERVICES = ("SELECT code, name_vi, name_en FROM service_categories WHERE active"
+                    " ORDER BY name_vi, code")
+
+# A report's own status (a duplicate's public status is its original's).
+OWN_STATUS = "SELECT status FROM incidents WHERE id = %s"

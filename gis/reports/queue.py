@@ -53,3 +53,11 @@ def open_reports(conn: psycopg.Connection, f: QueueFilter, *, limit: int, offset
     for r in rows:
         del r["total"]
     return rows, total
+
+
+def options(conn: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
+    """The console's pickers: agencies (assignment, filter), services and communes (filters)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return {"agencies": list(cur.execute(q.CONSOLE_AGENCIES).fetchall()),
+                "services": list(cur.execute(q.CONSOLE_SERVICES).fetchall()),
+                "communes": list(cur.execute(q.CURRENT_COMMUNES).fetchall())}

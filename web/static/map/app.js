@@ -154,6 +154,7 @@
     }
     syncLabels();
     renderUser();
+    if (G.consoleSync) G.consoleSync();
     loadFilterStats();
     scheduleCounts();
     if (state.selection) rerenderSelection();
@@ -719,8 +720,9 @@
     localizeControls();
     renderUser();
     renderPanels();
+    if (G.consoleSync) G.consoleSync();
     loadFilterStats();
-    rerenderSelection();
+    if (!(G.consoleState && G.consoleState.current)) rerenderSelection();
     if (lastSearch) renderResults();
     relabel();
   }
@@ -846,6 +848,7 @@
     });
   }
 
+  G.error = error;
   function error(e) {
     if (!e) return;
     // An error message in the status line, and on the console as a warning (not an error: a
