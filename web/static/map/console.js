@@ -88,23 +88,29 @@
     if (!c.markers) c.markers = L.featureGroup([], { pane: "gi-highlight" }).addTo(G.state.map);
     if (!was) {
       c.options = null;
-      loadOptions().then(renderFilters).catch(G.error);
-      startStream();
-      // The console opens by itself for its users: the queue is their work.
-      setOpen(true);
-    } else {
+      c.current = null;
+    } else if (c.open) {
       renderFilters();
       renderQueue();
       if (c.current) showReport(c.current).catch(G.error);
     }
   };
 
+  /** The console is opened from its button; only then does it listen and draw its markers
+   * (the map's own layers stay clickable for everyone else). */
   function setOpen(open) {
     c.open = open;
     $("gi-console").hidden = !open;
     $("gi-console-open").setAttribute("aria-expanded", String(open));
-    if (open) refetch();
-    else if (c.markers) c.markers.clearLayers();
+    if (open) {
+      if (!c.options) loadOptions().then(renderFilters).catch(G.error);
+      startStream();
+      refetch();
+    } else {
+      stopStream();
+      c.current = null;
+      if (c.markers) c.markers.clearLayers();
+    }
   }
 
   async function loadOptions() {
@@ -214,7 +220,7 @@
     for (const i of c.items) {
       if (i.lat == null || i.lon == null) continue;
       const color = i.overdue ? "#ef4444" : "#f59e0b";
-      L.circleMarker([i.lat, i.lon], { pane: "gi-highlight", radius: i.id === c.current ? 9 : 6,
+      L.circleMarker([i.lat, i.lon], { pane: "gi-highlight", radius: i.id === c.current ? 9 : 6, bubblingMouseEvents: false,
         color: "#111827", weight: 1.5, fillColor: color, fillOpacity: 0.95 })
         .bindTooltip(`#${i.id} · ${esc(statusLabel(i.status))}${i.overdue ? " · " + esc(G.t("console_overdue")) : ""}`)
         .on("click", (e) => { L.DomEvent.stopPropagation(e); select(i.id); })
@@ -316,6 +322,7 @@
   function stopStream() {
     if (c.stream) c.stream.abort();
     c.stream = null;
+    delete document.body.dataset.consoleLive;
   }
 
   /** Read text/event-stream with fetch (EventSource cannot send the Authorization header);
