@@ -30,6 +30,7 @@ PHONE = {"width": 390, "height": 844}
 def operator(conn) -> Iterator[str]:
     """An operator whose user name holds no English word (it is shown in the timeline)."""
     from conftest import PASSWORD
+
     from gis.auth import users
 
     name = "dieuhanh" + uuid.uuid4().hex[:6]
