@@ -149,6 +149,8 @@ def test_console_on_a_phone(browser, live_server, conn, operator, place) -> None
         first.click()
         page.wait_for_selector("#gi-report-actions", timeout=TIMEOUT)
         assert page.locator("#gi-details").is_visible()
+        # The report covers the lower half; closed, the filters and bulk tools are back.
+        page.click("#gi-details-close")
         # Bulk: select two, and the bulk buttons come alive.
         checks = page.locator("#gi-console-list .gi-q-check")
         checks.nth(0).check()

@@ -287,7 +287,7 @@
       (r.description ? `<p class="gi-report-desc">${esc(r.description)}</p>` : "") +
       `<h4 class="gi-label">${esc(G.t("console_actions"))}</h4>` +
       `<form id="gi-report-actions" data-report="${r.id}">` +
-      `<label class="form-label" for="gi-move-note">${esc(G.t("console_note"))}</label>` +
+      `<label class="gi-label" for="gi-move-note">${esc(G.t("console_note"))}</label>` +
       `<textarea class="form-control form-control-sm" id="gi-move-note" rows="2" maxlength="4000"></textarea>` +
       `<div class="gi-moves">${moves || `<span class="gi-muted">${esc(G.t("console_no_moves"))}</span>`}</div>` +
       (canAssign ? `<div class="gi-assign"><select class="form-select form-select-sm" id="gi-assign-agency" aria-label="${esc(G.t("console_agency"))}">` +
