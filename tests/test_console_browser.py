@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chromium import TIMEOUT, Watch, sign_in
+from chromium import TIMEOUT, Watch, set_view, sign_in
 from playwright.sync_api import Browser, Page
 from test_language_browser import ENGLISH, VIETNAMESE_MARKERS, readable
 
@@ -158,5 +158,30 @@ def test_console_on_a_phone(browser, live_server, conn, operator, place) -> None
         assert "2" in page.inner_text("#gi-bulk-n")
         assert page.locator('#gi-bulk [data-bulk="move"]').is_enabled()
         watch.assert_clean()
+    finally:
+        ctx.close()
+
+
+def test_incident_detail_on_the_map_shows_the_timeline(browser, live_server, client, conn, keys,
+                                                       operator, place) -> None:
+    """The map's incident detail (not only the console) shows the stored moves with notes."""
+    lon, lat = place
+    rid = _post_report(live_server, lon - 0.004, lat - 0.004, "dòng thời gian")
+    note = "Chuyển đơn vị giao thông kiểm tra"
+    r = client.post(f"/api/incidents/{rid}/transitions", headers=keys["operator"],
+                    json={"status": "verified", "note": note})
+    assert r.status_code == 200, r.text
+    ctx = browser.new_context(viewport=DESKTOP, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
+    page = ctx.new_page()
+    try:
+        page.goto(f"{live_server}/?lang=vi")
+        page.wait_for_selector("body[data-rendered=true]", state="attached", timeout=TIMEOUT)
+        sign_in(page, operator)
+        set_view(page, lat - 0.004 + 0.0005, lon - 0.004 + 0.0005, 18)
+        page.click(f'[data-incident="{rid}"]')
+        page.wait_for_selector("#gi-incident-timeline .gi-timeline", timeout=TIMEOUT)
+        text = page.inner_text("#gi-incident-timeline")
+        assert "Tiếp nhận phản ánh" in text and note in text
+        assert "Mới tiếp nhận → Đã xác minh" in text
     finally:
         ctx.close()

@@ -260,6 +260,8 @@
     }).join("") + `</ol>`;
   }
 
+  G.timelineHtml = timelineHtml; // the map's incident detail shows it too (app.js)
+
   async function showReport(id) {
     const seq = ++c.detailSeq;
     const [r, tl] = await Promise.all([G.api(`/api/incidents/${id}/report`),
