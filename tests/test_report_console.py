@@ -124,6 +124,11 @@ def test_queue_paging_and_access(client, conn, keys, place) -> None:
     assert client.get("/api/reports/queue").status_code == 401
     for profile in ("citizen", "land_officer"):
         assert client.get("/api/reports/queue", headers=keys[profile]).status_code == 403
+    # Empty filters of the console's form mean "any".
+    blank = client.get("/api/reports/queue", headers=keys["operator"],
+                       params={k: "" for k in ("status", "service", "agency", "commune",
+                                               "overdue", "q", "limit", "offset")})
+    assert blank.status_code == 200 and blank.json()["total"] == len(all_ids)
     bad = client.get("/api/reports/queue", headers=keys["operator"], params={"status": "closed"})
     assert bad.status_code == 400 and "status" in bad.text
     assert client.get("/api/reports/queue", headers=keys["operator"],
@@ -171,6 +176,9 @@ def test_bulk_transition_is_all_or_nothing(client, conn, keys, place) -> None:
                        json=body).status_code == 403
     assert client.post("/api/reports/bulk/transitions", headers=keys["operator"],
                        json={"ids": [], "status": "verified"}).status_code in (400, 422)
+    r = client.post("/api/reports/bulk/transitions", headers=keys["operator"],
+                    json={"ids": [closed], "status": "no_such"})
+    assert r.status_code == 400 and r.json()["parameter"] == "status"
 
 
 def test_bulk_assignment_is_all_or_nothing(client, conn, keys, place) -> None:
@@ -181,10 +189,12 @@ def test_bulk_assignment_is_all_or_nothing(client, conn, keys, place) -> None:
                     json={"ids": [*good, fresh], "agency": AGENCY})
     assert r.status_code == 409 and r.json()["ids"] == [fresh]
     assert _state(conn, [*good, fresh]) == before
+    # An unknown agency is wrong for the whole request: 400 naming it, nothing changed.
     r = client.post("/api/reports/bulk/assignment", headers=keys["operator"],
                     json={"ids": good, "agency": "NO-SUCH"})
-    assert r.status_code == 409 and r.json()["ids"] == good
-    assert "không có đơn vị xử lý mã NO-SUCH" in r.json()["errors"][0]["reason"]
+    assert r.status_code == 400 and r.json()["parameter"] == "agency"
+    assert "không có đơn vị xử lý mã NO-SUCH" in r.json()["detail"]
+    assert _state(conn, [*good, fresh]) == before
     r = client.post("/api/reports/bulk/assignment", headers=keys["operator"],
                     json={"ids": good, "agency": AGENCY, "note": "giao lại"})
     assert r.status_code == 200, r.text

@@ -229,7 +229,8 @@ def _blank_none(value: Any) -> Any:
 
 
 Blank = BeforeValidator(_blank_none)
-Code = Annotated[str | None, Blank, Field(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+CodeStr = Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+Code = Annotated[CodeStr | None, Blank]
 OpenStatus = Literal["received", "verified", "assigned", "in_progress"]
 
 
@@ -240,11 +241,13 @@ class QueueQuery(QueryModel):
     service: Annotated[Code, Field(description="service (category) code")] = None
     agency: Annotated[Code, Field(description="agency code")] = None
     commune: Annotated[Code, Field(description="commune code")] = None
-    overdue: Annotated[bool, Blank, Field(description="only reports past their deadline")] = False
-    q: Annotated[str | None, Blank, Field(max_length=200, description=(
+    overdue: Annotated[bool | None, Blank, Field(description="only reports past their deadline")] = None
+    q: Annotated[Annotated[str, Field(max_length=200)] | None, Blank, Field(description=(
         "a report id, or words of its title or description"))] = None
-    limit: Annotated[int, Blank, Field(ge=1, le=500, description="page size (default 50)")] = 50
-    offset: Annotated[int, Blank, Field(ge=0, le=1_000_000, description="rows to skip")] = 0
+    limit: Annotated[Annotated[int, Field(ge=1, le=500)] | None, Blank,
+                     Field(description="page size (default 50, at most 500)")] = None
+    offset: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, Blank,
+                      Field(description="rows to skip")] = None
 
 
 def _iso(value: Any) -> Any:
@@ -259,10 +262,11 @@ def report_queue_page(who: Operator, conn: Conn,
     layer = _layer(who)
     f = report_queue.QueueFilter(
         statuses=(qm.status,) if qm.status else q.OPEN_STATUSES, service=qm.service,
-        agency=qm.agency, commune=qm.commune, overdue_only=qm.overdue, text=qm.q)
-    rows, total = report_queue.open_reports(conn, f, limit=qm.limit, offset=qm.offset,
+        agency=qm.agency, commune=qm.commune, overdue_only=bool(qm.overdue), text=qm.q)
+    limit, offset = qm.limit or 50, qm.offset or 0
+    rows, total = report_queue.open_reports(conn, f, limit=limit, offset=offset,
                                             row_filter=row_filter(layer, who))
-    return {"total": total, "limit": qm.limit, "offset": qm.offset,
+    return {"total": total, "limit": limit, "offset": offset,
             "items": [{**r, "reported_at": _iso(r["reported_at"]),
                        "expected_at": _iso(r["expected_at"]),
                        "allowed": sorted(workflow.ALLOWED.get(r["status"], ()))} for r in rows]}

@@ -2,8 +2,9 @@
 
 Every report is tried in one transaction, each in its own savepoint so that one refusal does not
 hide the next: the caller learns every id that cannot move and why, in one answer. If any is
-refused the whole transaction is rolled back (no transition stored, no webhook enqueued, no
-event sent) and BulkRefused (409) lists them; otherwise every move is committed together.
+refused (a 409 of the workflow, or a report missing or hidden: 404) the whole transaction is
+rolled back (no transition stored, no webhook enqueued, no event sent) and BulkRefused (409)
+lists them; otherwise every move is committed together.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import psycopg
 
 from gis.reports.errors import IllegalTransition
 from gis.reports.model import Transition
-from layers.errors import GeoIOCError, Message, Problem
+from layers.errors import Conflict, GeoIOCError, Message, NotFound, Problem
 
 MAX_IDS = 500
 
@@ -43,8 +44,10 @@ def run(conn: psycopg.Connection, ids: Sequence[int],
             try:
                 with conn.transaction():
                     done.extend(action(incident_id))
-            except GeoIOCError as e:  # refused (409), hidden or missing (404), bad agency (400)
+            except (Conflict, NotFound) as e:  # refused by the workflow, hidden or missing
                 refused.append((index, incident_id, e))
+            # Anything else (an unknown status or agency: 400) is about the request, not one
+            # report: it propagates and rolls everything back.
         if refused:
             bad = [i for _, i, _ in refused]
             raise BulkRefused(
