@@ -53,6 +53,9 @@ async def lifespan(app: FastAPI):
     finally:
         if in_process:
             jobs_worker.in_process_stop()
+        listener = getattr(app.state, "report_events", None)
+        if listener is not None:  # the console's LISTEN connection (api/routes/reports.py)
+            await listener.close()
         close_pool()
 
 

@@ -185,7 +185,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "window_too_long": ("khoảng thời gian dài tối đa mười năm", "the window may be at most ten years long"),
     "unit_not_found": ("không tìm thấy đơn vị hành chính {code} vào ngày {day}",
                        "administrative unit {code} not found on {day}"),
-    "incident_not_found": ("không tìm thấy sự cố {id}", "incident {id} not found"),
     "not_identified": ("lớp {layer} không tra cứu được bằng cách nhấn trên bản đồ",
                        "{layer} is not identified by the server"),
     "bbox_required": ("bắt buộc (vùng đang xem để đếm)", "required (the view to count in)"),
@@ -267,6 +266,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "transition_no_agency": ("không có đơn vị xử lý lĩnh vực này tại xã; hãy chỉ định đơn vị",
                              "no agency handles this category in this commune; name one"),
     "status_unknown": ("trạng thái không hợp lệ: {value}", "unknown status {value}"),
+    "bulk_refused": ("không thực hiện được cho {count}/{total} phản ánh ({ids}); chưa phản ánh nào "
+                     "bị thay đổi",
+                     "{count} of {total} reports cannot take this action ({ids}); nothing was "
+                     "changed"),
+    "bulk_item": ("phản ánh {id}: {reason}", "report {id}: {reason}"),
     "agency_unknown": ("không có đơn vị xử lý mã {value}", "unknown agency {value}"),
     "not_duplicate": ("phản ánh {id} không được đánh dấu là trùng lặp",
                       "incident {id} is not linked as a duplicate"),

@@ -52,7 +52,7 @@ UNUSED_ASSETS = frozenset({"jquery", "bootstrap", "awesome_markers", "glyphicons
 PLUGINS = (VectorGridProtobuf, MarkerCluster, HeatMap)
 # Our own client, after the libraries (order matters: each file extends window.GeoIOC).
 CLIENT_JS = ("common/format.js", "map/i18n.js", "map/session.js", "map/layers.js", "map/labels.js",
-             "map/panels.js", "map/app.js")
+             "map/panels.js", "map/console.js", "map/app.js")
 CLIENT_CSS = ("map/map.css",)
 
 TITLES = {
@@ -184,6 +184,8 @@ def _skeleton(lang: str, short: str, long: str) -> str:
   <div class="gi-top-right">
     <button type="button" class="btn btn-sm btn-outline-light gi-panel-toggle" id="gi-panel-toggle"
             aria-controls="gi-panel" aria-expanded="false" data-i18n="panel_toggle"></button>
+    <button type="button" class="btn btn-sm btn-warning" id="gi-console-open" hidden
+            aria-controls="gi-console" aria-expanded="false" data-i18n="console_toggle"></button>
     <span class="gi-clock" id="gi-clock"></span>
     <a class="btn btn-sm btn-warning" id="gi-report-link" href="/report{"?lang=en" if lang == "en" else ""}"
        data-i18n-title="report_problem_title"><span class="gi-long" data-i18n="report_problem"></span><span
@@ -198,6 +200,43 @@ def _skeleton(lang: str, short: str, long: str) -> str:
 <aside class="gi-panel gi-closed" id="gi-panel">
   <section class="gi-filters" id="gi-filters" hidden></section>
   <section class="gi-layers" id="gi-layers"></section>
+</aside>
+<aside class="gi-console" id="gi-console" hidden aria-labelledby="gi-console-title">
+  <div class="gi-console-head">
+    <h2 class="gi-h" id="gi-console-title" data-i18n="console_title"></h2>
+    <button type="button" class="btn-close btn-close-white" id="gi-console-close"
+            data-i18n-aria-label="close"></button>
+  </div>
+  <form class="gi-console-filters" id="gi-console-filters" autocomplete="off">
+    <input class="form-control form-control-sm" name="q" type="search"
+           data-i18n-placeholder="console_search" data-i18n-aria-label="console_search">
+    <select class="form-select form-select-sm" name="status" data-i18n-aria-label="console_status"></select>
+    <select class="form-select form-select-sm" name="service" data-i18n-aria-label="console_service"></select>
+    <select class="form-select form-select-sm" name="agency" data-i18n-aria-label="console_agency"></select>
+    <select class="form-select form-select-sm" name="commune" data-i18n-aria-label="console_commune"></select>
+    <label class="gi-console-check"><input type="checkbox" class="form-check-input" name="overdue">
+      <span data-i18n="console_overdue_only"></span></label>
+  </form>
+  <div class="gi-console-count"><span id="gi-console-count"></span>
+    <span class="gi-console-notice" id="gi-console-notice" role="status"></span></div>
+  <div class="gi-bulk" id="gi-bulk">
+    <label class="gi-console-check"><input type="checkbox" class="form-check-input" id="gi-bulk-all">
+      <span id="gi-bulk-n"></span></label>
+    <input class="form-control form-control-sm" id="gi-bulk-note" maxlength="4000"
+           data-i18n-placeholder="console_note" data-i18n-aria-label="console_note">
+    <div class="gi-bulk-row">
+      <select class="form-select form-select-sm" id="gi-bulk-status"
+              data-i18n-aria-label="console_choose_status"></select>
+      <button type="button" class="btn btn-sm btn-outline-info" data-bulk="move"
+              data-i18n="console_apply"></button></div>
+    <div class="gi-bulk-row">
+      <select class="form-select form-select-sm" id="gi-bulk-agency"
+              data-i18n-aria-label="console_choose_agency"></select>
+      <button type="button" class="btn btn-sm btn-outline-info" data-bulk="assign"
+              data-i18n="console_assign"></button></div>
+    <p class="gi-error" id="gi-bulk-error" hidden></p>
+  </div>
+  <ol class="gi-queue" id="gi-console-list"></ol>
 </aside>
 <aside class="gi-details" id="gi-details" hidden>
   <button type="button" class="btn-close btn-close-white gi-details-close" id="gi-details-close"

@@ -6,10 +6,21 @@
   POST /api/incidents/{id}/duplicate/unlink   {"note"?}  "not a duplicate"; operators
   GET  /api/incidents/{id}/timeline           every stored transition, oldest first
   GET  /api/incidents/{id}/report             the citizen report: service, agency, deadline,
-                                               duplicate link, and the reporter's identity for
+                                               duplicate link, own status and allowed moves,
+                                               and the reporter's identity for
                                                roles that may read it (audited, channel
                                                `report-api`)
   GET  /api/reports/overdue?agency=&limit=    open reports past their SLA deadline, and counts
+  GET  /api/reports/queue                     the operator console's queue: open reports, the
+                                               nearest deadline first; filters status, service,
+                                               agency, commune, overdue, q (id or text); paged
+  GET  /api/reports/console-options           the console's pickers: agencies, services, communes
+  POST /api/reports/bulk/transitions          {"ids", "status", "note"?, "agency"?}  all or
+                                               nothing: 409 lists every id that cannot move
+  POST /api/reports/bulk/assignment           {"ids", "agency", "note"?}  all or nothing
+  GET  /api/reports/events                    server-sent events: a report arrived or moved
+                                               (operators; ids and public facts only; fed by
+                                               PostgreSQL NOTIFY, so every process hears all)
   GET  /api/reports/track/{token}             a citizen's view of their report by its tracking
                                                token: status, deadline, answer, public history
   POST /api/reports/track/{token}/reopen      {"note"?}  the citizen reopens a resolved report
@@ -28,22 +39,26 @@ fields are catalogue.REPORTER_FIELDS: readable_fields decides, record_read audit
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.responses import Response
 
 from api import report_intake
-from api.deps import Conn, SettingsDep
+from api.deps import Conn, QueryModel, SettingsDep, query
 from api.report_intake import ReportForm
 from api.route_docs import WHO, problems
 from api.security import Who, require_roles
 from gis import audit
-from gis.reports import deadlines, intake, requests, workflow
+from gis.reports import bulk, deadlines, events, intake, requests, workflow
 from gis.reports import queries as q
+from gis.reports import queue as report_queue
 from layers.access import Principal, can_read_field, readable_layer, row_filter
 from layers.catalogue import REPORTER_FIELDS
 from layers.errors import Message, NotFound
@@ -142,6 +157,10 @@ def report(incident_id: IncidentId, who: Who, conn: Conn) -> dict[str, Any]:
         "duplicate_of": r["duplicate_of"], "address": r["address"], "media_url": r["media_url"],
         "description": r["description"], "lon": r["lon"], "lat": r["lat"],
     }
+    own = conn.execute(q.OWN_STATUS, (incident_id,)).fetchone()
+    if own is not None:  # what the console offers: the moves from the report's own status
+        out["own_status"] = own[0]
+        out["allowed"] = sorted(workflow.ALLOWED.get(own[0], ()))
     if fields:
         row = conn.execute(q.REPORTER, {"id": incident_id}).fetchone()
         values = dict(zip(("first_name", "last_name", "email", "phone", "device_id",
@@ -286,3 +305,143 @@ def photo(request: Request, photo_id: PhotoId, who: Who, conn: Conn) -> Response
             responses={**problems(*WHO, 404), 200: {"content": {"image/jpeg": {}}}})
 def photo_thumb(request: Request, photo_id: PhotoId, who: Who, conn: Conn) -> Response:
     return _photo(request, photo_id, who, conn, thumb=True)
+# --- the operator console ------------------------------------------------------------------------
+
+
+def _blank_none(value: Any) -> Any:
+    """An empty field of the console's filter form means "any"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Blank = BeforeValidator(_blank_none)
+CodeStr = Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+Code = Annotated[CodeStr | None, Blank]
+OpenStatus = Literal["received", "verified", "assigned", "in_progress"]
+
+
+class QueueQuery(QueryModel):
+    """GET /api/reports/queue: the filters and the page, one model (api.deps.QueryModel)."""
+
+    status: Annotated[OpenStatus | None, Blank, Field(description="one open status")] = None
+    service: Annotated[Code, Field(description="service (category) code")] = None
+    agency: Annotated[Code, Field(description="agency code")] = None
+    commune: Annotated[Code, Field(description="commune code")] = None
+    overdue: Annotated[bool | None, Blank, Field(description="only reports past their deadline")] = None
+    q: Annotated[Annotated[str, Field(max_length=200)] | None, Blank, Field(description=(
+        "a report id, or words of its title or description"))] = None
+    limit: Annotated[Annotated[int, Field(ge=1, le=500)] | None, Blank,
+                     Field(description="page size (default 50, at most 500)")] = None
+    offset: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, Blank,
+                      Field(description="rows to skip")] = None
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+@router.get("/api/reports/queue", responses=problems(*WHO, 400, 403, 404))
+def report_queue_page(who: Operator, conn: Conn,
+                      qm: Annotated[QueueQuery, query(QueueQuery)]) -> dict[str, Any]:
+    """Open reports, the nearest deadline first (none last), overdue ones flagged: what the
+    console lists and maps. Rows hidden from the caller (security events) are left out."""
+    layer = _layer(who)
+    f = report_queue.QueueFilter(
+        statuses=(qm.status,) if qm.status else q.OPEN_STATUSES, service=qm.service,
+        agency=qm.agency, commune=qm.commune, overdue_only=bool(qm.overdue), text=qm.q)
+    limit, offset = qm.limit or 50, qm.offset or 0
+    rows, total = report_queue.open_reports(conn, f, limit=limit, offset=offset,
+                                            row_filter=row_filter(layer, who))
+    return {"total": total, "limit": limit, "offset": offset,
+            "items": [{**r, "reported_at": _iso(r["reported_at"]),
+                       "expected_at": _iso(r["expected_at"]),
+                       "allowed": sorted(workflow.ALLOWED.get(r["status"], ()))} for r in rows]}
+
+
+@router.get("/api/reports/console-options", responses=problems(*WHO, 403, 404))
+def console_options(who: Operator, conn: Conn) -> dict[str, Any]:
+    """What the console's pickers offer (agency for assignment; filters)."""
+    _layer(who)
+    return report_queue.options(conn)
+
+
+Ids = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]],
+                Field(min_length=1, max_length=bulk.MAX_IDS, description="the reports' ids")]
+
+
+class BulkTransitionBody(TransitionBody):
+    ids: Ids
+
+
+class BulkAssignmentBody(AssignmentBody):
+    ids: Ids
+
+
+def _bulk_answer(done: list[Any]) -> dict[str, Any]:
+    return {"incidents": sorted({t.incident_id for t in done}),
+            "transitions": [t.as_json() for t in done]}
+
+
+@router.post("/api/reports/bulk/transitions",
+             responses=problems(*WHO, 400, 403, 404, 409, 422))
+def bulk_move(body: BulkTransitionBody, who: Operator, conn: Conn,
+              settings: SettingsDep) -> dict[str, Any]:
+    """One move for many reports, all or nothing: 409 lists every id that cannot move (and
+    why) and nothing is changed."""
+    layer = _layer(who)
+    rf = row_filter(layer, who)
+    done = bulk.run(conn, body.ids, lambda i: workflow.transition(
+        conn, i, body.status, actor=_actor(who), note=body.note, row_filter=rf,
+        agency_code=body.agency, reopen_days=settings.report_reopen_days))
+    return _bulk_answer(done)
+
+
+@router.post("/api/reports/bulk/assignment",
+             responses=problems(*WHO, 400, 403, 404, 409, 422))
+def bulk_assign(body: BulkAssignmentBody, who: Operator, conn: Conn) -> dict[str, Any]:
+    """Assign many reports to one agency, all or nothing (as bulk transitions)."""
+    layer = _layer(who)
+    rf = row_filter(layer, who)
+    done = bulk.run(conn, body.ids, lambda i: [workflow.assign(
+        conn, i, body.agency, actor=_actor(who), note=body.note, row_filter=rf)])
+    return _bulk_answer(done)
+
+
+# Seconds between comment lines that keep an idle event stream open through proxies.
+KEEPALIVE_SECONDS = 15.0
+
+
+def _listener(request: Request, settings: Any) -> events.Listener:
+    state = request.app.state
+    listener = getattr(state, "report_events", None)
+    if listener is None:
+        listener = state.report_events = events.Listener(settings.database_url)
+    return listener
+
+
+@router.get("/api/reports/events", responses={
+    200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"},
+    **problems(*WHO, 403, 404)})
+async def report_events(request: Request, who: Operator, settings: SettingsDep) -> StreamingResponse:
+    """Server-sent events for the operator console: `ready` once listening, then `report` for
+    each report created or moved (its id and public facts; the console refetches)."""
+    _layer(who)
+    listener = _listener(request, settings)
+    inbox = listener.subscribe()
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n\n"
+            ready = await listener.wait_ready(10.0)
+            yield f"event: ready\ndata: {json.dumps({'listening': ready})}\n\n"
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(inbox.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: report\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+        finally:
+            listener.unsubscribe(inbox)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

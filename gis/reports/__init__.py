@@ -7,6 +7,10 @@ citizens (Open311) and incidents from operators, cameras and sensors.
 - deadlines.py: SLA deadlines and overdue reports (Vietnam time, in SQL);
 - reference.py: service categories and agencies (sample_data/ files into their tables);
 - notify.py: on_transition(), the one place that reacts to a stored transition;
+- events.py: live events for the operator console (NOTIFY in the transaction, one LISTEN per
+  process fanned out to the server-sent event streams);
+- queue.py: the operator console's queue of open reports by deadline; bulk.py: bulk moves and
+  assignments, all or nothing;
 - photos.py: a citizen's photo made safe to store (content check, no EXIF, thumbnail);
 - queries.py: the SQL;
 - transparency.py (+ transparency_queries.py): the public figures per agency and per commune

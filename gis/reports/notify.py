@@ -1,4 +1,5 @@
-"""What happens after a transition is stored: the agency in charge is told by webhook.
+"""What happens after a transition is stored: the operator consoles hear of it (a NOTIFY,
+gis/reports/events.py) and the agency in charge is told by webhook.
 
 Every stored transition (status move, assignment, duplicate link or unlink) calls
 on_transition() in the transition's own transaction, and the delivery is enqueued on the
@@ -19,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from gis.reports import events
 from gis.reports import queries as q
 from gis.reports.model import Transition
 
@@ -27,6 +29,9 @@ EVENTS = {"assign": "report.assigned", "status": "report.status_changed"}
 
 def on_transition(conn: psycopg.Connection, incident_id: int, transition: Transition) -> None:
     """Called once per stored transition, inside its transaction (see the module docstring)."""
+    created = transition.from_status is None and transition.kind == "status"
+    events.publish(conn, incident_id, "report.created" if created else "report.updated",
+                   transition.kind, transition.at)
     event = EVENTS.get(transition.kind)
     if transition.kind == "status" and transition.to_status == "assigned":
         event = EVENTS["assign"]  # verified -> assigned (routing) or a reopened report

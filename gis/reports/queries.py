@@ -252,3 +252,51 @@ SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
 FROM (SELECT ST_Extent(geom)::geometry AS e FROM admin_units
       WHERE level = 'province' AND valid_to IS NULL) AS x
 """
+# --- the operator console ------------------------------------------------------------------------
+
+# Open reports, the nearest deadline first (none last), with the page's total. A duplicate rides
+# on its original: it is listed (an operator may unlink it) but never overdue by itself.
+# %(text)s is matched as a whole id or as a part of the title or description (LIKE-escaped).
+QUEUE = sql.SQL("""
+SELECT t.id, t.status, t.service_code, s.name_vi AS service_name_vi,
+       s.name_en AS service_name_en, t.agency_code, a.name_vi AS agency_name_vi,
+       a.name_en AS agency_name_en, t.commune_code, c.name AS commune_name, t.title,
+       t.reported_at, t.expected_at, t.duplicate_of,
+       (t.duplicate_of IS NULL AND t.expected_at < %(now)s) AS overdue,
+       ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, count(*) OVER () AS total
+FROM incidents t
+LEFT JOIN service_categories s ON s.code = t.service_code
+LEFT JOIN agencies a ON a.code = t.agency_code
+LEFT JOIN admin_units c ON c.code = t.commune_code AND c.level = 'commune' AND c.valid_to IS NULL
+WHERE t.status = ANY (%(statuses)s)
+  AND (%(service)s::text IS NULL OR t.service_code = %(service)s)
+  AND (%(agency)s::text IS NULL OR t.agency_code = %(agency)s)
+  AND (%(commune)s::text IS NULL OR t.commune_code = %(commune)s)
+  AND (NOT %(overdue_only)s OR (t.duplicate_of IS NULL AND t.expected_at < %(now)s))
+  AND (%(text)s::text IS NULL OR t.id::text = %(text)s
+       OR t.title ILIKE %(pattern)s ESCAPE '\\' OR t.description ILIKE %(pattern)s ESCAPE '\\')
+  AND {row_filter}
+ORDER BY t.expected_at NULLS LAST, t.id
+LIMIT %(limit)s OFFSET %(offset)s
+""")
+
+# The channel every server process LISTENs on for report events (gis/reports/events.py).
+EVENTS_CHANNEL = "geoioc_reports"
+
+# A report event, sent with NOTIFY in the transaction that made it (delivered at commit, to
+# every listening process, or never). Public facts only; never for a security event.
+NOTIFY_EVENT = """
+SELECT pg_notify(%(channel)s::text, json_build_object(
+    'event', %(event)s::text, 'id', i.id, 'status', i.status, 'service_code', i.service_code,
+    'agency_code', i.agency_code, 'commune_code', i.commune_code,
+    'expected_at', i.expected_at, 'kind', %(kind)s::text, 'at', %(at)s::timestamptz)::text)
+FROM incidents i WHERE i.id = %(id)s AND i.category <> 'security_event'
+"""
+
+# What the console's pickers offer: agencies, services, current communes.
+CONSOLE_AGENCIES = "SELECT code, name_vi, name_en FROM agencies ORDER BY name_vi, code"
+CONSOLE_SERVICES = ("SELECT code, name_vi, name_en FROM service_categories WHERE active"
+                    " ORDER BY name_vi, code")
+
+# A report's own status (a duplicate's public status is its original's).
+OWN_STATUS = "SELECT status FROM incidents WHERE id = %s"

@@ -13,18 +13,15 @@ incidents_transparency_idx: the public reports (a service code, not a duplicate,
 security event) by time received, carrying every column the figures read, so a period's
 figures are one index-only range scan (bench/transparency.py).
 
-NOTE: numbered 0018 with down_revision 0016 for now (0017 is another branch's); re-chain on
-merge.
-
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

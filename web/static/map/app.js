@@ -158,6 +158,7 @@
     }
     syncLabels();
     renderUser();
+    if (G.consoleSync) G.consoleSync();
     loadFilterStats();
     scheduleCounts();
     if (state.selection) rerenderSelection();
@@ -579,9 +580,15 @@
     const head = `<div class="gi-badge" style="--c:${G.esc(color)}">${G.esc(catLabel)}</div>`;
     G.showDetails(G.section(G.t("incident"), G.esc(p.title || "#" + id),
       head + G.fieldTable(entry, p, ["title", "category"]) +
-      (camerasReadable ? `<h4 class="gi-label">${G.esc(G.t("cameras_covering"))}</h4><div id="gi-cameras">${G.esc(G.t("loading"))}</div>` : ""),
+      (camerasReadable ? `<h4 class="gi-label">${G.esc(G.t("cameras_covering"))}</h4><div id="gi-cameras">${G.esc(G.t("loading"))}</div>` : "") +
+      `<h4 class="gi-label">${G.esc(G.t("console_timeline"))}</h4><div id="gi-incident-timeline">${G.esc(G.t("loading"))}</div>`,
       "gi-sec-incident"));
     highlight(item);
+    // The incident's stored moves (time, actor, note), oldest first.
+    G.api(`/api/incidents/${encodeURIComponent(id)}/timeline`).then((tl) => {
+      const el = document.getElementById("gi-incident-timeline");
+      if (seq === state.detailSeq && el) el.innerHTML = G.timelineHtml(tl.transitions);
+    }).catch(error);
     if (!camerasReadable) return;
     const cams = await G.api(entry.cameras_url.replace("{id}", encodeURIComponent(id)));
     if (seq !== state.detailSeq) return;
@@ -726,8 +733,9 @@
     localizeControls();
     renderUser();
     renderPanels();
+    if (G.consoleSync) G.consoleSync();
     loadFilterStats();
-    rerenderSelection();
+    if (!(G.consoleState && G.consoleState.current)) rerenderSelection();
     if (lastSearch) renderResults();
     relabel();
   }
@@ -874,6 +882,7 @@
     return !problems.length;
   }
 
+  G.error = error;
   function error(e) {
     if (!e || e.name === "AbortError") return;
     // An error message in the status line, in the page's language (G.errorText: never the

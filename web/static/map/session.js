@@ -210,6 +210,35 @@
     return G.t("page_error");
   };
 
+  /** POST JSON to our API with the caller's token and language; one refresh-and-retry on a
+   * 401. A refusal throws an Error whose message is the problem's detail (in the page's
+   * language) and whose `body` is the problem document (its `errors` list each reason). */
+  G.apiPost = async function (url, body) {
+    setBusy(+1);
+    const init = () => ({ method: "POST", body: JSON.stringify(body), headers: {
+      ...G.authHeaders, "Content-Type": "application/json", Accept: "application/json",
+      "Accept-Language": G.lang } });
+    try {
+      let r = await send(url, init());
+      if (r.status === 401 && session && !session.cookie) {
+        await refresh().catch(() => expire());
+        r = await send(url, init());
+      }
+      let out = null;
+      try { out = await r.json(); } catch (e) { /* not JSON */ }
+      if (!r.ok) {
+        // The problem's detail is in the page's language; never the browser's statusText.
+        const detail = out && (out.detail || out.description);
+        const err = detail ? worded(detail, r.status) : wordedAs("http_error", { s: r.status }, r.status);
+        err.body = out;
+        throw err;
+      }
+      return out;
+    } finally {
+      setBusy(-1);
+    }
+  };
+
   /** GET JSON from our API with the caller's token; one refresh-and-retry on a 401. The
    * page's language goes along, so that error messages come back in it. */
   G.api = async function (url, options) {
