@@ -4,8 +4,8 @@ What is checked: the service code (an active category), the location (latitude a
 or an address the gazetteer and the map's search resolve; inside the province), the category's
 attribute definitions (required ones present, list values among the keys, numbers numeric),
 the lengths of free text and the photo URL. Nothing is written before all of it passed, and the
-writes (the incident, the reporter's identity, the first transition, a duplicate link) are one
-transaction.
+writes (the incident, its request row, the reporter's identity, the first transition, a duplicate
+link) are one statement (queries.CREATE_REPORT): atomic, and one round trip to the database.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from psycopg.types.json import Jsonb
 from gis.analysis import search
 from gis.reports import queries as q
 from gis.reports import workflow
+from gis.reports.model import Transition
+from gis.reports.notify import on_transition
 from gis.reports.reference import services
 from layers.access import ANONYMOUS, readable_fields
 from layers.catalogue import get_layer
@@ -66,6 +68,8 @@ class Created:
     token: str
     duplicate_of: int | None
     service_notice: str | None = None
+    # The deadline the citizen is told: the report's SLA, or its original's when a duplicate.
+    expected_at: dt.datetime | None = None
 
 
 def _problem(name: str, english: str, key: str, **args: Any) -> Problem:
@@ -248,39 +252,33 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
 
     token = token or secrets.token_urlsafe(12)
     title = f"{service['name_vi']} tại {located['commune_name']}"
-    with conn.transaction():
-        row = conn.execute(q.INSERT_REPORT, {
-            "title": title, "description": _blank(report.description),
-            "commune_code": located["commune_code"], "at": now, "lon": lon, "lat": lat,
-            "service_code": service["code"]}).fetchone()
-        assert row is not None
-        incident_id = int(row[0])
-        conn.execute(q.INSERT_REQUEST, {
-            "id": incident_id, "token": token, "address": address, "address_id": address_id,
-            "media_url": _blank(report.media_url),
-            "attributes": Jsonb(attributes) if attributes else None})
-        identity = {k: _blank(getattr(report, k)) for k in
-                    ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
-        if any(identity.values()):
-            conn.execute(q.INSERT_REPORTER, {"id": incident_id, **identity})
-        workflow.record(conn, incident_id, at=now, actor=workflow.CITIZEN, kind="status",
-                        from_status=None, to_status="received")
-        original = link_duplicate(conn, incident_id, service["code"], lon, lat, now)
+    identity = {k: _blank(getattr(report, k)) for k in
+                ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q.CREATE_REPORT, {
+            "service_code": service["code"], "title": title,
+            "description": _blank(report.description), "commune_code": located["commune_code"],
+            "at": now, "lon": lon, "lat": lat, "hours": q.DUPLICATE_HOURS,
+            "metres": q.DUPLICATE_METRES, "token": token, "address": address,
+            "address_id": address_id, "media_url": _blank(report.media_url),
+            "attributes": Jsonb(attributes) if attributes else None,
+            "identified": any(identity.values()), **identity,
+            "citizen": workflow.CITIZEN, "system": workflow.SYSTEM}).fetchone()
+        assert row is not None  # the service was read above; its row is there
+        incident_id, original = int(row["id"]), row["duplicate_of"]
+        if row["agency_code"] is not None:
+            # A new report has no agency until routing, so the hook has no one to tell (it reads
+            # the agency and returns); were one ever set at intake, it is told as before, in
+            # this transaction.
+            moves = [Transition(row["received_id"], incident_id, now, workflow.CITIZEN,
+                                "status", None, "received")]
+            if original is not None:
+                moves.append(Transition(row["duplicate_id"], incident_id, now, workflow.SYSTEM,
+                                        "duplicate", "received", "received",
+                                        note=f"likely duplicate of {original}"))
+            for t in moves:
+                on_transition(conn, incident_id, t)
     notice = None if original is None else f"duplicate of {original}"
-    return Created(incident_id, token, original, notice)
-
-
-def link_duplicate(conn: psycopg.Connection, incident_id: int, service_code: str, lon: float,
-                   lat: float, at: dt.datetime) -> int | None:
-    """Link the report to the open one it most likely repeats (same service, 50 m, 48 h)."""
-    row = conn.execute(q.FIND_DUPLICATE, {
-        "service_code": service_code, "id": incident_id, "at": at, "lon": lon, "lat": lat,
-        "hours": q.DUPLICATE_HOURS, "metres": q.DUPLICATE_METRES}).fetchone()
-    if row is None:
-        return None
-    original = int(row[0])
-    conn.execute(q.SET_DUPLICATE, {"id": incident_id, "original": original, "at": at})
-    workflow.record(conn, incident_id, at=at, actor=workflow.SYSTEM, kind="duplicate",
-                    from_status="received", to_status="received",
-                    note=f"likely duplicate of {original}")
-    return original
+    service_request = row["category"] != "security_event"  # as requests.find reads them
+    return Created(incident_id, token, original, notice,
+                   expected_at=row["expected_at"] if service_request else None)
