@@ -190,6 +190,28 @@ def _blank(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
+def _locate(conn: psycopg.Connection, lon: float, lat: float) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(q.LOCATE, {"lon": lon, "lat": lat}).fetchone()
+
+
+def _read(conn: psycopg.Connection, code: str | None, point: tuple[float, float] | None
+          ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The service CODE (reference.services) and, when POINT (lon, lat) is given, where it lies
+    (queries.LOCATE; read even for a refused code, to name every problem). Both are sent in
+    pipeline mode: the usual report costs one round trip for its reads as for its write."""
+    if point is None:
+        return (services(conn, code) if code else []), None
+    if code is None:
+        return [], _locate(conn, *point)
+    with conn.cursor(row_factory=dict_row) as read_service, \
+            conn.cursor(row_factory=dict_row) as read_place:
+        with conn.pipeline():
+            read_service.execute(q.SERVICES, {"code": code})
+            read_place.execute(q.LOCATE, {"lon": point[0], "lat": point[1]})
+        return read_service.fetchall(), read_place.fetchone()
+
+
 def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
            at: dt.datetime | None = None, token: str | None = None) -> Created:
     """Check REPORT and store it (see the module docstring); Invalid lists every problem.
@@ -197,7 +219,11 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
     now = at or dt.datetime.now(dt.UTC)
     problems: list[Problem] = []
     code = _blank(report.service_code)
-    found = services(conn, code) if code else []
+    lon, lat = _number(report.lon), _number(report.lat)
+    typed = (lon, lat) if lon is not None and lat is not None and -90 <= lat <= 90 \
+        and -180 <= lon <= 180 else None
+    # The usual report (a code and a point): both reads in one round trip.
+    found, prefetched = _read(conn, code, typed)
     service = found[0] if found else None
     if code is None:
         problems.append(_problem("service_code", "required", "required"))
@@ -208,7 +234,6 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
         if service else {}
     _check_text(report, problems)
 
-    lon, lat = _number(report.lon), _number(report.lat)
     address = _blank(report.address)
     address_id = _blank(report.address_id)
     located: dict[str, Any] | None = None
@@ -240,8 +265,7 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             problems.append(_problem("lat", "not a latitude/longitude", "location_outside"))
         else:
-            with conn.cursor(row_factory=dict_row) as cur:
-                located = cur.execute(q.LOCATE, {"lon": lon, "lat": lat}).fetchone()
+            located = prefetched if typed is not None else _locate(conn, lon, lat)
             if not located or not located["inside"] or located["commune_code"] is None:
                 problems.append(_problem("lat", "the location is outside the province",
                                          "location_outside"))
