@@ -165,9 +165,8 @@ def post_request(fmt: Format, request: Request, conn: Conn, settings: SettingsDe
     created = intake.create(conn, form.new_report(), province_srid=settings.province_srid)
     lang = _lang(request)
     notice = None
-    found = requests.find(conn, ids=[created.id])
-    if found and found[0]["expected_at"] is not None:
-        when = found[0]["expected_at"].astimezone(open311.VN).strftime("%d/%m/%Y %H:%M")
+    if created.expected_at is not None:
+        when = created.expected_at.astimezone(open311.VN).strftime("%d/%m/%Y %H:%M")
         notice = (f"Expected to be handled by {when} (Vietnam time). Tracking code: {created.token}"
                   if lang == "en" else
                   f"Dự kiến xử lý xong trước {when}. Mã theo dõi: {created.token}")

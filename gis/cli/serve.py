@@ -18,6 +18,8 @@ MAX_REQUEST_HEAD = 1 << 20
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each with its own "
+                                         "connection pool and, by default, queue worker).")] = 1,
 ) -> None:
     """Serve the API and the map."""
     import os
@@ -31,4 +33,4 @@ def serve(
     get_settings.cache_clear()
     console.print(f"GeoIOC serving on [bold]http://{host}:{port}[/bold] (Ctrl+C to stop)")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning",
-                h11_max_incomplete_event_size=MAX_REQUEST_HEAD)
+                h11_max_incomplete_event_size=MAX_REQUEST_HEAD, workers=workers)

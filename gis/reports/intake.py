@@ -4,8 +4,9 @@ What is checked: the service code (an active category), the location (latitude a
 or an address the gazetteer and the map's search resolve; inside the province), the category's
 attribute definitions (required ones present, list values among the keys, numbers numeric),
 the lengths of free text and the photo URL. Nothing is written before all of it passed, and the
-writes (the incident, the reporter's identity, its photos, the first transition, a duplicate
-link) are one transaction.
+writes (the incident, its request row, the reporter's identity, the first transition, a duplicate
+link) are one statement (queries.CREATE_REPORT), one round trip to the database, and the report's
+photos follow in the same transaction.
 
 Uploaded photos (at most photos.MAX_PHOTOS) are checked and re-encoded before anything is
 written (gis/reports/photos.py): a photo that is not an image, or too large, is one more problem
@@ -30,6 +31,8 @@ from gis.analysis import search
 from gis.reports import photos as photo_files
 from gis.reports import queries as q
 from gis.reports import workflow
+from gis.reports.model import Transition
+from gis.reports.notify import on_transition
 from gis.reports.reference import services
 from layers.access import ANONYMOUS, readable_fields
 from layers.catalogue import get_layer
@@ -74,6 +77,8 @@ class Created:
     duplicate_of: int | None
     service_notice: str | None = None
     photo_ids: tuple[int, ...] = ()
+    # The deadline the citizen is told: the report's SLA, or its original's when a duplicate.
+    expected_at: dt.datetime | None = None
 
 
 def _problem(name: str, english: str, key: str, **args: Any) -> Problem:
@@ -211,6 +216,28 @@ def prepare_photos(uploads: Sequence[bytes], problems: list[Problem]) -> list[ph
     return out
 
 
+def _locate(conn: psycopg.Connection, lon: float, lat: float) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(q.LOCATE, {"lon": lon, "lat": lat}).fetchone()
+
+
+def _read(conn: psycopg.Connection, code: str | None, point: tuple[float, float] | None
+          ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The service CODE (reference.services) and, when POINT (lon, lat) is given, where it lies
+    (queries.LOCATE; read even for a refused code, to name every problem). Both are sent in
+    pipeline mode: the usual report costs one round trip for its reads as for its write."""
+    if point is None:
+        return (services(conn, code) if code else []), None
+    if code is None:
+        return [], _locate(conn, *point)
+    with conn.cursor(row_factory=dict_row) as read_service, \
+            conn.cursor(row_factory=dict_row) as read_place:
+        with conn.pipeline():
+            read_service.execute(q.SERVICES, {"code": code})
+            read_place.execute(q.LOCATE, {"lon": point[0], "lat": point[1]})
+        return read_service.fetchall(), read_place.fetchone()
+
+
 def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
            at: dt.datetime | None = None, token: str | None = None) -> Created:
     """Check REPORT and store it (see the module docstring); Invalid lists every problem.
@@ -218,7 +245,11 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
     now = at or dt.datetime.now(dt.UTC)
     problems: list[Problem] = []
     code = _blank(report.service_code)
-    found = services(conn, code) if code else []
+    lon, lat = _number(report.lon), _number(report.lat)
+    typed = (lon, lat) if lon is not None and lat is not None and -90 <= lat <= 90 \
+        and -180 <= lon <= 180 else None
+    # The usual report (a code and a point): both reads in one round trip.
+    found, prefetched = _read(conn, code, typed)
     service = found[0] if found else None
     if code is None:
         problems.append(_problem("service_code", "required", "required"))
@@ -230,7 +261,6 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
     _check_text(report, problems)
     prepared = prepare_photos(report.photos, problems)
 
-    lon, lat = _number(report.lon), _number(report.lat)
     address = _blank(report.address)
     address_id = _blank(report.address_id)
     located: dict[str, Any] | None = None
@@ -262,8 +292,7 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             problems.append(_problem("lat", "not a latitude/longitude", "location_outside"))
         else:
-            with conn.cursor(row_factory=dict_row) as cur:
-                located = cur.execute(q.LOCATE, {"lon": lon, "lat": lat}).fetchone()
+            located = prefetched if typed is not None else _locate(conn, lon, lat)
             if not located or not located["inside"] or located["commune_code"] is None:
                 problems.append(_problem("lat", "the location is outside the province",
                                          "location_outside"))
@@ -274,21 +303,20 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
 
     token = token or secrets.token_urlsafe(12)
     title = f"{service['name_vi']} tại {located['commune_name']}"
-    with conn.transaction():
-        row = conn.execute(q.INSERT_REPORT, {
-            "title": title, "description": _blank(report.description),
-            "commune_code": located["commune_code"], "at": now, "lon": lon, "lat": lat,
-            "service_code": service["code"]}).fetchone()
-        assert row is not None
-        incident_id = int(row[0])
-        conn.execute(q.INSERT_REQUEST, {
-            "id": incident_id, "token": token, "address": address, "address_id": address_id,
-            "media_url": _blank(report.media_url),
-            "attributes": Jsonb(attributes) if attributes else None})
-        identity = {k: _blank(getattr(report, k)) for k in
-                    ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
-        if any(identity.values()):
-            conn.execute(q.INSERT_REPORTER, {"id": incident_id, **identity})
+    identity = {k: _blank(getattr(report, k)) for k in
+                ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q.CREATE_REPORT, {
+            "service_code": service["code"], "title": title,
+            "description": _blank(report.description), "commune_code": located["commune_code"],
+            "at": now, "lon": lon, "lat": lat, "hours": q.DUPLICATE_HOURS,
+            "metres": q.DUPLICATE_METRES, "token": token, "address": address,
+            "address_id": address_id, "media_url": _blank(report.media_url),
+            "attributes": Jsonb(attributes) if attributes else None,
+            "identified": any(identity.values()), **identity,
+            "citizen": workflow.CITIZEN, "system": workflow.SYSTEM}).fetchone()
+        assert row is not None  # the service was read above; its row is there
+        incident_id, original = int(row["id"]), row["duplicate_of"]
         photo_ids = []
         for position, photo in enumerate(prepared, start=1):
             stored = conn.execute(q.INSERT_PHOTO, {
@@ -297,24 +325,17 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
                 "sha256": photo.sha256, "at": now}).fetchone()
             assert stored is not None
             photo_ids.append(int(stored[0]))
-        workflow.record(conn, incident_id, at=now, actor=workflow.CITIZEN, kind="status",
-                        from_status=None, to_status="received")
-        original = link_duplicate(conn, incident_id, service["code"], lon, lat, now)
+        # The transitions the statement stored, to the hook as every transition goes (the
+        # consoles hear of the new report; an agency, were one set at intake, is told).
+        moves = [Transition(row["received_id"], incident_id, now, workflow.CITIZEN,
+                            "status", None, "received")]
+        if original is not None:
+            moves.append(Transition(row["duplicate_id"], incident_id, now, workflow.SYSTEM,
+                                    "duplicate", "received", "received",
+                                    note=f"likely duplicate of {original}"))
+        for t in moves:
+            on_transition(conn, incident_id, t)
     notice = None if original is None else f"duplicate of {original}"
-    return Created(incident_id, token, original, notice, tuple(photo_ids))
-
-
-def link_duplicate(conn: psycopg.Connection, incident_id: int, service_code: str, lon: float,
-                   lat: float, at: dt.datetime) -> int | None:
-    """Link the report to the open one it most likely repeats (same service, 50 m, 48 h)."""
-    row = conn.execute(q.FIND_DUPLICATE, {
-        "service_code": service_code, "id": incident_id, "at": at, "lon": lon, "lat": lat,
-        "hours": q.DUPLICATE_HOURS, "metres": q.DUPLICATE_METRES}).fetchone()
-    if row is None:
-        return None
-    original = int(row[0])
-    conn.execute(q.SET_DUPLICATE, {"id": incident_id, "original": original, "at": at})
-    workflow.record(conn, incident_id, at=at, actor=workflow.SYSTEM, kind="duplicate",
-                    from_status="received", to_status="received",
-                    note=f"likely duplicate of {original}")
-    return original
+    service_request = row["category"] != "security_event"  # as requests.find reads them
+    return Created(incident_id, token, original, notice, tuple(photo_ids),
+                   expected_at=row["expected_at"] if service_request else None)

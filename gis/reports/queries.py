@@ -61,41 +61,63 @@ LEFT JOIN LATERAL (SELECT code, name FROM admin_units WHERE level = 'commune'
                    AND valid_to IS NULL AND ST_Covers(geom, p.g) ORDER BY code LIMIT 1) AS c ON true
 """
 
-# The open report a new one most likely repeats: same service, within DUPLICATE_METRES and
-# DUPLICATE_HOURS before it, not itself a duplicate; the nearest, then the oldest.
-FIND_DUPLICATE = """
-SELECT i.id FROM incidents i
-WHERE i.service_code = %(service_code)s
-  AND i.status IN ('received', 'verified', 'assigned', 'in_progress')
-  AND i.duplicate_of IS NULL
-  AND i.id <> %(id)s
-  AND i.reported_at <= %(at)s AND i.reported_at > %(at)s - make_interval(hours => %(hours)s)
-  AND ST_DWithin(i.geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography,
-                 %(metres)s)
-ORDER BY ST_Distance(i.geom::geography,
-                     ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography), i.reported_at, i.id
-LIMIT 1
-"""
-
-INSERT_REPORT = """
-INSERT INTO incidents (category, severity, status, source, title, description, commune_code,
-    reported_at, geom, service_code, expected_at, updated_at)
-SELECT s.incident_category, s.severity, 'received', 'citizen_app', %(title)s, %(description)s,
-    %(commune_code)s, %(at)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), s.code,
-    geoioc_sla_deadline(%(at)s, s.sla_hours), %(at)s
-FROM service_categories s WHERE s.code = %(service_code)s
-RETURNING id
-"""
-
-INSERT_REQUEST = """
-INSERT INTO incident_requests (incident_id, token, address, address_id, media_url, attributes)
-VALUES (%(id)s, %(token)s, %(address)s, %(address_id)s, %(media_url)s, %(attributes)s)
-"""
-
-INSERT_REPORTER = """
-INSERT INTO incident_reporters (incident_id, first_name, last_name, email, phone, device_id,
-    account_id)
-VALUES (%(id)s, %(first_name)s, %(last_name)s, %(email)s, %(phone)s, %(device_id)s, %(account_id)s)
+# A new report's whole write in one statement (one round trip; atomic on its own): the incident,
+# its Open311 request row, the reporter's identity when one was given (%(identified)s), the first
+# transition (received, by the citizen) and, when the report likely repeats an open one (same
+# service, within DUPLICATE_METRES and DUPLICATE_HOURS before it, not itself a duplicate; the
+# nearest, then the oldest), the duplicate link and its transition after the first (ORDER BY:
+# identity ids follow the rows' order). The statement's
+# snapshot does not see the row it inserts, so the duplicate search needs no "not itself".
+# Returns what the caller answers with: the id, the category (security events are no service
+# request), the agency (none until routing), the link, the deadline the citizen is told (a
+# duplicate's original's, as REQUEST_COLUMNS shows it) and the transitions' ids.
+CREATE_REPORT = """
+WITH s AS (
+    SELECT code, incident_category, severity, sla_hours FROM service_categories
+    WHERE code = %(service_code)s
+), p AS (
+    SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g
+), dup AS (
+    SELECT i.id, i.expected_at FROM incidents i, p
+    WHERE i.service_code = %(service_code)s
+      AND i.status IN ('received', 'verified', 'assigned', 'in_progress')
+      AND i.duplicate_of IS NULL
+      AND i.reported_at <= %(at)s AND i.reported_at > %(at)s - make_interval(hours => %(hours)s)
+      AND ST_DWithin(i.geom::geography, p.g::geography, %(metres)s)
+    ORDER BY ST_Distance(i.geom::geography, p.g::geography), i.reported_at, i.id
+    LIMIT 1
+), report AS (
+    INSERT INTO incidents (category, severity, status, source, title, description, commune_code,
+        reported_at, geom, service_code, expected_at, updated_at, duplicate_of)
+    SELECT s.incident_category, s.severity, 'received', 'citizen_app', %(title)s, %(description)s,
+        %(commune_code)s, %(at)s, p.g, s.code, geoioc_sla_deadline(%(at)s, s.sla_hours), %(at)s,
+        (SELECT id FROM dup)
+    FROM s, p
+    RETURNING id, category, agency_code, expected_at, duplicate_of
+), request AS (
+    INSERT INTO incident_requests (incident_id, token, address, address_id, media_url, attributes)
+    SELECT id, %(token)s, %(address)s, %(address_id)s, %(media_url)s, %(attributes)s FROM report
+), reporter AS (
+    INSERT INTO incident_reporters (incident_id, first_name, last_name, email, phone, device_id,
+        account_id)
+    SELECT id, %(first_name)s, %(last_name)s, %(email)s, %(phone)s, %(device_id)s, %(account_id)s
+    FROM report WHERE %(identified)s
+), moves AS (
+    INSERT INTO incident_transitions (incident_id, at, actor, kind, from_status, to_status, note)
+    SELECT r.id, %(at)s, m.actor, m.kind, m.from_status, 'received', m.note
+    FROM report r CROSS JOIN LATERAL (VALUES
+        (1, %(citizen)s::text, 'status', NULL::text, NULL::text),
+        (2, %(system)s::text, 'duplicate', 'received', 'likely duplicate of ' || r.duplicate_of))
+        AS m(ord, actor, kind, from_status, note)
+    WHERE m.ord = 1 OR r.duplicate_of IS NOT NULL
+    ORDER BY m.ord
+    RETURNING id, kind
+)
+SELECT r.id, r.category, r.agency_code, r.duplicate_of,
+       COALESCE((SELECT expected_at FROM dup), r.expected_at) AS expected_at,
+       (SELECT id FROM moves WHERE kind = 'status') AS received_id,
+       (SELECT id FROM moves WHERE kind = 'duplicate') AS duplicate_id
+FROM report r
 """
 
 # A citizen's photo as gis/reports/photos.py re-encoded it (migration 0017).
