@@ -469,8 +469,8 @@ MAP_KINDS = {
         "start: 'hom-qua' không phải ngày (YYYY-MM-DD) hoặc ngày giờ ISO",
         "start: 'hom-qua' is not an ISO date or date-time"),
     "analytics: a code unknown, the codes explained": (
-        "/api/incidents/stats?status=xong", 400, "không có giá trị 'xong'; các giá trị: 'new' (",
-        "unknown value 'xong'; expected one of new"),
+        "/api/incidents/stats?status=xong", 400, "không có giá trị 'xong'; các giá trị: 'received' (",
+        "unknown value 'xong'; expected one of received"),
     "analytics: window backwards": (
         "/api/incidents/stats?start=2026-02-01&end=2026-01-01", 400,
         "khoảng thời gian phải bắt đầu trước khi kết thúc", "the window must start before it ends"),
