@@ -50,7 +50,9 @@ def _agencies(conn: Any, lang: str) -> dict[str, str]:
     return {r[0]: r[2] if lang == "en" else r[1] for r in rows}
 
 
-@router.get("/report/track", response_class=HTMLResponse, responses=problems(400, page=True))
+# 303 to the report's page for a well-formed code; a client that follows it may meet that page's 404.
+@router.get("/report/track", response_class=HTMLResponse, responses={
+    303: {"description": "to the tracking page of the code given"}, **problems(400, 404, page=True)})
 def track_form(lang: LangQ = None,
                code: Annotated[str | None, Query(max_length=100,
                                                  description="a tracking code")] = None) -> Response:
