@@ -111,6 +111,9 @@ def test_each_illegal_transition_is_409(client, conn, keys, place, start: str, t
     assert body["code"] == "IllegalTransition" and body["current"] == start
     assert body["allowed"] == sorted(workflow.ALLOWED[start])
     assert status(conn, incident)[0] == start and transitions(conn, incident) == []
+    # Vietnamese (the default) names the statuses as the console shows them, not by their codes
+    assert f"từ {INCIDENT_STATUSES[start][0]} sang {INCIDENT_STATUSES[to][0]}" in body["detail"], body
+    assert start not in body["detail"] and to not in body["detail"]
 
 
 def test_reopen_within_the_configured_days_only(client, conn, keys, place) -> None:

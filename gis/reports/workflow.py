@@ -26,6 +26,7 @@ from gis.reports import queries as q
 from gis.reports.errors import IllegalTransition
 from gis.reports.model import Transition
 from gis.reports.notify import on_transition
+from layers.catalogue import INCIDENT_STATUSES
 from layers.errors import BadRequest, Message, NotFound, Problem
 
 # status -> the statuses it may move to. The one table of the workflow.
@@ -79,8 +80,16 @@ def _illegal(current: str, to: str, why: str | None = None, key: str = "transiti
     english = (f"cannot move an incident from {current} to {to}"
                + (f": {why}" if why else f"; allowed from {current}: {', '.join(allowed) or 'none'}"))
     return IllegalTransition(english, message=Message(
-        key, {"from": current, "to": to, "allowed": ", ".join(allowed) or "-", **args}),
+        key, {"from": _worded(current), "to": _worded(to), "allowed": _worded(*allowed), **args}),
         current=current, allowed=allowed)
+
+
+def _worded(*statuses: str) -> dict[str, str]:
+    """Statuses as a Vietnamese reader knows them ("Đã xử lý"), and as codes in English (the
+    values an API client sends)."""
+    return {"vi": ", ".join(INCIDENT_STATUSES[s][0] if s in INCIDENT_STATUSES else s
+                            for s in statuses) or "-",
+            "en": ", ".join(statuses) or "-"}
 
 
 def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: str,
