@@ -6,6 +6,7 @@ a sensitive report's photo is not served to anonymous callers; Open311 GET links
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -154,6 +155,8 @@ def test_report_page_submit_stores_report_and_photo(client, conn, made) -> None:
     made.append(body["id"])
     assert body["tracking_url"] == f"/report/track/{body['token']}"
     assert len(body["photos"]) == 1
+    (due,) = conn.execute("SELECT expected_at FROM incidents WHERE id = %s", (body["id"],)).fetchone()
+    assert due is not None and dt.datetime.fromisoformat(body["expected_at"]) == due
     track = client.get(f"/api/reports/track/{body['token']}").json()
     assert track["status"] == "received" and track["photos"][0]["url"] == body["photos"][0]
     assert track["history"][0]["to_status"] == "received"

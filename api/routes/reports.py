@@ -259,8 +259,7 @@ def create_report(conn: Conn, settings: SettingsDep,
     intake.py). Errors are problem details listing every field in error in the page's
     language (`lang=`), so the page shows each beside its field."""
     created = intake.create(conn, form.new_report(), province_srid=settings.province_srid)
-    found = requests.find(conn, ids=[created.id])
-    expected = found[0]["expected_at"] if found else None
+    expected = created.expected_at  # the deadline told (the original's for a duplicate)
     return JSONResponse({
         "id": created.id, "token": created.token, "duplicate_of": created.duplicate_of,
         "expected_at": expected.isoformat() if expected else None,
