@@ -242,9 +242,7 @@ def test_figures_of_the_sample_province(conn) -> None:
 
 
 def test_the_api_gives_the_same_figures(client, conn, scene) -> None:
-    from api.routes import transparency as routes
-
-    routes.forget()  # figures another test's request may have kept
+    transparency.forget(conn)  # figures another test's request may have kept
     params = {"start": START.isoformat(), "end": END.isoformat()}
     r = client.get("/api/transparency/agencies", params=params)
     assert r.status_code == 200, r.text
@@ -258,6 +256,7 @@ def test_the_api_gives_the_same_figures(client, conn, scene) -> None:
     assert geo["type"] == "FeatureCollection" and geo["period"] == body["period"]
     assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in geo["features"])
     check({**body, "communes": [f["properties"] for f in geo["features"]]}, want)
+    assert geo["computed_at"] == body["computed_at"]  # one computation served both
     ranking = client.get("/api/transparency/ranking", params=params).json()["ranking"]
     order = [x["code"] for x in ranking if x["code"] in (AGENCY_A, AGENCY_B)]
     # A: 4 on time of 5 due (0.8); B: fast rejection, end_in late, slow late, open late.
@@ -330,3 +329,51 @@ def test_ranking_ties_share_a_rank() -> None:
                                ("W", 0, None, None))]
     ranked = transparency.ranking(rows)
     assert [(r["code"], r["rank"]) for r in ranked] == [("Z", 1), ("X", 2), ("Y", 2)]
+
+
+def test_kept_figures_are_served_then_recomputed(client, conn, scene) -> None:
+    """A period is computed once and served from transparency_figures while fresh; a report
+    answered meanwhile shows once the figures are older than FRESH; the refresh task
+    recomputes watched periods ahead, and the page's periods without being asked."""
+    transparency.forget(conn)
+    params = {"start": START.isoformat(), "end": END.isoformat()}
+    first = client.get("/api/transparency/agencies", params=params).json()
+    again = client.get("/api/transparency/ranking", params=params).json()
+    assert again["computed_at"] == first["computed_at"]
+    kept = conn.execute("SELECT figures FROM transparency_figures WHERE start_day = %s AND"
+                        " end_day = %s", (START, END)).fetchone()
+    assert kept is not None and '"received"' in kept[0]
+    # Figures older than FRESH are computed again on request, and equal the independent SQL.
+    conn.execute("UPDATE transparency_figures SET computed_at = computed_at - %s, figures ="
+                 " '{\"province\": null}'", (transparency.FRESH,))
+    body = client.get("/api/transparency/agencies", params=params).json()
+    assert body["province"] is not None and body["computed_at"] >= first["computed_at"]
+    check({**body, "communes": transparency.figures(conn, START, END)["communes"]},
+          independent(conn, START, END, dt.datetime.now(UTC)))
+    # The refresh recomputes a watched period older than REFRESH_AFTER, and the offered ones.
+    # Its clock is an hour ahead: the figures the queue's own periodic refresh may compute
+    # meanwhile (the worker runs in this process) are older than REFRESH_AFTER for it too.
+    conn.execute("UPDATE transparency_figures SET figures = '{}'")
+    now = dt.datetime.now(UTC) + dt.timedelta(hours=1)
+    offered = set(transparency.offered_periods(transparency.today_vn(now)))
+    assert transparency.refresh(conn, now) == 1 + len(offered - {(START, END)})
+    rows = dict(((r[0], r[1]), r[2]) for r in conn.execute(
+        "SELECT start_day, end_day, figures FROM transparency_figures"))
+    assert set(rows) == {(START, END), *offered}
+    assert "{}" not in rows.values()
+    assert transparency.refresh(conn, now) == 0  # all fresh: nothing recomputed
+    # A period nobody asked for in DROP_AFTER goes; the page's own come back at once.
+    conn.execute("UPDATE transparency_figures SET requested_at = %s",
+                 (now - transparency.DROP_AFTER - dt.timedelta(seconds=1),))
+    transparency.refresh(conn, now)
+    assert {(r[0], r[1]) for r in conn.execute(
+        "SELECT start_day, end_day FROM transparency_figures")} == offered
+
+
+def test_offered_periods_follow_the_vietnamese_calendar() -> None:
+    assert transparency.offered_periods(dt.date(2026, 12, 31)) == [
+        (dt.date(2026, 12, 2), dt.date(2027, 1, 1)), (dt.date(2026, 1, 1), dt.date(2027, 1, 1)),
+        (dt.date(2026, 12, 1), dt.date(2027, 1, 1)), (dt.date(2026, 1, 1), dt.date(2027, 1, 1))]
+    # 16:59 UTC on 31 January is still 31 January in Vietnam; 17:00 is 1 February.
+    assert transparency.today_vn(dt.datetime(2026, 1, 31, 16, 59, tzinfo=UTC)) == dt.date(2026, 1, 31)
+    assert transparency.today_vn(dt.datetime(2026, 1, 31, 17, 0, tzinfo=UTC)) == dt.date(2026, 2, 1)

@@ -7,6 +7,7 @@ and the overdue map drawn, and a period picked in the form gives that period's f
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,6 +98,9 @@ def test_page_shows_the_api_figures(setting, live_server) -> None:
     assert page.input_value("#tp-from") == PERIOD["start"]
     assert page.input_value("#tp-to") == "2026-12-03"
     assert "01/08/2026" in page.inner_text("#tp-period-text")
+    # When the figures were computed, on Vietnam's clock (the API's ISO text is at +07:00).
+    assert api["computed_at"].endswith("+07:00")
+    assert api["computed_at"][11:16] in page.inner_text("#tp-computed")
 
     # Both maps drawn: one polygon per commune, one marker per overdue report.
     assert page.locator("#tp-choropleth path.leaflet-interactive").count() == len(
@@ -131,6 +135,14 @@ def test_a_period_picked_in_the_form(browser, live_server) -> None:
         page.click("#tp-show")
         wait_loaded(page, before)
         assert "phải sau ngày bắt đầu" in page.inner_text("#tp-error")
+        # The usual periods: "this year" is the Vietnamese calendar year, end exclusive.
+        year = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).year
+        before = page.get_attribute("body", "data-idle") or ""
+        page.click("#tp-presets [data-preset=year]")
+        wait_loaded(page, before)
+        assert f"start={year}-01-01" in page.url and f"end={year + 1}-01-01" in page.url
+        assert page.input_value("#tp-to") == f"{year}-12-31"
+        assert page.is_hidden("#tp-error")
         watch.errors = [e for e in watch.errors if "400" not in e]
         watch.assert_clean()
     finally:

@@ -44,6 +44,8 @@ LABELS: dict[str, dict[str, str]] = {
                     "hạn = số trả lời đúng hạn / số phản ánh đã trả lời hoặc đã quá hạn. Phản ánh "
                     "trùng lặp không được tính riêng.",
         "synthetic": "Dữ liệu mẫu tổng hợp.", "zoom_in": "Phóng to", "zoom_out": "Thu nhỏ",
+        "presets": "Kỳ thường xem", "last_30": "30 ngày qua", "last_365": "12 tháng qua",
+        "this_month": "Tháng này", "this_year": "Năm nay", "computed_at": "số liệu tính lúc",
     },
     "en": {
         "title": "Report processing transparency", "map": "Command map",
@@ -69,6 +71,8 @@ LABELS: dict[str, dict[str, str]] = {
                     "answers within the deadline / reports answered or past their deadline. "
                     "Likely duplicates are not counted on their own.",
         "synthetic": "Synthetic sample data.", "zoom_in": "Zoom in", "zoom_out": "Zoom out",
+        "presets": "Usual periods", "last_30": "Last 30 days", "last_365": "Last 12 months",
+        "this_month": "This month", "this_year": "This year", "computed_at": "figures as of",
     },
 }
 

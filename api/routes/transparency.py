@@ -14,16 +14,15 @@ security event never counts, and sensitive categories show no description.
 `start` and `end` are Vietnamese calendar days, the period being [start, end): `end` is the
 first day after it. Default: the 30 days up to today (Vietnam time). The answers may be cached
 by clients and proxies for a few minutes (Cache-Control): the figures move when a report is
-answered, not by the second. For the same reason a period's figures are kept in this process
-for FIGURES_SECONDS: the page asks for agencies, communes and ranking of one period at once,
-and a year of a million reports takes about a second to compute (bench/transparency.py).
+answered, not by the second. For the same reason a period's figures are kept in the database
+for a few minutes and recomputed ahead by the job queue (gis/reports/transparency.py, "Kept
+figures"): a year of a million reports takes about a second to compute (bench/transparency.py);
+`computed_at` says when they were.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -41,30 +40,6 @@ router = APIRouter(tags=["transparency"])
 CACHE = "public, max-age=300"
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
-FIGURES_SECONDS = 60.0
-_figures: dict[tuple[dt.date, dt.date], tuple[float, dict[str, Any]]] = {}
-_lock = threading.Lock()
-
-
-def figures(conn: Any, start: dt.date, end: dt.date) -> dict[str, Any]:
-    """The period's figures, computed at most once per FIGURES_SECONDS in this process."""
-    key = (start, end)
-    with _lock:
-        hit = _figures.get(key)
-        if hit and time.monotonic() - hit[0] < FIGURES_SECONDS:
-            return hit[1]
-    out = transparency.figures(conn, start, end)
-    with _lock:
-        if len(_figures) > 256:  # periods are the callers' choice: keep the memory bounded
-            _figures.clear()
-        _figures[key] = (time.monotonic(), out)
-    return out
-
-
-def forget() -> None:
-    """Drop the kept figures (tests that change reports, the benchmark's cold runs)."""
-    with _lock:
-        _figures.clear()
 
 
 class Period(QueryModel):
@@ -123,9 +98,10 @@ def agencies(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
     """The period's figures per agency (every agency; zeros when it received nothing),
     `unassigned` for reports not routed yet, and the province's."""
     start, end = p.bounds()
-    f = figures(conn, start, end)
-    return _json({"period": f["period"], "province": f["province"],
-                  "unassigned": f["unassigned"], "agencies": f["agencies"]})
+    f, _ = transparency.kept(conn, start, end)
+    return _json({"period": f["period"], "computed_at": f["computed_at"],
+                  "province": f["province"], "unassigned": f["unassigned"],
+                  "agencies": f["agencies"]})
 
 
 @router.get("/api/transparency/communes", responses={
@@ -135,11 +111,11 @@ def communes(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
     """The choropleth's data: a FeatureCollection of the current communes whose properties are
     the period's figures (median_hours colours the map)."""
     start, end = p.bounds()
-    f = figures(conn, start, end)
-    body = transparency.communes_geojson(conn, f["communes"])
-    # The period as a foreign member, after the features (the document is PostgreSQL's text).
-    period = orjson.dumps(f["period"])
-    body = body[:body.rindex(b"}")] + b', "period": ' + period + b"}"
+    f, body = transparency.kept(conn, start, end)
+    # The period and the time of computation as foreign members, after the features (the
+    # document is PostgreSQL's text).
+    extra = orjson.dumps({"period": f["period"], "computed_at": f["computed_at"]})
+    body = body[:body.rindex(b"}")] + b", " + extra[1:]
     return Response(body, media_type=GEOJSON, headers={"Cache-Control": CACHE})
 
 
@@ -148,9 +124,10 @@ def communes(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
 def ranking(conn: Conn, p: Annotated[Ranking, query(Ranking)]) -> Response:
     """Best first: the larger share answered within the SLA, then the shorter median."""
     start, end = p.bounds()
-    f = figures(conn, start, end)
+    f, _ = transparency.kept(conn, start, end)
     rows = f["agencies"] if p.by == "agency" else f["communes"]
-    return _json({"period": f["period"], "by": p.by, "ranking": transparency.ranking(rows)})
+    return _json({"period": f["period"], "computed_at": f["computed_at"], "by": p.by,
+                  "ranking": transparency.ranking(rows)})
 
 
 @router.get("/api/transparency/overdue", responses={

@@ -23,6 +23,15 @@ What counts (the definitions the public page states, and the tests recompute ind
 
 Public: no reporter, no title, no description, no id; the map of open overdue reports rounds
 locations to 0.001 degree (~100 m) and drops the description of sensitive categories.
+
+Kept figures (migration 0019): exact percentiles sort every processing time of the period, a
+second for a year of a million reports, while the public page must answer at once. So a
+period's figures, once computed, are kept in transparency_figures and served while younger
+than FRESH (the answers' Cache-Control allows as much to every proxy anyway); the job queue
+recomputes ahead of the readers, every minute, the periods asked for in the last day and those
+the page offers (refresh(), run by gis/reports/transparency_refresh.py). A period nobody asked
+for is computed on its first request, once for every process (an advisory lock: the others
+wait for it and read the result). The figures say when they were computed (`computed_at`).
 """
 
 from __future__ import annotations
@@ -37,6 +46,11 @@ from gis.reports import transparency_queries as q
 
 VN = dt.timezone(dt.timedelta(hours=7))
 RANK_BY = ("agency", "commune")
+FRESH = dt.timedelta(minutes=5)  # kept figures are served while younger than this
+REFRESH_AFTER = dt.timedelta(minutes=3)  # the periodic task recomputes those older than this
+WATCHED = dt.timedelta(days=1)  # periods asked for this recently are kept fresh ahead
+DROP_AFTER = dt.timedelta(days=7)  # periods not asked for this long are dropped
+_LOCK_CLASS = 15_019  # pg_advisory_xact_lock(class, period): one computation per period
 
 
 def today_vn(now: dt.datetime | None = None) -> dt.date:
@@ -45,17 +59,88 @@ def today_vn(now: dt.datetime | None = None) -> dt.date:
 
 def figures(conn: psycopg.Connection, start: dt.date, end: dt.date,
             now: dt.datetime | None = None) -> dict[str, Any]:
-    """The period's figures: `province`, `unassigned`, `agencies` and `communes` (every agency
-    and every current commune, zeros where nothing was received)."""
+    """The period's figures computed now: `province`, `unassigned`, `agencies` and `communes`
+    (every agency and every current commune, zeros where nothing was received)."""
     with conn.transaction():
-        # The percentiles sort every report of the period (a million for a year of the
-        # benchmark): in memory rather than in temporary files.
-        conn.execute("SET LOCAL work_mem = '128MB'")
-        row = conn.execute(q.FIGURES, {"start": start, "end": end,
-                                       "now": now or dt.datetime.now(dt.UTC)}).fetchone()
-    assert row is not None
-    out: dict[str, Any] = orjson.loads(row[0])
+        doc = _figures_json(conn, start, end, now or dt.datetime.now(dt.UTC))
+    out: dict[str, Any] = orjson.loads(doc)
     out["period"] = {"start": start.isoformat(), "end": end.isoformat()}
+    return out
+
+
+def _figures_json(conn: psycopg.Connection, start: dt.date, end: dt.date, now: dt.datetime) -> str:
+    """FIGURES' document; inside the caller's transaction."""
+    # The percentiles sort every report of the period (a million for a year of the
+    # benchmark): in memory rather than in temporary files.
+    conn.execute("SET LOCAL work_mem = '128MB'")
+    row = conn.execute(q.FIGURES, {"start": start, "end": end, "now": now}).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def offered_periods(today: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """The periods the page offers, [start, end): the last 30 and 365 days up to TODAY, this
+    month and this year (Vietnamese calendar)."""
+    tomorrow = today + dt.timedelta(days=1)
+    month = today.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    year = today.replace(month=1, day=1)
+    return [(tomorrow - dt.timedelta(days=30), tomorrow),
+            (tomorrow - dt.timedelta(days=365), tomorrow),
+            (month, next_month), (year, year.replace(year=year.year + 1))]
+
+
+def kept(conn: psycopg.Connection, start: dt.date, end: dt.date) -> tuple[dict[str, Any], bytes]:
+    """The period's figures and its choropleth (GeoJSON of the communes), kept ones when they
+    are younger than FRESH, else computed now and kept."""
+    row = conn.execute(q.KEPT, {"start": start, "end": end,
+                                "since": dt.datetime.now(dt.UTC) - FRESH}).fetchone()
+    if row is None:
+        row = _compute_and_keep(conn, start, end, FRESH)
+    return _document(start, end, row[0], row[2]), str(row[1]).encode()
+
+
+def refresh(conn: psycopg.Connection, now: dt.datetime | None = None) -> int:
+    """Recompute the watched and offered periods whose figures are older than REFRESH_AFTER;
+    drop those nobody asked for in DROP_AFTER. Returns how many periods were computed."""
+    now = now or dt.datetime.now(dt.UTC)
+    conn.execute(q.DROP_UNASKED, {"before": now - DROP_AFTER})  # first: offered ones come back
+    periods = set(offered_periods(today_vn(now)))
+    periods.update((r[0], r[1]) for r in conn.execute(q.WATCHED_PERIODS, {"since": now - WATCHED}))
+    return sum(_compute_and_keep(conn, start, end, REFRESH_AFTER, now)[3]
+               for start, end in sorted(periods))
+
+
+def forget(conn: psycopg.Connection) -> None:
+    """Drop every kept period (tests that change reports, the benchmark's cold runs)."""
+    conn.execute(q.FORGET)
+
+
+def _compute_and_keep(conn: psycopg.Connection, start: dt.date, end: dt.date,
+                      younger_than: dt.timedelta, now: dt.datetime | None = None
+                      ) -> tuple[str, str, dt.datetime, bool]:
+    """(figures JSON, communes GeoJSON, computed_at, computed now?): kept figures younger
+    than YOUNGER_THAN as they are (another process may have just computed them: the advisory
+    lock makes it wait for that), else computed and stored."""
+    now = now or dt.datetime.now(dt.UTC)
+    with conn.transaction():
+        conn.execute(q.LOCK_PERIOD, {"class": _LOCK_CLASS, "period": f"{start}/{end}"})
+        row = conn.execute(q.KEPT, {"start": start, "end": end,
+                                    "since": now - younger_than}).fetchone()
+        if row is not None:
+            return row[0], row[1], row[2], False
+        doc = _figures_json(conn, start, end, now)
+        geo = communes_geojson(conn, orjson.loads(doc)["communes"]).decode()
+        conn.execute(q.KEEP, {"start": start, "end": end, "now": now, "figures": doc,
+                              "communes": geo})
+    return doc, geo, now, True
+
+
+def _document(start: dt.date, end: dt.date, figures_json: str,
+              computed_at: dt.datetime) -> dict[str, Any]:
+    out: dict[str, Any] = orjson.loads(figures_json)
+    out["period"] = {"start": start.isoformat(), "end": end.isoformat()}
+    out["computed_at"] = computed_at.astimezone(VN).isoformat(timespec="seconds")
     return out
 
 

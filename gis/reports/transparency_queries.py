@@ -136,3 +136,38 @@ FROM (SELECT * FROM incidents i
 JOIN service_categories s ON s.code = i.service_code
 LEFT JOIN agencies a ON a.code = i.agency_code
 """).format(public=PUBLIC_REPORTS)
+
+# --- kept figures (transparency_figures, migration 0019) -----------------------------------------
+
+# A period's kept figures computed since SINCE; a read marks the period as asked for (at most
+# once an hour, so reading is not a write each time): the refresh keeps watched periods fresh.
+KEPT = """
+WITH hit AS (
+    SELECT figures, communes, computed_at FROM transparency_figures
+    WHERE start_day = %(start)s AND end_day = %(end)s AND computed_at > %(since)s
+), touched AS (
+    UPDATE transparency_figures SET requested_at = now()
+    WHERE start_day = %(start)s AND end_day = %(end)s AND requested_at < now() - interval '1 hour'
+      AND EXISTS (SELECT FROM hit)
+)
+SELECT figures, communes, computed_at FROM hit
+"""
+
+KEEP = """
+INSERT INTO transparency_figures AS t (start_day, end_day, computed_at, figures, communes)
+VALUES (%(start)s, %(end)s, %(now)s, %(figures)s, %(communes)s)
+ON CONFLICT (start_day, end_day) DO UPDATE
+    SET computed_at = EXCLUDED.computed_at, figures = EXCLUDED.figures,
+        communes = EXCLUDED.communes
+"""
+
+# One computation of a period at a time, across processes: the others wait, then read it.
+LOCK_PERIOD = "SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(period)s))"
+
+WATCHED_PERIODS = """
+SELECT start_day, end_day FROM transparency_figures WHERE requested_at >= %(since)s
+"""
+
+DROP_UNASKED = "DELETE FROM transparency_figures WHERE requested_at < %(before)s"
+
+FORGET = "DELETE FROM transparency_figures"

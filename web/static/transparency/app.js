@@ -132,6 +132,8 @@
     document.getElementById("tp-to").value = addDays(p.end, -1);
     document.getElementById("tp-period-text").textContent =
       "(" + fmt.date(p.start) + " – " + fmt.date(addDays(p.end, -1)) + ")";
+    document.getElementById("tp-computed").textContent =
+      ag.computed_at ? "· " + T.computed_at + " " + fmt.dateTime(ag.computed_at) : "";
     table("tp-province", [], [{ code: "province", first: [], row: ag.province || {} }]);
     const agencyRows = ag.agencies.map((a) => ({ code: a.code, first: [name(a)], row: a }));
     if (ag.unassigned) agencyRows.push({ code: "", first: [T.unassigned], row: ag.unassigned });
@@ -204,6 +206,29 @@
     history.replaceState(null, "", "?" + next);
     run(() => loadFigures(params));
   });
+
+  /** The page's usual periods, as gis/reports/transparency.offered_periods computes them (the
+   * server keeps their figures ready): [start, end) in Vietnamese calendar days. */
+  function preset(kind) {
+    const n = fmt.vnParts(new Date());
+    const today = n.year + "-" + n.month + "-" + n.day;
+    const tomorrow = addDays(today, 1);
+    if (kind === "30d") return { start: addDays(tomorrow, -30), end: tomorrow };
+    if (kind === "365d") return { start: addDays(tomorrow, -365), end: tomorrow };
+    if (kind === "month") {
+      const next = n.month === "12" ? (Number(n.year) + 1) + "-01-01"
+        : n.year + "-" + String(Number(n.month) + 1).padStart(2, "0") + "-01";
+      return { start: n.year + "-" + n.month + "-01", end: next };
+    }
+    return { start: n.year + "-01-01", end: (Number(n.year) + 1) + "-01-01" };
+  }
+
+  document.querySelectorAll("#tp-presets [data-preset]").forEach((b) => b.addEventListener("click", () => {
+    const p = preset(b.dataset.preset);
+    document.getElementById("tp-from").value = p.start;
+    document.getElementById("tp-to").value = addDays(p.end, -1);
+    document.getElementById("tp-period").requestSubmit();
+  }));
 
   run(() => loadFigures(initial));
   run(loadOverdue);
