@@ -20,7 +20,9 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
           "procrastinate_workers",
           # citizens' photos (migration 0017)
-          "report_photos"}
+          "report_photos",
+          # transparency figures kept per period (migration 0019)
+          "transparency_figures"}
 
 
 def _tables(url: str) -> set[str]:
