@@ -34,6 +34,7 @@ batch stays in memory, unacknowledged).
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -160,7 +161,8 @@ class IngestWorker:
             if msg.qos:
                 client.ack(msg.mid, msg.qos)
             return
-        self._queue.append(Message(msg.mid, msg.qos, msg.topic, msg.payload, self._generation))
+        self._queue.append(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload),
+                                   self._generation))
         self._wake.set()
 
     # --- life -------------------------------------------------------------------------------
@@ -211,17 +213,13 @@ class IngestWorker:
         self._stopping.set()
         self._wake.set()
         sock = self._client.socket()
-        if sock is not None:  # no DISCONNECT: the link just ends
-            try:
+        if isinstance(sock, socket.socket):  # no DISCONNECT: the link just ends
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._client.loop_stop()
         if self._conn is not None and not self._conn.closed:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.cancel_safe()  # a statement running now is stopped, not committed
-            except psycopg.Error:
-                pass
         if self._thread is not None:
             self._thread.join(10)
         if self._conn is not None and not self._conn.closed:
