@@ -130,6 +130,7 @@ class IngestWorker:
         c.reconnect_delay_set(1, int(RETRY_MAX_SECONDS))
         c.on_connect = self._on_connect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         c.on_disconnect = self._on_disconnect
         return c
 
@@ -144,9 +145,17 @@ class IngestWorker:
             return
         self._generation += 1
         client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics()])
-        self._connected.set()
         log.info("ingest %s: connected (session %s)", self.client_id,
                  "resumed" if flags.session_present else "new")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        """Subscribed (a resumed session was already): start() returns once messages flow."""
+        if any(r.is_failure for r in reasons):
+            log.error("ingest %s: the broker refused the subscription: %s", self.client_id,
+                      ", ".join(str(r) for r in reasons))
+            return
+        self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
