@@ -182,6 +182,10 @@ def run(args: argparse.Namespace, url: str, prefix: str, client_id: str, env: di
     time.sleep(args.down_seconds)
     w2 = start_worker(client_id, env, log)
     first_commit = None
+    while first_commit is None and p.is_alive():  # the restarted worker's first commit
+        if count(conn, ds) > stored_at_kill:
+            first_commit = time.monotonic()
+        time.sleep(0.05)
     sent, acked, pub_seconds = q.get()
     p.join()
     # Wait until everything is stored (no progress for 20 s: give up and report the gap).
