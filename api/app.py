@@ -51,7 +51,7 @@ async def lifespan(app: FastAPI):
     # The MQTT ingest worker too, unless ingest workers run apart (gis/sensors/service.py).
     ingest = app.state.settings.ingest_in_process
     if ingest:
-        ingest_service.in_process_start()
+        ingest_service.in_process_start(app.state.settings)
     threading.Thread(target=_warm_ogc, name="geoioc-ogc-warm-up", daemon=True).start()
     try:
         yield

@@ -364,3 +364,28 @@ def test_sta_observation_id_round_trips(conn):
     oid = conn.execute("SELECT sta_observation_id(2097151, %s)", (t,)).fetchone()[0]
     assert oid > 0
     assert conn.execute("SELECT * FROM sta_observation_key(%s)", (oid,)).fetchone() == (2097151, t)
+
+
+def test_serve_runs_an_ingest_worker(conn, stations, prefix, tag, pub):
+    """`geoioc serve`'s app starts a worker in its process (setting ingest_in_process) and stops
+    it with the app; it stores what is published and reports in /healthz/ingest."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gis.sensors import service
+
+    settings = get_settings().model_copy(update={
+        "ingest_in_process": True, "jobs_in_process": False, "mqtt_topic_prefix": prefix,
+        "ingest_share_group": f"test-{tag}", "ingest_client_id": f"test-{tag}-serve"})
+    air, _ = stations
+    with TestClient(create_app(settings)) as c:
+        wait_for(lambda: service.running() is not None and service.running()._connected.is_set())
+        pub.sta(air, {"phenomenonTime": _iso(T0), "result": 12.5})
+        pub.flush()
+        wait_for(lambda: stored_count(conn, [air]) == 1)
+        body = c.get("/healthz/ingest").json()
+        mine = [w for w in body["workers"] if w["client_id"] == f"test-{tag}-serve"]
+        assert mine and mine[0]["state"] == "running" and mine[0]["stored"] == 1
+    assert service.running() is None
+    assert conn.execute("SELECT stopped_at IS NOT NULL FROM ingest_workers WHERE client_id = %s",
+                        (f"test-{tag}-serve",)).fetchone() == (True,)

@@ -113,6 +113,7 @@ class IngestWorker:
         self._connected = threading.Event()
         self._generation = 0
         self._unreported_acks = 0
+        self._drain = 0  # messages still to store once stopping
         self._conn: psycopg.Connection[Any] | None = None
         self._months: set[dt.date] = set()
         self._thread: threading.Thread | None = None
@@ -194,7 +195,9 @@ class IngestWorker:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish and acknowledge what is in hand, then disconnect (the session is kept)."""
+        """Finish and acknowledge what is in hand, then disconnect (the session is kept). What
+        arrives meanwhile is left unacknowledged: the broker sends it again."""
+        self._drain = len(self._queue)
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -273,8 +276,11 @@ class IngestWorker:
         while True:
             if self._killed:
                 return
+            stopping = self._stopping.is_set()
+            if stopping and self._drain <= 0:
+                return
             if not self._queue:
-                if self._stopping.is_set():
+                if stopping:
                     return
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -282,19 +288,21 @@ class IngestWorker:
                     self._beat()
                     last_beat = time.monotonic()
                 continue
-            batch = self._take_batch()
+            batch = self._take_batch(self._drain if stopping else None)
+            self._drain -= len(batch)
             if batch:
                 self._process(batch)
                 last_beat = time.monotonic()
 
-    def _take_batch(self) -> list[Message]:
+    def _take_batch(self, max_messages: int | None = None) -> list[Message]:
         """Messages up to batch_max observations (a message's observations are counted when it is
         read), waiting at most ingest_batch_linger_seconds for more once one is in hand."""
         deadline = time.monotonic() + self.settings.ingest_batch_linger_seconds
         batch: list[Message] = []
         n = 0
         now = dt.datetime.now(dt.UTC)
-        while n < self.batch_max and not self._killed:
+        while n < self.batch_max and not self._killed and (
+                max_messages is None or len(batch) < max_messages):
             try:
                 m = self._queue.popleft()
             except IndexError:

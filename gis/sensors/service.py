@@ -12,6 +12,7 @@ import logging
 import threading
 
 from gis.sensors.ingest import IngestWorker
+from gis.settings import Settings
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 15.0
@@ -24,20 +25,22 @@ class _InProcess:
         self.worker: IngestWorker | None = None
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
+        self.settings: Settings | None = None
 
-    def start(self) -> None:
+    def start(self, settings: Settings | None = None) -> None:
         with self.lock:
             self.starts += 1
             if self.thread is not None:
                 return
             self.stopping.clear()
+            self.settings = settings
             self.thread = threading.Thread(target=self._main, name="geoioc-ingest-start", daemon=True)
             self.thread.start()
 
     def _main(self) -> None:
         while not self.stopping.is_set():
             try:
-                worker = IngestWorker()
+                worker = IngestWorker(self.settings)
                 with self.lock:
                     if self.stopping.is_set():
                         return
@@ -70,8 +73,15 @@ class _InProcess:
 _ingest = _InProcess()
 
 
-def in_process_start() -> None:
-    _ingest.start()
+def in_process_start(settings: Settings | None = None) -> None:
+    """Start this process's worker (with SETTINGS, default the environment's), or count one
+    more user of it."""
+    _ingest.start(settings)
+
+
+def running() -> IngestWorker | None:
+    """This process's worker, once started."""
+    return _ingest.worker
 
 
 def in_process_stop() -> None:
