@@ -34,6 +34,7 @@ from api.routes import transparency as transparency_routes
 from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
 from gis.jobs import worker as jobs_worker
+from gis.sensors import service as ingest_service
 from gis.settings import Settings, get_settings
 from layers.access import ANONYMOUS
 
@@ -47,12 +48,18 @@ async def lifespan(app: FastAPI):
     in_process = app.state.settings.jobs_in_process
     if in_process:
         jobs_worker.in_process_start()
+    # The MQTT ingest worker too, unless ingest workers run apart (gis/sensors/service.py).
+    ingest = app.state.settings.ingest_in_process
+    if ingest:
+        ingest_service.in_process_start(app.state.settings)
     threading.Thread(target=_warm_ogc, name="geoioc-ogc-warm-up", daemon=True).start()
     try:
         yield
     finally:
         if in_process:
             jobs_worker.in_process_stop()
+        if ingest:
+            ingest_service.in_process_stop()
         listener = getattr(app.state, "report_events", None)
         if listener is not None:  # the console's LISTEN connection (api/routes/reports.py)
             await listener.close()

@@ -7,7 +7,10 @@
 #
 # GEOIOC_DATABASE_URL points everything at another PostGIS; then no system package is installed
 # and no server is started (the test database is GEOIOC_TEST_DATABASE_URL, or the same URL with
-# "_test" appended to the database name).
+# "_test" appended to the database name). Likewise GEOIOC_MQTT_URL for the MQTT broker: given,
+# it is used as it is; otherwise the broker on 127.0.0.1:1883 is used when one answers, else
+# Debian's mosquitto is installed if missing and started with a configuration of ours under
+# .geoioc/mosquitto/ (persistent sessions kept on disk, queues long enough for a worker's restart).
 set -euo pipefail
 
 MODE=${1:-run}
@@ -110,6 +113,41 @@ ensure_postgres() {
     fi
 }
 
+# --- MQTT broker (Mosquitto) --------------------------------------------------------------
+MQTT_PORT=1883
+broker_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$MQTT_PORT") 2>/dev/null; }
+
+ensure_mosquitto() {
+    if broker_ready; then
+        say "using the MQTT broker on 127.0.0.1:$MQTT_PORT"
+        return
+    fi
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+    local bin; bin=$(command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
+    local dir="$ROOT/.geoioc/mosquitto"
+    mkdir -p "$dir/data"
+    # Our own broker: loopback only; sessions and queued messages survive a broker restart
+    # (persistence); a worker away for a restart finds what arrived meanwhile (the packaged
+    # default keeps only 1000 queued messages per session, seconds at the ingest's rate).
+    cat > "$dir/mosquitto.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $dir/data/
+autosave_interval 60
+max_queued_messages 1000000
+max_inflight_messages 0
+log_dest file $dir/mosquitto.log
+pid_file $dir/mosquitto.pid
+CONF
+    # The packaged broker drops to the user 'mosquitto' when started as root: it must own the folder.
+    if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chown -R mosquitto "$dir"; fi
+    say "starting Mosquitto on 127.0.0.1:$MQTT_PORT (.geoioc/mosquitto/)"
+    "$bin" -d -c "$dir/mosquitto.conf" || die "could not start mosquitto (see $dir/mosquitto.log)"
+    for _ in $(seq 1 20); do broker_ready && break; sleep 0.5; done
+    broker_ready || die "Mosquitto did not come up on 127.0.0.1:$MQTT_PORT (see $dir/mosquitto.log)"
+}
+
 ensure_gdal_tools() {
     command -v ogrinfo >/dev/null 2>&1 || apt_install gdal-bin
 }
@@ -188,6 +226,12 @@ else
         create_database geoioc
         export GEOIOC_DATABASE_URL=$(local_url geoioc)
     fi
+fi
+
+if [ -n "${GEOIOC_MQTT_URL:-}" ]; then
+    say "using GEOIOC_MQTT_URL (no broker is installed or started)"
+else
+    ensure_mosquitto
 fi
 
 GEOIOC="$VENV/bin/geoioc"

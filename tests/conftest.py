@@ -100,6 +100,7 @@ def live_server(db_url: str):
            "GEOIOC_PUBLIC_URL": url, "GEOIOC_BASEMAP_URL": "",
            "GEOIOC_RATE_LIMIT_ANONYMOUS_BURST": "100000",
            "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000", "GEOIOC_JOBS_IN_PROCESS": "false",
+           "GEOIOC_INGEST_IN_PROCESS": "false",
            "GEOIOC_REPORT_FLOOD_LIMIT": "0"}
     geoioc = Path(sys.executable).parent / "geoioc"
     proc = subprocess.Popen([str(geoioc), "serve", "--port", str(port)], env=env,
@@ -136,7 +137,10 @@ def client():
 
     # No flood limit on report intake: the suite reports from one address far more often than a
     # citizen may (tests/test_report_intake.py builds an app with the limit on).
-    app = create_app(get_settings().model_copy(update={"report_flood_limit": 0}))
+    # No ingest worker in the app either: the ingest tests run theirs on topics of their own, and
+    # one on the default topics would take messages meant for a server running on this machine.
+    app = create_app(get_settings().model_copy(update={"report_flood_limit": 0,
+                                                       "ingest_in_process": False}))
     with TestClient(app, raise_server_exceptions=True) as c:
         # A script, not a browser: it keeps no cookies, so a sign-in in one test does not sign
         # the next one in through the page-session cookie (tests/test_session_pages.py has its

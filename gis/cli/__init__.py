@@ -1,6 +1,6 @@
 """The `geoioc` command line: database, sample province, layers, server, accounts, data exchange.
 
-One module per command group (db, sample, layers, serve, auth, io, parcels, jobs); this package only
+One module per command group (db, sample, layers, serve, auth, io, parcels, jobs, sensors); this package only
 assembles them into one typer app and turns errors into one line and an exit code in `main()`.
 Command modules import gis.cli.common, never this package, so there is no import cycle.
 """
@@ -12,7 +12,7 @@ import sys
 import psycopg
 import typer
 
-from gis.cli import auth, db, io, jobs, layers, parcels, sample, serve
+from gis.cli import auth, db, io, jobs, layers, parcels, sample, sensors, serve
 from gis.cli.common import CliError, err, safe_url
 
 __all__ = ["CliError", "app", "main"]
@@ -33,6 +33,8 @@ app.command("harvest")(io.harvest_command)
 app.command("serve")(serve.serve)
 app.command("worker")(jobs.worker)
 app.add_typer(jobs.jobs_app, name="jobs")
+app.command("ingest")(sensors.ingest)
+app.add_typer(sensors.observations_app, name="observations")
 
 
 def main() -> None:
