@@ -230,6 +230,7 @@ def test_citizen_reopens_a_resolved_report(browser, live_server, conn, spot, lan
         # Shown without a reload: the new status, the move in the history, no button any more.
         assert page.get_attribute("#track-report", "data-status") == "assigned"
         assert page.inner_text("#track-status") == w["assigned"]
+        assert page.inner_text("#track-answer") == "Đã vá ổ gà"  # the agency's, not the note
         row = page.locator("#track-history tbody tr").last.inner_text()
         assert w["reopened"] in row and w["citizen"] in row and note in row, row
         assert page.locator("#track-reopen").count() == 0

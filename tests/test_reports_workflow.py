@@ -395,6 +395,9 @@ def test_citizen_tracks_and_reopens_by_token(client, conn, place, reports) -> No
     assert client.get(f"/api/reports/track/{created.token}").json()["reopen_until"] is None
     now, agency, _ = status(conn, created.id)
     assert now == "assigned" and agency is not None  # back to the same agency's queue
+    # The citizen's note is in the history, not in place of the agency's answer.
+    assert client.get(f"/api/reports/track/{created.token}").json()["status_note"] == \
+        "Đã thay bóng đèn"
     assert transitions(conn, created.id)[-1][:5] == ("status", "resolved", "assigned", agency,
                                                      "citizen")
     # Only a resolved report, and only within the configured days.

@@ -144,7 +144,10 @@ def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: st
                 raise _illegal(current, to, "no agency handles this category in this commune; "
                                             "name one", "transition_no_agency")
             _check_agency(conn, agency)
-        conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now, "note": note,
+        # The status note is the agency's answer (Open311 status_notes, the tracking page's
+        # "answer"): a citizen's note (reopening) is kept in the history, not put in its place.
+        conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now,
+                                    "note": note if actor != CITIZEN else None,
                                     "restart_sla": reopen, "sla_hours": row["sla_hours"]})
         if to == "assigned" and agency != row["agency_code"]:  # before the hook reads it
             conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": agency, "at": now})
