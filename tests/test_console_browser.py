@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from chromium import TIMEOUT, Watch, set_view, sign_in
-from playwright.sync_api import Browser, Page
+from chromium import TIMEOUT, Watch, idle_mark, set_view, sign_in, wait_idle
+from playwright.sync_api import Browser, Page, expect
 from test_language_browser import ENGLISH, VIETNAMESE_MARKERS, readable
 
 from gis.reports.queries import OPEN_STATUSES
@@ -183,5 +183,144 @@ def test_incident_detail_on_the_map_shows_the_timeline(browser, live_server, cli
         text = page.inner_text("#gi-incident-timeline")
         assert "Tiếp nhận phản ánh" in text and note in text
         assert "Mới tiếp nhận → Đã xác minh" in text
+    finally:
+        ctx.close()
+
+
+def _post_at(base: str, lon: float, lat: float, words: str) -> int:
+    r = httpx.post(f"{base}/open311/v2/requests.json", timeout=10, data={
+        "service_code": "pothole", "lat": repr(lat), "long": repr(lon),
+        "description": f"{TITLE} {words}"})
+    assert r.status_code == 200, r.text
+    return int(r.json()[0]["service_request_id"])
+
+
+UNLINK = {"vi": {"button": "Không trùng lặp: bỏ liên kết", "event": "Bỏ đánh dấu trùng lặp",
+                 "dup": "trùng với #"},
+          "en": {"button": "Not a duplicate: unlink", "event": "Not a duplicate",
+                 "dup": "duplicate of #"}}
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_operator_unlinks_a_likely_duplicate(browser, live_server, conn, operator, place,
+                                             lang: str) -> None:
+    """A report linked on arrival as a likely duplicate: its detail in the console offers the
+    unlink; with a note it is stored (duplicate_of NULL, the unlink and its note in the
+    transitions) and the detail and the queue row show the report on its own again."""
+    lon, lat = place
+    spot = (lon + 0.003 + (0.002 if lang == "en" else 0.0), lat - 0.003)
+    first = _post_at(live_server, *spot, "gốc " + lang)
+    dup = _post_at(live_server, spot[0] + 0.0001, spot[1], "trùng " + lang)
+    # Its original: the first report (or what a run stopped short left open there before it).
+    original = conn.execute("SELECT COALESCE(duplicate_of, id) FROM incidents WHERE id = %s",
+                            (first,)).fetchone()[0]
+    assert conn.execute("SELECT duplicate_of FROM incidents WHERE id = %s",
+                        (dup,)).fetchone()[0] == original
+    w = UNLINK[lang]
+    ctx, page, watch = _open_console(browser, live_server, operator, lang, DESKTOP)
+    try:
+        page.fill("#gi-console-filters [name=q]", str(dup))
+        row = page.locator(f'#gi-console-list [data-report="{dup}"]')
+        row.wait_for(timeout=TIMEOUT)
+        assert f"{w['dup']}{original}" in row.inner_text()
+        row.locator("[data-open]").click()
+        button = page.locator(f'#gi-report-actions [data-unlink="{original}"]')
+        button.wait_for(timeout=TIMEOUT)
+        assert button.inner_text() == w["button"]
+        note = f"Hai ổ gà khác nhau, cách nhau vài mét {lang}"
+        page.fill("#gi-move-note", note)
+        button.click()
+        page.wait_for_selector(f'#gi-details .gi-tl-note:text("{note}")', timeout=TIMEOUT)
+        # Stored: the link gone, the operator's decision with its note.
+        assert conn.execute("SELECT duplicate_of FROM incidents WHERE id = %s",
+                            (dup,)).fetchone()[0] is None
+        last = conn.execute("SELECT kind, actor, note FROM incident_transitions"
+                            " WHERE incident_id = %s ORDER BY at DESC, id DESC LIMIT 1",
+                            (dup,)).fetchone()
+        assert last == ("unlink", operator, note)
+        # Refreshed: no link, no button; the timeline says it; the queue row follows.
+        assert page.locator("#gi-report-actions [data-unlink]").count() == 0
+        assert w["event"] in page.inner_text("#gi-details .gi-timeline")
+        expect(row).not_to_contain_text(f"#{original}", timeout=TIMEOUT)
+        text = readable(page)
+        if lang == "vi":
+            found = sorted({m.group(0) for m in ENGLISH.finditer(text)})
+            assert not found, f"English on the Vietnamese console: {found}"
+        else:
+            found = sorted(w for w in VIETNAMESE_MARKERS if w in text)
+            assert not found, f"Vietnamese on the English console: {found}"
+        watch.assert_clean()
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def land_officer(conn) -> Iterator[str]:
+    """A user of a role without the console (nor its event stream)."""
+    from conftest import PASSWORD
+
+    from gis.auth import users
+
+    name = "canbo" + uuid.uuid4().hex[:6]
+    users.add_user(conn, name, PASSWORD, roles=["land_officer"])
+    yield name
+    conn.execute("DELETE FROM users WHERE username = %s", (name,))
+
+
+EVENTS = "/api/reports/events"
+
+
+def _stream_ends_on_sign_out(page: Page) -> None:
+    """Sign out with the console listening: the browser aborts the stream's request (the
+    connection to the server is dropped), the console and the report it showed are closed,
+    and no new request follows (the stream's retry comes after 3 s)."""
+    assert page.get_attribute("body", "data-console-live") == "1"
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if EVENTS in r.url else None)
+    with page.expect_event("requestfailed", predicate=lambda r: EVENTS in r.url,
+                           timeout=TIMEOUT) as failed:
+        page.click("#gi-signout")
+    assert failed.value.failure == "net::ERR_ABORTED"
+    assert page.evaluate("GeoIOC.consoleState.stream === null && !GeoIOC.consoleState.open")
+    assert page.get_attribute("body", "data-console-live") is None
+    assert page.locator("#gi-console").is_hidden()
+    assert page.locator("#gi-report-actions").count() == 0
+    page.wait_for_timeout(4000)
+    assert asked == []
+
+
+def test_sign_out_ends_the_event_stream(browser, live_server, operator, land_officer) -> None:
+    ctx, page, watch = _open_console(browser, live_server, operator, "vi", DESKTOP)
+    try:
+        # A report open (the map flies there: its loads end before signing out).
+        before = idle_mark(page)
+        page.locator("#gi-console-list .gi-q-item [data-open]").first.click()
+        page.wait_for_selector("#gi-report-actions", timeout=TIMEOUT)
+        wait_idle(page, before)
+        _stream_ends_on_sign_out(page)
+        page.wait_for_selector("#gi-signin-open:not([hidden])", timeout=TIMEOUT)
+        # A user of another role signs in on the same page: no console, no stream opened.
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if EVENTS in r.url else None)
+        sign_in(page, land_officer)
+        assert page.locator("#gi-console-open").is_hidden()
+        page.wait_for_timeout(4000)
+        assert asked == []
+        page.click("#gi-signout")
+        page.wait_for_selector("#gi-signin-open:not([hidden])", timeout=TIMEOUT)
+
+        # Again, when the map cannot read its layers after signing out (the network is gone):
+        # the stream still ends at once, not only once the anonymous map has loaded.
+        sign_in(page, operator)
+        page.click("#gi-console-open")
+        page.wait_for_selector("body[data-console-live='1']", state="attached", timeout=TIMEOUT)
+        page.route("**/api/map/layers*", lambda route: route.abort())
+        _stream_ends_on_sign_out(page)
+        page.unroute("**/api/map/layers*")
+        # Meant: the layers refused on purpose (the console's "Failed to load resource" of it)
+        # and the stream's request aborted.
+        watch.errors = [e for e in watch.errors if "/api/map/layers" not in e and EVENTS not in e
+                        and "net::ERR_FAILED" not in e]
+        watch.assert_clean()
     finally:
         ctx.close()

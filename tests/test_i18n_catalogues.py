@@ -128,16 +128,18 @@ def test_report_page_labels_have_every_key_in_both_languages() -> None:
     for key in vi:
         assert vi[key] and en[key], key
         assert _js_placeholders(vi[key]) == _js_placeholders(en[key]), key
-    used = set(report_pages.SCRIPT_KEYS)
+    used = set(report_pages.SCRIPT_KEYS) | set(report_pages.TRACK_SCRIPT_KEYS)
     for name in ("_base.html", "report.html", "track.html"):
         used |= set(re.findall(r"\bt\.(\w+)", (ROOT / "web" / "templates" / "report" / name)
                                .read_text(encoding="utf-8")))
-    used |= {f"kind_{k}" for k in ("assign", "duplicate", "unlink")}
+    used |= {f"kind_{k}" for k in ("assign", "duplicate", "unlink", "reopen")}
     used |= {f"actor_{a}" for a in ("citizen", "system", "staff")}
     used |= {"track_bad_code", "track_not_found"}  # error= of track_page
     assert not used - set(vi), used - set(vi)
     script = (ROOT / "web" / "static" / "report" / "report.js").read_text(encoding="utf-8")
     assert set(re.findall(r"\bT\.(\w+)", script)) <= set(report_pages.SCRIPT_KEYS)
+    script = (ROOT / "web" / "static" / "report" / "track.js").read_text(encoding="utf-8")
+    assert set(re.findall(r"\bT\.(\w+)", script)) <= set(report_pages.TRACK_SCRIPT_KEYS)
 
 
 def test_parcel_templates_ask_only_for_labels_they_have() -> None:

@@ -8,7 +8,9 @@ tracking page and sees the status and the history in Vietnam time. Nothing leave
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -158,6 +160,104 @@ def test_tracking_by_code_form(browser, live_server, conn) -> None:
     assert "Không tìm thấy" in page.inner_text("#track-error")
     assert_language(page, "vi", "unknown code")
     ctx.close()
+
+
+REOPEN = {
+    "vi": {"assigned": "Đã phân công", "reopened": "Mở lại phản ánh", "citizen": "Người dân",
+           "button": "Mở lại phản ánh", "done": "Đã mở lại phản ánh",
+           "expired": "Không mở lại được phản ánh: không thể mở lại: phản ánh đã được xử lý"
+                      " hơn 7 ngày"},
+    "en": {"assigned": "Assigned", "reopened": "Reopened", "citizen": "Citizen",
+           "button": "Reopen", "done": "The report was reopened",
+           # In English the detail as raised (api/messages.detail).
+           "expired": "The report could not be reopened: cannot move an incident from resolved"
+                      " to assigned: resolved more than 7 days ago"},
+}
+
+
+def _resolved_report(conn, spot: tuple[float, float], east: float, answer: str) -> Any:
+    """A pothole report near SPOT (EAST degrees apart: not a duplicate of another), verified
+    (routed to an agency) and resolved with ANSWER."""
+    from gis.reports import intake, workflow
+
+    created = intake.create(conn, intake.NewReport(
+        service_code="pothole", lat=repr(spot[0] + 0.002), lon=repr(spot[1] + east),
+        description="Ổ gà sâu giữa đường làng"), province_srid=9209)
+    assert created.duplicate_of is None
+    workflow.transition(conn, created.id, "verified", actor="dieuhanh01")
+    workflow.transition(conn, created.id, "resolved", actor="dieuhanh01", note=answer)
+    return created
+
+
+@pytest.mark.parametrize("lang,viewport", [("vi", "phone"), ("en", "desktop")])
+def test_citizen_reopens_a_resolved_report(browser, live_server, conn, spot, lang: str,
+                                           viewport: str) -> None:
+    """The tracking page of a resolved report offers the reopen button, with the window's end
+    in Vietnam time; reopening with a note moves the report back to its agency (in the
+    database) and the page shows the new status and history; once the window has passed the
+    server's 409 is shown in the page's language and nothing moves."""
+    w = REOPEN[lang]
+    suffix = "?lang=en" if lang == "en" else ""
+    ok = _resolved_report(conn, spot, 0.0, "Đã vá ổ gà")
+    late = _resolved_report(conn, spot, 0.003, "Đã vá ổ gà")
+    ctx = browser.new_context(**VIEWPORTS[viewport], locale=BROWSER_LOCALE[lang],
+                              timezone_id=BROWSER_TZ)
+    page = ctx.new_page()
+    watch = Watch(page, live_server)
+    try:
+        page.goto(f"{live_server}/report/track/{ok.token}{suffix}")
+        page.wait_for_selector("#track-reopen", timeout=TIMEOUT)
+        resolved_at, agency = conn.execute("SELECT resolved_at, agency_code FROM incidents"
+                                           " WHERE id = %s", (ok.id,)).fetchone()
+        until = (resolved_at + dt.timedelta(days=7)).astimezone(VN).strftime("%d/%m/%Y %H:%M")
+        assert until in page.inner_text("#track-reopen-until")
+        assert page.inner_text("#reopen-submit") == w["button"]
+        assert_language(page, lang, "tracking page with the reopen button")
+
+        note = "Ổ gà lại xuất hiện sau trận mưa"
+        page.fill("#reopen-note", note)
+        page.click("#reopen-submit")
+        page.wait_for_selector("#track-reopened:not([hidden])", timeout=TIMEOUT)
+        assert w["done"] in page.inner_text("#track-reopened")
+        # Stored: back to the same agency, the citizen's move with its note.
+        status, now_agency = conn.execute("SELECT status, agency_code FROM incidents WHERE id = %s",
+                                          (ok.id,)).fetchone()
+        assert (status, now_agency) == ("assigned", agency)
+        last = conn.execute("SELECT from_status, to_status, actor, note FROM incident_transitions"
+                            " WHERE incident_id = %s ORDER BY at DESC, id DESC LIMIT 1",
+                            (ok.id,)).fetchone()
+        assert last == ("resolved", "assigned", "citizen", note)
+        # Shown without a reload: the new status, the move in the history, no button any more.
+        assert page.get_attribute("#track-report", "data-status") == "assigned"
+        assert page.inner_text("#track-status") == w["assigned"]
+        assert page.inner_text("#track-answer") == "Đã vá ổ gà"  # the agency's, not the note
+        row = page.locator("#track-history tbody tr").last.inner_text()
+        assert w["reopened"] in row and w["citizen"] in row and note in row, row
+        assert page.locator("#track-reopen").count() == 0
+        assert_language(page, lang, "tracking page after reopening")
+
+        # The window passes while the page is open: the server refuses, the page says why.
+        page.goto(f"{live_server}/report/track/{late.token}{suffix}")
+        page.wait_for_selector("#track-reopen", timeout=TIMEOUT)
+        conn.execute("UPDATE incidents SET resolved_at = now() - interval '8 days',"
+                     " reported_at = now() - interval '9 days' WHERE id = %s", (late.id,))
+        page.click("#reopen-submit")
+        page.wait_for_selector("#reopen-error:not([hidden])", timeout=TIMEOUT)
+        assert page.inner_text("#reopen-error") == w["expired"]
+        assert page.locator("#reopen-submit").is_disabled()
+        assert conn.execute("SELECT status FROM incidents WHERE id = %s",
+                            (late.id,)).fetchone()[0] == "resolved"
+        assert_language(page, lang, "tracking page, reopening refused")
+        # Read again, the page no longer offers it.
+        page.reload()
+        page.wait_for_selector("#track-status", timeout=TIMEOUT)
+        assert page.locator("#track-reopen").count() == 0
+    finally:
+        ctx.close()
+        conn.execute("DELETE FROM incidents WHERE id = ANY(%s)", ([ok.id, late.id],))
+    # The one refusal was meant (the 409 of the late report); nothing else failed or left.
+    watch.errors = [e for e in watch.errors if "/reopen" not in e and "409" not in e]
+    watch.assert_clean()
 
 
 def test_map_links_to_the_report_page(browser, live_server) -> None:

@@ -343,6 +343,9 @@ def test_duplicates_link_and_unlink(client, conn, keys, place, reports) -> None:
     doc = client.get(f"/open311/v2/requests/{near.id}.json?lang=en").json()[0]
     assert doc["status"] == "closed"
     assert doc["status_notes"] == f"Duplicate of request {first.id}. Đã thay bóng đèn"
+    # It shows the original's "resolved", but its own report is not resolved: nothing to reopen.
+    tracked = client.get(f"/api/reports/track/{near.token}").json()
+    assert tracked["status"] == "resolved" and tracked["reopen_until"] is None
     # A report near a resolved original is not its duplicate.
     after = _report(conn, place, reports, t0 + dt.timedelta(hours=7), east_m=20)
     assert after.duplicate_of is None
@@ -380,10 +383,21 @@ def test_citizen_tracks_and_reopens_by_token(client, conn, place, reports) -> No
         ("received", "citizen"), ("verified", "staff"), ("assigned", "system"),
         ("resolved", "staff")]
     assert "dieuhanh01" not in r.text
+    # The window the tracking page offers the reopen button in: resolved_at + the configured
+    # days, in Vietnam time (+07:00), to the second.
+    resolved_at = conn.execute("SELECT resolved_at FROM incidents WHERE id = %s",
+                               (created.id,)).fetchone()[0]
+    until = dt.datetime.fromisoformat(body["reopen_until"])
+    assert until.utcoffset() == dt.timedelta(hours=7)
+    assert dt.timedelta(0) <= resolved_at + dt.timedelta(days=7) - until < dt.timedelta(seconds=1)
     r = client.post(f"/api/reports/track/{created.token}/reopen", json={"note": "Đèn lại hỏng"})
     assert r.status_code == 200, r.text
+    assert client.get(f"/api/reports/track/{created.token}").json()["reopen_until"] is None
     now, agency, _ = status(conn, created.id)
     assert now == "assigned" and agency is not None  # back to the same agency's queue
+    # The citizen's note is in the history, not in place of the agency's answer.
+    assert client.get(f"/api/reports/track/{created.token}").json()["status_note"] == \
+        "Đã thay bóng đèn"
     assert transitions(conn, created.id)[-1][:5] == ("status", "resolved", "assigned", agency,
                                                      "citizen")
     # Only a resolved report, and only within the configured days.
@@ -391,6 +405,7 @@ def test_citizen_tracks_and_reopens_by_token(client, conn, place, reports) -> No
     assert r.status_code == 409
     conn.execute("UPDATE incidents SET status = 'resolved', resolved_at = now() - interval '8 days',"
                  " reported_at = now() - interval '9 days' WHERE id = %s", (created.id,))
+    assert client.get(f"/api/reports/track/{created.token}").json()["reopen_until"] is None
     r = client.post(f"/api/reports/track/{created.token}/reopen", json={})
     assert r.status_code == 409
     assert client.get("/api/reports/track/no-such-token").status_code == 404

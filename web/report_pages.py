@@ -81,6 +81,14 @@ LABELS: dict[str, dict[str, str]] = {
         "kind_unlink": "Bỏ đánh dấu trùng", "actor_citizen": "Người dân", "actor_system": "Hệ thống",
         "actor_staff": "Cán bộ",
         "other_report": "Theo dõi phản ánh khác",
+        "kind_reopen": "Mở lại phản ánh",
+        "reopen_title": "Vấn đề chưa được giải quyết?",
+        "reopen_until": "Bạn có thể mở lại phản ánh này đến {until} (giờ Việt Nam); phản ánh sẽ"
+                        " được chuyển lại cho cơ quan xử lý.",
+        "reopen_note": "Lý do mở lại (không bắt buộc)",
+        "reopen": "Mở lại phản ánh", "reopening": "Đang gửi…",
+        "reopened": "Đã mở lại phản ánh. Phản ánh đã được chuyển lại cho cơ quan xử lý.",
+        "err_reopen": "Không mở lại được phản ánh:",
     },
     "en": {
         "site": "Citizen reports", "map": "Command map", "other_lang": "Tiếng Việt",
@@ -134,6 +142,14 @@ LABELS: dict[str, dict[str, str]] = {
         "kind_unlink": "Duplicate mark removed", "actor_citizen": "Citizen",
         "actor_system": "System", "actor_staff": "Staff",
         "other_report": "Track another report",
+        "kind_reopen": "Reopened",
+        "reopen_title": "Problem not solved?",
+        "reopen_until": "You may reopen this report until {until} (Vietnam time); it will go back"
+                        " to the agency handling it.",
+        "reopen_note": "Why you reopen it (optional)",
+        "reopen": "Reopen", "reopening": "Sending…",
+        "reopened": "The report was reopened and sent back to the agency handling it.",
+        "err_reopen": "The report could not be reopened:",
     },
 }
 MAX_MB = photos.MAX_BYTES // 1024 // 1024
@@ -145,6 +161,8 @@ SCRIPT_KEYS = ("locating", "no_location_device", "pin_at", "no_pin", "sending", 
                "fix_errors", "err_category", "err_location", "err_too_many", "err_too_large",
                "err_not_image", "err_network", "err_server", "remove_photo", "photo_n",
                "choose_value", "required", "done_expected", "done_duplicate")
+# The tracking page script's (web/static/report/track.js: the reopen button).
+TRACK_SCRIPT_KEYS = ("reopen", "reopening", "reopened", "err_reopen", "err_network")
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
@@ -216,6 +234,8 @@ def _event(n: dict[str, Any], lang: str, agencies: dict[str, str]) -> str:
                                        or t["agency_none"]).strip()
     if n["kind"] in ("duplicate", "unlink"):
         return t["kind_" + n["kind"]]
+    if n["from_status"] == "resolved" and n["to_status"] == "assigned":
+        return t["kind_reopen"]  # the one move back to the agency (workflow.ALLOWED)
     return status_label(n["to_status"], lang)
 
 
@@ -229,7 +249,8 @@ def status_label(status: str | None, lang: str) -> str:
 def track_page(*, lang: str, report: dict[str, Any] | None, code: str = "",
                error: str | None = None, agencies: dict[str, str] | None = None) -> str:
     """The tracking page of REPORT (api/routes/reports.tracking), or the code form alone (with
-    ERROR: a key of LABELS) when there is none."""
+    ERROR: a key of LABELS) when there is none. While the report may be reopened (its
+    `reopen_until`, decided in gis) the page offers the reopen button (static/report/track.js)."""
     path = f"/report/track/{report['token']}" if report else "/report/track"
     ctx = _common(lang, path, {"code": code} if not report and code else None)
     t = LABELS[lang]
@@ -251,6 +272,13 @@ def track_page(*, lang: str, report: dict[str, Any] | None, code: str = "",
                 if report["expected_at"] else fmt.EMPTY,
                 "history_rows": history,
                 "duplicate_text": t["duplicate"].format(id=report["duplicate_of"])
-                if report["duplicate_of"] else None}
-    ctx.update(title=t["track_title"], r=view, code=code, error=t[error] if error else None)
+                if report["duplicate_of"] else None,
+                # reopen_until is given only while the citizen may reopen (gis decides).
+                "reopen_text": t["reopen_until"].format(until=fmt.datetime(
+                    dt.datetime.fromisoformat(report["reopen_until"])))
+                if report.get("reopen_until") else None}
+    config = {"lang": lang, "token": report["token"] if report else None,
+              "t": {k: t[k] for k in TRACK_SCRIPT_KEYS}}
+    ctx.update(title=t["track_title"], r=view, code=code, error=t[error] if error else None,
+               config=_json_for_script(config))
     return _env.get_template("report/track.html").render(ctx)

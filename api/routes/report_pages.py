@@ -68,7 +68,7 @@ def track_form(lang: LangQ = None,
 
 @router.get("/report/track/{token}", response_class=HTMLResponse,
             responses=problems(400, 404, page=True))
-def track_page(token: Annotated[str, Path(max_length=100)], conn: Conn,
+def track_page(token: Annotated[str, Path(max_length=100)], conn: Conn, settings: SettingsDep,
                lang: LangQ = None) -> HTMLResponse:
     language = _lang(lang)
     if not TOKEN.match(token):
@@ -76,7 +76,7 @@ def track_page(token: Annotated[str, Path(max_length=100)], conn: Conn,
                                                     error="track_bad_code"),
                             status_code=400, headers=NO_CACHE)
     try:
-        data = tracking(conn, token)
+        data = tracking(conn, token, reopen_days=settings.report_reopen_days)
     except NotFound:
         return HTMLResponse(report_pages.track_page(lang=language, report=None, code=token,
                                                     error="track_not_found"),

@@ -202,12 +202,14 @@ def _by_token(conn: Any, token: str) -> int:
     return found
 
 
-def tracking(conn: Any, token: str) -> dict[str, Any]:
+def tracking(conn: Any, token: str, *, reopen_days: int) -> dict[str, Any]:
     """What a citizen sees of their report by its token (the API and the tracking page): the
     status (a duplicate's is its original's), the agency and its answer, the public history,
-    the photos when the report is public."""
+    the photos when the report is public, and `reopen_until`: while the citizen may reopen it
+    (resolved, within REOPEN_DAYS), the end of that window in Vietnam time, else null."""
     incident_id = _by_token(conn, token)
     r = requests.find(conn, ids=[incident_id])[0]
+    until = workflow.reopen_until(conn, incident_id, reopen_days=reopen_days)
     return {
         "id": r["id"], "token": token, "service_code": r["service_code"],
         "service_name": {"vi": r["service_name_vi"], "en": r["service_name_en"]},
@@ -223,12 +225,13 @@ def tracking(conn: Any, token: str) -> dict[str, Any]:
         "history": [{"at": n["at"].isoformat(), "kind": n["kind"], "from_status": n["from_status"],
                      "to_status": n["to_status"], "note": n["note"], "actor": n["actor"]}
                     for n in requests.notes(conn, incident_id)],
+        "reopen_until": until.isoformat(timespec="seconds") if until else None,
     }
 
 
 @router.get("/api/reports/track/{token}", responses=problems(400, 404, 429))
-def track(token: Token, conn: Conn) -> dict[str, Any]:
-    return tracking(conn, token)
+def track(token: Token, conn: Conn, settings: SettingsDep) -> dict[str, Any]:
+    return tracking(conn, token, reopen_days=settings.report_reopen_days)
 
 
 @router.post("/api/reports/track/{token}/reopen", responses=problems(400, 404, 409, 422, 429))

@@ -322,3 +322,7 @@ CONSOLE_SERVICES = ("SELECT code, name_vi, name_en FROM service_categories WHERE
 
 # A report's own status (a duplicate's public status is its original's).
 OWN_STATUS = "SELECT status FROM incidents WHERE id = %s"
+
+# A report's own status and when it was resolved (a duplicate's tracking page shows its
+# original's status, but only the report's own may be reopened): the citizen's reopen window.
+OWN_RESOLUTION = "SELECT status, resolved_at FROM incidents WHERE id = %s"

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from gis.fmt import VN_TZ
 from gis.reports import queries as q
 from gis.reports.errors import IllegalTransition
 from gis.reports.model import Transition
@@ -92,6 +93,24 @@ def _worded(*statuses: str) -> dict[str, str]:
             "en": ", ".join(statuses) or "-"}
 
 
+def reopen_deadline(resolved_at: dt.datetime, reopen_days: int) -> dt.datetime:
+    """The last moment a report resolved at RESOLVED_AT may be reopened: one rule for the move
+    (transition) and for what the tracking page offers (reopen_until)."""
+    return resolved_at + dt.timedelta(days=reopen_days)
+
+
+def reopen_until(conn: psycopg.Connection, incident_id: int, *, reopen_days: int,
+                 at: dt.datetime | None = None) -> dt.datetime | None:
+    """Until when the citizen may still reopen the report, in Vietnam time (what the tracking
+    page shows), or None when they may not now: its own status is not resolved (a duplicate
+    shows its original's status but moves on its own) or the window has passed."""
+    row = conn.execute(q.OWN_RESOLUTION, (incident_id,)).fetchone()
+    if row is None or row[0] != "resolved" or row[1] is None:
+        return None
+    until = reopen_deadline(row[1], reopen_days)
+    return until.astimezone(VN_TZ) if _now(at) <= until else None
+
+
 def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: str,
                note: str | None = None, at: dt.datetime | None = None,
                row_filter: sql.Composable | None = None, reopen_days: int = 7,
@@ -115,7 +134,7 @@ def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: st
             raise _illegal(current, to)
         reopen = current == "resolved" and to == "assigned"
         if reopen and row["resolved_at"] is not None and \
-                now > row["resolved_at"] + dt.timedelta(days=reopen_days):
+                now > reopen_deadline(row["resolved_at"], reopen_days):
             raise _illegal(current, to, f"resolved more than {reopen_days} days ago",
                            "transition_reopen_expired", days=reopen_days)
         agency = row["agency_code"]
@@ -125,7 +144,10 @@ def transition(conn: psycopg.Connection, incident_id: int, to: str, *, actor: st
                 raise _illegal(current, to, "no agency handles this category in this commune; "
                                             "name one", "transition_no_agency")
             _check_agency(conn, agency)
-        conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now, "note": note,
+        # The status note is the agency's answer (Open311 status_notes, the tracking page's
+        # "answer"): a citizen's note (reopening) is kept in the history, not put in its place.
+        conn.execute(q.SET_STATUS, {"id": incident_id, "to": to, "at": now,
+                                    "note": note if actor != CITIZEN else None,
                                     "restart_sla": reopen, "sla_hours": row["sla_hours"]})
         if to == "assigned" and agency != row["agency_code"]:  # before the hook reads it
             conn.execute(q.SET_AGENCY, {"id": incident_id, "agency": agency, "at": now})

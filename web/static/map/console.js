@@ -5,9 +5,11 @@
  * reports drawn on the map (red: overdue); a row or a marker flies there and opens the report in
  * the detail panel with its timeline, the moves the workflow allows (each with a note) and the
  * assignment to an agency; checkboxes for bulk moves and assignments (all or nothing: the
- * server's 409 names every report that cannot move). The queue follows live events
- * (GET /api/reports/events, server-sent events read with fetch so the token goes along): an
- * event carries an id and public facts only, so the console refetches what it shows. */
+ * server's 409 names every report that cannot move); a report linked as a likely duplicate
+ * can be unlinked (with the note). The queue follows live events (GET /api/reports/events,
+ * server-sent events read with fetch so the token goes along): an event carries an id and
+ * public facts only, so the console refetches what it shows. The stream is ended on sign-out
+ * (session.js's `geoioc:signed-out`) and never opened for a user without the console. */
 (function (G) {
   "use strict";
 
@@ -78,11 +80,7 @@
     c.on = isOperator();
     $("gi-console-open").hidden = !c.on;
     if (!c.on) {
-      c.open = false;
-      $("gi-console").hidden = true;
-      stopStream();
-      if (c.markers) c.markers.clearLayers();
-      c.items = [];
+      shutDown();
       return;
     }
     if (!c.markers) c.markers = L.featureGroup([], { pane: "gi-highlight" }).addTo(G.state.map);
@@ -95,6 +93,27 @@
       if (c.current) showReport(c.current).catch(G.error);
     }
   };
+
+  /** No console for this user (signed out, or a role without it): closed, its event stream
+   * ended, its markers, queue and open report gone. */
+  function shutDown() {
+    if ($("gi-report-actions")) G.hideDetails();
+    c.on = false;
+    c.open = false;
+    stopStream();
+    const panel = $("gi-console");
+    if (panel) panel.hidden = true;
+    const button = $("gi-console-open");
+    if (button) { button.hidden = true; button.setAttribute("aria-expanded", "false"); }
+    if (c.markers) c.markers.clearLayers();
+    c.items = [];
+    c.selected.clear();
+    c.current = null;
+  }
+
+  // Signing out (or the session ending) ends the stream at once: not only when the map's
+  // layers come back for the anonymous user (which may fail), and before the server is told.
+  document.addEventListener("geoioc:signed-out", shutDown);
 
   /** The console is opened from its button; only then does it listen and draw its markers
    * (the map's own layers stay clickable for everyone else). */
@@ -242,21 +261,31 @@
 
   const ACTORS = { system: "console_actor_system", citizen: "console_actor_citizen" };
 
+  /** The English words the platform stores as the note of a duplicate link (gis/reports/
+   * intake.py) and of an unlink no note was given for (workflow.unlink_duplicate): not shown,
+   * the event's own label says it, with the original's number; an operator's note is shown. */
+  const PLATFORM_NOTES = { duplicate: /^likely duplicate of (\d+)$/, unlink: /^not a duplicate of (\d+)$/ };
+  function platformNote(t) {
+    const m = PLATFORM_NOTES[t.kind] && t.note ? PLATFORM_NOTES[t.kind].exec(t.note) : null;
+    return m ? m[1] : null;
+  }
+  const original = (t) => (platformNote(t) ? ` #${platformNote(t)}` : "");
+
   function timelineHtml(rows) {
     if (!rows.length) return `<p class="gi-muted">${esc(G.t("console_no_history"))}</p>`;
     const agencies = (c.options && c.options.agencies) || [];
     return `<ol class="gi-timeline">` + rows.map((t) => {
       let what;
       if (t.kind === "assign") what = G.t("console_tl_assign", { a: named(t.agency_code, agencies) });
-      else if (t.kind === "duplicate") what = G.t("console_tl_duplicate");
-      else if (t.kind === "unlink") what = G.t("console_tl_unlink");
+      else if (t.kind === "duplicate") what = G.t("console_tl_duplicate") + original(t);
+      else if (t.kind === "unlink") what = G.t("console_tl_unlink") + original(t);
       else if (!t.from_status) what = G.t("console_tl_created");
       else what = G.t("console_tl_move", { a: statusLabel(t.from_status), b: statusLabel(t.to_status) }) +
         (t.agency_code ? " · " + named(t.agency_code, agencies) : "");
       const actor = ACTORS[t.actor] ? G.t(ACTORS[t.actor]) : t.actor;
       return `<li><time datetime="${esc(t.at)}">${esc(G.fmtDateTime(t.at))}</time> ` +
         `<span class="gi-tl-what">${esc(what)}</span> <span class="gi-muted">· ${esc(actor)}</span>` +
-        (t.note && t.kind !== "unlink" ? `<div class="gi-tl-note">${esc(t.note)}</div>` : "") + `</li>`;
+        (t.note && !platformNote(t) ? `<div class="gi-tl-note">${esc(t.note)}</div>` : "") + `</li>`;
     }).join("") + `</ol>`;
   }
 
@@ -292,6 +321,8 @@
       `<label class="gi-label" for="gi-move-note">${esc(G.t("console_note"))}</label>` +
       `<textarea class="form-control form-control-sm" id="gi-move-note" rows="2" maxlength="4000"></textarea>` +
       `<div class="gi-moves">${moves || `<span class="gi-muted">${esc(G.t("console_no_moves"))}</span>`}</div>` +
+      (r.duplicate_of ? `<div class="gi-unlink"><button type="button" class="btn btn-sm btn-outline-warning" data-unlink="${esc(r.duplicate_of)}">` +
+        `${esc(G.t("console_unlink"))}</button> <small class="gi-muted">${esc(G.t("console_unlink_hint", { id: r.duplicate_of }))}</small></div>` : "") +
       (canAssign ? `<div class="gi-assign"><select class="form-select form-select-sm" id="gi-assign-agency" aria-label="${esc(G.t("console_agency"))}">` +
         agencies.map((a) => option(a.code, pick(a), r.agency_code)).join("") + `</select>` +
         `<button type="button" class="btn btn-sm btn-info" data-assign="1">${esc(G.t("console_assign"))}</button></div>` : "") +
@@ -331,13 +362,18 @@
    * reconnect after a pause whenever the stream ends while the console is in use. */
   function startStream() {
     stopStream();
+    if (!isOperator()) return;
     const ctl = new AbortController();
     c.stream = ctl;
+    const end = () => { if (c.stream === ctl) stopStream(); else ctl.abort(); };
     (async () => {
       while (!ctl.signal.aborted) {
+        // Never (re)connect for a user who may not have the stream (signed out, another role).
+        if (!isOperator() || !c.on || !c.open) { end(); return; }
         try {
           const r = await fetch("/api/reports/events", { signal: ctl.signal, credentials: "same-origin",
             headers: { ...G.authHeaders, Accept: "text/event-stream" } });
+          if (r.status === 403) { end(); return; } // this role may not listen: no retries
           if (!r.ok || !r.body) throw new Error(String(r.status));
           const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
           let buf = "";
@@ -421,13 +457,16 @@
     $("gi-details-body").addEventListener("click", async (e) => {
       const move = e.target.closest("[data-move]");
       const assign = e.target.closest("[data-assign]");
-      if (!move && !assign) return;
+      const unlink = e.target.closest("[data-unlink]");
+      if (!move && !assign && !unlink) return;
       const form = $("gi-report-actions");
       const id = Number(form.dataset.report);
       const note = $("gi-move-note").value.trim() || null;
+      const err = $("gi-move-error");
       const ok = move
-        ? await act(`/api/incidents/${id}/transitions`, { status: move.dataset.move, note }, $("gi-move-error"))
-        : await act(`/api/incidents/${id}/assignment`, { agency: $("gi-assign-agency").value, note }, $("gi-move-error"));
+        ? await act(`/api/incidents/${id}/transitions`, { status: move.dataset.move, note }, err)
+        : unlink ? await act(`/api/incidents/${id}/duplicate/unlink`, { note }, err)
+          : await act(`/api/incidents/${id}/assignment`, { agency: $("gi-assign-agency").value, note }, err);
       if (ok) { await showReport(id).catch(G.error); refetch(); }
     });
     // The words "3 hours left" age: re-render them each minute.

@@ -133,6 +133,8 @@
       console_tl_unlink: "Bỏ đánh dấu trùng lặp",
       console_actor_system: "Hệ thống",
       console_actor_citizen: "Người dân",
+      console_unlink: "Không trùng lặp: bỏ liên kết",
+      console_unlink_hint: "Phản ánh sẽ được xử lý riêng, không theo phản ánh #{id}; ghi chú ở trên được lưu kèm.",
     },
     en: {
       app_title: "Command map",
@@ -262,6 +264,8 @@
       console_tl_unlink: "Not a duplicate",
       console_actor_system: "System",
       console_actor_citizen: "Citizen",
+      console_unlink: "Not a duplicate: unlink",
+      console_unlink_hint: "The report will be handled on its own, not with report #{id}; the note above is stored with it.",
     },
   };
 

@@ -10,7 +10,9 @@
  * GET /api/auth/session, and when the cookie names a live session the tab is signed in "by cookie"
  * (session.cookie = true): its reads carry the cookie (GET only; the server refuses it for
  * writes), and sign-out sends no token, the cookie names the session. Sign-out anywhere ends the
- * session everywhere: other tabs' tokens and the cookie stop working. */
+ * session everywhere: other tabs' tokens and the cookie stop working. Sign-out here, or the
+ * session ending, fires `geoioc:signed-out` on the document first (the console closes its
+ * event stream on it). */
 (function (G) {
   "use strict";
 
@@ -76,10 +78,17 @@
     schedule();
   }
 
+  /** Tell the page's parts that hold something of the session (the console's event stream)
+   * that it is over, before anything else happens: they let go at once. */
+  function ended() {
+    document.dispatchEvent(new Event("geoioc:signed-out"));
+  }
+
   function expire() {
     session = null;
     save();
     clearTimeout(refreshTimer);
+    ended();
     if (G.onSessionEnded) G.onSessionEnded();
   }
 
@@ -165,6 +174,7 @@
     session = null;
     save();
     clearTimeout(refreshTimer);
+    ended();
     if (ending) {
       try {
         // The response also deletes the page-session cookie; a cookie-only tab sends no token.
