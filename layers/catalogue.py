@@ -444,6 +444,15 @@ REPORTER_FIELDS = tuple(
         ("account_id", "Mã tài khoản", "Account id", "TAIKHOAN"),
     ))
 
+# Spatial tables that are not layers, each with the way out that serves it and the rule that
+# guards it. A table with a geometry is a layer unless it is named here (tests/test_catalogue.py).
+SPATIAL_TABLES_NOT_LAYERS: dict[str, str] = {
+    "datastreams": "SensorThings Datastream.observedArea (/sta/v1.1), the datastream's access",
+    "features_of_interest": "SensorThings FeaturesOfInterest (/sta/v1.1), the sensors layer's access",
+    "thing_locations": "SensorThings Locations and HistoricalLocations (/sta/v1.1), the sensors "
+                       "layer's access",
+}
+
 _BY_ID = {layer.id: layer for layer in LAYERS}
 
 
