@@ -437,8 +437,11 @@ def test_identify_returns_the_parcel_zone_and_commune_under_a_point(client, conn
 def test_sensors_coloured_by_latest_value(client, conn) -> None:
     body = client.get("/api/map/sensors").json()
     latest = {r[0]: r[1:] for r in conn.execute(
-        "SELECT s.id, o.value, s.threshold FROM sensors s LEFT JOIN LATERAL (SELECT value FROM"
-        " observations WHERE sensor_id = s.id ORDER BY observed_at DESC LIMIT 1) o ON TRUE")}
+        "SELECT s.id, o.result, s.threshold FROM sensors s LEFT JOIN LATERAL (SELECT o.result"
+        " FROM observations o JOIN datastreams d ON d.id = o.datastream_id"
+        " JOIN observed_properties p ON p.id = d.observed_property_id"
+        " WHERE d.thing_id = s.id AND p.code = s.parameter"
+        " ORDER BY o.phenomenon_time DESC LIMIT 1) o ON TRUE")}
     assert len(body["features"]) == len(latest)
     for f in body["features"]:
         value, threshold = latest[f["id"]]

@@ -20,14 +20,19 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
           "procrastinate_workers",
           # citizens' photos (migration 0017)
-          "report_photos"}
+          "report_photos",
+          # sensor streams (migration 0020; the monthly partitions are left out below)
+          "observed_properties", "sensor_models", "features_of_interest", "thing_locations",
+          "datastreams", "observation_hourly", "observation_daily", "datastream_latest",
+          "ingest_workers"}
 
 
 def _tables(url: str) -> set[str]:
     with psycopg.connect(url) as c:
         rows = c.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename NOT IN ('spatial_ref_sys', 'alembic_version')"
+            "AND tablename NOT IN ('spatial_ref_sys', 'alembic_version') "
+            "AND tablename !~ '_y[0-9]{4}m[0-9]{2}$'"
         ).fetchall()
     return {r[0] for r in rows}
 

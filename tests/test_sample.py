@@ -321,10 +321,12 @@ def test_cameras(conn):
 def test_sensor_observations(conn, info):
     row = conn.execute(
         """
-        SELECT count(DISTINCT o.sensor_id), min(o.value), min(o.observed_at), max(o.observed_at),
-               count(*) FILTER (WHERE s.parameter = 'pm25' AND o.value > s.threshold),
-               count(DISTINCT s.id) FILTER (WHERE s.parameter = 'pm25' AND o.value > s.threshold)
-          FROM observations o JOIN sensors s ON s.id = o.sensor_id
+        SELECT count(DISTINCT d.thing_id), min(o.result), min(o.phenomenon_time),
+               max(o.phenomenon_time),
+               count(*) FILTER (WHERE s.parameter = 'pm25' AND o.result > s.threshold),
+               count(DISTINCT s.id) FILTER (WHERE s.parameter = 'pm25' AND o.result > s.threshold)
+          FROM observations o JOIN datastreams d ON d.id = o.datastream_id
+          JOIN sensors s ON s.id = d.thing_id
         """
     ).fetchone()
     n, vmin, tmin, tmax, above, sensors_above = row

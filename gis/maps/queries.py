@@ -132,7 +132,9 @@ def sensors(conn: psycopg.Connection, layer: Layer, fields: Sequence[Field],
             restrict: sql.Composable | None, bbox: Envelope | None) -> list[str]:
     """Stations as GeoJSON Feature texts with their latest reading: `latest_value`,
     `observed_at`, `ratio` (value / threshold), `state` (ok below 80 %, warn up to 100 %, over
-    above; none without a reading) and `stale` (no reading within STALE_AFTER)."""
+    above; none without a reading) and `stale` (no reading within STALE_AFTER). The reading is
+    the latest of the station's datastream of its parameter, kept in datastream_latest as data
+    arrive (migration 0020): no observation is read."""
     cond, params = _within(layer, bbox)
     q = sql.SQL(
         "SELECT jsonb_build_object('type', 'Feature', 'id', t.{id}, 'geometry',"
@@ -142,8 +144,11 @@ def sensors(conn: psycopg.Connection, layer: Layer, fields: Sequence[Field],
         "  'state', CASE WHEN o.value IS NULL THEN 'none' WHEN o.value > t.threshold THEN 'over'"
         "   WHEN o.value >= 0.8 * t.threshold THEN 'warn' ELSE 'ok' END,"
         "  'stale', o.observed_at IS NULL OR o.observed_at < now() - %s))::text"
-        " FROM {table} AS t LEFT JOIN LATERAL (SELECT value, observed_at FROM observations"
-        "  WHERE sensor_id = t.{id} ORDER BY observed_at DESC LIMIT 1) AS o ON TRUE"
+        " FROM {table} AS t LEFT JOIN LATERAL (SELECT l.result AS value,"
+        "  l.phenomenon_time AS observed_at FROM datastreams AS d"
+        "  JOIN observed_properties AS p ON p.id = d.observed_property_id"
+        "  JOIN datastream_latest AS l ON l.datastream_id = d.id"
+        "  WHERE d.thing_id = t.{id} AND p.code = t.parameter) AS o ON TRUE"
         " WHERE {cond} AND {restrict} ORDER BY t.{id} LIMIT %s"
     ).format(id=sql.Identifier(layer.id_column), g=sql.Identifier(layer.geometry_column),
              props=_properties(fields), table=sql.Identifier(layer.table),

@@ -20,9 +20,14 @@ from gis.settings import get_settings
 # Everything the sample owns (land_use_codes is reference data from a migration, not ours).
 # The citizen reports' tables (gis/sample/reports.py) are filled after the generated tables,
 # by the domain itself, and are not part of the data hash.
-REPORT_TABLES = ("incident_transitions", "incident_requests", "incident_reporters",
+REPORT_TABLES = ("report_photos", "incident_transitions", "incident_requests", "incident_reporters",
                  "service_categories", "agencies")
-SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, "sample_info")
+# What the stations' SensorThings side derives from them (migration 0020): made by the sensors'
+# trigger and by _load_observations, emptied with them (the observed properties and sensor
+# models are reference data of the migration, like land_use_codes).
+STREAM_TABLES = ("observation_hourly", "observation_daily", "datastream_latest", "datastreams",
+                 "thing_locations", "features_of_interest")
+SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, *STREAM_TABLES, "sample_info")
 CHUNK = 1 << 20
 
 
@@ -77,6 +82,33 @@ def _copy(cur: psycopg.Cursor, table: str, text: str, names: list[str] | None = 
     with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
         for start in range(0, len(data), CHUNK):
             cp.write(data[start : start + CHUNK])
+
+
+def _load_observations(cur: psycopg.Cursor, text: str) -> None:
+    """The sample's readings (COPY text: sensor id, time, value) into `observations`, each in
+    the datastream of its station's parameter (made by the sensors' trigger) at the station's
+    position, in the months' partitions; then the rollups and latest rows are built from them
+    in one pass (arriving data maintain them row by row instead: gis/sensors)."""
+    cur.execute("CREATE TEMP TABLE _sample_observations (sensor_id bigint, observed_at timestamptz,"
+                " value double precision) ON COMMIT DROP")
+    _copy(cur, "_sample_observations", text, columns("observations"))
+    cur.execute("SELECT observations_create_partitions(min(observed_at)::date, max(observed_at)::date)"
+                " FROM _sample_observations HAVING count(*) > 0")
+    cur.execute(
+        "INSERT INTO observations (datastream_id, phenomenon_time, result, result_time,"
+        " feature_of_interest_id)"
+        " SELECT d.id, o.observed_at, o.value, o.observed_at, l.feature_of_interest_id"
+        " FROM _sample_observations AS o JOIN sensors AS s ON s.id = o.sensor_id"
+        " JOIN observed_properties AS p ON p.code = s.parameter"
+        " JOIN datastreams AS d ON d.thing_id = s.id AND d.observed_property_id = p.id"
+        " JOIN LATERAL (SELECT feature_of_interest_id FROM thing_locations"
+        "  WHERE thing_id = s.id ORDER BY time DESC LIMIT 1) AS l ON TRUE"
+        " ORDER BY d.id, o.observed_at")
+    # The stations stood there from their first reading (the trigger dated them now).
+    cur.execute("UPDATE thing_locations AS t SET time = f.first FROM (SELECT sensor_id,"
+                " min(observed_at) AS first FROM _sample_observations GROUP BY sensor_id) AS f"
+                " WHERE f.sensor_id = t.thing_id AND f.first < t.time")
+    cur.execute("SELECT observation_rollups_rebuild()")
 
 
 def _replay_parcel_versions(cur: psycopg.Cursor, text: str) -> None:
@@ -152,7 +184,10 @@ def load_sample(
             update_hash(h, table, text)
             if table == "observations":  # hashed with sensor codes, loaded with their ids
                 text = table_text(sample.tables, table, sensor_ids=sensor_ids)
-            _copy(cur, table, text)
+            if table == "observations":
+                _load_observations(cur, text)
+            else:
+                _copy(cur, table, text)
             del text
             if table == "sensors":
                 sensor_ids = dict(cur.execute("SELECT code, id FROM sensors").fetchall())
