@@ -97,6 +97,44 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = 3600.0
     webhook_timeout_seconds: float = 10.0
 
+    # --- sensor streams (gis/sensors: MQTT ingest) ---------------------------------------
+    # The MQTT broker: mqtt://[user:password@]host:port (mqtts:// for TLS). When set, `make run`
+    # and `make test` install and start no broker.
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # Prepended to every topic the ingest subscribes to (e.g. "province-bn/"): several
+    # deployments, or test runs, on one broker. Empty: the SensorThings topics as they are.
+    mqtt_topic_prefix: str = ""
+    # `geoioc serve` runs an ingest worker in the server process; false when workers run apart
+    # (`geoioc ingest`, as many as needed: they share the load).
+    ingest_in_process: bool = True
+    # The shared subscription's group: the workers of one group share the messages.
+    ingest_share_group: str = "geoioc-ingest"
+    # The worker's MQTT client id (its session with the broker); empty: geoioc-ingest-<host>-<slot>.
+    ingest_client_id: str = ""
+    # How long the broker keeps a worker's session (and the messages meant for it) while it is
+    # away. Long enough for a restart or an upgrade; a worker removed for good leaves its
+    # session for this long.
+    ingest_session_expiry_seconds: int = 86400
+    # Messages the broker may have sent a worker before it acknowledges them (MQTT v5 Receive
+    # Maximum): a batch is acknowledged after its commit, so this bounds a batch's messages.
+    ingest_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 20000
+    # A batch: at most this many observations, or what came within the linger time.
+    ingest_batch_max: Annotated[int, Field(ge=1)] = 5000
+    ingest_batch_linger_seconds: Annotated[float, Field(ge=0)] = 0.05
+    # Phenomenon times accepted: this far back (older is refused, time_out_of_range) ...
+    ingest_max_age_days: Annotated[int, Field(ge=1)] = 3660
+    # ... and this far ahead (forecasts may be ahead; a clock set wrong should not).
+    ingest_max_future_seconds: Annotated[int, Field(ge=0)] = 2 * 86400
+    # Monthly partitions of observations kept created ahead of the current month.
+    observation_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
+
+    @field_validator("mqtt_topic_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if any(c in value for c in "+#$\0") or (value and not value.endswith("/")):
+            raise ValueError("the topic prefix has no wildcards and ends with '/' (e.g. 'bn/')")
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
