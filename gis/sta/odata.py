@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from layers.errors import BadRequest, Message
+from layers.errors import PROBLEMS, BadRequest, Message, Problem
 
 __all__ = ["Binary", "Call", "Expand", "Expr", "ListExpr", "Lit", "ODataError", "OrderItem",
-           "Options", "Path", "Unary", "parse_expand", "parse_filter", "parse_options",
+           "Options", "Path", "Unary", "parse_expand", "sta_error", "parse_filter", "parse_options",
            "parse_orderby", "parse_select"]
 
 # Bounds that keep a hostile request from costing more than a bad request should.
@@ -56,9 +56,11 @@ class ODataError(BadRequest):
     fallback = Message("sta_invalid")
 
 
-def error(option: str, key: str, reason: str, **args: Any) -> ODataError:
+def sta_error(option: str, key: str, reason: str, **args: Any) -> ODataError:
     """ODataError for OPTION with the catalogue entry KEY (api/messages.py: sta_*)."""
-    return ODataError.for_field(key, option, reason, **args)
+    # Not for_field(): its own parameter is called `name`, which our entries use too.
+    return ODataError(f"{option}: {reason}", parameter=option, message=PROBLEMS,
+                      problems=[Problem(option, reason, message=Message(key, args or None))])
 
 
 # --- the syntax tree ---------------------------------------------------------------------------
@@ -173,6 +175,18 @@ _TOKEN = re.compile(rf"""
   | (?P<other>.)
 """, re.VERBOSE | re.DOTALL)
 
+# What a syntax error says was expected, with its entry in the message catalogue.
+VALUE = "a value, a property or a function"
+EXPECT = {
+    VALUE: "sta_expect_value",
+    "an operator or the end": "sta_expect_operator",
+    "',' or ')'": "sta_expect_comma",
+    "a property name after '/'": "sta_expect_property",
+    "a property name": "sta_expect_property",
+    "',', asc, desc or the end": "sta_expect_order",
+    "'(' and a list of values": "sta_expect_list",
+}
+
 _WORD_OPS = {"eq", "ne", "gt", "ge", "lt", "le", "and", "or", "not", "add", "sub", "mul", "div",
              "mod", "in"}
 _KEYWORDS = {"true", "false", "null"}
@@ -196,10 +210,10 @@ def _tokens(text: str, option: str) -> list[Tok]:
         if kind == "ws":
             continue
         if kind == "badstr":
-            raise error(option, "sta_unterminated", f"unterminated string at position {m.start() + 1}",
+            raise sta_error(option, "sta_unterminated", f"unterminated string at position {m.start() + 1}",
                         position=m.start() + 1)
         if kind == "other":
-            raise error(option, "sta_character",
+            raise sta_error(option, "sta_character",
                         f"unexpected character {m.group()!r} at position {m.start() + 1}",
                         position=m.start() + 1, near=m.group())
         out.append(Tok(kind, m.group(), m.start()))
@@ -214,7 +228,7 @@ class _Parser:
 
     def __init__(self, text: str, option: str) -> None:
         if len(text) > MAX_OPTION_CHARS:
-            raise error(option, "sta_too_long", f"longer than {MAX_OPTION_CHARS} characters",
+            raise sta_error(option, "sta_too_long", f"longer than {MAX_OPTION_CHARS} characters",
                         n=MAX_OPTION_CHARS)
         self.text = text
         self.option = option
@@ -227,10 +241,10 @@ class _Parser:
         j = self.i + k
         return self.toks[j] if j < len(self.toks) else None
 
-    def next(self) -> Tok:
+    def next(self, expected: str = VALUE) -> Tok:
         tok = self.peek()
         if tok is None:
-            raise self.unexpected(None)
+            raise self.unexpected(None, expected)
         self.i += 1
         return tok
 
@@ -238,15 +252,18 @@ class _Parser:
         return self.i >= len(self.toks)
 
     def unexpected(self, tok: Tok | None, expected: str = "") -> ODataError:
+        """A syntax error at TOK (None: the end). EXPECTED: what would have been right, a key
+        of EXPECT (worded in the user's language) or a literal like "')'"."""
+        wording: Any = Message(EXPECT[expected]) if expected in EXPECT else expected or "…"
         if tok is None:
-            return error(self.option, "sta_syntax_end",
-                         f"unexpected end at position {len(self.text) + 1}"
+            return sta_error(self.option, "sta_syntax_end",
+                             f"unexpected end at position {len(self.text) + 1}"
+                             + (f" (expected {expected})" if expected else ""),
+                             position=len(self.text) + 1, expected=wording)
+        return sta_error(self.option, "sta_syntax",
+                         f"unexpected {tok.text!r} at position {tok.pos + 1}"
                          + (f" (expected {expected})" if expected else ""),
-                         position=len(self.text) + 1, expected=expected or "…")
-        return error(self.option, "sta_syntax",
-                     f"unexpected {tok.text!r} at position {tok.pos + 1}"
-                     + (f" (expected {expected})" if expected else ""),
-                     position=tok.pos + 1, near=tok.text, expected=expected or "…")
+                         position=tok.pos + 1, near=tok.text, expected=wording)
 
     def expect(self, kind: str, what: str) -> Tok:
         tok = self.peek()
@@ -258,7 +275,7 @@ class _Parser:
     def deeper(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise error(self.option, "sta_nested", "nested too deeply")
+            raise sta_error(self.option, "sta_nested", "nested too deeply")
 
     # grammar
     def expression(self) -> Expr:
@@ -373,7 +390,7 @@ class _Parser:
             return Call(name.text.lower(), (), name.pos + 1)
         while True:
             args.append(self.expression())
-            tok = self.next()
+            tok = self.next("',' or ')'")
             if tok.kind == "rp":
                 break
             if tok.kind != "comma":
@@ -384,7 +401,7 @@ class _Parser:
         segments = [first.text]
         while (tok := self.peek()) is not None and tok.kind == "slash":
             self.i += 1
-            seg = self.next()
+            seg = self.next("a property name after '/'")
             if seg.kind != "word":
                 raise self.unexpected(seg, "a property name after '/'")
             segments.append(seg.text)
@@ -415,7 +432,7 @@ def _temporal(tok: Tok, kind: str, text: str, option: str) -> Lit:
             value = value.replace(tzinfo=dt.UTC)
         return Lit("datetime", value, tok.pos + 1)
     except ValueError:
-        raise error(option, "sta_time", f"{text!r} at position {tok.pos + 1} is not a valid "
+        raise sta_error(option, "sta_time", f"{text!r} at position {tok.pos + 1} is not a valid "
                     f"{kind}", value=text, position=tok.pos + 1) from None
 
 
@@ -425,7 +442,7 @@ _DURATION = re.compile(r"(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\
 def _duration(text: str, tok: Tok, option: str) -> dt.timedelta:
     m = _DURATION.fullmatch(text)
     if not m or text in ("P", "-P", "PT", "-PT") or text.endswith("T"):
-        raise error(option, "sta_duration", f"{text!r} at position {tok.pos + 1} is not a duration "
+        raise sta_error(option, "sta_duration", f"{text!r} at position {tok.pos + 1} is not a duration "
                     "(P1DT2H30M)", value=text, position=tok.pos + 1)
     sign, d, h, mi, s = m.groups()
     value = dt.timedelta(days=int(d or 0), hours=int(h or 0), minutes=int(mi or 0),
@@ -436,7 +453,7 @@ def _duration(text: str, tok: Tok, option: str) -> dt.timedelta:
 def parse_filter(text: str, option: str = "$filter") -> Expr:
     p = _Parser(text, option)
     if p.at_end():
-        raise error(option, "sta_empty", "empty")
+        raise sta_error(option, "sta_empty", "empty")
     expr = p.expression()
     p.done()
     return expr
@@ -445,7 +462,7 @@ def parse_filter(text: str, option: str = "$filter") -> Expr:
 def parse_orderby(text: str, option: str = "$orderby") -> tuple[OrderItem, ...]:
     p = _Parser(text, option)
     if p.at_end():
-        raise error(option, "sta_empty", "empty")
+        raise sta_error(option, "sta_empty", "empty")
     items = []
     while True:
         expr = p.expression()
@@ -470,7 +487,7 @@ _NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_.@]*(?:/[A-Za-z_][A-Za-z0-9_]*)*")
 def parse_select(text: str, option: str = "$select") -> tuple[str, ...]:
     """Property and navigation property names, comma separated (`@iot.id` or `id` for the id)."""
     if len(text) > MAX_OPTION_CHARS:
-        raise error(option, "sta_too_long", f"longer than {MAX_OPTION_CHARS} characters",
+        raise sta_error(option, "sta_too_long", f"longer than {MAX_OPTION_CHARS} characters",
                     n=MAX_OPTION_CHARS)
     names: list[str] = []
     offset = 0
@@ -478,9 +495,9 @@ def parse_select(text: str, option: str = "$select") -> tuple[str, ...]:
         name = part.strip()
         if not _NAME.fullmatch(name):
             pos = offset + len(part) - len(part.lstrip()) + 1
-            raise error(option, "sta_syntax", f"unexpected {name or ','!r} at position {pos} "
+            raise sta_error(option, "sta_syntax", f"unexpected {name or ','!r} at position {pos} "
                         "(expected a property name)", position=pos, near=name or ",",
-                        expected="a property name")
+                        expected=Message("sta_expect_property"))
         if name not in names:
             names.append(name)
         offset += len(part) + 1
@@ -506,16 +523,16 @@ def _split(text: str, sep: str, option: str, base: int = 0) -> list[tuple[str, i
         elif ch == ")":
             depth -= 1
             if depth < 0:
-                raise error(option, "sta_syntax", f"unexpected ')' at position {base + i + 1}",
+                raise sta_error(option, "sta_syntax", f"unexpected ')' at position {base + i + 1}",
                             position=base + i + 1, near=")", expected="…")
         elif ch == sep and depth == 0:
             out.append((text[start:i], start))
             start = i + 1
     if quoted:
-        raise error(option, "sta_unterminated", f"unterminated string in {text!r}",
+        raise sta_error(option, "sta_unterminated", f"unterminated string in {text!r}",
                     position=base + text.index("'") + 1)
     if depth:
-        raise error(option, "sta_syntax_end", f"'(' never closed (position {base + text.index('(') + 1})",
+        raise sta_error(option, "sta_syntax_end", f"'(' never closed (position {base + text.index('(') + 1})",
                     position=len(text) + base + 1, expected="')'")
     out.append((text[start:], start))
     return out
@@ -525,10 +542,10 @@ def parse_expand(text: str, option: str = "$expand", depth: int = 0) -> tuple[Ex
     """`Datastreams($filter=...;$top=3;$expand=Observations($top=1)),Locations,
     Datastreams/Sensor` (a path is the same as nested expands)."""
     if len(text) > MAX_OPTION_CHARS:
-        raise error(option, "sta_too_long", f"longer than {MAX_OPTION_CHARS} characters",
+        raise sta_error(option, "sta_too_long", f"longer than {MAX_OPTION_CHARS} characters",
                     n=MAX_OPTION_CHARS)
     if depth >= MAX_EXPAND_DEPTH:
-        raise error(option, "sta_expand_depth", f"expanded more than {MAX_EXPAND_DEPTH} levels deep",
+        raise sta_error(option, "sta_expand_depth", f"expanded more than {MAX_EXPAND_DEPTH} levels deep",
                     n=MAX_EXPAND_DEPTH)
     items: list[Expand] = []
     for piece, offset in _split(text, ",", option):
@@ -538,7 +555,7 @@ def parse_expand(text: str, option: str = "$expand", depth: int = 0) -> tuple[Ex
         m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*)\s*(?:\((.*)\))?",
                          stripped, re.DOTALL)
         if not m:
-            raise error(option, "sta_syntax", f"unexpected {stripped or ','!r} at position {pos} "
+            raise sta_error(option, "sta_syntax", f"unexpected {stripped or ','!r} at position {pos} "
                         "(expected a navigation property, e.g. Datastreams or "
                         "Datastreams($top=1))", position=pos, near=stripped or ",",
                         expected="Datastreams($top=1)")
@@ -551,7 +568,7 @@ def parse_expand(text: str, option: str = "$expand", depth: int = 0) -> tuple[Ex
             inner = Options(expand=(Expand(nav, inner, pos),), where=where)
         items.append(Expand(path[0], inner, pos))
         if len(items) > MAX_EXPAND_ITEMS:
-            raise error(option, "sta_expand_items", f"more than {MAX_EXPAND_ITEMS} expanded items",
+            raise sta_error(option, "sta_expand_items", f"more than {MAX_EXPAND_ITEMS} expanded items",
                         n=MAX_EXPAND_ITEMS)
     return _merge_expands(items)
 
@@ -584,7 +601,7 @@ def _parse_list(text: str, where: str, depth: int, base: int) -> Options:
             continue
         name, eq, value = piece.strip().partition("=")
         if not eq:
-            raise error(where.rstrip("/"), "sta_syntax",
+            raise sta_error(where.rstrip("/"), "sta_syntax",
                         f"expected option=value in the parentheses, got {piece.strip()!r}",
                         position=base + 1, near=piece.strip(), expected="$option=value")
         params[name.strip()] = value
@@ -601,17 +618,17 @@ def parse_options(params: Mapping[str, str]) -> Options:
 def _options(params: Mapping[str, str], where: str, depth: int) -> Options:
     for name in params:
         if name not in OPTIONS:
-            raise error(where + name, "sta_unknown_option",
+            raise sta_error(where + name, "sta_unknown_option",
                         f"unknown query option {name}; the options are {', '.join(OPTIONS)}",
                         name=name, options=", ".join(OPTIONS))
     top = _whole(params, "$top", where, MAX_SKIP)
     skip = _whole(params, "$skip", where, MAX_SKIP)
     count = params.get("$count")
     if count is not None and count.lower() not in ("true", "false"):
-        raise error(where + "$count", "sta_boolean", f"{count!r} is not true or false", value=count)
+        raise sta_error(where + "$count", "sta_boolean", f"{count!r} is not true or false", value=count)
     result_format = params.get("$resultFormat")
     if result_format is not None and result_format not in ("dataArray", "default"):
-        raise error(where + "$resultFormat", "sta_result_format",
+        raise sta_error(where + "$resultFormat", "sta_result_format",
                     f"{result_format!r}: only dataArray is supported", value=result_format)
     return Options(
         filter=parse_filter(params["$filter"], where + "$filter") if "$filter" in params else None,
@@ -633,8 +650,8 @@ def _whole(params: Mapping[str, str], name: str, where: str, maximum: int) -> in
     if text is None:
         return None
     if not re.fullmatch(r"\d{1,12}", text.strip()):
-        raise error(where + name, "sta_whole", f"{text!r} is not a whole number ≥ 0", value=text)
+        raise sta_error(where + name, "sta_whole", f"{text!r} is not a whole number ≥ 0", value=text)
     value = int(text)
     if value > maximum:
-        raise error(where + name, "sta_too_big", f"at most {maximum}", max=maximum)
+        raise sta_error(where + name, "sta_too_big", f"at most {maximum}", max=maximum)
     return value

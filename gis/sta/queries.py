@@ -47,7 +47,7 @@ from gis.sta.odata import (
     Options,
     Path,
     Unary,
-    error,
+    sta_error,
 )
 from layers.access import Principal
 
@@ -125,7 +125,7 @@ def _lit_sql(lit: Lit, option: str) -> Typed:
         return Typed(sql.Literal(v), "number", lit=lit)
     if lit.kind == "float":
         if not math.isfinite(v):
-            raise error(option, "sta_number", f"{v} at position {lit.pos} is not a finite number",
+            raise sta_error(option, "sta_number", f"{v} at position {lit.pos} is not a finite number",
                         position=lit.pos)
         return Typed(sql.SQL("{}::float8").format(sql.Literal(v)), "number", lit=lit)
     if lit.kind == "bool":
@@ -146,7 +146,7 @@ def _lit_sql(lit: Lit, option: str) -> Typed:
     except Exception:  # shapely raises its GEOSException, or ValueError for some inputs
         geom = None
     if geom is None or geom.is_empty:
-        raise error(option, "sta_wkt", f"{v!r} at position {lit.pos} is not WKT geometry "
+        raise sta_error(option, "sta_wkt", f"{v!r} at position {lit.pos} is not WKT geometry "
                     "(e.g. geography'POINT(106.07 21.18)')", value=v[:80], position=lit.pos)
     return Typed(sql.SQL("ST_GeomFromText({}, 4326)").format(sql.Literal(shapely.to_wkt(geom))),
                  "geometry", lit=lit)
@@ -243,7 +243,7 @@ class Compiler:
         elif isinstance(expr, Binary) and expr.op == "in":
             left = self.value(expr.left, scope)
             if not isinstance(expr.right, ListExpr):
-                raise error(option, "sta_syntax", f"'in' at position {expr.pos} needs a list",
+                raise sta_error(option, "sta_syntax", f"'in' at position {expr.pos} needs a list",
                             position=expr.pos, near="in", expected="(…)")
             cond = sql.SQL("({})").format(sql.SQL(" OR ").join(
                 self.compare("eq", left, self.value(item, scope), expr.pos, option)
@@ -251,7 +251,7 @@ class Compiler:
         else:
             value = self.value(expr, scope)
             if value.kind != "bool":
-                raise error(option, "sta_not_condition",
+                raise sta_error(option, "sta_not_condition",
                             f"the expression at position {_pos(expr)} is not a condition (it is "
                             f"a {value.kind})", position=_pos(expr), kind=value.kind)
             cond = value.sql
@@ -284,7 +284,7 @@ class Compiler:
                 # A condition used as a value (`(a eq b) eq true`): its own EXISTS scope.
                 return Typed(self._bool(expr, scope.entity, scope.alias, option), "bool")
             return self.arithmetic(expr, scope)
-        raise error(option, "sta_syntax", f"unexpected list at position {_pos(expr)}",
+        raise sta_error(option, "sta_syntax", f"unexpected list at position {_pos(expr)}",
                     position=_pos(expr), near="(", expected="…")
 
     def path_value(self, path: Path, scope: Scope) -> Typed:
@@ -301,7 +301,7 @@ class Compiler:
             nav = entity.navs.get(name)
             if nav is not None:
                 if not segs:
-                    raise error(option, "sta_nav_value",
+                    raise sta_error(option, "sta_nav_value",
                                 f"{name} at position {path.pos} is a navigation property: name "
                                 f"one of its properties ({name}/…)", name=name, position=path.pos)
                 key = (alias, name)
@@ -327,10 +327,11 @@ class Compiler:
                    option: str) -> Typed:
         if rest:
             if prop.kind != "json":
-                raise error(option, "sta_unknown_property",
-                            f"{'/'.join(path.segments)} at position {path.pos}: "
-                            f"{path.segments[-len(rest) - 1]} has no sub-properties",
-                            name="/".join(path.segments), position=path.pos, known="")
+                raise sta_error(option, "sta_no_subproperty",
+                                f"{'/'.join(path.segments)} at position {path.pos}: "
+                                f"{path.segments[-len(rest) - 1]} has no sub-properties",
+                                name="/".join(path.segments), position=path.pos,
+                                prop=path.segments[-len(rest) - 1])
             if len(rest) == 1 and rest[0] in prop.members:
                 kind, column = prop.members[rest[0]]
                 return Typed(tpl(column, a=alias), kind)
@@ -347,7 +348,7 @@ class Compiler:
 
     def unknown(self, entity: Entity, name: str, pos: int, option: str) -> odata.ODataError:
         known = ", ".join(["id", *entity.props, *entity.navs])
-        return error(option, "sta_unknown_property",
+        return sta_error(option, "sta_unknown_property",
                      f"{entity.name} has no property {name} (position {pos}); it has {known}",
                      name=name, position=pos, known=known, entity=entity.name)
 
@@ -435,11 +436,11 @@ class Compiler:
         if v.kind == "json":
             return Typed(sql.SQL("(CASE WHEN jsonb_typeof({0}) = 'number' THEN ({0} #>> '{{}}')::float8 "
                                  "END)").format(v.alt), "number")
-        raise error(option, "sta_type", f"a number is expected at position {pos}, not a {v.kind}",
+        raise sta_error(option, "sta_type", f"a number is expected at position {pos}, not a {v.kind}",
                     position=pos, expected="number", kind=v.kind)
 
     def types(self, left: Typed, right: Typed, pos: int, option: str) -> odata.ODataError:
-        return error(option, "sta_types", f"cannot compare a {left.kind} with a {right.kind} "
+        return sta_error(option, "sta_types", f"cannot compare a {left.kind} with a {right.kind} "
                      f"(position {pos})", left=left.kind, right=right.kind, position=pos)
 
     def want(self, v: Typed, kinds: tuple[str, ...], call: Call, option: str) -> Typed:
@@ -451,7 +452,7 @@ class Compiler:
             return Typed(sql.SQL("({} #>> '{{}}')").format(v.alt), "string")
         if "datetime" in kinds and v.kind in ("interval", "date"):
             return _as_time(v)
-        raise error(option, "sta_argument", f"{call.name}() at position {call.pos} takes a "
+        raise sta_error(option, "sta_argument", f"{call.name}() at position {call.pos} takes a "
                     f"{' or '.join(kinds)}, not a {v.kind}", name=call.name, position=call.pos,
                     expected=" | ".join(kinds), kind=v.kind)
 
@@ -485,12 +486,12 @@ class Compiler:
         option = scope.option
         spec = FUNCTIONS.get(c.name)
         if spec is None:
-            raise error(option, "sta_function", f"unknown function {c.name}() at position {c.pos}; "
+            raise sta_error(option, "sta_function", f"unknown function {c.name}() at position {c.pos}; "
                         f"the functions are {', '.join(sorted(FUNCTIONS))}", name=c.name,
                         position=c.pos, known=", ".join(sorted(FUNCTIONS)))
         arity, build = spec
         if len(c.args) not in arity:
-            raise error(option, "sta_arity", f"{c.name}() at position {c.pos} takes "
+            raise sta_error(option, "sta_arity", f"{c.name}() at position {c.pos} takes "
                         f"{' or '.join(map(str, arity))} arguments, not {len(c.args)}",
                         name=c.name, position=c.pos, n=len(c.args),
                         expected=" | ".join(map(str, arity)))
@@ -504,14 +505,14 @@ class Compiler:
         scope = Scope(entity, alias, option)
         v = self.value(item.expr, scope)
         if v.kind == "geometry":
-            raise error(option, "sta_order_type", f"cannot sort by a geometry (position "
+            raise sta_error(option, "sta_order_type", f"cannot sort by a geometry (position "
                         f"{_pos(item.expr)})", position=_pos(item.expr), kind=v.kind)
         expr = v.sql
         if v.kind == "result":
             expr = sql.SQL("{}, {}").format(v.sql, v.alt)
         if scope.joins:
             if any(j.many for j in scope.joins):
-                raise error(option, "sta_order_many",
+                raise sta_error(option, "sta_order_many",
                             f"cannot sort by a property of several related entities (position "
                             f"{_pos(item.expr)})", position=_pos(item.expr))
             froms = sql.SQL(", ").join(self.from_item(j.entity, j.alias) for j in scope.joins)
@@ -546,7 +547,7 @@ class Compiler:
         expands = {e.nav: e for e in options.expand}
         for name in expands:
             if name not in entity.navs:
-                raise error(options.name("$expand"), "sta_unknown_nav",
+                raise sta_error(options.name("$expand"), "sta_unknown_nav",
                             f"{entity.name} has no navigation property {name}; it has "
                             f"{', '.join(entity.navs)}", name=name, entity=entity.name,
                             known=", ".join(entity.navs))
@@ -587,9 +588,12 @@ class Compiler:
                 out.add(name)
             else:
                 known = ", ".join(["id", "@iot.selfLink", *entity.props, *entity.navs])
-                raise error(options.name("$select"), "sta_unknown_property",
-                            f"{entity.name} has no property {name}; it has {known}",
-                            name=name, position=1, known=known, entity=entity.name)
+                raw = dict(options.raw).get("$select", "")
+                pos = raw.find(name) + 1
+                raise sta_error(options.name("$select"), "sta_unknown_property",
+                                f"{entity.name} has no property {name} (position {pos}); it "
+                                f"has {known}", name=name, position=pos, known=known,
+                                entity=entity.name)
         return out
 
     def expand_members(self, entity: Entity, alias: str, name: str, nav: Nav, options: Options,

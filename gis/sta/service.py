@@ -33,7 +33,7 @@ import psycopg
 from psycopg import errors, sql
 
 from gis.sta import odata, queries
-from gis.sta.model import ENTITIES, Entity, Prop
+from gis.sta.model import DATASTREAM, ENTITIES, Entity, Prop, visible
 from gis.sta.odata import Options
 from gis.sta.queries import Compiler, Step
 from layers.access import Principal
@@ -214,6 +214,26 @@ def _count(conn: psycopg.Connection[Any], comp: Compiler, steps: tuple[Step, ...
     except errors.QueryCanceled:
         return None
     return int(row[0]) if row else 0
+
+
+def sensitive_reader(conn: psycopg.Connection[Any], who: Principal) -> bool:
+    """Whether WHO's reads of datastreams may carry restricted data (a restricted or secret
+    datastream WHO may see exists): those reads are in the audit log, as every read of
+    restricted data is. Anonymous and ordinary staff reads are not (nothing to query)."""
+    if who.anonymous:
+        return False
+    vis = visible(DATASTREAM, "d", who)
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM datastreams d WHERE d.access IN "
+                    "('restricted', 'secret') AND {})").format(vis if vis is not None else sql.SQL("true"))
+    row = conn.execute(query).fetchone()
+    return bool(row and row[0])
+
+
+def touches_datastreams(path: str, params: Mapping[str, str]) -> bool:
+    """Whether a request reaches Datastreams or Observations (by its path or an $expand or a
+    $filter naming them)."""
+    text = path + " " + " ".join(params.get(k, "") for k in ("$expand", "$filter"))
+    return any(name in text for name in ("Datastream", "Observation"))
 
 
 # --- the service root ------------------------------------------------------------------------------
