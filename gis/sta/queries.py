@@ -75,16 +75,19 @@ def observation_id(datastream_id: int, t: dt.datetime) -> int:
 # --- typed SQL values --------------------------------------------------------------------------
 
 
+SqlExpr = sql.Composable
+
+
 @dataclass(frozen=True)
 class Typed:
     """A compiled value: its SQL, its kind (string number bool datetime date time duration
     interval geometry json result null id), an interval's end, and for `result` / `json` the
     JSON value beside the number (`alt`)."""
 
-    sql: sql.Composable
+    sql: SqlExpr
     kind: str
-    end: sql.Composable | None = None
-    alt: sql.Composable | None = None
+    end: SqlExpr | None = None
+    alt: SqlExpr | None = None
     lit: Lit | None = None
     # For an Observation's id: the alias, so `id eq N` becomes the key equality.
     obs_alias: str | None = None
@@ -758,7 +761,7 @@ FUNCTIONS: dict[str, tuple[tuple[int, ...], Builder]] = {
 
 
 def collection_sql(comp: Compiler, steps: Sequence[Step], options: Options, top: int,
-                   ref: bool = False) -> sql.Composable:
+                   ref: bool = False) -> sql.Composed:
     """One row per entity of the page (`j`: its JSON text; REF: only its selfLink, the $ref
     form), TOP + 1 rows at most: the extra one says a next page exists."""
     entity = steps[-1].entity
@@ -780,7 +783,7 @@ def tpl_ref(comp: Compiler, entity: Entity, alias: str) -> sql.Composable:
     return sql.SQL("'{{\"@iot.selfLink\":' || {} || '}}'").format(comp.link(entity, alias))
 
 
-def count_sql(comp: Compiler, steps: Sequence[Step], options: Options) -> sql.Composable:
+def count_sql(comp: Compiler, steps: Sequence[Step], options: Options) -> sql.Composed:
     entity = steps[-1].entity
     alias = comp.alias()
     conds = comp.path_conditions(steps, alias)
@@ -791,7 +794,7 @@ def count_sql(comp: Compiler, steps: Sequence[Step], options: Options) -> sql.Co
 
 
 def cheap_observation_count(comp: Compiler, steps: Sequence[Step],
-                            options: Options) -> sql.Composable | None:
+                            options: Options) -> sql.Composed | None:
     """The exact number of Observations from datastream_latest (kept by the ingest) when the
     request is all of them, or all of one Datastream's, without $filter: no scan."""
     if steps[-1].entity is not OBSERVATION or options.filter is not None or steps[-1].id is not None:
@@ -810,7 +813,7 @@ def cheap_observation_count(comp: Compiler, steps: Sequence[Step],
 
 
 def entity_sql(comp: Compiler, steps: Sequence[Step], options: Options,
-               ref: bool = False) -> sql.Composable:
+               ref: bool = False) -> sql.Composed:
     """The JSON text of the one entity at the end of STEPS (no row: not found for the caller)."""
     entity = steps[-1].entity
     alias = comp.alias()
@@ -822,7 +825,7 @@ def entity_sql(comp: Compiler, steps: Sequence[Step], options: Options,
         sql.SQL(" AND ").join(conds) if conds else _s("true"))
 
 
-def property_sql(comp: Compiler, steps: Sequence[Step], prop: Prop) -> sql.Composable:
+def property_sql(comp: Compiler, steps: Sequence[Step], prop: Prop) -> sql.Composed:
     """The JSON text of one property of the entity at the end of STEPS."""
     entity = steps[-1].entity
     alias = comp.alias()
