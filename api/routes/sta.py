@@ -22,10 +22,11 @@ timeout (setting sta_statement_timeout_ms, 10 s) is stopped: 503 with Retry-Afte
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -35,7 +36,6 @@ from api.route_docs import JSON, ok, problems
 from api.security import Who, forbidden, unauthorized
 from gis import audit
 from gis.sta import odata, service, write
-from gis.sta.model import OBSERVATION
 from layers.access import Principal
 from layers.errors import BadRequest, Message, MethodNotAllowed, TooLarge
 
@@ -125,34 +125,57 @@ def _writer(request: Request, who: Principal) -> None:
                                                             "en": "operator"}}))
 
 
-def _not_writable(path: str, method: str) -> MethodNotAllowed:
-    return MethodNotAllowed(
-        f"{path} does not take {method}: only Observations can be created",
-        message=Message("sta_method", {"path": path, "method": method}),
-        headers={"Allow": "GET"})
-
-
-@router.post("/{path:path}", status_code=201, responses={
-    201: ok("The Observation created (Location: its URL); CreateObservations: the selfLinks of "
-            "the observations, \"error\" for those refused"),
+_CREATED = {
+    201: ok("The Observation created (Location: its URL)"),
     200: ok("The Observation was already stored (same Datastream and phenomenonTime): nothing "
             "stored twice"),
-    **problems(400, 401, 403, 404, 405, 413, 422)})
-async def create(path: str, request: Request, who: Who, conn: Conn) -> Response:
-    """POST Observations, Datastreams(id)/Observations, CreateObservations."""
-    clean = path.strip("/")
-    if clean == "CreateObservations":
-        _writer(request, who)
-        return await _run_create(request, who, conn, clean, None)
-    resource = service.parse_path(clean)
-    last = resource.steps[-1]
-    collection = not resource.single and resource.prop is None and not resource.ref
-    if last.entity is not OBSERVATION or not collection or len(resource.steps) > 2 or (
-            len(resource.steps) == 2 and resource.steps[0].entity.plural != "Datastreams"):
-        raise _not_writable(clean, "POST")
+    **problems(400, 401, 403, 404, 413, 422)}
+
+
+@router.post("/Observations", status_code=201, responses=_CREATED)
+async def create_observation(request: Request, who: Who, conn: Conn) -> Response:
+    """One Observation: {"Datastream": {"@iot.id": n}, "phenomenonTime", "result", ...}."""
     _writer(request, who)
-    datastream = resource.steps[0].id if len(resource.steps) == 2 else None
-    return await _run_create(request, who, conn, clean, datastream)
+    return await _run_create(request, who, conn, "Observations", None)
+
+
+@router.post("/Datastreams({datastream_id})/Observations", status_code=201, responses=_CREATED)
+async def create_datastream_observation(
+        datastream_id: Annotated[int, Path(ge=1, lt=1 << 21, description="the Datastream's id")],
+        request: Request, who: Who, conn: Conn) -> Response:
+    """One Observation of this Datastream."""
+    _writer(request, who)
+    return await _run_create(request, who, conn, "Observations", datastream_id)
+
+
+@router.post("/CreateObservations", status_code=201, responses={
+    201: ok("The selfLink of each observation, \"error\" for those refused (STA 1.1, 14.2)"),
+    **problems(400, 401, 403, 413)})
+async def create_observations(request: Request, who: Who, conn: Conn) -> Response:
+    """The data-array extension: [{"Datastream", "components", "dataArray"}, ...]."""
+    _writer(request, who)
+    return await _run_create(request, who, conn, "CreateObservations", None)
+
+
+_CREATABLE = re.compile(r"Observations|Datastreams\(\d{1,7}\)/Observations")
+
+
+def _allow(path: str) -> str:
+    """The methods of the resource at PATH: Observations collections are also created."""
+    if path == "CreateObservations":
+        return "POST"
+    return "GET, POST" if _CREATABLE.fullmatch(path) else "GET"
+
+
+@router.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"],
+                  include_in_schema=False)
+def not_writable(path: str, request: Request) -> Response:
+    """Things, Locations... are not created, changed or deleted through STA here (405)."""
+    clean = path.strip("/")
+    raise MethodNotAllowed(
+        f"{clean} does not take {request.method}: only Observations can be created",
+        message=Message("sta_method", {"path": clean, "method": request.method}),
+        headers={"Allow": _allow(clean)})
 
 
 async def _run_create(request: Request, who: Principal, conn: Any, path: str,
@@ -222,8 +245,3 @@ def _data_arrays(body: Any) -> list[tuple[int, Any]]:
                 raise BadRequest(f"at most {write.MAX_OBSERVATIONS} observations per request",
                                  message=Message("sta_too_many", {"n": write.MAX_OBSERVATIONS}))
     return items
-
-
-@router.api_route("/{path:path}", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
-def not_writable(path: str, request: Request) -> Response:
-    raise _not_writable(path.strip("/"), request.method)
