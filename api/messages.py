@@ -478,6 +478,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                   "{name}() at position {position} takes {expected} arguments, not {n}"),
     "sta_order_type": ("không sắp xếp được theo {kind} (vị trí {position})",
                        "cannot sort by a {kind} (position {position})"),
+    "sta_order_constant": ("khóa sắp xếp ở vị trí {position} không có thuộc tính nào",
+                           "the sort key at position {position} names no property"),
     "sta_order_many": ("không sắp xếp được theo thuộc tính của nhiều đối tượng liên quan (vị trí "
                        "{position})", "cannot sort by a property of several related entities "
                        "(position {position})"),

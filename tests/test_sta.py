@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from gis.sta import odata
+from gis.sta import odata, service
 from gis.sta.queries import observation_id, observation_key
 from layers.access import ADMIN, Principal, _allowed, access_condition
 from layers.model import Access
@@ -158,6 +158,8 @@ def test_syntax_errors_name_the_option_and_the_position(client, text: str, posit
     ({"$expand": "Datastreams($filter=nope eq 1)"}, "$expand/Datastreams/$filter", "nope"),
     ({"$top": "-1"}, "$top", "-1"), ({"$skip": "abc"}, "$skip", "abc"),
     ({"$count": "maybe"}, "$count", "maybe"), ({"$foo": "1"}, "$foo", "$foo"),
+    ({"$orderby": "0" * 5000}, "$orderby", "no property"),
+    ({"$filter": "name eq " + "9" * 5000}, "$filter", "finite"),
 ])
 def test_bad_options_are_400_naming_the_option(client, params, option, words) -> None:
     r = client.get(ROOT + "/Things", params={**params, "lang": "en"})
@@ -208,6 +210,10 @@ def test_service_root(client) -> None:
         assert url.endswith(f"{ROOT}/{name}")
     conformance = root["serverSettings"]["conformance"]
     assert "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data" in conformance
+    assert service.MQTT_CREATE in conformance
+    assert root["serverSettings"][service.MQTT_CREATE]["endpoints"][0].startswith("mqtt://")
+    doc = service.root_document("http://x", "mqtts://ingest:s3cret@broker.example:8883")
+    assert doc["serverSettings"][service.MQTT_CREATE] == {"endpoints": ["mqtts://broker.example:8883"]}
 
 
 @pytest.mark.parametrize("entity_set", ENTITY_SETS)

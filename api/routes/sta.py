@@ -85,10 +85,29 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
 @router.get("", responses={200: ok("The service root: the entity sets and serverSettings")})
 @router.get("/", include_in_schema=False)
 def root(settings: SettingsDep) -> Response:
-    base = base_url(settings)
-    conformance = list(service.CONFORMANCE)
-    doc = service.root_document(base, conformance)
+    doc = service.root_document(base_url(settings), getattr(settings, "mqtt_url", None))
     return _json(orjson.dumps(doc))
+
+
+_READ = {200: ok("An entity set page, an entity, a property, its $value or $ref links"),
+         **problems(400, 404, 503)}
+
+
+# The two collections that are also created are declared with both methods (their 405s' Allow
+# and the OpenAPI document agree); every other path is the catch-all below.
+@router.get("/Observations", responses=_READ)
+def read_observations(request: Request, who: Who, conn: Conn, settings: SettingsDep,
+                      _options: OptionsDep) -> Response:
+    return read("Observations", request, who, conn, settings, _options)
+
+
+@router.get("/Datastreams({datastream_id})/Observations", responses=_READ)
+def read_datastream_observations(
+        datastream_id: Annotated[int, Path(ge=1, lt=1 << 21, description="the Datastream's id")],
+        request: Request, who: Who, conn: Conn, settings: SettingsDep,
+        _options: OptionsDep) -> Response:
+    return read(f"Datastreams({datastream_id})/Observations", request, who, conn, settings,
+                _options)
 
 
 @router.get("/{path:path}", responses={
@@ -167,10 +186,12 @@ def _allow(path: str) -> str:
     return "GET, POST" if _CREATABLE.fullmatch(path) else "GET"
 
 
-@router.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"],
+@router.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                   include_in_schema=False)
 def not_writable(path: str, request: Request) -> Response:
-    """Things, Locations... are not created, changed or deleted through STA here (405)."""
+    """Things, Locations... are not created, changed or deleted through STA here (405). Every
+    method but GET and the creations ends here, so that Allow names what the resource takes
+    (Starlette's own 405 would list this route's methods)."""
     clean = path.strip("/")
     raise MethodNotAllowed(
         f"{clean} does not take {request.method}: only Observations can be created",

@@ -415,10 +415,10 @@ class _Parser:
 def _number(tok: Tok) -> Lit:
     text = tok.text
     if re.fullmatch(r"\d+", text):
-        value = int(text)
-        if value < 2**63:
-            return Lit("int", value, tok.pos + 1)
-    return Lit("float", float(text), tok.pos + 1)
+        digits = text.lstrip("0") or "0"  # int() refuses strings of more than 4300 digits
+        if len(digits) <= 19 and int(digits) < 2**63:
+            return Lit("int", int(digits), tok.pos + 1)
+    return Lit("float", float(text), tok.pos + 1)  # too big: inf, refused where it is used
 
 
 def _temporal(tok: Tok, kind: str, text: str, option: str) -> Lit:

@@ -505,6 +505,9 @@ class Compiler:
 
     def order_key(self, item: odata.OrderItem, entity: Entity, alias: str,
                   option: str) -> sql.Composable:
+        if not _has_path(item.expr):  # a constant orders nothing (and `ORDER BY 2` is a column)
+            raise sta_error(option, "sta_order_constant", f"the sort key at position "
+                            f"{_pos(item.expr)} names no property", position=_pos(item.expr))
         scope = Scope(entity, alias, option)
         v = self.value(item.expr, scope)
         if v.kind == "geometry":
@@ -652,6 +655,18 @@ def _as_time(v: Typed) -> Typed:
         return Typed(sql.SQL("({}::timestamp AT TIME ZONE 'UTC')").format(v.sql), "datetime",
                      lit=v.lit)
     return v
+
+
+def _has_path(expr: Expr) -> bool:
+    if isinstance(expr, Path):
+        return True
+    if isinstance(expr, Binary):
+        return _has_path(expr.left) or _has_path(expr.right)
+    if isinstance(expr, Unary):
+        return _has_path(expr.operand)
+    if isinstance(expr, Call | ListExpr):
+        return any(_has_path(a) for a in (expr.args if isinstance(expr, Call) else expr.items))
+    return False
 
 
 def _pos(expr: Expr) -> int:

@@ -23,6 +23,7 @@ Inside $expand, `$count=true` counts that expansion's related entities (a count 
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -33,13 +34,13 @@ import psycopg
 from psycopg import errors, sql
 
 from gis.sta import odata, queries
-from gis.sta.model import DATASTREAM, ENTITIES, Entity, Prop, visible
+from gis.sta.model import DATASTREAM, ENTITIES, Prop, visible
 from gis.sta.odata import Options
 from gis.sta.queries import Compiler, Step
 from layers.access import Principal
 from layers.errors import BadRequest, Message, NotFound
 
-__all__ = ["Resource", "Response", "parse_path", "read", "STATEMENT_TIMEOUT_MS"]
+__all__ = ["STATEMENT_TIMEOUT_MS", "Resource", "Response", "parse_path", "read", "root_document"]
 
 STATEMENT_TIMEOUT_MS = 10_000
 COUNT_TIMEOUT_MS = 1_000
@@ -170,8 +171,6 @@ def _property(conn: psycopg.Connection[Any], comp: Compiler, resource: Resource)
     if not resource.value:
         return Response(b'{"' + out_name.encode() + b'":' + text.encode() + b"}")
     if text.startswith('"'):  # a JSON string: its characters, as text
-        import json
-
         return Response(json.loads(text).encode(), "text/plain; charset=utf-8")
     media = "application/json" if text[:1] in "{[" else "text/plain; charset=utf-8"
     return Response(text.encode(), media)
@@ -192,8 +191,6 @@ def _collection(conn: psycopg.Connection[Any], comp: Compiler, resource: Resourc
             parts.append(b'"@iot.count":' + str(n).encode())
     if more:
         nxt = f"{base}/{path.strip('/')}?{queries.next_query(options, top, options.skip + top)}"
-        import json
-
         parts.append(b'"@iot.nextLink":' + json.dumps(nxt).encode())
     parts.append(b'"value":[' + ",".join(rows).encode() + b"]")
     return Response(b"{" + b",".join(parts) + b"}")
@@ -244,22 +241,35 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-dataarray",
 ]
+# Publishing an Observation to v1.1/Datastreams(<id>)/Observations creates it: the ingest
+# workers subscribe to that topic (gis/sensors). Receiving new observations by subscribing is not
+# claimed: the broker hands subscribers what others publish to the topic, but observations that
+# arrive otherwise (HTTP POST, a gateway's batch) are not announced there.
+MQTT_CREATE = ("http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/"
+               "observations-creation")
 
 
-def root_document(base: str, conformance: list[str]) -> dict[str, Any]:
-    """The service root (9.2.1): the entity sets with their URLs, and serverSettings."""
+def mqtt_endpoint(url: str) -> str | None:
+    """The broker's URL as clients may be told it: scheme, host and port, never credentials."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or (8883 if parts.scheme == 'mqtts' else 1883)}"
+
+
+def root_document(base: str, mqtt_url: str | None = None) -> dict[str, Any]:
+    """The service root (9.2.1): the entity sets with their URLs, and serverSettings (the
+    conformance classes, the MQTT broker when there is one)."""
+    conformance = list(CONFORMANCE)
+    settings: dict[str, Any] = {"conformance": conformance}
+    endpoint = mqtt_endpoint(mqtt_url) if mqtt_url else None
+    if endpoint:
+        conformance.append(MQTT_CREATE)
+        settings[MQTT_CREATE] = {"endpoints": [endpoint]}
     return {
         "value": [{"name": e.plural, "url": f"{base}/{e.plural}"} for e in ENTITIES.values()],
-        "serverSettings": {"conformance": conformance},
+        "serverSettings": settings,
     }
-
-
-def entity_of(name: str) -> Entity | None:
-    return ENTITIES.get(name)
-
-
-def quote(text: str) -> str:
-    return urllib.parse.quote(text, safe="")
 
 
 def as_sql(query: sql.Composable, conn: psycopg.Connection[Any]) -> str:
