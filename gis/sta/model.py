@@ -95,6 +95,10 @@ class Nav:
     join: str
     child_fk: str | None = None
     parent_fk: str | None = None
+    # The children are exactly as visible as the parent (a Datastream's Observations): reached
+    # from a parent whose visibility is applied, they need no condition of their own, which
+    # would hide the key's order from the planner.
+    inherits: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class Entity:
     # What keeps a page's order stable after the requested keys (a unique key), and the
     # default order: the id's, as columns (Observations: their key, which is the id's order).
     key_order: tuple[str, ...] = ("{a}.id",)
+    # The properties those columns are (a key already sorted on is not repeated).
+    key_props: tuple[str, ...] = ("id",)
     # Extra FROM items after the table (a LEFT JOIN that some properties read), over {a}.
     joins: str = ""
 
@@ -192,7 +198,7 @@ DATASTREAM = Entity(
         "ObservedProperty": Nav("ObservedProperties", False, "{c}.id = {p}.observed_property_id",
                                 parent_fk="observed_property_id"),
         "Observations": Nav("Observations", True, "{c}.datastream_id = {p}.id",
-                            child_fk="datastream_id"),
+                            child_fk="datastream_id", inherits=True),
     },
 )
 
@@ -229,6 +235,7 @@ OBSERVATION = Entity(
     "Observation", "Observations", "observations",
     "sta_observation_id({a}.datastream_id, {a}.phenomenon_time)",
     key_order=("{a}.datastream_id", "{a}.phenomenon_time"),
+    key_props=("Datastream/id", "phenomenonTime"),
     props={
         "phenomenonTime": Prop("interval", "{a}.phenomenon_time",
                                end="coalesce({a}.phenomenon_time_end, {a}.phenomenon_time)"),

@@ -208,7 +208,9 @@ class Compiler:
         conds: list[sql.Composable] = []
         if last.id is not None:
             conds.append(self.id_condition(last.entity, alias, last.id))
-        vis = visible(last.entity, alias, self.who)
+        # Observations of a Datastream the path reaches are as visible as it is (checked below).
+        inherited = len(steps) > 1 and last.nav is not None and last.nav.inherits
+        vis = None if inherited else visible(last.entity, alias, self.who)
         if vis is not None:
             conds.append(vis)
         if len(steps) > 1:
@@ -314,7 +316,7 @@ class Compiler:
                     child = self.alias()
                     scope.seen[key] = child
                     conds = [tpl(nav.join, p=alias, c=child)]
-                    vis = visible(target, child, self.who)
+                    vis = None if nav.inherits else visible(target, child, self.who)
                     if vis is not None:
                         conds.append(vis)
                     scope.joins.append(Join(target, child, sql.SQL(" AND ").join(conds), nav.many))
@@ -524,7 +526,9 @@ class Compiler:
             froms = sql.SQL(", ").join(self.from_item(j.entity, j.alias) for j in scope.joins)
             conds = sql.SQL(" AND ").join(j.cond for j in scope.joins)
             expr = sql.SQL("(SELECT {} FROM {} WHERE {} LIMIT 1)").format(v.sql, froms, conds)
-        direction = _s(" DESC NULLS LAST" if item.desc else " ASC NULLS FIRST")
+        # PostgreSQL's own null order (last ascending, first descending): what a btree index
+        # returns, so `phenomenonTime desc` is read backwards from the key, not sorted.
+        direction = _s(" DESC" if item.desc else "")
         if v.kind == "result" and not scope.joins:
             return sql.SQL("{}{}, {}{}").format(v.sql, direction, v.alt, direction)
         return sql.SQL("{}{}").format(expr, direction)
@@ -533,8 +537,10 @@ class Compiler:
         keys = [self.order_key(item, entity, alias, options.name("$orderby"))
                 for item in options.orderby]
         desc = bool(options.orderby) and options.orderby[-1].desc
+        named = {p.segments for p in (i.expr for i in options.orderby) if isinstance(p, Path)}
         keys += [sql.SQL("{}{}").format(tpl(k, a=alias), _s(" DESC" if desc else ""))
-                 for k in entity.key_order]
+                 for k, prop in zip(entity.key_order, entity.key_props, strict=True)
+                 if tuple(prop.split("/")) not in named]
         return sql.SQL(", ").join(keys)
 
     # -- JSON of entities ------------------------------------------------------------------------
@@ -608,7 +614,7 @@ class Compiler:
         target = ENTITIES[nav.target]
         child = self.alias()
         conds = [tpl(nav.join, p=alias, c=child)]
-        vis = visible(target, child, self.who)
+        vis = None if nav.inherits else visible(target, child, self.who)
         if vis is not None:
             conds.append(vis)
         if options.filter is not None:
