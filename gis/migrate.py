@@ -59,7 +59,7 @@ BEGIN
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
            -- extension members, and sequences that belong to a column, go with their owner
-           -- (a partitioned table depends internally on itself: not a reason to skip it)
+           -- (a partitioned table depends internally on itself: it is no member of anything)
            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid
                             AND d.deptype IN ('e', 'a', 'i') AND d.refobjid <> c.oid)
          ORDER BY c.relkind = 'S'
