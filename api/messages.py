@@ -451,7 +451,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sta_unknown_option": ("không có tùy chọn {name}; các tùy chọn: {options}",
                            "unknown query option {name}; the options are {options}"),
     "sta_boolean": ("{value} không phải true hoặc false", "{value} is not true or false"),
-    "sta_result_format": ("{value}: chỉ hỗ trợ dataArray", "{value}: only dataArray is supported"),
+    "sta_result_format": ("{value}: chỉ trả về định dạng mặc định (dataArray chỉ dùng để gửi lên qua "
+                          "POST CreateObservations)", "{value}: only the default format is served "
+                          "(data arrays are taken by POST CreateObservations, not given out)"),
     "sta_whole": ("{value} không phải số nguyên không âm", "{value} is not a whole number ≥ 0"),
     "sta_too_big": ("không được lớn hơn {max}", "at most {max}"),
     "sta_not_condition": ("biểu thức ở vị trí {position} không phải điều kiện (nó là {kind})",

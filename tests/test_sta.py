@@ -159,6 +159,7 @@ def test_syntax_errors_name_the_option_and_the_position(client, text: str, posit
     ({"$top": "-1"}, "$top", "-1"), ({"$skip": "abc"}, "$skip", "abc"),
     ({"$count": "maybe"}, "$count", "maybe"), ({"$foo": "1"}, "$foo", "$foo"),
     ({"$orderby": "0" * 5000}, "$orderby", "no property"),
+    ({"$resultFormat": "dataArray"}, "$resultFormat", "CreateObservations"),
     ({"$filter": "name eq " + "9" * 5000}, "$filter", "finite"),
 ])
 def test_bad_options_are_400_naming_the_option(client, params, option, words) -> None:

@@ -68,7 +68,7 @@ class Options(QueryModel):
         description="related entities, with options: `Datastreams($top=1;$expand=Observations)`")
     ] = None
     result_format: Annotated[str | None, Field(alias="$resultFormat", max_length=20,
-                                               description="dataArray (Observations)")] = None
+                                               description="default (the only format served)")] = None
 
 
 OptionsDep = Annotated[Options, query(Options)]

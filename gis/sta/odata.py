@@ -627,9 +627,11 @@ def _options(params: Mapping[str, str], where: str, depth: int) -> Options:
     if count is not None and count.lower() not in ("true", "false"):
         raise sta_error(where + "$count", "sta_boolean", f"{count!r} is not true or false", value=count)
     result_format = params.get("$resultFormat")
-    if result_format is not None and result_format not in ("dataArray", "default"):
+    # Reading Observations as data arrays (STA 1.1, 14.3) is not served: said, not ignored.
+    if result_format is not None and result_format != "default":
         raise sta_error(where + "$resultFormat", "sta_result_format",
-                    f"{result_format!r}: only dataArray is supported", value=result_format)
+                        f"{result_format!r}: only the default format is served (data arrays are "
+                        "taken by POST CreateObservations, not given out)", value=result_format)
     return Options(
         filter=parse_filter(params["$filter"], where + "$filter") if "$filter" in params else None,
         orderby=parse_orderby(params["$orderby"], where + "$orderby") if "$orderby" in params else (),
@@ -639,7 +641,7 @@ def _options(params: Mapping[str, str], where: str, depth: int) -> Options:
         select=parse_select(params["$select"], where + "$select") if "$select" in params else None,
         expand=parse_expand(params["$expand"], where + "$expand", depth) if "$expand" in params
         else (),
-        result_format=result_format if result_format == "dataArray" else None,
+        result_format=None,
         raw=tuple(params.items()),
         where=where,
     )
