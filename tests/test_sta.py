@@ -320,7 +320,12 @@ def test_top_skip_and_next_links_page_through_everything(client, conn) -> None:
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == n
     skipped = get(client, "/Locations", **{"$skip": "3", "$top": "2"})["value"]
     assert [e["@iot.id"] for e in skipped] == seen[3:5]
-    assert get(client, "/Things", **{"$top": "0"})["value"] == []
+    zero = get(client, "/Things", **{"$top": "0", "$count": "true",
+                                     "$expand": "Datastreams($top=0;$count=true)"})
+    assert zero["value"] == [] and zero["@iot.count"] > 0 and "@iot.nextLink" not in zero
+    one = get(client, "/Things(1)", **{"$expand": "Datastreams($top=0;$count=true)"})
+    assert one["Datastreams"] == [] and one["Datastreams@iot.count"] >= 1
+    assert "Datastreams@iot.nextLink" not in one
 
 
 def test_top_default_and_maximum(client, conn) -> None:

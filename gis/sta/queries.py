@@ -645,8 +645,9 @@ class Compiler:
                 self.from_item(target, child), where))
         member(name, tpl("{x}.arr", x=x))
         query = next_query(options, top, skip + top)
-        member(f"{name}@iot.nextLink", sql.SQL("CASE WHEN {}.more THEN {} END").format(
-            _s(x), self.link(entity, alias, f"/{name}?{query}")))
+        if top > 0:  # $top=0 asks for no entities (a count): no next page
+            member(f"{name}@iot.nextLink", sql.SQL("CASE WHEN {}.more THEN {} END").format(
+                _s(x), self.link(entity, alias, f"/{name}?{query}")))
 
 
 def next_query(options: Options, top: int, skip: int) -> str:

@@ -182,7 +182,7 @@ def _collection(conn: psycopg.Connection[Any], comp: Compiler, resource: Resourc
     top = min(wanted, odata.MAX_TOP)
     rows = [r[0] for r in conn.execute(
         queries.collection_sql(comp, resource.steps, options, top, ref=resource.ref))]
-    more = len(rows) > top
+    more = len(rows) > top > 0  # $top=0 asks for no entities (a count): no next page
     rows = rows[:top]
     parts: list[bytes] = []
     if options.count:
