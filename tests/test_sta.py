@@ -644,3 +644,63 @@ def test_a_runaway_query_is_stopped_with_a_clear_error(db_url) -> None:
 def test_the_sample_has_what_the_tests_use(conn) -> None:
     assert conn.execute("SELECT count(*) FROM datastreams WHERE access = 'public'").fetchone()[0] >= 40
     assert isinstance(conn, psycopg.Connection)
+
+
+# --- the MQTT extension: what is created over HTTP reaches subscribers ------------------------------
+
+
+def test_created_observations_are_announced_on_mqtt(streams, keys) -> None:
+    """Needs the broker (`make test` starts it, GEOIOC_MQTT_URL): a subscriber to the STA topic
+    receives the observations POSTed over HTTP, marked as the server's own (the ingest workers
+    skip those), under a topic prefix of this test's own."""
+    import threading
+    import urllib.parse
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from fastapi.testclient import TestClient
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from api.app import create_app
+    from gis.settings import get_settings
+    from gis.sta import announce
+
+    prefix = f"test-sta-{uuid.uuid4().hex[:8]}/"
+    settings = get_settings().model_copy(update={"mqtt_topic_prefix": prefix})
+    ds = streams["write"]
+    received: list[tuple[str, Any, Any]] = []
+    subscribed, three = threading.Event(), threading.Event()
+
+    def on_message(client, userdata, msg) -> None:
+        props = getattr(msg.properties, "UserProperty", None)
+        received.append((msg.topic, json.loads(msg.payload), props))
+        if len(received) >= 3:
+            three.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    url = urllib.parse.urlsplit(settings.mqtt_url)
+    sub.connect(url.hostname or "127.0.0.1", url.port or 1883)
+    sub.loop_start()
+    try:
+        sub.subscribe(announce.topic(settings, ds), qos=1)
+        assert subscribed.wait(10)
+        with TestClient(create_app(settings)) as c:
+            r = c.post(f"{ROOT}/Datastreams({ds})/Observations", headers=keys["operator"],
+                       json={"phenomenonTime": "2026-11-23T05:00:00Z", "result": 800.5})
+            assert r.status_code == 201
+            r = c.post(f"{ROOT}/CreateObservations", headers=keys["operator"], json=[
+                {"Datastream": {"@iot.id": ds}, "components": ["phenomenonTime", "result"],
+                 "dataArray": [["2026-11-23T06:00:00Z", 801], ["2026-11-23T07:00:00Z", "kẹt"]]}])
+            assert r.status_code == 201
+        assert three.wait(10), received
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert {t for t, _, _ in received} == {f"{prefix}v1.1/Datastreams({ds})/Observations"}
+    assert sorted((o["phenomenonTime"], o["result"]) for _, o, _ in received) == [
+        ("2026-11-23T05:00:00.000Z", 800.5), ("2026-11-23T06:00:00.000Z", 801),
+        ("2026-11-23T07:00:00.000Z", "kẹt")]
+    assert all(list(announce.ORIGIN_PROPERTY) in [list(p) for p in props or []]
+               for _, _, props in received)

@@ -35,7 +35,7 @@ from api.deps import Conn, QueryModel, SettingsDep, query
 from api.route_docs import JSON, ok, problems
 from api.security import Who, forbidden, unauthorized
 from gis import audit
-from gis.sta import odata, service, write
+from gis.sta import announce, odata, service, write
 from layers.access import Principal
 from layers.errors import BadRequest, Message, MethodNotAllowed, TooLarge
 
@@ -207,6 +207,7 @@ async def _run_create(request: Request, who: Principal, conn: Any, path: str,
     if path == "CreateObservations":
         items = _data_arrays(body)
         outcomes = await run_in_threadpool(write.create, conn, who, settings, items, request)
+        _announce(settings, base, outcomes)
         links = [f"{base}/Observations({o.id})" if o.id is not None else "error" for o in outcomes]
         return _json(orjson.dumps(links), 201)
     if not isinstance(body, dict):
@@ -226,10 +227,18 @@ async def _run_create(request: Request, who: Principal, conn: Any, path: str,
         raise write.not_found(datastream)
     if outcome.error is not None:
         raise write.refusal(outcome.error)
+    _announce(settings, base, [outcome])
     location = f"{base}/Observations({outcome.id})"
     entity = await run_in_threadpool(service.read, conn, who, base, f"Observations({outcome.id})",
                                      {})
     return _json(entity.body, 201 if outcome.created else 200, {"Location": location})
+
+
+def _announce(settings: Any, base: str, outcomes: list[write.Outcome]) -> None:
+    """The observations this request stored, to MQTT subscribers (gis/sta/announce.py)."""
+    announce.announce(settings, [
+        (o.row.datastream_id, announce.observation(base, o.id, o.row))
+        for o in outcomes if o.created and o.row is not None and o.id is not None])
 
 
 def _data_arrays(body: Any) -> list[tuple[int, Any]]:

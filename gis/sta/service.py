@@ -243,8 +243,8 @@ CONFORMANCE = [
 ]
 # Publishing an Observation to v1.1/Datastreams(<id>)/Observations creates it: the ingest
 # workers subscribe to that topic (gis/sensors). Receiving new observations by subscribing is not
-# claimed: the broker hands subscribers what others publish to the topic, but observations that
-# arrive otherwise (HTTP POST, a gateway's batch) are not announced there.
+# claimed: subscribers get what is published to the topic and what is POSTed over HTTP
+# (gis/sta/announce.py), but not what a gateway sends on its compact topic.
 MQTT_CREATE = ("http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/"
                "observations-creation")
 

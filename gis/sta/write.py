@@ -54,6 +54,7 @@ class Outcome:
     id: int | None = None
     created: bool = False
     error: str | None = None
+    row: payloads.Row | None = None
 
 
 def window(settings: Settings) -> payloads.Window:
@@ -157,6 +158,7 @@ def create(conn: psycopg.Connection[Any], who: Principal, settings: Settings,
                 key = (r.datastream_id, r.phenomenon_time)
                 out[i].id = observation_id(*key)
                 out[i].created = key in new
+                out[i].row = r
         audit.record(conn, who, "write", request=request, layer="sensors", status=201,
                      target={"channel": "sta", "observations": sum(o.created for o in out),
                              "refused": sum(o.error is not None for o in out),
