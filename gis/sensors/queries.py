@@ -132,7 +132,7 @@ def detach_partitions(conn: psycopg.Connection[Any], parent: str, before: dt.dat
 
 
 def partitions(conn: psycopg.Connection[Any]) -> list[tuple[str, str, dt.date, bool, int]]:
-    return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(
         "SELECT name, parent, month, attached, rows_estimate FROM observation_partitions"
         " ORDER BY parent, month")]
 
