@@ -30,6 +30,7 @@ from api.routes import imports as import_routes
 from api.routes import open311 as open311_routes
 from api.routes import parcels as parcel_routes
 from api.routes import reports as report_routes
+from api.routes import sta as sta_routes
 from api.routes import transparency as transparency_routes
 from gis.auth.service import AuthService
 from gis.db import close_pool, get_pool
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    map_search.router, parcel_routes.router, auth.router, auth.pages_router,
                    audit_routes.router, admin_jobs.router, export_routes.router, import_routes.router,
                    open311_routes.router, report_routes.router, report_pages.router,
-                   transparency_routes.router, ogc_processes.router, ogc_router):
+                   transparency_routes.router, sta_routes.router, ogc_processes.router, ogc_router):
         deps.document_query_models(router)
         app.include_router(router)
     app.mount("/ogc/static", StaticFiles(directory=STATIC), name="ogc-static")

@@ -155,6 +155,7 @@ RENDERERS: tuple[tuple[str, Renderer], ...] = (
     ("/api/", problem_json),
     ("/ogc", ogc_exception),
     ("/open311/", open311_errors),
+    ("/sta/", problem_json),  # an API: JSON even for a browser
 )
 
 

@@ -46,7 +46,8 @@ MAX_IDS = 10_000
 CHANNELS = ("ogc-items", "ogc-item", "ogc-items-html", "ogc-item-html", "tile", "identify",
             "map-cameras", "map-sensors", "heatmap", "incident-points", "incident-stats", "incident",
             "search", "parcel-search", "parcel-search-page", "parcel-api", "parcel-page",
-            "extract-pdf", "extract-html", "export", "export-job", "export-cli", "report-api")
+            "extract-pdf", "extract-html", "export", "export-job", "export-cli", "report-api",
+            "sta")
 _CHANNEL_SET = frozenset(CHANNELS)
 
 _INSERT = (

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # Monthly partitions of observations kept created ahead of the current month.
     observation_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
 
+    # --- SensorThings API (/sta/v1.1, gis/sta) -------------------------------------------
+    # A read that runs longer is stopped (503 with Retry-After): a deep $expand or a filter no
+    # index serves over a large Observations table must not hold the database.
+    sta_statement_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 10_000
+
     @field_validator("mqtt_topic_prefix")
     @classmethod
     def _plain_prefix(cls, value: str) -> str:

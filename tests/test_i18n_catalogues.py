@@ -213,7 +213,7 @@ def test_every_message_the_code_raises_is_in_the_catalogue() -> None:
             # Helpers that take the entry after the English text: _bad(english, "key", ...),
             # ParamError(english, "key"), ExportError.field(name, english, "key", ...),
             # ImportFileError(english, "key", ...), Reason(english, "key", ...).
-            used |= set(re.findall(r'(?:\b_bad|ParamError|\.field|ImportFileError|Reason)\('
+            used |= set(re.findall(r'(?:\b_bad|\bsta_error|ParamError|\.field|ImportFileError|Reason)\('
                                    r'(?:[^()]|\([^()]*\))*?,\s*"(\w+)"\s*[,)]', text, re.S))
     used.discard("problems")  # layers.errors.PROBLEMS: the problems listed
     from gis.geos import GEOS_REASONS, OTHER
