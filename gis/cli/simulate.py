@@ -91,10 +91,19 @@ def simulate(
     clock = simulator.Clock(start=t0, end=None if duration is None else t0 + span(duration),
                             step=step_s, speed=speed, rate=rate, once=once)
 
+    parent = os.getppid()
+
+    def alive() -> bool:
+        # Started in the background by scripts/setup.sh, which then becomes the server (exec):
+        # end with it (adopted by another process when it is gone).
+        return not (os.environ.get("GEOIOC_SIMULATE_WITH_PARENT") and os.getppid() != parent)
+
     with connection() as conn:
         if wait_for_ingest:
             deadline = time.monotonic() + wait_for_ingest
             while not queries.ingest_running(conn, dt.timedelta(seconds=60)):
+                if not alive():
+                    return
                 if time.monotonic() > deadline:
                     raise fail(f"no ingest worker running after {wait_for_ingest:.0f} s")
                 time.sleep(1.0)
@@ -117,12 +126,6 @@ def simulate(
     publisher = simulator.Publisher(s)
     log.info("publishing %d datastreams every %s from %s to %s on %s", len(streams), step,
              _vn(t0), "live" if clock.end is None else _vn(clock.end), publisher.topic)
-    parent = os.getppid()
-
-    def alive() -> bool:
-        # Started in the background by scripts/setup.sh: end with the shell that started it.
-        return not (os.environ.get("GEOIOC_SIMULATE_WITH_PARENT") and os.getppid() != parent)
-
     try:
         if quiet:
             last = [time.monotonic()]
