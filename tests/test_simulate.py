@@ -123,24 +123,28 @@ def test_every_sample_datastream_is_stored_as_the_model_says(conn, run):
 
 
 def test_the_episode_crosses_the_qcvn_limit_and_clears(conn, run):
-    """The network's PM2.5 (mean of the stations, as stored) is over QCVN 05:2023's 50 µg/m³
-    for hours inside the episode, and under it before and after."""
+    """The network's PM2.5 (mean of the stations, as stored) goes over QCVN 05:2023's 50 µg/m³
+    during the episode (for hours, usually: how long depends on the time of day it falls on) and
+    stays under it before and after."""
     stored = _stored(conn, run)
     network = stored[run.streams.properties == "pm25"].mean(axis=0)
     t = run.times
-    inside = (t >= run.episode.start.timestamp() + 3 * 3600) & (t <= run.episode.end.timestamp() - 3 * 3600)
-    before = t < run.episode.start.timestamp() - 3 * 3600
-    after = t > run.episode.end.timestamp() + 6 * 3600
-    assert (network[inside] > simulate.QCVN05_PM25).sum() * STEP >= 4 * 3600  # hours over it
-    assert network[before].max() < simulate.QCVN05_PM25
-    assert network[after].max() < simulate.QCVN05_PM25
-    # Morning and evening peaks outside the episode: 7-9 h and 18-20 h above the small hours.
+    start, end = run.episode.start.timestamp(), run.episode.end.timestamp()
+    during = (t >= start) & (t <= end)
+    assert (network[during] > simulate.QCVN05_PM25).any()
+    assert network[during].max() > 1.1 * simulate.QCVN05_PM25
+    assert network[t < start - 3 * 3600].max() < simulate.QCVN05_PM25
+    assert network[t > end + 6 * 3600].max() < simulate.QCVN05_PM25
+    # Outside the episode: morning and evening peaks over the afternoon's low (Vietnam time).
     h = simulate.local_hour(t)
-    calm = before | after
-    peak = calm & (((h >= 7) & (h < 9)) | ((h >= 18) & (h < 20)))
-    night = calm & (h >= 1) & (h < 4)
-    if peak.any() and night.any():
-        assert network[peak].mean() > 1.2 * network[night].mean()
+    calm = (t < start - 3 * 3600) | (t > end + 6 * 3600)
+    afternoon = network[calm & (h >= 13) & (h < 16)]
+    morning = network[calm & (h >= 7) & (h < 9)]
+    evening = network[calm & (h >= 18) & (h < 20)]
+    if afternoon.size and morning.size:
+        assert morning.mean() > 1.2 * afternoon.mean()
+    if afternoon.size and evening.size:
+        assert evening.mean() > 1.15 * afternoon.mean()
 
 
 def test_readings_are_physically_plausible(conn, run):
@@ -248,3 +252,17 @@ def test_cameras_and_traffic_when_there_are_datastreams():
     assert (cam == 0).mean() > 0.95
     payload = simulator.encode(s.select(np.array([False, False, True])), t[:3], cam[None, :3])
     assert b'"online"' in payload[0] or b'"offline"' in payload[0] or b'"degraded"' in payload[0]
+
+
+def test_the_command_names_bad_options():
+    from gis.cli.common import CliError
+    from gis.cli.simulate import span, when
+
+    assert span("1d12h") == 36 * 3600 and span("90s") == 90
+    assert when("-6h", 1e9) == 1e9 - 6 * 3600
+    assert when("2026-12-01T08:00", 0) == dt.datetime(2026, 12, 1, 1, tzinfo=dt.UTC).timestamp()
+    for bad in ("5x", "", "6h-"):
+        with pytest.raises(CliError, match="expected a span"):
+            span(bad)
+    with pytest.raises(CliError, match="--start 'yesterday'"):
+        when("yesterday", 0)

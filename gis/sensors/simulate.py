@@ -10,10 +10,11 @@ a sequential generator but hashed (splitmix64) from the seed, a key and the time
 What it draws, close to what the delta's automatic stations show:
 
 - Air (PM2.5, PM10, NO2; VN_AQI from PM2.5): a morning (7-8 h) and an evening (18-19 h) traffic
-  peak in Vietnam time, station-level smooth noise (probes of one station breathe the same air)
-  and a little of each probe's own, and regional pollution episodes (winter haze, shared by all
-  stations): one in every 4-day block, 12-24 hours long, raising PM 2.3 to 2.9 times, so the
-  network's PM2.5 crosses QCVN 05:2023's 50 µg/m³ for a while and comes back.
+  peak in Vietnam time, dust held near the ground at night and mixed away in the afternoon,
+  station-level smooth noise (probes of one station breathe the same air) and a little of each
+  probe's own, and regional pollution episodes (winter haze, shared by all stations): one in
+  every 4-day block, 12-24 hours long, raising PM 2.5 to 3.1 times, so the network's PM2.5
+  crosses QCVN 05:2023's 50 µg/m³ for a while and comes back.
 - Rain: showers (in one 2-day block out of two or three, 1-5 hours, 4-25 mm/h). The runoff they
   cause peaks some 8 hours later and drains over two days: a water level rises after rain
   (water_level datastreams), turbidity and COD rise, dissolved oxygen and pH sag; on top, the
@@ -128,7 +129,7 @@ class Episode:
 def _haze_params(seed: int, block: npt.NDArray[np.int64]) -> tuple[F, F, F]:
     centre = (block + 0.25 + 0.5 * _uniform(seed, K_HAZE, block, 1)) * HAZE_BLOCK
     half = (6.0 + 6.0 * _uniform(seed, K_HAZE, block, 2)) * HOUR
-    strength = 1.3 + 0.6 * _uniform(seed, K_HAZE, block, 3)
+    strength = 1.5 + 0.6 * _uniform(seed, K_HAZE, block, 3)
     return centre - half, centre + half, strength
 
 
@@ -228,13 +229,14 @@ def values(streams: Streams, times: F, seed: int) -> F:
 
     rush = _bump(h, 7.5, 1.2) + 0.9 * _bump(h, 18.5, 1.5)        # traffic peaks, VN time
     sun = np.clip(np.sin((h - 6.0) / 12.0 * np.pi), 0.0, None)   # 0 at night, 1 at noon
+    still = _bump(h, 2.0, 3.0)  # the night's shallow mixing layer holds dust near the ground
 
     def rows(code: str | tuple[str, ...]) -> npt.NDArray[np.bool_]:
         return np.isin(prop, code)
 
     if (m := rows(("pm25", "pm10", "no2", "aqi"))).any():
         hz = haze(t, seed)[None, :]
-        pm25 = 26.0 * level * (0.65 + 0.55 * rush) * hz * np.exp(0.15 * noise)
+        pm25 = 30.0 * level * (0.6 + 0.45 * rush + 0.35 * still) * hz * np.exp(0.15 * noise)
         out = np.where(rows("pm25")[:, None], pm25 * probe, out)
         out = np.where(rows("aqi")[:, None], _aqi_pm25(pm25), out)
         out = np.where(rows("pm10")[:, None], 1.65 * pm25 * probe * np.exp(0.05 * own), out)
