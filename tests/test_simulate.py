@@ -266,3 +266,36 @@ def test_the_command_names_bad_options():
             span(bad)
     with pytest.raises(CliError, match="--start 'yesterday'"):
         when("yesterday", 0)
+
+
+def test_road_segments_datastreams_are_read_when_the_schema_has_them(db_url):
+    """Traffic plugs in when road segments get datastreams (datastreams.road_id and
+    roads.free_flow_speed, issue 16's cameras and traffic): made here in a transaction rolled
+    back, unless the schema has them already."""
+    with psycopg.connect(db_url) as c:
+        has = {r[0] for r in c.execute(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns"
+            " WHERE (table_name, column_name) IN (('datastreams', 'road_id'),"
+            " ('roads', 'free_flow_speed'))")}
+        if "datastreams.road_id" not in has:
+            c.execute("ALTER TABLE datastreams ALTER COLUMN thing_id DROP NOT NULL,"
+                      " ADD COLUMN road_id bigint REFERENCES roads (id)")
+        if "roads.free_flow_speed" not in has:
+            c.execute("ALTER TABLE roads ADD COLUMN free_flow_speed smallint")
+            c.execute("UPDATE roads SET free_flow_speed = 60")
+        road = c.execute("SELECT id, free_flow_speed FROM roads WHERE free_flow_speed > 0"
+                         " ORDER BY id LIMIT 1").fetchone()
+        c.execute("INSERT INTO datastreams (road_id, sensor_model_id, observed_property_id, name,"
+                  " unit_of_measurement) SELECT %s, (SELECT min(id) FROM sensor_models), p.id,"
+                  " 'test', p.default_unit FROM observed_properties p"
+                  " WHERE p.code IN ('traffic_speed', 'traffic_flow')"
+                  " ON CONFLICT DO NOTHING", (road[0],))
+        rows = [r for r in queries.simulation_streams(c) if r[2] == -road[0]]
+        c.rollback()
+    assert sorted(r[1] for r in rows) == ["traffic_flow", "traffic_speed"]
+    assert all(r[3] == road[1] for r in rows)
+    streams = simulate.Streams.of(*map(list, zip(*rows, strict=True)))
+    assert simulator.describe(streams)[0] == "traffic (road segments): 2 datastreams"
+    t = simulate.grid(1.7e9, 1.7e9 + 7 * 86400, 900)
+    speed = simulate.values(streams, t, 1)[list(streams.properties).index("traffic_speed")]
+    assert 0.85 * road[1] < np.median(speed) < 1.1 * road[1]  # around the free-flow speed

@@ -109,7 +109,8 @@ def simulate(
                 time.sleep(1.0)
             time.sleep(3.0)  # its subscription follows its registration
         rows = queries.simulation_streams(conn)
-    streams = simulate.Streams.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    streams = simulate.Streams.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                                  [r[3] for r in rows])
     streams, skipped = simulator.split(streams)
     if not len(streams):
         raise fail("no datastream to simulate: load the sample first (geoioc sample load)")

@@ -66,17 +66,22 @@ class Streams:
     ids: npt.NDArray[np.int64]
     properties: npt.NDArray[np.str_]
     stations: npt.NDArray[np.int64]
+    # A known reference level, NaN when none: a road segment's free-flow speed (km/h).
+    reference: F
 
     @classmethod
-    def of(cls, ids: list[int], properties: list[str], stations: list[int]) -> Streams:
+    def of(cls, ids: list[int], properties: list[str], stations: list[int],
+           reference: list[float | None] | None = None) -> Streams:
+        ref = [np.nan if r is None else r for r in reference or [None] * len(ids)]
         return cls(np.asarray(ids, dtype=np.int64), np.asarray(properties, dtype=np.str_),
-                   np.asarray(stations, dtype=np.int64))
+                   np.asarray(stations, dtype=np.int64), np.asarray(ref, dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def select(self, mask: npt.NDArray[np.bool_]) -> Streams:
-        return Streams(self.ids[mask], self.properties[mask], self.stations[mask])
+        return Streams(self.ids[mask], self.properties[mask], self.stations[mask],
+                       self.reference[mask])
 
 
 # --- counter-based randomness ---------------------------------------------------------------
@@ -259,7 +264,8 @@ def values(streams: Streams, times: F, seed: int) -> F:
         out = np.where(rows("rainfall")[:, None], rain(t, seed)[None, :] * level, out)
     if rows(TRAFFIC).any():
         jam = _bump(h, 7.25, 0.8) + 0.85 * _bump(h, 17.5, 1.0)
-        free = 40.0 + 30.0 * _uniform(seed, K_STATION, st)[:, None]   # free-flow speed, km/h
+        free = np.where(np.isfinite(streams.reference), streams.reference,  # free-flow, km/h
+                        40.0 + 30.0 * _uniform(seed, K_STATION, st))[:, None]
         cap = 800.0 + 2400.0 * _uniform(seed, K_PROBE, st)[:, None]   # vehicles/h at its busiest
         night = 0.15 + 0.85 * np.clip(np.sin((h - 4.5) / 19.0 * np.pi), 0.0, None)
         out = np.where(rows("traffic_speed")[:, None],
