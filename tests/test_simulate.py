@@ -114,6 +114,12 @@ def test_every_sample_datastream_is_stored_as_the_model_says(conn, run):
     assert not np.isnan(stored).any(), "a datastream lacks readings"
     # Same seed, same values: what was stored is what the model computes again.
     assert np.array_equal(stored, simulate.values(run.streams, run.times, SEED))
+    # Results produced at their phenomenon time, as the sample's.
+    assert conn.execute(
+        "SELECT count(*) FROM observations WHERE datastream_id = ANY(%s) AND phenomenon_time"
+        " BETWEEN %s AND %s AND result_time IS DISTINCT FROM phenomenon_time",
+        (run.streams.ids.tolist(), dt.datetime.fromtimestamp(run.times[0], dt.UTC),
+         dt.datetime.fromtimestamp(run.times[-1], dt.UTC))).fetchone()[0] == 0
     # The rollups kept pace with the arrivals.
     n = conn.execute("SELECT sum(n) FROM observation_hourly WHERE datastream_id = ANY(%s)"
                      " AND bucket >= %s AND bucket < %s",

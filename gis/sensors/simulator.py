@@ -31,7 +31,7 @@ from gis.settings import Settings
 log = logging.getLogger("geoioc.simulate")
 
 GATEWAY = "simulator"
-MESSAGE_OBSERVATIONS = 1000  # per MQTT message (about 45 kB)
+MESSAGE_OBSERVATIONS = 1000  # per MQTT message (about 55 kB)
 CHUNK_OBSERVATIONS = 20000   # computed at once
 
 
@@ -65,9 +65,11 @@ def describe(streams: simulate.Streams) -> list[str]:
 
 
 def encode(streams: simulate.Streams, times: np.ndarray, values: np.ndarray) -> list[bytes]:
-    """Gateway payloads [[datastream, time, result], ...] of at most MESSAGE_OBSERVATIONS each,
-    times major (a message is one moment of many stations, as a gateway forwards them).
-    Camera status is published as its text (STA category observation)."""
+    """Gateway payloads [[datastream, time, result, resultTime], ...] of at most
+    MESSAGE_OBSERVATIONS each, times major (a message is one moment of many stations, as a
+    gateway forwards them). The result is produced at the phenomenon time (resultTime, as the
+    sample's observations have it). Camera status is published as its text (STA category
+    observation)."""
     stamps = np.datetime_as_string(times.astype("datetime64[s]"), timezone="UTC")
     ti, si = np.nonzero(~np.isnan(values.T))
     ds = streams.ids[si].tolist()
@@ -76,7 +78,7 @@ def encode(streams: simulate.Streams, times: np.ndarray, values: np.ndarray) -> 
     cams = np.flatnonzero(np.isin(streams.properties[si], simulate.CAMERA))
     for k in cams.tolist():
         res[k] = simulate.CAMERA_STATUS[int(res[k])]  # type: ignore[call-overload]
-    items = [[d, w, r] for d, w, r in zip(ds, when, res, strict=True)]
+    items = [[d, w, r, w] for d, w, r in zip(ds, when, res, strict=True)]
     return [orjson.dumps(items[i:i + MESSAGE_OBSERVATIONS])
             for i in range(0, len(items), MESSAGE_OBSERVATIONS)]
 
