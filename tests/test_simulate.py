@@ -256,8 +256,18 @@ def test_cameras_and_traffic_when_there_are_datastreams():
     assert flow[rush].mean() > 2 * flow[night].mean()
     assert set(np.unique(cam)) == {0.0, 1.0, 2.0}  # outages happen and end
     assert (cam == 0).mean() > 0.95
-    payload = simulator.encode(s.select(np.array([False, False, True])), t[:3], cam[None, :3])
-    assert b'"online"' in payload[0] or b'"offline"' in payload[0] or b'"degraded"' in payload[0]
+    # What the ingest reads of the simulator's messages: numbers as results, camera states as text.
+    from gis.sensors import payloads
+
+    down = int(np.flatnonzero(cam == 2)[0])
+    [message] = simulator.encode(s, t[down:down + 2], np.stack([speed, flow, cam])[:, down:down + 2])
+    rows, refused = payloads.parse(f"geoioc/v1/gateways/{simulator.GATEWAY}/observations", message,
+                                   "", dt.datetime.fromtimestamp(t[down], dt.UTC),
+                                   payloads.Window(dt.timedelta(days=1), dt.timedelta(days=1)))
+    assert not refused and len(rows) == 6
+    assert [r.result for r in rows[:2]] == [speed[down], flow[down]]
+    assert rows[2].result_json == '"offline"' and rows[2].result is None
+    assert all(r.result_time == r.phenomenon_time for r in rows)
 
 
 def test_the_command_names_bad_options():
