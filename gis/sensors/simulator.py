@@ -6,7 +6,8 @@ The clock: observation times are a grid of `step` seconds from `start` (multiple
 since the epoch). Times in the past are back-filled as fast as `speed` (simulated seconds per
 second; 0: no limit) and `rate` (observations per second, all datastreams together; 0: no limit)
 allow; then the clock follows the wall clock, one grid time after the other: nothing is published
-for a time still to come. It stops at `end` (None: never) or after the first grid time (`once`).
+for a time still to come. It stops at `end` (None: never), or after one grid time (`once`: the
+one at or just before `start`).
 
 Camera and traffic datastreams are simulated like any other when there are some; when there are
 none (road segments and cameras get theirs apart from the stations), the run says so once.
@@ -149,7 +150,8 @@ def run(streams: simulate.Streams, clock: Clock, seed: int, publisher: Publisher
     if clock.rate:
         per_chunk = max(1, min(per_chunk, int(clock.rate // len(streams)) or 1))
     cursor = float(simulate.grid(clock.start, clock.start + clock.step, clock.step)[0])
-    if clock.once:
+    if clock.once:  # the grid time at or just before the start: no wait for the next one
+        cursor = float(np.floor(clock.start / clock.step) * clock.step)
         clock.end = cursor + clock.step
     began = time.monotonic()
     while keep_going() and (clock.end is None or cursor < clock.end):
