@@ -11,6 +11,9 @@
 # it is used as it is; otherwise the broker on 127.0.0.1:1883 is used when one answers, else
 # Debian's mosquitto is installed if missing and started with a configuration of ours under
 # .geoioc/mosquitto/ (persistent sessions kept on disk, queues long enough for a worker's restart).
+# In run mode the sensor simulator (`geoioc simulate`) publishes the sample's readings beside the
+# server, so the center is live on first start; GEOIOC_SIMULATE=0 leaves it out. `make test`
+# never starts it.
 set -euo pipefail
 
 MODE=${1:-run}
@@ -250,6 +253,16 @@ case "$MODE" in
 prepare)
     ;;
 run)
+    # The simulator in the background at a gentle pace: the last six hours back-filled at 200
+    # observations a second once the server's ingest worker listens, then one reading of every
+    # sample datastream a minute. The server takes this shell's place (exec: Ctrl+C and signals
+    # reach it as before); the simulator, its child then, ends within a second of it.
+    if [ "${GEOIOC_SIMULATE:-1}" != 0 ]; then
+        mkdir -p "$ROOT/.geoioc"
+        say "simulating the sample's sensors (log .geoioc/simulate.log; GEOIOC_SIMULATE=0 turns it off)"
+        GEOIOC_SIMULATE_WITH_PARENT=1 "$GEOIOC" simulate --start -6h --rate 200 \
+            --wait-for-ingest 120 --quiet >"$ROOT/.geoioc/simulate.log" 2>&1 &
+    fi
     exec "$GEOIOC" serve
     ;;
 test)

@@ -1,7 +1,8 @@
 """The `geoioc` command line: database, sample province, layers, server, accounts, data exchange.
 
-One module per command group (db, sample, layers, serve, auth, io, parcels, jobs, sensors); this package only
-assembles them into one typer app and turns errors into one line and an exit code in `main()`.
+One module per command group (db, sample, layers, serve, auth, io, parcels, jobs, sensors,
+simulate); this package only assembles them into one typer app and turns errors into one line and
+an exit code in `main()`.
 Command modules import gis.cli.common, never this package, so there is no import cycle.
 """
 
@@ -12,7 +13,7 @@ import sys
 import psycopg
 import typer
 
-from gis.cli import auth, db, io, jobs, layers, parcels, sample, sensors, serve
+from gis.cli import auth, db, io, jobs, layers, parcels, sample, sensors, serve, simulate
 from gis.cli.common import CliError, err, safe_url
 
 __all__ = ["CliError", "app", "main"]
@@ -35,6 +36,7 @@ app.command("worker")(jobs.worker)
 app.add_typer(jobs.jobs_app, name="jobs")
 app.command("ingest")(sensors.ingest)
 app.add_typer(sensors.observations_app, name="observations")
+app.command("simulate")(simulate.simulate)
 
 
 def main() -> None:

@@ -186,3 +186,30 @@ def forget_workers(conn: psycopg.Connection[Any], older_than: dt.timedelta) -> i
     return int(scalar(conn.execute(
         "WITH d AS (DELETE FROM ingest_workers WHERE seen_at < now() - %s RETURNING 1)"
         " SELECT count(*) FROM d", (older_than,))) or 0)
+
+
+def simulation_streams(conn: psycopg.Connection[Any]) -> list[tuple[int, str, int, float | None]]:
+    """Every datastream for the simulator (gis/sensors/simulate.py): id, observed property's
+    code, a station key (probes at one position share the smallest Thing id there; a road
+    segment's datastreams share minus its id) and the segment's free-flow speed when known.
+
+    Road segments' datastreams (datastreams.road_id, roads.free_flow_speed) are read through
+    to_jsonb so this runs on a schema with or without them."""
+    return [(int(r[0]), str(r[1]), int(r[2]), None if r[3] is None else float(r[3]))
+            for r in conn.execute(
+        "SELECT d.id, p.code,"
+        " coalesce(min(d.thing_id) OVER (PARTITION BY ST_AsBinary(s.geom)), d.thing_id,"
+        "          -(to_jsonb(d) ->> 'road_id')::bigint, -d.id),"
+        " (to_jsonb(r) ->> 'free_flow_speed')::float8"
+        " FROM datastreams d JOIN observed_properties p ON p.id = d.observed_property_id"
+        " LEFT JOIN sensors s ON s.id = d.thing_id"
+        " LEFT JOIN roads r ON r.id = (to_jsonb(d) ->> 'road_id')::bigint"
+        " ORDER BY d.id")]
+
+
+def ingest_running(conn: psycopg.Connection[Any], within: dt.timedelta) -> bool:
+    """Whether an ingest worker is running (seen within WITHIN, not stopped): the simulator
+    started beside a server waits for it, so its first messages find a subscriber."""
+    return bool(scalar(conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM ingest_workers WHERE stopped_at IS NULL"
+        " AND seen_at > now() - %s)", (within,))))
