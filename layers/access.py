@@ -95,6 +95,33 @@ def row_filter(layer: Layer, who: Principal, alias: str = "t") -> sql.Composable
     return sql.SQL(" AND ").join(parts) if parts else None
 
 
+def access_condition(who: Principal, access: sql.Composable,
+                     roles: sql.Composable) -> sql.Composable | None:
+    """SQL condition: the row, which carries its own access level (ACCESS: a text column of
+    Access values) and roles (ROLES: a text[] column), may be read by WHO (None: every row may).
+
+    For things that are not a layer of their own but rows with a level each (SensorThings
+    datastreams: a camera's or a security sensor's restricted to its roles). It is `_allowed`
+    written for rows, and built from `_allowed` itself: the levels that do not depend on roles
+    are asked of it, and a restricted row is readable exactly when `_allowed` grants WHO on a
+    shared role, i.e. when the row's roles overlap WHO's (tests/test_sta.py compares the two on
+    every level, role set and principal)."""
+    if ADMIN in who.roles:
+        return None
+    levels = [a.value for a in (Access.PUBLIC, Access.INTERNAL, Access.SECRET)
+              if _allowed(a, (), who)]
+    parts: list[sql.Composable] = []
+    if levels:
+        parts.append(sql.SQL("{} = ANY({})").format(access, sql.Literal(levels)))
+    mine = sorted(who.roles)
+    if mine and _allowed(Access.RESTRICTED, tuple(mine), who):
+        parts.append(sql.SQL("({} = {} AND {} && {}::text[])").format(
+            access, sql.Literal(Access.RESTRICTED.value), roles, sql.Literal(mine)))
+    if not parts:
+        return sql.SQL("false")
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
+
+
 def is_sensitive_read(layer: Layer, who: Principal, fields: Iterable[Field] | None = None) -> bool:
     """Reads the audit log must record: restricted or secret layers, fields or rows, and personal
     data (Field.personal: land users' names and ID numbers).
