@@ -21,18 +21,18 @@ VN_TZ = "Asia/Ho_Chi_Minh"
 
 # Rules that apply to a datastream D at %(now)s (enabled, valid that Vietnamese day): its
 # property's, and the ones for every datastream (silence).
-_APPLIES = """
+_APPLIES = sql.SQL("""
     r.enabled
     AND (r.valid_from IS NULL OR r.valid_from <= (%(now)s::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
     AND (r.valid_to IS NULL OR (%(now)s::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < r.valid_to)
     AND (r.observed_property_id IS NULL OR r.observed_property_id = d.observed_property_id)
-"""
+""")
 
 # A mean over more than a day is read from the daily rollups: such rules (annual means) are
 # evaluated by the hourly sweep, not after every ingest batch (a year is 365 rows a datastream).
 LONG = sql.SQL("(r.statistic = 'mean' AND r.window_minutes > 1440)")
 
-# Which pairs an evaluation covers ({scope} of EVALUATE).
+# Which pairs an evaluation covers (evaluate()'s scope).
 SCOPE_BATCH = sql.SQL("d.id = ANY(%(ids)s) AND NOT {long}").format(long=LONG)
 # The minute's sweep: silence everywhere, and every pair with an open alert (so that an alert
 # closes on time even when no data arrive).
@@ -49,23 +49,25 @@ ORDER BY id FOR UPDATE
 LOCK_OPEN_ALL = "SELECT id FROM sensor_alerts WHERE closed_at IS NULL ORDER BY id FOR UPDATE"
 
 # Evaluate the pairs in {scope} at %(now)s and apply the outcome. Per pair (ev):
-#   value: threshold: the latest reading (fresh enough) or the mean over the period (enough
-#          hours or days with data); rate: latest minus the reading a window before; silence:
-#          minutes since data last arrived. NULL: nothing to judge (no decision, nothing changes).
+#   value: threshold: the latest reading (fresh enough) or the mean over the period that ends
+#          with the latest reading's hour or day (enough hours or days with data: the hour that
+#          has just begun, still empty, does not make a 1-hour mean unknown); rate: latest
+#          minus the reading a window before; silence: minutes since data last arrived.
+#          NULL: nothing to judge (no decision, nothing changes).
 #   breach: true / false / NULL (unknown); limit: the limit it is judged against.
 # Then: a breach without an open alert opens one (the partial unique index makes a concurrent
 # second opening do nothing); an open alert that breaches after having read normal restarts
 # (normal_since NULL, event 'breach'); one that reads normal starts its count (event 'normal')
 # and closes once normal for the rule's clear_minutes (event 'closed'). Returns the alerts that
 # opened or closed, for their incidents.
-EVALUATE = sql.SQL("""
+_EVALUATE = sql.SQL("""
 WITH pairs AS MATERIALIZED (
     SELECT d.id AS datastream_id, r.id AS rule_id, r.kind, r.statistic, r.window_minutes,
            r.min_coverage, r.lower_limit, r.upper_limit, r.max_rise, r.max_fall,
            r.clear_minutes, s.status AS station_status
       FROM datastreams d
       JOIN sensors s ON s.id = d.thing_id
-      JOIN alert_rules r ON """ + _APPLIES + """
+      JOIN alert_rules r ON {applies}
      WHERE {scope}
 ), measured AS MATERIALIZED (
     SELECT p.*, l.datastream_id IS NOT NULL AS reported, l.phenomenon_time AS latest_time,
@@ -73,23 +75,27 @@ WITH pairs AS MATERIALIZED (
            b.result AS before_value
       FROM pairs p
       LEFT JOIN datastream_latest l ON l.datastream_id = p.datastream_id
-      -- Means: each branch runs only for its rules (the condition on p is a one-time filter).
+      -- Means, over the period that ends with the hour (day) of the latest reading when that
+      -- reading lies within the period (else nothing: too old to judge the present); each
+      -- branch runs only for its rules (the condition on p is a one-time filter).
       CROSS JOIN LATERAL (
           SELECT sum(x.sum) / sum(x.n) AS mean, count(*) AS periods, max(x.last_time) AS last_time
             FROM observation_hourly x
            WHERE p.statistic = 'mean' AND p.window_minutes <= 1440
+             AND l.phenomenon_time > %(now)s::timestamptz - make_interval(mins => p.window_minutes)
              AND x.datastream_id = p.datastream_id
-             AND x.bucket > date_trunc('hour', %(now)s::timestamptz, 'UTC')
+             AND x.bucket > date_trunc('hour', least(l.phenomenon_time, %(now)s::timestamptz), 'UTC')
                             - make_interval(mins => p.window_minutes)
-             AND x.bucket <= %(now)s::timestamptz
+             AND x.bucket <= least(l.phenomenon_time, %(now)s::timestamptz)
           UNION ALL
           SELECT sum(x.sum) / sum(x.n), count(*), max(x.last_time)
             FROM observation_daily x
            WHERE p.statistic = 'mean' AND p.window_minutes > 1440
+             AND l.phenomenon_time > %(now)s::timestamptz - make_interval(mins => p.window_minutes)
              AND x.datastream_id = p.datastream_id
-             AND x.bucket > geoioc_vn_day(%(now)s::timestamptz)
+             AND x.bucket > geoioc_vn_day(least(l.phenomenon_time, %(now)s::timestamptz))
                             - make_interval(days => p.window_minutes / 1440)
-             AND x.bucket <= %(now)s::timestamptz
+             AND x.bucket <= least(l.phenomenon_time, %(now)s::timestamptz)
           ORDER BY periods DESC LIMIT 1
       ) h
       -- Rate: the reading a window before the latest (at or just before; not twice as old).
@@ -183,6 +189,12 @@ UNION ALL
 SELECT event, id FROM changed WHERE event = 'closed'
 ORDER BY 2
 """)
+
+
+def evaluate(scope: sql.Composable) -> sql.Composed:
+    """EVALUATE over the pairs of SCOPE (SCOPE_BATCH, SCOPE_SWEEP or SCOPE_LONG)."""
+    return _EVALUATE.format(applies=_APPLIES, scope=scope)
+
 
 # --- escalation -----------------------------------------------------------------------------
 
@@ -340,13 +352,13 @@ SELECT phenomenon_time, result FROM observations
 """
 
 # Every limit that applies to the datastream now (the chart's threshold lines).
-LIMITS = """
+LIMITS = sql.SQL("""
 SELECT r.code, r.kind, r.statistic, r.window_minutes, r.lower_limit, r.upper_limit, r.max_rise,
        r.max_fall, r.name_vi, r.name_en, r.source
-  FROM datastreams d JOIN alert_rules r ON """ + _APPLIES + """
+  FROM datastreams d JOIN alert_rules r ON {applies}
  WHERE d.id = %(ds)s AND r.kind = 'threshold'
  ORDER BY r.window_minutes, r.code
-"""
+""").format(applies=_APPLIES)
 
 RULES = """
 SELECT r.code, r.kind, p.code AS property, r.statistic, r.window_minutes,

@@ -15,7 +15,7 @@ Who evaluates, and when:
   every station, and every pair with an open alert, so an alert closes on time when no data
   arrive; every hour, ``sweep_long(conn, now)``: the annual means.
 
-Each is one transaction: one set-based statement (alert_queries.EVALUATE) evaluates the pairs
+Each is one transaction: one set-based statement (alert_queries.evaluate) evaluates the pairs
 and opens, updates and closes alerts; then, for the few alerts that opened, an incident in the
 workflow (gis/reports: category environment, source sensor, the station's position and current
 commune, a Vietnamese title with the value, the limit and the time in Vietnam time; assigned at
@@ -110,7 +110,7 @@ def _run(conn: psycopg.Connection[Any], scope: sql.Composable, lock: str,
     params = {**params, "now": now}
     with conn.transaction():
         conn.execute(lock, params)
-        rows = conn.execute(q.EVALUATE.format(scope=scope), params).fetchall()
+        rows = conn.execute(q.evaluate(scope), params).fetchall()
         opened = tuple(int(r[1]) for r in rows if r[0] == "opened")
         closed = tuple(int(r[1]) for r in rows if r[0] == "closed")
         incidents = _follow_up(conn, opened, closed, now) if rows else ()
@@ -222,7 +222,8 @@ def _what(f: dict[str, Any]) -> str:
     band = f" (mức {f['aqi_band_vi']})" if f.get("aqi_band_vi") else ""
     side = "dưới giới hạn tối thiểu" if f["lower_limit"] is not None and v < f["lower_limit"] \
         else "vượt giới hạn"
-    return f"{prop}{mean} {number(v)}{u}{band}, {side} {number(lim, limit=True)}{u}"
+    shown = fmt.number(v, "vi", 0) if f["property"] == "aqi" else number(v)
+    return f"{prop}{mean} {shown}{u}{band}, {side} {number(lim, limit=True)}{u}"
 
 
 def title(f: dict[str, Any]) -> str:

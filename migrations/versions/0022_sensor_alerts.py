@@ -8,22 +8,25 @@ VN_AQI bands.
   * threshold: a value outside [lower_limit, upper_limit]. The value is the latest reading
     (statistic 'latest', at most window_minutes old) or a mean over an averaging period
     (statistic 'mean', window_minutes): periods of whole hours up to 24 h are read from
-    `observation_hourly` (the clock hours that end with the current one, the current one
-    included as far as it has come), longer ones (whole days, e.g. a year) from
-    `observation_daily` (days in Vietnam time). A mean counts only when at least
-    min_coverage of the period's hours (days) have data.
+    `observation_hourly` (the clock hours that end with the hour of the latest reading, that
+    hour as far as it has come), longer ones (whole days, e.g. a year) from
+    `observation_daily` (days in Vietnam time). A mean counts only when the latest reading
+    lies within the period and at least min_coverage of the period's hours (days) have data.
   * rate: the latest reading minus the reading window_minutes before it (the one at or just
     before that instant, not older than twice the window) rises above max_rise or falls
     below -max_fall.
   * silence: nothing has arrived from an online station for window_minutes (arrival time:
     datastream_latest.updated_at, the time data last came in, so a station sending buffered
     readings late is reporting; a station in maintenance or offline is not expected to).
+  escalate: whether an alert of the rule becomes an incident (all but silence: a station that
+  stopped sending is the monitoring network's fault, for the alert list and the technicians,
+  not an event in the province; an operator may turn it on).
   clear_minutes: an open alert closes when every evaluation has found the datastream normal
   for that long (a value that breaches again in between restarts the count). valid_from /
-  valid_to: a regulation's roadmap (a limit that tightens on a date is a second row). escalate:
-  an alert of the rule becomes an incident of the workflow; agency_code: the agency it is
-  assigned to at once, when that agency exists (agencies are reference data loaded with the
-  sample: no foreign key, checked when the incident is made).
+  valid_to: a regulation's roadmap (a limit that tightens on a date is a second row).
+  agency_code: the agency an escalated alert's incident is assigned to at once, when it
+  exists (agencies are reference data loaded with the sample: no foreign key, checked when
+  the incident is made).
 - `sensor_alerts`: one row per breach: at most one open (closed_at IS NULL) per datastream and
   rule (the partial unique index `sensor_alerts_one_open`), whatever the number of readings or
   evaluations. The value, the limit and the time of the reading that opened it, the worst value
@@ -186,10 +189,11 @@ $$;
 SEED = f"""
 INSERT INTO alert_rules (code, kind, observed_property_id, statistic, window_minutes,
     min_coverage, lower_limit, upper_limit, max_rise, max_fall, clear_minutes, severity, name_vi,
-    name_en, source, valid_from)
+    name_en, source, escalate, valid_from)
 SELECT v.code, v.kind, p.id, v.statistic, v.window_minutes, v.min_coverage, v.lower_limit,
        v.upper_limit, v.max_rise, v.max_fall, v.clear_minutes, v.severity, v.name_vi, v.name_en,
-       v.source, CASE WHEN v.source IN ('{QCVN05}', '{QCVN08}') THEN date '2023-09-12' END
+       v.source, v.kind <> 'silence',
+       CASE WHEN v.source IN ('{QCVN05}', '{QCVN08}') THEN date '2023-09-12' END
 FROM (VALUES
  -- QCVN 05:2023/BTNMT Bảng 1 (µg/Nm³): PM2.5 24 h 50, year 25; PM10 24 h 100, year 50;
  -- NO2 1 h 200, 24 h 100, year 40.
@@ -242,7 +246,7 @@ FROM (VALUES
 LEFT JOIN observed_properties p ON p.code = v.property
 WHERE v.property IS NULL OR p.id IS NOT NULL
 ORDER BY v.code
-"""
+"""  # noqa: S608 - constants only
 
 DOWNGRADE = """
 DROP FUNCTION IF EXISTS geoioc_aqi_band(double precision);
