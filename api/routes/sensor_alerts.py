@@ -27,7 +27,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Conn, DatetimeParam, QueryModel, query
 from api.route_docs import WHO, problems
@@ -42,36 +42,30 @@ Operator = Annotated[Principal, Depends(require_roles("operator"))]
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="the alert's id")]
 
 
-def _blank_none(value: Any) -> Any:
-    """An empty field of a filter form means "any"."""
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-Blank = BeforeValidator(_blank_none)
 Status = Literal["open", "acknowledged", "closed", "active"]
 
 
 class AlertQuery(QueryModel):
     """GET /api/sensors/alerts: the filters and the page, one model (api.deps.QueryModel)."""
 
-    status: Annotated[Status | None, Blank, Field(
+    status: Annotated[Status | None, Field(
         description="open (not yet acknowledged), acknowledged (still open), closed, or active "
                     "(open or acknowledged); default all")] = None
     station: Annotated[Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")] | None,
-                       Blank, Field(description="the station's code (e.g. AIR-001)")] = None
+                       Field(description="the station's code (e.g. AIR-001)")] = None
     property: Annotated[Annotated[str, Field(max_length=40, pattern=r"^[a-z][a-z0-9_]*$")] | None,
-                        Blank, Field(description="the observed property's code (e.g. pm25)")] = None
+                        Field(description="the observed property's code (e.g. pm25)")] = None
     rule: Annotated[Annotated[str, Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]*$")] | None,
-                    Blank, Field(description="the rule's code (GET /api/sensors/alert-rules)")] = None
-    limit: Annotated[Annotated[int, Field(ge=1, le=500)] | None, Blank,
+                    Field(description="the rule's code (GET /api/sensors/alert-rules)")] = None
+    limit: Annotated[Annotated[int, Field(ge=1, le=500)] | None,
                      Field(description="page size (default 100, at most 500)")] = None
-    offset: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, Blank,
+    offset: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None,
                       Field(description="rows to skip")] = None
 
 
 class RulesQuery(QueryModel):
     property: Annotated[Annotated[str, Field(max_length=40, pattern=r"^[a-z][a-z0-9_]*$")] | None,
-                        Blank, Field(description="only the rules of this observed property")] = None
+                        Field(description="only the rules of this observed property")] = None
 
 
 class AcknowledgeBody(BaseModel):
