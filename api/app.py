@@ -23,6 +23,7 @@ from api.routes import (
     map_page,
     map_search,
     report_pages,
+    sensor_alerts,
 )
 from api.routes import audit as audit_routes
 from api.routes import exports as export_routes
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = AuthService(settings)
     app.state.report_buckets = report_intake.flood_buckets(settings)
     # map_page's router answers `/` (the command map).
-    for router in (health.router, map_page.router, map_api.router, incident_analytics.router,
+    for router in (health.router, map_page.router, map_api.router, sensor_alerts.router,
+                   incident_analytics.router,
                    map_search.router, parcel_routes.router, auth.router, auth.pages_router,
                    audit_routes.router, admin_jobs.router, export_routes.router, import_routes.router,
                    open311_routes.router, report_routes.router, report_pages.router,

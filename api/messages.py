@@ -294,6 +294,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "unknown jurisdiction_id {value}; this endpoint serves {expected}"),
     "date_range_too_long": ("khoảng thời gian không được dài quá 90 ngày",
                             "the range may not span more than 90 days"),
+    # --- sensor alerts (gis/sensors/alerts.py) ---------------------------------------------
+    "alert_not_found": ("không tìm thấy cảnh báo {id}", "alert {id} not found"),
+    "alert_closed": ("cảnh báo {id} đã đóng lúc {at} (giờ Việt Nam): không cần xác nhận",
+                     "alert {id} closed at {at} (Vietnam time): nothing to acknowledge"),
+    "alert_acknowledged": ("cảnh báo {id} đã được {by} xác nhận lúc {at} (giờ Việt Nam)",
+                           "alert {id} was acknowledged by {by} at {at} (Vietnam time)"),
     # --- the transparency figures (api/routes/transparency.py) --------------------------------
     "period_empty": ("ngày kết thúc ({end}) phải sau ngày bắt đầu ({start})",
                      "end ({end}) must be after start ({start})"),

@@ -44,7 +44,8 @@ MAX_NAME = 200
 MAX_IDS = 10_000
 # Ways out, as `target.channel` of read rows (the admin API and `geoioc audit --channel` filter on it).
 CHANNELS = ("ogc-items", "ogc-item", "ogc-items-html", "ogc-item-html", "tile", "identify",
-            "map-cameras", "map-sensors", "heatmap", "incident-points", "incident-stats", "incident",
+            "map-cameras", "map-sensors", "sensor-alerts", "heatmap", "incident-points",
+            "incident-stats", "incident",
             "search", "parcel-search", "parcel-search-page", "parcel-api", "parcel-page",
             "extract-pdf", "extract-html", "export", "export-job", "export-cli", "report-api",
             "sta")

@@ -26,7 +26,9 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           # sensor streams (migration 0020; the monthly partitions are left out below)
           "observed_properties", "sensor_models", "features_of_interest", "thing_locations",
           "datastreams", "observation_hourly", "observation_daily", "datastream_latest",
-          "ingest_workers"}
+          "ingest_workers",
+          # sensor alerts (migration 0022)
+          "alert_rules", "sensor_alerts", "sensor_alert_events", "aqi_bands"}
 
 
 def _tables(url: str) -> set[str]:

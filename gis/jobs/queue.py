@@ -30,7 +30,8 @@ from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
 # Every module defining tasks: the worker imports them before it takes a job (a task it does
 # not know would fail), so a new kind of background work is registered here and nowhere else.
 TASK_MODULES = ["gis.jobs.webhooks", "gis.jobs.maintenance", "gis.io.jobs",
-                "gis.reports.transparency_refresh", "gis.sensors.partitions"]
+                "gis.reports.transparency_refresh", "gis.sensors.partitions",
+                "gis.sensors.alert_jobs"]
 
 # Queues: exports are long and blocking, deliveries short; separate names let a deployment run
 # workers for one kind only (`geoioc worker --queue webhooks`).

@@ -26,7 +26,9 @@ REPORT_TABLES = ("report_photos", "incident_transitions", "incident_requests", "
 # trigger and by _load_observations, emptied with them (the observed properties and sensor
 # models are reference data of the migration, like land_use_codes).
 STREAM_TABLES = ("observation_hourly", "observation_daily", "datastream_latest", "datastreams",
-                 "thing_locations", "features_of_interest")
+                 "thing_locations", "features_of_interest",
+                 # the alerts on them (migration 0022; the rules are reference data)
+                 "sensor_alert_events", "sensor_alerts")
 SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, *STREAM_TABLES, "sample_info")
 CHUNK = 1 << 20
 
