@@ -389,3 +389,31 @@ def test_serve_runs_an_ingest_worker(conn, stations, prefix, tag, pub):
     assert service.running() is None
     assert conn.execute("SELECT stopped_at IS NOT NULL FROM ingest_workers WHERE client_id = %s",
                         (f"test-{tag}-serve",)).fetchone() == (True,)
+
+
+def test_a_breach_published_over_mqtt_opens_one_alert(conn, stations, workers, pub):
+    """The ingest evaluates the alert rules of what it stored (gis.sensors.alerts.evaluate):
+    an hour of pH 3.0 from a river probe opens the QCVN 08:2023 pH alert and its incident,
+    once, however many readings breach."""
+    w = workers.start()
+    _, water = stations
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    pub.gateway([[water, _iso(now - dt.timedelta(minutes=m)), 3.0] for m in range(0, 65, 5)])
+    pub.flush()
+    wait_for(lambda: figures(conn, w)["stored"] == 13)
+    wait_for(lambda: conn.execute(
+        "SELECT count(*) FROM sensor_alerts a JOIN alert_rules r ON r.id = a.rule_id"
+        " WHERE a.datastream_id = %s AND r.code = 'qcvn08-ph'", (water,)).fetchone()[0] > 0)
+    rows = conn.execute(
+        "SELECT r.code, a.incident_id FROM sensor_alerts a JOIN alert_rules r ON r.id = a.rule_id"
+        " WHERE a.datastream_id = %s", (water,)).fetchall()
+    try:
+        assert [r[0] for r in rows].count("qcvn08-ph") == 1
+        incident = next(r[1] for r in rows if r[0] == "qcvn08-ph")
+        assert incident is not None
+        source, category = conn.execute("SELECT source, category FROM incidents WHERE id = %s",
+                                        (incident,)).fetchone()
+        assert (source, category) == ("sensor", "environment")
+    finally:
+        conn.execute("DELETE FROM incidents WHERE id = ANY(%s)",
+                     ([r[1] for r in rows if r[1] is not None],))

@@ -53,8 +53,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg import sql
 
+from gis.sensors import alerts, payloads, queries
 from gis.sensors import mqtt as broker
-from gis.sensors import payloads, queries
 from gis.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -384,7 +384,22 @@ class IngestWorker:
         if self._killed:
             raise psycopg.OperationalError("killed")
         conn.commit()
+        if out.stored:
+            self._alert({r.datastream_id for r in rows})
         return out
+
+    def _alert(self, datastream_ids: set[int]) -> None:
+        """The alert rules of the datastreams just stored, after the commit: the observations
+        are kept whatever the evaluation does (it fails: logged, and the minute's sweep of the
+        job queue evaluates every open alert again)."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            alerts.evaluate(conn, datastream_ids)
+            conn.commit()
+        except psycopg.Error:
+            log.warning("ingest %s: alert evaluation failed", self.client_id, exc_info=True)
+            conn.rollback()
 
     def _in_partitions(self, rows: list[payloads.Row],
                        reasons: collections.Counter[str]) -> list[payloads.Row]:

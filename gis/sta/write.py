@@ -21,6 +21,7 @@ application/vnd.geo+json, feature: a GeoJSON geometry) is created with the obser
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +30,15 @@ import orjson
 import psycopg
 
 from gis import audit
-from gis.sensors import payloads
+from gis.sensors import alerts, payloads
 from gis.sensors import queries as ingest
 from gis.settings import Settings
 from gis.sta.model import DATASTREAM, visible
 from gis.sta.queries import observation_id
 from layers.access import ADMIN, Principal
 from layers.errors import BadRequest, Invalid, Message, NotFound, Problem
+
+log = logging.getLogger(__name__)
 
 WRITE_ROLES = frozenset({"operator"})
 MAX_OBSERVATIONS = 10_000  # per request (a data array); more: several requests
@@ -163,6 +166,12 @@ def create(conn: psycopg.Connection[Any], who: Principal, settings: Settings,
                      target={"channel": "sta", "observations": sum(o.created for o in out),
                              "refused": sum(o.error is not None for o in out),
                              "datastreams": sorted({ds for ds, _ in items})[:100]})
+    created = {o.row.datastream_id for o in out if o.created and o.row is not None}
+    if created:  # as the ingest does after its commit (gis/sensors/ingest.py, _alert)
+        try:
+            alerts.evaluate(conn, created)
+        except psycopg.Error:
+            log.warning("alert evaluation after an STA write failed", exc_info=True)
     return out
 
 
