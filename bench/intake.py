@@ -18,8 +18,9 @@ machine's shared PostgreSQL on 5432 is only read (the dump). The cluster is remo
                                                            # clean shutdown
 
 Server: `geoioc serve --workers W` with the anonymous rate limit off (one client address sends
-everything; a flood limit would measure 429s). Client: one asyncio httpx process, --clients
-concurrent senders, each waiting for its answer before sending the next (closed loop).
+everything; a flood limit would measure 429s). Client: one asyncio process, --clients
+concurrent senders on keep-alive connections (HTTP/1.1 written by hand: `Connection`), each
+waiting for its answer before sending the next (closed loop).
 """
 
 from __future__ import annotations
@@ -518,18 +519,21 @@ def main() -> None:
         for workers in args.workers:
             run_id = uuid.uuid4().hex[:8]
             source = bodies(db_url, run_id)
+            load_at_start = load_average()  # the neighbours' load, before this run adds its own
             with serve(db_url, workers) as (url, pid):
                 run = asyncio.run(drive(url, pid, source, cluster, args.clients, args.seconds,
                                         args.down, args.stop_mode))
             figures, lines = summarise(run, stored_markers(db_url, run_id), workers,
                                        args.clients, args.stop_mode, args.down)
+            lines[0] += f" Load average {load_at_start} as it started."
             print("\n".join(lines), flush=True)
             out += lines
     load_after = load_average()
     head = (f"`bench/intake.py` run {started} on this machine ({os.cpu_count()} cores, shared "
             f"with other sessions' work: load average {load_before} before, {load_after} after); "
             f"a throw-away PostgreSQL 15 cluster holding a copy of the sample province, really "
-            f"stopped and started mid-run; one asyncio httpx client process on loopback.")
+            f"stopped and started mid-run; one asyncio client process (keep-alive HTTP/1.1 "
+            f"connections written by hand) on loopback.")
     print(head)
     if not args.no_readme:
         write_section("intake", head + "\n\n" + "\n".join(out))
