@@ -4,6 +4,9 @@ machine does not move, for changes of a few percent that wall-clock benchmarks c
     .venv/bin/python bench/instructions.py                       # this tree, the parcel lookups
     .venv/bin/python bench/instructions.py --tree /path/to/other/checkout   # the same, another tree
     .venv/bin/python bench/instructions.py --database geoioc_dev "/ogc/collections/roads/items?limit=10"
+    .venv/bin/python bench/instructions.py --database h_mine POST/open311/v2/requests.json
+                    # report intake: distinct realistic reports as bench/intake.py sends them
+                    # (stored in that database: not the shared ones)
 
 Why: issue 12 asked that no benchmark get more than 5 % slower, and the parcel lookups of about
 2 ms moved by more than that from run to run on a shared 2-core machine (bench/README.md,
@@ -36,6 +39,8 @@ DEFAULT_PATHS = (
     "/ogc/collections/parcels/items?commune_code=09244&sheet_no=7&parcel_no=212&f=json",
 )
 WARMUP = 30
+# A path spelled POST/... is sent as a form-encoded POST of a new report (bench/intake.py's bodies).
+POST = "POST"
 
 
 def _control(*args: str) -> None:
@@ -48,19 +53,34 @@ def _control(*args: str) -> None:
 
 
 def child(paths: list[str], requests: int) -> None:
+    from urllib.parse import urlencode
+
     from api.app import create_app
 
     app = create_app()
+    forms = None
+    if any(p.startswith(POST) for p in paths):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import uuid
+
+        from intake import bodies  # bench/intake.py
+
+        forms = bodies(os.environ["GEOIOC_DATABASE_URL"], "cg" + uuid.uuid4().hex[:6])
 
     async def call(path: str) -> None:
+        method, body, headers = "GET", b"", [(b"host", b"127.0.0.1:8000")]
+        if path.startswith(POST) and forms is not None:
+            method, path, body = "POST", path[len(POST):], urlencode(next(forms).form).encode()
+            headers += [(b"content-type", b"application/x-www-form-urlencoded"),
+                        (b"content-length", str(len(body)).encode())]
         route, _, qs = path.partition("?")
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
                  "scheme": "http", "path": route, "raw_path": route.encode(), "query_string": qs.encode(),
-                 "root_path": "", "headers": [(b"host", b"127.0.0.1:8000")],
+                 "root_path": "", "headers": headers,
                  "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "state": {}}
 
         async def receive() -> dict[str, object]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         statuses: list[int] = []
 
@@ -88,7 +108,8 @@ def child(paths: list[str], requests: int) -> None:
 
 def measure(tree: Path, database: str, paths: list[str], requests: int) -> list[float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "0",
-           "GEOIOC_DATABASE_URL": f"postgresql://geoioc:geoioc@127.0.0.1:5432/{database}"}
+           "GEOIOC_DATABASE_URL": f"postgresql://geoioc:geoioc@127.0.0.1:5432/{database}",
+           "GEOIOC_REPORT_FLOOD_LIMIT": "0"}  # one client sends every report
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                f"--callgrind-out-file={tmp}/cg.%p", sys.executable, __file__,

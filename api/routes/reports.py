@@ -247,7 +247,6 @@ def reopen(token: Token, body: NoteBody, conn: Conn, settings: SettingsDep) -> d
 
 
 @router.post("/api/reports", status_code=201, responses=problems(400, 413, 422, 429),
-             dependencies=[Depends(report_intake.flood_guard)],
              openapi_extra={"requestBody": {"required": True, "content": {
                  "multipart/form-data": {"schema": {"type": "object", "properties": {
                      "service_code": {"type": "string"}, "lat": {"type": "string"},

@@ -1,7 +1,8 @@
 """Live report events for the operator console: PostgreSQL NOTIFY in, server-sent events out.
 
 publish() sends a NOTIFY on the connection of the transaction that stored a new report or a
-transition (called from notify.on_transition), so an event exists if and only if the change
+transition (called from notify.on_transition; a new report's events are sent by intake's own
+statement, queries.CREATE_REPORT, with the same payload), so an event exists if and only if the change
 committed, and every server process hears it: each process keeps one LISTEN connection
 (Listener) and fans the events out to its subscribers (one queue per open event stream).
 The payload holds public facts only (id, status, service, agency, commune, deadline): the

@@ -5,8 +5,10 @@ or an address the gazetteer and the map's search resolve; inside the province), 
 attribute definitions (required ones present, list values among the keys, numbers numeric),
 the lengths of free text and the photo URL. Nothing is written before all of it passed, and the
 writes (the incident, its request row, the reporter's identity, the first transition, a duplicate
-link) are one statement (queries.CREATE_REPORT), one round trip to the database, and the report's
-photos follow in the same transaction.
+link, the operator consoles' live events) are one statement (queries.CREATE_REPORT), one round
+trip to the database, atomic on its own, and the report's photos follow in the same transaction.
+With the reads (the service and where the point lies, together), a report costs the database two
+round trips.
 
 Uploaded photos (at most photos.MAX_PHOTOS) are checked and re-encoded before anything is
 written (gis/reports/photos.py): a photo that is not an image, or too large, is one more problem
@@ -15,6 +17,7 @@ of the report (field `media`, row = its position), and the report is refused who
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -31,8 +34,6 @@ from gis.analysis import search
 from gis.reports import photos as photo_files
 from gis.reports import queries as q
 from gis.reports import workflow
-from gis.reports.model import Transition
-from gis.reports.notify import on_transition
 from gis.reports.reference import services
 from layers.access import ANONYMOUS, readable_fields
 from layers.catalogue import get_layer
@@ -224,18 +225,20 @@ def _locate(conn: psycopg.Connection, lon: float, lat: float) -> dict[str, Any] 
 def _read(conn: psycopg.Connection, code: str | None, point: tuple[float, float] | None
           ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The service CODE (reference.services) and, when POINT (lon, lat) is given, where it lies
-    (queries.LOCATE; read even for a refused code, to name every problem). Both are sent in
-    pipeline mode: the usual report costs one round trip for its reads as for its write."""
+    (queries.LOCATE; read even for a refused code, to name every problem). The usual report has
+    both: one statement reads them (queries.READ_SERVICE_AND_PLACE), so its reads cost one
+    round trip as its write does (sending the two queries in pipeline mode cost psycopg about
+    0.11 ms of CPU per report, this 0.06 ms)."""
     if point is None:
         return (services(conn, code) if code else []), None
     if code is None:
         return [], _locate(conn, *point)
-    with conn.cursor(row_factory=dict_row) as read_service, \
-            conn.cursor(row_factory=dict_row) as read_place:
-        with conn.pipeline():
-            read_service.execute(q.SERVICES, {"code": code})
-            read_place.execute(q.LOCATE, {"lon": point[0], "lat": point[1]})
-        return read_service.fetchall(), read_place.fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q.READ_SERVICE_AND_PLACE,
+                          {"code": code, "lon": point[0], "lat": point[1]}).fetchone()
+    assert row is not None  # LOCATE always answers one row
+    place = {k: row.pop(k) for k in q.PLACE_COLUMNS}
+    return ([row] if row["code"] is not None else []), place
 
 
 def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
@@ -305,7 +308,12 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
     title = f"{service['name_vi']} tại {located['commune_name']}"
     identity = {k: _blank(getattr(report, k)) for k in
                 ("first_name", "last_name", "email", "phone", "device_id", "account_id")}
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    # The statement is atomic on its own: a transaction of ours only when photos follow it, or
+    # when the caller's connection would otherwise leave one open (not autocommit).
+    alone = not prepared and conn.autocommit \
+        and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with contextlib.nullcontext() if alone else conn.transaction(), \
+            conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(q.CREATE_REPORT, {
             "service_code": service["code"], "title": title,
             "description": _blank(report.description), "commune_code": located["commune_code"],
@@ -314,7 +322,8 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
             "address_id": address_id, "media_url": _blank(report.media_url),
             "attributes": Jsonb(attributes) if attributes else None,
             "identified": any(identity.values()), **identity,
-            "citizen": workflow.CITIZEN, "system": workflow.SYSTEM}).fetchone()
+            "citizen": workflow.CITIZEN, "system": workflow.SYSTEM,
+            "channel": q.EVENTS_CHANNEL}).fetchone()
         assert row is not None  # the service was read above; its row is there
         incident_id, original = int(row["id"]), row["duplicate_of"]
         photo_ids = []
@@ -325,16 +334,9 @@ def create(conn: psycopg.Connection, report: NewReport, *, province_srid: int,
                 "sha256": photo.sha256, "at": now}).fetchone()
             assert stored is not None
             photo_ids.append(int(stored[0]))
-        # The transitions the statement stored, to the hook as every transition goes (the
-        # consoles hear of the new report; an agency, were one set at intake, is told).
-        moves = [Transition(row["received_id"], incident_id, now, workflow.CITIZEN,
-                            "status", None, "received")]
-        if original is not None:
-            moves.append(Transition(row["duplicate_id"], incident_id, now, workflow.SYSTEM,
-                                    "duplicate", "received", "received",
-                                    note=f"likely duplicate of {original}"))
-        for t in moves:
-            on_transition(conn, incident_id, t)
+        # What notify.on_transition does after a transition is done for these two: the
+        # statement sent the consoles' events, and set no agency (routing is at verification),
+        # so no agency is told.
     notice = None if original is None else f"duplicate of {original}"
     service_request = row["category"] != "security_event"  # as requests.find reads them
     return Created(incident_id, token, original, notice, tuple(photo_ids),

@@ -7,6 +7,9 @@ PostgreSQL job queue (gis/jobs/webhooks.py) on that same connection: it exists i
 the move committed, and the queue retries it with backoff until the agency's receiver answers,
 or leaves it as a dead letter an administrator replays. Nothing is lost while the receiver is
 down, and each delivery carries one id for all its attempts so the receiver can drop repeats.
+One exception, for the hot path: a new report's first transitions (received, and a duplicate
+link) are stored by intake's one statement (queries.CREATE_REPORT), which sends their events
+itself; it sets no agency (routing is at verification), so there is nobody to tell yet.
 
 Only assignments and status changes are told (the issue's two events). The payload holds the
 report's public facts - no reporter, no description: the agency reads those through the API

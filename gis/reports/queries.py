@@ -61,6 +61,13 @@ LEFT JOIN LATERAL (SELECT code, name FROM admin_units WHERE level = 'commune'
                    AND valid_to IS NULL AND ST_Covers(geom, p.g) ORDER BY code LIMIT 1) AS c ON true
 """
 
+# What intake reads before it checks a report given a service code and a point, in one plain
+# statement (one round trip, no pipeline): the service's row as SERVICES gives it (its columns
+# NULL for an unknown code) and where the point lies, as LOCATE (always one row).
+READ_SERVICE_AND_PLACE = (  # two constants of this module, no input: noqa below
+    f"SELECT s.*, l.* FROM ({LOCATE}) AS l LEFT JOIN ({SERVICES}) AS s ON true")  # noqa: S608
+PLACE_COLUMNS = ("commune_code", "commune_name", "inside")
+
 # A new report's whole write in one statement (one round trip; atomic on its own): the incident,
 # its Open311 request row, the reporter's identity when one was given (%(identified)s), the first
 # transition (received, by the citizen) and, when the report likely repeats an open one (same
@@ -68,17 +75,37 @@ LEFT JOIN LATERAL (SELECT code, name FROM admin_units WHERE level = 'commune'
 # nearest, then the oldest), the duplicate link and its transition after the first (ORDER BY:
 # identity ids follow the rows' order). The statement's
 # snapshot does not see the row it inserts, so the duplicate search needs no "not itself".
+#
+# The duplicate search starts from the reports near the point (`near`: the GiST index on geom,
+# a box a little larger than the DUPLICATE_METRES circle: a degree of latitude is at least
+# 110,574 m, one of longitude at least 111,319 m x cos(latitude)), materialized so that the
+# planner cannot prefer the service index: the statistics of the last 48 hours lag behind a busy
+# intake (a prepared plan estimated 1 row where 2,000 reports of the service had come in, and
+# each new report read them all: 2-3 ms of database CPU per report, growing with the run).
+#
+# It also sends the operator consoles' live events (gis/reports/events.py, the same payload as
+# queries.NOTIFY_EVENT: report.created, then report.updated for the duplicate link; none for a
+# security event), delivered at commit: `told` is read by the last SELECT so that it runs.
+# No agency is set here (routing happens at verification), so there is no agency to tell
+# (gis/reports/notify.py) at intake.
+#
 # Returns what the caller answers with: the id, the category (security events are no service
 # request), the agency (none until routing), the link, the deadline the citizen is told (a
-# duplicate's original's, as REQUEST_COLUMNS shows it) and the transitions' ids.
+# duplicate's original's, as REQUEST_COLUMNS shows it) and the number of events sent.
 CREATE_REPORT = """
 WITH s AS (
     SELECT code, incident_category, severity, sla_hours FROM service_categories
     WHERE code = %(service_code)s
 ), p AS (
     SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g
+), near AS MATERIALIZED (
+    SELECT i.id, i.expected_at, i.geom, i.service_code, i.status, i.duplicate_of, i.reported_at
+    FROM incidents i
+    WHERE i.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
+        %(metres)s::float8 / (110000 * greatest(cos(radians(%(lat)s::float8)), 0.01)),
+        %(metres)s::float8 / 110000)
 ), dup AS (
-    SELECT i.id, i.expected_at FROM incidents i, p
+    SELECT i.id, i.expected_at FROM near i, p
     WHERE i.service_code = %(service_code)s
       AND i.status IN ('received', 'verified', 'assigned', 'in_progress')
       AND i.duplicate_of IS NULL
@@ -93,7 +120,8 @@ WITH s AS (
         %(commune_code)s, %(at)s, p.g, s.code, geoioc_sla_deadline(%(at)s, s.sla_hours), %(at)s,
         (SELECT id FROM dup)
     FROM s, p
-    RETURNING id, category, agency_code, expected_at, duplicate_of
+    RETURNING id, category, status, service_code, agency_code, commune_code, expected_at,
+        duplicate_of
 ), request AS (
     INSERT INTO incident_requests (incident_id, token, address, address_id, media_url, attributes)
     SELECT id, %(token)s, %(address)s, %(address_id)s, %(media_url)s, %(attributes)s FROM report
@@ -111,12 +139,18 @@ WITH s AS (
         AS m(ord, actor, kind, from_status, note)
     WHERE m.ord = 1 OR r.duplicate_of IS NOT NULL
     ORDER BY m.ord
-    RETURNING id, kind
+), told AS (
+    SELECT count(pg_notify(%(channel)s::text, json_build_object(
+        'event', e.event, 'id', r.id, 'status', r.status, 'service_code', r.service_code,
+        'agency_code', r.agency_code, 'commune_code', r.commune_code,
+        'expected_at', r.expected_at, 'kind', e.kind, 'at', %(at)s::timestamptz)::text)) AS n
+    FROM report r CROSS JOIN LATERAL (VALUES
+        (1, 'report.created', 'status'), (2, 'report.updated', 'duplicate')) AS e(ord, event, kind)
+    WHERE r.category <> 'security_event' AND (e.ord = 1 OR r.duplicate_of IS NOT NULL)
 )
 SELECT r.id, r.category, r.agency_code, r.duplicate_of,
        COALESCE((SELECT expected_at FROM dup), r.expected_at) AS expected_at,
-       (SELECT id FROM moves WHERE kind = 'status') AS received_id,
-       (SELECT id FROM moves WHERE kind = 'duplicate') AS duplicate_id
+       (SELECT n FROM told) AS events
 FROM report r
 """
 
