@@ -33,7 +33,7 @@ _APPLIES = sql.SQL("""
 LONG = sql.SQL("(r.statistic = 'mean' AND r.window_minutes > 1440)")
 
 # Which pairs an evaluation covers (evaluate()'s scope).
-SCOPE_BATCH = sql.SQL("d.id = ANY(%(ids)s) AND NOT {long}").format(long=LONG)
+SCOPE_BATCH = sql.SQL("d.id = ANY(%(ids)s::bigint[]) AND NOT {long}").format(long=LONG)
 # The minute's sweep: silence everywhere, and every pair with an open alert (so that an alert
 # closes on time even when no data arrive).
 SCOPE_SWEEP = sql.SQL(
@@ -43,7 +43,7 @@ SCOPE_SWEEP = sql.SQL(
 SCOPE_LONG = LONG
 
 LOCK_OPEN_IDS = """
-SELECT id FROM sensor_alerts WHERE datastream_id = ANY(%(ids)s) AND closed_at IS NULL
+SELECT id FROM sensor_alerts WHERE datastream_id = ANY(%(ids)s::bigint[]) AND closed_at IS NULL
 ORDER BY id FOR UPDATE
 """
 LOCK_OPEN_ALL = "SELECT id FROM sensor_alerts WHERE closed_at IS NULL ORDER BY id FOR UPDATE"
@@ -69,44 +69,59 @@ WITH pairs AS MATERIALIZED (
       JOIN sensors s ON s.id = d.thing_id
       JOIN alert_rules r ON {applies}
      WHERE {scope}
-), measured AS MATERIALIZED (
+), latest AS MATERIALIZED (
     SELECT p.*, l.datastream_id IS NOT NULL AS reported, l.phenomenon_time AS latest_time,
-           l.result AS latest, l.updated_at AS arrived_at, h.mean, h.periods, h.last_time,
-           b.result AS before_value
+           l.result AS latest, l.updated_at AS arrived_at
       FROM pairs p
       LEFT JOIN datastream_latest l ON l.datastream_id = p.datastream_id
-      -- Means, over the period that ends with the hour (day) of the latest reading when that
-      -- reading lies within the period (else nothing: too old to judge the present); each
-      -- branch runs only for its rules (the condition on p is a one-time filter).
-      CROSS JOIN LATERAL (
+), hourly AS (
+    -- Means over whole hours: the period that ends with the hour of the latest reading, when
+    -- that reading lies within the period (else nothing: too old to judge the present). Each
+    -- lookup below runs only for the pairs of its kind.
+    SELECT m.datastream_id, m.rule_id, h.mean, h.periods, h.last_time
+      FROM latest m
+     CROSS JOIN LATERAL (
           SELECT sum(x.sum) / sum(x.n) AS mean, count(*) AS periods, max(x.last_time) AS last_time
             FROM observation_hourly x
-           WHERE p.statistic = 'mean' AND p.window_minutes <= 1440
-             AND l.phenomenon_time > %(now)s::timestamptz - make_interval(mins => p.window_minutes)
-             AND x.datastream_id = p.datastream_id
-             AND x.bucket > date_trunc('hour', least(l.phenomenon_time, %(now)s::timestamptz), 'UTC')
-                            - make_interval(mins => p.window_minutes)
-             AND x.bucket <= least(l.phenomenon_time, %(now)s::timestamptz)
-          UNION ALL
-          SELECT sum(x.sum) / sum(x.n), count(*), max(x.last_time)
+           WHERE x.datastream_id = m.datastream_id
+             AND x.bucket > date_trunc('hour', least(m.latest_time, %(now)s::timestamptz), 'UTC')
+                            - make_interval(mins => m.window_minutes)
+             AND x.bucket <= least(m.latest_time, %(now)s::timestamptz)) h
+     WHERE m.statistic = 'mean' AND m.window_minutes <= 1440
+       AND m.latest_time > %(now)s::timestamptz - make_interval(mins => m.window_minutes)
+), daily AS (
+    -- Means over whole days (Vietnam time), the same way.
+    SELECT m.datastream_id, m.rule_id, h.mean, h.periods, h.last_time
+      FROM latest m
+     CROSS JOIN LATERAL (
+          SELECT sum(x.sum) / sum(x.n) AS mean, count(*) AS periods, max(x.last_time) AS last_time
             FROM observation_daily x
-           WHERE p.statistic = 'mean' AND p.window_minutes > 1440
-             AND l.phenomenon_time > %(now)s::timestamptz - make_interval(mins => p.window_minutes)
-             AND x.datastream_id = p.datastream_id
-             AND x.bucket > geoioc_vn_day(least(l.phenomenon_time, %(now)s::timestamptz))
-                            - make_interval(days => p.window_minutes / 1440)
-             AND x.bucket <= least(l.phenomenon_time, %(now)s::timestamptz)
-          ORDER BY periods DESC LIMIT 1
-      ) h
-      -- Rate: the reading a window before the latest (at or just before; not twice as old).
-      LEFT JOIN LATERAL (
+           WHERE x.datastream_id = m.datastream_id
+             AND x.bucket > geoioc_vn_day(least(m.latest_time, %(now)s::timestamptz))
+                            - make_interval(days => m.window_minutes / 1440)
+             AND x.bucket <= least(m.latest_time, %(now)s::timestamptz)) h
+     WHERE m.statistic = 'mean' AND m.window_minutes > 1440
+       AND m.latest_time > %(now)s::timestamptz - make_interval(mins => m.window_minutes)
+), earlier AS (
+    -- Rate: the reading a window before the latest (at or just before; not twice as old).
+    SELECT m.datastream_id, m.rule_id, b.result AS before_value
+      FROM latest m
+     CROSS JOIN LATERAL (
           SELECT o.result FROM observations o
-           WHERE p.kind = 'rate' AND o.datastream_id = p.datastream_id
-             AND o.phenomenon_time <= l.phenomenon_time - make_interval(mins => p.window_minutes)
-             AND o.phenomenon_time > l.phenomenon_time - 2 * make_interval(mins => p.window_minutes)
+           WHERE o.datastream_id = m.datastream_id
+             AND o.phenomenon_time <= m.latest_time - make_interval(mins => m.window_minutes)
+             AND o.phenomenon_time > m.latest_time - 2 * make_interval(mins => m.window_minutes)
              AND o.result IS NOT NULL
-           ORDER BY o.phenomenon_time DESC LIMIT 1
-      ) b ON true
+           ORDER BY o.phenomenon_time DESC LIMIT 1) b
+     WHERE m.kind = 'rate'
+       AND m.latest_time > %(now)s::timestamptz - make_interval(mins => m.window_minutes)
+), measured AS (
+    SELECT m.*, coalesce(h.mean, d.mean) AS mean, coalesce(h.periods, d.periods, 0) AS periods,
+           coalesce(h.last_time, d.last_time) AS last_time, e.before_value
+      FROM latest m
+      LEFT JOIN hourly h ON h.datastream_id = m.datastream_id AND h.rule_id = m.rule_id
+      LEFT JOIN daily d ON d.datastream_id = m.datastream_id AND d.rule_id = m.rule_id
+      LEFT JOIN earlier e ON e.datastream_id = m.datastream_id AND e.rule_id = m.rule_id
 ), valued AS (
     SELECT m.datastream_id, m.rule_id, m.kind, m.lower_limit, m.upper_limit, m.max_rise,
            m.max_fall, m.window_minutes, m.clear_minutes, m.station_status,
