@@ -609,3 +609,34 @@ def test_the_routes_are_documented(client) -> None:
     assert {"401", "403", "404", "409"} <= set(ack["responses"])
     assert "application/problem+json" in ack["responses"]["409"]["content"]
     assert "/api/sensors/alerts/{alert_id}" in spec["paths"]
+
+
+def test_a_restricted_datastream_hides_its_alerts(client, conn, keys, role_keys, stations, base) -> None:
+    """A datastream with its own access level (a camera's, a security sensor's) is readable by
+    its roles only, here as in SensorThings: its alerts are 404 and absent from lists for the
+    others, and a read by its roles is audited (channel sensor-alerts)."""
+    st = stations.add("pm10")
+    conn.execute("UPDATE datastreams SET access = 'restricted', roles = '{security_officer}'"
+                 " WHERE id = %s", (st["ds"],))
+    stations.observe(st["ds"], hourly(base - dt.timedelta(hours=23), 24, 140.0))
+    alerts.evaluate(conn, [st["ds"]], base + dt.timedelta(minutes=5))
+    [alert] = alerts_of(conn, st["ds"])
+    for profile in ("anonymous", "citizen", "operator"):
+        assert client.get(f"/api/sensors/alerts/{alert['id']}", headers=keys[profile]).status_code == 404
+        listed = client.get("/api/sensors/alerts", params={"station": st["code"]},
+                            headers=keys[profile]).json()
+        assert listed["total"] == 0, profile
+        r = client.post(f"/api/sensors/alerts/{alert['id']}/acknowledge", json={},
+                        headers=keys[profile])
+        assert r.status_code in (401, 403, 404), (profile, r.status_code)
+    officer = role_keys["security_officer"]["user"]
+    for profile in ("security_officer", "admin"):
+        assert client.get(f"/api/sensors/alerts/{alert['id']}", headers=keys[profile]).status_code == 200
+        listed = client.get("/api/sensors/alerts", params={"station": st["code"]},
+                            headers=keys[profile]).json()
+        assert [i["id"] for i in listed["items"]] == [alert["id"]]
+    reads = conn.execute(
+        "SELECT username, target FROM audit_log WHERE action = 'read' AND layer = 'sensors'"
+        " AND target->>'channel' = 'sensor-alerts' AND target->'ids' @> %s::jsonb",
+        (f"[{alert['id']}]",)).fetchall()
+    assert officer in {r[0] for r in reads} and len(reads) >= 4
