@@ -13,11 +13,16 @@ pool, and each such hop cost about 0.2 ms of CPU per request (the parcel search 
 2.7 ms of server CPU when its parameters became five sync dependencies). The connection is taken
 on first use, in the route's thread (RequestConnection says why). A route with many parameters
 on a hot path declares them as one QueryModel (`query(Model)`), validated in one pydantic call.
+A route that only reads takes `ReadConn` instead of `Conn`: a read replica may answer it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -27,10 +32,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.security import SignedIn, Who, require_roles
 from gis import db
@@ -42,8 +49,10 @@ from layers.errors import BadRequest, NotFound
 from layers.model import Layer
 
 __all__ = ["BBox", "BBoxParam", "Conn", "CrsParam", "DatetimeParam", "Paging", "QueryModel",
-           "ReadableLayer", "SettingsDep", "SignedIn", "Who", "IsoDate", "paging", "query",
-           "require_roles"]
+           "ReadConn", "ReadableLayer", "SettingsDep", "SignedIn", "Who", "IsoDate", "paging",
+           "query", "require_roles"]
+
+log = logging.getLogger(__name__)
 
 
 # --- the application's shared state --------------------------------------------------------------
@@ -88,6 +97,10 @@ class RequestConnection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._open(), name)
 
+    def taken(self) -> psycopg.Connection | None:
+        """The connection, if the request has used it."""
+        return self._conn
+
     def release(self) -> None:
         """Give the connection back (gis.db.give_back checks a broken one)."""
         conn, self._conn = self._conn, None
@@ -98,28 +111,122 @@ class RequestConnection:
 LEASES = "geoioc.connections"
 
 
+class ReadConnection(RequestConnection):
+    """The request's connection for a route that only reads: a read replica's when one has
+    replayed what this client last wrote, else the primary's (gis.db.take_read). What such a
+    route writes besides (the audit row of a sensitive read) goes to the primary (gis/audit.py)."""
+
+    __slots__ = ()
+
+    def _open(self) -> psycopg.Connection:
+        if self._conn is None:
+            self._pool, self._conn = db.take_read(self._pool)
+        return self._conn
+
+
 async def get_connection(request: Request) -> psycopg.Connection:
     lease = RequestConnection(app_pool(request))
     request.scope.setdefault(LEASES, []).append(lease)
     return lease  # type: ignore[return-value]  # stands in for the Connection
 
 
+async def get_read_connection(request: Request) -> psycopg.Connection:
+    lease = ReadConnection(app_pool(request))
+    request.scope.setdefault(LEASES, []).append(lease)
+    return lease  # type: ignore[return-value]  # stands in for the Connection
+
+
+# Read-your-writes on replicas: after a write (an unsafe method answered below 400) the primary's
+# WAL position is remembered for the client, and its reads go to a replica only once it has
+# replayed that far. A client is its credential (an API key, a token: hashed) or, without one,
+# its address; the position also goes to the client in this cookie, which holds across server
+# processes and clients sharing an address.
+WAL_COOKIE = "geoioc_wal"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITES_KEPT = 100_000  # clients remembered (the oldest are forgotten: their replicas caught up)
+_last_write: OrderedDict[str, int] = OrderedDict()  # used on the event loop only
+
+
+def _reader(scope: Scope) -> tuple[str, int]:
+    """(client key, WAL position its reads must see) of a request."""
+    credential = cookie = b""
+    for name, value in scope.get("headers", ()):
+        if name in (b"authorization", b"x-api-key"):
+            credential = value
+        elif name == b"cookie":
+            cookie = value
+    if credential:
+        client = "c:" + hashlib.blake2b(credential, digest_size=16).hexdigest()
+    else:
+        client = "a:" + (scope["client"][0] if scope.get("client") else "")
+    position = _last_write.get(client, 0)
+    if WAL_COOKIE.encode() in cookie:
+        # Not ours to trust or refuse: a made-up position only costs its owner the replicas.
+        with contextlib.suppress(KeyError, ValueError):
+            position = max(position, db.lsn(cookie_parser(cookie.decode("latin-1"))[WAL_COOKIE]))
+    return client, position
+
+
+def _write_position(scope: Scope) -> int:
+    """The primary's WAL position after the request's writes, asked on the request's own primary
+    connection when it has one: writers each waiting for a second connection of a pool they hold
+    could wait out its timeout."""
+    for lease in scope.get(LEASES, ()):
+        if type(lease) is RequestConnection and lease.taken() is not None:
+            return db.write_position(lease.taken())
+    return db.write_position()
+
+
+def _noting_writes(scope: Scope, send: Send, client: str) -> Send:
+    async def noting(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] < 400:
+            try:
+                position = await run_in_threadpool(_write_position, scope)
+            except (psycopg.Error, PoolTimeout):
+                log.warning("could not read the WAL position after a write", exc_info=True)
+            else:
+                _last_write[client] = position
+                _last_write.move_to_end(client)
+                while len(_last_write) > WRITES_KEPT:
+                    _last_write.popitem(last=False)
+                cookie = f"{WAL_COOKIE}={db.lsn_text(position)}; Path=/; HttpOnly; SameSite=Lax"
+                if scope.get("scheme") == "https":
+                    cookie += "; Secure"
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"set-cookie", cookie.encode("latin-1"))]}
+        await send(message)
+
+    return noting
+
+
 class ReleaseConnections:
-    """ASGI middleware: the connections the request's `Conn` took go back to the pool when the
-    response is complete (streamed bodies and background tasks included), whatever happened."""
+    """ASGI middleware: the connections the request's `Conn` and `ReadConn` took go back to
+    their pools when the response is complete (streamed bodies and background tasks included),
+    whatever happened. With read replicas it also sets the WAL position the request's reads must
+    see (gis.db.read_after) and notes the one of its writes."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = None
+        if scope["type"] == "http" and db.get_replicas():
+            client, position = _reader(scope)
+            token = db.read_after.set(position)
+            if scope["method"] not in SAFE_METHODS:
+                send = _noting_writes(scope, send, client)
         try:
             await self.app(scope, receive, send)
         finally:
             for lease in scope.pop(LEASES, ()):
                 lease.release()
+            if token is not None:
+                db.read_after.reset(token)
 
 
 Conn = Annotated[psycopg.Connection, Depends(get_connection)]
+# For routes that only read (OGC, tiles, analytics, dashboards, map data): a replica may answer.
+ReadConn = Annotated[psycopg.Connection, Depends(get_read_connection)]
 
 
 async def get_app_settings(request: Request) -> Settings:

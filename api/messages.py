@@ -50,6 +50,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_many_items": ("tối đa {max_length} phần tử", "at most {max_length} items"),
     "object": ("phải là đối tượng JSON", "expected a JSON object"),
     "date": ("phải là ngày dạng YYYY-MM-DD", "expected a date YYYY-MM-DD"),
+    "week": ("phải là tuần ISO (2026-W49) hoặc một ngày trong tuần (YYYY-MM-DD)",
+             "expected an ISO week (2026-W49) or a date in it (YYYY-MM-DD)"),
     "datetime": ("phải là ngày giờ ISO 8601 (YYYY-MM-DDTHH:MM:SSZ)",
                  "expected an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)"),
     "json": ("không phải JSON hợp lệ", "not valid JSON"),
@@ -183,12 +185,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "window_order": ("khoảng thời gian phải bắt đầu trước khi kết thúc",
                      "the window must start before it ends"),
     "window_too_long": ("khoảng thời gian dài tối đa mười năm", "the window may be at most ten years long"),
+    "boundaries_or_as_of": ("chỉ chọn một trong hai: bộ ranh giới (boundaries) hoặc ngày (as_of)",
+                            "give either boundaries or as_of, not both"),
+    "unit_or_commune": ("chỉ chọn một trong hai: unit hoặc commune", "give either unit or commune, not both"),
+    "too_many_cells": ("lưới quá lớn ({cells} ô, tối đa {max}); hãy chọn ô lớn hơn",
+                       "{cells} cells, at most {max}: choose a larger cell size"),
+    "year_window": ("khoảng thời gian dài hơn một năm trùng với cùng kỳ năm trước; hãy so với kỳ "
+                    "liền trước (against=previous)",
+                    "a window longer than a year overlaps the same window a year earlier; use "
+                    "against=previous"),
     "unit_not_found": ("không tìm thấy đơn vị hành chính {code} vào ngày {day}",
                        "administrative unit {code} not found on {day}"),
     "not_identified": ("lớp {layer} không tra cứu được bằng cách nhấn trên bản đồ",
                        "{layer} is not identified by the server"),
     "bbox_required": ("bắt buộc (vùng đang xem để đếm)", "required (the view to count in)"),
     "layer_ids": ("cần từ 1 đến {max} mã lớp", "give 1 to {max} layer ids"),
+    # --- hot spots (api/routes/hotspots.py) --------------------------------------------------
+    "grid_too_large": ("lưới sẽ có khoảng {cells} ô, vượt quá tối đa {max}; hãy chọn ô lớn hơn hoặc "
+                       "vùng nhỏ hơn", "the grid would have about {cells} cells, over the maximum "
+                       "{max}; choose larger cells or a smaller area"),
+    "cube_too_large": ("số ô × số kỳ vượt quá {max}; hãy chọn ô lớn hơn, kỳ theo tháng hoặc "
+                       "khoảng thời gian ngắn hơn", "cells × bins is over {max}; choose larger "
+                       "cells, monthly bins or a shorter window"),
+    "permutations_value": ("phải là 'auto', 'analytic', 0 hoặc từ {min} đến {max}",
+                           "expected 'auto', 'analytic', 0 or {min}..{max}"),
+    "permutations_too_costly": ("số ô × số hoán vị vượt quá {max}; hãy giảm số hoán vị hoặc dùng "
+                                "'auto'", "cells × permutations is over {max}; use fewer "
+                                "permutations or 'auto'"),
+    "too_few_bins": ("khoảng thời gian chỉ có {n} kỳ; cần ít nhất {min} kỳ (khoảng dài hơn hoặc kỳ "
+                     "theo tuần)", "the window holds {n} bins; at least {min} are needed (a "
+                     "longer window or weekly bins)"),
+    "cell_not_found": ("ô {cell} không thuộc lưới", "cell {cell} is not in the grid"),
     # --- load and outages (api/middleware.py, api/errors.py) --------------------------------
     "too_many_requests": ("quá nhiều yêu cầu; hãy thử lại sau", "too many requests; try again later"),
     "rate_limited": ("quá nhiều yêu cầu; hãy thử lại sau {s} giây (đăng nhập để được giới hạn cao "
@@ -300,6 +327,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "alert {id} closed at {at} (Vietnam time): nothing to acknowledge"),
     "alert_acknowledged": ("cảnh báo {id} đã được {by} xác nhận lúc {at} (giờ Việt Nam)",
                            "alert {id} was acknowledged by {by} at {at} (Vietnam time)"),
+    # --- cameras: health, snapshots, detections (gis/sensors/cameras.py) --------------------
+    "camera_not_found": ("không tìm thấy camera {code}", "camera {code} not found"),
+    "camera_no_snapshot": ("camera {code} chưa có ảnh chụp", "no snapshot of camera {code}"),
+    "camera_key_other": ("khóa API này chỉ dùng cho camera khác, không phải {code}",
+                         "this API key is limited to other cameras than {code}"),
+    "camera_push_role": ("cần vai trò cán bộ điều hành hoặc khóa API dành riêng cho camera này",
+                         "requires role operator or an API key limited to this camera"),
+    "camera_number": ("phải là số từ {lo} đến {hi}", "expected a number from {lo} to {hi}"),
+    "camera_time": ("phải là thời điểm ISO 8601 có múi giờ (ví dụ 2026-12-03T08:00:00+07:00)",
+                    "expected ISO 8601 with a UTC offset (e.g. 2026-12-03T08:00:00+07:00)"),
+    "camera_time_old": ("thời điểm quá xa trong quá khứ", "too far in the past"),
+    "camera_category": ("cần mã loại phát hiện (ví dụ traffic_accident)",
+                        "required: a category code (e.g. traffic_accident)"),
+    "camera_category_unknown": ("không có loại phát hiện '{value}' (các loại: {codes})",
+                                "unknown category '{value}' (categories: {codes})"),
+    "camera_attributes": ("phải là đối tượng JSON không quá {max} byte",
+                          "expected a JSON object of at most {max} bytes"),
+    "camera_base64": ("phải là ảnh JPEG hoặc PNG mã hóa base64",
+                      "expected a base64 JPEG or PNG"),
+    "camera_content_type": ("gửi ảnh JPEG hoặc PNG (Content-Type image/jpeg hoặc image/png)",
+                            "send a JPEG or PNG image (Content-Type image/jpeg or image/png)"),
+    "image_not_jpeg_png": ("không phải ảnh JPEG hoặc PNG", "not a JPEG or PNG image"),
+    "detection_not_found": ("không tìm thấy phát hiện {id}", "detection {id} not found"),
+    "detection_decided": ("phát hiện {id} đã được xử lý ({status}) bởi {by} lúc {at} "
+                          "(giờ Việt Nam)",
+                          "detection {id} was already decided ({status}) by {by} at {at} "
+                          "(Vietnam time)"),
+    # --- the live map's chart (gis/sensors/series.py) ----------------------------------------
+    "datastream_not_found": ("không tìm thấy chuỗi số liệu {id}", "datastream {id} not found"),
+    "series_range_or_period": ("chọn khoảng có sẵn (range) hoặc thời điểm bắt đầu và kết thúc "
+                               "(start, end), không chọn cả hai",
+                               "give range, or start and end, not both"),
+    "series_start_required": ("bắt buộc khi không chọn khoảng có sẵn (day, week, month)",
+                              "required without range (day, week or month)"),
     # --- the transparency figures (api/routes/transparency.py) --------------------------------
     "period_empty": ("ngày kết thúc ({end}) phải sau ngày bắt đầu ({start})",
                      "end ({end}) must be after start ({start})"),
@@ -628,6 +689,66 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               "{file} lacks required field(s) {fields}"),
     "import_lacks_key": ("{file} thiếu trường khóa {fields} để đối chiếu với lớp {layer}",
                          "{file} lacks key field(s) {fields} that match rows of {layer}"),
+    "import_read_only": ("lớp {layer} chỉ để đọc; dữ liệu của lớp có chức năng nhập riêng",
+                         "{layer} is read-only here; its data has an import of its own"),
+    # --- indicator imports (gis/indicators/imports.py) ----------------------------------------
+    "indicators_import_role": ("nhập số liệu chỉ tiêu cần vai trò cán bộ điều hành hoặc quản trị",
+                               "importing indicator values requires role operator or admin"),
+    "indicators_file_type": ("{file}: không hỗ trợ loại tệp {suffix}; dùng CSV hoặc XLSX",
+                             "{file}: unsupported file type {suffix}; use CSV or XLSX"),
+    "indicators_not_utf8": ("{file}: tệp không ở bảng mã UTF-8; lưu lại dạng CSV UTF-8",
+                            "{file}: the file is not UTF-8; save it as CSV UTF-8"),
+    "indicators_too_many": ("{file}: nhiều hơn {n} dòng", "{file}: more than {n} rows"),
+    "indicators_no_sheet": ("{file}: không có trang tính cần nhập; các trang: {sheets}",
+                            "{file}: no such sheet; sheets: {sheets}"),
+    "indicators_empty": ("{file}: tệp rỗng", "{file}: the file is empty"),
+    "indicators_no_values": ("{file}: không có giá trị nào để nhập", "{file}: no value to import"),
+    "indicators_no_header": ("{file}: không tìm thấy dòng tiêu đề; cần các cột mã hoặc tên đơn vị, "
+                             "mã chỉ tiêu, kỳ và giá trị (dạng dọc), hoặc cột đơn vị và mỗi kỳ một "
+                             "cột (dạng niên giám)",
+                             "{file}: no header row found; expected unit code or name, indicator, "
+                             "period and value columns (long), or a unit column and one column per "
+                             "period (wide)"),
+    "indicators_unknown": ("không có chỉ tiêu {value}", "indicator {value} does not exist"),
+    "indicators_wide_which": ("{file}: bảng không ghi tên chỉ tiêu; hãy chọn chỉ tiêu",
+                              "{file}: the table names no indicator; give one (indicator)"),
+    "indicators_wide_several": ("{file}: tiêu đề nêu nhiều chỉ tiêu ({codes}); hãy chọn một",
+                                "{file}: the title names several indicators ({codes}); give one"),
+    "indicators_w_removed": ("đã xóa {n} giá trị cùng chỉ tiêu, kỳ và cấp đơn vị không còn trong tệp",
+                             "{n} value(s) of the same indicators, periods and levels that the "
+                             "file no longer holds were removed"),
+    "indicators_r_indicator": ("{column}: {value} không phải mã chỉ tiêu",
+                               "{column}: {value} is not an indicator"),
+    "indicators_r_period": ("{column}: {value} không phải kỳ số liệu (2023, 2023-Q2, 2023-06)",
+                            "{column}: {value} is not a period (2023, 2023-Q2, 2023-06)"),
+    "indicators_r_periodicity": ("{column}: {value} không phải kỳ {periodicity} của chỉ tiêu {code}",
+                                 "{column}: {value} is not a {periodicity} period of {code}"),
+    "indicators_r_number": ("{column}: {value} không phải là số", "{column}: {value} is not a number"),
+    "indicators_r_range": ("{column}: {value} nằm ngoài khoảng {range} ({unit}) của chỉ tiêu {code}",
+                           "{column}: {value} is outside {range} ({unit}) for {code}"),
+    "indicators_r_no_unit": ("{column}: thiếu mã hoặc tên đơn vị", "{column}: no unit code or name"),
+    "indicators_r_unit_era": ("{column}: đơn vị {value} không có hiệu lực vào ngày {day} (kỳ {period})",
+                              "{column}: unit {value} was not valid on {day} (period {period})"),
+    "indicators_r_unit_code": ("{column}: {value} không phải mã đơn vị hành chính",
+                               "{column}: {value} is not an administrative unit code"),
+    "indicators_r_unit_mismatch": ("{column}: tên {value} không khớp với đơn vị {code} ({name})",
+                                   "{column}: name {value} does not match unit {code} ({name})"),
+    "indicators_r_unit_name": ("{column}: không có đơn vị hành chính tên {value} vào ngày {day} "
+                               "(kỳ {period})",
+                               "{column}: no administrative unit named {value} on {day} (period "
+                               "{period})"),
+    "indicators_r_unit_ambiguous": ("{column}: tên {value} ứng với nhiều đơn vị: {codes}; hãy ghi mã "
+                                    "đơn vị", "{column}: {value} is ambiguous: {codes}; give the "
+                                    "unit code"),
+    "indicators_r_repeat": ("{column}: {code} kỳ {period} của đơn vị {unit} trùng với dòng {row}",
+                            "{column}: {code} {period} of unit {unit} repeats row {row}"),
+    "indicators_period": ("{value} không phải kỳ số liệu (2023, 2023-Q2, 2023-06)",
+                          "{value} is not a period (2023, 2023-Q2, 2023-06)"),
+    "indicators_periodicity": ("{value} không phải kỳ {periodicity} của chỉ tiêu {code}",
+                               "{value} is not a {periodicity} period of {code}"),
+    "indicators_no_indicator": ("không có chỉ tiêu {value}", "no indicator {value}"),
+    "indicators_no_unit": ("không có đơn vị hành chính {value} vào ngày {day}",
+                           "no administrative unit {value} on {day}"),
     # --- imports: a refused row (gis/io/imports: report.Reason) ------------------------------
     "import_not_text": ("{column}: {value} không phải chuỗi ký tự", "{column}: {value} is not text"),
     "import_not_codes": ("{column}: {value} không phải danh sách mã",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -23,62 +23,42 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.security import COOKIE_METHODS, SESSION_COOKIE
+from gis import limits
 from gis.auth.errors import CredentialsRejected
+from gis.limits import SharedTokenBuckets, TokenBuckets
 from gis.settings import Settings
 from layers.errors import BadRequest, TooManyRequests
 from layers.errors import Message as Entry
 
+__all__ = ["RateLimitMiddleware", "SharedTokenBuckets", "TokenBuckets", "client_address",
+           "install"]
 
-class TokenBuckets:
-    """One token bucket per key: RATE tokens a second, at most BURST saved up. In memory, per
-    process (the limit is per server process; a proxy in front can add a global one)."""
-
-    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
-        self.rate, self.burst, self.clock, self.max_keys = rate, float(burst), clock, max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
-
-    @classmethod
-    def per_window(cls, count: int, seconds: float, **kwargs: Any) -> TokenBuckets:
-        """COUNT at once, then COUNT per SECONDS on average: a limit people state in those
-        words ("10 reports per 10 minutes")."""
-        return cls(count / seconds, count, **kwargs)
-
-    def take(self, key: str) -> float:
-        """Take one token: 0 if allowed, else the seconds until one is available. (Runs on the
-        event loop thread only, so it needs no lock.)"""
-        now = self.clock()
-        tokens, at = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens >= 1:
-            if key not in self._buckets and len(self._buckets) >= self.max_keys:
-                self._prune(now)
-            self._buckets[key] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
-
-    def _prune(self, now: float) -> None:
-        # Buckets that have refilled completely hold no information.
-        full_after = self.burst / self.rate
-        for key in [k for k, (_, at) in self._buckets.items() if now - at >= full_after]:
-            del self._buckets[key]
-        if len(self._buckets) >= self.max_keys:
-            for key in list(self._buckets)[: self.max_keys // 10]:
-                del self._buckets[key]
+Buckets = TokenBuckets | SharedTokenBuckets
 
 
 class RateLimitMiddleware:
     """Anonymous requests: a bucket per client address. Requests with credentials are not
     limited (signed_in_rate = 0) or get their own, larger bucket per credential; bad credentials
     are refused by api.security before any real work and password guessing is bounded by the
-    sign-in lockout (gis.auth.throttle)."""
+    sign-in lockout (gis.auth.throttle).
+
+    With a STORE the buckets are shared by every server process under NAMESPACE (gis.limits:
+    one UPSERT per request); without one they are in this process's memory."""
 
     def __init__(self, app: ASGIApp, *, rate: float, burst: int, signed_in_rate: float = 0.0,
-                 signed_in_burst: int = 2000) -> None:
+                 signed_in_burst: int = 2000, store: limits.LimitStore | None = None,
+                 namespace: str = "") -> None:
         self.app = app
-        self.anonymous = TokenBuckets(rate, burst) if rate > 0 else None
-        self.signed_in = TokenBuckets(signed_in_rate, signed_in_burst) if signed_in_rate > 0 else None
+
+        def buckets(r: float, b: int, kind: str) -> Buckets | None:
+            if r <= 0:
+                return None
+            if store is None:
+                return TokenBuckets(r, b)
+            return SharedTokenBuckets(r, b, store=store, namespace=f"{namespace}:{kind}")
+
+        self.anonymous = buckets(rate, burst, "anonymous")
+        self.signed_in = buckets(signed_in_rate, signed_in_burst, "signed-in")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -256,16 +236,41 @@ class RejectNulBytes:
         await self.app(scope, receive, send)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+class WorkerHeader:
+    """`X-GeoIOC-Worker: <pid>` on every response: which server process answered (only with
+    GEOIOC_WORKER_HEADER=true, for tests and diagnosis of `geoioc serve --workers N`; off, it is
+    not installed and costs nothing)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_pid(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-geoioc-worker", self.pid))
+            await send(message)
+
+        await self.app(scope, receive, send_with_pid)
+
+
+def install(app: FastAPI, settings: Settings, namespace: str) -> None:
     """Add the middlewares; the last added runs first: CORS, then headers, then rate limit, then
     the NUL guard, so 429s and 400s carry CORS and security headers and preflights are never
-    rate limited."""
+    rate limited. NAMESPACE: the app's shared limits (gis.limits.namespace)."""
     app.add_middleware(RejectNulBytes)
     app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_anonymous_per_second,
                        burst=settings.rate_limit_anonymous_burst,
                        signed_in_rate=settings.rate_limit_signed_in_per_second,
-                       signed_in_burst=settings.rate_limit_signed_in_burst)
+                       signed_in_burst=settings.rate_limit_signed_in_burst,
+                       store=limits.store(settings.database_url), namespace=namespace)
     app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(settings))
+    if settings.worker_header:
+        app.add_middleware(WorkerHeader)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

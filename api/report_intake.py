@@ -20,7 +20,8 @@ from urllib.parse import unquote_plus
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from api.middleware import TokenBuckets, client_address
+from api.middleware import SharedTokenBuckets, TokenBuckets, client_address
+from gis import limits
 from gis.reports import intake, photos
 from gis.settings import Settings
 from layers.errors import Message, TooLarge, TooManyRequests
@@ -119,18 +120,27 @@ def urlencoded_fields(body: bytes) -> list[tuple[str, str]]:
     return out
 
 
-def flood_buckets(settings: Settings) -> TokenBuckets | None:
+def flood_buckets(settings: Settings, namespace: str | None = None
+                  ) -> TokenBuckets | SharedTokenBuckets | None:
+    """The flood limit's buckets: shared by every server process under NAMESPACE (gis.limits),
+    in this process's memory without one."""
     if settings.report_flood_limit <= 0:
         return None
-    return TokenBuckets.per_window(settings.report_flood_limit,
-                                   settings.report_flood_window_seconds)
+    if namespace is None:
+        return TokenBuckets.per_window(settings.report_flood_limit,
+                                       settings.report_flood_window_seconds)
+    return SharedTokenBuckets.per_window(settings.report_flood_limit,
+                                         settings.report_flood_window_seconds,
+                                         store=limits.store(settings.database_url),
+                                         namespace=f"{namespace}:reports")
 
 
 def flood_guard(request: Request) -> None:
     """Refuse a report past the client's flood limit (called by report_form, on the event loop:
     TokenBuckets needs no lock there). The app's buckets live on app.state, so a test's app has
     its own counters."""
-    buckets: TokenBuckets | None = getattr(request.app.state, "report_buckets", None)
+    buckets: TokenBuckets | SharedTokenBuckets | None = getattr(request.app.state,
+                                                                "report_buckets", None)
     if buckets is None:
         return
     wait = buckets.take("report:" + client_address(request.scope))

@@ -10,10 +10,13 @@ per observation, the hourly rollups count each once), and prints the figures.
     .venv/bin/python bench/mqtt_ingest.py                           # 12,000 obs/s for 60 s
     .venv/bin/python bench/mqtt_ingest.py --rate 20000 --seconds 30
     .venv/bin/python bench/mqtt_ingest.py --per-message 1 --rate 3000  # one STA message each
+    .venv/bin/python bench/mqtt_ingest.py --roads 500   # and 500 road segments' speed and flow
 
 What runs: the broker of GEOIOC_MQTT_URL (default 127.0.0.1:1883), the database of
 GEOIOC_DATABASE_URL (migrated; the run adds --datastreams stations of its own, sensors rows
-AIR-8xxxxx, and deletes them, with everything they got, at the end), one `geoioc ingest`
+AIR-8xxxxx, and --roads trunk road segments of its own, each with a speed and a flow
+datastream (migration 0024), and deletes them, with everything they got, at the end), one
+`geoioc ingest`
 process (topic prefix and share group of this run only), and a publisher process sending
 gateway messages (`geoioc/v1/gateways/<gw>/observations`, --per-message observations each) or
 STA messages (`v1.1/Datastreams(<id>)/Observations`, with --per-message 1) at --rate
@@ -47,7 +50,8 @@ GEOIOC = ROOT / ".venv" / "bin" / "geoioc"
 
 
 def publisher(url: str, prefix: str, datastreams: list[int], rate: int, seconds: float,
-              per_message: int, t0: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+              per_message: int, t0: float, out: mp.Queue,  # type: ignore[type-arg]
+              recent: bool = False) -> None:
     """Publish `rate` observations per second for `seconds`, paced in 10 ms steps; reports the
     number published and acknowledged by the broker (QoS 1)."""
     import paho.mqtt.client as mqtt
@@ -63,7 +67,9 @@ def publisher(url: str, prefix: str, datastreams: list[int], rate: int, seconds:
         c.username_pw_set(u.username, u.password)
     c.connect(u.host, u.port)
     c.loop_start()
-    base = int(time.time()) - 86400  # yesterday: observation i of a datastream at base + i ms*...
+    # Yesterday (observation i of a datastream at base + i ms...); with road segments ten
+    # minutes ago, so their speeds are fresh and every batch recolours its segments.
+    base = int(time.time()) - (600 if recent else 86400)
     n_ds = len(datastreams)
     sent = 0
     infos = []
@@ -119,6 +125,8 @@ def main() -> None:
     ap.add_argument("--datastreams", type=int, default=1000)
     ap.add_argument("--kill-at", type=float, default=0.5, help="fraction of the run")
     ap.add_argument("--down-seconds", type=float, default=1.0)
+    ap.add_argument("--roads", type=int, default=0,
+                    help="road segments of the run's own, with speed and flow datastreams")
     args = ap.parse_args()
 
     from gis.settings import get_settings
@@ -135,6 +143,13 @@ def main() -> None:
             " SELECT 'AIR-8' || lpad(i::text, 5, '0'), 'Trạm đo thử ' || i, 'air', 'pm25', 'µg/m³', 50,"
             " 'online', ST_SetSRID(ST_MakePoint(106.0 + i * 0.0001, 21.1), 4326)"
             " FROM generate_series(1, %s) AS i RETURNING id", (args.datastreams,))]
+        conn.execute("DELETE FROM roads WHERE name = 'Quốc lộ đo thử'")
+        roads = [r[0] for r in conn.execute(
+            "INSERT INTO roads (name, road_class, lanes, max_speed, traffic_state, geom)"
+            " SELECT 'Quốc lộ đo thử', 'trunk', 4, 80, 'free', ST_SetSRID(ST_MakeLine("
+            " ST_MakePoint(106.0 + i * 0.0001, 21.0), ST_MakePoint(106.0 + i * 0.0001, 21.001)), 4326)"
+            " FROM generate_series(1, %s) AS i RETURNING id", (args.roads,))]
+        things += [r[0] for r in conn.execute("SELECT id FROM things WHERE road_id = ANY(%s)", (roads,))]
         ds = [r[0] for r in conn.execute("SELECT id FROM datastreams WHERE thing_id = ANY(%s) ORDER BY id",
                                          (things,))]
         conn.execute("SELECT observations_ensure_partitions(1)")
@@ -144,6 +159,7 @@ def main() -> None:
             run(args, s.mqtt_url, prefix, client_id, env, conn, ds, load_before)
         finally:
             conn.execute("DELETE FROM sensors WHERE id = ANY(%s)", (things,))
+            conn.execute("DELETE FROM roads WHERE id = ANY(%s)", (roads,))
 
 
 def start_worker(client_id: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -171,7 +187,7 @@ def run(args: argparse.Namespace, url: str, prefix: str, client_id: str, env: di
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     t0 = time.monotonic()
     p = mp.Process(target=publisher, args=(url, prefix, ds, args.rate, args.seconds, args.per_message,
-                                           t0, q))
+                                           t0, q, args.roads > 0))
     p.start()
     time.sleep(args.seconds * args.kill_at)
     cpu = cpu_seconds(w.pid)
@@ -233,6 +249,11 @@ def run(args: argparse.Namespace, url: str, prefix: str, client_id: str, env: di
               f" {int(figures[2]):,} (redelivered after the kill), rejected {int(figures[3]):,},"
               f" messages {int(figures[4]):,}; CPU {cpu:.1f} s"
               f" ({cpu / max(n, 1) * 1e6:.0f} µs per observation)")
+    if args.roads:
+        live = conn.execute("SELECT count(*) FROM roads WHERE name = 'Quốc lộ đo thử'"
+                            " AND speed_ratio IS NOT NULL").fetchone()[0]  # type: ignore[index]
+        print(f"roads         {args.roads} segments' speed and flow among the datastreams;"
+              f" {live} with a live congestion state at the end")
     print(f"machine       {os.cpu_count()} cores; load average {load_before[0]:.1f} before,"
           f" {load_after[0]:.1f} after")
     ok = n == acked == distinct == int(rolled) == int(latest)

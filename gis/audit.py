@@ -32,7 +32,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from gis.db import connection
+from gis.db import connection, is_standby
 from layers.access import Principal, is_sensitive_read
 from layers.model import Field, Layer
 
@@ -45,10 +45,11 @@ MAX_IDS = 10_000
 # Ways out, as `target.channel` of read rows (the admin API and `geoioc audit --channel` filter on it).
 CHANNELS = ("ogc-items", "ogc-item", "ogc-items-html", "ogc-item-html", "tile", "identify",
             "map-cameras", "map-sensors", "sensor-alerts", "heatmap", "incident-points",
-            "incident-stats", "incident",
+            "incident-stats", "incident", "density", "incident-grid", "incident-rates",
+            "incident-change", "hotspots", "emerging-hotspots",
             "search", "parcel-search", "parcel-search-page", "parcel-api", "parcel-page",
             "extract-pdf", "extract-html", "export", "export-job", "export-cli", "report-api",
-            "sta")
+            "sta", "dashboard", "map-events", "map-series")
 _CHANNEL_SET = frozenset(CHANNELS)
 
 _INSERT = (
@@ -91,7 +92,8 @@ def record(conn: psycopg.Connection | None, principal: Principal | None, action:
         status,
         client,
     )
-    if conn is None:
+    # A read answered by a replica (api.deps.ReadConn) is recorded on the primary.
+    if conn is None or is_standby(conn):
         with connection() as pooled:
             pooled.execute(_INSERT, params)
     else:

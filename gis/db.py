@@ -8,15 +8,24 @@ api/errors.py), until a connection works again. The pool gives up reconnecting a
 seconds instead of backing off for minutes, so that the first request after the database's
 return opens a fresh connection at once; the first connection found broken makes the pool check
 all its idle ones in the background, so nobody after the outage is handed a dead connection.
+
+Read replicas (settings.read_database_urls): read-only traffic takes `take_read()` /
+`read_connection()`, which hand out a streaming replica's connection when one has replayed the
+WAL position the request must see (`read_after`, set per request by the API from what its user
+last wrote), else the primary's. A replica that fails is skipped (reads go to the primary) and
+probed in the background until it answers again; it never makes the primary count as down.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import psycopg
 from psycopg import sql
@@ -90,11 +99,14 @@ def get_pool() -> ConnectionPool:
 
 
 def close_pool() -> None:
-    global _pool, _app_role_usable
+    global _pool, _app_role_usable, _replicas
     with _lock:
         if _pool is not None:
             _pool.close()
             _pool = None
+        for replica in _replicas or ():
+            replica.close()
+        _replicas = None
         _app_role_usable = None
 
 
@@ -139,9 +151,15 @@ def take(pool: ConnectionPool, timeout: float | None = None) -> psycopg.Connecti
 def give_back(pool: ConnectionPool, conn: psycopg.Connection) -> None:
     """Return CONN to POOL. A connection found broken means the database went away: requests
     waiting for one are then answered at once (503) instead of waiting out the pool timeout."""
+    if _replayed:
+        _replayed.pop(conn, None)
     if conn.broken or conn.closed:
-        _mark_unreachable()
-        _check_idle_connections(pool)
+        replica = _replica_of(pool)
+        if replica is not None:  # a replica went away: its reads go to the primary meanwhile
+            replica.mark_down()
+        else:
+            _mark_unreachable()
+            _check_idle_connections(pool)
     pool.putconn(conn)
 
 
@@ -189,3 +207,166 @@ def connection(timeout: float | None = None) -> Iterator[psycopg.Connection]:
 def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
     """A dedicated connection, for long jobs (migrations, loads) that must not hold a pool slot."""
     return psycopg.connect(url or get_settings().database_url, **kwargs)
+
+
+# --- read replicas ---------------------------------------------------------------------------------
+
+# The WAL position (an integer LSN) the current request's reads must see: what its user last
+# wrote (api/deps.py sets it per request). 0: any replica will do.
+read_after: ContextVar[int] = ContextVar("geoioc_read_after", default=0)
+# A busy replica pool is waited for this long before the primary answers the read instead.
+REPLICA_WAIT_SECONDS = 0.5
+# Replicas' connections handed out, with the WAL position their replica had replayed then.
+_replayed: weakref.WeakKeyDictionary[psycopg.Connection, int] = weakref.WeakKeyDictionary()
+
+
+def lsn(text: str) -> int:
+    """A pg_lsn's text ('16/B374D848') as an integer, to compare positions."""
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def lsn_text(position: int) -> str:
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+class Replica:
+    """One streaming replica: its pool, and whether it is down (then a thread probes it every
+    `retry` seconds and reads skip it; a probe that connects brings it back)."""
+
+    def __init__(self, url: str, number: int, retry: float) -> None:
+        s = get_settings()
+        self.url, self.retry = url, retry
+        self.down_since: float | None = None
+        self._lock = threading.Lock()
+        self.pool = ConnectionPool(
+            url, min_size=s.pool_min_size, max_size=s.pool_max_size,
+            kwargs={"autocommit": True, "options": SESSION_OPTIONS,
+                    "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            configure=_configure, open=True, name=f"geoioc-read-{number}",
+            timeout=REPLICA_WAIT_SECONDS, reconnect_timeout=RECONNECT_SECONDS,
+            reconnect_failed=lambda _pool: self.mark_down())
+
+    def take(self, position: int) -> psycopg.Connection | None:
+        """A connection if this replica answers and has replayed POSITION, else None. The one
+        query it costs checks both, so a connection the replica dropped (it stopped or
+        restarted) is found here, before the request's own query."""
+        if self.down_since is not None:
+            return None
+        try:
+            conn = self.pool.getconn(timeout=REPLICA_WAIT_SECONDS)
+        except PoolTimeout:  # busy, or it cannot connect (then it has no connection at all)
+            if not self.pool.get_stats().get("pool_size"):
+                self.mark_down()
+            return None
+        try:
+            row = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()
+        except psycopg.Error:
+            self.pool.putconn(conn)
+            self.mark_down()
+            return None
+        # NULL: not in recovery (a primary given as a replica): it is as current as can be.
+        replayed = lsn(row[0]) if row and row[0] else 1 << 64
+        if replayed < position:
+            self.pool.putconn(conn)
+            return None
+        _replayed[conn] = replayed
+        return conn
+
+    def mark_down(self) -> None:
+        with self._lock:
+            if self.down_since is not None or self.pool.closed:
+                return
+            self.down_since = time.monotonic()
+        log.warning("read replica %s unreachable: its reads go to the primary",
+                    self.pool.name)
+        threading.Thread(target=self._probe, name=f"{self.pool.name}-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        while not self.pool.closed:
+            time.sleep(self.retry)
+            try:
+                with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+                    conn.execute("SELECT 1")
+            except psycopg.Error:
+                continue
+            try:
+                self.pool.check()  # drop the connections the outage broke
+            except Exception:  # closing meanwhile
+                log.debug("replica pool check failed", exc_info=True)
+            self.down_since = None
+            log.warning("read replica %s reachable again", self.pool.name)
+            return
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+_replicas: list[Replica] | None = None
+_turn = itertools.count()
+
+
+def get_replicas() -> list[Replica]:
+    """The read replicas of settings.read_database_urls (opened on first use; [] for none)."""
+    global _replicas
+    if _replicas is None:
+        with _lock:
+            if _replicas is None:
+                s = get_settings()
+                _replicas = [Replica(url, n, s.read_replica_retry_seconds)
+                             for n, url in enumerate(s.read_database_urls, 1)]
+    return _replicas
+
+
+def _replica_of(pool: ConnectionPool) -> Replica | None:
+    return next((r for r in _replicas or () if r.pool is pool), None)
+
+
+def take_read(primary: ConnectionPool,
+              position: int | None = None) -> tuple[ConnectionPool, psycopg.Connection]:
+    """(pool, connection) for a read that writes nothing: a replica that has replayed POSITION
+    (default: the request's read_after), taken in turn, else PRIMARY. Give it back with
+    give_back(pool, connection)."""
+    replicas = get_replicas()
+    if replicas:
+        want = read_after.get() if position is None else position
+        first = next(_turn)
+        for i in range(len(replicas)):
+            replica = replicas[(first + i) % len(replicas)]
+            conn = replica.take(want)
+            if conn is not None:
+                return replica.pool, conn
+    return primary, take(primary)
+
+
+@contextmanager
+def read_connection(position: int | None = None) -> Iterator[psycopg.Connection]:
+    """connection() for reads only (take_read says which server answers)."""
+    pool, conn = take_read(get_pool(), position)
+    try:
+        yield conn
+    finally:
+        give_back(pool, conn)
+
+
+def replayed(conn: psycopg.Connection) -> int | None:
+    """The WAL position CONN's data is at least as recent as, if it is a replica's; None for
+    the primary's (current). Caches of data read on a replica keep it (api/ogc/tiles.py)."""
+    return _replayed.get(conn)
+
+
+def is_standby(conn: psycopg.Connection) -> bool:
+    """Whether CONN is a hot standby's: it cannot write (the audit row of a read made on a
+    replica goes to the primary: gis/audit.py)."""
+    return bool(_replicas) and conn.info.parameter_status("in_hot_standby") == "on"
+
+
+def write_position(conn: psycopg.Connection | None = None) -> int:
+    """The primary's WAL insert position now (asked on CONN, a primary's connection, or a
+    pooled one): every write committed before is at or before it, so a replica that has
+    replayed it shows them."""
+    if conn is None:
+        with connection() as pooled_conn:
+            return write_position(pooled_conn)
+    row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+    return lsn(row[0]) if row else 0

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     # How long a request waits for a pooled connection when all are busy before answering 503
     # (a database found unreachable answers 503 within half a second instead: gis.db).
     pool_timeout_seconds: float = 15.0
+    # PostgreSQL streaming replicas of database_url (comma-separated URLs) for read-only traffic:
+    # OGC reads and tiles, analytics, dashboards, map data (gis/db.py). A user who just wrote
+    # reads from a replica only once it has replayed that write, else from the primary; a
+    # replica that stops answering is skipped and probed again every read_replica_retry_seconds.
+    # Empty: everything on database_url.
+    read_database_urls: Annotated[list[str], NoDecode] = []
+    read_replica_retry_seconds: Annotated[float, Field(gt=0)] = 5.0
     # Province CRS for areas, lengths and cadastral coordinates: VN-2000 / TM-3 105-30 (Bac Ninh).
     province_srid: int = 9209
     # Optional basemap tile URL template; empty keeps the map fully offline.
@@ -40,8 +47,9 @@ class Settings(BaseSettings):
     api_key_default_days: int = 90
     api_key_max_days: int = 365
     password_min_length: int = 10
-    # Brute-force protection (per process): failures before a lockout, the first lockout (doubling
-    # with each further failure up to the maximum) and how long failures are remembered.
+    # Brute-force protection (shared by the server processes: limits_namespace): failures before
+    # a lockout, the first lockout (doubling with each further failure up to the maximum) and
+    # how long failures are remembered.
     signin_max_failures_per_user: int = 5
     signin_max_failures_per_ip: int = 20
     signin_lockout_seconds: int = 60
@@ -76,6 +84,13 @@ class Settings(BaseSettings):
     # password guessing is bounded by the sign-in lockout); otherwise a bucket per credential.
     rate_limit_signed_in_per_second: float = 0.0
     rate_limit_signed_in_burst: int = 2000
+    # Rate limits, flood limits and sign-in lockouts count in the database (gis/limits), under
+    # this namespace: the same for every process and host of one deployment, so that they hold
+    # whichever process answers. `geoioc serve` uses "geoioc" when it is unset; an app built
+    # without one (tests) counts under a namespace of its own.
+    limits_namespace: str = ""
+    # Add `X-GeoIOC-Worker: <pid>` to every response (which server process answered; tests).
+    worker_header: bool = False
 
     # --- background jobs (gis/jobs: procrastinate) ------------------------------------
     # `geoioc serve` runs a queue worker inside the server process, so one command serves and
@@ -128,6 +143,26 @@ class Settings(BaseSettings):
     # Monthly partitions of observations kept created ahead of the current month.
     observation_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
 
+    # --- cameras (gis/sensors/cameras.py: heartbeats, snapshots, detections) -------------
+    # A camera heard from within this many seconds is online (or degraded when its heartbeat
+    # reports a low frame rate or poor quality); later than that it is degraded (late), and
+    # offline once silent for longer than camera_offline_seconds.
+    camera_online_seconds: Annotated[int, Field(ge=5, le=86400)] = 90
+    camera_offline_seconds: Annotated[int, Field(ge=10, le=7 * 86400)] = 300
+    # What a heartbeat must report not to be degraded (when it reports them at all).
+    camera_min_fps: Annotated[float, Field(ge=0, le=240)] = 10.0
+    camera_min_quality: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # A detection at or above this confidence becomes an incident at once; below, it waits for
+    # an operator to confirm or dismiss it.
+    detection_confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.8
+
+    # --- distributed analytics (gis/analysis/distributed.py) ---------------------------
+    # A Dask scheduler (tcp://host:8786): the heavy incident analytics (KDE, grid counts, Gi*
+    # and emerging hot spots) read and bin their points on its workers, which connect to
+    # database_url themselves (they need the geoioc package and must reach the database).
+    # Empty: everything is counted in the database.
+    dask_scheduler: str = ""
+
     # --- SensorThings API (/sta/v1.1, gis/sta) -------------------------------------------
     # A read that runs longer is stopped (503 with Retry-After): a deep $expand or a filter no
     # index serves over a large Observations table must not hold the database.
@@ -138,6 +173,13 @@ class Settings(BaseSettings):
     def _plain_prefix(cls, value: str) -> str:
         if any(c in value for c in "+#$\0") or (value and not value.endswith("/")):
             raise ValueError("the topic prefix has no wildcards and ends with '/' (e.g. 'bn/')")
+        return value
+
+    @field_validator("read_database_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("cors_origins", mode="before")

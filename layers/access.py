@@ -68,6 +68,37 @@ def readable_layer(layer_id: str, who: Principal) -> Layer | None:
     return layer if can_read(layer, who) else None
 
 
+@dataclass(frozen=True)
+class AggregateRead:
+    """How WHO may read counts of a layer's rows: exactly (MIN_COUNT 0: WHO may read the layer)
+    or with every count under MIN_COUNT suppressed (Layer.aggregates), over the rows RESTRICT
+    leaves (row_filter: the row rules hold for counts too)."""
+
+    layer: Layer
+    min_count: int
+    restrict: sql.Composable | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.min_count > 0
+
+
+def aggregate_read(layer_id: str, who: Principal) -> AggregateRead | None:
+    """WHO's access to counts of LAYER_ID's rows, or None (answered like a missing layer).
+    The one definition every aggregate way out (heatmap, statistics, density, grid, rates,
+    change, dashboard series) asks, so that no route decides suppression on its own."""
+    try:
+        layer = get_layer(layer_id)
+    except KeyError:
+        return None
+    if can_read(layer, who):
+        return AggregateRead(layer, 0, row_filter(layer, who))
+    agg = layer.aggregates
+    if agg is not None and _allowed(agg.access, agg.roles, who):
+        return AggregateRead(layer, agg.min_count, row_filter(layer, who))
+    return None
+
+
 def can_read_field(field: Field, who: Principal) -> bool:
     """Personal fields need a personal-data role, or one of the field's own roles (a
     reporter's phone is for the operators who call back, not for land officers)."""
@@ -85,13 +116,19 @@ def readable_fields(layer: Layer, who: Principal) -> tuple[Field, ...]:
 
 
 def row_filter(layer: Layer, who: Principal, alias: str = "t") -> sql.Composable | None:
-    """SQL condition hiding the rows this principal may not see (None: sees every row)."""
-    parts = [
+    """SQL condition hiding the rows this principal may not see (None: sees every row): the
+    layer's row rules, and the access level of rows that carry their own (Layer.row_access)."""
+    parts: list[sql.Composable] = [
         sql.SQL("{} <> ALL({})").format(
             sql.Identifier(alias, rule.field), sql.Literal(list(rule.values)))
         for rule in layer.row_rules
         if ADMIN not in who.roles and not who.roles & set(rule.roles)
     ]
+    if layer.row_access is not None:
+        level, roles = layer.row_access
+        own = access_condition(who, sql.Identifier(alias, level), sql.Identifier(alias, roles))
+        if own is not None:
+            parts.append(own)
     return sql.SQL(" AND ").join(parts) if parts else None
 
 
@@ -135,5 +172,8 @@ def is_sensitive_read(layer: Layer, who: Principal, fields: Iterable[Field] | No
     carried = readable_fields(layer, who) if fields is None else [
         f for f in fields if can_read_field(f, who)]
     if any(f.personal or f.access in (Access.RESTRICTED, Access.SECRET) for f in carried):
+        return True
+    if layer.row_access is not None and (ADMIN in who.roles or who.roles - {"citizen"}):
+        # Rows of their own level: staff with roles may be reading restricted ones.
         return True
     return bool(layer.row_rules) and row_filter(layer, who) is None

@@ -6,7 +6,17 @@ collections, map layers, export schemas and access rules follow from it.
 
 from __future__ import annotations
 
-from layers.model import Access, Field, Layer, Overview, RowRule, Style, Versions
+from layers.model import (
+    Access,
+    Aggregates,
+    Field,
+    Layer,
+    Overview,
+    RowRule,
+    Style,
+    TileFilter,
+    Versions,
+)
 
 F = Field
 
@@ -17,6 +27,15 @@ STATUS_VALUES = {
     "online": ("Đang hoạt động", "Online"),
     "offline": ("Mất kết nối", "Offline"),
     "maintenance": ("Bảo trì", "Maintenance"),
+}
+
+# A camera's status: the register's (maintenance) and its health from heartbeats
+# (gis/sensors/cameras.py: online, degraded, offline).
+CAMERA_STATUS_VALUES = {
+    "online": STATUS_VALUES["online"],
+    "degraded": ("Suy giảm", "Degraded"),
+    "offline": STATUS_VALUES["offline"],
+    "maintenance": STATUS_VALUES["maintenance"],
 }
 
 INCIDENT_CATEGORIES = {
@@ -60,11 +79,15 @@ INCIDENT_SOURCES = {
     "patrol": ("Tuần tra", "Patrol"),
     "social_media": ("Mạng xã hội", "Social media"),
 }
+# Congestion classes of a road segment: speed against free-flow speed (the ratio's bounds are
+# data, table traffic_congestion_classes of migration 0024; the labels say them). 'unknown': a
+# monitored segment whose live speeds stopped (gis/sensors/traffic.py).
 TRAFFIC_STATES = {
-    "free": ("Thông thoáng", "Free flow"),
-    "moderate": ("Đông", "Moderate"),
-    "heavy": ("Ùn ứ", "Heavy"),
-    "jammed": ("Tắc nghẽn", "Jammed"),
+    "free": ("Thông thoáng (≥ 75% tốc độ tự do)", "Free flow (≥ 75% of free-flow speed)"),
+    "moderate": ("Đông (50–75%)", "Moderate (50–75%)"),
+    "heavy": ("Ùn ứ (25–50%)", "Heavy (25–50%)"),
+    "jammed": ("Tắc nghẽn (< 25%)", "Jammed (< 25%)"),
+    "unknown": ("Chưa có dữ liệu mới", "No recent data"),
 }
 ROAD_CLASSES = {
     "expressway": ("Đường cao tốc", "Expressway"),
@@ -121,6 +144,22 @@ DOMAINS: dict[str, tuple[str, str]] = {
     "tourism": ("Du lịch", "Tourism"),
     "environment": ("Môi trường", "Environment"),
     "safety": ("An ninh – Trật tự", "Public safety"),
+}
+
+INDICATOR_DOMAINS = {
+    "population": ("Dân số", "Population"),
+    "land": ("Đất đai", "Land"),
+    "labour": ("Lao động, việc làm", "Labour"),
+    "economy": ("Kinh tế", "Economy"),
+    "finance": ("Tài chính, ngân sách", "Public finance"),
+    "enterprise": ("Doanh nghiệp, đầu tư", "Enterprises and investment"),
+    "social": ("An sinh xã hội", "Social welfare"),
+    "health": ("Y tế", "Health"),
+    "education": ("Giáo dục", "Education"),
+    "environment": ("Môi trường", "Environment"),
+    "infrastructure": ("Hạ tầng", "Infrastructure"),
+    "agriculture": ("Nông nghiệp", "Agriculture"),
+    "safety": ("An ninh, trật tự", "Public safety"),
 }
 
 LAYERS: tuple[Layer, ...] = (
@@ -247,8 +286,14 @@ LAYERS: tuple[Layer, ...] = (
             F("road_class", "str", "Cấp đường", "Road class", "CAPDUONG", values=ROAD_CLASSES),
             F("lanes", "int", "Số làn xe", "Lanes", "SOLAN"),
             F("max_speed", "int", "Tốc độ tối đa (km/h)", "Speed limit (km/h)", "TOCDO"),
+            F("free_flow_speed", "int", "Tốc độ dòng tự do (km/h)", "Free-flow speed (km/h)",
+              "TOCDOTUDO"),
             F("traffic_state", "str", "Tình trạng giao thông", "Traffic state", "TINHTRANG",
               values=TRAFFIC_STATES),
+            # Live: the latest speed over the free-flow speed (or the speed limit), set by the
+            # ingest from the segment's traffic_speed datastream; empty when not live.
+            F("speed_ratio", "float", "Tỷ lệ tốc độ / tốc độ tự do", "Speed / free-flow speed",
+              "TYLETOCDO", server_managed=True, decimals=3),
             F("traffic_at", "datetime", "Cập nhật giao thông", "Traffic updated at", "CAPNHAT"),
         ),
         style=Style(
@@ -256,7 +301,7 @@ LAYERS: tuple[Layer, ...] = (
             weight=2.0,
             by="traffic_state",
             palette={"free": "#1a9641", "moderate": "#fdae61", "heavy": "#f46d43",
-                     "jammed": "#d7191c"},
+                     "jammed": "#d7191c", "unknown": "#9e9e9e"},
             width_by="road_class",
             widths={"expressway": 4.5, "trunk": 3.5, "primary": 2.8, "secondary": 2, "local": 1.2},
             min_zooms={"secondary": 11, "local": 13},
@@ -340,12 +385,24 @@ LAYERS: tuple[Layer, ...] = (
             F("heading", "int", "Hướng quan sát (độ)", "Heading (degrees)", "HUONG"),
             F("fov_deg", "int", "Góc quan sát (độ)", "Field of view (degrees)", "GOCNHIN"),
             F("range_m", "int", "Tầm quan sát (m)", "Range (m)", "TAMXA"),
-            F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=STATUS_VALUES),
+            F("status", "str", "Trạng thái", "Status", "TRANGTHAI", values=CAMERA_STATUS_VALUES),
             F("stream_url", "str", "Địa chỉ luồng video", "Stream URL", "LUONGVIDEO",
               access=Access.RESTRICTED, roles=("security_officer",), in_tiles=False),
+            # Health from heartbeats (gis/sensors/cameras.py): set by the ingest and the sweep,
+            # never by an imported file.
+            F("last_seen", "datetime", "Tín hiệu cuối", "Last seen", "TINHIEUCUO",
+              server_managed=True),
+            F("fps", "float", "Số khung hình/giây", "Frames per second", "FPS", decimals=1,
+              server_managed=True, in_tiles=False),
+            F("bitrate_kbps", "float", "Tốc độ bit (kbit/s)", "Bitrate (kbit/s)", "BITRATE",
+              decimals=0, server_managed=True, in_tiles=False),
+            F("quality", "float", "Chất lượng tín hiệu", "Signal quality", "CHATLUONG", decimals=2,
+              server_managed=True, in_tiles=False),
+            F("status_changed_at", "datetime", "Đổi trạng thái lúc", "Status changed at",
+              "DOITRANGTH", server_managed=True, in_tiles=False),
         ),
         style=Style(color="#2c7fb8", radius=5, by="status",
-                    palette={"online": "#2c7fb8", "offline": "#bdbdbd",
+                    palette={"online": "#2c7fb8", "degraded": "#f16913", "offline": "#bdbdbd",
                              "maintenance": "#fec44f"}),
         keywords=("camera", "an ninh", "giám sát"),
         natural_key=("code",),
@@ -388,6 +445,11 @@ LAYERS: tuple[Layer, ...] = (
         geometry_type="Point",
         access=Access.INTERNAL,
         row_rules=(RowRule("category", ("security_event",), ("security_officer", "leader")),),
+        # Issue 17: everyone may read counts of incidents (heatmap, statistics, density, grid,
+        # rates, change, dashboard series), with any cell, commune, category or bucket under 3
+        # incidents suppressed and security events left out by the row rule above; the
+        # incidents themselves stay internal.
+        aggregates=Aggregates(access=Access.PUBLIC, min_count=3),
         map_kind="incidents",
         time_column="reported_at",
         fields=(
@@ -423,6 +485,57 @@ LAYERS: tuple[Layer, ...] = (
         style=Style(color="#e6550d", radius=4, by="category", palette=INCIDENT_COLORS),
         keywords=("sự cố", "an ninh", "incidents"),
         import_roles=("operator",),
+    ),
+    # The values of the socio-economic indicators (gis/indicators), each with its unit's
+    # boundary: one feature per unit, indicator and period, filtered by `indicator_code` and
+    # `period` (or `datetime`, which the period's first day and the day after it answer).
+    # A view over indicator_values, indicators and admin_units (migration 0026); an indicator
+    # kept internal hides its rows through their own access level (row_access).
+    Layer(
+        id="indicators",
+        title_vi="Chỉ tiêu kinh tế – xã hội theo đơn vị hành chính",
+        title_en="Socio-economic indicators by administrative unit",
+        description_vi="Giá trị các chỉ tiêu thống kê (dân số, diện tích, GRDP, thu ngân sách, "
+        "doanh nghiệp, tỷ lệ hộ nghèo, trường học, giường bệnh, che phủ rừng...) của từng xã, "
+        "huyện và tỉnh theo kỳ, kèm ranh giới đơn vị (dữ liệu mẫu). Lọc theo indicator_code và "
+        "period.",
+        description_en="Statistical indicator values (population, area, GRDP, budget revenue, "
+        "enterprises, poverty rate, schools, hospital beds, forest cover...) of each commune, "
+        "district and the province per period, with the unit's boundary (synthetic sample). "
+        "Filter by indicator_code and period.",
+        domain="admin",
+        table="indicator_features",
+        geometry_type="MultiPolygon",
+        time_column="period_start",
+        time_end_column="period_end",
+        fields=(
+            F("unit_code", "str", "Mã đơn vị hành chính", "Unit code", "MADVHC",
+              refers_to="gazetteer"),
+            F("unit_name", "str", "Tên đơn vị", "Unit name", "TENDV"),
+            F("unit_level", "str", "Cấp", "Level", "CAP", values=ADMIN_LEVELS),
+            F("indicator_code", "str", "Mã chỉ tiêu", "Indicator code", "MACHITIEU"),
+            F("indicator_name", "str", "Tên chỉ tiêu", "Indicator", "CHITIEU", in_tiles=False),
+            F("indicator_name_en", "str", "Tên chỉ tiêu (tiếng Anh)", "Indicator (English)",
+              "CHITIEU_EN", in_tiles=False),
+            F("measure_unit", "str", "Đơn vị tính", "Unit of measure", "DONVITINH"),
+            F("indicator_domain", "str", "Lĩnh vực", "Domain", "LINHVUC",
+              values=INDICATOR_DOMAINS),
+            F("period", "str", "Kỳ số liệu", "Period", "KY"),
+            F("period_start", "date", "Từ ngày", "Period start", "TUNGAY"),
+            F("period_end", "date", "Đến trước ngày", "Period end (exclusive)", "DENNGAY"),
+            F("value", "float", "Giá trị", "Value", "GIATRI", decimals=2),
+        ),
+        row_access=("access", "roles"),
+        read_only=True,
+        map_kind="none",
+        map_visible=False,
+        # A tile holds one indicator's values of one period (default: the population of its
+        # latest period): unfiltered, every unit stacked once per indicator and period made
+        # tiles of 1.6-4.3 MB.
+        tile_filters=(TileFilter("indicator_code", default="POP"),
+                      TileFilter("period", latest_by="period_start")),
+        style=Style(color="#6a51a3", fill_opacity=0.5),
+        keywords=("chỉ tiêu", "thống kê", "kinh tế xã hội", "indicators", "statistics"),
     ),
 )
 

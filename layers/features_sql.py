@@ -61,6 +61,33 @@ def _col(name: str) -> sql.Identifier:
     return sql.Identifier("t", name)
 
 
+def time_condition(layer: Layer, time_range: tuple[dt.datetime | None, dt.datetime | None]
+                   ) -> tuple[sql.Composable, list]:
+    """The rows of LAYER whose time (an instant, or a validity from time_column to
+    time_end_column) meets the OGC `datetime` interval TIME_RANGE (either end open: None).
+    Shared by items and tiles, so a tile with `datetime` holds exactly the items of that window."""
+    if layer.time_column is None:
+        raise ValueError(f"layer {layer.id!r} has no time column to filter on")
+    start, end = time_range
+    begin_col = _col(layer.time_column)
+    end_col = _col(layer.time_end_column) if layer.time_end_column else begin_col
+    parts: list[sql.Composable] = []
+    params: list = []
+    if end is not None:
+        parts.append(sql.SQL("{} <= %s").format(begin_col))
+        params.append(end)
+    if start is not None:
+        # An open-ended validity (NULL end) is still valid at any later time.
+        if layer.time_end_column:
+            parts.append(sql.SQL("({0} IS NULL OR {0} > %s)").format(end_col))
+        else:
+            parts.append(sql.SQL("{} >= %s").format(end_col))
+        params.append(start)
+    if not parts:
+        return sql.SQL("TRUE"), []
+    return sql.SQL(" AND ").join(parts), params
+
+
 def where(q: FeatureQuery, cursor: bool = True) -> tuple[sql.Composable, list]:
     """The WHERE clause and its parameters; without `cursor`, the keyset position (`after`) is
     left out, which is what numberMatched counts (the whole selection, not what is left of it)."""
@@ -81,21 +108,9 @@ def where(q: FeatureQuery, cursor: bool = True) -> tuple[sql.Composable, list]:
         parts.append(sql.SQL("ST_Intersects({}, {})").format(_col(layer.geometry_column), env))
         params += [*q.bbox, q.bbox_srid, *q.bbox, q.bbox_srid]
     if q.time_range:
-        if layer.time_column is None:
-            raise ValueError(f"layer {layer.id!r} has no time column to filter on")
-        start, end = q.time_range
-        begin_col = _col(layer.time_column)
-        end_col = _col(layer.time_end_column) if layer.time_end_column else begin_col
-        if end is not None:
-            parts.append(sql.SQL("{} <= %s").format(begin_col))
-            params.append(end)
-        if start is not None:
-            # An open-ended validity (NULL end) is still valid at any later time.
-            if layer.time_end_column:
-                parts.append(sql.SQL("({0} IS NULL OR {0} > %s)").format(end_col))
-            else:
-                parts.append(sql.SQL("{} >= %s").format(end_col))
-            params.append(start)
+        cond, time_params = time_condition(layer, q.time_range)
+        parts.append(cond)
+        params += time_params
     for name, value in q.equals.items():
         f = layer.field(name)
         if f.type == "str[]":

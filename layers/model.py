@@ -78,6 +78,23 @@ class RowRule:
 
 
 @dataclass(frozen=True)
+class Aggregates:
+    """Counts of a layer's rows readable by more people than the rows themselves: the public
+    may see how many incidents a commune or a grid cell had, never one incident.
+
+    A caller who may read the layer gets exact counts; one who may only read its aggregates
+    (ACCESS and ROLES, as a layer's) gets counts in which every unit (a grid cell, a raster
+    cell, a commune, a category, a time bucket) holding fewer than MIN_COUNT rows is suppressed
+    (gis/analysis/suppression.py), over the rows the layer's row rules leave to that caller
+    (security events are counted for nobody without their roles). Items, points, tiles of
+    single features and personal fields stay behind the layer's own access."""
+
+    access: Access = Access.PUBLIC
+    roles: tuple[str, ...] = ()
+    min_count: int = 3
+
+
+@dataclass(frozen=True)
 class Overview:
     """A dissolved, simplified copy of a dense polygon layer for low-zoom tiles.
 
@@ -113,6 +130,23 @@ class Versions:
 
 
 @dataclass(frozen=True)
+class TileFilter:
+    """A field the layer's vector tiles are always filtered on, by the query parameter of its
+    name (`/tiles/WebMercatorQuad/{z}/{y}/{x}?indicator_code=POP&period=2024`).
+
+    For a table that stacks many rows on one geometry (the indicators: every unit once per
+    indicator and period), an unfiltered tile would carry every stacked copy (megabytes); with
+    its filters a tile holds one copy per geometry. When the parameter is absent the tile takes
+    `default`, or, with `latest_by`, the field's value in the newest row (by that column) among
+    the rows the filters before it select and the caller may read (the latest period of the
+    indicator chosen). Filters apply in their order of declaration."""
+
+    field: str
+    default: str | None = None
+    latest_by: str | None = None
+
+
+@dataclass(frozen=True)
 class Layer:
     id: str
     title_vi: str
@@ -142,12 +176,27 @@ class Layer:
     # Legal versions an import may carry (needs history_table); None: one row per feature.
     versions: Versions | None = None
     row_rules: tuple[RowRule, ...] = ()
+    # Who may read counts of the rows beyond the layer's own access, and with what suppression
+    # of small counts (None: aggregates are as private as the rows).
+    aggregates: Aggregates | None = None
+    # Rows that carry their own access level (an Access value) and roles, in these two columns
+    # of the table (not fields: nothing serves them): e.g. an indicator kept internal among
+    # public ones. layers.access.row_filter hides the rows the caller may not read.
+    row_access: tuple[str, str] | None = None
+    # The table is a view of other tables (joined for serving): read through every way out,
+    # never imported into (its data has its own import, e.g. gis/indicators).
+    read_only: bool = False
     # How the map draws it: vector tiles, bbox GeoJSON features, or a view of its own
     # (cameras with fields of view, sensors against thresholds, filtered incidents + heatmap).
     # None: tiles for lines and polygons, features for points.
-    map_kind: Literal["tiles", "features", "cameras", "sensors", "incidents"] | None = None
+    # "none": not drawn on the map at all (the values of the indicators layer: one feature per
+    # unit, indicator and period, overlapping; dashboards draw them as choropleths).
+    map_kind: Literal["tiles", "features", "cameras", "sensors", "incidents", "none"] | None = None
     # Shown when the map opens (the others are one click away in the layer panel).
     map_visible: bool = True
+    # Fields its tiles are filtered on, each with its default (TileFilter); the OGC items take
+    # the same fields as property filters, with no default.
+    tile_filters: tuple[TileFilter, ...] = ()
     keywords: tuple[str, ...] = ()
     # Fields that identify a feature in the real world: imports match rows on them (a re-import
     # updates instead of duplicating); empty = match on identical content.

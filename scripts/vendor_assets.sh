@@ -27,6 +27,7 @@ PACKAGES=(
     "bootstrap               5.3.9   sha512-20cU0rcfw8WdxtVbmfU+xT2EjvVTw9Ror/h1Qvd7DXCujRg8OO9mdBCsmTHdJFf3BuadmBNJtgIuUXsBqSkk/w=="
     "swagger-ui-dist         5.35.0  sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ=="
     "redoc                   2.5.4   sha512-M6jWhG1qoBnH6TFmzJnstyCZ87HmOY/UzDm78mHiYihEdlV/YcS9ogOo1NlElnJMeLsyxHFe2yFc4sNjHTrABQ=="
+    "uplot                   1.6.32  sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw=="
 )
 
 say() { printf '\033[1;34m[vendor]\033[0m %s\n' "$*"; }
@@ -127,6 +128,11 @@ path, old, new = sys.argv[1:4]
 text = open(path, encoding="utf-8").read()
 open(path, "w", encoding="utf-8").write(text.replace(old, new))
 EOF
+
+# --- uplot (the dashboard's charts and the map's sensor time series) -------------------------
+put uplot dist/uPlot.iife.min.js uPlot.iife.min.js
+put uplot dist/uPlot.min.css uPlot.min.css
+put uplot LICENSE
 
 # --- VERSIONS.md ------------------------------------------------------------------------------
 {

@@ -52,6 +52,15 @@ def close_layer_panel(page: Page) -> None:
         toggle.click()
 
 
+# The map's live event stream never ends by itself: the browser aborts it when the page goes
+# (a reload, another language) or the map restarts it for a new sign-in. That is no failure.
+ENDLESS_STREAMS = ("/api/map/events",)
+
+
+def _stream_closed(url: str, failure: str | None) -> bool:
+    return failure == "net::ERR_ABORTED" and urlsplit(url).path in ENDLESS_STREAMS
+
+
 class Watch:
     """Everything the page did that a clean page must not do: errors, failed or refused requests,
     and requests leaving the server (the map must work offline)."""
@@ -64,7 +73,8 @@ class Watch:
                 if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("request", lambda r: self.requests.append(r.url))
-        page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", lambda r: None if _stream_closed(r.url, r.failure)
+                else self.errors.append(f"failed: {r.url} {r.failure}"))
         page.on("response", lambda r: self.errors.append(f"HTTP {r.status}: {r.url}")
                 if r.status >= 400 else None)
 

@@ -101,11 +101,16 @@ def live_server(db_url: str):
            "GEOIOC_RATE_LIMIT_ANONYMOUS_BURST": "100000",
            "GEOIOC_RATE_LIMIT_ANONYMOUS_PER_SECOND": "10000", "GEOIOC_JOBS_IN_PROCESS": "false",
            "GEOIOC_INGEST_IN_PROCESS": "false",
-           "GEOIOC_REPORT_FLOOD_LIMIT": "0"}
+           "GEOIOC_REPORT_FLOOD_LIMIT": "0",
+           # Sign-in failures and buckets of this run only: they live in the database
+           # (gis/limits), and an earlier run's wrong passwords must not lock this one out.
+           "GEOIOC_LIMITS_NAMESPACE": f"test-run-{uuid.uuid4().hex[:8]}"}
     geoioc = Path(sys.executable).parent / "geoioc"
     proc = subprocess.Popen([str(geoioc), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
+    # Importing the app takes 3-4 s on a quiet machine and over 20 s on a loaded one (scipy,
+    # pygeoapi, pandas): a slow start is not a failure.
+    deadline = time.monotonic() + 90
     while True:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
@@ -182,3 +187,14 @@ def browser():
 
     with launched() as b:
         yield b
+
+
+@pytest.fixture(scope="module")
+def context(browser):
+    """One desktop browser context for a map-test module (1440 × 900, Vietnamese, Vietnam time):
+    its pages share the HTTP cache (tiles are cacheable), not sessions (sign-in lives in each
+    tab's sessionStorage; the modules' map_page clears the session cookie)."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="vi-VN",
+                              timezone_id="Asia/Ho_Chi_Minh")
+    yield ctx
+    ctx.close()

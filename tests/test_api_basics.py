@@ -21,5 +21,7 @@ def test_landing_page_vietnamese_first_english_on_toggle() -> None:
         en = client.get("/?lang=en").text
     assert "Nền tảng GIS mở" in vi and "Thửa đất địa chính" in vi
     assert "open GIS platform" in en and "Cadastral parcels" in en
-    # Internal layers are not advertised to anonymous visitors.
-    assert "incidents" not in vi and "cameras" not in vi
+    # Internal layers are not advertised to anonymous visitors; the incidents' public aggregates
+    # (counts under 3 suppressed, issue 17) are, under their own ids.
+    assert '"id":"incidents"' not in vi and "/collections/incidents" not in vi
+    assert '"id":"incident_rates"' in vi and "cameras" not in vi

@@ -64,8 +64,12 @@ def test_page_is_vietnamese_first_and_fetches_nothing_external(client) -> None:
         assert len(refs) >= 10
         for ref in refs:
             assert (STATIC / ref).is_file(), ref
-        # the page inlines the anonymous manifest only: internal layers are not named
-        assert "incidents" not in page and "cameras" not in page
+        # the page inlines the anonymous manifest only: internal layers are not named, but for
+        # the paths of the incidents' public counts (small ones hidden) and their entries
+        # (whose English words say "incidents": the layer's id is what must not appear)
+        public = re.sub(r'"derived_from":\s*"incidents"', "", page)
+        assert '"incidents"' not in public and "/ogc/collections/incidents" not in public
+        assert "cameras" not in page
         assert "leaflet.js" in page and "Leaflet.VectorGrid.bundled.min.js" in page
 
 
@@ -86,15 +90,29 @@ def test_folium_assets_point_at_vendored_copies() -> None:
 @pytest.mark.parametrize("role", ["anonymous", *ROLES])
 def test_manifest_lists_exactly_the_readable_layers_and_fields(client, keys, role) -> None:
     body = client.get("/api/map/layers", headers=keys[role]).json()
-    readable = {layer.id: layer for layer in readable_layers(who(role))}
+    # Layers the map leaves out (map_kind "none": the indicators' table of values) are not listed.
+    readable = {layer.id: layer for layer in readable_layers(who(role)) if layer.map_kind != "none"}
     ids = [e["id"] for e in body["layers"]]
-    expected = set(readable) | ({"incidents_heatmap"} if "incidents" in readable else set())
+    # Who may not read incidents still sees their public counts (small ones hidden, the note
+    # saying so): the density and the commune choropleths, not the hot spots.
+    public = {"incidents_heatmap", "incident_rates", "incident_change", "incident_grid",
+              "incident_change_grid"}
+    expected = set(readable) | (public | {"incident_hotspots", "incident_emerging"}
+                                if "incidents" in readable else public)
     assert set(ids) == expected
+    for entry in body["layers"]:
+        if "incidents" not in readable and entry.get("derived_from") == "incidents":
+            assert entry["suppression"]["min_count"] == 3
+            assert "dưới 3 sự cố" in entry["suppression"]["note"]["vi"]
+            assert "dưới 3 sự cố" in entry["description"]["vi"]
+        else:
+            assert "suppression" not in entry
     for entry in body["layers"]:
         if entry["id"] in readable:
             fields = {f.name for f in readable_fields(readable[entry["id"]], who(role))}
             assert {f["name"] for f in entry["fields"]} == fields
-    text = str(body)
+    # Nothing names a hidden layer but the public counts' own entries (their API paths).
+    text = str([e for e in body["layers"] if "suppression" not in e])
     for layer_id in {"incidents", "cameras"} - set(readable):
         assert layer_id not in text
     if "incidents" in readable:
@@ -121,11 +139,35 @@ def test_manifest_styles_and_legends_come_from_the_catalogue(client, conn) -> No
     assert [d["id"] for d in body["domains"]][:2] == ["admin", "land"]
 
 
+def test_grid_overlays_are_listed_with_the_api_colours(client, keys) -> None:
+    """Grid counts and change per cell are map overlays of the incidents' aggregates (for the
+    public too, small counts hidden), drawn with the colours the API's legends use."""
+    from api.routes.incident_density import CHANGE_COLORS
+    from gis.analysis.density import RAMP
+    from web.manifest import CHANGE_RAMP, HEATMAP_RAMP
+
+    assert CHANGE_RAMP == tuple(CHANGE_COLORS) and HEATMAP_RAMP == tuple(RAMP)
+    for role in ("anonymous", "operator"):
+        layers = {e["id"]: e for e in client.get("/api/map/layers", headers=keys[role]).json()["layers"]}
+        grid, change = layers["incident_grid"], layers["incident_change_grid"]
+        assert grid["source"] == "/api/incidents/grid" and grid["kind"] == "choropleth"
+        assert change["source"] == "/api/incidents/change" and change["params"]["by"] == "grid"
+        assert grid["legend"][0]["gradient"] == list(HEATMAP_RAMP)
+        assert change["legend"][0]["gradient"] == list(CHANGE_COLORS)
+        assert grid["title"]["vi"].startswith("Số sự cố theo ô lưới")
+        assert ("suppression" in grid) == (role == "anonymous")
+        for entry in (grid, change):  # the overlays' own parameters are valid API calls
+            r = client.get(entry["source"], headers=keys[role], params=entry["params"])
+            assert r.status_code == 200, r.text
+            assert r.json()["features"], entry["id"]
+
+
 # --- access --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/incidents/heatmap", "/api/incidents/points",
-                                  "/api/incidents/stats", "/api/incidents/1/cameras",
+# The heatmap and the statistics are public aggregates with small counts suppressed
+# (tests/test_suppression.py); single incidents are not.
+@pytest.mark.parametrize("path", ["/api/incidents/points", "/api/incidents/1/cameras",
                                   "/api/map/cameras"])
 @pytest.mark.parametrize("role", ["anonymous", "citizen"])
 def test_internal_views_are_404_for_those_who_may_not_read(client, keys, path, role) -> None:

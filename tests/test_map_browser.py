@@ -21,14 +21,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chromium import TIMEOUT, Watch, idle_mark, launched, screen_point, set_view, sign_in, wait_idle
+from chromium import TIMEOUT, Watch, idle_mark, screen_point, set_view, sign_in, wait_idle
 from playwright.sync_api import BrowserContext, Page
 
 from gis.analysis.search import fold
 
 pytestmark = pytest.mark.slow  # a real Chromium: outside the fast inner loop
 
-VIEWPORT = {"width": 1440, "height": 900}
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +36,6 @@ def shots(tmp_path_factory) -> Path:
     path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[BrowserContext]:
-    """One browser context for the module: pages share the HTTP cache (tiles are cacheable), not
-    sessions (sign-in lives in each tab's sessionStorage, and map_page clears the session
-    cookie)."""
-    with launched() as browser:
-        ctx = browser.new_context(viewport=VIEWPORT, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
-        yield ctx
-        ctx.close()
 
 
 @contextmanager
@@ -177,14 +165,14 @@ def test_time_window_drives_heatmap_requests_and_counts(context, live_server, co
             return conn.execute("SELECT count(*) FROM incidents WHERE reported_at >= %s AND "
                                 "reported_at < %s", (start, end)).fetchone()[0]
 
-        heat_30 = last("/api/incidents/heatmap")
+        heat_30 = last("/api/incidents/density")
         cells_30 = drawn(page)["incidents_heatmap"]
         total_30 = number(page.inner_text("#gi-total"))
         assert cells_30 > 0 and total_30 == sql_total(last("/api/incidents/stats")) > 0
         mark = idle_mark(page)
         page.select_option("#gi-window", "7")
         wait_idle(page, mark)
-        heat_7 = last("/api/incidents/heatmap")
+        heat_7 = last("/api/incidents/density")
         assert heat_7["end"] != heat_30["end"] or heat_7["start"] != heat_30["start"]
         span = (dt.datetime.fromisoformat(heat_7["end"].replace("Z", "+00:00"))
                 - dt.datetime.fromisoformat(heat_7["start"].replace("Z", "+00:00")))
@@ -199,7 +187,7 @@ def test_time_window_drives_heatmap_requests_and_counts(context, live_server, co
         page.click("[data-filter-none=category]")
         page.click("[data-filter=category][data-value=fire]")
         wait_idle(page, mark)
-        assert last("/api/incidents/heatmap")["category"] == "fire"
+        assert last("/api/incidents/density")["category"] == "fire"
         fire = number(page.inner_text("#gi-total"))
         q = last("/api/incidents/stats")
         assert fire == conn.execute(

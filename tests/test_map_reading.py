@@ -278,7 +278,7 @@ def test_every_layer_drawn_has_a_legend_of_its_colours(browser, live_server, con
         # the stations' legend says what their symbols say: the states, and stale readings
         open_panel(page, screen)
         legend = page.inner_text('[data-layer="sensors"] .gi-legend')
-        assert ("24" in legend) and ("Vượt ngưỡng" in legend if lang == "vi" else "Above threshold" in legend)
+        assert ("24" in legend) and ("Vượt ngưỡng" in legend if lang == "vi" else "Limit breached" in legend)
 
 
 # --- counts in view --------------------------------------------------------------------------------

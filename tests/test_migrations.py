@@ -15,7 +15,8 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "users", "user_roles", "api_keys", "auth_sessions", "audit_log",
           "parcel_history", "parcel_zoning_rules", "harvest_provenance", "bulk_load_indexes", "export_jobs",
           "agencies", "service_categories", "incident_transitions", "incident_requests",
-          "incident_reporters",
+          "incident_reporters", "incident_cell_days", "incident_cell_grid", "incident_days",
+          "incident_heat_months", "incident_heat_days",
           # the job queue (migration 0016: procrastinate's schema)
           "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
           "procrastinate_workers",
@@ -28,7 +29,16 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "datastreams", "observation_hourly", "observation_daily", "datastream_latest",
           "ingest_workers",
           # sensor alerts (migration 0022)
-          "alert_rules", "sensor_alerts", "sensor_alert_events", "aqi_bands"}
+          "alert_rules", "sensor_alerts", "sensor_alert_events", "aqi_bands",
+          # cameras' health, snapshots and detections (migration 0023)
+          "camera_status_history", "camera_snapshots", "camera_keys", "detection_categories",
+          "camera_detections",
+          # road traffic (migration 0024)
+          "things", "traffic_congestion_classes",
+          # indicators by administrative unit (migration 0026)
+          "indicators", "indicator_values",
+          # limits shared by the server processes (migration 0032)
+          "rate_buckets", "signin_failures"}
 
 
 def _tables(url: str) -> set[str]:

@@ -14,7 +14,7 @@ import pytest
 from owslib.ogcapi.features import Features
 from psycopg import sql
 
-from layers.access import ANONYMOUS, readable_fields, readable_layers
+from layers.access import ANONYMOUS, readable_fields, readable_layers, row_filter
 from layers.catalogue import LAYERS
 
 pytestmark = pytest.mark.slow  # GDAL and OWSLib against the live server
@@ -44,7 +44,8 @@ def _norm(value, ftype: str):
     if ftype == "datetime":
         ts = pd.Timestamp(value)
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return ts.floor("s").isoformat()
+        # GDAL keeps milliseconds, rounded (42.9996 s reads back as 43.000): the same here.
+        return ts.round("ms").floor("s").isoformat()
     if isinstance(value, np.generic):
         value = value.item()
     return value
@@ -53,14 +54,21 @@ def _norm(value, ftype: str):
 def _db_rows(conn, layer) -> dict[int, dict]:
     fields = readable_fields(layer, ANONYMOUS)
     cols = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields)
-    rows = conn.execute(sql.SQL("SELECT {}, {} FROM {}").format(
-        sql.Identifier(layer.id_column), cols, sql.Identifier(layer.table))).fetchall()
+    hidden = row_filter(layer, ANONYMOUS)
+    rows = conn.execute(sql.SQL("SELECT {}, {} FROM {} AS t WHERE {}").format(
+        sql.Identifier(layer.id_column), cols, sql.Identifier(layer.table),
+        hidden if hidden is not None else sql.SQL("TRUE"))).fetchall()
     return {r[0]: {f.name: _norm(v, f.type) for f, v in zip(fields, r[1:], strict=True)}
             for r in rows}
 
 
+# The indicators' values (one unit polygon per indicator and period, ~45,000) are read with a
+# filter, as clients do (tests/test_indicators.py), not whole.
+WHOLE = [layer for layer in PUBLIC if layer.id != "indicators"]
+
+
 @pytest.mark.parametrize("srid", [4326, 9209])
-@pytest.mark.parametrize("layer", PUBLIC, ids=lambda layer: layer.id)
+@pytest.mark.parametrize("layer", WHOLE, ids=lambda layer: layer.id)
 def test_gdal_reads_every_feature_like_the_database(live_server, conn, layer, srid) -> None:
     df = pyogrio.read_dataframe(
         f"OAPIF:{live_server}/ogc", layer=layer.id, PAGE_SIZE="10000", fid_as_index=True,

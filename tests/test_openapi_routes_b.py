@@ -61,9 +61,10 @@ def _assert_problem(spec: dict[str, Any], path: str, method: str, *statuses: int
                                   "/api/incidents/stats"])
 def test_incident_views_declare_every_filter_with_bounds(spec, path) -> None:
     params = _params(spec, path)
-    expected = {"start", "end", "category", "severity", "status", "bbox", "z"}
+    expected = {"start", "end", "category", "severity", "status", "source", "bbox", "unit",
+                "boundaries", "as_of", "z"}
     if path.endswith("stats"):
-        expected |= {"commune", "as_of"}
+        expected |= {"commune"}
     assert set(params) == expected
     for name, p in params.items():
         assert p["in"] == "query" and not p.get("required", False), name
@@ -71,6 +72,9 @@ def test_incident_views_declare_every_filter_with_bounds(spec, path) -> None:
         schema = p["schema"]
         if name != "z" or path.endswith("stats"):
             text = next(s for s in schema.get("anyOf", [schema]) if s.get("type") == "string")
+            if name == "boundaries":  # a closed list
+                assert text["enum"] == ["current", "pre2025"]
+                continue
             assert 0 < text["maxLength"] <= 1000, name
     if not path.endswith("stats"):
         assert params["z"]["schema"]["type"] == "number"

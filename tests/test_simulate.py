@@ -284,34 +284,26 @@ def test_the_command_names_bad_options():
         when("yesterday", 0)
 
 
-def test_road_segments_datastreams_are_read_when_the_schema_has_them(db_url):
-    """Traffic plugs in when road segments get datastreams (datastreams.road_id and
-    roads.free_flow_speed, issue 16's cameras and traffic): made here in a transaction rolled
-    back, unless the schema has them already."""
+def test_road_segments_datastreams_are_read_with_their_free_flow_speed(db_url):
+    """Traffic plugs in through the road segments' Things (migration 0024): every main road
+    segment's speed and flow datastreams are simulated, keyed by the segment's Thing (distinct
+    from every station's key), around its free-flow speed (its free_flow_speed, here set in a
+    transaction rolled back, or its speed limit)."""
     with psycopg.connect(db_url) as c:
-        has = {r[0] for r in c.execute(
-            "SELECT table_name || '.' || column_name FROM information_schema.columns"
-            " WHERE (table_name, column_name) IN (('datastreams', 'road_id'),"
-            " ('roads', 'free_flow_speed'))")}
-        if "datastreams.road_id" not in has:
-            c.execute("ALTER TABLE datastreams ALTER COLUMN thing_id DROP NOT NULL,"
-                      " ADD COLUMN road_id bigint REFERENCES roads (id)")
-        if "roads.free_flow_speed" not in has:
-            c.execute("ALTER TABLE roads ADD COLUMN free_flow_speed smallint")
-            c.execute("UPDATE roads SET free_flow_speed = 60")
-        road = c.execute("SELECT id, free_flow_speed FROM roads WHERE free_flow_speed > 0"
-                         " ORDER BY id LIMIT 1").fetchone()
-        c.execute("INSERT INTO datastreams (road_id, sensor_model_id, observed_property_id, name,"
-                  " unit_of_measurement) SELECT %s, (SELECT min(id) FROM sensor_models), p.id,"
-                  " 'test', p.default_unit FROM observed_properties p"
-                  " WHERE p.code IN ('traffic_speed', 'traffic_flow')"
-                  " ON CONFLICT DO NOTHING", (road[0],))
-        rows = [r for r in queries.simulation_streams(c) if r[2] == -road[0]]
+        road, thing = c.execute("SELECT r.id, t.id FROM roads r JOIN things t ON t.road_id = r.id"
+                                " ORDER BY r.id LIMIT 1").fetchone()
+        c.execute("UPDATE roads SET free_flow_speed = 55 WHERE id = %s", (road,))
+        every = queries.simulation_streams(c)
+        rows = [r for r in every if r[2] == thing]
         c.rollback()
     assert sorted(r[1] for r in rows) == ["traffic_flow", "traffic_speed"]
-    assert all(r[3] == road[1] for r in rows)
+    assert all(r[3] == 55 for r in rows)
+    stations = {r[2] for r in every if r[1] not in simulate.TRAFFIC}
+    roads = {r[2] for r in every if r[1] in simulate.TRAFFIC}
+    assert not stations & roads and len(roads) == sum(r[1] == "traffic_speed" for r in every)
+    assert all(r[3] is not None for r in every if r[1] in simulate.TRAFFIC)
     streams = simulate.Streams.of(*map(list, zip(*rows, strict=True)))
     assert simulator.describe(streams)[0] == "traffic (road segments): 2 datastreams"
     t = simulate.grid(1.7e9, 1.7e9 + 7 * 86400, 900)
     speed = simulate.values(streams, t, 1)[list(streams.properties).index("traffic_speed")]
-    assert 0.85 * road[1] < np.median(speed) < 1.1 * road[1]  # around the free-flow speed
+    assert 0.85 * 55 < np.median(speed) < 1.1 * 55  # around the free-flow speed

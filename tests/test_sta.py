@@ -349,7 +349,11 @@ def test_count_rules(client, conn, streams) -> None:
 
 
 def test_orderby_and_select(client, conn) -> None:
-    rows = conn.execute("SELECT id, name FROM sensors ORDER BY name DESC, id DESC LIMIT 5").fetchall()
+    # Every Thing: stations (named as their sensors rows) and road segments (migration 0024).
+    rows = conn.execute(
+        "SELECT t.id, CASE WHEN t.sensor_id IS NOT NULL THEN s.name ELSE geoioc_road_label(r) END"
+        " AS name FROM things t LEFT JOIN sensors s ON s.id = t.sensor_id"
+        " LEFT JOIN roads r ON r.id = t.road_id ORDER BY name DESC, id DESC LIMIT 5").fetchall()
     body = get(client, "/Things", **{"$orderby": "name desc", "$top": "5", "$select": "id,name"})
     assert [(e["@iot.id"], e["name"]) for e in body["value"]] == [tuple(r) for r in rows]
     assert all(set(e) == {"@iot.id", "name"} for e in body["value"])

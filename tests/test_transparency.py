@@ -241,23 +241,29 @@ def test_figures_of_the_sample_province(conn) -> None:
     check(got, independent(conn, start, end, now))
 
 
-def test_the_api_gives_the_same_figures(client, conn, scene) -> None:
+def test_the_api_gives_the_same_figures(client, conn, scene, keys) -> None:
+    """Staff (who may read incidents) get the exact figures; the public's are suppressed
+    (test_public_figures_hide_small_counts)."""
     transparency.forget(conn)  # figures another test's request may have kept
     params = {"start": START.isoformat(), "end": END.isoformat()}
-    r = client.get("/api/transparency/agencies", params=params)
+    staff = keys["operator"]
+    r = client.get("/api/transparency/agencies", params=params, headers=staff)
     assert r.status_code == 200, r.text
-    assert "max-age" in r.headers["cache-control"]
+    assert "max-age" in r.headers["cache-control"]  # the same for everybody
     body = r.json()
     want = independent(conn, START, END, dt.datetime.now(UTC))
-    communes = client.get("/api/transparency/communes", params=params)
+    communes = client.get("/api/transparency/communes", params=params, headers=staff)
     assert communes.status_code == 200
     assert communes.headers["content-type"].startswith("application/geo+json")
     geo = communes.json()
     assert geo["type"] == "FeatureCollection" and geo["period"] == body["period"]
     assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in geo["features"])
+    assert communes.headers["cache-control"] == "private, max-age=0"  # exact: not shared
+    assert "suppressed" not in geo
     check({**body, "communes": [f["properties"] for f in geo["features"]]}, want)
     assert geo["computed_at"] == body["computed_at"]  # one computation served both
-    ranking = client.get("/api/transparency/ranking", params=params).json()["ranking"]
+    ranking = client.get("/api/transparency/ranking", params=params,
+                         headers=staff).json()["ranking"]
     order = [x["code"] for x in ranking if x["code"] in (AGENCY_A, AGENCY_B)]
     # A: 4 on time of 5 due (0.8); B: fast rejection, end_in late, slow late, open late.
     assert order == [AGENCY_A, AGENCY_B]
@@ -331,7 +337,7 @@ def test_ranking_ties_share_a_rank() -> None:
     assert [(r["code"], r["rank"]) for r in ranked] == [("Z", 1), ("X", 2), ("Y", 2)]
 
 
-def test_kept_figures_are_served_then_recomputed(client, conn, scene) -> None:
+def test_kept_figures_are_served_then_recomputed(client, conn, scene, keys) -> None:
     """A period is computed once and served from transparency_figures while fresh; a report
     answered meanwhile shows once the figures are older than FRESH; the refresh task
     recomputes watched periods ahead, and the page's periods without being asked."""
@@ -346,7 +352,8 @@ def test_kept_figures_are_served_then_recomputed(client, conn, scene) -> None:
     # Figures older than FRESH are computed again on request, and equal the independent SQL.
     conn.execute("UPDATE transparency_figures SET computed_at = computed_at - %s, figures ="
                  " '{\"province\": null}'", (transparency.FRESH,))
-    body = client.get("/api/transparency/agencies", params=params).json()
+    body = client.get("/api/transparency/agencies", params=params,
+                      headers=keys["operator"]).json()
     assert body["province"] is not None and body["computed_at"] >= first["computed_at"]
     check({**body, "communes": transparency.figures(conn, START, END)["communes"]},
           independent(conn, START, END, dt.datetime.now(UTC)))
@@ -368,6 +375,119 @@ def test_kept_figures_are_served_then_recomputed(client, conn, scene) -> None:
     transparency.refresh(conn, now)
     assert {(r[0], r[1]) for r in conn.execute(
         "SELECT start_day, end_day FROM transparency_figures")} == offered
+
+
+# --- small counts for the public (issue 17) -------------------------------------------------------
+
+
+def test_public_figures_hide_small_counts(client, conn, scene, keys) -> None:
+    """The public gets the catalogue's rule (incidents' Aggregates.min_count, 3): in the scene
+    commune one has 6 reports (4 resolved, 2 open) and commune two 4 (2 resolved, 1 rejected,
+    1 open), so every breakdown count is hidden (the 2s and the 1s, and the 4 that the
+    province's 6 resolved would otherwise give back), the communes' received (6 and 4) and
+    their medians (4 and 3 answered) stay, the province's totals stay; the agencies (most are
+    a commune's committee) get the same rule; staff see all of it."""
+    from layers.catalogue import get_layer
+
+    k = get_layer("incidents").aggregates.min_count
+    assert k == 3
+    transparency.forget(conn)
+    params = {"start": START.isoformat(), "end": END.isoformat()}
+    c1, c2 = scene["communes"]
+    want = independent(conn, START, END, dt.datetime.now(UTC))
+    r = client.get("/api/transparency/communes", params=params)
+    assert r.status_code == 200 and r.headers["cache-control"].startswith("public")
+    geo = r.json()
+    assert geo["suppressed"] is True and geo["min_count"] == k
+    assert geo["suppression_note"]["vi"].startswith("Để bảo vệ")
+    rows = {f["properties"]["code"]: f["properties"] for f in geo["features"]}
+    for code, row in rows.items():
+        exact = want.get(("commune", code), figures_of([]))
+        for f in ("received", "resolved", "rejected", "open", "within_sla", "due"):
+            assert row[f] is None or row[f] == 0 or row[f] >= k, (code, f, row[f])
+            assert row[f] is None or row[f] == exact[f], (code, f)
+        answered = exact["resolved"] + exact["rejected"]
+        if 0 < answered < k:
+            assert row["median_hours"] is None and row["p90_hours"] is None, code
+    one, two = rows[c1], rows[c2]
+    assert (one["received"], one["resolved"], one["rejected"], one["open"]) == (6, None, 0, None)
+    assert (two["received"], two["resolved"], two["rejected"], two["open"]) == (4, None, None, None)
+    assert one["suppressed"] and two["suppressed"]
+    assert one["median_hours"] == want[("commune", c1)]["median_hours"]
+    assert two["median_hours"] == want[("commune", c2)]["median_hours"]  # 3 answered
+    body = client.get("/api/transparency/agencies", params=params).json()
+    prov = want[("province", None)]
+    assert body["province"]["received"] == prov["received"] == 10
+    assert body["province"]["resolved"] == prov["resolved"] == 6
+    # the agencies: the single unassigned report is hidden, and so is B's received (4: the
+    # smaller of A's 5 and B's 4), else the province's 10 minus A's and B's would give it
+    assert body["suppressed"] is True
+    a = next(x for x in body["agencies"] if x["code"] == AGENCY_A)
+    b = next(x for x in body["agencies"] if x["code"] == AGENCY_B)
+    assert body["unassigned"]["received"] is None and a["received"] == 5
+    assert (b["received"], b["resolved"], b["rejected"], b["open"]) == (None, None, None, None)
+    for a in [*body["agencies"], body["unassigned"]]:
+        for f in ("received", "resolved", "rejected", "open", "within_sla", "due"):
+            assert a[f] is None or a[f] == 0 or a[f] >= k, (a.get("code"), f)
+    by_agency = client.get("/api/transparency/ranking", params=params).json()["ranking"]
+    assert all(x["within_sla_share"] is not None and x["due"] >= k for x in by_agency)
+    staff_b = next(x for x in client.get("/api/transparency/agencies", params=params,
+                                         headers=keys["operator"]).json()["agencies"]
+                   if x["code"] == AGENCY_B)
+    assert (staff_b["received"], staff_b["rejected"]) == (4, 1)
+    # the ranking by commune lists only communes whose place follows from published figures
+    ranked = client.get("/api/transparency/ranking", params={**params, "by": "commune"}).json()
+    assert ranked["suppressed"] is True
+    for x in ranked["ranking"]:
+        assert x["due"] >= k and x["within_sla_share"] is not None
+    # staff: exact, privately cached
+    staff = client.get("/api/transparency/communes", params=params, headers=keys["operator"])
+    assert staff.headers["cache-control"] == "private, max-age=0"
+    srows = {f["properties"]["code"]: f["properties"] for f in staff.json()["features"]}
+    assert (srows[c2]["resolved"], srows[c2]["rejected"], srows[c2]["open"]) == (2, 1, 1)
+    assert "suppressed" not in staff.json()
+
+
+def test_public_rows_never_give_a_small_count_back() -> None:
+    """public_rows on random sparse periods: nothing under 3 published, published values
+    exact, the breakdown passes suppression's audit, a received count is never the only one
+    hidden (the province total would give it), times hidden under 3 answered."""
+    import random
+
+    from gis.analysis import suppression
+
+    rng = random.Random(17)
+    k = 3
+    for _ in range(300):
+        rows = []
+        for i in range(rng.randint(1, 30)):
+            res, rej, opn = (rng.choice([0, 0, 0, 1, 2, 3, 5, 9]) for _ in range(3))
+            due = rng.randint(0, res + rej + opn)
+            within = rng.randint(0, min(due, res + rej))
+            rows.append({"code": f"{i:05d}", "name": "x", "received": res + rej + opn,
+                         "resolved": res, "rejected": rej, "open": opn,
+                         "median_hours": 1.0 if res + rej else None,
+                         "p90_hours": 2.0 if res + rej else None, "within_sla": within,
+                         "due": due, "within_sla_share": within / due if due else None})
+        out = transparency.public_rows(rows, k)
+        counts = ("received", "resolved", "rejected", "open", "within_sla", "due")
+        for r, o in zip(rows, out, strict=True):
+            for f in counts:
+                assert o[f] is None or o[f] == r[f], f
+                assert o[f] is None or not suppression.small(o[f], k), (f, o[f])
+            if suppression.small(r["resolved"] + r["rejected"], k):
+                assert o["median_hours"] is None
+        cells = [[r[c] for c in transparency.ANSWER_COUNTS] for r in rows]
+        hidden = [[o[c] is None for c in transparency.ANSWER_COUNTS] for o in out]
+        assert not suppression.recoverable(cells, hidden, k)
+        lost = [o for r, o in zip(rows, out, strict=True) if r["received"] and o["received"] is None]
+        # (a withheld table hides every commune's, zeros included)
+        assert len(lost) != 1 or all(o["received"] is None for o in out)
+        # a received count shown with hidden cells has two non-zero cells at least
+        for r, o in zip(rows, out, strict=True):
+            if o["received"] is not None and None in (o["resolved"], o["rejected"], o["open"]):
+                assert sum(r[c] > 0 for c in transparency.ANSWER_COUNTS) >= 2
+    assert transparency.public_rows(rows, 0) == rows  # staff: exact
 
 
 def test_offered_periods_follow_the_vietnamese_calendar() -> None:

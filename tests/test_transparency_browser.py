@@ -26,8 +26,14 @@ COUNTS = ("received", "resolved", "rejected", "open", "within_sla", "due")
 HOURS = ("median_hours", "p90_hours")
 
 
-def shown(value: Any, key: str, lang: str) -> str:
-    """What the page must show for VALUE of KEY (web/static/transparency/app.js)."""
+HIDDEN = {"vi": "ẩn", "en": "hidden"}
+
+
+def shown(value: Any, key: str, lang: str, suppressed: bool = False) -> str:
+    """What the page must show for VALUE of KEY (web/static/transparency/app.js); a figure the
+    API suppressed for the public (null in a row marked `suppressed`) says so, never 0."""
+    if value is None and suppressed:
+        return HIDDEN[lang]
     if key in COUNTS:
         return fmt.number(value, lang, 0)
     if key in HOURS:
@@ -57,7 +63,8 @@ def assert_figures(page: Page, table: str, rows: dict[str, dict[str, Any]], lang
     assert set(on_page) == set(rows), table
     for code, row in rows.items():
         for key, text in on_page[code].items():
-            assert text == shown(row[key], key, lang), (table, code, key)
+            assert text == shown(row[key], key, lang, bool(row.get("suppressed"))), (
+                table, code, key)
 
 
 @pytest.fixture(params=[(v, lang) for v in VIEWPORTS for lang in ("vi", "en")],
@@ -84,6 +91,14 @@ def test_page_shows_the_api_figures(setting, live_server) -> None:
     assert_language(page, lang, "transparency")
 
     assert_figures(page, "tp-province", {"province": api["province"]}, lang)
+    # The public's figures: small counts hidden, the page says so and marks them, not as 0.
+    assert communes["suppressed"] is True and api["suppressed"] is True
+    note = page.inner_text("#tp-suppressed")
+    assert ("không phải 0" if lang == "vi" else "not 0") in note and "{k}" not in note
+    hidden = sum(v is None for f in communes["features"] for k, v in f["properties"].items()
+                 if k in COUNTS)
+    assert hidden > 0 and page.locator("#tp-communes td.tp-hidden").count() >= hidden
+    assert ("Số liệu bị ẩn" if lang == "vi" else "Figures hidden") in page.inner_text("#tp-legend")
     agencies = {a["code"]: a for a in api["agencies"]}
     if api["unassigned"]:
         agencies[""] = api["unassigned"]

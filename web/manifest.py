@@ -22,12 +22,23 @@ reform). The map's drawing code reads colours, widths and dashes from these same
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from gis import fmt
+from gis.analysis import suppression
+from gis.analysis.hotspots import CATEGORY_COLORS, CATEGORY_WORDS, CLASS_COLORS, CLASS_TITLES
 from gis.auth.roles import ROLE_TITLES
 from gis.maps.reference import Reference
-from layers.access import ADMIN, Principal, can_read, readable_fields, readable_layers, row_filter
-from layers.catalogue import DOMAINS, PROVINCE_BBOX, gazetteer, get_layer, label_field
+from layers.access import (
+    ADMIN,
+    Principal,
+    aggregate_read,
+    can_read,
+    readable_fields,
+    readable_layers,
+    row_filter,
+)
+from layers.catalogue import DOMAINS, LAYERS, PROVINCE_BBOX, gazetteer, get_layer, label_field
 from layers.model import Layer
 
 # How each layer reaches the map. "tiles": OGC vector tiles (polygons and lines of any size);
@@ -39,7 +50,7 @@ QUALITATIVE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
 SENSOR_STATES = {
     "ok": ("Dưới 80% ngưỡng", "Below 80% of threshold", "#1a9850"),
     "warn": ("80–100% ngưỡng", "80–100% of threshold", "#fdae61"),
-    "over": ("Vượt ngưỡng", "Above threshold", "#d73027"),
+    "over": ("Vượt ngưỡng", "Limit breached", "#d73027"),  # above, or an open low-side alert
     "none": ("Không có số liệu 24 giờ", "No reading in 24 h", "#9e9e9e"),
 }
 SENSOR_OUTLINE = "#0f172a"
@@ -48,14 +59,84 @@ SEVERITY_COLORS = {"1": "#74add1", "2": "#fee090", "3": "#f46d43", "4": "#a50026
 # Administrative units of the selected era: current ones in slate, those before the reform in
 # purple, dashed.
 ERA_COLORS = {"current": "#334155", "previous": "#7b3294"}
-HEATMAP_GRADIENT = {"0.2": "#2c7bb6", "0.4": "#00a6ca", "0.6": "#f9d057", "0.8": "#f29e2e",
-                    "1.0": "#d7191c"}
+# The density overlay's colours: gis.analysis.density.RAMP (web/ may not import gis/; a test
+# checks they are the same). The classes' numbers come with the data (incidents/km²).
+HEATMAP_RAMP = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026",
+                "#800026")
+HEATMAP_GRADIENT = {f"{(i + 1) / len(HEATMAP_RAMP):.3f}": c for i, c in enumerate(HEATMAP_RAMP)}
 HEATMAP = {
     "id": "incidents_heatmap",
-    "title": {"vi": "Bản đồ nhiệt sự cố", "en": "Incident heatmap"},
-    "description": {"vi": "Mật độ sự cố theo bộ lọc (tổng hợp theo ô lưới).",
-                    "en": "Incident density for the current filters (grid cells)."},
+    "title": {"vi": "Mật độ sự cố (sự cố/km²)", "en": "Incident density (incidents/km²)"},
+    "description": {"vi": "Mật độ nhân (bán kính 500 m) theo bộ lọc, thang màu cố định.",
+                    "en": "Kernel density (500 m bandwidth) for the current filters, fixed "
+                          "colour scale."},
 }
+DERIVED = (
+    {"id": "incident_rates", "measure": "rates", "source": "/api/incidents/rates",
+     "params": {"format": "geojson", "measure": "per_1000"},
+     "title": {"vi": "Tỷ lệ sự cố theo xã (trên 1.000 dân)",
+               "en": "Incident rate by commune (per 1,000 residents)"},
+     "description": {"vi": "Bản đồ phân tầng, ngắt lớp tự nhiên (Fisher-Jenks).",
+                     "en": "Choropleth, natural breaks (Fisher-Jenks)."}},
+    {"id": "incident_change", "measure": "change", "source": "/api/incidents/change",
+     "params": {"against": "previous"},
+     "title": {"vi": "Thay đổi số sự cố theo xã", "en": "Change in incidents by commune"},
+     "description": {"vi": "So với kỳ liền trước cùng độ dài.",
+                     "en": "Against the previous window of the same length."}},
+    # Grid counts and per-cell change (/api/incidents/grid, /change?by=grid): the same filters,
+    # the legend in incidents per cell, resp. diverging by direction and size of the change.
+    {"id": "incident_grid", "measure": "grid", "source": "/api/incidents/grid",
+     "params": {"shape": "hexagon", "size": "500"},
+     "title": {"vi": "Số sự cố theo ô lưới (lục giác 500 m)",
+               "en": "Incidents per grid cell (500 m hexagons)"},
+     "description": {"vi": "Đếm sự cố trong từng ô lục giác 500 m theo bộ lọc, ngắt lớp tự "
+                           "nhiên; bấm vào ô để xem số sự cố.",
+                     "en": "Incidents counted per 500 m hexagon for the current filters, natural "
+                           "breaks; click a cell for its count."}},
+    {"id": "incident_change_grid", "measure": "change", "source": "/api/incidents/change",
+     "params": {"against": "previous", "by": "grid", "shape": "hexagon", "size": "1000"},
+     "title": {"vi": "Thay đổi số sự cố theo ô lưới (lục giác 1 km)",
+               "en": "Change in incidents per grid cell (1 km hexagons)"},
+     "description": {"vi": "Mỗi ô lục giác 1 km so với kỳ liền trước cùng độ dài: tăng (đỏ) "
+                           "hay giảm (xanh) và bao nhiêu; bấm vào ô để xem số liệu.",
+                     "en": "Each 1 km hexagon against the previous window of the same length: "
+                           "up (red) or down (blue) and by how much; click a cell for its "
+                           "figures."}},
+)
+# The change overlays' diverging ramp, fewer (blue) to more (red): the API's legend
+# (api/routes/incident_density.CHANGE_COLORS; a test checks they are the same).
+CHANGE_RAMP = ("#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b")
+# Significant hot and cold spots (Gi*) and emerging hot spots, on 1 km hexagons (a few hundred
+# cells over the province); the emerging layer reads the twelve months up to the window's end
+# (monthly bins: the ten bins a trend needs whatever window is chosen). Colours and titles:
+# gis.analysis.hotspots, as on the dashboard and in the briefing.
+HOTSPOT_LAYERS = (
+    {"id": "incident_hotspots", "measure": "hotspots", "source": "/api/incidents/hotspots",
+     "params": {"cell_m": "1000"},
+     "title": {"vi": "Điểm nóng/lạnh sự cố (Gi*)", "en": "Incident hot and cold spots (Gi*)"},
+     "description": {"vi": "Getis-Ord Gi* trên lưới lục giác 1 km, p hiệu chỉnh FDR; bấm vào ô "
+                           "để xem lý do.",
+                     "en": "Getis-Ord Gi* on 1 km hexagons, FDR-corrected p; click a cell for "
+                           "why it is classed."},
+     "style": {"classes": CLASS_COLORS},
+     "legend": [{"value": k, "symbol": "fill", "color": c, "outline": "#475569", "opacity": 0.8,
+                 "label": {"vi": CLASS_TITLES[k][0], "en": CLASS_TITLES[k][1]}}
+                for k, c in CLASS_COLORS.items()]},
+    {"id": "incident_emerging", "measure": "emerging", "source": "/api/incidents/hotspots/emerging",
+     "params": {"cell_m": "1000", "bin": "monthly"}, "months": 12,
+     "title": {"vi": "Xu hướng điểm nóng (12 tháng)", "en": "Emerging hot spots (12 months)"},
+     "description": {"vi": "Phân tích điểm nóng theo không gian - thời gian, 12 tháng đến hết kỳ "
+                           "lọc, xu hướng Mann-Kendall.",
+                     "en": "Space-time hot-spot analysis, the 12 months up to the window's end, "
+                           "Mann-Kendall trend."},
+     "style": {"categories": CATEGORY_COLORS},
+     "legend": [{"value": k, "symbol": "fill", "color": c, "outline": "#475569", "opacity": 0.8,
+                 "label": {"vi": f"Điểm {'nóng' if k.endswith('_hot') else 'lạnh'} "
+                                 f"{CATEGORY_WORDS[k.rsplit('_', 1)[0]][0]}",
+                           "en": f"{CATEGORY_WORDS[k.rsplit('_', 1)[0]][1].capitalize()} "
+                                 f"{k.rsplit('_', 1)[1]} spot"}}
+                for k, c in CATEGORY_COLORS.items()]},
+)
 # Symbols of the legend (web/static/map/panels.js draws each).
 FILL, LINE, POINT = "fill", "line", "point"
 CLUSTER = {"vi": "Cụm điểm (số điểm; phóng to hoặc bấm để tách)",
@@ -207,6 +288,9 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
     if kind in ("features", "cameras", "sensors"):
         entry["legend_more"].append({"symbol": "cluster", "color": s.color, "label": CLUSTER})
     if kind == "cameras":
+        # The health panel and the popup's snapshot (api/routes/cameras.py).
+        entry["health_url"] = "/api/cameras/health"
+        entry["snapshot_url"] = "/api/cameras/{code}/snapshot/thumb"
         entry["legend_more"].append({
             "symbol": FILL, "color": s.color, "opacity": 0.12, "outline": s.color,
             "label": _both("Vùng quan sát (từ mức 13)", "Field of view (from zoom 13)")})
@@ -245,25 +329,72 @@ def layer_entry(layer: Layer, who: Principal, ref: Reference) -> dict:
     return entry
 
 
+LEGEND_NOTES = {
+    "rates": _both("Các lớp và số liệu: chú giải trên bản đồ", "Classes and figures: the map legend"),
+    "grid": _both("Ít → nhiều sự cố mỗi ô (các lớp: chú giải trên bản đồ)",
+                  "Few → many incidents per cell (classes: the map legend)"),
+    "change": _both("Giảm (xanh) → tăng (đỏ) so với kỳ trước (các mức: chú giải trên bản đồ)",
+                    "Down (blue) → up (red) against the previous window (levels: the map legend)"),
+}
+
+
+def aggregate_entries(layer: Layer, bbox: list[float], min_count: int = 0) -> list[dict]:
+    """The heatmap and the commune choropleths of LAYER's counts: for a caller who reads the
+    layer (MIN_COUNT 0), and for one who may read only its aggregates (the public: counts
+    under MIN_COUNT hidden; `suppression` carries the note, also added to the description;
+    the map's legends show the one the data comes with)."""
+    common = {"domain": layer.domain, "derived_from": layer.id, "min_zoom": layer.min_zoom,
+              "max_zoom": layer.max_zoom, "visible": False, "bbox": bbox, "legend_more": [],
+              "fields": [], "label_priority": 0}
+    out: list[dict] = [{
+        **HEATMAP, **common, "geometry": "Point", "kind": "heatmap",
+        "source": f"/api/{layer.id}/density", "cell_m": 100, "bandwidth_m": 500,
+        "style": {"gradient": HEATMAP_GRADIENT},
+        "legend": [{"value": None, "symbol": "gradient", "color": HEATMAP_RAMP[-1],
+                    "gradient": list(HEATMAP_RAMP),
+                    "label": _both("Ít → nhiều sự cố/km² (thang cố định; số trên chú giải bản đồ)",
+                                   "Few → many incidents/km² (fixed scale; figures in the map "
+                                   "legend)")}]}]
+    for d in DERIVED:
+        out.append({
+            **d, **common, "geometry": "Polygon", "kind": "choropleth",
+            "style": {"color": "#334155", "fill_color": HEATMAP_RAMP[4]},
+            "legend": [{"value": None, "symbol": "gradient", "color": HEATMAP_RAMP[-1],
+                        "gradient": list(CHANGE_RAMP) if d["measure"] == "change"
+                        else list(HEATMAP_RAMP),
+                        "label": LEGEND_NOTES[d["measure"]]}]})
+    if min_count:
+        note = suppression.note(min_count)
+        for e in out:
+            e["suppression"] = {"min_count": min_count, "note": note}
+            e["description"] = {lang: f"{e['description'][lang]} {note[lang]}" for lang in note}
+    return out
+
+
 def manifest(ref: Reference, who: Principal) -> dict:
     """Everything the map client needs to draw what WHO may read (REF: the database's part,
     gis.maps.reference, read by the caller: pages never touch the database)."""
     layers = []
     for layer in readable_layers(who):
+        if layer.map_kind == "none":  # served to other clients, not drawn on the map
+            continue
         entry = layer_entry(layer, who, ref)
         layers.append(entry)
         if entry["kind"] == "incidents":
-            layers.append({**HEATMAP, "domain": layer.domain, "geometry": "Point",
-                           "kind": "heatmap", "derived_from": layer.id,
-                           "source": f"/api/{layer.id}/heatmap", "min_zoom": layer.min_zoom,
-                           "max_zoom": layer.max_zoom, "visible": False,
-                           "bbox": entry["bbox"], "style": {"gradient": HEATMAP_GRADIENT},
-                           "legend": [{"value": None, "symbol": "gradient",
-                                       "color": HEATMAP_GRADIENT["1.0"],
-                                       "gradient": list(HEATMAP_GRADIENT.values()),
-                                       "label": _both("Ít → nhiều sự cố (theo bộ lọc)",
-                                                      "Few → many incidents (current filters)")}],
-                           "legend_more": [], "fields": [], "label_priority": 0})
+            layers.extend(aggregate_entries(layer, entry["bbox"]))
+            for d in HOTSPOT_LAYERS:
+                layers.append({**d, "domain": layer.domain, "geometry": "Polygon",
+                               "kind": "choropleth", "derived_from": layer.id,
+                               "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
+                               "visible": False, "bbox": entry["bbox"],
+                               "legend_more": [], "fields": [], "label_priority": 0})
+    # Counts of layers whose rows WHO may not read but whose aggregates are public (incidents:
+    # layers.model.Aggregates), with small counts hidden and the legend saying so.
+    for layer in LAYERS:
+        agg = aggregate_read(layer.id, who)
+        if layer.map_kind == "incidents" and agg is not None and agg.suppressed:
+            layers.extend(aggregate_entries(layer, ref.extents.get(layer.id, list(PROVINCE_BBOX)),
+                                            agg.min_count))
     domains = [{"id": d, "title": _both(*DOMAINS[d])} for d in DOMAINS
                if any(e["domain"] == d for e in layers)]
     units = next((e["id"] for e in layers if e.get("gazetteer")), None)
@@ -283,7 +414,17 @@ def manifest(ref: Reference, who: Principal) -> dict:
         "domains": domains,
         "layers": layers,
         "names": names,
+        "live": LIVE,
     }
+
+
+# The live map (web/static/map/live.js): its event stream and the sensor chart's series. A
+# camera's health colour and road congestion are drawn in their layers' own palettes (the
+# catalogue's), so a status has one colour wherever it shows.
+LIVE: dict[str, Any] = {
+    "events": "/api/map/events",
+    "series": "/api/map/series",
+}
 
 
 def can_read_id(layer_id: str, who: Principal) -> bool:

@@ -51,9 +51,10 @@ UNUSED_ASSETS = frozenset({"jquery", "bootstrap", "awesome_markers", "glyphicons
 # Plugins whose JavaScript the map client uses (it creates the layers itself, from live data).
 PLUGINS = (VectorGridProtobuf, MarkerCluster, HeatMap)
 # Our own client, after the libraries (order matters: each file extends window.GeoIOC).
-CLIENT_JS = ("common/format.js", "map/i18n.js", "map/session.js", "map/layers.js", "map/labels.js",
-             "map/panels.js", "map/console.js", "map/app.js")
-CLIENT_CSS = ("map/map.css",)
+CLIENT_JS = ("common/format.js", "vendor/uplot/uPlot.iife.min.js", "map/i18n.js", "map/session.js",
+             "map/layers.js", "map/labels.js", "map/panels.js", "map/console.js", "map/live.js",
+             "map/chart.js", "map/app.js")
+CLIENT_CSS = ("vendor/uplot/uPlot.min.css", "map/map.css")
 
 TITLES = {
     "vi": ("Bản đồ điều hành", "GeoIOC – Nền tảng GIS mở cho Trung tâm điều hành thông minh"),
@@ -200,6 +201,7 @@ def _skeleton(lang: str, short: str, long: str) -> str:
 <aside class="gi-panel gi-closed" id="gi-panel">
   <section class="gi-filters" id="gi-filters" hidden></section>
   <section class="gi-layers" id="gi-layers"></section>
+  <section class="gi-cam-health" id="gi-cam-health" hidden aria-live="polite"></section>
 </aside>
 <aside class="gi-console" id="gi-console" hidden aria-labelledby="gi-console-title">
   <div class="gi-console-head">
@@ -243,6 +245,31 @@ def _skeleton(lang: str, short: str, long: str) -> str:
           data-i18n-aria-label="close"></button>
   <div id="gi-details-body"></div>
 </aside>
+<aside class="gi-chart" id="gi-chart" hidden aria-labelledby="gi-chart-title">
+  <div class="gi-chart-head">
+    <h2 id="gi-chart-title" data-i18n="chart_title"></h2>
+    <div class="btn-group btn-group-sm" role="group">
+      <button type="button" class="btn btn-outline-info" data-range="day" data-i18n="chart_day"></button>
+      <button type="button" class="btn btn-outline-info" data-range="week" data-i18n="chart_week"></button>
+      <button type="button" class="btn btn-outline-info" data-range="month" data-i18n="chart_month"></button>
+    </div>
+    <button type="button" class="btn-close btn-close-white" id="gi-chart-close"
+            data-i18n-aria-label="close"></button>
+  </div>
+  <form class="gi-chart-custom" id="gi-chart-custom">
+    <label><span data-i18n="from"></span>
+      <input type="datetime-local" class="form-control form-control-sm" id="gi-chart-start"></label>
+    <label><span data-i18n="to"></span>
+      <input type="datetime-local" class="form-control form-control-sm" id="gi-chart-end"></label>
+    <button type="submit" class="btn btn-sm btn-outline-info" data-i18n="chart_apply"></button>
+    <select class="form-select form-select-sm" id="gi-chart-add" data-i18n-aria-label="chart_add"></select>
+  </form>
+  <p class="gi-error" id="gi-chart-error" hidden></p>
+  <div class="gi-chart-plot" id="gi-chart-plot"></div>
+  <ul class="gi-chart-series" id="gi-chart-series"></ul>
+  <p class="gi-muted gi-chart-note" id="gi-chart-note"></p>
+</aside>
+<div class="gi-live-notice" id="gi-live-notice" role="status" hidden></div>
 <div class="gi-status" id="gi-status"><span id="gi-coords"></span><span id="gi-busy"></span></div>
 <div class="gi-modal" id="gi-signin" hidden>
   <form class="gi-signin-form" id="gi-signin-form">

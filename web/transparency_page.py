@@ -5,6 +5,15 @@ Server-rendered shell (Jinja2, web/templates/transparency.html), Vietnamese firs
 with ?lang=en; the figures are loaded by web/static/transparency/app.js from /api/transparency
 (the page never touches the database) and written with web/static/common/format.js, so the
 numbers follow the page's language. Leaflet and Bootstrap are the vendored copies: offline.
+
+Small counts (issue 17, decided here): for a visitor the API suppresses the per-commune and
+per-agency figures under the incidents layer's catalogue minimum (Aggregates.min_count, 3) and
+the processing times of fewer than that many answered reports, since one or two reports in a
+commune (most agencies are a commune's committee) point at the people who made them; province
+totals stay. The page shows a suppressed figure as "ẩn"/"hidden", never as 0 or "no data",
+greys a commune whose median is hidden on the choropleth (its own legend entry), and says why
+in a note (`suppressed_note`, the minimum taken from the answer). The rule itself:
+gis/reports/transparency.py (public_rows) and docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -46,6 +55,12 @@ LABELS: dict[str, dict[str, str]] = {
         "synthetic": "Dữ liệu mẫu tổng hợp.", "zoom_in": "Phóng to", "zoom_out": "Thu nhỏ",
         "presets": "Kỳ thường xem", "last_30": "30 ngày qua", "last_365": "12 tháng qua",
         "this_month": "Tháng này", "this_year": "Năm nay", "computed_at": "số liệu tính lúc",
+        "hidden_mark": "ẩn", "hidden_title": "Số nhỏ được ẩn để không xác định được người "
+        "phản ánh", "hidden_legend": "Số liệu bị ẩn (số nhỏ)",
+        "suppressed_note": "Để bảo vệ người phản ánh, số liệu dưới {k} phản ánh của một "
+        "xã/phường hoặc một cơ quan (và thời gian xử lý khi có dưới {k} phản ánh đã trả lời) "
+        "được ẩn: ghi “ẩn”, không phải 0. Một vài số khác cũng được ẩn kèm để không suy ra "
+        "được số bị ẩn từ tổng toàn tỉnh. Tổng toàn tỉnh được giữ nguyên.",
     },
     "en": {
         "title": "Report processing transparency", "map": "Command map",
@@ -73,6 +88,13 @@ LABELS: dict[str, dict[str, str]] = {
         "synthetic": "Synthetic sample data.", "zoom_in": "Zoom in", "zoom_out": "Zoom out",
         "presets": "Usual periods", "last_30": "Last 30 days", "last_365": "Last 12 months",
         "this_month": "This month", "this_year": "This year", "computed_at": "figures as of",
+        "hidden_mark": "hidden", "hidden_title": "Small figures are hidden so that no "
+        "reporter can be identified", "hidden_legend": "Figures hidden (small counts)",
+        "suppressed_note": "To protect the people who report, a commune's or an agency's "
+        "figures under {k} reports (and processing times of fewer than {k} answered reports) "
+        "are hidden: shown as “hidden”, not 0. A few other figures are hidden with them so "
+        "that the hidden ones cannot be worked out from the province totals. Province totals "
+        "are kept.",
     },
 }
 

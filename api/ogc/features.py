@@ -25,7 +25,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.ogc.params import filter_value, items_query, output_crs
-from gis.db import connection
+from gis.db import read_connection
 from gis.features import (
     fetch_one,
     fetch_page,
@@ -128,7 +128,7 @@ def items(layer: Layer, who: Principal, request: Request) -> Response:
     if q.limit > STREAM_ABOVE:
         return StreamingResponse(_stream(layer, q, params, head), media_type=GEOJSON,
                                  headers=_headers(crs_uri))
-    with connection() as conn:
+    with read_connection() as conn:
         page = fetch_page(conn, q)
         matched = page_number_matched(conn, q, page)
         if not page.rows and q.offset > 0:
@@ -148,7 +148,7 @@ def _offset_beyond_end(q: FeatureQuery, matched: int | None) -> BadRequest:
 
 
 def _stream(layer: Layer, q: FeatureQuery, params: dict[str, str], head: bytes) -> Iterator[bytes]:
-    with connection() as conn:
+    with read_connection() as conn:
         matched = None if keyset_count_skipped(conn, q) else number_matched(conn, q)
         yield head
         sent = 0
@@ -182,7 +182,7 @@ def item(layer: Layer, who: Principal, feature_id: str, request: Request) -> Res
     srid, swap, crs_uri = output_crs(params)
     q = FeatureQuery(layer=layer, fields=readable_fields(layer, who), feature_id=fid, limit=1,
                      out_srid=srid, swap_axes=swap, restrict=row_filter(layer, who))
-    with connection() as conn:
+    with read_connection() as conn:
         row = fetch_one(conn, q)
     if row is None:
         raise NotFound(f"feature {feature_id!r} not found in collection {layer.id!r}")

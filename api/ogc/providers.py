@@ -17,7 +17,7 @@ from pygeoapi.provider.base import (
 from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 
-from gis.db import connection
+from gis.db import read_connection
 from gis.features import fetch_one, fetch_page, number_matched, page_number_matched
 from gis.tiles import render_tile
 from layers.access import Principal, row_filter
@@ -108,7 +108,7 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
                                             allowed=[f.name for f in self.visible_fields])
             except FilterError as e:
                 raise ProviderQueryError(str(e)) from e
-        with connection() as conn:
+        with read_connection() as conn:
             if resulttype == "hits":
                 out = {"type": "FeatureCollection", "features": [], "numberReturned": 0}
                 matched = number_matched(conn, q)
@@ -129,7 +129,7 @@ class PostGISFeatureProvider(_CatalogueProvider, BaseProvider):
             raise ProviderItemNotFoundError(f"feature {identifier!r} not found") from None
         q = FeatureQuery(layer=self.layer, fields=self.visible_fields, feature_id=fid, limit=1,
                          restrict=self.restrict)
-        with connection() as conn:
+        with read_connection() as conn:
             row = fetch_one(conn, q)
         if row is None:
             raise ProviderItemNotFoundError(f"feature {identifier!r} not found")
@@ -175,7 +175,7 @@ class PostGISTileProvider(_CatalogueProvider, BaseMVTProvider):
 
     def get_tiles(self, layer=None, tileset=None, z=None, y=None, x=None, format_=None):
         try:
-            with connection() as conn:
+            with read_connection() as conn:
                 return render_tile(conn, self.layer, self.visible_fields, int(z), int(x), int(y),
                                    self.restrict)
         except TileOutOfRange:

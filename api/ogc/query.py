@@ -18,13 +18,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path
-from pydantic import Field
+from pydantic import Field, create_model
 
 from api.deps import QueryModel, query
 from api.ogc.config import DEFAULT_ITEMS, MAX_ITEMS
-from api.ogc.tiles import MVT, TILE_MATRIX_SETS
+from api.ogc.tiles import MAX_FILTER_CHARS, MVT, TILE_MATRIX_SETS
 from api.route_docs import GEOJSON, HTML, JSON, problems
-from layers.cql2 import MAX_FILTER_CHARS
+from layers.catalogue import LAYERS
+from layers.cql2 import MAX_FILTER_CHARS as MAX_CQL2_CHARS
 from layers.crs import supported_crs_uris
 from layers.errors import NotFound
 
@@ -86,7 +87,7 @@ class ItemsQuery(QueryModel):
     skip_geometry: Annotated[Literal["true", "false"] | None, Field(alias="skipGeometry")] = None
     filter_: Annotated[str | None, Field(
         alias="filter", description="a CQL2 filter (text, or JSON with filter-lang=cql2-json)",
-        max_length=MAX_FILTER_CHARS)] = None
+        max_length=MAX_CQL2_CHARS)] = None
     filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Field(alias="filter-lang")] = None
     filter_crs: Annotated[str | None, Field(
         alias="filter-crs", description="CRS of the filter's geometries (default CRS84)",
@@ -129,10 +130,32 @@ class TilesetQuery(QueryModel):
     lang: Lang = None
 
 
-class TileQuery(QueryModel):
+class _TileQueryBase(QueryModel):
     """A vector tile."""
 
     f: Annotated[Literal["mvt", "pbf"] | None, Field(description="tile format (MVT)")] = None
+    datetime: Annotated[str | None, Field(
+        description="only features of this time: an RFC 3339 instant, a date or an interval "
+                    "`start/end` (`..` open), as on /items", max_length=100)] = None
+
+
+def _tile_filter_fields() -> dict[str, Any]:
+    """The catalogue's tile filters (Layer.tile_filters) as typed, documented parameters: each
+    names the collections that take it and its default there."""
+    found: dict[str, list[str]] = {}
+    for layer in LAYERS:
+        for tf in layer.tile_filters:
+            default = (f"default {tf.default}" if tf.default is not None
+                       else "default: the latest" if tf.latest_by else "no default")
+            found.setdefault(tf.field, []).append(f"{layer.id} ({default})")
+    return {name: (str | None, Field(None, max_length=MAX_FILTER_CHARS, description=(
+        f"only features whose `{name}` is this value, on the collections whose tiles are "
+        f"filtered on it: {', '.join(where)}")))
+        for name, where in found.items()}
+
+
+# A tile's parameters: the common ones and the catalogue's tile filters.
+TileQuery = create_model("TileQuery", __base__=_TileQueryBase, **_tile_filter_fields())
 
 
 PAGE = (query(PageQuery),)

@@ -17,21 +17,30 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, Field
 
-from api.deps import Conn
+from api.deps import ReadConn
 from api.ogc.params import parse_bbox
 from api.route_docs import GEOJSON, ok, problems
 from api.security import Who
 from gis import audit, fmt
+from gis.analysis import heat_cells, incident_stats, suppression
 from gis.analysis import incidents as analysis
-from layers.access import Principal, readable_fields, readable_layer, row_filter
+from layers.access import (
+    AggregateRead,
+    Principal,
+    aggregate_read,
+    readable_fields,
+    readable_layer,
+    row_filter,
+)
 from layers.errors import PROBLEMS, BadRequest, Collect, Message, NotFound, Problem
 from layers.model import Layer
 
@@ -40,7 +49,8 @@ DEFAULT_WINDOW = dt.timedelta(days=30)
 MAX_WINDOW = dt.timedelta(days=3660)
 DEFAULT_ZOOM = 11  # an int, so the body says "z": 11 as it always has
 JSON = "application/json"
-FILTERS = ("start", "end", "category", "severity", "status", "bbox", "z")
+FILTERS = ("start", "end", "category", "severity", "status", "source", "bbox", "unit",
+           "boundaries", "as_of", "z")
 AREA = ("commune", "as_of")
 
 
@@ -60,6 +70,19 @@ async def incidents_layer(who: Who) -> Layer:
 
 
 IncidentsLayer = Annotated[Layer, Depends(incidents_layer)]
+
+
+async def incidents_aggregates(who: Who) -> AggregateRead:
+    """Counts of incidents: exact for who may read the layer, suppressed under the layer's
+    minimum for who may read only its aggregates (layers.model.Aggregates: the public), a 404
+    (the same as a missing layer) for anyone else."""
+    read = aggregate_read(analysis.INCIDENTS.id, who)
+    if read is None:
+        raise NotFound("not found", message=Message("status_404"))
+    return read
+
+
+IncidentAggregates = Annotated[AggregateRead, Depends(incidents_aggregates)]
 
 
 def only(*allowed: str) -> Callable[[Request], Awaitable[dict[str, str]]]:
@@ -93,11 +116,12 @@ def _values(name: str) -> str:
 
 
 def _instant(name: str, raw: str, end: bool) -> dt.datetime:
-    """An ISO date (a whole day: its start, or the next day's start for an end) or date-time."""
+    """An ISO date (a whole day in Vietnam time: its start, or the next day's start for an end)
+    or date-time (UTC when it has no offset, as always: machines send instants)."""
     try:
         if len(raw) == 10:
-            day = dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.UTC)
-            return day + dt.timedelta(days=1) if end else day
+            day = dt.date.fromisoformat(raw)
+            return analysis.vn_day_start(day + dt.timedelta(days=1) if end else day)
         t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
         raise BadRequest.for_field("date_or_datetime", name, f"{raw!r} is not an ISO date or date-time",
@@ -120,12 +144,13 @@ def _codes(name: str, raw: str | None, field_values: dict[str, tuple[str, str]])
     return values
 
 
-_INSTANT = "an ISO date (a whole day) or date-time; UTC when it has no offset"
+_INSTANT = ("an ISO date (a whole day in Vietnam time, Asia/Ho_Chi_Minh: 00:00-24:00 UTC+7) or "
+            "date-time (UTC when it has no offset)")
 _LIST = "comma-separated; absent or empty: all. One of: "
 
 
 async def incident_filter(
-    layer: IncidentsLayer,
+    agg: IncidentAggregates, who: Who, conn: ReadConn,
     start: Annotated[str | None, Query(
         description=f"start of the window, inclusive: {_INSTANT}; default `end` minus 30 days",
         examples=["2026-01-01"], max_length=40)] = None,
@@ -143,8 +168,23 @@ async def incident_filter(
     bbox: Annotated[str | None, Query(
         description="minx,miny,maxx,maxy in longitude/latitude (CRS84)",
         examples=["106.0,21.1,106.15,21.2"], max_length=400)] = None,
+    source: Annotated[str | None, Query(
+        description=_LIST + _values("source"), examples=["hotline,camera"], max_length=500)] = None,
+    unit: Annotated[str | None, Query(
+        description="code of an administrative unit (commune, district or province): only "
+                    "incidents inside its boundary, on the boundaries chosen by `boundaries` or "
+                    "`as_of`", examples=["09244"], max_length=20, pattern=r"^[0-9]{2,5}$")] = None,
+    boundaries: Annotated[Literal["current", "pre2025"] | None, Query(
+        description="boundary set of `unit` (and of per-unit views): `current` (today's units, "
+                    "the default) or `pre2025` (the units as they were on 2025-06-30, before the "
+                    "2025 reform merged communes and abolished districts)")] = None,
+    as_of: Annotated[str | None, Query(
+        description="YYYY-MM-DD: the units as they were that day (another way to choose the "
+                    "boundary set; not together with `boundaries`)", examples=["2025-06-30"],
+        max_length=10)] = None,
 ) -> analysis.IncidentFilter:
     """The filters every view shares, checked against the catalogue's code lists."""
+    layer = agg.layer
     # Every filter is checked, and all those in error are listed in one answer.
     check = Collect()
     stop = check(_instant, "end", end, True) if end else dt.datetime.now(dt.UTC)
@@ -156,12 +196,44 @@ async def incident_filter(
     severities = check(_codes, "severity", severity, layer.field("severity").values)
     statuses = check(_codes, "status", status, layer.field("status").values)
     box = check(parse_bbox, bbox, None) if bbox else None
+    sources = check(_codes, "source", source, layer.field("source").values)
+    day = check(boundary_day, boundaries, as_of)
     check.done()
     assert begin is not None and stop is not None
+    area = None
+    if unit:
+        assert day is not None
+        # The one lookup a filter may need: off the event loop, and only when a unit is asked for.
+        area = await run_in_threadpool(unit_area, conn, who, unit, day)
     return analysis.IncidentFilter(
         start=begin, end=stop, categories=categories or (),
         severities=tuple(int(s) for s in severities or ()), statuses=statuses or (),
-        bbox=box[0] if box else None)
+        bbox=box[0] if box else None, sources=sources or (), unit=area)
+
+
+def boundary_day(boundaries: str | None, as_of: str | None) -> dt.date:
+    """The day whose administrative units a view uses: `as_of`, or the day of the boundary
+    set `boundaries` (default current)."""
+    if as_of:
+        if boundaries:
+            raise BadRequest.for_field("boundaries_or_as_of", "as_of",
+                                       "give either boundaries or as_of, not both")
+        try:
+            return dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise BadRequest.for_field("date", "as_of", f"{as_of!r} is not a date (YYYY-MM-DD)",
+                                       value=repr(as_of)) from None
+    return analysis.era_day(boundaries or "current")
+
+
+def unit_area(conn: psycopg.Connection, who: Principal, code: str, day: dt.date) -> analysis.Area:
+    """The unit CODE valid on DAY among those WHO may read, or a 404 naming it."""
+    unit_layer = _readable("admin_units", who)
+    area = analysis.area_on(conn, code, day, row_filter(unit_layer, who, alias="admin_units"))
+    if area is None:
+        raise NotFound(f"administrative unit {code!r} not found on {day.isoformat()}",
+                       message=Message("unit_not_found", {"code": repr(code), "day": fmt.date(day)}))
+    return area
 
 
 def _check_window(begin: dt.datetime, stop: dt.datetime) -> None:
@@ -198,7 +270,10 @@ class HeatmapOut(Window):
     cell_m: float = Field(description="cell size in Web Mercator metres")
     total: int = Field(description="incidents matching the filters (the cells' weights add up to it)")
     max: int
-    cells: list[tuple[float, float, int]] = Field(description="[lat, lon, weight]")
+    # A list of 3 numbers rather than a tuple: schemathesis (test_schemathesis) reads the tuple's
+    # OpenAPI 3.1 prefixItems as a draft-4 items list and calls the schema invalid.
+    cells: list[Annotated[list[float], Field(min_length=3, max_length=3)]] = Field(
+        description="[lat, lon, weight]")
 
 
 class PointsOut(Window):
@@ -211,11 +286,12 @@ class PointsOut(Window):
 
 
 class WindowCountsOut(Window):
-    total: int
-    by_category: dict[str, int]
-    by_severity: dict[str, int]
-    by_status: dict[str, int]
-    series: list[int] = Field(description="counts per bucket of `bucket_seconds`")
+    total: int | None = Field(description="null when suppressed (public callers: under 3)")
+    by_category: dict[str, int | None]
+    by_severity: dict[str, int | None]
+    by_status: dict[str, int | None]
+    series: list[int | None] = Field(description="counts per bucket of `bucket_seconds` (null: "
+                                                  "suppressed for public callers)")
 
 
 class AreaOut(BaseModel):
@@ -252,6 +328,14 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _suppression(agg: AggregateRead) -> dict[str, object]:
+    """What a body says about small-count suppression: nothing for who reads exact counts."""
+    if not agg.suppressed:
+        return {}
+    return {"suppressed": True, "min_count": agg.min_count,
+            "suppression_note": suppression.note(agg.min_count)}
+
+
 def _json(body: object) -> Response:
     return Response(orjson.dumps(body), media_type=JSON,
                     headers={"Cache-Control": "private, max-age=0"})
@@ -264,78 +348,77 @@ ERRORS = problems(400, 401, 404, 429, 503)
 
 
 @router.get("/heatmap", response_model=HeatmapOut, responses=ERRORS)
-def heatmap(request: Request, who: Who, layer: IncidentsLayer, params: FilterParams, f: Filter,
-            conn: Conn, z: Zoom = DEFAULT_ZOOM) -> Response:
+def heatmap(request: Request, who: Who, agg: IncidentAggregates, params: FilterParams, f: Filter,
+            conn: ReadConn, z: Zoom = DEFAULT_ZOOM) -> Response:
     """Incident density as grid cells [lat, lon, weight] (weight = incidents in the cell; the
     weights add up to `total`, the number of incidents matching the filters), cells of about
-    8 screen pixels at zoom `z`."""
-    h = analysis.heatmap(conn, f, row_filter(layer, who), z)
-    audit.record_read(conn, who, layer, "heatmap", filter=params, request=request)
-    return _json({**_window(f), "z": z, "cell_m": round(h.cell_m, 2), "total": h.total,
-                  "max": h.max, "cells": h.cells})
+    8 screen pixels at zoom `z`. Public: for a caller who may not read incidents, cells under
+    the minimum count are left out (`suppressed`, `min_count`) and `total` counts the cells
+    shown."""
+    h = heat_cells.heatmap(conn, f, agg.restrict, z)
+    cells = [c for c in h.cells if not suppression.small(c[2], agg.min_count)]
+    audit.record_read(conn, who, agg.layer, "heatmap", filter=params, request=request)
+    return _json({**_window(f), "z": z, "cell_m": round(h.cell_m, 2),
+                  "total": sum(c[2] for c in cells), "max": max((c[2] for c in cells), default=0),
+                  "cells": cells, **_suppression(agg)})
 
 
 @router.get("/points", response_model=PointsOut, responses=ERRORS)
 def points(request: Request, who: Who, layer: IncidentsLayer, params: FilterParams, f: Filter,
-           conn: Conn, z: Zoom = DEFAULT_ZOOM) -> Response:
+           conn: ReadConn, z: Zoom = DEFAULT_ZOOM) -> Response:
     """Incidents for the clustered map view: single points [id, lon, lat, category, severity,
     status] when at most a few thousand match (the browser clusters them), otherwise server-side
     clusters [lon, lat, count, most frequent category, highest severity] sized for zoom `z`."""
-    result = analysis.points_or_clusters(conn, f, row_filter(layer, who), z)
+    result = heat_cells.points_or_clusters(conn, f, row_filter(layer, who), z)
     audit.record_read(conn, who, layer, "incident-points", filter=params, request=request)
     key = "points" if result.mode == "points" else "clusters"
     return _json({**_window(f), "mode": result.mode, "total": result.total, key: result.rows})
 
 
-def _area(conn: psycopg.Connection, who: Principal, code: str, as_of: str | None) -> analysis.Area:
-    unit_layer = _readable("admin_units", who)
-    try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.UTC).date()
-    except ValueError:
-        raise BadRequest.for_field("date", "as_of", f"{as_of!r} is not a date (YYYY-MM-DD)") from None
-    area = analysis.area_on(conn, code, day, row_filter(unit_layer, who, alias="admin_units"))
-    if area is None:
-        raise NotFound(f"administrative unit {code!r} not found on {day.isoformat()}",
-                       message=Message("unit_not_found", {"code": repr(code), "day": fmt.date(day)}))
-    return area
-
-
 @router.get("/stats", response_model=StatsOut, responses=ERRORS)
 def stats(
-    request: Request, who: Who, layer: IncidentsLayer, params: StatsParams, f: Filter, conn: Conn,
+    request: Request, who: Who, agg: IncidentAggregates, params: StatsParams, f: Filter,
+    conn: ReadConn,
     z: Annotated[str | None, Query(
         description="accepted and ignored (the map sends the same filters to every view)",
         max_length=40)] = None,
     commune: Annotated[str | None, Query(
-        description="code of an administrative unit: only incidents inside its boundary",
+        description="the same as `unit` (its older name): only incidents inside that unit's "
+                    "boundary, as it was on `as_of` or in the boundary set `boundaries`",
         examples=["09244"], max_length=20)] = None,
-    as_of: Annotated[str | None, Query(
-        description="YYYY-MM-DD: the unit `commune` as it was that day (e.g. before the 2025 "
-                    "reform); default today", examples=["2025-06-30"], max_length=10)] = None,
 ) -> Response:
     """Counts in the window and in the previous window of the same length (`change` = relative
     difference), by category, severity and status, with a time series for each window. With
-    `commune=CODE` (and `as_of=YYYY-MM-DD` for a unit of another era, e.g. before the 2025
-    reform), only incidents inside that unit's boundary."""
-    area = _area(conn, who, commune, as_of) if commune else None
-    s = analysis.stats(conn, f, row_filter(layer, who), area.id if area else None)
-    audit.record_read(conn, who, layer, "incident-stats", filter=params, request=request)
+    `unit=CODE` or `commune=CODE` (and `as_of=YYYY-MM-DD` or `boundaries=pre2025` for a unit of
+    another era, e.g. before the 2025 reform), only incidents inside that unit's boundary."""
+    if commune and f.unit is not None:
+        raise BadRequest.for_field("unit_or_commune", "commune", "give either unit or commune, not both")
+    area = (unit_area(conn, who, commune, boundary_day(params.get("boundaries"), params.get("as_of")))
+            if commune else None)
+    s = incident_stats.stats(conn, f, agg.restrict, area.id if area else None)
+    area = area or f.unit
+    audit.record_read(conn, who, agg.layer, "incident-stats", filter=params, request=request)
+    k = agg.min_count
 
     def window(w: analysis.WindowCounts) -> dict[str, object]:
-        return {"start": _iso(w.start), "end": _iso(w.end), "total": w.total,
-                "by_category": w.by_category, "by_severity": w.by_severity,
-                "by_status": w.by_status, "series": w.series}
+        # Each breakdown is a group adding up to the total (suppression.group).
+        return {"start": _iso(w.start), "end": _iso(w.end), "total": suppression.total(w.total, k),
+                "by_category": suppression.mapping(w.by_category, k),
+                "by_severity": suppression.mapping(w.by_severity, k),
+                "by_status": suppression.mapping(w.by_status, k),
+                "series": suppression.group(w.series, k)}
 
+    hidden = suppression.small(s.current.total, k) or suppression.small(s.previous.total, k)
     return _json({"current": window(s.current), "previous": window(s.previous),
-                  "change": None if s.change is None else round(s.change, 4),
+                  "change": None if s.change is None or hidden else round(s.change, 4),
                   "bucket_seconds": s.bucket_seconds,
-                  "area": area.public() if area else None})
+                  "area": area.public() if area else None, **_suppression(agg)})
 
 
 @router.get("/{incident_id}/cameras", response_class=Response,
             responses={200: ok("Cameras covering the incident, nearest first", GEOJSON,
                                 COVERING_SCHEMA), **ERRORS})
-def covering_cameras(request: Request, who: Who, layer: IncidentsLayer, conn: Conn,
+def covering_cameras(request: Request, who: Who, layer: IncidentsLayer, conn: ReadConn,
                      incident_id: Annotated[int, Path(ge=1, le=2**63 - 1,
                                                       description="the incident's id")]) -> Response:
     """Cameras whose field of view covers the incident, nearest first, as GeoJSON points with

@@ -16,14 +16,16 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from psycopg import sql
 
-from api.deps import BBox, BBoxParam, Conn, IsoDate, Who
+from api.deps import BBox, BBoxParam, IsoDate, ReadConn, Who
 from api.route_docs import FEATURE_COLLECTION_SCHEMA, GEOJSON, JSON, ok, problems
 from gis import audit
 from gis.maps import queries
 from gis.maps.reference import reference
 from layers.access import (
     Principal,
+    access_condition,
     readable_fields,
     readable_layer,
     readable_layers,
@@ -78,7 +80,7 @@ def _noon(day: dt.date | None) -> dt.datetime:
 
 @router.get("/layers", response_class=Response,
             responses={200: ok("The caller's layer manifest"), **problems(503)})
-def layers(who: Who, conn: Conn) -> Response:
+def layers(who: Who, conn: ReadConn) -> Response:
     """The layers this caller may read, grouped by domain, with styles, legends, zoom ranges,
     sources (vector tile URL templates or GeoJSON endpoints) and readable fields."""
     return _json(manifest.manifest(reference(conn), who))
@@ -89,7 +91,7 @@ def layers(who: Who, conn: Conn) -> Response:
             "`layer`", GEOJSON, FEATURE_COLLECTION_SCHEMA),
     **problems(400, 404, 503)})
 def identify(
-    request: Request, who: Who, conn: Conn,
+    request: Request, who: Who, conn: ReadConn,
     lon: Annotated[float, Query(ge=-180, le=180, description="longitude (WGS84)")],
     lat: Annotated[float, Query(ge=-90, le=90, description="latitude (WGS84)")],
     layers: Annotated[str | None, Query(
@@ -141,7 +143,7 @@ def identify(
     200: ok("Cameras with member `fov` (field-of-view polygon)", GEOJSON,
             FEATURE_COLLECTION_SCHEMA),
     **problems(400, 404, 503)})
-def cameras(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response:
+def cameras(request: Request, who: Who, conn: ReadConn, bbox: BBoxParam) -> Response:
     """Cameras as GeoJSON points with their field-of-view polygon (member `fov` of each
     feature), readable fields only."""
     layer = readable("cameras", who)
@@ -155,13 +157,18 @@ def cameras(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response
 @router.get("/sensors", response_class=Response, responses={
     200: ok("Stations with their latest reading", GEOJSON, FEATURE_COLLECTION_SCHEMA),
     **problems(400, 404, 503)})
-def sensors(request: Request, who: Who, conn: Conn, bbox: BBoxParam) -> Response:
+def sensors(request: Request, who: Who, conn: ReadConn, bbox: BBoxParam) -> Response:
     """Monitoring stations with their latest reading: `latest_value`, `observed_at`, `ratio`
     (value / threshold), `state` (ok below 80 %, warn up to 100 %, over above; none without a
-    reading) and `stale` (no reading in the last 24 hours)."""
+    reading, or with a datastream the caller may not read) and `stale` (no reading in the last
+    24 hours)."""
     layer = readable("sensors", who)
+    # A datastream restricted on its own (a camera's, a security sensor's) shows no reading to
+    # who may not read it, though its station is on the map.
+    readable_streams = access_condition(who, sql.Identifier("d", "access"),
+                                        sql.Identifier("d", "roles"))
     rows = queries.sensors(conn, layer, readable_fields(layer, who), row_filter(layer, who),
-                           _envelope(bbox))
+                           _envelope(bbox), readable_streams)
     audit.record_read(conn, who, layer, "map-sensors",
                       filter={"bbox": request.query_params.get("bbox")}, request=request)
     return _feature_collection(rows)
@@ -175,7 +182,7 @@ MAX_COUNT_LAYERS = 20
 
 @router.get("/counts", response_class=Response, responses={
     200: ok("Features of each layer in the bbox", JSON, COUNTS_SCHEMA), **problems(400, 404, 503)})
-def counts(who: Who, conn: Conn, bbox: BBoxParam,
+def counts(who: Who, conn: ReadConn, bbox: BBoxParam,
            layers: Annotated[str, Query(max_length=500, description="comma-separated layer ids")],
            as_of: AsOf = None) -> Response:
     """How many features of each layer intersect BBOX (the map's view), counted in the database
@@ -204,7 +211,7 @@ LABELS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"labels": {
 
 @router.get("/labels", response_class=Response,
             responses={200: ok("Place names", JSON, LABELS_SCHEMA), **problems(400, 404, 503)})
-def labels(who: Who, conn: Conn, as_of: AsOf = None) -> Response:
+def labels(who: Who, conn: ReadConn, as_of: AsOf = None) -> Response:
     """Names of the gazetteer's units (communes) of the era AS_OF (default today), each at a
     point inside it: the offline map's place names."""
     if GAZETTEER is None:

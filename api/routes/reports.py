@@ -55,8 +55,8 @@ from api.deps import Conn, QueryModel, SettingsDep, query
 from api.report_intake import ReportForm
 from api.route_docs import WHO, problems
 from api.security import Who, require_roles
-from gis import audit
-from gis.reports import bulk, deadlines, events, intake, requests, workflow
+from gis import audit, live
+from gis.reports import bulk, deadlines, intake, requests, workflow
 from gis.reports import queries as q
 from gis.reports import queue as report_queue
 from layers.access import Principal, can_read_field, readable_layer, row_filter
@@ -411,12 +411,9 @@ def bulk_assign(body: BulkAssignmentBody, who: Operator, conn: Conn) -> dict[str
 KEEPALIVE_SECONDS = 15.0
 
 
-def _listener(request: Request, settings: Any) -> events.Listener:
-    state = request.app.state
-    listener = getattr(state, "report_events", None)
-    if listener is None:
-        listener = state.report_events = events.Listener(settings.database_url)
-    return listener
+def _listener(request: Request, settings: Any) -> live.Listener:
+    """The process's one LISTEN connection, shared with the live map (gis/live.py)."""
+    return live.process_listener(request.app.state, settings.database_url)
 
 
 @router.get("/api/reports/events", responses={
@@ -427,7 +424,7 @@ async def report_events(request: Request, who: Operator, settings: SettingsDep) 
     each report created or moved (its id and public facts; the console refetches)."""
     _layer(who)
     listener = _listener(request, settings)
-    inbox = listener.subscribe()
+    inbox = listener.subscribe([live.REPORTS_CHANNEL])
 
     async def stream() -> AsyncIterator[str]:
         try:
@@ -436,7 +433,7 @@ async def report_events(request: Request, who: Operator, settings: SettingsDep) 
             yield f"event: ready\ndata: {json.dumps({'listening': ready})}\n\n"
             while not await request.is_disconnected():
                 try:
-                    event = await asyncio.wait_for(inbox.get(), KEEPALIVE_SECONDS)
+                    _, event = await asyncio.wait_for(inbox.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue

@@ -12,8 +12,9 @@
 Reads are open to everyone with the catalogue's rules (anonymous callers see public datastreams
 only: a restricted one, and its observations, exist for nobody else by any path); creating
 Observations needs the operator role (gis/sta/write.py). Other entities are not created,
-changed or deleted through STA here (405): Things are the `sensors` layer's rows (imports,
-harvests), and the rest follows them (migration 0020).
+changed or deleted through STA here (405): Things are the `sensors` layer's rows and the main
+road segments of the `roads` layer (imports, harvests), and the rest follows them (migrations
+0020 and 0024).
 
 Errors are RFC 9457 problem details in the user's language (api/errors.py), a query option's
 naming the option and the position in its text. A read that runs longer than the STA statement

@@ -18,6 +18,18 @@ answered, not by the second. For the same reason a period's figures are kept in 
 for a few minutes and recomputed ahead by the job queue (gis/reports/transparency.py, "Kept
 figures"): a year of a million reports takes about a second to compute (bench/transparency.py);
 `computed_at` says when they were.
+
+Small counts (issue 17): for a caller who may not read incidents (the public), the figures per
+commune and the province's follow the incidents layer's aggregate rule, the catalogue's
+`Aggregates(min_count=3)` (layers.access.aggregate_read, as every aggregate of incidents):
+a commune's (or a commune committee's) count under 3, and the processing time of fewer than
+3 answered reports, would
+point at the few people who reported there, so they are published as null with
+`suppressed: true` (gis/reports/transparency.py, public_rows: the rule and what else is
+hidden so that the province totals give nothing back). The agencies get the same rule: most
+are a commune's people's committee. The ranking leaves out the rows whose place would bound a
+hidden figure. The province totals stay. Signed-in staff who may read incidents get exact
+figures, privately cached.
 """
 
 from __future__ import annotations
@@ -31,8 +43,12 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import Field
 
 from api.deps import Conn, IsoDate, QueryModel, query
-from api.route_docs import GEOJSON, JSON, ok, problems
+from api.route_docs import GEOJSON, JSON, WHO, ok, problems
+from api.security import Who
+from gis.analysis import suppression
 from gis.reports import transparency
+from layers.access import aggregate_read
+from layers.catalogue import get_layer
 from layers.errors import BadRequest, Message, Problem
 from web import transparency_page
 
@@ -86,52 +102,94 @@ class Overdue(QueryModel):
                      ] = 5000
 
 
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), media_type=JSON, headers={"Cache-Control": CACHE})
+INCIDENTS = "incidents"
+
+
+def min_count(who: Who) -> int:
+    """The minimum count per commune for WHO: 0 (exact) for who may read incidents, else the
+    incidents layer's aggregate minimum (the catalogue's one definition)."""
+    read = aggregate_read(INCIDENTS, who)
+    if read is not None:
+        return read.min_count
+    agg = get_layer(INCIDENTS).aggregates
+    return agg.min_count if agg is not None else 0
+
+
+def _headers(k: int) -> dict[str, str]:
+    """Public answers may be cached by anyone; exact ones only by the caller."""
+    return {"Cache-Control": CACHE if k > 0 else "private, max-age=0",
+            "Vary": "Authorization, Cookie"}
+
+
+def _note(k: int) -> dict[str, Any]:
+    return {"suppressed": True, "min_count": k,
+            "suppression_note": suppression.note(k)} if k > 0 else {}
+
+
+def _json(body: Any, k: int) -> Response:
+    """K: the minimum the body was made with (0: exact figures, cached privately)."""
+    return Response(orjson.dumps(body), media_type=JSON, headers=_headers(k))
 
 
 @router.get("/api/transparency/agencies", responses={
     200: ok("Per agency and for the province: received, resolved, rejected, open, median and "
             "90th-percentile processing time (hours), share answered within the SLA"),
-    **problems(400)})
-def agencies(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
+    **problems(*WHO, 400)})
+def agencies(conn: Conn, who: Who, p: Annotated[Period, query(Period)]) -> Response:
     """The period's figures per agency (every agency; zeros when it received nothing),
-    `unassigned` for reports not routed yet, and the province's."""
+    `unassigned` for reports not routed yet, and the province's; for the public, small counts
+    of agencies (most serve one commune) are suppressed, the province's totals stay."""
     start, end = p.bounds()
     f, _ = transparency.kept(conn, start, end)
+    k = min_count(who)
+    rows, unassigned = transparency.public_agencies(f, k) if k > 0 else (
+        f["agencies"], f["unassigned"])
     return _json({"period": f["period"], "computed_at": f["computed_at"],
-                  "province": f["province"], "unassigned": f["unassigned"],
-                  "agencies": f["agencies"]})
+                  "province": f["province"], "unassigned": unassigned, "agencies": rows,
+                  **_note(k)}, k)
 
 
 @router.get("/api/transparency/communes", responses={
     200: ok("Current communes (simplified geometry) with their figures", GEOJSON),
-    **problems(400)})
-def communes(conn: Conn, p: Annotated[Period, query(Period)]) -> Response:
+    **problems(*WHO, 400)})
+def communes(conn: Conn, who: Who, p: Annotated[Period, query(Period)]) -> Response:
     """The choropleth's data: a FeatureCollection of the current communes whose properties are
-    the period's figures (median_hours colours the map)."""
+    the period's figures (median_hours colours the map); for the public, small counts and the
+    times of fewer than the minimum answered reports are null (`suppressed`)."""
     start, end = p.bounds()
     f, body = transparency.kept(conn, start, end)
+    k = min_count(who)
+    if k > 0:
+        body = transparency.public_communes_geojson(
+            body, transparency.public_rows(f["communes"], k))
     # The period and the time of computation as foreign members, after the features (the
     # document is PostgreSQL's text).
-    extra = orjson.dumps({"period": f["period"], "computed_at": f["computed_at"]})
+    extra = orjson.dumps({"period": f["period"], "computed_at": f["computed_at"], **_note(k)})
     body = body[:body.rindex(b"}")] + b", " + extra[1:]
-    return Response(body, media_type=GEOJSON, headers={"Cache-Control": CACHE})
+    return Response(body, media_type=GEOJSON, headers=_headers(k))
 
 
 @router.get("/api/transparency/ranking", responses={
-    200: ok("Agencies (or communes) with at least one report due, best first"), **problems(400)})
-def ranking(conn: Conn, p: Annotated[Ranking, query(Ranking)]) -> Response:
-    """Best first: the larger share answered within the SLA, then the shorter median."""
+    200: ok("Agencies (or communes) with at least one report due, best first"),
+    **problems(*WHO, 400)})
+def ranking(conn: Conn, who: Who, p: Annotated[Ranking, query(Ranking)]) -> Response:
+    """Best first: the larger share answered within the SLA, then the shorter median. For the
+    public, an agency or commune whose share, median or number due is suppressed is not
+    ranked (its place would bound them)."""
     start, end = p.bounds()
     f, _ = transparency.kept(conn, start, end)
-    rows = f["agencies"] if p.by == "agency" else f["communes"]
+    k = min_count(who)
+    rows = (transparency.public_agencies(f, k)[0] if k > 0 else f["agencies"]) \
+        if p.by == "agency" else transparency.public_rows(f["communes"], k)
+    # Ranked: the rows whose place follows from published figures only.
+    rows = [r for r in rows if all(r[c] is not None for c in transparency.RANKED_BY)]
     return _json({"period": f["period"], "computed_at": f["computed_at"], "by": p.by,
-                  "ranking": transparency.ranking(rows)})
+                  "ranking": transparency.ranking(rows), **_note(k)}, k)
 
 
 @router.get("/api/transparency/overdue", responses={
-    200: ok("Open reports past their deadline, located to ~100 m", GEOJSON), **problems(400)})
+    200: ok("Open reports past their deadline, located to ~100 m", GEOJSON),
+    **problems(400)})
 def overdue(conn: Conn, p: Annotated[Overdue, query(Overdue)]) -> Response:
     """Open public reports past their SLA deadline now: service, agency, commune, times and
     days late; no id, no reporter, no description for a sensitive category."""

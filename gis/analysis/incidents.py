@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
@@ -29,9 +30,10 @@ TILE_PX = 256
 # Heatmap cell in screen pixels: well under Leaflet.heat's blur radius, so cells read as a surface.
 HEAT_CELL_PX = 8
 # Below this many matching incidents the map gets single points (clustered in the browser);
-# above it, server-side clusters of about CLUSTER_CELL_PX pixels.
+# above it, server-side clusters of CLUSTER_CELL_PX pixels (a power of two, so that clusters are
+# whole groups of the pre-aggregated heatmap cells: gis/analysis/heat_cells.py).
 POINTS_MAX = 4_000
-CLUSTER_CELL_PX = 80
+CLUSTER_CELL_PX = 64
 MAX_ZOOM = 22
 
 
@@ -52,8 +54,8 @@ def _mercator_y(alias: str) -> sql.Composable:
 
 
 # Back from Mercator x / y (columns named x and y) to longitude / latitude.
-_LON = sql.SQL("degrees(x / {})").format(sql.Literal(EARTH_RADIUS))
-_LAT = sql.SQL("degrees(2 * atan(exp(y / {})) - pi() / 2)").format(sql.Literal(EARTH_RADIUS))
+LON_OF_X = sql.SQL("degrees(x / {})").format(sql.Literal(EARTH_RADIUS))
+LAT_OF_Y = sql.SQL("degrees(2 * atan(exp(y / {})) - pi() / 2)").format(sql.Literal(EARTH_RADIUS))
 
 
 def pixel_metres(z: float) -> float:
@@ -62,10 +64,29 @@ def pixel_metres(z: float) -> float:
     return 2 * WEB_MERCATOR_HALF / (TILE_PX * 2**z)
 
 
+# People in the province count days in Vietnam time (UTC+7, no daylight saving): a date in a
+# filter is that day from 00:00 to 24:00 here, so an incident at 23:30 on day D (16:30 UTC) is
+# counted on D, not on D + 1 as a UTC day would have it.
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vn_day_start(day: dt.date) -> dt.datetime:
+    """The instant day DAY begins in Vietnam time."""
+    return dt.datetime.combine(day, dt.time(), VN_TZ)
+
+
+def vn_today() -> dt.date:
+    return dt.datetime.now(VN_TZ).date()
+
+
 @dataclass(frozen=True)
 class IncidentFilter:
     """The filters every incident view shares: the half-open time window [start, end), and
-    optional category, severity and status lists (empty = all) and bbox (lon/lat)."""
+    optional category, severity, status and source lists (empty = all), bbox (lon/lat) and an
+    administrative unit (incidents inside its boundary, on the boundaries of the unit's era).
+
+    New fields come last with defaults so that code building a filter positionally or by
+    keyword before they existed still does."""
 
     start: dt.datetime
     end: dt.datetime
@@ -73,6 +94,8 @@ class IncidentFilter:
     severities: tuple[int, ...] = ()
     statuses: tuple[str, ...] = ()
     bbox: tuple[float, float, float, float] | None = None
+    sources: tuple[str, ...] = ()
+    unit: Area | None = None
 
     @property
     def length(self) -> dt.timedelta:
@@ -97,13 +120,20 @@ def where(f: IncidentFilter, restrict: sql.Composable | None, alias: str = "t", 
                                    sql.SQL("{} < %s").format(time_col)]
     params: list = [start or f.start, f.end]
     for name, values in (("category", f.categories), ("severity", f.severities),
-                         ("status", f.statuses)):
+                         ("status", f.statuses), ("source", f.sources)):
         if values:
             parts.append(sql.SQL("{} = ANY(%s)").format(_col(alias, name)))
             params.append(list(values))
     if f.bbox is not None:
         parts.append(sql.SQL("{} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)").format(geom))
         params.extend(f.bbox)
+    if f.unit is not None:
+        # The unit's boundary as an init plan (read once): `&&` can use the GiST index, and
+        # ST_Covers sees the same polygon on every row, which PostGIS prepares once.
+        parts.append(sql.SQL(
+            "{g} && (SELECT geom FROM admin_units WHERE id = %s)"
+            " AND ST_Covers((SELECT geom FROM admin_units WHERE id = %s), {g})").format(g=geom))
+        params.extend([f.unit.id, f.unit.id])
     if restrict is not None:
         parts.append(restrict)
     return sql.SQL(" AND ").join(sql.SQL("({})").format(p) for p in parts), params
@@ -141,7 +171,7 @@ def heatmap(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composabl
         " SELECT (gx + 0.5) * %s AS x, (gy + 0.5) * %s AS y, n FROM ("
         "  SELECT floor({mx} / %s) AS gx, floor({my} / %s) AS gy, count(*)::int AS n"
         "  FROM {table} WHERE {cond} GROUP BY 1, 2) g) s ORDER BY n DESC"
-    ).format(lat=_LAT, lon=_LON, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
+    ).format(lat=LAT_OF_Y, lon=LON_OF_X, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
              cond=cond)
     rows = conn.execute(q, [cell, cell, cell, cell, *params]).fetchall()
     cells = [(lat, lon, n) for lat, lon, n in rows]
@@ -163,32 +193,53 @@ class PointsOrClusters:
     rows: list[tuple] = field(default_factory=list)
 
 
+def count_upto(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
+               limit: int) -> int:
+    """The incidents matching F, counted up to LIMIT (enough to choose points or clusters)."""
+    cond, params = where(f, restrict)
+    return int(scalar(conn.execute(
+        sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) s").format(_table(), cond),
+        [*params, limit])))
+
+
+def single_points(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
+                  n: int) -> PointsOrClusters:
+    """The N incidents matching F as single points for the browser to cluster."""
+    cond, params = where(f, restrict)
+    geom = _col("t", INCIDENTS.geometry_column)
+    q = sql.SQL(
+        "SELECT t.id, round(ST_X({g})::numeric, 6)::float8, round(ST_Y({g})::numeric, 6)::float8,"
+        " t.category, t.severity, t.status FROM {table} WHERE {cond}"
+        " ORDER BY t.severity, {time}, t.id"
+    ).format(g=geom, table=_table(), cond=cond,
+             time=_col("t", INCIDENTS.time_column or "reported_at"))
+    return PointsOrClusters("points", n, conn.execute(q, params).fetchall())
+
+
 def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
                        restrict: sql.Composable | None, z: float,
                        max_points: int = POINTS_MAX) -> PointsOrClusters:
-    cond, params = where(f, restrict)
-    geom = _col("t", INCIDENTS.geometry_column)
-    n = scalar(conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) s").format(
-        _table(), cond), [*params, max_points + 1]))
+    n = count_upto(conn, f, restrict, max_points + 1)
     if n <= max_points:
-        q = sql.SQL(
-            "SELECT t.id, round(ST_X({g})::numeric, 6)::float8, round(ST_Y({g})::numeric, 6)::float8,"
-            " t.category, t.severity, t.status FROM {table} WHERE {cond}"
-            " ORDER BY t.severity, {time}, t.id"
-        ).format(g=geom, table=_table(), cond=cond,
-                 time=_col("t", INCIDENTS.time_column or "reported_at"))
-        return PointsOrClusters("points", n, conn.execute(q, params).fetchall())
+        return single_points(conn, f, restrict, n)
+    cond, params = where(f, restrict)
     cell = pixel_metres(z) * CLUSTER_CELL_PX
+    # Counted per cell and category first (one hashed pass over the rows), then per cell: the
+    # most frequent category is the first by count, ties to the smallest code, as mode() gives,
+    # without mode()'s sort of every row (a year at 1,000,000 incidents: 2.1 s -> see
+    # bench/README.md, "analytics").
     q = sql.SQL(
         "SELECT round({lon}::numeric, 6)::float8, round({lat}::numeric, 6)::float8, n, cat, sev"
-        " FROM (SELECT avg(mx) AS x, avg(my) AS y, count(*)::int AS n,"
-        "  mode() WITHIN GROUP (ORDER BY category) AS cat, max(severity)::int AS sev"
-        "  FROM (SELECT {mx} AS mx, {my} AS my, t.category, t.severity FROM {table}"
-        "   WHERE {cond}) a"
-        "  GROUP BY floor(mx / %s), floor(my / %s)) s ORDER BY n DESC"
-    ).format(lon=_LON, lat=_LAT, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
+        " FROM (SELECT sum(sx) / sum(k) AS x, sum(sy) / sum(k) AS y, sum(k)::int AS n,"
+        "  (array_agg(category ORDER BY k DESC, category))[1] AS cat, max(sev)::int AS sev"
+        "  FROM (SELECT floor(mx / %s) AS gx, floor(my / %s) AS gy, category, count(*) AS k,"
+        "   sum(mx) AS sx, sum(my) AS sy, max(severity) AS sev"
+        "   FROM (SELECT {mx} AS mx, {my} AS my, t.category, t.severity FROM {table}"
+        "    WHERE {cond}) a GROUP BY 1, 2, 3) c"
+        "  GROUP BY gx, gy) s ORDER BY n DESC"
+    ).format(lon=LON_OF_X, lat=LAT_OF_Y, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
              cond=cond)
-    rows = conn.execute(q, [*params, cell, cell]).fetchall()
+    rows = conn.execute(q, [cell, cell, *params]).fetchall()
     return PointsOrClusters("clusters", sum(r[2] for r in rows), rows)
 
 
@@ -261,6 +312,14 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
     ).format(time=time_col, source=source)
     rows = conn.execute(q, [f.start, f.start, f.start, prev.start, bucket, *area_params,
                             *params]).fetchall()
+    return tally(f, rows)
+
+
+def tally(f: IncidentFilter, rows: list[tuple]) -> Stats:
+    """Stats from rows (current?, category, severity text, status, bucket, n); rows may repeat
+    a key (the aggregate path sends the pre-aggregated days and the raw ends apart)."""
+    prev = f.previous()
+    bucket = bucket_seconds(f.length)
     n_buckets = max(1, -(-int(f.length.total_seconds()) // bucket))
     current = WindowCounts(f.start, f.end, series=[0] * n_buckets)
     previous = WindowCounts(prev.start, prev.end, series=[0] * n_buckets)
@@ -276,6 +335,23 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
 
 
 # --- the administrative unit a stats view is limited to ---------------------------------------
+
+# The 2025 reform of administrative units (districts abolished, communes merged) took effect on
+# 1 July 2025 (shared reference vietnam-geodata.md); admin_units keeps both eras. A view "on
+# pre-2025 boundaries" reads the units as they were the day before.
+REFORM_DATE = dt.date(2025, 7, 1)
+ERAS = ("current", "pre2025")
+
+
+def era_day(era: str) -> dt.date:
+    """The day whose units make up boundary set ERA: today (Vietnam time) or the eve of the
+    reform."""
+    if era == "pre2025":
+        return REFORM_DATE - dt.timedelta(days=1)
+    if era == "current":
+        return vn_today()
+    raise ValueError(f"unknown boundary set {era!r}; expected one of {', '.join(ERAS)}")
+
 
 
 @dataclass(frozen=True)

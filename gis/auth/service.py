@@ -34,9 +34,11 @@ class TokenPair:
 
 
 class AuthService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, limits_namespace: str | None = None) -> None:
+        """LIMITS_NAMESPACE: the sign-in lockouts are shared by every process under it (in the
+        database); without one they are in this process's memory."""
         self.settings = settings
-        self.guard = SignInGuard.from_settings(settings)
+        self.guard = SignInGuard.from_settings(settings, limits_namespace)
         self.passwords = PasswordVerifier(self.guard,
                                           cache_seconds=settings.basic_auth_cache_seconds)
         self._codec: TokenCodec | None = None

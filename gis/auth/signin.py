@@ -61,7 +61,7 @@ class PasswordVerifier:
         """
         # Bounded: the name is attacker-controlled and becomes a key in the guard's memory.
         name = username.strip().lower()[:MAX_NAME]
-        self.guard.check(name, client)
+        self.guard.check(name, client, conn)
         account = get_account(conn, name)
         changed_at = account.password_changed_at if account else None
         fingerprint = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
@@ -78,12 +78,15 @@ class PasswordVerifier:
                 store_rehash(conn, account.id, account.password_hash,
                              passwords.hash_password(password))
         if not verdict.ok or account is None:
-            lockout = self.guard.failure(name, client) if fresh else 0.0
+            lockout = self.guard.failure(name, client, conn) if fresh else 0.0
             raise CredentialsRejected(WRONG, counted=fresh, lockout=lockout)
         # Only someone who knows the password learns that the account is disabled.
         if account.disabled:
             raise CredentialsRejected("user disabled")
-        self.guard.success(name)
+        if fresh:
+            # A remembered success cleared the count when it was verified: a client sending
+            # Basic credentials with every request costs no write per request.
+            self.guard.success(name, conn)
         return account
 
     def forget(self) -> None:

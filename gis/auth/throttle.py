@@ -6,9 +6,11 @@ right or wrong, with "retry after N seconds" (HTTP 429). Success clears the user
 not the address's (one valid account must not launder guesses at others). Counts are forgotten
 after a quiet window.
 
-State is in memory, per process: with N server processes an attacker gets N times the attempts
-before a lock. That bound is acceptable for the threat (online guessing); a shared store
-(PostgreSQL or Redis) is the step up if it is not.
+An app's counters are shared by every server process through PostgreSQL (SharedFailureCounter,
+table signin_failures of migration 0032): with `geoioc serve --workers N` a lockout set through
+one process holds on the others, and an attacker gets no more attempts for more processes. Each
+failure is one atomic UPSERT (gis/limits/queries.py). FailureCounter, in memory per process,
+is the same arithmetic for a guard without a database (and its unit test).
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import psycopg
 
 from gis.auth.errors import TooManyFailures
+from gis.limits import queries
 from gis.settings import Settings
 
 
@@ -39,13 +45,13 @@ class FailureCounter:
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, key: str) -> float:
-        """Seconds until KEY may try again (0 = now)."""
+    def retry_after(self, key: str, conn: psycopg.Connection[Any] | None = None) -> float:
+        """Seconds until KEY may try again (0 = now). (CONN: for the shared counter's interface.)"""
         with self._lock:
             rec = self._records.get(key)
             return max(0.0, rec.locked_until - self.clock()) if rec else 0.0
 
-    def failure(self, key: str) -> float:
+    def failure(self, key: str, conn: psycopg.Connection[Any] | None = None) -> float:
         """Count a failure; returns the lock it caused in seconds (0 = not locked)."""
         now = self.clock()
         with self._lock:
@@ -63,7 +69,7 @@ class FailureCounter:
             rec.locked_until = now + lock
             return lock
 
-    def success(self, key: str) -> None:
+    def success(self, key: str, conn: psycopg.Connection[Any] | None = None) -> None:
         with self._lock:
             self._records.pop(key, None)
 
@@ -77,33 +83,94 @@ class FailureCounter:
                 del self._records[k]
 
 
-class SignInGuard:
-    """Per-username and per-address counters used together."""
+class SharedFailureCounter:
+    """FailureCounter's rules with the counts in the database (signin_failures), under PREFIX
+    (the app's limits namespace and what is counted: users or addresses). Each method runs one
+    statement on CONN, the caller's connection (the sign-in holds one already)."""
 
-    def __init__(self, users: FailureCounter, clients: FailureCounter) -> None:
+    def __init__(self, max_failures: int, lockout: float, max_lockout: float, window: float,
+                 prefix: str) -> None:
+        self.max_failures, self.lockout, self.max_lockout = max_failures, lockout, max_lockout
+        self.window, self.prefix = window, prefix
+
+    def retry_after(self, key: str, conn: psycopg.Connection[Any] | None = None) -> float:
+        """Seconds until KEY may try again (0 = now)."""
+        return retry_after(_need(conn), [self.prefix + key])
+
+    def failure(self, key: str, conn: psycopg.Connection[Any] | None = None) -> float:
+        """Count a failure; returns the lock it caused in seconds (0 = not locked)."""
+        first_lock = (min(self.max_lockout, float(self.lockout)) if self.max_failures <= 1
+                      else 0.0)
+        row = _need(conn).execute(queries.FAILURE, {
+            "key": self.prefix + key, "window": float(self.window), "limit": self.max_failures,
+            "lockout": float(self.lockout), "max_lockout": float(self.max_lockout),
+            "first_lock": first_lock}).fetchone()
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        failures, lock = row
+        return float(lock) if failures >= self.max_failures else 0.0
+
+    def success(self, key: str, conn: psycopg.Connection[Any] | None = None) -> None:
+        _need(conn).execute(queries.SUCCESS, {"key": self.prefix + key})
+
+
+def retry_after(conn: psycopg.Connection[Any], keys: list[str]) -> float:
+    """Seconds until the most locked of KEYS (full keys, prefix included) may try again."""
+    row = conn.execute(queries.RETRY_AFTER, {"keys": keys}).fetchone()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+def _need(conn: psycopg.Connection[Any] | None) -> psycopg.Connection[Any]:
+    if conn is None:
+        raise ValueError("the shared failure counter counts on the caller's connection")
+    return conn
+
+
+Counter = FailureCounter | SharedFailureCounter
+
+
+class SignInGuard:
+    """Per-username and per-address counters used together. CONN: the caller's connection,
+    which shared counters count on (memory counters ignore it)."""
+
+    def __init__(self, users: Counter, clients: Counter) -> None:
         self.users, self.clients = users, clients
 
     @classmethod
-    def from_settings(cls, s: Settings) -> SignInGuard:
-        def counter(limit: int) -> FailureCounter:
-            return FailureCounter(limit, s.signin_lockout_seconds, s.signin_max_lockout_seconds,
-                                  s.signin_failure_window_seconds)
+    def from_settings(cls, s: Settings, namespace: str | None = None) -> SignInGuard:
+        """Counters shared by every process under NAMESPACE (gis.limits.namespace), or in this
+        process's memory without one."""
+        def counter(limit: int, what: str) -> Counter:
+            args = (limit, s.signin_lockout_seconds, s.signin_max_lockout_seconds,
+                    s.signin_failure_window_seconds)
+            if namespace is None:
+                return FailureCounter(*args)
+            return SharedFailureCounter(*args, prefix=f"{namespace}:{what}:")
 
-        return cls(counter(s.signin_max_failures_per_user), counter(s.signin_max_failures_per_ip))
+        return cls(counter(s.signin_max_failures_per_user, "user"),
+                   counter(s.signin_max_failures_per_ip, "ip"))
 
-    def check(self, username: str, client: str | None) -> None:
+    def check(self, username: str, client: str | None,
+              conn: psycopg.Connection[Any] | None = None) -> None:
         """Raise TooManyFailures if either the user or the address is locked."""
-        wait = max(self.users.retry_after(username),
-                   self.clients.retry_after(client) if client else 0.0)
+        users, clients = self.users, self.clients
+        if (conn is not None and isinstance(users, SharedFailureCounter)
+                and isinstance(clients, SharedFailureCounter)):
+            # Both in one round trip: this runs on every password check (HTTP Basic: every request).
+            keys = [users.prefix + username] + ([clients.prefix + client] if client else [])
+            wait = retry_after(conn, keys)
+        else:
+            wait = max(users.retry_after(username, conn),
+                       clients.retry_after(client, conn) if client else 0.0)
         if wait > 0:
             raise TooManyFailures(wait)
 
-    def failure(self, username: str, client: str | None) -> float:
+    def failure(self, username: str, client: str | None,
+                conn: psycopg.Connection[Any] | None = None) -> float:
         """Count a failure for both; returns the lock it caused (0 = none)."""
-        lock = self.users.failure(username)
+        lock = self.users.failure(username, conn)
         if client:
-            lock = max(lock, self.clients.failure(client))
+            lock = max(lock, self.clients.failure(client, conn))
         return lock
 
-    def success(self, username: str) -> None:
-        self.users.success(username)
+    def success(self, username: str, conn: psycopg.Connection[Any] | None = None) -> None:
+        self.users.success(username, conn)

@@ -1,7 +1,7 @@
 """The `geoioc` command line: database, sample province, layers, server, accounts, data exchange.
 
-One module per command group (db, sample, layers, serve, auth, io, parcels, jobs, sensors,
-simulate); this package only assembles them into one typer app and turns errors into one line and
+One module per command group (db, sample, layers, serve, auth, io, parcels, indicators, jobs,
+sensors, simulate); this package only assembles them into one typer app and turns errors into one line and
 an exit code in `main()`.
 Command modules import gis.cli.common, never this package, so there is no import cycle.
 """
@@ -13,7 +13,7 @@ import sys
 import psycopg
 import typer
 
-from gis.cli import auth, db, io, jobs, layers, parcels, sample, sensors, serve, simulate
+from gis.cli import auth, db, indicators, io, jobs, layers, parcels, sample, sensors, serve, simulate
 from gis.cli.common import CliError, err, safe_url
 
 __all__ = ["CliError", "app", "main"]
@@ -28,6 +28,7 @@ app.add_typer(auth.role_app, name="role")
 app.add_typer(auth.key_app, name="key")
 app.add_typer(auth.audit_app, name="audit")
 app.add_typer(parcels.parcels_app, name="parcels")
+app.add_typer(indicators.indicators_app, name="indicators")
 app.command("export")(io.export_command)
 app.command("import")(io.import_command)
 app.command("harvest")(io.harvest_command)

@@ -171,14 +171,25 @@ def key_create(
     role: RoleOpt = None,
     days: Annotated[int | None, typer.Option(help="Valid for this many days (default from "
                                              "settings, 90).")] = None,
+    camera: Annotated[list[str] | None, typer.Option(
+        "--camera", help="Limit the key's pushes (heartbeats, snapshots, detections) to this "
+                         "camera (code, e.g. CAM-0012; repeat for several): a camera's own key.")
+    ] = None,
 ) -> None:
     """Create an API key for USERNAME; it is printed once and cannot be shown again."""
+    from gis.sensors import cameras
+
     s = get_settings()
-    with _db() as conn:
+    with _db() as conn, conn.transaction():  # a key meant for cameras is never left unbound
         new = api_keys.create_key(conn, username, name, roles=role,
                                   days=days or s.api_key_default_days, max_days=s.api_key_max_days)
+        if camera:
+            codes = sorted({c.strip().upper() for c in camera})
+            if cameras.bind_key(conn, new.prefix, codes) != len(codes):
+                _fail(f"no camera with code(s) among {', '.join(codes)}")
         _audit(conn, "key_create", {"user": new.username, "prefix": new.prefix, "name": new.name,
-                                    "roles": list(new.roles), "expires": new.expires_at.isoformat()})
+                                    "roles": list(new.roles), "expires": new.expires_at.isoformat(),
+                                    "cameras": sorted(camera) if camera else None})
     err.print(f"API key [bold]{new.prefix}[/bold] for {new.username} (roles: "
               f"{', '.join(new.roles) or 'none'}), expires {_utc(new.expires_at)} UTC. "
               "Store it now: it is not shown again.")

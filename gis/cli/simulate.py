@@ -75,7 +75,7 @@ def simulate(
     quality with pollution episodes over the QCVN 05:2023 limit, water quality and levels that
     follow the rain, traffic rush hours and camera outages where such datastreams exist."""
     from gis.db import connection
-    from gis.sensors import queries, simulate, simulator
+    from gis.sensors import cameras, queries, simulate, simulator
     from gis.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -109,6 +109,7 @@ def simulate(
                 time.sleep(1.0)
             time.sleep(3.0)  # its subscription follows its registration
         rows = queries.simulation_streams(conn)
+        cams = simulator.Cameras.of(cameras.simulation_cameras(conn))
     streams = simulate.Streams.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                                   [r[3] for r in rows])
     streams, skipped = simulator.split(streams)
@@ -116,6 +117,7 @@ def simulate(
         raise fail("no datastream to simulate: load the sample first (geoioc sample load)")
     for line in simulator.describe(streams):
         log.info(line)
+    log.info("cameras: %d send heartbeats (live times only) and detections", len(cams))
     for prop, n in skipped.items():
         log.info("%s: %d datastreams the model does not draw, left alone", prop, n)
     eps = simulate.episodes(seed, dt.datetime.fromtimestamp(t0, dt.UTC),
@@ -137,7 +139,7 @@ def simulate(
                     log.info("%d observations published, simulated time %s", f.observations,
                              _vn(f.last))
 
-            fig = simulator.run(streams, clock, seed, publisher, report, alive)
+            fig = simulator.run(streams, clock, seed, publisher, report, alive, cameras=cams)
         else:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -153,7 +155,7 @@ def simulate(
                                obs=f.observations, at=("live " if live else "") + _vn(f.last),
                                description="live" if live and clock.end is None else "simulate")
 
-                fig = simulator.run(streams, clock, seed, publisher, report, alive)
+                fig = simulator.run(streams, clock, seed, publisher, report, alive, cameras=cams)
     except KeyboardInterrupt:
         fig = None
     except ConnectionError as e:
@@ -166,3 +168,5 @@ def simulate(
     if fig is not None:
         err.print(f"{fig.observations} observations in {fig.messages} messages, simulated "
                   f"{_vn(fig.first)} to {_vn(fig.last)} (Vietnam time)")
+        if fig.heartbeats or fig.detections:
+            err.print(f"cameras: {fig.heartbeats} heartbeats, {fig.detections} detections")

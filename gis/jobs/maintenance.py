@@ -1,6 +1,7 @@
 """The queue's own upkeep, a periodic task every worker offers (procrastinate defers each
 periodic run once, whichever worker gets there first): jobs whose worker died are run again,
-and finished jobs are forgotten after a week.
+finished jobs are forgotten after a week, and the shared limits' rows that hold nothing any more
+(full rate buckets, sign-in failures past their window and lock: gis/limits) are deleted.
 
 A job is stalled when its worker has not written a heartbeat for `jobs_stalled_seconds` (the
 worker writes one every `jobs_heartbeat_seconds`): the process died, was killed or lost the
@@ -53,8 +54,17 @@ def forget_finished() -> None:
         queue=None, statuses=["succeeded", "cancelled", "aborted"])
 
 
+def forget_old_limits() -> tuple[int, int]:
+    """Delete full rate buckets and forgotten sign-in failures; returns how many of each."""
+    from gis import db, limits
+
+    with db.connection() as conn:
+        return limits.forget_old(conn)
+
+
 @app.periodic(cron="* * * * *")
 @app.task(name="maintenance.upkeep", queue=MAINTENANCE)
 def upkeep(timestamp: int) -> None:
     recover_stalled()
     forget_finished()
+    forget_old_limits()

@@ -31,7 +31,8 @@ from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
 # not know would fail), so a new kind of background work is registered here and nowhere else.
 TASK_MODULES = ["gis.jobs.webhooks", "gis.jobs.maintenance", "gis.io.jobs",
                 "gis.reports.transparency_refresh", "gis.sensors.partitions",
-                "gis.sensors.alert_jobs"]
+                "gis.sensors.alert_jobs", "gis.sensors.camera_jobs", "gis.sensors.traffic_jobs",
+                "gis.dashboard.jobs"]
 
 # Queues: exports are long and blocking, deliveries short; separate names let a deployment run
 # workers for one kind only (`geoioc worker --queue webhooks`).

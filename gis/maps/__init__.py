@@ -1,1 +1,2 @@
-"""The map client's data: reference data, identify, cameras, sensors, labels."""
+"""The map client's data: reference data, identify, cameras, sensors, labels, and the live map's
+events read under each caller's access (live)."""

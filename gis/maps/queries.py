@@ -115,44 +115,69 @@ def _within(layer: Layer, bbox: Envelope | None) -> tuple[sql.Composable, list[o
 
 def cameras(conn: psycopg.Connection, layer: Layer, fields: Sequence[Field],
             restrict: sql.Composable | None, bbox: Envelope | None) -> list[str]:
-    """Cameras as GeoJSON Feature texts with their field of view (member `fov`)."""
+    """Cameras as GeoJSON Feature texts with their field of view (member `fov`), and their
+    health (gis/sensors/cameras.py): `last_seen` (the last heartbeat, UTC) and `snapshot_at`
+    (the latest snapshot's time, absent when none: the popup shows its thumbnail)."""
     fov = layer.extra_geometry_columns[0]
     cond, params = _within(layer, bbox)
     q = sql.SQL(
         "SELECT jsonb_build_object('type', 'Feature', 'id', t.{id}, 'geometry',"
-        " ST_AsGeoJSON(t.{g}, 7)::jsonb, 'properties', {props}, 'fov', ST_AsGeoJSON(t.{fov}, 7)::jsonb)::text"
-        " FROM {table} AS t WHERE {cond} AND {restrict} ORDER BY t.{id} LIMIT %s"
+        " ST_AsGeoJSON(t.{g}, 7)::jsonb, 'properties', {props} || jsonb_strip_nulls("
+        "  jsonb_build_object('last_seen', t.last_seen, 'snapshot_at', s.taken_at)),"
+        " 'fov', ST_AsGeoJSON(t.{fov}, 7)::jsonb)::text"
+        " FROM {table} AS t LEFT JOIN camera_snapshots AS s ON s.camera_id = t.{id}"
+        " WHERE {cond} AND {restrict} ORDER BY t.{id} LIMIT %s"
     ).format(id=sql.Identifier(layer.id_column), g=sql.Identifier(layer.geometry_column),
              fov=sql.Identifier(fov), props=_properties(fields), table=sql.Identifier(layer.table),
              cond=cond, restrict=_restrict(restrict))
     return [r[0] for r in conn.execute(q, [*params, MAX_POINTS])]
 
 
+def sensor_state(value: sql.Composable, threshold: sql.Composable,
+                 datastream: sql.Composable) -> sql.Composable:
+    """A reading's colour class against its threshold: ok below 80 %, warn up to 100 %, over
+    above; none without a reading (the map's markers and its live `sensor` events). The
+    station's one threshold is an upper limit; a limit on the low side (dissolved oxygen below
+    4 mg/L, pH below 6) is an alert rule's, so an open threshold alert of the datastream makes
+    it `over` too: the marker never says ok while the alert list says otherwise."""
+    return sql.SQL(
+        "CASE WHEN {v} IS NULL THEN 'none' WHEN {v} > {t} OR EXISTS (SELECT 1 FROM sensor_alerts"
+        " AS sa JOIN alert_rules AS ar ON ar.id = sa.rule_id WHERE sa.datastream_id = {d}"
+        " AND sa.closed_at IS NULL AND ar.kind = 'threshold') THEN 'over'"
+        " WHEN {v} >= 0.8 * {t} THEN 'warn' ELSE 'ok' END").format(
+            v=value, t=threshold, d=datastream)
+
+
 def sensors(conn: psycopg.Connection, layer: Layer, fields: Sequence[Field],
-            restrict: sql.Composable | None, bbox: Envelope | None) -> list[str]:
-    """Stations as GeoJSON Feature texts with their latest reading: `latest_value`,
-    `observed_at`, `ratio` (value / threshold), `state` (ok below 80 %, warn up to 100 %, over
-    above; none without a reading) and `stale` (no reading within STALE_AFTER). The reading is
-    the latest of the station's datastream of its parameter, kept in datastream_latest as data
-    arrive (migration 0020): no observation is read."""
+            restrict: sql.Composable | None, bbox: Envelope | None,
+            datastreams: sql.Composable | None = None) -> list[str]:
+    """Stations as GeoJSON Feature texts with their latest reading: `datastream` (the id of
+    the station's datastream of its parameter: the chart's and the live events'), `latest_value`,
+    `observed_at`, `ratio` (value / threshold), `state` (sensor_state) and `stale` (no reading
+    within STALE_AFTER). The reading is the latest of the station's datastream of its parameter,
+    kept in datastream_latest as data arrive (migration 0020): no observation is read.
+    DATASTREAMS is the caller's condition on the datastream's own access (alias d,
+    layers.access.access_condition): a station whose datastream the caller may not read shows
+    no reading (the station itself is the sensors layer's)."""
     cond, params = _within(layer, bbox)
     q = sql.SQL(
         "SELECT jsonb_build_object('type', 'Feature', 'id', t.{id}, 'geometry',"
         " ST_AsGeoJSON(t.{g}, 7)::jsonb, 'properties', {props} || jsonb_build_object("
-        "  'latest_value', o.value, 'observed_at', o.observed_at, 'ratio',"
+        "  'datastream', o.datastream, 'latest_value', o.value, 'observed_at', o.observed_at, 'ratio',"
         "  round((o.value / NULLIF(t.threshold, 0))::numeric, 3),"
-        "  'state', CASE WHEN o.value IS NULL THEN 'none' WHEN o.value > t.threshold THEN 'over'"
-        "   WHEN o.value >= 0.8 * t.threshold THEN 'warn' ELSE 'ok' END,"
+        "  'state', {state},"
         "  'stale', o.observed_at IS NULL OR o.observed_at < now() - %s))::text"
-        " FROM {table} AS t LEFT JOIN LATERAL (SELECT l.result AS value,"
+        " FROM {table} AS t LEFT JOIN LATERAL (SELECT d.id AS datastream, l.result AS value,"
         "  l.phenomenon_time AS observed_at FROM datastreams AS d"
         "  JOIN observed_properties AS p ON p.id = d.observed_property_id"
-        "  JOIN datastream_latest AS l ON l.datastream_id = d.id"
-        "  WHERE d.thing_id = t.{id} AND p.code = t.parameter) AS o ON TRUE"
+        "  LEFT JOIN datastream_latest AS l ON l.datastream_id = d.id"
+        "  WHERE d.thing_id = t.{id} AND p.code = t.parameter AND {readable}) AS o ON TRUE"
         " WHERE {cond} AND {restrict} ORDER BY t.{id} LIMIT %s"
     ).format(id=sql.Identifier(layer.id_column), g=sql.Identifier(layer.geometry_column),
              props=_properties(fields), table=sql.Identifier(layer.table),
-             cond=cond, restrict=_restrict(restrict))
+             state=sensor_state(sql.SQL("o.value"), sql.SQL("t.threshold"),
+                                sql.SQL("o.datastream")),
+             readable=_restrict(datastreams), cond=cond, restrict=_restrict(restrict))
     return [r[0] for r in conn.execute(q, [STALE_AFTER, *params, MAX_POINTS])]
 
 
@@ -190,3 +215,51 @@ def count_in_view(conn: psycopg.Connection, layer: Layer, restrict: sql.Composab
     if layer.time_end_column and when is not None:
         q.time_range = (when, when)
     return number_matched(conn, q)
+
+
+# --- the live map's events (gis/maps/live.py) -----------------------------------------------
+
+# The latest value of the datastreams %(ids)s the caller may read ({visible}: the sensors
+# layer's row filter on the station, alias s, and the datastream's own access, alias d).
+LIVE_SENSORS = sql.SQL("""
+SELECT d.id AS datastream, d.thing_id AS station, p.code AS property,
+       coalesce(d.unit_of_measurement ->> 'symbol', '') AS unit,
+       l.result AS value, l.phenomenon_time AS time,
+       p.code = s.parameter AS main,
+       CASE WHEN p.code <> s.parameter THEN NULL ELSE {state} END AS state,
+       l.phenomenon_time < now() - %(stale)s AS stale
+  FROM datastreams d
+  JOIN observed_properties p ON p.id = d.observed_property_id
+  JOIN sensors s ON s.id = d.thing_id
+  JOIN datastream_latest l ON l.datastream_id = d.id
+ WHERE d.id = ANY(%(ids)s) AND {visible}
+ ORDER BY d.id
+""")  # {state}: sensor_state of l.result, s.threshold, d.id
+
+# The alerts %(ids)s the caller may see ({visible} as above); the incident's id only when the
+# caller may read it ({incident_visible}, alias i).
+LIVE_ALERTS = sql.SQL("""
+SELECT a.id, a.status, a.opened_at, a.closed_at, a.acknowledged_at, a.value, a.limit_value,
+       a.observed_at, r.code AS rule, r.kind, r.severity, r.name_vi AS rule_vi,
+       r.name_en AS rule_en, d.id AS datastream, p.code AS property,
+       coalesce(d.unit_of_measurement ->> 'symbol', '') AS unit,
+       s.id AS station, s.code AS station_code, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
+       CASE WHEN i.id IS NOT NULL THEN a.incident_id END AS incident
+  FROM sensor_alerts a
+  JOIN alert_rules r ON r.id = a.rule_id
+  JOIN datastreams d ON d.id = a.datastream_id
+  JOIN observed_properties p ON p.id = d.observed_property_id
+  JOIN sensors s ON s.id = d.thing_id
+  LEFT JOIN incidents i ON i.id = a.incident_id AND {incident_visible}
+ WHERE a.id = ANY(%(ids)s) AND {visible}
+ ORDER BY a.id
+""")
+
+# One incident as the live map shows it, when the caller may read it ({visible}: the incidents
+# layer's row filter, alias t); never a security event, whoever asks.
+LIVE_INCIDENT = sql.SQL("""
+SELECT t.id, t.category, t.severity, t.status, t.source, t.service_code, t.reported_at,
+       ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat
+  FROM incidents t
+ WHERE t.id = %(id)s AND t.category <> 'security_event' AND {visible}
+""")

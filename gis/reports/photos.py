@@ -41,8 +41,9 @@ class Photo:
     content_type = "image/jpeg"
 
 
-def prepare(data: bytes, field: str = "media") -> Photo:
-    """The photo DATA as it will be stored, or the 4xx that names FIELD and why."""
+def prepare(data: bytes, field: str = "media", formats: tuple[str, ...] = ACCEPTED) -> Photo:
+    """The photo DATA as it will be stored, or the 4xx that names FIELD and why. FORMATS: the
+    Pillow formats accepted (cameras' snapshots: JPEG and PNG only)."""
     if len(data) > MAX_BYTES:
         raise TooLarge.for_field("photo_too_large", field, f"larger than {MAX_BYTES // 1024 // 1024} MB",
                                  max_mb=MAX_BYTES // 1024 // 1024)
@@ -50,10 +51,10 @@ def prepare(data: bytes, field: str = "media") -> Photo:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; our own bound comes first.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data), formats=ACCEPTED)
+            image = Image.open(io.BytesIO(data), formats=formats)
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
                 Image.DecompressionBombWarning) as exc:
-            raise _not_an_image(field) from exc
+            raise _not_an_image(field, formats) from exc
         with image:
             if image.width * image.height > MAX_PIXELS:
                 raise TooLarge.for_field(
@@ -64,7 +65,7 @@ def prepare(data: bytes, field: str = "media") -> Photo:
                 upright = _rgb(ImageOps.exif_transpose(image))
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as exc:  # truncated or corrupt content
-                raise _not_an_image(field) from exc
+                raise _not_an_image(field, formats) from exc
     upright.thumbnail((LONG_SIDE, LONG_SIDE), Image.Resampling.LANCZOS)
     jpeg = _jpeg(upright, QUALITY)
     thumb = upright.copy()
@@ -73,7 +74,9 @@ def prepare(data: bytes, field: str = "media") -> Photo:
                  thumbnail=_jpeg(thumb, THUMB_QUALITY), sha256=hashlib.sha256(jpeg).hexdigest())
 
 
-def _not_an_image(field: str) -> Invalid:
+def _not_an_image(field: str, formats: tuple[str, ...] = ACCEPTED) -> Invalid:
+    if "WEBP" not in formats:
+        return Invalid.for_field("image_not_jpeg_png", field, "not a JPEG or PNG image")
     return Invalid.for_field("photo_not_an_image", field, "not a JPEG, PNG or WebP image")
 
 

@@ -24,6 +24,35 @@ What counts (the definitions the public page states, and the tests recompute ind
 Public: no reporter, no title, no description, no id; the map of open overdue reports rounds
 locations to 0.001 degree (~100 m) and drops the description of sensitive categories.
 
+Small counts per commune (issue 17): a commune with one or two reports in the period, and that
+report's processing time, would point at the few people who reported there; so would an
+agency serving one commune (104 of the sample's 109 agencies are communes' people's
+committees, UBND-<commune code>). So a caller who may not read incidents (the public) gets the
+per-commune and per-agency figures with the incidents layer's aggregate rule
+(layers.model.Aggregates.min_count, 3; gis/analysis/suppression.py), applied by public_rows()
+to each partition (the communes; the agencies with the unassigned reports): the counts
+resolved / rejected / open (adding up to `received`) and within / past the SLA (adding up to
+`due`) are two-way tables, rows x columns, whose margins (the row's received and due, the
+province's totals) are published; suppression.table hides
+every count under the minimum and as many others as needed so that no margin gives one back.
+A commune's `received` (`due`) is published only where the table's audit takes it as
+published (at least the minimum and all its cells shown or two non-zero ones), and never as
+the only hidden one (else the province total minus the others would give it). Median and 90th
+percentile are published when at least the minimum of the commune's reports were answered
+(else they are one or two reports' own times), the share within the SLA when both its counts
+are. Suppressed rows say `suppressed: true`; the ranking leaves out the rows whose share,
+median or number due is hidden (their place would bound them). Staff (who may read incidents)
+see exact figures.
+
+The province's totals stay as they are. Residual risks: when the whole province has only one
+or two of a kind in the period (say one rejection), that total is published, so the one row
+whose count of that kind is hidden (the others being 0, and zeros are published) is known to
+hold them; the row's received count, the figure that could point at a reporter, is not given
+by it. The two partitions are suppressed each on its own: a commune's committee and its commune
+share most reports, not all (departments take some), so one does not give the other exactly;
+as for every aggregate, answers for neighbouring periods can be differenced
+(gis/analysis/suppression.py).
+
 Kept figures (migration 0019): exact percentiles sort every processing time of the period, a
 second for a year of a million reports, while the public page must answer at once. So a
 period's figures, once computed, are kept in transparency_figures and served while younger
@@ -42,6 +71,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from gis.analysis import suppression
 from gis.reports import transparency_queries as q
 
 VN = dt.timezone(dt.timedelta(hours=7))
@@ -173,3 +203,86 @@ def overdue(conn: psycopg.Connection, now: dt.datetime | None = None, *,
                                    "commune": commune, "limit": limit}).fetchone()
     assert row is not None
     return str(row[0]).encode()
+
+
+# --- small counts per commune for the public (see the module docstring) ----------------------
+
+ANSWER_COUNTS = ("resolved", "rejected", "open")  # adding up to `received`
+RANKED_BY = ("due", "within_sla_share", "median_hours")  # what ranking() orders by
+
+
+def _table_and_margins(cells: list[list[int]], k: int
+                       ) -> tuple[list[list[int | None]], list[bool]] | None:
+    """CELLS (communes x columns) suppressed with suppression.table, and which row margins
+    may be published; None when a row margin could still be worked out from the total (the
+    whole table is then withheld)."""
+    shown = suppression.table(cells, k)
+    margins = [not suppression.small(sum(row), k)
+               and (None not in srow or sum(v > 0 for v in row) >= 2)
+               for row, srow in zip(cells, shown, strict=True)]
+    hidden = [i for i, row in enumerate(cells) if sum(row) > 0 and not margins[i]]
+    if len(hidden) == 1:  # the total minus the published margins would give this one
+        partners = [(sum(cells[i]), i) for i in range(len(cells))
+                    if margins[i] and None in shown[i]]
+        if not partners:
+            return None
+        margins[min(partners)[1]] = False
+    return shown, margins
+
+
+def public_rows(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """ROWS (FIGURES' rows of one partition of the reports: the communes, or the agencies with
+    the unassigned reports) as the public may see them under a minimum of K (0: exact, as they
+    are); see the module docstring for the rule."""
+    if k <= 0:
+        return rows
+    answers = _table_and_margins([[r[c] for c in ANSWER_COUNTS] for r in rows], k)
+    sla = _table_and_margins([[r["within_sla"], r["due"] - r["within_sla"]] for r in rows], k)
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(rows):
+        row = dict(r)
+        if answers is None:
+            row.update(dict.fromkeys((*ANSWER_COUNTS, "received")))
+        else:
+            row.update(zip(ANSWER_COUNTS, answers[0][i], strict=True))
+            row["received"] = r["received"] if answers[1][i] else None
+        if sla is None:
+            row.update(within_sla=None, due=None)
+        else:
+            row["within_sla"] = sla[0][i][0]
+            row["due"] = r["due"] if sla[1][i] and None not in sla[0][i] else None
+        if row["within_sla"] is None or row["due"] is None:
+            row["within_sla_share"] = None
+        if suppression.small(r["resolved"] + r["rejected"], k):  # one or two reports' times
+            row["median_hours"] = row["p90_hours"] = None
+        row["suppressed"] = any(row[c] is None and r[c] not in (None, 0) for c in
+                                (*ANSWER_COUNTS, "received", "within_sla", "due",
+                                 "median_hours", "p90_hours", "within_sla_share"))
+        out.append(row)
+    return out
+
+
+def public_agencies(figures: dict[str, Any], k: int
+                    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """FIGURES' agencies and unassigned reports (one partition) as the public may see them
+    under a minimum of K."""
+    unassigned = figures["unassigned"]
+    rows = public_rows([*figures["agencies"], *([{**unassigned, "code": None}]
+                                                 if unassigned else [])], k)
+    if not unassigned:
+        return rows, None
+    last = dict(rows[-1])
+    del last["code"]
+    return rows[:-1], last
+
+
+def public_communes_geojson(body: bytes, rows: list[dict[str, Any]]) -> bytes:
+    """The choropleth's FeatureCollection with each commune's properties replaced by ROWS'
+    (public_rows): the kept document holds the exact figures."""
+    doc = orjson.loads(body)
+    by_code = {r["code"]: r for r in rows}
+    for feature in doc["features"]:
+        code = feature["properties"].get("code") if feature.get("properties") else None
+        if code in by_code:
+            feature["properties"] = by_code[code]
+    return orjson.dumps(doc)

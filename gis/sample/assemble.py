@@ -15,11 +15,12 @@ from gis.sample.common import as_multipolygons, midnight, stream, to_storage
 from gis.sample.facilities import build_facilities
 from gis.sample.history import build_history
 from gis.sample.incidents import build_incidents
+from gis.sample.indicators import build_indicator_values
 from gis.sample.landuse import build_landuse
 from gis.sample.parcels import build_parcels
 from gis.sample.points import build_cameras, build_tourism
 from gis.sample.province import admin_rows, build_province
-from gis.sample.roads import build_roads, build_villages, traffic_states
+from gis.sample.roads import FREE_FLOW, build_roads, build_villages, traffic_states
 from gis.sample.sensors import build_observations, build_sensors
 from gis.sample.serialize import table_text
 
@@ -29,10 +30,13 @@ TABLES = (
     "observations", "incidents", "public_facilities",
 )  # fmt: skip
 STEPS = ("province", "roads", "land use", "parcels", "parcel history", "points", "sensors", "incidents",
-         "facilities", "EPSG:4326")
+         "facilities", "indicators", "EPSG:4326")
 # The later versions of the parcels with a legal history (gis.sample.history): not a table, but
 # loaded (replayed through UPDATEs) and hashed like one, after the parcels.
 PARCEL_VERSIONS = "parcel_versions"
+# The socio-economic indicators' values (gis.sample.indicators): loaded after admin_units, whose
+# ids they take, and hashed like a table.
+INDICATOR_VALUES = "indicator_values"
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Sample:
     tables: dict[str, pd.DataFrame]
     planted: dict[str, list[list]]
     parcel_versions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    indicator_values: pd.DataFrame = field(default_factory=pd.DataFrame)
     _hash: str | None = field(default=None, repr=False)
 
     def counts(self) -> dict[str, int]:
@@ -67,12 +72,17 @@ class Sample:
             for name in TABLES:
                 update_hash(h, name, table_text(self.tables, name, for_hash=True))
             update_hash(h, PARCEL_VERSIONS, self.versions_text())
+            update_hash(h, INDICATOR_VALUES, self.indicators_text())
             self._hash = h.hexdigest()
         return self._hash
 
     def versions_text(self) -> str:
         """COPY text of parcel_versions (hashed, and COPYed by the loader)."""
         return table_text({PARCEL_VERSIONS: self.parcel_versions}, PARCEL_VERSIONS)
+
+    def indicators_text(self) -> str:
+        """COPY text of the indicator values (hashed, and COPYed by the loader)."""
+        return table_text({INDICATOR_VALUES: self.indicator_values}, INDICATOR_VALUES)
 
 
 def new_hash(sample: Sample) -> hashlib._Hash:
@@ -123,6 +133,8 @@ def generate(
     incidents = build_incidents(p, rn, lu, as_of, seed, scale)
     step("facilities")
     facilities = build_facilities(p, villages, seed)
+    step("indicators")
+    indicator_values = build_indicator_values(p, seed)
 
     step("EPSG:4326")
     new_code = p.communes["new_code"].to_numpy()
@@ -148,6 +160,7 @@ def generate(
             "road_class": r["road_class"].to_numpy(),
             "lanes": r["lanes"].to_numpy(),
             "max_speed": r["max_speed"].to_numpy(),
+            "free_flow_speed": r["road_class"].map(FREE_FLOW).to_numpy(dtype=float),
             "traffic_state": traffic_states(rn, p, seed),
             "traffic_at": midnight(as_of) - (minutes * 60).astype("timedelta64[s]"),
             "geom": to_storage(r["geom"].to_numpy()),
@@ -189,4 +202,4 @@ def generate(
     }
     assert tuple(tables) == TABLES
     return Sample(seed=seed, scale=scale, as_of=as_of, tables=tables, planted=parcels.planted,
-                  parcel_versions=versions)
+                  parcel_versions=versions, indicator_values=indicator_values)

@@ -41,6 +41,7 @@ STREAMS = {
     "facilities": 17,
     "parcel_history": 18,
     "reports": 19,
+    "indicators": 20,
 }
 
 

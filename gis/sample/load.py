@@ -13,7 +13,16 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from gis.rows import scalar
 from gis.sample import reports
-from gis.sample.assemble import PARCEL_VERSIONS, STEPS, TABLES, Sample, generate, new_hash, update_hash
+from gis.sample.assemble import (
+    INDICATOR_VALUES,
+    PARCEL_VERSIONS,
+    STEPS,
+    TABLES,
+    Sample,
+    generate,
+    new_hash,
+    update_hash,
+)
 from gis.sample.serialize import columns, table_text
 from gis.settings import get_settings
 
@@ -22,14 +31,20 @@ from gis.settings import get_settings
 # by the domain itself, and are not part of the data hash.
 REPORT_TABLES = ("report_photos", "incident_transitions", "incident_requests", "incident_reporters",
                  "service_categories", "agencies")
-# What the stations' SensorThings side derives from them (migration 0020): made by the sensors'
-# trigger and by _load_observations, emptied with them (the observed properties and sensor
+# What the stations' and main roads' SensorThings side derives from them (migrations 0020 and
+# 0024): made by the sensors' trigger, by _road_things and by _load_observations, emptied with
+# them (the observed properties and sensor
 # models are reference data of the migration, like land_use_codes).
 STREAM_TABLES = ("observation_hourly", "observation_daily", "datastream_latest", "datastreams",
-                 "thing_locations", "features_of_interest",
+                 "thing_locations", "features_of_interest", "things",
                  # the alerts on them (migration 0022; the rules are reference data)
                  "sensor_alert_events", "sensor_alerts")
-SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, *STREAM_TABLES, "sample_info")
+# The indicators' values (their definitions are reference data of migration 0026).
+# What cameras gather (migration 0023), emptied with the cameras (detection categories are
+# reference data of the migration).
+CAMERA_TABLES = ("camera_detections", "camera_snapshots", "camera_status_history", "camera_keys")
+SAMPLE_TABLES = (*TABLES, *REPORT_TABLES, *STREAM_TABLES, *CAMERA_TABLES, INDICATOR_VALUES,
+                 "sample_info")
 CHUNK = 1 << 20
 
 
@@ -113,6 +128,15 @@ def _load_observations(cur: psycopg.Cursor, text: str) -> None:
     cur.execute("SELECT observation_rollups_rebuild()")
 
 
+def _road_things(cur: psycopg.Cursor, as_of: date) -> None:
+    """The main road segments' Things, Locations and speed and flow datastreams (migration
+    0024), after the stations' (the roads' trigger was deferred for the load); their Locations
+    dated at the sample's day (midnight in Vietnam), so a load is the same whenever it runs."""
+    cur.execute("SELECT set_config('geoioc.defer_road_things', 'off', true)")
+    cur.execute("SELECT geoioc_road_things((%s::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')",
+                (as_of,))
+
+
 def _replay_parcel_versions(cur: psycopg.Cursor, text: str) -> None:
     """Apply the later versions of the parcels with a legal history (COPY text of
     parcel_versions), step by step, as UPDATEs: the history triggers record each version the
@@ -139,6 +163,21 @@ def _replay_parcel_versions(cur: psycopg.Cursor, text: str) -> None:
     cur.execute("SELECT set_config('geoioc.note', '', true), set_config('geoioc.user', '', true)")
 
 
+def _load_indicator_values(cur: psycopg.Cursor, text: str) -> None:
+    """The indicator values (COPY text naming each unit by code and start of validity) into
+    indicator_values, with the ids of their units."""
+    cur.execute("CREATE TEMP TABLE _sample_indicator_values (indicator_code text, unit_code text,"
+                " unit_valid_from date, period text, value text) ON COMMIT DROP")
+    _copy(cur, "_sample_indicator_values", text, columns(INDICATOR_VALUES))
+    cur.execute(
+        "INSERT INTO indicator_values (indicator_code, unit_id, period, value, source_file)"
+        " SELECT s.indicator_code, u.id, s.period, s.value::double precision, 'sample'"
+        " FROM _sample_indicator_values AS s JOIN admin_units AS u"
+        " ON u.code = s.unit_code AND u.valid_from = s.unit_valid_from")
+    if cur.rowcount != text.count("\n"):
+        raise RuntimeError("indicator values name units the sample does not have")
+
+
 def load_sample(
     conn_or_url: psycopg.Connection | str,
     seed: int = 1,
@@ -158,7 +197,7 @@ def load_sample(
     parameters, the data hash and the planted anomalies.
     """
     with (
-        _Progress(progress, len(STEPS) + len(TABLES) + 3) as bar,
+        _Progress(progress, len(STEPS) + len(TABLES) + 4) as bar,
         _connection(conn_or_url) as conn,
         conn.transaction(),
         conn.cursor() as cur,
@@ -179,6 +218,9 @@ def load_sample(
         if filled:
             cur.execute(f"TRUNCATE {', '.join(SAMPLE_TABLES)} RESTART IDENTITY")
         h = new_hash(sample)
+        # The roads' trigger waits: stations get their Things and datastreams first (the low
+        # ids), the main road segments theirs after them (_road_things).
+        cur.execute("SELECT set_config('geoioc.defer_road_things', 'on', true)")
         sensor_ids: dict[str, int] = {}
         for table in TABLES:
             bar.step(f"Loading {table} ({len(sample.tables[table]):,} rows)")
@@ -193,9 +235,14 @@ def load_sample(
             del text
             if table == "sensors":
                 sensor_ids = dict(cur.execute("SELECT code, id FROM sensors").fetchall())
+        _road_things(cur, sample.as_of)
         text = sample.versions_text()
         update_hash(h, PARCEL_VERSIONS, text)
         _replay_parcel_versions(cur, text)
+        bar.step("Loading indicator values")
+        text = sample.indicators_text()
+        update_hash(h, INDICATOR_VALUES, text)
+        _load_indicator_values(cur, text)
         bar.step("Playing citizen reports")
         reports.load(conn, sample.as_of, seed, get_settings().province_srid)
         sample._hash = h.hexdigest()

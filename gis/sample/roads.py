@@ -301,6 +301,11 @@ def build_roads(p: Province, v: Villages, seed: int) -> RoadNet:
     return RoadNet(df, street_lines)
 
 
+# Free-flow speed (km/h) of the main roads, which carry traffic detectors (migration 0024): what
+# traffic does there when nothing holds it up, a little under the limit (an expressway's 100,
+# towns on the national and provincial roads); other roads have none (their limit stands for it).
+FREE_FLOW = {"expressway": 90, "trunk": 70, "primary": 55}
+
 # Congestion by class (traffic_at is 07:00 local time, the morning rush hour).
 CLASS_LOAD = {"expressway": 0.75, "trunk": 1.0, "primary": 0.7, "secondary": 0.4, "local": 0.15}
 

@@ -56,6 +56,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 # row in the parcels table), in which order, why, and the parcel's own columns.
 COLUMNS["parcel_versions"] = (("parcel", "int"), ("step", "int"), ("note", "text"),
                               *COLUMNS["parcels"])
+# Indicator values (gis.sample.indicators): the unit by code and start of validity (its id is
+# the database's), the value already written with its indicator's decimals.
+COLUMNS["indicator_values"] = (("indicator_code", "text"), ("unit_code", "text"),
+                               ("unit_valid_from", "date"), ("period", "text"), ("value", "text"))
 
 
 def _column(values: pd.Series, kind: str) -> pd.Series:
@@ -72,7 +76,13 @@ def _column(values: pd.Series, kind: str) -> pd.Series:
         out[np.isnat(arr)] = NULL
         return pd.Series(out, dtype=object)
     if kind == "int":
-        return pd.Series(values.to_numpy().astype(np.int64).astype(str), dtype=object)
+        null = pd.isna(values).to_numpy()
+        if not null.any():
+            return pd.Series(values.to_numpy().astype(np.int64).astype(str), dtype=object)
+        ints = np.where(null, 0, values.to_numpy(dtype=float, na_value=0.0)).astype(np.int64)
+        out = ints.astype(str).astype(object)
+        out[null] = NULL
+        return pd.Series(out, dtype=object)
     if kind.startswith("dec"):
         fmt = f"%.{int(kind[3:])}f"
         return pd.Series(np.char.mod(fmt, values.to_numpy(dtype=float)), dtype=object)

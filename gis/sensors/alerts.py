@@ -26,6 +26,9 @@ when already answered - always with a note saying since when readings are normal
 
 An operator acknowledges an alert (``acknowledge``): timestamped, audited (gis/audit, in the
 same transaction), and a received incident becomes verified by that operator.
+
+Alerts that open, close or are acknowledged are told to the live map by a NOTIFY in the same
+transaction (gis/live.py, kind `alert`: ids only; each map stream reads them under its access).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from gis import audit, fmt
+from gis import audit, fmt, live
 from gis.reports import workflow
 from gis.sensors import alert_queries as q
 from layers.access import Principal, access_condition, readable_layer, row_filter
@@ -120,6 +123,10 @@ def _run(conn: psycopg.Connection[Any], scope: sql.Composable, lock: str,
         opened = tuple(int(r[1]) for r in rows if r[0] == "opened")
         closed = tuple(int(r[1]) for r in rows if r[0] == "closed")
         incidents = _follow_up(conn, opened, closed, now) if rows else ()
+        for event, ids in (("opened", opened), ("closed", closed)):
+            if ids:  # the live map hears of it at the commit (gis/live.py)
+                live.notify_chunked(conn, {"kind": "alert", "layer": SENSORS_LAYER,
+                                           "event": event}, "ids", sorted(ids))
     return Evaluation(opened, closed, incidents)
 
 
@@ -340,6 +347,8 @@ def acknowledge(conn: psycopg.Connection[Any], alert_id: int, who: Principal, *,
                 text = f"Cán bộ {actor} xác nhận cảnh báo #{alert_id}" + (f": {note}" if note else "")
                 moved = workflow.transition(conn, incident, "verified", actor=actor, note=text,
                                             at=at)[0].as_json()
+        live.notify(conn, {"kind": "alert", "layer": SENSORS_LAYER, "event": "acknowledged",
+                           "ids": [alert_id]})
         audit.record(conn, who, "alert_acknowledge", request=request, layer=SENSORS_LAYER,
                      status=200, target={"alert": alert_id, "datastream": row["datastream_id"],
                                          "incident": incident})

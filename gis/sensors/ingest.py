@@ -14,7 +14,8 @@ How a message travels, and why nothing is lost or doubled:
    (gis/sensors/payloads.py: bad messages are refused with a reason, never raised), COPYs the
    rows into a temporary table and runs queries.STORE: INSERT ... ON CONFLICT DO NOTHING
    RETURNING into the partitioned observations, rollups and latest rows from the returned rows,
-   in one transaction with the worker's figures (ingest_workers).
+   in one transaction with the worker's figures (ingest_workers) and the live map's event (a
+   NOTIFY naming the datastreams that got new observations, gis/live.py).
 3. Only after COMMIT are the batch's messages acknowledged (PUBACK), in the order received. A
    worker that dies before (process killed, database gone) has acknowledged nothing of the
    batch; the broker sends it again, to this worker when it returns or to another, and the key
@@ -24,6 +25,13 @@ How a message travels, and why nothing is lost or doubled:
 A message received on an earlier connection (the link dropped and paho reconnected) is stored
 but not acknowledged: its packet id belongs to the old connection, and the broker sends it
 again on the new one, where it is acknowledged as a duplicate.
+
+Cameras' heartbeats and detections (topics `geoioc/cameras/<code>/heartbeat|detections`,
+gis/sensors/cameras.py) travel the same way: read in `_take_batch`, applied in the batch's
+transaction after the observations (heartbeats in one set-based statement: last_seen, status,
+history, the `camera` NOTIFY; detections one by one, a high-confidence one becoming its
+incident), acknowledged after the commit and counted with the observations (an item each:
+received, stored, duplicates - a detection sent again - and rejected by reason).
 
 A batch the database refuses for its content (a constraint) is split in halves until the
 refused messages are alone; those are acknowledged and counted as `refused_by_database`, so one
@@ -53,7 +61,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg import sql
 
-from gis.sensors import alerts, payloads, queries
+from gis import live
+from gis.sensors import alerts, cameras, payloads, queries
 from gis.sensors import mqtt as broker
 from gis.settings import Settings, get_settings
 
@@ -75,6 +84,13 @@ class Message:
     generation: int  # the connection it came on
     rows: list[payloads.Row] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    heartbeats: list[cameras.Heartbeat] = field(default_factory=list)
+    detections: list[cameras.Detection] = field(default_factory=list)
+
+    @property
+    def items(self) -> int:
+        """What the message counts for: observations, camera items and refusals."""
+        return len(self.rows) + len(self.reasons) + len(self.heartbeats) + len(self.detections)
 
 
 @dataclass
@@ -105,6 +121,7 @@ class IngestWorker:
         self.batch_max = batch_max or s.ingest_batch_max
         self.window = payloads.Window(dt.timedelta(days=s.ingest_max_age_days),
                                       dt.timedelta(seconds=s.ingest_max_future_seconds))
+        self.camera_limits = cameras.Limits.of(s)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._queue: collections.deque[Message] = collections.deque()
         self._wake = threading.Event()
@@ -137,7 +154,8 @@ class IngestWorker:
 
     def topics(self) -> list[str]:
         return [f"$share/{self.group}/{self.prefix}{t}"
-                for t in (payloads.STA_TOPIC, payloads.GATEWAY_TOPIC)]
+                for t in (payloads.STA_TOPIC, payloads.GATEWAY_TOPIC, cameras.HEARTBEAT_TOPIC,
+                          cameras.DETECTION_TOPIC)]
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
@@ -312,9 +330,14 @@ class IngestWorker:
                 self._wake.clear()
                 self._wake.wait(min(left, 0.01))
                 continue
-            m.rows, m.reasons = payloads.parse(m.topic, m.payload, self.prefix, now, self.window)
+            if cameras.is_camera_topic(m.topic, self.prefix):
+                m.heartbeats, m.detections, m.reasons = cameras.parse(
+                    m.topic, m.payload, self.prefix, now, self.window)
+            else:
+                m.rows, m.reasons = payloads.parse(m.topic, m.payload, self.prefix, now,
+                                                   self.window)
             batch.append(m)
-            n += len(m.rows) + len(m.reasons)
+            n += m.items
         return batch
 
     def _process(self, batch: list[Message]) -> None:
@@ -361,22 +384,30 @@ class IngestWorker:
         assert conn is not None
         out = BatchResult()
         rows: list[payloads.Row] = []
+        beats: list[cameras.Heartbeat] = []
+        found: list[cameras.Detection] = []
         for m in batch:
             out.reasons.update(m.reasons)
             if any(m is r for r in refused):
-                out.reasons["refused_by_database"] += len(m.rows)
+                out.reasons["refused_by_database"] += m.items - len(m.reasons)
             else:
                 rows.extend(m.rows)
+                beats.extend(m.heartbeats)
+                found.extend(m.detections)
         rows = self._in_partitions(rows, out.reasons)
         if rows:
             with conn.cursor() as cur:
                 with cur.copy(queries.COPY_STAGING) as cp:
                     cp.write("".join(map(payloads.copy_line, rows)))
-                stored, unknown = cur.execute(queries.STORE).fetchone() or (0, 0)
+                stored, unknown, _, changed = cur.execute(queries.STORE).fetchone() or (0, 0, 0, [])
             out.stored = int(stored)
+            # The live map hears of the batch at its commit (one NOTIFY, chunked if long).
+            live.notify_observations(conn, changed)
             out.reasons["unknown_datastream"] += int(unknown)
             out.duplicates = len(rows) - out.stored - int(unknown)
-        received = sum(len(m.rows) + len(m.reasons) for m in batch)
+        if beats or found:
+            self._store_cameras(conn, beats, found, out)
+        received = sum(m.items for m in batch)
         reasons = {k: v for k, v in out.reasons.items() if v}
         queries.record_batch(conn, self.worker_id, messages=len(batch), received=received,
                              stored=out.stored, duplicates=out.duplicates, reasons=reasons,
@@ -387,6 +418,26 @@ class IngestWorker:
         if out.stored:
             self._alert({r.datastream_id for r in rows})
         return out
+
+    def _store_cameras(self, conn: psycopg.Connection[Any], beats: list[cameras.Heartbeat],
+                       found: list[cameras.Detection], out: BatchResult) -> None:
+        """The batch's heartbeats and detections, in its transaction (a heartbeat of a camera
+        that is not there is refused as unknown_camera; every heartbeat of a known camera is
+        stored, several of one camera in a batch being applied as its latest)."""
+        now = dt.datetime.now(dt.UTC)
+        if beats:
+            applied = cameras.store_heartbeats(conn, beats, self.camera_limits, now)
+            out.stored += len(beats) - applied.unknown
+            out.reasons["unknown_camera"] += applied.unknown
+        if found:
+            for r in cameras.store_detections(conn, found,
+                                              self.settings.detection_confidence_threshold, now):
+                if r.reason is not None:
+                    out.reasons[r.reason] += 1
+                elif r.created:
+                    out.stored += 1
+                else:
+                    out.duplicates += 1
 
     def _alert(self, datastream_ids: set[int]) -> None:
         """The alert rules of the datastreams just stored, after the commit: the observations

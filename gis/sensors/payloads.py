@@ -53,6 +53,12 @@ REASONS = {
     "unknown_datastream": "no datastream has this id",
     "archived_period": "the month of the phenomenon time is detached (archived)",
     "refused_by_database": "the database refused the observation (a constraint)",
+    # Cameras' heartbeats and detections (gis/sensors/cameras.py), counted alike.
+    "camera_bad_code": "the camera code in the topic is not CAM-<4 to 6 digits>",
+    "camera_bad_field": "a heartbeat's or detection's field is missing or out of range",
+    "camera_bad_snapshot": "a detection's snapshot is not a base64 JPEG or PNG within the limits",
+    "unknown_camera": "no camera has this code",
+    "unknown_category": "no detection category has this code",
 }
 MAX_DATASTREAM = 1 << 21
 

@@ -48,14 +48,34 @@ _ROLLUP_UPDATE = """
                        THEN excluded.last_result ELSE r.last_result END
 """
 
-# Store the staged batch: (stored, unknown datastream) counts. Rows of a datastream that does
-# not exist are left out (and counted); an observation without a feature of interest gets its
-# Thing's current position's.
+# Store the staged batch: (stored, unknown datastream, congestion announcements) counts and
+# the datastreams that got new observations (the live map's event, gis/live.py). Rows
+# of a datastream that does not exist are left out (and counted); an observation without a
+# feature of interest gets its Thing's current position's.
+#
+# Road traffic (migration 0024): a road segment's speed datastream (`ds.road_id` set) carries
+# its segment and free-flow speed; the latest speed of each segment among the rows inserted,
+# when it is fresh (younger than geoioc_traffic_stale_after()) and newer than the segment's
+# live state, sets the roads row's speed_ratio, traffic_state (its congestion class, from
+# traffic_congestion_classes) and traffic_at: set-based, one UPDATE for the batch. Segments
+# whose class changed are announced on channel geoioc_live (kind `congestion`, at most
+# CONGESTION_CHUNK segments per NOTIFY, well under the 7,000-byte payload limit), delivered
+# at the commit. The class before is read from the statement's snapshot: two batches updating
+# the same segment at the same instant may announce a change the other one already made, or
+# miss one that comes back to the first class (the state stored is right either way).
+# A batch without traffic datastreams pays one primary-key probe of `things` per datastream.
+CONGESTION_CHUNK = 200
 STORE = f"""
 WITH ds AS (
     SELECT d.id, (SELECT l.feature_of_interest_id FROM thing_locations AS l
-                   WHERE l.thing_id = d.thing_id ORDER BY l.time DESC LIMIT 1) AS foi
-      FROM datastreams AS d WHERE d.id IN (SELECT DISTINCT datastream_id FROM {STAGING})
+                   WHERE l.thing_id = d.thing_id ORDER BY l.time DESC LIMIT 1) AS foi,
+           t.road_id, coalesce(r.free_flow_speed, r.max_speed) AS free_flow
+      FROM datastreams AS d
+      LEFT JOIN things AS t ON t.id = d.thing_id AND t.road_id IS NOT NULL
+           AND d.observed_property_id = (SELECT p.id FROM observed_properties AS p
+                                          WHERE p.code = 'traffic_speed')
+      LEFT JOIN roads AS r ON r.id = t.road_id
+     WHERE d.id IN (SELECT DISTINCT datastream_id FROM {STAGING})
 ), new AS (
     INSERT INTO observations AS o (datastream_id, phenomenon_time, phenomenon_time_end, result,
         result_json, result_time, feature_of_interest_id, parameters)
@@ -99,10 +119,35 @@ WITH ds AS (
         result_time_end = greatest(r.result_time_end, excluded.result_time_end),
         observations = r.observations + excluded.observations,
         updated_at = now()
+), speed AS (
+    SELECT DISTINCT ON (ds.road_id) ds.road_id, n.phenomenon_time AS at,
+           greatest(n.result / ds.free_flow, 0) AS ratio
+      FROM new AS n JOIN ds ON ds.id = n.datastream_id
+     WHERE ds.road_id IS NOT NULL AND n.result IS NOT NULL
+       AND n.phenomenon_time > now() - geoioc_traffic_stale_after()
+     ORDER BY ds.road_id, n.phenomenon_time DESC
+), congestion AS (
+    UPDATE roads AS r SET traffic_state = geoioc_congestion(s.ratio), traffic_at = s.at,
+           speed_ratio = round(s.ratio::numeric, 3)::real
+      FROM (SELECT speed.*, o.traffic_state AS was FROM speed JOIN roads AS o
+                ON o.id = speed.road_id) AS s
+     WHERE r.id = s.road_id AND (r.speed_ratio IS NULL OR r.traffic_at IS NULL
+                                 OR r.traffic_at < s.at)
+    RETURNING r.id, r.traffic_state, r.speed_ratio, s.was
+), announced AS (
+    SELECT pg_notify('geoioc_live', json_build_object(
+               'kind', 'congestion', 'layer', 'roads',
+               'segments', json_agg(json_build_array(c.id, c.traffic_state, c.speed_ratio)
+                                    ORDER BY c.id))::text)
+      FROM (SELECT congestion.*, (row_number() OVER (ORDER BY id) - 1) / {CONGESTION_CHUNK} AS chunk
+              FROM congestion WHERE traffic_state IS DISTINCT FROM was) AS c
+     GROUP BY c.chunk
 )
 SELECT (SELECT count(*) FROM new),
        (SELECT count(*) FROM {STAGING} AS s WHERE NOT EXISTS (
-            SELECT 1 FROM ds WHERE ds.id = s.datastream_id))
+            SELECT 1 FROM ds WHERE ds.id = s.datastream_id)),
+       (SELECT count(*) FROM announced),
+       (SELECT coalesce(array_agg(DISTINCT datastream_id), '{{}}') FROM new)
 """  # noqa: S608 - constants only
 
 
@@ -191,19 +236,19 @@ def forget_workers(conn: psycopg.Connection[Any], older_than: dt.timedelta) -> i
 def simulation_streams(conn: psycopg.Connection[Any]) -> list[tuple[int, str, int, float | None]]:
     """Every datastream for the simulator (gis/sensors/simulate.py): id, observed property's
     code, a station key (probes at one position share the smallest Thing id there; a road
-    segment's datastreams share minus its id) and the segment's free-flow speed when known.
-
-    Road segments' datastreams (datastreams.road_id, roads.free_flow_speed) are read through
-    to_jsonb so this runs on a schema with or without them."""
+    segment's datastreams share its Thing's id: Things of both kinds draw their ids from one
+    sequence, so the keys never collide) and the segment's free-flow speed (its free_flow_speed,
+    or its speed limit) for a road segment's datastreams."""
     return [(int(r[0]), str(r[1]), int(r[2]), None if r[3] is None else float(r[3]))
             for r in conn.execute(
         "SELECT d.id, p.code,"
-        " coalesce(min(d.thing_id) OVER (PARTITION BY ST_AsBinary(s.geom)), d.thing_id,"
-        "          -(to_jsonb(d) ->> 'road_id')::bigint, -d.id),"
-        " (to_jsonb(r) ->> 'free_flow_speed')::float8"
+        " CASE WHEN s.id IS NOT NULL THEN min(d.thing_id) OVER (PARTITION BY ST_AsBinary(s.geom))"
+        "      ELSE d.thing_id END,"
+        " coalesce(r.free_flow_speed, r.max_speed)::float8"
         " FROM datastreams d JOIN observed_properties p ON p.id = d.observed_property_id"
-        " LEFT JOIN sensors s ON s.id = d.thing_id"
-        " LEFT JOIN roads r ON r.id = (to_jsonb(d) ->> 'road_id')::bigint"
+        " JOIN things t ON t.id = d.thing_id"
+        " LEFT JOIN sensors s ON s.id = t.sensor_id"
+        " LEFT JOIN roads r ON r.id = t.road_id"
         " ORDER BY d.id")]
 
 

@@ -19,7 +19,9 @@ What it draws, close to what the delta's automatic stations show:
   cause peaks some 8 hours later and drains over two days: a water level rises after rain
   (water_level datastreams), turbidity and COD rise, dissolved oxygen and pH sag; on top, the
   daily photosynthesis cycle (DO and pH up in the afternoon).
-- Traffic (traffic_speed, traffic_flow) with morning and evening rush hours, and camera status
+- Traffic (traffic_speed, traffic_flow) of road segments with morning (7-9 h) and evening
+  (17-19 h) rush hours in Vietnam time: speed falls from the segment's free-flow speed by its
+  severity (about one segment in five jams at the morning peak), flow rises; and camera status
   (0 online, 1 degraded, 2 offline, see CAMERA_STATUS) with short outages, for datastreams of
   those properties when there are any.
 
@@ -89,7 +91,8 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 # Streams of randomness, one per purpose, so that adding one never shifts another.
-(K_HAZE, K_RAIN, K_STATION, K_PROBE, K_WAVE, K_WHITE, K_CAMERA) = (np.uint64(k) for k in range(1, 8))
+(K_HAZE, K_RAIN, K_STATION, K_PROBE, K_WAVE, K_WHITE, K_CAMERA, K_ROAD) = (
+    np.uint64(k) for k in range(1, 9))
 
 
 def _splitmix(x: U) -> U:
@@ -263,18 +266,43 @@ def values(streams: Streams, times: F, seed: int) -> F:
                        + 0.01 * noise, out)
         out = np.where(rows("rainfall")[:, None], rain(t, seed)[None, :] * level, out)
     if rows(TRAFFIC).any():
-        jam = _bump(h, 7.25, 0.8) + 0.85 * _bump(h, 17.5, 1.0)
-        free = np.where(np.isfinite(streams.reference), streams.reference,  # free-flow, km/h
-                        40.0 + 30.0 * _uniform(seed, K_STATION, st))[:, None]
-        cap = 800.0 + 2400.0 * _uniform(seed, K_PROBE, st)[:, None]   # vehicles/h at its busiest
-        night = 0.15 + 0.85 * np.clip(np.sin((h - 4.5) / 19.0 * np.pi), 0.0, None)
-        out = np.where(rows("traffic_speed")[:, None],
-                       free * (1 - 0.6 * jam * level / 1.25) * np.exp(0.06 * noise), out)
-        out = np.where(rows("traffic_flow")[:, None],
-                       cap * night * (0.7 + 0.3 * jam) * np.exp(0.08 * noise), out)
+        out = np.where(rows(TRAFFIC)[:, None], traffic(streams, t, seed, noise), out)
     if (m := rows(CAMERA)).any():
         out = np.where(m[:, None], camera_status(ids, t, seed), out)
     return _plausible(prop, out)
+
+
+def rush_hours(h: F) -> F:
+    """The rush hours' weight at Vietnam hours H: 1 at the morning peak (7-9 h, highest about
+    7:45), 0.85 at the evening one (17-19 h, highest about 18:00), near 0 elsewhere."""
+    return np.asarray(_bump(h, 7.75, 0.7) + 0.85 * _bump(h, 18.0, 0.7), dtype=np.float64)
+
+
+def severity(stations: npt.NDArray[np.int64], seed: int) -> F:
+    """How much of its free-flow speed a segment loses at the height of the morning rush (0.3
+    to 0.92): most segments slow to moderate or heavy, about one in five (the bottlenecks)
+    jams (below a quarter of free flow)."""
+    return 0.3 + 0.62 * _uniform(seed, K_ROAD, stations) ** 1.5
+
+
+def traffic(streams: Streams, t: F, seed: int, noise: F) -> F:
+    """Speed (km/h) and flow (vehicles/h) of road segments (rows of STREAMS; others NaN) at
+    times T, with their smooth NOISE: speed near the segment's free-flow speed (its
+    `reference`; 40-70 km/h when unknown) off-peak, falling in the rush hours by the segment's
+    severity; flow low at night, high in the day and highest in the rush hours."""
+    h = local_hour(t)
+    st = streams.stations
+    peak = rush_hours(h)[None, :]
+    free = np.where(np.isfinite(streams.reference), streams.reference,  # free-flow, km/h
+                    40.0 + 30.0 * _uniform(seed, K_STATION, st))[:, None]
+    cap = 800.0 + 2400.0 * _uniform(seed, K_PROBE, st)[:, None]   # vehicles/h at its busiest
+    peak = np.clip(peak, 0.0, 1.0)
+    day = 0.08 + 0.45 * np.clip(np.sin((h - 5.0) / 18.0 * np.pi), 0.0, None)[None, :]
+    speed = free * (0.97 - severity(st, seed)[:, None] * peak) * np.exp(0.04 * noise)
+    flow = cap * (day + 0.5 * peak) * np.exp(0.08 * noise)
+    prop = streams.properties[:, None]
+    return np.where(prop == "traffic_speed", speed,
+                    np.where(prop == "traffic_flow", flow, np.nan))
 
 
 def camera_status(ids: npt.NDArray[np.int64], t: F, seed: int) -> F:
@@ -288,6 +316,43 @@ def camera_status(ids: npt.NDArray[np.int64], t: F, seed: int) -> F:
     off = down & (t >= start) & (t < start + length)
     degraded = down & (t >= start - 1200.0) & (t < start + length + 1200.0)
     return np.where(off, 2.0, np.where(degraded, 1.0, 0.0))
+
+
+# --- cameras that are not datastreams: heartbeats and detections (gis/sensors/cameras.py) ---
+# What the simulated analytics report (detection_categories codes, migration 0023).
+DETECTION_CATEGORIES = ("traffic_accident", "stopped_vehicle", "wrong_way", "crowd",
+                        "road_obstruction", "smoke", "fire", "flooding")
+DETECTIONS_PER_CAMERA_HOUR = 0.02  # ~6 an hour over the sample's 300 cameras
+K_DETECT = np.uint64(8)
+
+
+def camera_heartbeats(ids: npt.NDArray[np.int64], t: F, seed: int) -> F:
+    """Each camera's state at times T, as camera_status (0 online, 1 degraded, 2 offline: an
+    outage of 10 to 90 minutes one day in five, degraded around it), except that the first
+    camera (the smallest id) has a poor link throughout: degraded whenever it is not offline."""
+    out = camera_status(ids, t, seed)
+    if len(ids):
+        first = ids == ids.min()
+        out[first] = np.where(out[first] == 2.0, 2.0, 1.0)
+    return out
+
+
+def camera_detections(ids: npt.NDArray[np.int64], t: F, seed: int, step: float
+                      ) -> list[tuple[int, int, str, float]]:
+    """Detections at times T (a grid of STEP seconds): (camera index, time index, category,
+    confidence), about DETECTIONS_PER_CAMERA_HOUR per camera and hour, a pure function of
+    (camera id, time, seed) as everything here; confidence from 0.45 to 0.99, so some are
+    below the threshold and wait for an operator."""
+    if not len(ids) or not len(t):
+        return []
+    stamp = (t * 1000).astype(np.int64)[None, :]
+    cam = ids[:, None]
+    hit = _uniform(seed, K_DETECT, cam, stamp, 0) < DETECTIONS_PER_CAMERA_HOUR * step / HOUR
+    ci, ti = np.nonzero(hit)
+    kind = (_uniform(seed, K_DETECT, ids[ci], stamp[0, ti], 1) * len(DETECTION_CATEGORIES))
+    conf = 0.45 + 0.54 * _uniform(seed, K_DETECT, ids[ci], stamp[0, ti], 2)
+    return [(int(c), int(k), DETECTION_CATEGORIES[int(x)], round(float(p), 2))
+            for c, k, x, p in zip(ci, ti, kind, conf, strict=True)]
 
 
 _BOUNDS = {

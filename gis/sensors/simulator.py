@@ -11,16 +11,26 @@ one at or just before `start`).
 
 Camera and traffic datastreams are simulated like any other when there are some; when there are
 none (road segments and cameras get theirs apart from the stations), the run says so once.
+
+Cameras themselves (the `cameras` layer, not datastreams) send what real ones do
+(gis/sensors/cameras.py), for grid times within LIVE_CAMERAS of the wall clock only (a back-fill
+of heartbeats would only replay outages that are over): a heartbeat per camera and grid time
+on `geoioc/cameras/<code>/heartbeat` unless it is in an outage (simulate.camera_heartbeats:
+some go offline and come back, one is degraded throughout, reporting a low frame rate), and
+now and then a detection on `geoioc/cameras/<code>/detections` (simulate.camera_detections,
+some below the confidence threshold). `messages` counts the observations' messages only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -35,12 +45,32 @@ MESSAGE_OBSERVATIONS = 1000  # per MQTT message (about 55 kB)
 CHUNK_OBSERVATIONS = 20000   # computed at once
 
 
+LIVE_CAMERAS = 600.0  # seconds: cameras speak for grid times this close to the wall clock
+
+
+@dataclass(frozen=True)
+class Cameras:
+    """The cameras that send heartbeats: ids (the model's keys) and codes (their topics)."""
+
+    ids: np.ndarray
+    codes: list[str]
+
+    @classmethod
+    def of(cls, rows: list[tuple[int, str]]) -> Cameras:
+        return cls(np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows])
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
 @dataclass
 class Figures:
     """What a run did so far (for the progress display and the tests)."""
 
     observations: int = 0
     messages: int = 0
+    heartbeats: int = 0
+    detections: int = 0
     first: float | None = None  # simulated times (epoch seconds)
     last: float | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # property: datastreams not modelled
@@ -107,8 +137,13 @@ class Publisher:
         self.client.loop_start()
         self.pending: list[mqtt.MQTTMessageInfo] = []
 
-    def publish(self, payload: bytes) -> None:
-        self.pending.append(self.client.publish(self.topic, payload, qos=1))
+        self.prefix = settings.mqtt_topic_prefix
+
+    def publish(self, payload: bytes, topic: str | None = None) -> None:
+        self.pending.append(self.client.publish(topic or self.topic, payload, qos=1))
+
+    def camera_topic(self, code: str, kind: str) -> str:
+        return f"{self.prefix}geoioc/cameras/{code}/{kind}"
 
     def flush(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -137,12 +172,40 @@ class Clock:
     once: bool = False
 
 
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def publish_cameras(cams: Cameras, times: np.ndarray, seed: int, step: float,
+                    publisher: Publisher, fig: Figures) -> None:
+    """The cameras' heartbeats and detections at TIMES (see the module's docstring)."""
+    if not len(cams) or not len(times):
+        return
+    state = simulate.camera_heartbeats(cams.ids, times, seed)
+    for j, t in enumerate(times):
+        for i, code in enumerate(cams.codes):
+            if state[i, j] == 2.0:
+                continue  # offline: silent
+            poor = state[i, j] == 1.0
+            body = {"time": _iso(float(t)), "fps": 6.0 if poor else 25.0,
+                    "bitrate_kbps": 600.0 if poor else 4000.0, "quality": 0.35 if poor else 0.92}
+            publisher.publish(orjson.dumps(body), publisher.camera_topic(code, "heartbeat"))
+            fig.heartbeats += 1
+    for i, j, category, confidence in simulate.camera_detections(cams.ids, times, seed, step):
+        if state[i, j] == 2.0:
+            continue
+        body = {"category": category, "confidence": confidence, "time": _iso(float(times[j]))}
+        publisher.publish(orjson.dumps(body), publisher.camera_topic(cams.codes[i], "detections"))
+        fig.detections += 1
+
+
 def run(streams: simulate.Streams, clock: Clock, seed: int, publisher: Publisher,
         report: Callable[[Figures], None] = lambda f: None,
         keep_going: Callable[[], bool] = lambda: True,
-        wall: Callable[[], float] = time.time) -> Figures:
-    """Publish the readings of STREAMS over CLOCK's span; REPORT after each chunk; stop early
-    when KEEP_GOING says no. Returns the figures."""
+        wall: Callable[[], float] = time.time, cameras: Cameras | None = None) -> Figures:
+    """Publish the readings of STREAMS over CLOCK's span, and what CAMERAS send for the times
+    close to the wall clock; REPORT after each chunk; stop early when KEEP_GOING says no.
+    Returns the figures."""
     fig = Figures()
     if len(streams) == 0:
         return fig
@@ -168,6 +231,9 @@ def run(streams: simulate.Streams, clock: Clock, seed: int, publisher: Publisher
         payloads = encode(streams, times, values)
         for p in payloads:
             publisher.publish(p)
+        if cameras is not None:
+            publish_cameras(cameras, times[times >= now - LIVE_CAMERAS], seed, clock.step,
+                            publisher, fig)
         publisher.flush()
         n = int(np.count_nonzero(~np.isnan(values)))
         fig.observations += n

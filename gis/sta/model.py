@@ -3,7 +3,9 @@ set its table, its properties (how each is read in SQL and written in JSON) and 
 properties (how two entities join), and who may see which rows. gis/sta/queries.py compiles
 requests against it; nothing else knows the tables behind STA.
 
-    Thing              sensors                 (a station's probe: the `sensors` layer)
+    Thing              things                  (a station's probe, a row of the `sensors`
+                                                layer, or a road segment with a traffic
+                                                detector, a row of `roads`: migration 0024)
     Location           thing_locations         (every position a Thing had; its current one is
     HistoricalLocation thing_locations          the latest; each row is both, with one id)
     Datastream         datastreams + datastream_latest (phenomenonTime, resultTime)
@@ -15,10 +17,12 @@ requests against it; nothing else knows the tables behind STA.
 Every SQL fragment here is a constant template whose only hole is the table alias `{a}` (and
 `{p}`/`{c}` for the parent and child of a navigation): values never enter them.
 
-Who sees what (`visible`): Things, Locations, HistoricalLocations, Sensors, ObservedProperties
-and FeaturesOfInterest follow the `sensors` layer of the catalogue (public); a Datastream its own
-access level and roles (layers.access.access_condition, the catalogue's guard written for rows:
-camera and security datastreams are restricted to their roles); an Observation its Datastream.
+Who sees what (`visible`): a Thing, its Locations and HistoricalLocations follow the layer
+of its kind (a station the `sensors` layer, a road segment the `roads` layer: both public
+today); Sensors, ObservedProperties and FeaturesOfInterest are seen by whoever may read either;
+a Datastream by its own access level and roles (layers.access.access_condition, the
+catalogue's guard written for rows: camera and security datastreams are restricted to their
+roles) and its Thing's kind; an Observation its Datastream.
 The condition is applied to every alias a request introduces (the entity set, each step of the
 path, each $expand, each navigation inside $filter), so a hidden datastream is absent whichever
 way it is reached.
@@ -121,22 +125,49 @@ class Entity:
         return self.props.get(name)
 
 
-_THING_DESCRIPTION = (
-    "concat_ws(' ', CASE {a}.kind WHEN 'air' THEN 'Trạm quan trắc không khí' "
-    "WHEN 'water' THEN 'Trạm quan trắc nước mặt' ELSE 'Trạm quan trắc' END, {a}.code, "
-    "'–', {a}.parameter)")
+# A Thing is a station's probe (its sensors row, {a}_s) or a road segment ({a}_r): what STA
+# shows of it is read from that row, so it follows the layer's edits at once.
+_STATION_DESCRIPTION = (
+    "concat_ws(' ', CASE {a}_s.kind WHEN 'air' THEN 'Trạm quan trắc không khí' "
+    "WHEN 'water' THEN 'Trạm quan trắc nước mặt' ELSE 'Trạm quan trắc' END, {a}_s.code, "
+    "'–', {a}_s.parameter)")
+_ROAD_DESCRIPTION = (
+    "concat_ws(' ', 'Đoạn đường có thiết bị đo giao thông:', coalesce({a}_r.name, 'không tên'), "
+    "'(' || CASE {a}_r.road_class WHEN 'expressway' THEN 'đường cao tốc' WHEN 'trunk' "
+    "THEN 'quốc lộ' WHEN 'primary' THEN 'tỉnh lộ' WHEN 'secondary' THEN 'đường huyện' "
+    "ELSE 'đường xã' END || ')')")
+
+
+def _by_kind(station: str, road: str) -> str:
+    return f"CASE WHEN {{a}}.sensor_id IS NOT NULL THEN {station} ELSE {road} END"
+
 
 THING = Entity(
-    "Thing", "Things", "sensors", "{a}.id",
+    "Thing", "Things", "things", "{a}.id",
+    joins="LEFT JOIN sensors {a}_s ON {a}_s.id = {a}.sensor_id "
+          "LEFT JOIN roads {a}_r ON {a}_r.id = {a}.road_id",
     props={
-        "name": Prop("string", "{a}.name"),
-        "description": Prop("string", _THING_DESCRIPTION),
+        "name": Prop("string", _by_kind("{a}_s.name", "geoioc_road_label({a}_r)")),
+        "description": Prop("string", _by_kind(_STATION_DESCRIPTION, _ROAD_DESCRIPTION)),
         "properties": Prop(
-            "json", "jsonb_build_object('code', {a}.code, 'kind', {a}.kind, 'parameter', "
-            "{a}.parameter, 'unit', {a}.unit, 'threshold', {a}.threshold, 'status', {a}.status)",
-            members={"code": ("string", "{a}.code"), "kind": ("string", "{a}.kind"),
-                     "parameter": ("string", "{a}.parameter"), "unit": ("string", "{a}.unit"),
-                     "threshold": ("number", "{a}.threshold"), "status": ("string", "{a}.status")},
+            "json", _by_kind(
+                "jsonb_build_object('code', {a}_s.code, 'kind', {a}_s.kind, 'parameter', "
+                "{a}_s.parameter, 'unit', {a}_s.unit, 'threshold', {a}_s.threshold, 'status', "
+                "{a}_s.status)",
+                "jsonb_build_object('kind', 'road_segment', 'road_id', {a}_r.id, 'name', "
+                "{a}_r.name, 'road_class', {a}_r.road_class, 'lanes', {a}_r.lanes, 'max_speed', "
+                "{a}_r.max_speed, 'free_flow_speed', coalesce({a}_r.free_flow_speed, "
+                "{a}_r.max_speed), 'traffic_state', {a}_r.traffic_state, 'speed_ratio', "
+                "{a}_r.speed_ratio, 'traffic_at', {a}_r.traffic_at)"),
+            members={"code": ("string", "{a}_s.code"),
+                     "kind": ("string", "coalesce({a}_s.kind, 'road_segment')"),
+                     "parameter": ("string", "{a}_s.parameter"), "unit": ("string", "{a}_s.unit"),
+                     "threshold": ("number", "{a}_s.threshold"),
+                     "status": ("string", "{a}_s.status"),
+                     "road_id": ("number", "{a}.road_id"),
+                     "road_class": ("string", "{a}_r.road_class"),
+                     "traffic_state": ("string", "{a}_r.traffic_state"),
+                     "speed_ratio": ("number", "{a}_r.speed_ratio")},
             optional=True),
     },
     navs={
@@ -271,8 +302,9 @@ ENTITIES: dict[str, Entity] = {e.plural: e for e in (
     FEATURE_OF_INTEREST)}
 BY_SINGULAR = {e.name: e for e in ENTITIES.values()}
 
-# The layer whose access rule the station metadata follows.
+# The layers whose access rules Things follow: stations, road segments.
 STATIONS_LAYER = "sensors"
+ROADS_LAYER = "roads"
 
 
 _ALIAS = re.compile(r"[a-z][a-z0-9]*")
@@ -288,16 +320,37 @@ def tpl(template: str, **aliases: str) -> sql.Composable:
     return sql.SQL(template).format(**{k: sql.SQL(v) for k, v in aliases.items()})
 
 
+# Only one kind of Thing readable: the conditions over a Thing, or a row with its thing_id.
+_ROAD_THING, _STATION_THING = "{a}.road_id IS NOT NULL", "{a}.road_id IS NULL"
+_OF_ROAD = "{a}.thing_id IN (SELECT t.id FROM things t WHERE t.road_id IS NOT NULL)"
+_OF_STATION = "{a}.thing_id IN (SELECT t.id FROM things t WHERE t.road_id IS NULL)"
+
+
 def visible(entity: Entity, alias: str, who: Principal) -> sql.Composable | None:
     """The rows of ENTITY (as ALIAS) that WHO may see (None: all of them)."""
-    if not can_read(get_layer(STATIONS_LAYER), who):
+    stations = can_read(get_layer(STATIONS_LAYER), who)
+    roads = can_read(get_layer(ROADS_LAYER), who)
+    if not stations and not roads:
         return sql.SQL("false")
+    # A Thing of a kind the caller may not read is hidden, with what hangs from it.
+    kind: sql.Composable | None = None
+    if stations != roads:
+        if entity is THING:
+            kind = tpl(_ROAD_THING if roads else _STATION_THING, a=alias)
+        elif entity in (LOCATION, HISTORICAL_LOCATION, DATASTREAM):
+            kind = tpl(_OF_ROAD if roads else _OF_STATION, a=alias)
     if entity is DATASTREAM:
-        return access_condition(who, tpl("{a}.access", a=alias), tpl("{a}.roles", a=alias))
+        cond = access_condition(who, tpl("{a}.access", a=alias), tpl("{a}.roles", a=alias))
+        parts = [c for c in (cond, kind) if c is not None]
+        return sql.SQL(" AND ").join(parts) if parts else None
     if entity is OBSERVATION:
         inner = access_condition(who, sql.SQL("d.access"), sql.SQL("d.roles"))
+        if stations != roads:
+            road = sql.SQL("d.thing_id IN (SELECT t.id FROM things t WHERE t.road_id {})").format(
+                sql.SQL("IS NOT NULL" if roads else "IS NULL"))
+            inner = road if inner is None else sql.SQL("{} AND {}").format(inner, road)
         if inner is None:
             return None
         return sql.SQL("{} IN (SELECT d.id FROM datastreams d WHERE {})").format(
             tpl("{a}.datastream_id", a=alias), inner)
-    return None
+    return kind

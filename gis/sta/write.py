@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from gis import audit
+from gis import audit, live
 from gis.sensors import alerts, payloads
 from gis.sensors import queries as ingest
 from gis.settings import Settings
@@ -155,7 +155,9 @@ def create(conn: psycopg.Connection[Any], who: Principal, settings: Settings,
             with conn.cursor() as cur:
                 with cur.copy(ingest.COPY_STAGING) as cp:
                     cp.write("".join(payloads.copy_line(r) for _, r in rows))
-                cur.execute(ingest.STORE)
+                stored = cur.execute(ingest.STORE).fetchone()
+            # The live map hears of them at the commit, as of an ingest batch (gis/live.py).
+            live.notify_observations(conn, stored[3] if stored else [])
             new = _stored_now(conn, [r for _, r in rows])
             for i, r in rows:
                 key = (r.datastream_id, r.phenomenon_time)

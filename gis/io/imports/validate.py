@@ -29,7 +29,7 @@ from gis.io.imports.report import ImportReport, Reason
 from gis.io.imports.table import Target
 from gis.io.imports.versions import check_rows as check_versions
 from layers.access import ADMIN, Principal, readable_layer
-from layers.errors import LayerNotFound
+from layers.errors import LayerNotFound, Message
 from layers.model import Field, Layer, Versions
 
 # Columns that identify features in other systems (or GDAL's own), never imported.
@@ -45,6 +45,9 @@ def check_rights(layer_id: str, who: Principal) -> Layer:
     layer = readable_layer(layer_id, who)
     if layer is None:
         raise LayerNotFound(f"layer {layer_id!r} not found")
+    if layer.read_only:
+        raise ImportNotAllowed(f"{layer.id} is read-only here; its data has an import of its own",
+                               message=Message("import_read_only", {"layer": layer.id}))
     roles = layer.import_roles
     if who.anonymous or not (ADMIN in who.roles or who.roles & set(roles)):
         need = " or ".join([*roles, ADMIN])

@@ -34,6 +34,11 @@
 
   // --- start ----------------------------------------------------------------------------------
 
+  /** What live.js and chart.js read of the map: its handles, manifest and Leaflet map. */
+  G.layerHandles = () => state.handles;
+  G.currentManifest = () => state.manifest;
+  G.leafletMap = () => state.map;
+
   G.start = function (map, config) {
     state.map = map;
     state.config = config;
@@ -153,12 +158,14 @@
     if (incidents && !state.filters) state.filters = defaultFilters(incidents);
     if (!incidents) state.selection = state.selection && state.selection.kind === "incident" ? null : state.selection;
     renderPanels();
+    loadCameraHealth().catch(error);
     for (const entry of manifest.layers) {
       if (isOn(entry.id)) showLayer(entry.id, true);
     }
     syncLabels();
     renderUser();
     if (G.consoleSync) G.consoleSync();
+    if (G.liveSync) G.liveSync();
     loadFilterStats();
     scheduleCounts();
     if (state.selection) rerenderSelection();
@@ -217,6 +224,13 @@
   function filterParams() {
     const f = state.filters;
     const entry = state.manifest.layers.find((e) => e.kind === "incidents");
+    if (!entry && state.manifest.layers.some((e) => e.suppression)) {
+      // The public: no incidents to filter, only their counts (small ones hidden by the
+      // server), over the last 30 days.
+      const end = new Date();
+      return new URLSearchParams({ start: new Date(end.getTime() - 30 * DAY).toISOString(),
+        end: end.toISOString() });
+    }
     if (!f || !entry) return null;
     const p = new URLSearchParams({ start: f.start.toISOString(), end: f.end.toISOString() });
     for (const group of ["category", "severity", "status"]) {
@@ -229,7 +243,7 @@
 
   function filtersChanged() {
     for (const h of Object.values(state.handles)) {
-      if (h.entry.kind === "incidents" || h.entry.kind === "heatmap") h.refresh("filters");
+      if (["incidents", "heatmap", "choropleth"].includes(h.entry.kind)) h.refresh("filters");
     }
     loadFilterStats();
     scheduleCounts();
@@ -284,7 +298,7 @@
                                             [Math.min(85, b.getNorth()), Math.min(180, b.getEast())]));
     const shown = state.manifest.layers.filter((e) => state.handles[e.id] && isOn(e.id) &&
       zoom >= (e.min_zoom || 0) && zoom <= (e.max_zoom == null ? 99 : e.max_zoom));
-    const plain = shown.filter((e) => e.kind !== "incidents" && e.kind !== "heatmap");
+    const plain = shown.filter((e) => !["incidents", "heatmap", "choropleth"].includes(e.kind));
     const filtered = shown.filter((e) => e.kind === "incidents" || e.kind === "heatmap");
     const counts = {};
     const asks = [];
@@ -541,7 +555,16 @@
     let body = G.fieldTable(entry, p, entry.label_field ? [entry.label_field] : []);
     if (entry.kind === "cameras") {
       kicker = G.t("camera");
-      body = statusBadge(entry, p) + body;
+      // Health (the last heartbeat, Vietnam time) and the latest snapshot's thumbnail.
+      const seen = p.last_seen ? `${G.fmtDateTime(p.last_seen)} (${G.t("camera_ago", { t: agoText(p.last_seen) })})`
+        : G.t("camera_never_seen");
+      const snap = p.snapshot_at && entry.snapshot_url
+        ? `<figure class="gi-cam-snap"><img alt="${G.esc(G.t("camera_snapshot"))}" loading="lazy" ` +
+          `src="${G.esc(entry.snapshot_url.replace("{code}", encodeURIComponent(p.code)))}?t=${encodeURIComponent(p.snapshot_at)}">` +
+          `<figcaption class="gi-muted">${G.esc(G.t("camera_snapshot"))} · ${G.esc(G.fmtDateTime(p.snapshot_at))}</figcaption></figure>`
+        : "";
+      body = statusBadge(entry, p) +
+        `<div class="gi-muted gi-cam-seen">${G.esc(G.t("camera_last_seen"))}: ${G.esc(seen)}</div>` + snap + body;
     }
     if (entry.kind === "sensors") {
       kicker = G.t("sensor");
@@ -552,12 +575,59 @@
       body = reading + statusBadge(entry, p) +
         `<div class="gi-bignum"><b style="color:${G.esc(state_ ? state_.color : "#999")}">${G.fmtNumber(p.latest_value)}</b> ` +
         `${G.esc(p.unit || "")} <small>${G.esc(G.t("of_threshold", { p: pct }))}${p.stale ? " · " + G.esc(G.t("stale")) : ""}</small></div>` +
-        `<div class="gi-muted">${G.esc(G.t("latest_value"))}: ${G.esc(G.fmtDateTime(p.observed_at))}</div>` + body;
+        `<div class="gi-muted">${G.esc(G.t("latest_value"))}: ${G.esc(G.fmtDateTime(p.observed_at))}</div>` +
+        (p.datastream ? `<button type="button" class="btn btn-sm btn-outline-info" data-chart="${G.esc(p.datastream)}">` +
+                        `${G.esc(G.t("chart_open"))}</button>` : "") + body;
+      // A click on a station opens its chart (the time series of its own parameter).
+      if (p.datastream && G.chart) G.chart.open(p.datastream).catch(error);
     }
     G.showDetails(G.section(kicker, G.esc(p[entry.label_field] || p.name || p.code || feature.id), body,
                             "gi-sec-feature gi-sec-" + entry.id));
     highlight(feature.fov ? { type: "Feature", geometry: feature.fov, properties: {} }
       : { type: "Feature", geometry: { type: "Point", coordinates: [latlng.lng, latlng.lat] }, properties: {} });
+  }
+
+  /** How long ago an instant was, in the page's language (minutes, hours, days). */
+  function agoText(iso) {
+    const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+    const vi = G.lang !== "en";
+    if (s < 60) return `${Math.round(s)} ${vi ? "giây" : "s"}`;
+    if (s < 3600) return `${Math.floor(s / 60)} ${vi ? "phút" : "min"}`;
+    if (s < 86400) return `${Math.floor(s / 3600)} ${vi ? "giờ" : "h"} ${Math.floor((s % 3600) / 60)} ${vi ? "phút" : "min"}`;
+    return `${Math.floor(s / 86400)} ${vi ? "ngày" : "d"} ${Math.floor((s % 86400) / 3600)} ${vi ? "giờ" : "h"}`;
+  }
+
+  /** The camera health panel (roles that may see cameras): cameras offline or degraded by
+   * commune with the time since each was last seen, counts per commune; every minute. */
+  let cameraHealthTimer = null;
+  async function loadCameraHealth() {
+    const el = document.getElementById("gi-cam-health");
+    const entry = state.manifest && state.manifest.layers.find((e) => e.kind === "cameras");
+    clearTimeout(cameraHealthTimer);
+    if (!el) return;
+    if (!entry || !entry.health_url) { el.hidden = true; el.innerHTML = ""; return; }
+    cameraHealthTimer = setTimeout(() => loadCameraHealth().catch(error), 60000);
+    const h = await G.api(entry.health_url);
+    const field = entry.fields.find((f) => f.name === "status");
+    const word = (v) => (field && field.values && field.values[v] ? G.pick(field.values[v]) : v);
+    const t = h.totals;
+    let html = `<h2 class="gi-h">${G.esc(G.t("camera_health"))}</h2>` +
+      `<div class="gi-muted">${G.esc(G.t("camera_health_totals", { offline: t.offline, degraded: t.degraded, total: t.total }))}</div>`;
+    if (!h.communes.length) html += `<p class="gi-muted">${G.esc(G.t("camera_health_all_online"))}</p>`;
+    html += h.communes.map((c) => {
+      const n = (k) => c.cameras.filter((x) => x.status === k).length;
+      const rows = c.cameras.map((x) =>
+        `<li><button type="button" class="gi-cam" data-lat="${x.lat}" data-lon="${x.lon}" data-camera-code="${G.esc(x.code)}">` +
+        `<span class="gi-swatch" style="--c:${G.esc(G.categoryColor(entry, x.status))}"></span>` +
+        `<b>${G.esc(x.code)}</b> ${G.esc(word(x.status))}` +
+        `<span class="gi-cam-d">${G.esc(x.since ? G.t("camera_ago", { t: G.pick(x.since) }) : G.t("camera_never_seen"))}</span></button>` +
+        `<div class="gi-muted">${G.esc(x.name)}${x.last_seen ? " · " + G.esc(x.last_seen_text) : ""}</div></li>`).join("");
+      return `<details class="gi-cam-commune"><summary>${G.esc(c.name || G.t("no_commune"))} ` +
+        `<span class="gi-cam-n">${n("offline")} ${G.esc(word("offline"))} · ${n("degraded")} ${G.esc(word("degraded"))}</span></summary>` +
+        `<ol class="gi-cams">${rows}</ol></details>`;
+    }).join("");
+    el.innerHTML = html;
+    el.hidden = false;
   }
 
   /** A device's operating status (a coded field named status) in words, as a badge. */
@@ -733,7 +803,9 @@
     localizeControls();
     renderUser();
     renderPanels();
+    loadCameraHealth().catch(error); // its words come with the data: asked again in the new language
     if (G.consoleSync) G.consoleSync();
+    if (G.liveSync) G.liveSync();
     loadFilterStats();
     if (!(G.consoleState && G.consoleState.current)) rerenderSelection();
     if (lastSearch) renderResults();
@@ -829,11 +901,18 @@
       const b = e.target.closest("[data-hit]");
       if (b) chooseHit(lastHits[Number(b.dataset.hit)]);
     });
-    // cameras in the incident panel
+    // the chart button of a station's details
     document.getElementById("gi-details-body").addEventListener("click", (e) => {
-      const b = e.target.closest(".gi-cam");
-      if (b) state.map.setView([Number(b.dataset.lat), Number(b.dataset.lon)], Math.max(state.map.getZoom(), 17));
+      const chartButton = e.target.closest("[data-chart]");
+      if (chartButton && G.chart) G.chart.open(Number(chartButton.dataset.chart)).catch(error);
     });
+    // cameras in the incident panel and in the camera health panel
+    for (const id of ["gi-details-body", "gi-cam-health"]) {
+      document.getElementById(id).addEventListener("click", (e) => {
+        const b = e.target.closest(".gi-cam");
+        if (b) state.map.setView([Number(b.dataset.lat), Number(b.dataset.lon)], Math.max(state.map.getZoom(), 17));
+      });
+    }
     // sign-in
     const modal = document.getElementById("gi-signin");
     document.getElementById("gi-signin-open").addEventListener("click", () => {

@@ -358,49 +358,22 @@
     delete document.body.dataset.consoleLive;
   }
 
-  /** Read text/event-stream with fetch (EventSource cannot send the Authorization header);
-   * reconnect after a pause whenever the stream ends while the console is in use. */
+  /** The reports' event stream (G.readEventStream: fetch, for the Authorization header),
+   * open while the console is in use by an operator; never (re)connected for a user who may
+   * not have it (signed out, another role). */
   function startStream() {
     stopStream();
     if (!isOperator()) return;
     const ctl = new AbortController();
     c.stream = ctl;
     const end = () => { if (c.stream === ctl) stopStream(); else ctl.abort(); };
-    (async () => {
-      while (!ctl.signal.aborted) {
-        // Never (re)connect for a user who may not have the stream (signed out, another role).
-        if (!isOperator() || !c.on || !c.open) { end(); return; }
-        try {
-          const r = await fetch("/api/reports/events", { signal: ctl.signal, credentials: "same-origin",
-            headers: { ...G.authHeaders, Accept: "text/event-stream" } });
-          if (r.status === 403) { end(); return; } // this role may not listen: no retries
-          if (!r.ok || !r.body) throw new Error(String(r.status));
-          const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-          let buf = "";
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            buf += value;
-            let cut;
-            while ((cut = buf.indexOf("\n\n")) >= 0) {
-              onMessage(buf.slice(0, cut));
-              buf = buf.slice(cut + 2);
-            }
-          }
-        } catch (e) {
-          if (ctl.signal.aborted) return;
-        }
-        await new Promise((res) => setTimeout(res, 3000));
-      }
-    })();
+    G.readEventStream("/api/reports/events", ctl.signal, onEvent, {
+      keep: () => { const ok = isOperator() && c.on && c.open; if (!ok) end(); return ok; },
+      dropped: (status) => { if (status === 403) end(); },
+    });
   }
 
-  function onMessage(block) {
-    let name = "message", data = "";
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event:")) name = line.slice(6).trim();
-      else if (line.startsWith("data:")) data += line.slice(5).trim();
-    }
+  function onEvent(name, data) {
     if (name === "ready") { document.body.dataset.consoleLive = "1"; return; }
     if (name !== "report") return;
     let ev;

@@ -7,7 +7,9 @@
  *   sensors   - /api/map/sensors: stations coloured by latest value against threshold
  *   incidents - /api/incidents/points: clustered points, or server-side clusters when there
  *               are too many to ship; filtered by the shared incident filters
- *   heatmap   - /api/incidents/heatmap: grid cells aggregated in PostGIS, same filters
+ *   heatmap   - /api/incidents/density: kernel density in incidents/km² on a fixed scale (an
+ *               image of the province and its legend from the server), same filters
+ *   choropleth- /api/incidents/rates or /change: communes coloured by the server's classes
  * Every handle answers drawn() (how many features it currently draws: used by the tests and
  * the status line), colors() (the colours it draws features in: the legend must list each),
  * symbols() (the screen boxes of the point symbols it shows: place names keep clear of them),
@@ -168,6 +170,17 @@
     h.refresh = function (reason) {
       if (reason === "style" && ctx.map.hasLayer(layer)) { ctx.map.removeLayer(layer); layer.addTo(ctx.map); }
     };
+    /** Live restyle of features by id (road congestion, live.js): PATCHES maps a feature id to
+     * the properties that changed (null: back to what the tile says). The feature is drawn by
+     * the catalogue's own style with those properties (its palette, widths and zooms), and
+     * VectorGrid keeps the override for the tiles loaded later too. */
+    h.restyle = function (patches) {
+      const base = tileStyle(entry, ctx);
+      for (const [id, patch] of Object.entries(patches)) {
+        if (patch == null) { layer.resetFeatureStyle(id); continue; }
+        layer.setFeatureStyle(id, (props, zoom) => base(Object.assign({}, props, patch), zoom));
+      }
+    };
     return h;
   }
 
@@ -318,14 +331,15 @@
     const states = {};
     for (const l of entry.legend) states[l.value] = l;
     const stale = (entry.legend_more || []).find((l) => l.value === "stale") || {};
-    return pointsHandle(entry, ctx, entry.source + "?bbox=" + entry.bbox.join(","), (f, ll) => {
-      const p = f.properties;
+    const lookOf = (p) => {
       const look = states[p.state] || states.none;
-      const m = L.circleMarker(ll, {
-        radius: 6, color: look.outline, weight: 2, dashArray: p.stale ? stale.dash : null,
-        fillColor: look.color, fillOpacity: p.stale ? stale.opacity : 0.95,
-        bubblingMouseEvents: false,
-      });
+      return { color: look.outline, dashArray: p.stale ? stale.dash : null, fillColor: look.color,
+               fillOpacity: p.stale ? stale.opacity : 0.95 };
+    };
+    const h = pointsHandle(entry, ctx, entry.source + "?bbox=" + entry.bbox.join(","), (f, ll) => {
+      const p = f.properties;
+      const m = L.circleMarker(ll, Object.assign({ radius: 6, weight: 2, bubblingMouseEvents: false },
+                                                 lookOf(p)));
       m.bindTooltip(() => {
         const pct = p.ratio == null ? "–" : Math.round(p.ratio * 100);
         return `${p.name || p.code}<br>${p.parameter || ""}: ${G.fmtNumber(p.latest_value)} ${p.unit || ""}` +
@@ -333,6 +347,24 @@
       }, { direction: "top", offset: [0, -6] });
       return m;
     });
+    /** A live `sensor` event (live.js): the station's own reading moved; recolour its marker
+     * (and its cluster) in place. Events of a station's other datastreams change nothing here. */
+    h.live = function (ev) {
+      if (!ev.main) return false;
+      const m = h.markers.find((x) => x.feature.id === ev.station);
+      if (!m) return false;
+      const p = m.feature.properties;
+      p.datastream = ev.datastream;
+      p.latest_value = ev.value;
+      p.observed_at = ev.time;
+      p.state = ev.state || "none";
+      p.stale = !!ev.stale;
+      p.ratio = ev.value != null && p.threshold ? Math.round((ev.value / p.threshold) * 1000) / 1000 : null;
+      m.setStyle(lookOf(p));
+      if (h.layer.refreshClusters) h.layer.refreshClusters(m);
+      return true;
+    };
+    return h;
   }
 
   function camerasHandle(entry, ctx) {
@@ -362,6 +394,16 @@
     h.refresh = function (reason) { refresh(reason); syncFov(); };
     h.layer.on("remove", syncFov);
     h.fovLayer = fov;
+    /** A live `camera` event: the camera's health changed; its symbol takes the colour. */
+    h.live = function (ev, color) {
+      const m = h.markers.find((x) => x.feature.id === ev.id);
+      if (!m) return false;
+      m.feature.properties.status = ev.status;
+      m.feature.properties.last_seen = ev.last_seen;
+      m.setStyle({ fillColor: color || categoryColor(entry, ev.status) });
+      if (h.layer.refreshClusters) h.layer.refreshClusters(m);
+      return true;
+    };
     return h;
   }
 
@@ -477,41 +519,315 @@
     return h;
   }
 
-  function heatmapHandle(entry, ctx) {
-    const heat = L.heatLayer([], { radius: 18, blur: 15, minOpacity: 0.05, max: 1,
-      gradient: entry.style.gradient });
-    const h = { entry, layer: heat, cells: 0, total: 0, fetched: null, seq: 0, lastUrl: null };
+  // --- honest maps: kernel density on a fixed scale, choropleths with their legends -------------
+
+  /** A legend on the map for a layer whose classes come with its data: a title, a unit and one
+   * row per colour with its bound (density: "≥ lower bound"; rates: "≤ upper bound"). */
+  function mapLegend(id) {
+    const control = L.control({ position: "bottomleft" });
+    control.onAdd = () => {
+      const div = L.DomUtil.create("div", "gi-map-legend");
+      div.dataset.legendFor = id;
+      L.DomEvent.disableClickPropagation(div);
+      return div;
+    };
+    return control;
+  }
+
+  function legendRows(title, unit, rows) {
+    const lang = G.lang === "en" ? "en" : "vi";
+    return `<div class="gi-map-legend-title">${G.esc(title)}</div>` +
+      `<div class="gi-map-legend-unit">${G.esc(unit[lang] || unit.vi)}</div><ul>` +
+      rows.map(([color, label]) => `<li><span class="gi-swatch" style="background:${G.esc(color)}"></span>` +
+        `<span class="gi-map-legend-value">${G.esc(label)}</span></li>`).join("") + "</ul>";
+  }
+
+  /** The server's note when small counts are hidden from this caller (public aggregates: a
+   * cell or commune under 3 incidents), Vietnamese first; nothing for exact counts. */
+  function suppressionNote(body) {
+    if (!body || !body.suppressed || !body.suppression_note) return "";
+    const note = body.suppression_note[G.lang === "en" ? "en" : "vi"] || body.suppression_note.vi;
+    return `<div class="gi-map-legend-note gi-suppressed-note">${G.esc(note)}</div>`;
+  }
+
+  const fmtBreak = (v) => G.fmtNumber(v, v >= 100 ? 0 : v >= 10 ? 1 : 2);
+
+  /** Kernel density of the incidents (/api/incidents/density): one image of the province in
+   * incidents per km², coloured on the server's fixed scale; fetched once per filter change,
+   * so panning and zooming change neither the picture nor its legend. */
+  function densityHandle(entry, ctx) {
+    const group = L.layerGroup();
+    const legend = mapLegend(entry.id);
+    let overlay = null;
+    const h = { entry, layer: group, total: 0, fetched: null, seq: 0, lastUrl: null, legend: null };
+    group.on("add", () => { legend.addTo(ctx.map); renderLegend(); });
+    group.on("remove", () => legend.remove());
+
+    function renderLegend() {
+      const div = legend.getContainer();
+      if (!div || !h.legend) return;
+      const l = h.legend;
+      const rows = l.colors.map((c, i) => [c, "≥ " + fmtBreak(l.breaks[i])]).reverse();
+      div.innerHTML = legendRows(G.t("density_legend"), l.unit, rows) +
+        `<div class="gi-map-legend-note">${G.esc(G.t(l.scale === "fixed" ? "density_fixed" : "density_view"))}</div>` +
+        suppressionNote(h.body);
+    }
+
     h.load = async function () {
       const params = ctx.filterParams();
-      if (params === null) { heat.setLatLngs([]); h.cells = 0; h.total = 0; ctx.onHeatmap(h); return; }
-      const bounds = viewBounds(ctx.map, 0.3);
-      const z = Math.round(ctx.map.getZoom());
-      params.set("bbox", bboxParam(bounds));
-      params.set("z", String(z));
-      const url = entry.source + "?" + params.toString();
       const seq = ++h.seq;
+      if (params === null) {
+        if (overlay) group.removeLayer(overlay);
+        overlay = null; h.total = 0; ctx.onHeatmap(h); return;
+      }
+      params.set("cell", String(entry.cell_m || 100));
+      params.set("bandwidth", String(entry.bandwidth_m || 500));
+      const url = entry.source + "?" + params.toString();
       h.lastUrl = url;
       const body = await G.api(url);
       if (seq !== h.seq) return;
-      h.fetched = { bounds, z };
-      const max = Math.max(1, body.max);
-      const points = body.cells.map(([lat, lon, w]) => [lat, lon, w / max]);
-      heat.setOptions({ maxZoom: z, max: 1 });
-      heat.setLatLngs(points);
-      h.cells = points.length;
+      const [w, s, e, n] = body.image.bounds;
+      if (overlay) group.removeLayer(overlay);
+      overlay = L.imageOverlay(body.image.url, [[s, w], [n, e]], { interactive: false, className: "gi-density" });
+      group.addLayer(overlay);
+      h.fetched = true;
       h.total = body.total;
-      h.cellM = body.cell_m;
+      h.legend = body.legend;
+      h.body = body;
+      renderLegend();
       ctx.onHeatmap(h);
     };
-    h.drawn = () => (ctx.map.hasLayer(heat) ? h.cells : 0);
-    h.colors = () => new Set(ctx.map.hasLayer(heat) && h.cells ? Object.values(entry.style.gradient) : []);
+    h.drawn = () => (ctx.map.hasLayer(group) && overlay ? h.total : 0);
+    h.colors = () => new Set(ctx.map.hasLayer(group) && overlay && h.total ? h.legend.colors : []);
     h.symbols = () => [];
     h.refresh = function (reason) {
-      if (!ctx.map.hasLayer(heat)) return;
-      const f = h.fetched;
-      const stale = !f || reason === "filters" || reason === "show" ||
-        !f.bounds.contains(ctx.map.getBounds()) || Math.round(ctx.map.getZoom()) !== f.z;
-      if (stale) h.load().catch(ctx.error);
+      if (!ctx.map.hasLayer(group)) return;
+      if (!h.fetched || reason === "filters" || reason === "show") h.load().catch(ctx.error);
+    };
+    return h;
+  }
+
+  /** Communes (or grid cells) coloured by a class the server computed (/api/incidents/rates,
+   * /api/incidents/change), with the legend it sent. */
+  function choroplethHandle(entry, ctx) {
+    const legend = mapLegend(entry.id);
+    const h = { entry, total: 0, fetched: null, seq: 0, body: null };
+    const hot = entry.measure === "hotspots", emerging = entry.measure === "emerging";
+    // Grid cells rather than communes: the incident counts per cell, or the change per cell.
+    const cells = entry.measure === "grid" || (entry.params || {}).by === "grid";
+    const colorOf = (p) => {
+      if (hot) return p.class === "not_significant" ? null : entry.style.classes[p.class] || null;
+      if (emerging) return entry.style.categories[p.category] || null;
+      const l = h.body && h.body.legend;
+      if (!l || p.class == null || p.class < 0) return null;
+      return l.colors[Math.min(p.class, l.colors.length - 1)];
+    };
+    const layer = L.geoJSON(null, {
+      style: (f) => {
+        const c = colorOf(f.properties);
+        if (hot || emerging) {
+          return { color: c ? "#7f1d1d" : "#94a3b8", weight: c ? 0.5 : 0.3, opacity: c ? 0.7 : 0.5,
+            fillColor: c || "#000", fillOpacity: c ? 0.72 : 0 };
+        }
+        return { color: "#334155", weight: 0.7, fillColor: c || "#000", fillOpacity: c ? 0.62 : 0 };
+      },
+      onEachFeature: (f, l) => {
+        l.bindTooltip(() => tip(f.properties), { sticky: true });
+      },
+    });
+    h.layer = layer;
+    layer.on("add", () => { legend.addTo(ctx.map); renderLegend(); });
+    layer.on("remove", () => legend.remove());
+
+    const lang = () => (G.lang === "en" ? "en" : "vi");
+    const classTitle = (k) => {
+      const item = entry.legend.find((x) => x.value === k);
+      return item ? item.label[lang()] : k;
+    };
+
+    /** Why the cell I,J is classed: the server's explanation (z, p, FDR-adjusted p, trend) in
+     * a popup, Vietnamese (English under lang=en). */
+    async function explain(p, latlng) {
+      const params = query();
+      if (params === null) return;
+      params.set("cell", `${p.i},${p.j}`);
+      const body = await G.api(entry.source + "?" + params.toString());
+      const c = body.features[0].properties;
+      const head = hot ? classTitle(c.class) : (c.title ? c.title[lang()] : classTitle(c.category));
+      const figures = hot
+        ? `z = ${G.fmtNumber(c.z, 2)} · p = ${G.esc(String(c.p))} · ${G.esc(G.t("hot_p_fdr"))} = ${G.esc(String(c.p_fdr))}` +
+          `<br>${G.esc(G.t("hot_trend"))}: ${G.esc(G.t({ up: "hot_trend_up", down: "hot_trend_down" }[c.trend] || "hot_trend_none"))} (Mann-Kendall z = ${G.fmtNumber(c.trend_z, 2)})`
+        : `${G.esc(G.t("hot_trend"))}: Mann-Kendall z = ${G.fmtNumber(c.trend_z, 2)}, p = ${G.esc(String(c.trend_p))}`;
+      const html = `<div class="gi-hot-why" data-cell="${c.i},${c.j}"><b>${G.esc(head)}</b>` +
+        `<div class="gi-hot-figures">${G.fmtNumber(c.count, 0)} ${G.esc(G.t("hot_incidents"))} · ${figures}</div>` +
+        `<p class="gi-hot-text">${G.esc(c.why[lang()])}</p></div>`;
+      L.popup({ maxWidth: 340 }).setLatLng(latlng).setContent(html).openOn(ctx.map);
+    }
+    h.explain = explain;
+
+    /** The cell under LATLNG (ray casting over its rings), or null. */
+    function cellAt(latlng) {
+      let found = null;
+      const inside = (ring) => {
+        let c = false;
+        for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+          const a = ring[i], b = ring[j];
+          if ((a.lat > latlng.lat) !== (b.lat > latlng.lat) &&
+              latlng.lng < (b.lng - a.lng) * (latlng.lat - a.lat) / (b.lat - a.lat) + a.lng) c = !c;
+        }
+        return c;
+      };
+      layer.eachLayer((l) => {
+        if (found) return;
+        if (!l.getBounds().contains(latlng)) return;
+        let rings = l.getLatLngs();
+        while (rings.length && !(rings[0] instanceof L.LatLng) && !(rings[0][0] instanceof L.LatLng)) rings = rings.flat();
+        if (rings.length && rings[0] instanceof L.LatLng) rings = [rings];
+        if (inside(rings[0])) found = l.feature.properties;
+      });
+      return found;
+    }
+    // The point layers draw on a canvas above this one and take the clicks: a click anywhere
+    // on the map asks for the cell under it while the layer is shown.
+    if (hot || emerging) {
+      ctx.map.on("click", (e) => {
+        if (!ctx.map.hasLayer(layer)) return;
+        const p = cellAt(e.latlng);
+        if (p) explain(p, e.latlng).catch(ctx.error);
+      });
+    } else if (cells) {
+      // A grid cell says its count, or its change (both windows, direction and size), in a
+      // popup: the figures are in the cell's properties already.
+      ctx.map.on("click", (e) => {
+        if (!ctx.map.hasLayer(layer)) return;
+        const p = cellAt(e.latlng);
+        if (!p) return;
+        const html = `<div class="gi-cell-figures" data-cell="${G.esc(`${p.i},${p.j}`)}">${cellText(p)}</div>`;
+        L.popup({ maxWidth: 320 }).setLatLng(e.latlng).setContent(html).openOn(ctx.map);
+      });
+    }
+
+    // A count hidden from this caller (under 3 for the public) reads as a dash.
+    const count = (v) => (v == null ? "–" : G.fmtNumber(v, 0));
+    const signed = (v, d) => (v > 0 ? "+" : v < 0 ? "−" : "") + G.fmtNumber(Math.abs(v), d);
+
+    /** What a grid cell holds: its incidents, or its change against the base window (counts of
+     * both, the difference, the percent and which way), Vietnamese first. */
+    function cellText(p) {
+      const head = `<b>${G.esc(G.t("grid_cell", { i: p.i, j: p.j }))}</b><br>`;
+      if (entry.measure === "grid") return head + G.esc(G.t("grid_tip", { n: count(p.count) }));
+      let size = "–";
+      if (!p.suppressed) {
+        const word = G.t(p.direction === "up" ? "change_up" : p.direction === "down" ? "change_down" : "change_same");
+        const pct = p.percent == null ? G.t("change_new") : signed(p.percent, 1) + " %";
+        size = `${word} ${signed(p.change, 0)} (${pct})`;
+      }
+      return head + G.esc(G.t("change_tip", { n: count(p.current), b: count(p.base) })) +
+        `<br>${G.esc(size)}${p.significance ? " · " + G.esc(G.t("change_significant", { c: p.significance })) : ""}`;
+    }
+
+    function tip(p) {
+      if (hot) {
+        return `<b>${G.esc(classTitle(p.class))}</b><br>${G.fmtNumber(p.count, 0)} ${G.esc(G.t("hot_incidents"))} · z = ${G.fmtNumber(p.z, 2)}` +
+          `<br>${G.esc(G.t("hot_click"))}`;
+      }
+      if (emerging) {
+        return `<b>${G.esc(p.title ? p.title[lang()] : p.category)}</b><br>${G.fmtNumber(p.count, 0)} ${G.esc(G.t("hot_incidents"))}` +
+          `<br>${G.esc(G.t("hot_click"))}`;
+      }
+      if (cells) return cellText(p);
+      const name = G.esc(p.name || `${p.i}, ${p.j}`);
+      if (entry.measure === "change") {
+        const pct = p.suppressed ? "–" : p.percent == null ? G.t("change_new") : (p.percent > 0 ? "+" : "") + G.fmtNumber(p.percent, 1) + " %";
+        return `<b>${name}</b><br>${G.esc(G.t("change_tip", { n: count(p.current), b: count(p.base) }))}` +
+          `<br>${G.esc(pct)}${p.significance ? " · " + G.esc(G.t("change_significant", { c: p.significance })) : ""}`;
+      }
+      return `<b>${name}</b><br>#${p.rank} · ${G.esc(G.t("rates_tip", {
+        n: count(p.count), k: p.per_km2 == null ? "–" : G.fmtNumber(p.per_km2, 1),
+        p: p.per_1000 == null ? "–" : G.fmtNumber(p.per_1000, 2) }))}`;
+    }
+
+    function renderLegend() {
+      const div = legend.getContainer();
+      if (!div || !h.body) return;
+      if (hot || emerging) {
+        // Hot first, then not significant, then cold (the server's order); the cells of each.
+        const sum = h.body.summary || {};
+        const rows = entry.legend.filter((x) => hot || sum[x.value])
+          .map((x) => [hot && x.value === "not_significant" ? "transparent" : x.color,
+            `${x.label[lang()]} (${G.fmtNumber(sum[x.value] || 0, 0)})`]);
+        const unit = { vi: `${G.fmtNumber(h.body.cells, 0)} ô lục giác ${G.fmtNumber(h.body.cell_m, 0)} m`,
+          en: `${G.fmtNumber(h.body.cells, 0)} hexagons of ${G.fmtNumber(h.body.cell_m, 0)} m` };
+        div.innerHTML = legendRows(G.t(hot ? "hot_legend" : "emerging_legend"), unit, rows) +
+          `<div class="gi-map-legend-note">${G.esc(G.t(hot ? "hot_note" : "emerging_note"))}</div>`;
+        return;
+      }
+      const l = h.body.legend;
+      let rows, note = "";
+      const cellsNote = () => G.t("grid_note", { c: G.fmtNumber(h.body.features.length, 0),
+        m: G.fmtNumber(Number(h.body.size_m), 0) });
+      if (entry.measure === "change") {
+        // Diverging: the direction (up red, down blue) and the size of the change, each class
+        // its range of percent; a cell new in this window (none before) takes the top colour.
+        const b = l.breaks, mid = b.findIndex((v) => v >= 0);
+        const pct = (v) => signed(v, 0) + " %";
+        rows = l.colors.map((c, i) => {
+          const range = i === 0 ? "< " + pct(b[0]) : i === b.length ? "≥ " + pct(b[i - 1])
+            : pct(b[i - 1]) + " … " + pct(b[i]);
+          const word = i < mid ? G.t("change_down") : i > mid ? G.t("change_up") : G.t("change_same");
+          return [c, `${word} ${range}`];
+        }).reverse();
+        note = G.t("change_total", { n: count(h.body.total), b: count(h.body.base_total) }) +
+          " · " + G.t("change_new_top") + (cells ? " · " + cellsNote() : "");
+      } else if (entry.measure === "grid") {
+        // Class upper bounds of whole counts: the first class "≤ b0", then "b(i-1)+1 – b(i)".
+        rows = l.colors.map((c, i) => [c, (i === 0 ? "≤ " : fmtBreak(Math.floor(l.breaks[i - 1]) + 1) + " – ") +
+          fmtBreak(l.breaks[i]) + " " + G.t("hot_incidents")]).reverse();
+        note = G.t("grid_total", { n: count(h.body.total) }) + " · " + cellsNote();
+      } else {
+        rows = l.colors.map((c, i) => [c, "≤ " + fmtBreak(l.breaks[i])]).reverse();
+      }
+      const title = entry.measure === "grid" ? "grid_legend" : entry.measure === "change"
+        ? (cells ? "change_grid_legend" : "change_legend") : "rates_legend";
+      div.innerHTML = legendRows(G.t(title), l.unit, rows) +
+        (note ? `<div class="gi-map-legend-note">${G.esc(note)}</div>` : "") + suppressionNote(h.body);
+    }
+
+    /** The shared filters and the layer's own parameters; the emerging layer reads the
+     * `months` months up to the window's end. */
+    function query() {
+      const params = ctx.filterParams();
+      if (params === null) return null;
+      for (const [k, v] of Object.entries(entry.params || {})) params.set(k, v);
+      if (ctx.era && ctx.era()) params.set("as_of", ctx.era());
+      if (entry.months) {
+        const end = new Date(params.get("end") || Date.now());
+        const start = new Date(end);
+        start.setUTCMonth(start.getUTCMonth() - entry.months);
+        params.set("start", start.toISOString());
+      }
+      return params;
+    }
+
+    h.load = async function () {
+      const params = query();
+      const seq = ++h.seq;
+      if (params === null) { layer.clearLayers(); h.total = 0; return; }
+      const body = await G.api(entry.source + "?" + params.toString());
+      if (seq !== h.seq) return;
+      h.body = body;
+      h.total = body.features.length;
+      h.fetched = true;
+      layer.clearLayers();
+      layer.addData(body);
+      renderLegend();
+    };
+    h.drawn = () => (ctx.map.hasLayer(layer) ? layer.getLayers().length : 0);
+    h.colors = () => new Set(ctx.map.hasLayer(layer) ? layer.getLayers().map((l) => colorOf(l.feature.properties)).filter(Boolean) : []);
+    h.symbols = () => [];
+    h.refresh = function (reason) {
+      if (!ctx.map.hasLayer(layer)) return;
+      if (!h.fetched || reason === "filters" || reason === "show") h.load().catch(ctx.error);
     };
     return h;
   }
@@ -522,7 +838,8 @@
     sensors: sensorsHandle,
     cameras: camerasHandle,
     incidents: incidentsHandle,
-    heatmap: heatmapHandle,
+    heatmap: densityHandle,
+    choropleth: choroplethHandle,
   };
 
   G.createLayer = function (entry, ctx) {

@@ -273,4 +273,44 @@
       setBusy(-1);
     }
   };
+
+  /** Read a text/event-stream with fetch, sending the caller's Authorization header (which
+   * EventSource cannot): ON(name, data) for each event. The stream is opened again RETRY ms
+   * after it ends, until SIGNAL aborts, KEEP() says no before a (re)connection, or the server
+   * answers 403 (this role may not listen: no retries). DROPPED(status) runs after each end
+   * (status: 403 for a refusal, else null). */
+  G.readEventStream = function (url, signal, on, { keep = () => true, dropped = () => {}, retry = 3000 } = {}) {
+    (async () => {
+      while (!signal.aborted && keep()) {
+        try {
+          const r = await fetch(url, { signal, credentials: "same-origin",
+            headers: { ...G.authHeaders, Accept: "text/event-stream" } });
+          if (r.status === 403) { dropped(403); return; }
+          if (!r.ok || !r.body) throw new Error(String(r.status));
+          const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buf = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += value;
+            let cut;
+            while ((cut = buf.indexOf("\n\n")) >= 0) {
+              const block = buf.slice(0, cut);
+              buf = buf.slice(cut + 2);
+              let name = "message", data = "";
+              for (const line of block.split("\n")) {
+                if (line.startsWith("event:")) name = line.slice(6).trim();
+                else if (line.startsWith("data:")) data += line.slice(5).trim();
+              }
+              on(name, data);
+            }
+          }
+        } catch (e) {
+          if (signal.aborted) return;
+        }
+        dropped(null);
+        await new Promise((res) => setTimeout(res, retry));
+      }
+    })();
+  };
 })(window.GeoIOC = window.GeoIOC || {});

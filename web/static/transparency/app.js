@@ -11,6 +11,7 @@
   const BREAKS = [12, 24, 48, 96];
   const COLOURS = ["#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027"];
   const NO_DATA = "#dddddd";
+  const HIDDEN = "#9e9e9e"; // a commune whose small figures are hidden from the public
   let busy = 0;
   let idle = 0;
 
@@ -24,6 +25,11 @@
   const count = (v) => fmt.number(v, LANG, 0);
   const hours = (v) => fmt.number(v, LANG, 2);
   const share = (v) => (v == null ? fmt.number(null, LANG) : fmt.number(v * 100, LANG, 2) + " %");
+
+  /** A figure of ROW as text: the hidden mark where the public's answer suppressed it. */
+  function shown(row, key, f) {
+    return row.suppressed && row[key] == null ? T.hidden_mark : f(row[key]);
+  }
 
   function addDays(iso, n) {
     const d = new Date(iso + "T00:00:00Z");
@@ -65,13 +71,17 @@
       tr.dataset.code = r.code || "";
       for (const text of r.first) cell(tr, text);
       for (const [key, f] of FIGURES) {
-        cell(tr, f(r.row[key]), "num").dataset.key = key;
+        // A figure hidden because it is small (issue 17): says so, never 0 or "no data".
+        const hidden = r.row.suppressed && r.row[key] == null;
+        const td = cell(tr, hidden ? T.hidden_mark : f(r.row[key]), hidden ? "num tp-hidden" : "num");
+        td.dataset.key = key;
+        if (hidden) td.title = T.hidden_title;
       }
     }
   }
 
-  function colour(h) {
-    if (h == null) return NO_DATA;
+  function colour(h, suppressed) {
+    if (h == null) return suppressed ? HIDDEN : NO_DATA;
     let i = 0;
     while (i < BREAKS.length && h >= BREAKS[i]) i++;
     return COLOURS[i];
@@ -86,6 +96,7 @@
     }
     items.push(["≥ " + count(BREAKS[BREAKS.length - 1]), COLOURS[BREAKS.length]]);
     items.push([T.no_data, NO_DATA]);
+    if (hiddenShown) items.push([T.hidden_legend, HIDDEN]);
     for (const [text, c] of items) {
       const box = document.createElement("span");
       box.className = "tp-legend-box";
@@ -104,6 +115,7 @@
   const choro = baseMap("tp-choropleth");
   const overdueMap = baseMap("tp-overdue");
   let choroLayer = null;
+  let hiddenShown = false; // the public's answer hides small figures: the legend says so
   let outline = null;
 
   function esc(text) {
@@ -128,6 +140,10 @@
       getJson("/api/transparency/ranking?" + q),
     ]);
     const p = ag.period;
+    hiddenShown = !!co.suppressed;
+    const note = document.getElementById("tp-suppressed");
+    note.hidden = !co.suppressed;
+    note.textContent = co.suppressed ? T.suppressed_note.split("{k}").join(String(co.min_count)) : "";
     document.getElementById("tp-from").value = p.start;
     document.getElementById("tp-to").value = addDays(p.end, -1);
     document.getElementById("tp-period-text").textContent =
@@ -145,12 +161,12 @@
     if (choroLayer) choro.removeLayer(choroLayer);
     choroLayer = L.geoJSON(co, {
       style: (f) => ({ color: "#555", weight: 1, fillOpacity: 0.7,
-                       fillColor: colour(f.properties.median_hours) }),
+                       fillColor: colour(f.properties.median_hours, f.properties.suppressed) }),
       onEachFeature: (f, layer) => layer.bindPopup(
         "<b>" + esc(f.properties.name) + "</b><br>" + esc(T.received) + ": " +
-        esc(count(f.properties.received)) + "<br>" + esc(T.median) + ": " +
-        esc(hours(f.properties.median_hours)) + "<br>" + esc(T.share) + ": " +
-        esc(share(f.properties.within_sla_share))),
+        esc(shown(f.properties, "received", count)) + "<br>" + esc(T.median) + ": " +
+        esc(shown(f.properties, "median_hours", hours)) + "<br>" + esc(T.share) + ": " +
+        esc(shown(f.properties, "within_sla_share", share))),
     }).addTo(choro);
     if (!outline && co.features.length) {
       outline = choroLayer.getBounds();

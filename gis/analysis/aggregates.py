@@ -1,0 +1,149 @@
+"""The incident pre-aggregates (migration 0027): `incidents.geom_vn`, each point projected once to
+the province CRS, and `incident_cell_days`, incidents per Vietnam-time day, base cell (100 m
+squares in that CRS), category, severity, status and source, kept exact by triggers.
+
+Why: projecting every point at query time was over 90 % of a province-wide KDE or grid
+request at 1,000,000 incidents, and a long window read every raw row. Here is what decides,
+for one request, whether the pre-aggregates can answer it exactly, and the SQL pieces that
+read them; the views (density_sql, incidents.stats) fall back to raw rows otherwise:
+
+- the caller's row restriction must be one row_filter(incidents) can produce (it tests only
+  the category, a column of the aggregate), else raw rows;
+- no administrative unit and no bbox filter (neither follows cell boundaries), else raw rows;
+- a cell size that is a whole multiple of the base cell on a grid whose origin is on the base
+  grid (KDE rasters and square grids snap to that), else raw rows; hexagons are always raw;
+- the window is cut into whole Vietnam-time days (read from the aggregate) and its ragged
+  ends, the hours before the first midnight and after the last (read raw: at most two
+  partial days, through the BRIN index on reported_at).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass, replace
+
+import psycopg
+from psycopg import sql
+
+from gis.analysis.incidents import INCIDENTS, VN_TZ, IncidentFilter, vn_day_start, where
+
+TABLE = "incident_cell_days"
+PROJECTED_COLUMN = "geom_vn"
+
+
+@dataclass(frozen=True)
+class BaseGrid:
+    srid: int
+    cell: float
+
+
+_GRIDS: dict[tuple[str, str, str], BaseGrid | None] = {}
+
+
+def base_grid(conn: psycopg.Connection) -> BaseGrid | None:
+    """The base grid of the pre-aggregates (and the SRID of geom_vn), or None on a schema
+    before migration 0027 (cached per database: it is set once by the migration)."""
+    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
+    if key not in _GRIDS:
+        row = conn.execute("SELECT to_regclass('incident_cell_grid') IS NOT NULL").fetchone()
+        grid = None
+        if row and row[0]:
+            r = conn.execute("SELECT srid, cell_m FROM incident_cell_grid").fetchone()
+            grid = BaseGrid(int(r[0]), float(r[1])) if r else None
+        _GRIDS[key] = grid
+    return _GRIDS[key]
+
+
+def stored_srid(conn: psycopg.Connection) -> int | None:
+    grid = base_grid(conn)
+    return grid.srid if grid else None
+
+
+def restrict_ok(conn: psycopg.Connection, restrict: sql.Composable | None,
+                columns: tuple[str, ...] = ("category", "severity", "status", "source")) -> bool:
+    """Whether RESTRICT (alias t) reads only COLUMNS, which the aggregate has: it must be one of
+    the conditions layers.access.row_filter can make for incidents (its row rules on those
+    columns, any subset). Anything else (a caller's own condition) sends the request to the
+    raw rows."""
+    if restrict is None:
+        return True
+    if INCIDENTS.row_access is not None:
+        return False
+    rules = [r for r in INCIDENTS.row_rules if r.field in columns]
+    text = restrict.as_string(conn)
+    for k in range(1, len(rules) + 1):
+        for subset in itertools.combinations(rules, k):
+            made = sql.SQL(" AND ").join(
+                sql.SQL("{} <> ALL({})").format(sql.Identifier("t", r.field),
+                                                sql.Literal(list(r.values))) for r in subset)
+            if made.as_string(conn) == text:
+                return True
+    return False
+
+
+def filter_ok(conn: psycopg.Connection, f: IncidentFilter,
+              restrict: sql.Composable | None) -> bool:
+    """Whether F's conditions other than time can be read off the aggregate."""
+    return f.bbox is None and f.unit is None and restrict_ok(conn, restrict)
+
+
+def whole_days(f: IncidentFilter) -> tuple[dt.date, dt.date] | None:
+    """The Vietnam-time days [d1, d2) lying wholly inside F's window, or None if there is none."""
+    start = f.start.astimezone(VN_TZ)
+    d1 = start.date()
+    if vn_day_start(d1) < f.start:
+        d1 += dt.timedelta(days=1)
+    d2 = f.end.astimezone(VN_TZ).date()
+    if d2 <= d1:
+        return None
+    return d1, d2
+
+
+def edges(f: IncidentFilter, days: tuple[dt.date, dt.date]) -> list[IncidentFilter]:
+    """The parts of F's window outside DAYS (empty ones left out): read from raw rows."""
+    out = []
+    a, b = vn_day_start(days[0]), vn_day_start(days[1])
+    if f.start < a:
+        out.append(replace(f, end=a))
+    if b < f.end:
+        out.append(replace(f, start=b))
+    return out
+
+
+def agg_where(f: IncidentFilter, restrict: sql.Composable | None,
+              days: tuple[dt.date, dt.date]) -> tuple[sql.Composable, list]:
+    """WHERE clause on incident_cell_days AS t for F's filters over DAYS."""
+    parts: list[sql.Composable] = [sql.SQL("t.day >= %s"), sql.SQL("t.day < %s")]
+    params: list = [days[0], days[1]]
+    for name, values in (("category", f.categories), ("severity", f.severities),
+                         ("status", f.statuses), ("source", f.sources)):
+        if values:
+            parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier("t", name)))
+            params.append(list(values))
+    if restrict is not None:
+        parts.append(restrict)
+    return sql.SQL(" AND ").join(sql.SQL("({})").format(p) for p in parts), params
+
+
+def raw_where(parts: list[IncidentFilter], restrict: sql.Composable | None
+              ) -> tuple[sql.Composable, list]:
+    """WHERE clause on incidents AS t for the raw parts of a window (FALSE if none)."""
+    if not parts:
+        return sql.SQL("FALSE"), []
+    conds, params = [], []
+    for p in parts:
+        c, ps = where(p, restrict)
+        conds.append(sql.SQL("({})").format(c))
+        params.extend(ps)
+    return sql.SQL(" OR ").join(conds), params
+
+
+def table() -> sql.Composable:
+    return sql.SQL("{} AS t").format(sql.Identifier(TABLE))
+
+
+def multiple(size: float, base: float) -> int | None:
+    """SIZE / BASE when it is a whole number (a cell made of base cells), else None."""
+    k = round(size / base)
+    return k if k >= 1 and abs(k * base - size) < 1e-9 * size else None

@@ -1,0 +1,485 @@
+"""The incident pre-aggregates (migration 0027, gis/analysis/aggregates.py): incident_cell_days
+equals counts taken from the raw rows after inserts, updates of every key (status, category,
+position, time) and deletes, single and in bulk; the stored projection equals ST_Transform;
+and KDE counts and square grid counts read through the pre-aggregates equal the raw path on
+the sample, for aligned and ragged windows, filters and the operator's row rule; likewise
+incident_days (migration 0035) and the map's statistics read through it (incident_stats);
+likewise incident_heat_months (migration 0037) and the map's heatmap and clusters read through
+it (heat_cells).
+
+The changes run in a transaction that is rolled back, so the shared sample is left as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from dataclasses import replace
+from zoneinfo import ZoneInfo
+
+import mapbox_vector_tile
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from gis.analysis import aggregates, dashboard, heat_cells
+from gis.analysis import dashboard_queries as q
+from gis.analysis import density as D
+from gis.analysis import incident_stats as S
+from gis.analysis import incidents as raw_views
+from gis.analysis.incidents import IncidentFilter
+from gis.analysis.incidents import stats as raw_stats
+from gis.tiles import render_tile
+from layers.access import Principal, row_filter
+from layers.catalogue import get_layer
+from layers.tiles_sql import BUFFER, EXTENT, tile_sql
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+INCIDENTS = get_layer("incidents")
+
+RAW = """
+SELECT (reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, category, severity, status, source,
+       floor(ST_X(ST_Transform(geom, g.srid)) / g.cell_m)::int,
+       floor(ST_Y(ST_Transform(geom, g.srid)) / g.cell_m)::int, count(*)::int
+  FROM incidents, incident_cell_grid g GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+"""
+AGG = """
+SELECT day, category, severity, status, source, cx, cy, n FROM incident_cell_days
+ ORDER BY 1, 2, 3, 4, 5, 6, 7
+"""
+
+
+def assert_exact(c: psycopg.Connection) -> None:
+    raw = c.execute(RAW).fetchall()
+    agg = c.execute(AGG).fetchall()
+    assert sum(r[-1] for r in raw) == c.execute("SELECT count(*) FROM incidents").fetchone()[0]
+    assert agg == raw
+    assert all(r[-1] > 0 for r in agg)  # no empty rows left behind
+    assert_heat_exact(c)
+
+
+# The map's Mercator cells (migration 0037) from the raw rows, written independently of it.
+RAW_HEAT = """
+SELECT date_trunc('month', reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, category,
+       floor(mx / %(cell)s)::int, floor(my / %(cell)s)::int,
+       count(*) FILTER (WHERE severity = 1)::int, count(*) FILTER (WHERE severity = 2)::int,
+       count(*) FILTER (WHERE severity = 3)::int, count(*) FILTER (WHERE severity = 4)::int,
+       sum(mx), sum(my)
+  FROM (SELECT *, 6378137.0 * radians(ST_X(geom)) AS mx,
+               6378137.0 * ln(tan(pi() / 4 + radians(ST_Y(geom)) / 2)) AS my FROM incidents) t
+ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""
+AGG_HEAT = ("SELECT month, category, gx, gy, n1, n2, n3, n4, sx, sy FROM incident_heat_months"
+            " ORDER BY 1, 2, 3, 4")
+AGG_HEAT_DAYS = AGG_HEAT.replace("month", "day")  # incident_heat_days, by day
+
+
+def assert_heat_exact(c: psycopg.Connection) -> None:
+    """incident_heat_months and incident_heat_days equal the raw rows: counts exactly,
+    coordinate sums to a micrometre (they are added and subtracted in another order)."""
+    for agg_sql, period in ((AGG_HEAT, "month"), (AGG_HEAT_DAYS, "day")):
+        raw = c.execute(RAW_HEAT.replace("'month', ", f"'{period}', "),
+                        {"cell": heat_cells.CELL_M}).fetchall()
+        agg = c.execute(agg_sql).fetchall()
+        assert [r[:8] for r in agg] == [r[:8] for r in raw], period
+        assert all(abs(a[8] - r[8]) < 1e-6 and abs(a[9] - r[9]) < 1e-6
+                   for a, r in zip(agg, raw, strict=True)), period
+        assert all(sum(r[4:8]) > 0 for r in agg)
+
+
+@pytest.fixture
+def tx(db_url: str):
+    """A connection inside a transaction that is rolled back at the end."""
+    with psycopg.connect(db_url) as c:
+        yield c
+        c.rollback()
+
+
+def test_the_backfill_equals_raw_counts(conn) -> None:
+    assert_exact(conn)
+    # and the stored projection is ST_Transform's, to the millimetre
+    off = conn.execute(
+        "SELECT max(ST_Distance(geom_vn, ST_Transform(geom, ST_SRID(geom_vn)))) FROM incidents"
+    ).fetchone()[0]
+    assert off < 1e-3
+
+
+def test_inserts_updates_and_deletes_keep_the_aggregate_exact(tx) -> None:
+    c = tx
+    ids = [r[0] for r in c.execute(
+        "SELECT id FROM incidents WHERE status IN ('received', 'verified', 'assigned', 'in_progress')"
+        " ORDER BY id LIMIT 40").fetchall()]
+    assert len(ids) == 40
+    # inserts: one, then many in one statement (some in the same cell and day as each other)
+    c.execute(
+        "INSERT INTO incidents (category, severity, status, source, title, reported_at, geom)"
+        " SELECT category, severity, status, source, 'agg test', reported_at, geom"
+        " FROM incidents WHERE id = %s", [ids[0]])
+    c.execute(
+        "INSERT INTO incidents (category, severity, status, source, title, reported_at, geom)"
+        " SELECT category, severity, status, source, 'agg test', reported_at, geom"
+        " FROM incidents, generate_series(1, 3) WHERE id = ANY(%s)", [ids[:10]])
+    assert_exact(c)
+    # updates of each key, one row and many rows
+    c.execute("UPDATE incidents SET status = 'verified' WHERE id = %s", [ids[1]])
+    c.execute("UPDATE incidents SET status = 'assigned' WHERE id = ANY(%s)", [ids[2:8]])
+    c.execute("UPDATE incidents SET category = CASE WHEN category = 'fire' THEN 'environment'"
+              " ELSE 'fire' END WHERE id = ANY(%s)", [ids[8:14]])
+    c.execute("UPDATE incidents SET severity = 5 - severity, source = 'patrol'"
+              " WHERE id = ANY(%s)", [ids[14:18]])
+    assert_exact(c)
+    # a move of 250 m east (another cell) and back to the same cell in one statement
+    c.execute("UPDATE incidents SET geom = ST_Transform(ST_Translate(geom_vn, 250, 0), 4326)"
+              " WHERE id = ANY(%s)", [ids[18:24]])
+    c.execute("UPDATE incidents SET geom = ST_Transform(ST_Translate(geom_vn, -250, 0), 4326)"
+              " WHERE id = ANY(%s)", [ids[18:21]])
+    # time: into another Vietnam day (and across the UTC day line: +20 hours)
+    c.execute("UPDATE incidents SET reported_at = reported_at - interval '20 hours'"
+              " WHERE id = ANY(%s)", [ids[24:30]])
+    assert_exact(c)
+    # a move of a metre (the same 611 m Mercator cell for most: only the sums change)
+    c.execute("UPDATE incidents SET geom = ST_Transform(ST_Translate(geom_vn, 1, 1), 4326)"
+              " WHERE id = ANY(%s)", [ids[30:34]])
+    assert_exact(c)
+    # an update that changes no key writes nothing
+    before = c.execute("SELECT count(*), sum(n) FROM incident_cell_days").fetchone()
+    heat = c.execute(AGG_HEAT).fetchall()
+    c.execute("UPDATE incidents SET status_note = 'checked' WHERE id = ANY(%s)", [ids])
+    assert c.execute("SELECT count(*), sum(n) FROM incident_cell_days").fetchone() == before
+    # nor does a status change to the Mercator cells (bit for bit: no sum was touched)
+    c.execute("UPDATE incidents SET status = 'verified' WHERE id = ANY(%s)", [ids[:4]])
+    assert c.execute(AGG_HEAT).fetchall() == heat
+    # a key changed and changed back within one statement (swap of two rows' statuses)
+    c.execute("UPDATE incidents SET status = CASE WHEN id = %s THEN 'verified' ELSE 'received'"
+              " END WHERE id = ANY(%s)", [ids[30], [ids[30], ids[1]]])
+    assert_exact(c)
+    # deletes: one, then many (cells emptied are removed)
+    c.execute("DELETE FROM incidents WHERE id = %s", [ids[31]])
+    c.execute("DELETE FROM incidents WHERE title = 'agg test' OR id = ANY(%s)", [ids[32:40]])
+    assert_exact(c)
+
+
+@pytest.mark.parametrize("table", ["incident_cell_days", "incident_heat_months"])
+def test_the_application_role_cannot_write_the_aggregate(tx, table) -> None:
+    c = tx
+    if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = 'geoioc_app'").fetchone():
+        pytest.fail("role geoioc_app missing")
+    c.execute("SET LOCAL ROLE geoioc_app")
+    # its writes to incidents still maintain the aggregates (SECURITY DEFINER triggers)
+    iid = c.execute("SELECT id FROM incidents WHERE status = 'received' LIMIT 1").fetchone()[0]
+    c.execute("UPDATE incidents SET status = 'verified', severity = 5 - severity WHERE id = %s",
+              [iid])
+    assert_exact(c)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        c.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+
+
+# --- the aggregate path gives the raw path's answers --------------------------------------------
+
+
+def _windows(conn) -> list[IncidentFilter]:
+    end = conn.execute("SELECT max(reported_at) + interval '1 second' FROM incidents").fetchone()[0]
+    aligned_end = dt.datetime(2026, 7, 1, tzinfo=VN)
+    return [
+        IncidentFilter(dt.datetime(2026, 1, 1, tzinfo=VN), aligned_end),  # whole days
+        IncidentFilter(end - dt.timedelta(days=365), end),  # ragged at both ends
+        IncidentFilter(end - dt.timedelta(days=30), end, categories=("fire", "traffic_accident"),
+                       severities=(2, 3, 4)),
+        IncidentFilter(end - dt.timedelta(days=400), end, statuses=("received", "closed"),
+                       sources=("hotline", "camera")),
+        IncidentFilter(end - dt.timedelta(hours=20), end),  # no whole day: raw only
+    ]
+
+
+@pytest.mark.parametrize("role", ["operator", "leader"])
+def test_kde_counts_from_the_aggregate_equal_the_raw_rows(conn, role) -> None:
+    restrict = row_filter(INCIDENTS, Principal(f"agg-{role}", frozenset({role})))
+    srid = D.srid()
+    box = D.province_box(conn, srid)
+    used = 0
+    for f in _windows(conn):
+        for cell in (100, 200):
+            grid = D.snap_grid(box, cell, 3, srid)
+            used += D.raster_days(conn, f, restrict, grid) is not None
+            agg = D.counts_on(conn, f, restrict, grid)
+            raw = D.counts_on(conn, f, restrict, grid, use_aggregates=False)
+            assert agg.sum() > 0 or f.length < dt.timedelta(days=1)
+            assert np.array_equal(agg, raw), (f, cell)
+    assert used == 8  # every window but the one shorter than a day used the aggregate
+
+
+def test_square_grids_from_the_aggregate_equal_the_raw_rows(conn) -> None:
+    restrict = row_filter(INCIDENTS, Principal("agg-operator", frozenset({"operator"})))
+    for f in _windows(conn):
+        for size in (100, 500, 1000):
+            assert (D.square_days(conn, f, restrict, "square", size) is not None) == (
+                f.length >= dt.timedelta(days=1))
+            agg = D.grid_counts(conn, f, restrict, "square", size)
+            raw = D.grid_counts(conn, f, restrict, "square", size, use_aggregates=False)
+            assert agg.cells == raw.cells, (f, size)
+
+
+def test_what_the_aggregate_cannot_answer_reads_raw_rows(conn) -> None:
+    f = _windows(conn)[0]
+    srid = D.srid()
+    grid = D.snap_grid(D.province_box(conn, srid), 250, 3, srid)  # not a multiple of 100 m
+    assert D.raster_days(conn, f, None, grid) is None
+    assert D.square_days(conn, f, None, "hexagon", 500) is None
+    assert D.square_days(conn, f, None, "square", 250) is None
+    own = sql.SQL("t.title <> 'x'")  # a condition on a column the aggregate does not have
+    assert not aggregates.restrict_ok(conn, own)
+    assert D.square_days(conn, f, own, "square", 500) is None
+    got = D.grid_counts(conn, f, own, "square", 500)
+    assert got.total == conn.execute(
+        "SELECT count(*) FROM incidents AS t WHERE reported_at >= %s AND reported_at < %s"
+        " AND t.title <> 'x'", [f.start, f.end]).fetchone()[0]
+
+
+# --- incident_days (migration 0035) and the statistics read through it ------------------------
+
+RAW_DAYS = """
+SELECT (reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, category, severity, status, source,
+       count(*)::int FROM incidents GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+"""
+AGG_DAYS = "SELECT day, category, severity, status, source, n FROM incident_days ORDER BY 1, 2, 3, 4, 5"
+
+
+def assert_days_exact(c: psycopg.Connection) -> None:
+    raw = c.execute(RAW_DAYS).fetchall()
+    agg = c.execute(AGG_DAYS).fetchall()
+    assert sum(r[-1] for r in raw) == c.execute("SELECT count(*) FROM incidents").fetchone()[0]
+    assert agg == raw
+    assert all(r[-1] > 0 for r in agg)
+
+
+def test_incident_days_backfill_equals_raw_counts(conn) -> None:
+    assert_days_exact(conn)
+    # and it compresses: far fewer rows than incidents
+    n, total = conn.execute("SELECT count(*), sum(n) FROM incident_days").fetchone()
+    assert n < total
+
+
+def test_incident_days_stay_exact_after_inserts_updates_and_deletes(tx) -> None:
+    c = tx
+    ids = [r[0] for r in c.execute(
+        "SELECT id FROM incidents WHERE status IN ('received', 'verified', 'assigned', 'in_progress')"
+        " ORDER BY id LIMIT 30").fetchall()]
+    c.execute(
+        "INSERT INTO incidents (category, severity, status, source, title, reported_at, geom)"
+        " SELECT category, severity, status, source, 'days test', reported_at, geom"
+        " FROM incidents, generate_series(1, 2) WHERE id = ANY(%s)", [ids[:10]])
+    assert_days_exact(c)
+    c.execute("UPDATE incidents SET status = 'assigned' WHERE id = ANY(%s)", [ids[:6]])
+    c.execute("UPDATE incidents SET category = CASE WHEN category = 'fire' THEN 'environment'"
+              " ELSE 'fire' END, severity = 5 - severity, source = 'patrol'"
+              " WHERE id = ANY(%s)", [ids[6:12]])
+    c.execute("UPDATE incidents SET reported_at = reported_at - interval '20 hours'"
+              " WHERE id = ANY(%s)", [ids[12:18]])
+    assert_days_exact(c)
+    # a move (another cell, the same day) and a note change no day count
+    before = c.execute("SELECT count(*), sum(n), sum(n * severity) FROM incident_days").fetchone()
+    c.execute("UPDATE incidents SET geom = ST_Transform(ST_Translate(geom_vn, 250, 0), 4326),"
+              " status_note = 'x' WHERE id = ANY(%s)", [ids[18:24]])
+    assert c.execute("SELECT count(*), sum(n), sum(n * severity) FROM incident_days"
+                     ).fetchone() == before
+    c.execute("DELETE FROM incidents WHERE title = 'days test' OR id = ANY(%s)", [ids[24:]])
+    assert_days_exact(c)
+
+
+def test_the_application_role_cannot_write_incident_days(tx) -> None:
+    c = tx
+    c.execute("SET LOCAL ROLE geoioc_app")
+    iid = c.execute("SELECT id FROM incidents WHERE status = 'received' LIMIT 1").fetchone()[0]
+    c.execute("UPDATE incidents SET status = 'verified' WHERE id = %s", [iid])
+    assert_days_exact(c)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        c.execute("UPDATE incident_days SET n = n + 1")
+
+
+def _stats_windows(conn) -> list[IncidentFilter]:
+    end = conn.execute("SELECT max(reported_at) + interval '1 second' FROM incidents").fetchone()[0]
+    return [
+        *_windows(conn),
+        IncidentFilter(dt.datetime(2025, 7, 1, tzinfo=VN), dt.datetime(2026, 7, 1, tzinfo=VN)),
+        IncidentFilter(end - dt.timedelta(days=3000), end, severities=(1, 4)),  # 30-day buckets
+        IncidentFilter(end - dt.timedelta(days=100), end, categories=("security_event",)),
+        # bucket boundaries early and late in the day (either side of a cut day counted raw)
+        *(IncidentFilter(dt.datetime(2025, 3, 1, h, tzinfo=VN), dt.datetime(2026, 3, 1, h, tzinfo=VN),
+                         sources=("hotline", "camera", "patrol")) for h in (3, 20)),
+    ]
+
+
+@pytest.mark.parametrize("role", ["operator", "leader", None])
+def test_stats_from_incident_days_equal_the_raw_rows(conn, role) -> None:
+    restrict = (row_filter(INCIDENTS, Principal(f"agg-{role}", frozenset({role})))
+                if role else None)
+    used = 0
+    sides = set()
+    for f in _stats_windows(conn):
+        p = S.plan(f)
+        used += p is not None
+        sides |= {s.count_left for s in p.splits} if p else set()
+        got = S.stats(conn, f, restrict)
+        want = raw_stats(conn, f, restrict)
+        assert got == want, f
+        if role == "operator" and f.categories == ("security_event",):
+            assert got.current.total == 0  # the row rule holds on the aggregate path too
+        else:
+            assert got.current.total > 0 or f.length < dt.timedelta(days=1)
+    # aligned windows and ragged ones with cut days, counted on either side, all ran
+    assert used >= 5 and sides == {True, False}
+
+
+def test_stats_the_aggregate_cannot_answer_read_raw_rows(conn) -> None:
+    f = _windows(conn)[0]
+    own = sql.SQL("t.title <> 'x'")
+    assert not aggregates.filter_ok(conn, f, own)
+    assert S.stats(conn, f, own).current.total == conn.execute(
+        "SELECT count(*) FROM incidents AS t WHERE reported_at >= %s AND reported_at < %s"
+        " AND t.title <> 'x'", [f.start, f.end]).fetchone()[0]
+    boxed = IncidentFilter(f.start, f.end, bbox=(105.0, 20.0, 107.0, 22.0))
+    assert not aggregates.filter_ok(conn, boxed, None)
+    assert S.stats(conn, boxed, None) == S.stats(conn, boxed, None, use_aggregates=False)
+    # hour and 6-hour buckets (windows up to 62 hours) read raw rows; daily ones do not
+    end = f.end - dt.timedelta(hours=5)
+    assert S.plan(IncidentFilter(end - dt.timedelta(days=2), end)) is None
+    ragged = S.plan(IncidentFilter(end - dt.timedelta(days=30), end))
+    assert ragged is not None and len(ragged.splits) == 2 * 29  # every whole day but the first
+    aligned = S.plan(IncidentFilter(f.end - dt.timedelta(days=30), f.end))
+    assert aligned is not None and not aligned.splits
+
+
+@pytest.mark.parametrize("role", ["operator", None])
+def test_dashboard_series_from_incident_days_equal_the_raw_rows(conn, role) -> None:
+    restrict = (row_filter(INCIDENTS, Principal(f"agg-{role}", frozenset({role})))
+                if role else None)
+    for f in _stats_windows(conn):
+        scope = dashboard.Scope(f)
+        unit = dashboard.bucket_unit(scope.length)
+        cond, params = scope.cond(restrict)
+        raw = conn.execute(q.BY_CATEGORY.format(unit=sql.Literal(unit), vn=q.VN, cond=cond),
+                           params).fetchall()
+        got: Counter = Counter()
+        for bucket, category, n in dashboard._by_category_rows(conn, scope, restrict, unit):
+            got[(bucket, category)] += n
+        assert got == Counter({(b, c): n for b, c, n in raw}), f
+
+
+# --- incident_heat_months (migration 0037): the map's heatmap and clusters read through it -----
+
+
+def _heat_windows(conn) -> list[IncidentFilter]:
+    end = conn.execute("SELECT max(reported_at) + interval '1 second' FROM incidents").fetchone()[0]
+    return [
+        IncidentFilter(dt.datetime(2025, 9, 1, tzinfo=VN), dt.datetime(2026, 3, 1, tzinfo=VN)),
+        IncidentFilter(end - dt.timedelta(days=365), end),  # ragged at both ends
+        IncidentFilter(dt.datetime(2000, 1, 1, tzinfo=VN), end),  # all time
+        IncidentFilter(end - dt.timedelta(days=200), end, categories=("fire", "traffic_accident")),
+        IncidentFilter(end - dt.timedelta(days=20), end),  # no whole month: days and hours
+        IncidentFilter(dt.datetime(2026, 2, 3, tzinfo=VN), dt.datetime(2026, 3, 1, tzinfo=VN)),
+    ]
+
+
+@pytest.mark.parametrize("role", ["operator", "leader", None])
+def test_heatmap_and_clusters_from_the_heat_months_equal_the_raw_rows(conn, role) -> None:
+    restrict = (row_filter(INCIDENTS, Principal(f"heat-{role}", frozenset({role})))
+                if role else None)
+    for f in _heat_windows(conn):
+        for z in (11, 9, 6):
+            assert heat_cells.usable(conn, f, restrict, heat_cells.level_of(z, 8))
+            got, want = heat_cells.heatmap(conn, f, restrict, z), raw_views.heatmap(conn, f, restrict, z)
+            assert want.total > 0 and sorted(got.cells) == sorted(want.cells), (f, z)
+            assert (got.total, got.max, got.cell_m) == (want.total, want.max, want.cell_m)
+            pc = heat_cells.points_or_clusters(conn, f, restrict, z, max_points=100)
+            rc = raw_views.points_or_clusters(conn, f, restrict, z, max_points=100)
+            assert pc.mode == rc.mode == "clusters" and pc.total == rc.total
+            a, b = sorted(pc.rows, key=lambda r: r[:2]), sorted(rc.rows, key=lambda r: r[:2])
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                # centroids from sums in another order: equal to the rounding of the sixth decimal
+                assert abs(x[0] - y[0]) <= 2e-6 and abs(x[1] - y[1]) <= 2e-6, (f, z)
+                assert x[2:] == y[2:], (f, z)
+
+
+def test_what_the_heat_months_cannot_answer_reads_raw_rows(conn) -> None:
+    f = _heat_windows(conn)[1]
+    level = heat_cells.level_of(11, 8)
+    assert heat_cells.usable(conn, f, None, level)
+    for other in (replace(f, severities=(3, 4)), replace(f, statuses=("received",)),
+                  replace(f, sources=("camera",)), replace(f, bbox=(105.0, 20.0, 107.0, 22.0)),
+                  replace(f, start=f.end - dt.timedelta(hours=20))):  # no whole day
+        assert not heat_cells.usable(conn, other, None, level), other
+        assert heat_cells.heatmap(conn, other, None, 11) == raw_views.heatmap(conn, other, None, 11)
+    assert not heat_cells.usable(conn, f, None, heat_cells.level_of(11.5, 8))  # fractional zoom
+    assert not heat_cells.usable(conn, f, None, heat_cells.level_of(14, 8))  # finer than level 16
+    own = sql.SQL("t.title <> 'x'")
+    assert not heat_cells.usable(conn, f, own, level)
+    # a restriction on the severity: the aggregate has it only as counts, not as a key
+    sev = sql.SQL("t.severity <> ALL({})").format(sql.Literal([4]))
+    assert not heat_cells.usable(conn, f, sev, level)
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2
+    return int((lon + 180) / 360 * n), int(y * n)
+
+
+def _cells_of(tile: bytes) -> list[tuple]:
+    """The tile's cells (position, count), but those on the outer edge of its buffer: the raw
+    tile's `&&` compares float4 boxes, so it also keeps a point up to a metre outside the
+    buffer, in a cell the aggregate leaves out; such a cell is drawn nowhere."""
+    features = mapbox_vector_tile.decode(tile)["incidents"]["features"]
+    edge = (-BUFFER, EXTENT + BUFFER)
+    return sorted((tuple(f["geometry"]["coordinates"]), f["properties"]["count"]) for f in features
+                  if all(edge[0] < v < edge[1] for v in f["geometry"]["coordinates"]))
+
+
+@pytest.mark.parametrize("role", ["operator", None])
+def test_low_zoom_incident_tiles_from_the_heat_months_equal_the_raw_rows(conn, role) -> None:
+    restrict = (row_filter(INCIDENTS, Principal(f"heat-{role}", frozenset({role})))
+                if role else None)
+    lon, lat, end = conn.execute(
+        "SELECT avg(ST_X(geom)), avg(ST_Y(geom)), max(reported_at) FROM incidents").fetchone()
+    for z in (10, 7):
+        x, y = _tile_of(lon, lat, z)
+        for window in ((end - dt.timedelta(days=365), end), (None, None),
+                       (dt.datetime(2025, 3, 1, tzinfo=VN), None)):
+            assert heat_cells.tile_usable(conn, z, restrict, window)
+            q, params = heat_cells.tile_sql(z, x, y, restrict, window)
+            got = bytes(conn.execute(q, params).fetchone()[0])
+            q, params = tile_sql(INCIDENTS, [], z, x, y, aggregate=True, restrict=restrict,
+                                 time_range=window)
+            want = bytes(conn.execute(q, params).fetchone()[0])
+            assert sum(n for _, n in _cells_of(want)) > 100
+            assert _cells_of(got) == _cells_of(want), (z, window)
+    # The tile the map gets is that one (more points than the threshold: cells), and a zoom
+    # finer than the aggregate's cells or a window with no whole day reads raw rows.
+    x, y = _tile_of(lon, lat, 10)
+    window = (end - dt.timedelta(days=365), end)
+    q, params = heat_cells.tile_sql(10, x, y, restrict, window)
+    assert _cells_of(render_tile(conn, INCIDENTS, [], 10, x, y, restrict, window)) == _cells_of(
+        bytes(conn.execute(q, params).fetchone()[0]))
+    assert not heat_cells.tile_usable(conn, 11, restrict, window)
+    assert not heat_cells.tile_usable(conn, 10, restrict, (end - dt.timedelta(hours=20), end))
+
+
+def test_a_window_is_cut_into_months_days_and_hours() -> None:
+    f = IncidentFilter(dt.datetime(2025, 12, 4, 10, tzinfo=VN), dt.datetime(2026, 12, 4, 9, tzinfo=VN))
+    cut = heat_cells.spans(f)
+    assert cut is not None
+    assert cut.months == (dt.date(2026, 1, 1), dt.date(2026, 12, 1))
+    assert cut.days == ((dt.date(2025, 12, 5), dt.date(2026, 1, 1)),
+                        (dt.date(2026, 12, 1), dt.date(2026, 12, 4)))
+    assert [(r.start, r.end) for r in cut.raw] == [
+        (f.start, dt.datetime(2025, 12, 5, tzinfo=VN)), (dt.datetime(2026, 12, 4, tzinfo=VN), f.end)]
+    # a month that starts the window exactly is whole; no whole month leaves days only
+    aligned = heat_cells.spans(replace(f, start=dt.datetime(2026, 1, 1, tzinfo=VN)))
+    assert aligned is not None and aligned.months == (dt.date(2026, 1, 1), dt.date(2026, 12, 1))
+    assert aligned.days == ((dt.date(2026, 12, 1), dt.date(2026, 12, 4)),)
+    short = heat_cells.spans(replace(f, start=dt.datetime(2026, 11, 20, 8, tzinfo=VN)))
+    assert short is not None and short.months is None
+    assert short.days == ((dt.date(2026, 11, 21), dt.date(2026, 12, 4)),)
+    assert heat_cells.spans(replace(f, start=f.end - dt.timedelta(hours=20))) is None
