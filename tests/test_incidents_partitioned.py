@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from psycopg import sql
+from test_incident_aggregates import assert_exact
 
 from gis.settings import get_settings
-from test_incident_aggregates import assert_exact
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 PART = r"^incidents_y[0-9]{4}m[0-9]{2}$"
@@ -260,19 +260,19 @@ def test_links_to_a_missing_incident_are_refused(linked) -> None:
     missing = c.execute("SELECT max(id) + 1000 FROM incidents").fetchone()[0]
     cases = [
         ("INSERT INTO incident_transitions (incident_id, actor, to_status)"
-         " VALUES (%s, 'test', 'received')", "incident_transitions_incident_id_fkey"),
-        (f"UPDATE incident_requests SET incident_id = %s WHERE incident_id = {ids['a']}",
+         " VALUES (%(missing)s, 'test', 'received')", "incident_transitions_incident_id_fkey"),
+        ("UPDATE incident_requests SET incident_id = %(missing)s WHERE incident_id = %(a)s",
          "incident_requests_incident_id_fkey"),
-        (f"UPDATE sensor_alerts SET incident_id = %s WHERE id = {ids['alert']}",
+        ("UPDATE sensor_alerts SET incident_id = %(missing)s WHERE id = %(alert)s",
          "sensor_alerts_incident_id_fkey"),
-        (f"UPDATE camera_detections SET incident_id = %s WHERE id = {ids['detection']}",
+        ("UPDATE camera_detections SET incident_id = %(missing)s WHERE id = %(detection)s",
          "camera_detections_incident_id_fkey"),
-        (f"UPDATE incidents SET duplicate_of = %s WHERE id = {ids['b']}",
+        ("UPDATE incidents SET duplicate_of = %(missing)s WHERE id = %(b)s",
          "incidents_duplicate_of_fkey"),
     ]
     for statement, constraint in cases:
         with pytest.raises(psycopg.errors.ForeignKeyViolation) as e, c.transaction():
-            c.execute(statement, (missing,))
+            c.execute(statement, {**ids, "missing": missing})
         assert e.value.diag.sqlstate == "23503"
         assert e.value.diag.constraint_name == constraint
 

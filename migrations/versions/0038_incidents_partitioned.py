@@ -476,14 +476,16 @@ def _link_triggers() -> str:
         for t, c, _ in LINKS)
 
 
-def _on_delete(rows: str) -> str:
+def _on_delete(truncate: bool) -> str:
+    """The ON DELETE actions of every link, for the deleted rows (old_rows) or, on TRUNCATE,
+    for every row."""
     out = []
     for t, c, action in LINKS:
-        cond = f"{c} IN (SELECT id FROM old_rows)" if rows else f"{c} IS NOT NULL"
+        cond = f"{c} IN (SELECT id FROM old_rows)" if not truncate else f"{c} IS NOT NULL"  # noqa: S608
         if action == "CASCADE":
-            out.append(f"    DELETE FROM {t} WHERE {cond};")
+            out.append(f"    DELETE FROM {t} WHERE {cond};")  # noqa: S608 - constants only
         else:
-            out.append(f"    UPDATE {t} SET {c} = NULL WHERE {cond};")
+            out.append(f"    UPDATE {t} SET {c} = NULL WHERE {cond};")  # noqa: S608 - constants
     return "\n".join(out)
 
 
@@ -494,8 +496,8 @@ def upgrade() -> None:
                .replace("@RECREATE@", recreate)
                .replace("@PARTITION_FUNCTIONS@", PARTITION_FUNCTIONS)
                .replace("@LINK_FUNCTIONS@", LINK_FUNCTIONS
-                        .replace("@ON_DELETE@", _on_delete("old_rows"))
-                        .replace("@ON_TRUNCATE@", _on_delete("")))
+                        .replace("@ON_DELETE@", _on_delete(truncate=False))
+                        .replace("@ON_TRUNCATE@", _on_delete(truncate=True)))
                .replace("@TRIGGERS@", TRIGGERS).replace("@LINK_TRIGGERS@", _link_triggers())
                .replace("@BULK_LOAD_BEGIN@", BULK_LOAD_BEGIN.replace("@KINDS@", "'r', 'p'").replace(
                    "@DEF@", "replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')"))
