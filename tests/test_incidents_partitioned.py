@@ -323,3 +323,25 @@ def test_the_row_estimate_of_a_partitioned_layer(conn: psycopg.Connection[Any]) 
     conn.execute("ANALYZE sensors")
     assert rows_estimate(conn, "sensors") == pytest.approx(
         conn.execute("SELECT count(*) FROM sensors").fetchone()[0], rel=0.01)
+
+
+def test_a_bulk_load_sets_the_partitioned_indexes_aside_and_back(tx) -> None:
+    """geoioc_bulk_load_begin (0010, extended by 0038) takes the partitioned incidents: it drops
+    the secondary indexes of the whole tree and geoioc_bulk_load_end re-creates them on every
+    partition (not ON ONLY the parent, which would leave the partitions without them)."""
+    c = tx
+    index_sql = ("SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),"
+                 " (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = i.indexrelid)"
+                 " FROM pg_index i WHERE i.indrelid = 'incidents'::regclass ORDER BY 1")
+    parts = c.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'incidents'::regclass"
+                      ).fetchone()[0]
+    before = c.execute(index_sql).fetchall()
+    assert {r[2] for r in before} == {parts}  # every index is on every partition
+    assert c.execute("SELECT geoioc_bulk_load_begin('incidents')").fetchone() == (len(before) - 1,)
+    assert [r[0] for r in c.execute(index_sql)] == ["incidents_pkey"]
+    new_incident(c, dt.datetime.now(dt.UTC))
+    assert c.execute("SELECT geoioc_bulk_load_end('incidents')").fetchone() == (len(before) - 1,)
+    assert c.execute(index_sql).fetchall() == before
+    assert c.execute("SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid IN ("
+                     " SELECT inhrelid FROM pg_inherits WHERE inhparent = 'incidents'::regclass)"
+                     ).fetchone() == (True,)
