@@ -192,21 +192,36 @@ BEGIN
         COLUMN = 'id', TABLE = 'incidents';
 END $$;
 
--- A link must name an incident (TG_ARGV[0]: the column). FOR KEY SHARE as the RI check: a
--- concurrent delete of that incident waits for this transaction.
-CREATE FUNCTION incident_link_check() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE
-    ref bigint := (to_jsonb(NEW) ->> TG_ARGV[0])::bigint;
+-- A link must name an incident. FOR KEY SHARE as the RI check: a concurrent delete of that
+-- incident waits for this transaction. (The column is read by name in each trigger function,
+-- not through to_jsonb(NEW): a photo's row carries its JPEG.)
+CREATE FUNCTION incident_link_require(ref bigint, tbl text, constraint_name text, col text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF ref IS NOT NULL AND NOT EXISTS (SELECT 1 FROM incidents WHERE id = ref FOR KEY SHARE) THEN
+    IF NOT EXISTS (SELECT 1 FROM incidents WHERE id = ref FOR KEY SHARE) THEN
         RAISE foreign_key_violation USING
             MESSAGE = format('insert or update on table "%s" violates foreign key constraint "%s"',
-                             TG_TABLE_NAME, TG_NAME),
-            DETAIL = format('Key (%s)=(%s) is not present in table "incidents".', TG_ARGV[0], ref),
-            CONSTRAINT = TG_NAME, TABLE = TG_TABLE_NAME, COLUMN = TG_ARGV[0];
+                             tbl, constraint_name),
+            DETAIL = format('Key (%s)=(%s) is not present in table "incidents".', col, ref),
+            CONSTRAINT = constraint_name, TABLE = tbl, COLUMN = col;
     END IF;
+END $$;
+CREATE FUNCTION incident_link_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM incident_link_require(NEW.incident_id, TG_TABLE_NAME, TG_NAME, 'incident_id');
     RETURN NULL;
+END $$;
+CREATE FUNCTION incident_duplicate_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM incident_link_require(NEW.duplicate_of, TG_TABLE_NAME, TG_NAME, 'duplicate_of');
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION incident_link_require(bigint, text, text, text) FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'geoioc_app') THEN
+        GRANT EXECUTE ON FUNCTION incident_link_require(bigint, text, text, text) TO geoioc_app;
+    END IF;
 END $$;
 REVOKE ALL ON FUNCTION incidents_create_partitions(date, date), incidents_ensure_partitions(integer)
     FROM PUBLIC;
@@ -443,6 +458,8 @@ DROP FUNCTION IF EXISTS incident_links_del();
 DROP FUNCTION IF EXISTS incident_links_truncate();
 DROP FUNCTION IF EXISTS incidents_id_fixed();
 DROP FUNCTION IF EXISTS incident_link_check();
+DROP FUNCTION IF EXISTS incident_duplicate_check();
+DROP FUNCTION IF EXISTS incident_link_require(bigint, text, text, text);
 DROP TABLE IF EXISTS incident_ids;
 @BULK_LOAD_BEGIN@
 ANALYZE incidents;
@@ -472,7 +489,8 @@ def _carry(old: str, new: str) -> tuple[str, str]:
 def _link_triggers() -> str:
     return "".join(
         f"CREATE TRIGGER {t}_{c}_fkey AFTER INSERT OR UPDATE OF {c} ON {t}\n"
-        f"    FOR EACH ROW WHEN (NEW.{c} IS NOT NULL) EXECUTE FUNCTION incident_link_check('{c}');\n"
+        f"    FOR EACH ROW WHEN (NEW.{c} IS NOT NULL) EXECUTE FUNCTION "
+        f"{'incident_duplicate_check' if c == 'duplicate_of' else 'incident_link_check'}();\n"
         for t, c, _ in LINKS)
 
 
