@@ -290,8 +290,9 @@ def load_incidents(su: psycopg.Connection[Any], bar: Progress, n: int, end: dt.d
         # Everything that refers to incidents goes with them (sensor alerts, detections, the
         # sample's reports): the reports are generated next.
         # The tables linked to incidents are named: since migration 0038 the links are triggers,
-        # not foreign keys, so CASCADE no longer finds them (and no trigger runs here).
-        su.execute("TRUNCATE incidents, incident_ids, incident_transitions, incident_requests,"
+        # not foreign keys, so CASCADE no longer finds them (and no trigger runs here). The id
+        # guard incident_ids is refilled by rebuild_aggregates (incident_ids_rebuild).
+        su.execute("TRUNCATE incidents, incident_transitions, incident_requests,"
                    " incident_reporters, report_photos, sensor_alerts, camera_detections"
                    " RESTART IDENTITY CASCADE")
         start = end - dt.timedelta(days=365 * YEARS + 1)

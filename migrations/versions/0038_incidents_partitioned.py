@@ -43,12 +43,14 @@ What changes, and why each way:
   incident_requests, incident_reporters, report_photos, sensor_alerts, camera_detections
   .incident_id) cannot reference a partitioned table's id alone. Each is replaced by a trigger
   of the same name as the constraint was (so an error names the same thing): an AFTER INSERT OR
-  UPDATE OF the column row trigger on the referencing table that finds the incident (FOR KEY
-  SHARE, as the RI check does, so a concurrent delete waits) or raises foreign_key_violation
+  UPDATE OF the column row trigger on the referencing table (WHEN the column is not NULL) that
+  finds the incident (incident_link_require: FOR KEY SHARE, as the RI check does, so a
+  concurrent delete waits; one primary-key probe per partition) or raises foreign_key_violation
   (SQLSTATE 23503, the application's error model maps it as before), and an AFTER DELETE
   statement trigger on incidents with a transition table that does every ON DELETE CASCADE and
   SET NULL in one statement per referencing table. An AFTER TRUNCATE trigger does the same for
-  every row. AFTER row triggers and not a check on incident_ids: the citizen report is one
+  every row and empties incident_ids (so a TRUNCATE must not name incident_ids itself: the
+  trigger's TRUNCATE would find it in use). AFTER row triggers and not a check on incident_ids: the citizen report is one
   statement whose CTEs insert the incident and its request, reporter and transition, and the
   row checks run at the end of that statement, when the incident is there; incident_ids is
   written by the incidents' statement trigger, which may run after them.
