@@ -46,14 +46,15 @@ What changes, and why each way:
   UPDATE OF the column row trigger on the referencing table (WHEN the column is not NULL) that
   finds the incident (incident_link_require: FOR KEY SHARE, as the RI check does, so a
   concurrent delete waits; one primary-key probe per partition) or raises foreign_key_violation
-  (SQLSTATE 23503, the application's error model maps it as before), and an AFTER DELETE
+  (SQLSTATE 23503 and the constraint's name, as the foreign key did, so whatever handled that
+  error handles this one), and an AFTER DELETE
   statement trigger on incidents with a transition table that does every ON DELETE CASCADE and
   SET NULL in one statement per referencing table. An AFTER TRUNCATE trigger does the same for
   every row and empties incident_ids (so a TRUNCATE must not name incident_ids itself: the
-  trigger's TRUNCATE would find it in use). AFTER row triggers and not a check on incident_ids: the citizen report is one
-  statement whose CTEs insert the incident and its request, reporter and transition, and the
-  row checks run at the end of that statement, when the incident is there; incident_ids is
-  written by the incidents' statement trigger, which may run after them.
+  trigger's TRUNCATE would find it in use). AFTER row triggers and not a check on incident_ids:
+  the citizen report is one statement whose CTEs insert the incident and its request, reporter
+  and transition, and the row checks run at the end of that statement, when the incident is
+  there; incident_ids is written by the incidents' statement trigger, which may run after them.
 - geoioc_bulk_load_begin (0010) accepts a partitioned layer table and re-creates its indexes
   on the whole tree (pg_get_indexdef of a partitioned index says ON ONLY).
 
@@ -77,9 +78,9 @@ Writes, same database before and after (three runs each, rolled back): inserting
 incidents in one statement 2.08-2.22 s before, 2.06-2.32 s after (the pre-aggregates' triggers
 dominate; the id guard's insert is lost in the noise); deleting 5,000 in one statement 552-604
 ms before (the foreign keys' per-row cascades), 330-348 ms after (one statement per link). An
-incident by id alone now probes every partition's primary key: on a warm connection 3 ms of
-planning and 0.26 ms of execution with 29 partitions, against about 0.1 ms before (a prepared
-statement's generic plan saves the planning).
+incident by id alone now probes every partition's primary key: on a warm connection 1.7-3 ms
+of planning and 0.17-0.26 ms of execution with 29 partitions, against 0.03-0.04 ms and
+0.01-0.05 ms before (a prepared statement's cached plan saves the planning).
 
 Revision ID: 0038
 Revises: 0037
