@@ -39,7 +39,8 @@ rows on any machine:
 Foreign-key and row triggers are skipped during the bulk inserts (session_replication_role =
 replica as the superuser, as bench/observations_50m.py; that skips the statement triggers that
 keep the incident pre-aggregates too, so those are counted anew after the incidents and
-reports, `incident_aggregates_rebuild()` of migration 0037): the values are valid by construction
+reports, `incident_aggregates_rebuild()` of migration 0037, and so is the incidents' id guard,
+`incident_ids_rebuild()` of migration 0038): the values are valid by construction
 (land-use codes from the code list, ids just made), and the first-answer trigger's columns are
 written directly. Each table is VACUUM ANALYZEd. The rows, seconds, rows per second and bytes
 per row of each step are printed, kept in `bench_scale_build`, and (unless --no-readme) written
@@ -288,8 +289,16 @@ def load_incidents(su: psycopg.Connection[Any], bar: Progress, n: int, end: dt.d
         templates = su.execute("SELECT count(*) FROM bench_templates").fetchone()[0]  # type: ignore[index]
         # Everything that refers to incidents goes with them (sensor alerts, detections, the
         # sample's reports): the reports are generated next.
-        su.execute("TRUNCATE incidents RESTART IDENTITY CASCADE")
+        # The tables linked to incidents are named: since migration 0038 the links are triggers,
+        # not foreign keys, so CASCADE no longer finds them (and no trigger runs here). The id
+        # guard incident_ids is refilled by rebuild_aggregates (incident_ids_rebuild).
+        su.execute("TRUNCATE incidents, incident_transitions, incident_requests,"
+                   " incident_reporters, report_photos, sensor_alerts, camera_detections"
+                   " RESTART IDENTITY CASCADE")
         start = end - dt.timedelta(days=365 * YEARS + 1)
+        # Every month of the five years gets its partition before the load (migration 0038),
+        # rather than filling the DEFAULT one.
+        su.execute("SELECT incidents_create_partitions(%s, %s)", (start.date(), end.date()))
         task = bar.add_task("incidents (five years, in day order)", total=n)
         for i0, i1 in chunks(n):
             with su.transaction():
@@ -456,6 +465,7 @@ def rebuild_aggregates(su: psycopg.Connection[Any], bar: Progress) -> Step:
     task = bar.add_task("incident pre-aggregates (counted anew)", total=1)
     with timed(step):
         su.execute("SELECT incident_aggregates_rebuild()")
+        su.execute("SELECT incident_ids_rebuild()")  # the id guard of migration 0038, likewise
         # Rows here are the incidents counted (the rate is per incident, as the projection needs).
         row = su.execute("SELECT count(*) FROM incidents").fetchone()
         step.rows = int(row[0]) if row else 0

@@ -209,6 +209,23 @@ def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
     return psycopg.connect(url or get_settings().database_url, **kwargs)
 
 
+# The planner's row estimate of a table: its own reltuples, or for a partitioned table (a
+# parent's reltuples is -1 until someone ANALYZEs the parent, and autovacuum never does) the sum
+# over its leaf partitions, which autovacuum keeps. Never a count.
+ROWS_ESTIMATE = """
+SELECT coalesce(
+    (SELECT sum(greatest(c.reltuples, 0)) FROM pg_partition_tree(%(t)s::regclass) p
+       JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf),
+    (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %(t)s::regclass), 0)::float8
+"""
+
+
+def rows_estimate(conn: psycopg.Connection, table: str) -> float:
+    """The planner's estimate of TABLE's rows (ROWS_ESTIMATE): a plain or a partitioned table."""
+    row = conn.execute(ROWS_ESTIMATE, {"t": table}).fetchone()
+    return float(row[0]) if row else 0.0
+
+
 # --- read replicas ---------------------------------------------------------------------------------
 
 # The WAL position (an integer LSN) the current request's reads must see: what its user last

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import errors
 
+from gis.db import rows_estimate
 from layers.features_sql import FeatureQuery, count_sql, features_sql
 
 # numberMatched is an exact count or nothing: OGC API - Features (Part 1, /req/core/fc-response)
@@ -73,9 +74,7 @@ def estimated_rows(conn: psycopg.Connection[Any], table: str) -> float:
     hit = _row_estimates.get(table)
     if hit and now - hit[1] < 60:
         return hit[0]
-    row = conn.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass",
-                       (table,)).fetchone()
-    est = float(row[0]) if row else 0.0
+    est = rows_estimate(conn, table)  # a partitioned layer (incidents): the sum of its partitions
     _row_estimates[table] = (est, now)
     return est
 

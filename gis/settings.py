@@ -140,7 +140,8 @@ class Settings(BaseSettings):
     ingest_max_age_days: Annotated[int, Field(ge=1)] = 3660
     # ... and this far ahead (forecasts may be ahead; a clock set wrong should not).
     ingest_max_future_seconds: Annotated[int, Field(ge=0)] = 2 * 86400
-    # Monthly partitions of observations kept created ahead of the current month.
+    # Monthly partitions of observations (and of incidents, migration 0038) kept created ahead
+    # of the current month by the hourly job (gis/sensors/partitions.py).
     observation_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
 
     # --- cameras (gis/sensors/cameras.py: heartbeats, snapshots, detections) -------------

@@ -17,6 +17,9 @@ TABLES = {"admin_units", "parcels", "land_use_codes", "land_use_zones", "roads",
           "agencies", "service_categories", "incident_transitions", "incident_requests",
           "incident_reporters", "incident_cell_days", "incident_cell_grid", "incident_days",
           "incident_heat_months", "incident_heat_days",
+          # incidents partitioned by month (migration 0038; the monthly partitions are left out
+          # below): the DEFAULT partition and the id guard
+          "incidents_default", "incident_ids",
           # the job queue (migration 0016: procrastinate's schema)
           "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
           "procrastinate_workers",

@@ -1,9 +1,11 @@
 """Monthly partitions created ahead, by a periodic job of the queue (gis/jobs), and the figures of
 ingest workers long gone forgotten.
 
-The migration creates the current month and the next three; this job, run by whichever queue
-worker gets there first every hour, keeps `observation_partitions_ahead` months ahead, so an
-observation never waits for (or fails on) a missing partition. The ingest worker also creates a
+The migrations create the current month and the next three; this job, run by whichever queue
+worker gets there first every hour, keeps `observation_partitions_ahead` months ahead of
+observations, observation_hourly (UTC months) and incidents (Vietnam-time months, migration
+0038), so an observation never waits for (or fails on) a missing partition and a new incident
+never lands in the incidents' DEFAULT partition. The ingest worker also creates a
 back-filled month it meets. Detaching old months is an operator's decision
 (`geoioc observations detach --before YYYY-MM`), not a job.
 """
@@ -21,13 +23,16 @@ FORGET_WORKERS_AFTER = dt.timedelta(days=7)
 
 
 def ensure_ahead() -> list[str]:
-    """Create the missing partitions up to the setting's months ahead; the names created."""
+    """Create the missing partitions (observations and incidents) up to the setting's months
+    ahead; the names created."""
     from gis.db import connection
     from gis.sensors import queries
     from gis.settings import get_settings
 
     with connection() as conn, conn.transaction():
-        made = queries.ensure_partitions(conn, get_settings().observation_partitions_ahead)
+        ahead = get_settings().observation_partitions_ahead
+        made = queries.ensure_partitions(conn, ahead)
+        made += queries.ensure_incident_partitions(conn, ahead)
         queries.forget_workers(conn, FORGET_WORKERS_AFTER)
     for name in made:
         log.info("created partition %s", name)

@@ -171,6 +171,12 @@ def ensure_partitions(conn: psycopg.Connection[Any], ahead: int) -> list[str]:
     return [r[0] for r in conn.execute("SELECT observations_ensure_partitions(%s)", (ahead,))]
 
 
+def ensure_incident_partitions(conn: psycopg.Connection[Any], ahead: int) -> list[str]:
+    """The missing monthly partitions of incidents (migration 0038: Vietnam-time months) from
+    the current month to AHEAD months on; the names created."""
+    return [r[0] for r in conn.execute("SELECT incidents_ensure_partitions(%s)", (ahead,))]
+
+
 def detach_partitions(conn: psycopg.Connection[Any], parent: str, before: dt.date) -> list[str]:
     return [r[0] for r in conn.execute("SELECT observations_detach_partitions(%s, %s)",
                                        (parent, before))]

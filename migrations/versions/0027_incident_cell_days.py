@@ -25,7 +25,8 @@ is not inside one hexagon), cells not a multiple of the base cell, and the ragge
 window that does not start or end at a Vietnam midnight (those hours are read raw).
 
 Incidents are NOT made a partitioned table: many foreign keys reference incidents(id), which
-a partitioned table cannot carry without the partition key in every one of them.
+a partitioned table cannot carry without the partition key in every one of them (until
+migration 0038, which partitions them and replaces those foreign keys by triggers).
 
 Revision ID: 0027
 Revises: 0026

@@ -25,6 +25,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from gis.db import rows_estimate
 from gis.io.imports.geometry import WKB, Flags
 from gis.io.imports.repair import geom_expr, raw_geom, same_geometry
 from gis.io.imports.report import Reason
@@ -173,8 +174,7 @@ def set_indexes_aside(conn: psycopg.Connection[Any], t: Target) -> bool:
     the insert maintains the indexes as usual."""
     incoming = _scalar(conn, "SELECT (SELECT count(*) FROM _geoioc_stage) - "
                              "(SELECT count(*) FROM _geoioc_match)")
-    stored = _scalar(conn, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
-                     (t.layer.table,))
+    stored = rows_estimate(conn, t.layer.table)  # a partitioned layer: its partitions' sum
     if incoming < BULK_MIN_ROWS or incoming < BULK_SHARE * stored:
         return False
     try:
