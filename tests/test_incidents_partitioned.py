@@ -183,6 +183,22 @@ def test_an_old_incident_lands_in_the_default_partition_then_in_its_month(tx) ->
     assert_all_exact(c)
 
 
+def test_the_job_moves_recent_months_out_of_the_default_partition(tx) -> None:
+    """An import of incidents eight years old lands in the DEFAULT partition (no month yet);
+    the periodic job's ensure makes their month and moves them; a 1990 one stays."""
+    c = tx
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(days=8 * 365)).replace(microsecond=0)
+    stray, ancient = new_incident(c, at), new_incident(c, dt.datetime(1990, 5, 1, tzinfo=dt.UTC))
+    where = "SELECT tableoid::regclass::text FROM incidents WHERE id = %s"
+    assert c.execute(where, (stray,)).fetchone() == ("incidents_default",)
+    made = [r[0] for r in c.execute("SELECT incidents_ensure_partitions(3)")]
+    assert made == [name(month_of(at))]
+    assert c.execute(where, (stray,)).fetchone() == (name(month_of(at)),)
+    assert c.execute(where, (ancient,)).fetchone() == ("incidents_default",)
+    assert [r[0] for r in c.execute("SELECT incidents_ensure_partitions(3)")] == []
+    assert_all_exact(c)
+
+
 def test_rows_moved_across_months_keep_the_aggregates_exact(tx) -> None:
     c = tx
     rows = c.execute("SELECT id, tableoid::regclass::text FROM incidents"

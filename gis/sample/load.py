@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import date
 
+import pandas as pd
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -128,6 +129,14 @@ def _load_observations(cur: psycopg.Cursor, text: str) -> None:
     cur.execute("SELECT observation_rollups_rebuild()")
 
 
+def _incident_months(cur: psycopg.Cursor, df: pd.DataFrame) -> None:
+    """The monthly partitions of the sample's window (migration 0038), made before the COPY so
+    the rows go straight to their months, not through the DEFAULT partition."""
+    if len(df):
+        t = pd.to_datetime(df["reported_at"], utc=True).dt.tz_convert("Asia/Ho_Chi_Minh")
+        cur.execute("SELECT incidents_create_partitions(%s, %s)", (t.min().date(), t.max().date()))
+
+
 def _road_things(cur: psycopg.Cursor, as_of: date) -> None:
     """The main road segments' Things, Locations and speed and flow datastreams (migration
     0024), after the stations' (the roads' trigger was deferred for the load); their Locations
@@ -231,6 +240,8 @@ def load_sample(
             if table == "observations":
                 _load_observations(cur, text)
             else:
+                if table == "incidents":
+                    _incident_months(cur, sample.tables[table])
                 _copy(cur, table, text)
             del text
             if table == "sensors":

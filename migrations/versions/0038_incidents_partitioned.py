@@ -21,8 +21,10 @@ What changes, and why each way:
   application role does not own the table) and moves the rows the DEFAULT partition holds for
   such a month into it (directly on the partitions: no trigger of the parent fires, so no
   aggregate, link or id changes; the rows do not change). incidents_ensure_partitions(ahead)
-  keeps the current month and AHEAD next ones: the same periodic job as observations
-  (gis/sensors/partitions.py) calls it. Here the months of the existing rows (at most ten
+  keeps the current month and AHEAD next ones, and makes the months the DEFAULT partition
+  holds rows of up to ten years back (moving those rows): the same periodic job as
+  observations (gis/sensors/partitions.py) calls it. The sample loader makes its window's
+  months before its COPY. Here the months of the existing rows (at most ten
   years back; older rows stay in the DEFAULT partition) and the next three are made.
 - The primary key is (id, reported_at): a partitioned table's unique indexes must contain the
   partition key. `id` is a plain bigint with DEFAULT nextval('incidents_id_seq') (PostgreSQL
@@ -157,13 +159,28 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The current month and AHEAD next ones, and the months the DEFAULT partition holds rows of
+-- (an import or harvest of older incidents, a load that did not make its months first) up to
+-- ten years back: their rows move into them, so the DEFAULT partition keeps only what is older
+-- or further ahead. The months are read into an array first: a partition cannot be created
+-- while a cursor of this session still reads the DEFAULT one.
 CREATE FUNCTION incidents_ensure_partitions(ahead integer DEFAULT 3)
-RETURNS SETOF text LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT incidents_create_partitions(
-        date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date,
-        (date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')
-         + make_interval(months => ahead))::date)
-$$;
+RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    this_month date := date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date;
+    last_month date := (this_month + make_interval(months => ahead))::date;
+    stray date[];
+    m date;
+BEGIN
+    RETURN QUERY SELECT incidents_create_partitions(this_month, last_month);
+    SELECT array_agg(DISTINCT date_trunc('month', reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
+      INTO stray FROM incidents_default
+     WHERE reported_at >= now() - interval '10 years'
+       AND reported_at < (last_month + interval '1 month')::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh';
+    FOREACH m IN ARRAY coalesce(stray, '{}') LOOP
+        RETURN QUERY SELECT incidents_create_partitions(m, m);
+    END LOOP;
+END $$;
 """
 
 LINK_FUNCTIONS = r"""
