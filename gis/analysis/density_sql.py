@@ -122,21 +122,39 @@ def _points_in_cells(shape: str, size: float, srid: int, source: sql.Composable,
         q = sql.SQL("SELECT floor(ST_X(p) / %s)::int AS i, floor(ST_Y(p) / %s)::int AS j{carry}"
                     " FROM {points}").format(carry=carry, points=points)
         return q, [size, size, *tail]
-    # Two candidate columns (the point lies between their centres); in each, the nearest centre
-    # by rounding; the nearer of the two is the hexagon the point is in.
+    # The point lies between the centre columns i0 and i0 + 1 (u = its distance right of
+    # column i0). In the strip u < s/2 only column i0's hexagons reach, and for u > s only
+    # column i0 + 1's: the hexagon is that column's nearest centre, by rounding (two thirds of
+    # the points). In between, the nearer of the two columns' nearest centres (ties to i0),
+    # with the very arithmetic of PostGIS's grid numbering as before (same cell on an edge).
+    # Literal constants and the CASE's lazy branches keep it to ~20 float operations a point:
+    # evaluating both distances for every point, as this did before, cost 1.5-2x the whole
+    # query (bench/README.md, "grid counts"). Each level is kept by OFFSET 0: flattened, the
+    # planner would repeat ST_X and the column arithmetic in every branch.
+    h = SQRT3 * size
+
+    def lit(v: float) -> sql.Composable:  # a float8 constant: a bare 433.01 is numeric (slow)
+        return sql.SQL("{}::float8").format(sql.Literal(float(v)))
+
+    j_of = [sql.SQL("round((y - {} * ({} & 1)) / {})::int").format(lit(h / 2), col, lit(h))
+            for col in (sql.SQL("i0"), sql.SQL("(i0 + 1)"))]
+    d_of = [sql.SQL("({du}) ^ 2 + (y - {h} * {j} - {half} * ({col} & 1)) ^ 2").format(
+                du=du, h=lit(h), j=j, half=lit(h / 2), col=col)
+            for du, j, col in ((sql.SQL("u"), j_of[0], sql.SQL("i0")),
+                               (sql.SQL("x - {} * (i0 + 1)").format(lit(1.5 * size)), j_of[1],
+                                sql.SQL("(i0 + 1)")))]
+    pick = sql.SQL("CASE WHEN u < {half_s} THEN {a} WHEN u > {s} THEN {b}"
+                   " WHEN {d0} <= {d1} THEN {a} ELSE {b} END")
+    cases = {"s": lit(size), "half_s": lit(size / 2), "d0": d_of[0], "d1": d_of[1]}
     q = sql.SQL(
-        "SELECT CASE WHEN d0 <= d1 THEN i0 ELSE i0 + 1 END AS i,"
-        " CASE WHEN d0 <= d1 THEN j0 ELSE j1 END AS j{carry}"
-        " FROM (SELECT i0, j0, j1{carry},"
-        "  (x - 1.5 * s * i0) ^ 2 + (y - h * j0 - h / 2 * (i0 & 1)) ^ 2 AS d0,"
-        "  (x - 1.5 * s * (i0 + 1)) ^ 2 + (y - h * j1 - h / 2 * ((i0 + 1) & 1)) ^ 2 AS d1"
-        "  FROM (SELECT x, y, s, h, i0{carry},"
-        "   round((y - h / 2 * (i0 & 1)) / h)::int AS j0,"
-        "   round((y - h / 2 * ((i0 + 1) & 1)) / h)::int AS j1"
-        "   FROM (SELECT ST_X(p) AS x, ST_Y(p) AS y, %s::float8 AS s, %s::float8 AS h,"
-        "    floor(ST_X(p) / (1.5 * %s))::int AS i0{carry} FROM {points} OFFSET 0) b) c) d"
-    ).format(carry=carry, points=points)
-    return q, [size, SQRT3 * size, size, *tail]
+        "SELECT {i} AS i, {j} AS j{carry}"
+        " FROM (SELECT x, x - {w} * i0 AS u, y, i0{carry} FROM ("
+        "  SELECT ST_X(p) AS x, ST_Y(p) AS y, floor(ST_X(p) / {w})::int AS i0{carry}"
+        "  FROM {points} OFFSET 0) b OFFSET 0) c"
+    ).format(i=pick.format(a=sql.SQL("i0"), b=sql.SQL("i0 + 1"), **cases),
+             j=pick.format(a=j_of[0], b=j_of[1], **cases),
+             carry=carry, w=lit(1.5 * size), points=points)
+    return q, tail
 
 
 def _cell_shape(shape: str, srid: int) -> sql.Composable:
