@@ -30,6 +30,8 @@ from gis.analysis.incidents import INCIDENTS, VN_TZ, IncidentFilter, vn_day_star
 
 TABLE = "incident_cell_days"
 PROJECTED_COLUMN = "geom_vn"
+# The projected point's coordinates as numbers (migration 0039), read by the grids.
+X_COLUMN, Y_COLUMN = "x_vn", "y_vn"
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,16 @@ _GRIDS: dict[tuple[str, str, str], BaseGrid | None] = {}
 
 
 def base_grid(conn: psycopg.Connection) -> BaseGrid | None:
-    """The base grid of the pre-aggregates (and the SRID of geom_vn), or None on a schema
-    before migration 0027 (cached per database: it is set once by the migration)."""
+    """The base grid of the pre-aggregates (and the SRID of geom_vn, x_vn and y_vn), or None on
+    a schema before migration 0039 (cached per database: it is set once by the migrations)."""
     key = (conn.info.host, str(conn.info.port), conn.info.dbname)
     if key not in _GRIDS:
-        row = conn.execute("SELECT to_regclass('incident_cell_grid') IS NOT NULL").fetchone()
+        # The projected coordinates x_vn, y_vn (migration 0039) are part of the stored
+        # projection: the grids read them, the rest geom_vn.
+        row = conn.execute(
+            "SELECT to_regclass('incident_cell_grid') IS NOT NULL AND EXISTS (SELECT 1"
+            " FROM pg_attribute WHERE attrelid = to_regclass('incidents') AND attname = 'x_vn'"
+            " AND NOT attisdropped)").fetchone()
         grid = None
         if row and row[0]:
             r = conn.execute("SELECT srid, cell_m FROM incident_cell_grid").fetchone()

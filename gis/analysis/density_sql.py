@@ -22,7 +22,7 @@ import datetime as dt
 from psycopg import sql
 
 from gis.analysis import aggregates as agg
-from gis.analysis.aggregates import PROJECTED_COLUMN
+from gis.analysis.aggregates import PROJECTED_COLUMN, X_COLUMN, Y_COLUMN
 from gis.analysis.incidents import INCIDENTS, IncidentFilter, where
 
 SHAPES = ("hexagon", "square")
@@ -105,56 +105,95 @@ def raster_counts_agg(f: IncidentFilter, restrict: sql.Composable | None,
                origin[0], x2, origin[1], y2]
 
 
-def _points_in_cells(shape: str, size: float, srid: int, source: sql.Composable,
-                     source_params: list, flag: sql.Composable | None = None,
-                     flag_params: list | None = None,
-                     stored_srid: int | None = None) -> tuple[sql.Composable, list]:
-    """SELECT i, j[, w] FROM the rows of SOURCE (`incidents AS t WHERE ...`): the grid cell of
-    each point, and FLAG (a boolean condition on t, e.g. "in the current window") as w."""
-    carry = sql.SQL(", w") if flag is not None else sql.SQL("")
-    flag_col = sql.SQL(", ({}) AS w").format(flag) if flag is not None else sql.SQL("")
-    # OFFSET 0 keeps each subquery a subquery: flattened, the planner would repeat the
-    # projection in every expression that uses the coordinates (ten ST_Transform a point).
-    points = sql.SQL("(SELECT {proj} AS p{flag} FROM {source} OFFSET 0) a").format(
-        proj=_projected(srid, stored_srid), flag=flag_col, source=source)
-    tail = [*(flag_params or []), *source_params]
+# A cell (i, j) as one number, k = KEY_BASE * i + j: grouping by one key hashes one float, and
+# the cell's rule is written once (i and j as two expressions repeated the rule's tests). Exact:
+# cells are whole numbers, |j| < KEY_BASE / 2 (y / 50 m, the smallest cell, is under 10^6 here)
+# and |k| < 2^53.
+KEY_BASE = 2.0 ** 26
+
+
+def _lit(v: float) -> sql.Composable:
+    """A float8 constant: a bare 433.01 is numeric, whose arithmetic is several times slower."""
+    return sql.SQL("{}::float8").format(sql.Literal(float(v)))
+
+
+def cell_key(shape: str, size: float, x: sql.Composable, y: sql.Composable) -> sql.Composable:
+    """The key of the cell of SHAPE and SIZE holding point (X, Y), X and Y two plain columns: the
+    expression repeats them (cheap on columns; on a PostGIS call each repeat is another call).
+
+    A hexagon is its nearest centre. The point lies between the centre columns i0 and i0 + 1
+    (u = its distance right of column i0). In the strip u < s/2 only column i0's hexagons reach,
+    and for u > s only column i0 + 1's: the hexagon is that column's nearest centre, by one
+    rounding (two thirds of the points). In between, the nearer of the two columns' nearest
+    centres (ties to i0), with the very arithmetic of PostGIS's grid numbering (the same cell
+    for a point on an edge as ST_HexagonGrid, and as gis/analysis/distributed.py)."""
     if shape == "square":
-        q = sql.SQL("SELECT floor(ST_X(p) / %s)::int AS i, floor(ST_Y(p) / %s)::int AS j{carry}"
-                    " FROM {points}").format(carry=carry, points=points)
-        return q, [size, size, *tail]
-    # The point lies between the centre columns i0 and i0 + 1 (u = its distance right of
-    # column i0). In the strip u < s/2 only column i0's hexagons reach, and for u > s only
-    # column i0 + 1's: the hexagon is that column's nearest centre, by rounding (two thirds of
-    # the points). In between, the nearer of the two columns' nearest centres (ties to i0),
-    # with the very arithmetic of PostGIS's grid numbering as before (same cell on an edge).
-    # Literal constants and the CASE's lazy branches keep it to ~20 float operations a point:
-    # evaluating both distances for every point, as this did before, cost 1.5-2x the whole
-    # query (bench/README.md, "grid counts"). Each level is kept by OFFSET 0: flattened, the
-    # planner would repeat ST_X and the column arithmetic in every branch.
-    h = SQRT3 * size
+        return sql.SQL("{K} * floor({x} / {s}) + floor({y} / {s})").format(
+            K=_lit(KEY_BASE), x=x, y=y, s=_lit(size))
+    w, h = 1.5 * size, SQRT3 * size
+    i0 = sql.SQL("floor({} / {})").format(x, _lit(w))
+    i1 = sql.SQL("({} + 1)").format(i0)
+    p0, p1 = (sql.SQL("({}::int8 & 1)").format(c) for c in (i0, i1))
+    j0, j1 = (sql.SQL("round(({y} - {half} * {p}) / {h})").format(y=y, half=_lit(h / 2), p=p,
+                                                                     h=_lit(h))
+              for p in (p0, p1))
+    u = sql.SQL("({x} - {w} * {i0})").format(x=x, w=_lit(w), i0=i0)
+    d0, d1 = (sql.SQL("({x} - {w} * {i}) ^ 2 + ({y} - {h} * {j} - {half} * {p}) ^ 2").format(
+                  x=x, w=_lit(w), i=i, y=y, h=_lit(h), j=j, half=_lit(h / 2), p=p)
+              for i, j, p in ((i0, j0, p0), (i1, j1, p1)))
+    k0, k1 = (sql.SQL("{K} * {i} + {j}").format(K=_lit(KEY_BASE), i=i, j=j)
+              for i, j in ((i0, j0), (i1, j1)))
+    return sql.SQL("CASE WHEN {u} < {half_s} THEN {k0} WHEN {u} > {s} THEN {k1}"
+                   " WHEN {d0} <= {d1} THEN {k0} ELSE {k1} END").format(
+        u=u, half_s=_lit(size / 2), s=_lit(size), k0=k0, k1=k1, d0=d0, d1=d1)
 
-    def lit(v: float) -> sql.Composable:  # a float8 constant: a bare 433.01 is numeric (slow)
-        return sql.SQL("{}::float8").format(sql.Literal(float(v)))
 
-    j_of = [sql.SQL("round((y - {} * ({} & 1)) / {})::int").format(lit(h / 2), col, lit(h))
-            for col in (sql.SQL("i0"), sql.SQL("(i0 + 1)"))]
-    d_of = [sql.SQL("({du}) ^ 2 + (y - {h} * {j} - {half} * ({col} & 1)) ^ 2").format(
-                du=du, h=lit(h), j=j, half=lit(h / 2), col=col)
-            for du, j, col in ((sql.SQL("u"), j_of[0], sql.SQL("i0")),
-                               (sql.SQL("x - {} * (i0 + 1)").format(lit(1.5 * size)), j_of[1],
-                                sql.SQL("(i0 + 1)")))]
-    pick = sql.SQL("CASE WHEN u < {half_s} THEN {a} WHEN u > {s} THEN {b}"
-                   " WHEN {d0} <= {d1} THEN {a} ELSE {b} END")
-    cases = {"s": lit(size), "half_s": lit(size / 2), "d0": d_of[0], "d1": d_of[1]}
+def key_cell(k: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
+    """(i, j) as integers from a cell key K."""
+    i = sql.SQL("round({} / {})").format(k, _lit(KEY_BASE))
+    return (sql.SQL("{}::int").format(i),
+            sql.SQL("({} - {} * {})::int").format(k, _lit(KEY_BASE), i))
+
+
+def cell_keys(shape: str, size: float, srid: int, source: sql.Composable,
+              source_params: list, carry: sql.Composable | None = None,
+              carry_params: list | None = None,
+              stored_srid: int | None = None) -> tuple[sql.Composed, list]:
+    """SELECT k[, w] FROM the rows of SOURCE (`incidents AS t WHERE ...`): the key of each
+    point's cell (cell_key), and CARRY (an expression on t: "in the current window", a time
+    bin) as w.
+
+    With the stored coordinates (x_vn, y_vn, migration 0039) this is one flat SELECT: the
+    caller's GROUP BY k then sits right on the scan, and PostgreSQL counts in its parallel
+    workers (Partial HashAggregate) before summing their counts; a year of 500 m hexagons at
+    1,000,000 incidents 700-780 ms before, 300-330 ms (bench/hex_cells.py). Without them (the
+    province CRS is not the stored one), each point is projected once in a subquery kept by
+    OFFSET 0, and the coordinates taken from it."""
+    carried = sql.SQL(", ({}) AS w").format(carry) if carry is not None else sql.SQL("")
+    tail = [*(carry_params or []), *source_params]
+    if stored_srid == srid:
+        x, y = (sql.SQL("t.{}").format(sql.Identifier(c)) for c in (X_COLUMN, Y_COLUMN))
+        q = sql.SQL("SELECT {k} AS k{carried} FROM {source}").format(
+            k=cell_key(shape, size, x, y), carried=carried, source=source)
+        return q, tail
+    w = sql.SQL(", w") if carry is not None else sql.SQL("")
     q = sql.SQL(
-        "SELECT {i} AS i, {j} AS j{carry}"
-        " FROM (SELECT x, x - {w} * i0 AS u, y, i0{carry} FROM ("
-        "  SELECT ST_X(p) AS x, ST_Y(p) AS y, floor(ST_X(p) / {w})::int AS i0{carry}"
-        "  FROM {points} OFFSET 0) b OFFSET 0) c"
-    ).format(i=pick.format(a=sql.SQL("i0"), b=sql.SQL("i0 + 1"), **cases),
-             j=pick.format(a=j_of[0], b=j_of[1], **cases),
-             carry=carry, w=lit(1.5 * size), points=points)
+        "SELECT {k} AS k{w} FROM (SELECT ST_X(p) AS x, ST_Y(p) AS y{w} FROM ("
+        " SELECT {proj} AS p{carried} FROM {source} OFFSET 0) a OFFSET 0) b"
+    ).format(k=cell_key(shape, size, sql.SQL("x"), sql.SQL("y")), w=w,
+             proj=_projected(srid, stored_srid), carried=carried, source=source)
     return q, tail
+
+
+def counted(inner: sql.Composable, counts: sql.Composable,
+            having: sql.Composable | None = None, by_carry: bool = False) -> sql.Composed:
+    """SELECT i, j[, w], COUNTS: the rows of INNER (cell_keys) grouped by cell (and by the
+    carried value w if BY_CARRY), COUNTS being select-list items (aggregates)."""
+    i, j = key_cell(sql.SQL("k"))
+    w = sql.SQL(", w") if by_carry else sql.SQL("")
+    return sql.SQL("SELECT {i} AS i, {j} AS j{w}, {counts} FROM ({inner}) x GROUP BY k{w}{having}"
+                   ).format(i=i, j=j, w=w, counts=counts, inner=inner,
+                            having=having if having is not None else sql.SQL(""))
 
 
 def _cell_shape(shape: str, srid: int) -> sql.Composable:
@@ -168,13 +207,13 @@ def grid_counts(f: IncidentFilter, restrict: sql.Composable | None, srid: int, s
     """Rows (i, j, n, GeoJSON polygon in lon/lat) of the non-empty cells of a grid of SHAPE and
     SIZE metres (edge of a hexagon, side of a square) in SRID."""
     cond, params = where(f, restrict)
-    inner, inner_params = _points_in_cells(
+    inner, inner_params = cell_keys(
         shape, size, srid, sql.SQL("{} WHERE {}").format(_table(), cond), params,
         stored_srid=stored_srid)
     q = sql.SQL(
-        "SELECT i, j, n, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ("
-        " SELECT i, j, count(*)::int AS n FROM ({inner}) x GROUP BY i, j) g ORDER BY n DESC, i, j"
-    ).format(cell=_cell_shape(shape, srid), inner=inner)
+        "SELECT i, j, n, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ({counted}) g"
+        " ORDER BY n DESC, i, j"
+    ).format(cell=_cell_shape(shape, srid), counted=counted(inner, sql.SQL("count(*)::int AS n")))
     return q, [size, *inner_params]
 
 
@@ -213,20 +252,20 @@ def grid_tile(f: IncidentFilter, restrict: sql.Composable | None, srid: int, sha
     x1, y1, x2, y2 = bounds
     source = sql.SQL("{} WHERE {} AND t.{} && ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, 3857),"
                      " 4326)").format(_table(), cond, sql.Identifier(INCIDENTS.geometry_column))
-    inner, inner_params = _points_in_cells(
+    inner, inner_params = cell_keys(
         shape, size, srid, source, [*params, x1 - margin, y1 - margin, x2 + margin, y2 + margin],
         stored_srid=stored_srid)
     q = sql.SQL(
         "SELECT ST_AsMVT(m, {name}, {extent}, 'geom') FROM ("
         " SELECT i, j, n AS count, ST_AsMVTGeom(ST_Transform(cell, 3857),"
         "  ST_MakeEnvelope(%s, %s, %s, %s, 3857), {extent}, {buffer}, true) AS geom FROM ("
-        "  SELECT i, j, n, {cell} AS cell FROM ("
-        "   SELECT i, j, count(*)::int AS n FROM ({inner}) x GROUP BY i, j"
-        "   HAVING count(*) >= %s) g) c"
+        "  SELECT i, j, n, {cell} AS cell FROM ({counted}) g) c"
         "  WHERE ST_Transform(cell, 3857) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)) m"
         " WHERE m.geom IS NOT NULL"
     ).format(name=sql.Literal(layer_name), extent=sql.Literal(extent), buffer=sql.Literal(buffer),
-             cell=_cell_shape(shape, srid), inner=inner)
+             cell=_cell_shape(shape, srid),
+             counted=counted(inner, sql.SQL("count(*)::int AS n"),
+                              sql.SQL(" HAVING count(*) >= %s")))
     return q, [*bounds, size, *inner_params, max(min_count, 1), *bounds]
 
 
@@ -358,15 +397,14 @@ def grid_change(f: IncidentFilter, base: IncidentFilter, restrict: sql.Composabl
     cur, cur_params = where(f, restrict)
     old, old_params = where(base, restrict)
     source = sql.SQL("{table} WHERE ({cur}) OR ({old})").format(table=_table(), cur=cur, old=old)
-    inner, inner_params = _points_in_cells(shape, size, srid, source, [*cur_params, *old_params],
-                                           flag=cur, flag_params=cur_params,
-                                           stored_srid=stored_srid)
+    inner, inner_params = cell_keys(shape, size, srid, source, [*cur_params, *old_params],
+                                     carry=cur, carry_params=cur_params, stored_srid=stored_srid)
+    counts = sql.SQL("(count(*) FILTER (WHERE w))::int AS n,"
+                     " (count(*) FILTER (WHERE NOT w))::int AS b")
     q = sql.SQL(
-        "SELECT i, j, n, b, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ("
-        " SELECT i, j, (count(*) FILTER (WHERE w))::int AS n,"
-        "  (count(*) FILTER (WHERE NOT w))::int AS b FROM ({inner}) x GROUP BY i, j) g"
+        "SELECT i, j, n, b, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ({counted}) g"
         " ORDER BY i, j"
-    ).format(cell=_cell_shape(shape, srid), inner=inner)
+    ).format(cell=_cell_shape(shape, srid), counted=counted(inner, counts))
     return q, [size, *inner_params]
 
 

@@ -18,14 +18,13 @@ tests/test_hotspots.py checks every assignment against ST_Covers on the generate
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-from gis.analysis import aggregates
+from gis.analysis import aggregates, density_sql
 from gis.analysis import incidents as base
 from gis.rows import one
 
@@ -146,14 +145,16 @@ def bins_for(kind: str, start: dt.datetime, end: dt.datetime) -> Bins:
 
 
 def _bin_of(bins: Bins) -> tuple[sql.Composable, list]:
-    """Bin number (0-based) of the instant l: a binary search among the bins' start instants
-    (Vietnam midnight of each start day), exact for weeks and calendar months alike, and much
-    cheaper per row than converting every timestamp to local time. Before the first bin: -1."""
+    """Bin number (0-based) of an incident's time (alias t): a binary search among the bins'
+    start instants (Vietnam midnight of each start day), exact for weeks and calendar months
+    alike, and much cheaper per row than converting every timestamp to local time. Before the
+    first bin: -1."""
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(VIETNAM_TZ)
     starts = [dt.datetime.combine(d, dt.time(), tz) for d in bins.starts]
-    return sql.SQL("(width_bucket(l, %s::timestamptz[]) - 1)"), [starts]
+    time_col = sql.Identifier("t", base.INCIDENTS.time_column or "reported_at")
+    return sql.SQL("(width_bucket({}, %s::timestamptz[]) - 1)").format(time_col), [starts]
 
 
 def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.Composable | None,
@@ -168,25 +169,7 @@ def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.
     half-covered cell would have half the incidents)."""
     cond, params = base.where(f, restrict)
     bin_sql, bin_params = _bin_of(bins)
-    time_col = sql.Identifier("t", base.INCIDENTS.time_column or "reported_at")
     geom = sql.Identifier("t", base.INCIDENTS.geometry_column)
-    # The points projected once (OFFSET 0 keeps the subquery: flattened, the planner would
-    # repeat ST_Transform in every expression using x and y), then the cell by plain arithmetic
-    # in subqueries the planner flattens; the bin by binary search among the bins' start
-    # instants (no time zone conversion per row). The search box is the area's envelope,
-    # expanded once, as an init plan: joined, `geom && ST_Expand(area polygon)` ran per point.
-    # All three took a year at 1,000,000 incidents from 11.5 s (bench/README.md, "analytics").
-    # The stored projection (incidents.geom_vn, migration 0027) when it is in SRID: over 70 %
-    # of the query was projecting each point.
-    stored = aggregates.stored_srid(conn) == srid
-    projected = (sql.Identifier("t", aggregates.PROJECTED_COLUMN) if stored
-                 else sql.SQL("ST_Transform({}, %s)").format(geom))
-    points = sql.SQL(
-        "SELECT ST_X(q.g) AS x, ST_Y(q.g) AS y, {bin} AS b FROM ("
-        " SELECT {projected} AS g, {time} AS l FROM {table}"
-        " WHERE {cond} AND {geom} && %s::geometry OFFSET 0) q OFFSET 0"
-    ).format(bin=bin_sql, projected=projected, geom=geom, time=time_col, table=base._table(),
-             cond=cond)
     # Cells reach up to two cell sizes past the area's boundary (degrees: 1° ≥ 100 km here).
     # The search box is a value, not a subquery: the planner then knows how many points it
     # holds (for the province, nearly all: it scans by time alone, and hashes the groups rather
@@ -194,28 +177,15 @@ def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.
     reach = 2.5 * size / 100_000
     box = one(conn.execute("SELECT ST_Expand(ST_Envelope(geom), %s) FROM admin_units"
                            " WHERE id = %s", [reach, area_id]))[0]
-    point_params = [*bin_params, *([] if stored else [srid]), *params, box]
-    if shape == "square":
-        q = sql.SQL(
-            "SELECT floor(x / %s)::int AS i, floor(y / %s)::int AS j, b, count(*)::int"
-            " FROM ({points}) p GROUP BY 1, 2, 3").format(points=points)
-        all_params = [size, size, *point_params]
-    else:
-        # Two candidate columns (the point lies between their centres), in each the nearest
-        # centre by rounding (odd columns shifted up half a row); the nearer wins.
-        q = sql.SQL(
-            "SELECT CASE WHEN d0 <= d1 THEN i0 ELSE i0 + 1 END AS i,"
-            " CASE WHEN d0 <= d1 THEN j0 ELSE j1 END AS j, b, count(*)::int FROM ("
-            "  SELECT i0, j0, j1, b,"
-            "   (x - 1.5 * s * i0) ^ 2 + (y - h * j0 - h / 2 * (i0 & 1)) ^ 2 AS d0,"
-            "   (x - 1.5 * s * (i0 + 1)) ^ 2 + (y - h * j1 - h / 2 * ((i0 + 1) & 1)) ^ 2 AS d1"
-            "  FROM (SELECT x, y, s, h, i0, b,"
-            "    round((y - h / 2 * (i0 & 1)) / h)::int AS j0,"
-            "    round((y - h / 2 * ((i0 + 1) & 1)) / h)::int AS j1"
-            "   FROM (SELECT x, y, b, %s::float8 AS s, %s::float8 AS h,"
-            "     floor(x / (1.5 * %s))::int AS i0 FROM ({points}) p) c) d) e"
-            " GROUP BY 1, 2, 3").format(points=points)
-        all_params = [size, math.sqrt(3) * size, size, *point_params]
+    # Each point's cell by density_sql's arithmetic over the stored coordinates (x_vn, y_vn:
+    # migration 0039), its bin carried along, grouped by both right on the scan.
+    source = sql.SQL("{table} WHERE {cond} AND {geom} && %s::geometry").format(
+        table=base._table(), cond=cond, geom=geom)
+    inner, inner_params = density_sql.cell_keys(
+        shape, size, srid, source, [*params, box], carry=bin_sql, carry_params=bin_params,
+        stored_srid=aggregates.stored_srid(conn))
+    q = density_sql.counted(inner, sql.SQL("count(*)::int"), by_carry=True)
+    all_params = inner_params
     with conn.transaction():
         # Its estimate (a projection per point) passes jit_above_cost; compiling costs more
         # than the query (as density.fetch).
