@@ -114,6 +114,12 @@ def plan(f: IncidentFilter) -> Plan | None:
     return out
 
 
+def _first_day_from(t: dt.datetime) -> dt.date:
+    """The first Vietnam-time day beginning at or after instant T."""
+    day = t.astimezone(VN_TZ).date()
+    return day if vn_day_start(day) >= t else day + dt.timedelta(days=1)
+
+
 def _dims(f: IncidentFilter, restrict: sql.Composable | None) -> tuple[sql.Composable, list]:
     """F's category, severity, status and source conditions and RESTRICT on incidents AS t.
     Without a category filter, every category is named: the planner then reads each short
@@ -149,17 +155,21 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
             c, ps = aggregates.agg_where(f, restrict, days)
             conds.append(sql.SQL("({})").format(c))
             params.extend(ps)
-        # d: the day's first instant in Vietnam time, whatever the session's time zone.
+        # A day's bucket by integer arithmetic on the date, not by converting each row's day
+        # to an instant (AT TIME ZONE and extract per row were 3 µs a row: 420 ms for two
+        # years' 140,000 rows at 1,000,000 incidents). Exact: Vietnam has kept UTC+7 without
+        # daylight saving since 1975, so day d begins (d - d0) × 86,400 s after day d0.
+        d0 = min(days[0] for days in p.ranges)
+        cut = _first_day_from(f.start)
+        offsets = [int((vn_day_start(d0) - w.start).total_seconds()) for w in (f, prev)]
         q = sql.SQL(
-            "SELECT d >= %s, category, severity::text, status,"
-            " floor(extract(epoch FROM d - CASE WHEN d >= %s THEN %s::timestamptz"
-            " ELSE %s::timestamptz END) / %s)::int, sum(n)::int"
-            " FROM (SELECT t.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh' AS d, t.category,"
-            "  t.severity, t.status, t.n FROM {table} AS t WHERE {conds}) s"
-            " GROUP BY 1, 2, 3, 4, 5"
-        ).format(table=sql.Identifier(TABLE), conds=sql.SQL(" OR ").join(conds))
-        rows += conn.execute(q, [f.start, f.start, f.start, prev.start, bucket,
-                                 *params]).fetchall()
+            "SELECT t.day >= %s, t.category, t.severity::text, t.status,"
+            " floor(((t.day - %s::date)::int8 * {day} + CASE WHEN t.day >= %s THEN %s::int8"
+            " ELSE %s::int8 END) / %s::float8)::int, sum(t.n)::int"
+            " FROM {table} AS t WHERE {conds} GROUP BY 1, 2, 3, 4, 5"
+        ).format(day=sql.Literal(DAY_SECONDS), table=sql.Identifier(TABLE),
+                 conds=sql.SQL(" OR ").join(conds))
+        rows += conn.execute(q, [cut, d0, cut, *offsets, bucket, *params]).fetchall()
     if p.raw:
         cond, params = aggregates.raw_where(p.raw, restrict)
         time_col = sql.Identifier("t", INCIDENTS.time_column or "reported_at")
