@@ -29,7 +29,8 @@ from gis import scaling
 
 # Tables of the public schema: ordinary and partitioned, not partitions (they follow their
 # parent), not an extension's (spatial_ref_sys), not a detached monthly partition (kept by
-# observations_detach_partitions for archiving: no longer part of the schema).
+# observations_detach_partitions or incidents_detach_partitions for archiving, with the rows
+# that linked to an archived incident month beside it: no longer part of the schema).
 TABLES = """
 SELECT c.relname::text
   FROM pg_class c
@@ -37,7 +38,8 @@ SELECT c.relname::text
    AND NOT c.relispartition
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                     AND d.objid = c.oid AND d.deptype = 'e')
-   AND c.relname !~ '^(observations|observation_hourly)_y[0-9]{4}m[0-9]{2}$'
+   AND c.relname !~ '^(observations|observation_hourly|incidents)_y[0-9]{4}m[0-9]{2}$'
+   AND c.relname !~ '^incidents_y[0-9]{4}m[0-9]{2}_'
  ORDER BY 1
 """
 

@@ -37,6 +37,7 @@ app.command("worker")(jobs.worker)
 app.add_typer(jobs.jobs_app, name="jobs")
 app.command("ingest")(sensors.ingest)
 app.add_typer(sensors.observations_app, name="observations")
+app.add_typer(sensors.incidents_app, name="incidents")
 app.command("simulate")(simulate.simulate)
 
 

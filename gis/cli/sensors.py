@@ -1,4 +1,6 @@
-"""`geoioc ingest` (an MQTT ingest worker of its own) and `geoioc observations` (partitions)."""
+"""`geoioc ingest` (an MQTT ingest worker of its own), `geoioc observations` and `geoioc incidents`
+(their monthly partitions: observations in UTC months, migration 0020; incidents in Vietnam-time
+months, migrations 0038 and 0040)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,17 @@ import datetime as dt
 import logging
 import re
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
-from gis.cli.common import console, err, fail
+from gis.cli.common import actor, console, err, fail
 
 observations_app = typer.Typer(help="The observations' monthly partitions.", no_args_is_help=True)
+incidents_app = typer.Typer(help="Các tháng của sự cố (phân vùng) / The incidents' monthly "
+                                 "partitions.", no_args_is_help=True)
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def ingest(
@@ -92,3 +99,59 @@ def detach(
         if rollups:
             names += queries.detach_partitions(conn, "observation_hourly", month)
     console.print("\n".join(names) or "nothing to detach")
+
+
+@incidents_app.command("partitions")
+def list_incident_partitions() -> None:
+    """Các tháng sự cố (đã gắn hoặc đã tách) với số dòng ước tính / The incidents' months
+    (attached or detached) with their estimated rows."""
+    from gis.db import connection
+    from gis.sensors import queries
+
+    with connection() as conn:
+        for name, month, attached, rows in queries.incident_partitions(conn):
+            console.print(f"{name}\t{month:%Y-%m}\t"
+                          f"{'đã gắn / attached' if attached else 'đã tách / detached'}\t~{rows}",
+                          highlight=False)
+
+
+@incidents_app.command("detach")
+def detach_incidents(
+    before: Annotated[str, typer.Option(
+        help="Tách các tháng trước tháng này (YYYY-MM) / Detach the months before this one "
+             "(YYYY-MM).")],
+    include_open: Annotated[bool, typer.Option(
+        "--include-open", help="Lưu trữ cả tháng còn sự cố đang mở / Archive months that still "
+                               "have open incidents too.")] = False,
+) -> None:
+    """Lưu trữ trọn các tháng sự cố trước BEFORE / Archive whole months of incidents before
+    BEFORE (Vietnam time): they leave the table and every view (map, statistics, pre-aggregates,
+    queues) as if deleted, and stay as tables of their own with what linked to them (workflow,
+    requests, reporters, photos: <month>_<table>), to be dumped (pg_dump -t) and dropped. A new
+    incident of an archived month is refused. A month with open incidents is refused unless
+    --include-open."""
+    import psycopg
+
+    from gis import audit
+    from gis.db import connection
+    from gis.sensors import queries
+
+    month = _month(before)
+    if month > dt.datetime.now(VN).date().replace(day=1):
+        raise fail("chỉ tách được các tháng đã qua / only past months can be detached")
+    with connection() as conn, conn.transaction():
+        try:
+            names = queries.detach_incident_partitions(conn, month, open_too=include_open)
+        except psycopg.errors.ObjectNotInPrerequisiteState as e:
+            raise fail("còn sự cố đang mở, chưa tách tháng nào (xử lý xong trước, hoặc dùng "
+                       f"--include-open) / {e.diag.message_primary}") from None
+        except psycopg.errors.InvalidParameterValue as e:
+            raise fail(f"không tách được / cannot detach: {e.diag.message_primary}") from None
+        if names:
+            audit.record(conn, None, "incidents_detach", username=actor(), credential="cli",
+                         layer="incidents", target={"before": f"{month:%Y-%m}", "tables": names,
+                                                    "include_open": include_open})
+    console.print("\n".join(names) or "không có tháng nào để tách / nothing to detach")
+    if names:
+        err.print("Sao lưu rồi xoá / dump, then drop: "
+                  + "; ".join(f"pg_dump -t '{n}*'" for n in names), highlight=False)

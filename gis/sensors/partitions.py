@@ -7,7 +7,8 @@ observations, observation_hourly (UTC months) and incidents (Vietnam-time months
 0038), so an observation never waits for (or fails on) a missing partition and a new incident
 never lands in the incidents' DEFAULT partition. The ingest worker also creates a
 back-filled month it meets. Detaching old months is an operator's decision
-(`geoioc observations detach --before YYYY-MM`), not a job.
+(`geoioc observations detach --before YYYY-MM`, `geoioc incidents detach --before YYYY-MM`),
+not a job.
 """
 
 from __future__ import annotations

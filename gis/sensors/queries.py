@@ -177,6 +177,25 @@ def ensure_incident_partitions(conn: psycopg.Connection[Any], ahead: int) -> lis
     return [r[0] for r in conn.execute("SELECT incidents_ensure_partitions(%s)", (ahead,))]
 
 
+def detach_incident_partitions(conn: psycopg.Connection[Any], before: dt.date, *,
+                               open_too: bool = False) -> list[str]:
+    """Archive the incident months (migration 0040: Vietnam-time months) that end on or before
+    BEFORE; the tables detached. Their rows leave incidents as a DELETE would (pre-aggregates,
+    id guard, links: the triggers run) and stay in the detached tables, what linked to them in
+    <table>_<linking table>. A month with open incidents is refused unless OPEN_TOO; BEFORE
+    after the current month's first day is refused (psycopg.errors.InvalidParameterValue,
+    ObjectNotInPrerequisiteState)."""
+    return [r[0] for r in conn.execute("SELECT incidents_detach_partitions(%s, %s)",
+                                       (before, open_too))]
+
+
+def incident_partitions(conn: psycopg.Connection[Any]) -> list[tuple[str, dt.date, bool, int]]:
+    """The incidents' monthly partitions, attached or detached: name, month, attached, rows
+    (estimate)."""
+    return [(str(r[0]), r[1], bool(r[2]), int(r[3])) for r in conn.execute(
+        "SELECT name, month, attached, rows_estimate FROM incident_partitions ORDER BY month")]
+
+
 def detach_partitions(conn: psycopg.Connection[Any], parent: str, before: dt.date) -> list[str]:
     return [r[0] for r in conn.execute("SELECT observations_detach_partitions(%s, %s)",
                                        (parent, before))]
