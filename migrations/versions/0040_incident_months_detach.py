@@ -70,14 +70,14 @@ The downgrade drops the function, the view and the trigger; archived tables are 
 operator has not dumped yet and are left as they are.
 
 Revision ID: 0040
-Revises: 0038
+Revises: 0039
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
 revision = "0040"
-down_revision = "0038"
+down_revision = "0039"
 branch_labels = None
 depends_on = None
 
