@@ -64,16 +64,18 @@ def srid() -> int:
 
 
 def fetch(conn: psycopg.Connection, query: sql.Composed, params: list,
-          one: bool = False) -> Any:
+          one: bool = False, binary: bool = False) -> Any:
     """Run one of density_sql's queries with JIT off: their cost estimates (a projection per
-    point) pass jit_above_cost, and compiling took 2.6 s for a query that runs in 60 ms."""
+    point) pass jit_above_cost, and compiling took 2.6 s for a query that runs in 60 ms.
+    BINARY: results in PostgreSQL's binary format (integer arrays: a year's 77,000 raster
+    cells parsed in ~50 ms instead of ~200 ms as text)."""
     with conn.transaction():
         conn.execute("SET LOCAL jit = off")
         # Hundreds of thousands of rows grouped into tens of thousands of cells: with the
         # default 4 MB the groups spilled to disk (a 1-year KDE at 1,000,000 incidents sorted
         # 490,000 rows through temporary files).
         conn.execute("SET LOCAL work_mem = '64MB'")
-        cur = conn.execute(query, params)
+        cur = conn.cursor(binary=binary).execute(query, params)
         return cur.fetchone() if one else cur.fetchall()
 
 
@@ -249,7 +251,7 @@ def counts_on(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composa
         query, params = q.raster_counts(f, restrict, grid.srid, grid.origin, grid.cell,
                                         grid.shape, lonlat,
                                         stored_srid=base.srid if base else None)
-    ix, iy, n = fetch(conn, query, params, one=True) or ([], [], [])
+    ix, iy, n = fetch(conn, query, params, one=True, binary=True) or ([], [], [])
     counts = np.zeros(grid.shape, dtype=np.float64)
     ix_, iy_ = np.asarray(ix, dtype=np.intp), np.asarray(iy, dtype=np.intp)
     inside = (ix_ >= 0) & (ix_ < grid.shape[1]) & (iy_ >= 0) & (iy_ < grid.shape[0])

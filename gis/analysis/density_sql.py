@@ -51,16 +51,26 @@ def raster_counts(f: IncidentFilter, restrict: sql.Composable | None, srid: int,
     (ny, nx), and cells just outside it (the caller drops them). LONLAT_BOX (the grid's
     bounds in lon/lat, a little wider) lets the GiST index skip points far outside."""
     cond, params = where(f, restrict)
+    g = sql.Identifier(INCIDENTS.geometry_column)
+    if stored_srid == srid:
+        # The stored coordinates (migration 0039): grouped right on the scan, so the parallel
+        # workers count first (as cell_keys).
+        cells = sql.SQL(
+            "SELECT floor((t.{x} - %s) / %s)::int AS ix, floor((t.{y} - %s) / %s)::int AS iy"
+            " FROM {table} WHERE {cond} AND t.{g} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+        ).format(x=sql.Identifier(X_COLUMN), y=sql.Identifier(Y_COLUMN), table=_table(),
+                 cond=cond, g=g)
+    else:
+        cells = sql.SQL(
+            "SELECT floor((ST_X(p) - %s) / %s)::int AS ix, floor((ST_Y(p) - %s) / %s)::int AS iy"
+            " FROM (SELECT {proj} AS p FROM {table} WHERE {cond}"
+            "  AND t.{g} && ST_MakeEnvelope(%s, %s, %s, %s, 4326) OFFSET 0) a"
+        ).format(proj=_projected(srid, stored_srid), table=_table(), cond=cond, g=g)
     q = sql.SQL(
         "SELECT coalesce(array_agg(ix), '{{}}'), coalesce(array_agg(iy), '{{}}'),"
         " coalesce(array_agg(n), '{{}}') FROM ("
-        " SELECT ix, iy, count(*)::int AS n FROM ("
-        "  SELECT floor((ST_X(p) - %s) / %s)::int AS ix, floor((ST_Y(p) - %s) / %s)::int AS iy"
-        "  FROM (SELECT {proj} AS p FROM {table} WHERE {cond}"
-        "   AND t.{g} && ST_MakeEnvelope(%s, %s, %s, %s, 4326) OFFSET 0) a) b"
-        " GROUP BY ix, iy) c"
-    ).format(proj=_projected(srid, stored_srid), table=_table(), cond=cond,
-             g=sql.Identifier(INCIDENTS.geometry_column))
+        " SELECT ix, iy, count(*)::int AS n FROM ({cells}) b GROUP BY ix, iy) c"
+    ).format(cells=cells)
     # Cells outside the raster (points in the lon/lat box's corners) come back too and the
     # caller drops them: a condition on the computed ix, iy made the planner expect a dozen
     # rows and sort 490,000 instead of hashing them (bench/README.md, migration 0027).
