@@ -17,7 +17,6 @@ shared sample is left as it was.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from test_incidents_partitioned import (
     CASCADED,
     VN,
     assert_all_exact,
+    link_every_table,
     month_of,
     name,
     new_incident,
@@ -111,28 +111,6 @@ def test_a_past_month_leaves_incidents_and_stays_in_its_table(tx) -> None:
     assert detach(c, next_month(m)) == []
 
 
-def _links(c: psycopg.Connection[Any], a: int) -> dict[str, int]:
-    """A row naming incident A in every table that links to incidents."""
-    c.execute("INSERT INTO incident_transitions (incident_id, actor, to_status)"
-              " VALUES (%s, 'test', 'received')", (a,))
-    c.execute("INSERT INTO incident_requests (incident_id, token) VALUES (%s, %s)", (a, f"tok-{a}"))
-    c.execute("INSERT INTO incident_reporters (incident_id, first_name) VALUES (%s, 'An')", (a,))
-    c.execute("INSERT INTO report_photos (incident_id, position, jpeg, thumbnail, width, height,"
-              " sha256) VALUES (%s, 1, 'x', 'x', 1, 1, %s)", (a, hashlib.sha256(b"x").hexdigest()))
-    alert = c.execute(
-        "INSERT INTO sensor_alerts (rule_id, datastream_id, opened_at, value, limit_value, peak,"
-        " closed_at, incident_id) SELECT r.id, d.id, now(), 1, 1, 1, now(), %s"
-        " FROM alert_rules r, datastreams d ORDER BY r.id, d.id LIMIT 1 RETURNING id",
-        (a,)).fetchone()
-    detection = c.execute(
-        "INSERT INTO camera_detections (camera_id, category, confidence, detected_at, status,"
-        " incident_id) SELECT c.id, k.code, 0.9, now(), 'confirmed', %s"
-        " FROM cameras c, detection_categories k ORDER BY c.id, k.code LIMIT 1 RETURNING id",
-        (a,)).fetchone()
-    assert alert and detection, "the sample has no alert rule, datastream, camera or category"
-    return {"alert": alert[0], "detection": detection[0]}
-
-
 def test_what_linked_to_the_month_is_archived_beside_it_and_unlinked(tx) -> None:
     """The rows naming an archived incident are copied into <month>_<table>, then go as a
     DELETE takes them: cascaded (workflow, request, reporter, photos) or unlinked (alerts,
@@ -142,7 +120,7 @@ def test_what_linked_to_the_month_is_archived_beside_it_and_unlinked(tx) -> None
     a = new_incident(c, at(m, 10))
     twin = new_incident(c, at(m, 11), duplicate_of=a)  # same month: archived with it
     later = new_incident(c, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), duplicate_of=a)
-    ids = _links(c, a)
+    ids = link_every_table(c, a)
     linked = {t: c.execute(sql.SQL("SELECT t::text FROM {} t WHERE incident_id = %s").format(
         sql.Identifier(t)), (a,)).fetchall() for t in (*CASCADED, "sensor_alerts",
                                                        "camera_detections")}

@@ -218,22 +218,16 @@ def test_rows_moved_across_months_keep_the_aggregates_exact(tx) -> None:
     assert_all_exact(c)
 
 
-@pytest.fixture
-def linked(tx) -> tuple[psycopg.Connection[Any], dict[str, int]]:
-    """An incident with a row in every table that links to one, and a second incident that is
-    its duplicate."""
-    c = tx
-    now = dt.datetime.now(dt.UTC)
-    a = new_incident(c, now - dt.timedelta(days=3))
-    b = new_incident(c, now - dt.timedelta(days=2), duplicate_of=a)
+def link_every_table(c: psycopg.Connection[Any], a: int) -> dict[str, int]:
+    """A row naming incident A in every table that links to incidents; the ids of the alert
+    and the camera detection made."""
     c.execute("INSERT INTO incident_transitions (incident_id, actor, to_status)"
               " VALUES (%s, 'test', 'received')", (a,))
     c.execute("INSERT INTO incident_requests (incident_id, token) VALUES (%s, %s)",
               (a, f"tok-{a}"))
     c.execute("INSERT INTO incident_reporters (incident_id, first_name) VALUES (%s, 'An')", (a,))
-    digest = hashlib.sha256(b"x").hexdigest()
     c.execute("INSERT INTO report_photos (incident_id, position, jpeg, thumbnail, width, height,"
-              " sha256) VALUES (%s, 1, 'x', 'x', 1, 1, %s)", (a, digest))
+              " sha256) VALUES (%s, 1, 'x', 'x', 1, 1, %s)", (a, hashlib.sha256(b"x").hexdigest()))
     alert = c.execute(
         "INSERT INTO sensor_alerts (rule_id, datastream_id, opened_at, value, limit_value, peak,"
         " closed_at, incident_id) SELECT r.id, d.id, now(), 1, 1, 1, now(), %s"
@@ -245,7 +239,18 @@ def linked(tx) -> tuple[psycopg.Connection[Any], dict[str, int]]:
         " FROM cameras c, detection_categories k ORDER BY c.id, k.code LIMIT 1 RETURNING id",
         (a,)).fetchone()
     assert alert and detection, "the sample has no alert rule, datastream, camera or category"
-    return c, {"a": a, "b": b, "alert": alert[0], "detection": detection[0]}
+    return {"alert": alert[0], "detection": detection[0]}
+
+
+@pytest.fixture
+def linked(tx) -> tuple[psycopg.Connection[Any], dict[str, int]]:
+    """An incident with a row in every table that links to one, and a second incident that is
+    its duplicate."""
+    c = tx
+    now = dt.datetime.now(dt.UTC)
+    a = new_incident(c, now - dt.timedelta(days=3))
+    b = new_incident(c, now - dt.timedelta(days=2), duplicate_of=a)
+    return c, {"a": a, "b": b, **link_every_table(c, a)}
 
 
 CASCADED = ("incident_transitions", "incident_requests", "incident_reporters", "report_photos")
