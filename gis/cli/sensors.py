@@ -8,17 +8,15 @@ import datetime as dt
 import logging
 import re
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
 from gis.cli.common import actor, console, err, fail
+from gis.fmt import VN_TZ
 
 observations_app = typer.Typer(help="The observations' monthly partitions.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Các tháng của sự cố (phân vùng) / The incidents' monthly "
                                  "partitions.", no_args_is_help=True)
-
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def ingest(
@@ -137,7 +135,7 @@ def detach_incidents(
     from gis.sensors import queries
 
     month = _month(before)
-    if month > dt.datetime.now(VN).date().replace(day=1):
+    if month > dt.datetime.now(VN_TZ).date().replace(day=1):
         raise fail("chỉ tách được các tháng đã qua / only past months can be detached")
     with connection() as conn, conn.transaction():
         try:
