@@ -22,12 +22,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 import orjson
 from starlette.responses import Response
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
+from gis.fmt import VN_TZ
+
 XML_TYPE = "text/xml; charset=utf-8"
 JSON_TYPE = "application/json; charset=utf-8"
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -49,7 +49,7 @@ def w3(value: dt.datetime | None) -> str | None:
     """A W3C date-time in Vietnam time, with its offset (2026-12-03T08:00:00+07:00)."""
     if value is None:
         return None
-    return value.astimezone(VN).replace(microsecond=0).isoformat()
+    return value.astimezone(VN_TZ).replace(microsecond=0).isoformat()
 
 
 def _json_value(value: Any) -> Any:

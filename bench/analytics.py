@@ -356,15 +356,16 @@ def hotspots(b: Bench, http: httpx.Client, conn: psycopg.Connection, end: dt.dat
           TARGETS["emerging"])
 
 
-def dashboard(b: Bench, url: str, conn: psycopg.Connection, database: str,
-              end: dt.datetime) -> None:
+def dashboard_render(url: str, database: str, repeat: int) -> tuple[list[float], list]:
+    """A leader's first complete render of /dashboard in Chromium, REPEAT times: the ms from the
+    sign-in click until every panel has drawn, and the four slowest /api calls (ms, path)."""
     from playwright.sync_api import sync_playwright
 
     with temp_user(database, "leader") as (user, password, _), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         times = []
         slowest: dict[str, float] = {}
-        for _ in range(b.args.repeat):
+        for _ in range(repeat):
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             started: dict[str, float] = {}
             page.on("request", lambda r, s=started: s.__setitem__(r.url, time.perf_counter()))
@@ -384,8 +385,14 @@ def dashboard(b: Bench, url: str, conn: psycopg.Connection, database: str,
             times.append((time.perf_counter() - t0) * 1000)
             page.close()
         browser.close()
-    ms = statistics.median(times)
     top = sorted(((v, k) for k, v in slowest.items() if k.startswith("/api")), reverse=True)[:4]
+    return times, top
+
+
+def dashboard(b: Bench, url: str, conn: psycopg.Connection, database: str,
+              end: dt.datetime) -> None:
+    times, top = dashboard_render(url, database, b.args.repeat)
+    ms = statistics.median(times)
     print("  slowest dashboard calls: " + ", ".join(f"{k} {v:.0f} ms" for v, k in top))
     start = end - dt.timedelta(days=30)
 

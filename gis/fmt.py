@@ -15,7 +15,9 @@ import math
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# The one definition of Vietnam time in Python (SQL text names the zone itself).
+VN_TZ_NAME = "Asia/Ho_Chi_Minh"
+VN_TZ = ZoneInfo(VN_TZ_NAME)
 EMPTY = "–"
 
 Number = int | float | Decimal

@@ -30,6 +30,7 @@ from api import open311, report_intake
 from api.deps import Conn, SettingsDep
 from api.i18n import request_lang
 from api.report_intake import ReportForm
+from gis.fmt import VN_TZ
 from gis.reports import intake, photos, reference, requests
 from gis.settings import Settings
 from layers.errors import BadRequest, Message, NotFound, Problem
@@ -165,7 +166,7 @@ def post_request(fmt: Format, request: Request, conn: Conn, settings: SettingsDe
     lang = _lang(request)
     notice = None
     if created.expected_at is not None:
-        when = created.expected_at.astimezone(open311.VN).strftime("%d/%m/%Y %H:%M")
+        when = created.expected_at.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M")
         notice = (f"Expected to be handled by {when} (Vietnam time). Tracking code: {created.token}"
                   if lang == "en" else
                   f"Dự kiến xử lý xong trước {when}. Mã theo dõi: {created.token}")

@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 import psycopg
 from psycopg import sql
 
-from gis.analysis.incidents import INCIDENTS, VN_TZ, IncidentFilter, vn_day_start, where
+from gis.analysis.incidents import INCIDENTS, IncidentFilter, vn_day_start, where
+from gis.fmt import VN_TZ
 
 TABLE = "incident_cell_days"
 PROJECTED_COLUMN = "geom_vn"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-VN = sql.Literal("Asia/Ho_Chi_Minh")
+from gis.fmt import VN_TZ_NAME
+
+VN = sql.Literal(VN_TZ_NAME)
 
 # Statuses of a report still being handled (gis/reports/workflow.py: before resolved/rejected).
 OPEN_STATUSES = ("received", "verified", "assigned", "in_progress")

@@ -41,7 +41,8 @@ from psycopg import sql
 
 from gis.analysis import aggregates, distributed
 from gis.analysis import density_sql as q
-from gis.analysis.incidents import VN_TZ, IncidentFilter, vn_day_start, vn_today
+from gis.analysis.incidents import IncidentFilter, vn_day_start, vn_today
+from gis.fmt import VN_TZ
 from gis.settings import get_settings
 from layers.crs import WGS84, transformer
 

@@ -53,6 +53,7 @@ from psycopg import sql
 from gis.analysis import distributed_sql as q
 from gis.analysis.dask_tasks import Binning, Partition, bin_partition, read_partition
 from gis.analysis.incidents import IncidentFilter
+from gis.fmt import VN_TZ
 from gis.settings import get_settings
 
 if TYPE_CHECKING:
@@ -282,11 +283,7 @@ def cube_counts(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Compo
                 srid: int, area_id: int, shape: str, size: float,
                 bins: Bins) -> list[tuple[int, int, int, int]] | None:
     """hotspot_queries.cube_counts on the cluster: rows (i, j, bin, count), or None."""
-    from zoneinfo import ZoneInfo
-
-    from gis.analysis.hotspot_queries import VIETNAM_TZ
-
-    tz = ZoneInfo(VIETNAM_TZ)
+    tz = VN_TZ
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     starts = tuple((dt.datetime.combine(d, dt.time(), tz) - epoch) // dt.timedelta(microseconds=1)
                    for d in bins.starts)

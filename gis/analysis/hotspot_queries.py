@@ -26,9 +26,9 @@ from psycopg import sql
 
 from gis.analysis import aggregates, density_sql
 from gis.analysis import incidents as base
+from gis.fmt import VN_TZ
 from gis.rows import one
 
-VIETNAM_TZ = "Asia/Ho_Chi_Minh"
 SHAPES = {"hexagon": "ST_HexagonGrid", "square": "ST_SquareGrid"}
 
 
@@ -125,9 +125,7 @@ class Bins:
 
 def bins_for(kind: str, start: dt.datetime, end: dt.datetime) -> Bins:
     """The calendar weeks or months (Vietnam time) meeting the window [start, end)."""
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(VIETNAM_TZ)
+    tz = VN_TZ
     first = start.astimezone(tz).date()
     last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
     starts: list[dt.date] = []
@@ -149,9 +147,7 @@ def _bin_of(bins: Bins) -> tuple[sql.Composable, list]:
     start instants (Vietnam midnight of each start day), exact for weeks and calendar months
     alike, and much cheaper per row than converting every timestamp to local time. Before the
     first bin: -1."""
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(VIETNAM_TZ)
+    tz = VN_TZ
     starts = [dt.datetime.combine(d, dt.time(), tz) for d in bins.starts]
     time_col = sql.Identifier("t", base.INCIDENTS.time_column or "reported_at")
     return sql.SQL("(width_bucket({}, %s::timestamptz[]) - 1)").format(time_col), [starts]

@@ -69,6 +69,7 @@ from scipy import sparse, stats
 from gis.analysis import distributed
 from gis.analysis import hotspot_queries as q
 from gis.analysis.incidents import IncidentFilter
+from gis.fmt import VN_TZ
 
 # --- the p-value rule ---------------------------------------------------------------------------
 
@@ -659,6 +660,4 @@ def emerging(grid: Grid, alpha: float = 0.05) -> Emerging:
 
 def window_day(end: dt.datetime) -> dt.date:
     """The day the study area's boundary is taken on: the window's last day (Vietnam time)."""
-    from zoneinfo import ZoneInfo
-
-    return (end - dt.timedelta(microseconds=1)).astimezone(ZoneInfo(q.VIETNAM_TZ)).date()
+    return (end - dt.timedelta(microseconds=1)).astimezone(VN_TZ).date()

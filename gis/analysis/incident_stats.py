@@ -35,7 +35,6 @@ from psycopg import sql
 from gis.analysis import aggregates
 from gis.analysis.incidents import (
     INCIDENTS,
-    VN_TZ,
     IncidentFilter,
     Stats,
     bucket_seconds,
@@ -43,6 +42,7 @@ from gis.analysis.incidents import (
     vn_day_start,
 )
 from gis.analysis.incidents import stats as raw_stats
+from gis.fmt import VN_TZ
 
 TABLE = "incident_days"
 DAY_SECONDS = 86400

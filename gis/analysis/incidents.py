@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
 
+from gis.fmt import VN_TZ
 from gis.rows import scalar
 from layers.catalogue import get_layer
 from layers.model import Field
@@ -67,7 +67,6 @@ def pixel_metres(z: float) -> float:
 # People in the province count days in Vietnam time (UTC+7, no daylight saving): a date in a
 # filter is that day from 00:00 to 24:00 here, so an incident at 23:30 on day D (16:30 UTC) is
 # counted on D, not on D + 1 as a UTC day would have it.
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def vn_day_start(day: dt.date) -> dt.datetime:

@@ -10,13 +10,12 @@ import os
 import re
 import time
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
 from gis.cli.common import err, fail
+from gis.fmt import VN_TZ
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -41,11 +40,11 @@ def when(value: str, now: float) -> float:
     except ValueError:
         raise fail(f"--start {value!r}: expected now, -6h, -2d or an ISO time such as "
                    "2026-12-01T08:00 (Vietnam time unless an offset is given)") from None
-    return (t if t.tzinfo else t.replace(tzinfo=VN)).timestamp()
+    return (t if t.tzinfo else t.replace(tzinfo=VN_TZ)).timestamp()
 
 
 def _vn(t: float | None) -> str:
-    return "-" if t is None else dt.datetime.fromtimestamp(t, VN).strftime("%Y-%m-%d %H:%M")
+    return "-" if t is None else dt.datetime.fromtimestamp(t, VN_TZ).strftime("%Y-%m-%d %H:%M")
 
 
 def simulate(

@@ -6,18 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from zoneinfo import ZoneInfo
 
 from psycopg import sql
 
 from gis.crs import transformer
+from gis.fmt import VN_TZ
 from layers.access import Principal, readable_fields
 from layers.catalogue import get_layer
 from layers.errors import BadRequest, Message
 from layers.model import Layer
 
 # Dates typed by land officers are local dates of the province (UTC+7, no DST).
-PROVINCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # A parcel's number: its natural key in the catalogue.
 KEY_FIELDS = get_layer("parcels").natural_key
 COMMUNE_CODE = re.compile(r"^[0-9]{5}$")
@@ -45,14 +44,14 @@ def parse_as_of(raw: str | None) -> dt.datetime | None:
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
-            start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), PROVINCE_TZ)
+            start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), VN_TZ)
             return start - dt.timedelta(microseconds=1)
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
         raise BadRequest.for_field("as_of_format", "as_of",
                                    f"{raw!r} is not a date (YYYY-MM-DD) or an ISO date-time",
                                    value=raw) from None
-    return value if value.tzinfo else value.replace(tzinfo=PROVINCE_TZ)
+    return value if value.tzinfo else value.replace(tzinfo=VN_TZ)
 
 
 # Punctuation that unaccent's rules write in ASCII and that names carry ("Trạm ... – PM2.5",

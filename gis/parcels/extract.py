@@ -32,7 +32,6 @@ from psycopg import sql
 from gis import fmt
 from gis.crs import transformer
 from gis.parcels import checks, detail
-from gis.parcels.common import PROVINCE_TZ
 from gis.parcels.fonts import ASCENT, DESCENT, text_width
 from layers.access import Principal
 
@@ -223,7 +222,7 @@ def build(conn: psycopg.Connection, parcel_id: int, who: Principal, srid: int,
     visible = detail.readable(who)
     return Extract(
         parcel_id=parcel_id, version=r["version"], updated_at=r["updated_at"], as_of=as_of,
-        issued=dt.datetime.now(PROVINCE_TZ).date(),
+        issued=dt.datetime.now(fmt.VN_TZ).date(),
         commune=detail.commune(conn, r["commune_code"], r["old_commune_code"]),
         sheet_no=r["sheet_no"], parcel_no=r["parcel_no"],
         land_use=detail.land_use(conn, list(r["land_use_codes"])),

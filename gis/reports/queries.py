@@ -11,7 +11,6 @@ from psycopg import sql
 
 OPEN_STATUSES = ("received", "verified", "assigned", "in_progress")
 CLOSED_STATUSES = ("resolved", "rejected", "closed")
-VN_TZ = "Asia/Ho_Chi_Minh"
 DUPLICATE_METRES = 50.0
 DUPLICATE_HOURS = 48
 

@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from gis.fmt import VN_TZ_NAME
 from gis.rows import scalar
 from gis.sample import reports
 from gis.sample.assemble import (
@@ -133,7 +134,7 @@ def _incident_months(cur: psycopg.Cursor, df: pd.DataFrame) -> None:
     """The monthly partitions of the sample's window (migration 0038), made before the COPY so
     the rows go straight to their months, not through the DEFAULT partition."""
     if len(df):
-        t = pd.to_datetime(df["reported_at"], utc=True).dt.tz_convert("Asia/Ho_Chi_Minh")
+        t = pd.to_datetime(df["reported_at"], utc=True).dt.tz_convert(VN_TZ_NAME)
         cur.execute("SELECT incidents_create_partitions(%s, %s)", (t.min().date(), t.max().date()))
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from psycopg import sql
 
-VN_TZ = "Asia/Ho_Chi_Minh"
-
 # --- evaluation -----------------------------------------------------------------------------
 
 # Rules that apply to a datastream D at %(now)s (enabled, valid that Vietnamese day): its

@@ -37,7 +37,6 @@ HOURLY_SPAN = dt.timedelta(days=62)
 MAX_SPAN = dt.timedelta(days=1827)
 PRESETS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7),
            "month": dt.timedelta(days=30)}
-TZ = "Asia/Ho_Chi_Minh"
 
 
 def resolution(span: dt.timedelta) -> str:
@@ -112,7 +111,8 @@ def series(conn: psycopg.Connection[Any], who: Principal, datastream: int, start
                        "property_name": {"vi": meta["property_vi"], "en": meta["property_en"]},
                        "unit": meta["unit"], "station": meta["station"],
                        "station_code": meta["station_code"], "station_name": meta["station_name"]},
-        "access": meta["access"], "start": start, "end": end, "timezone": TZ, "resolution": chosen,
+        "access": meta["access"], "start": start, "end": end, "timezone": fmt.VN_TZ_NAME,
+        "resolution": chosen,
         "columns": ["time", "mean", "min", "max"],
         "points": [list(p) for p in points[:MAX_POINTS]],
         "thresholds": thresholds,

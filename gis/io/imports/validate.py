@@ -17,13 +17,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gis.fmt import VN_TZ
 from gis.io.imports.errors import ImportFileError, ImportNotAllowed
 from gis.io.imports.report import ImportReport, Reason
 from gis.io.imports.table import Target
@@ -36,7 +36,6 @@ from layers.model import Field, Layer, Versions
 IGNORED_COLUMNS = frozenset({"id", "fid", "ogc_fid", "objectid", "gid", "wkt", "geometry", "geom",
                              "the_geom", "wkb_geometry", "shape_leng", "shape_area", "shape_length"})
 # Naive date-times in a file are Vietnamese local time.
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def check_rights(layer_id: str, who: Principal) -> Layer:
@@ -297,7 +296,7 @@ def _as_date(v: Any) -> dt.date:
 
 
 def _as_datetime(v: Any) -> dt.datetime:
-    """An aware UTC date-time; naive ones are Vietnamese local time (LOCAL_TZ)."""
+    """An aware UTC date-time; naive ones are Vietnamese local time (VN_TZ)."""
     if isinstance(v, dt.datetime):
         t = v
     elif isinstance(v, dt.date):
@@ -311,7 +310,7 @@ def _as_datetime(v: Any) -> dt.datetime:
         if re.search(r"[+-]\d{2}$", s):
             s += ":00"
         t = dt.datetime.fromisoformat(s)
-    return (t if t.tzinfo else t.replace(tzinfo=LOCAL_TZ)).astimezone(dt.UTC)
+    return (t if t.tzinfo else t.replace(tzinfo=VN_TZ)).astimezone(dt.UTC)
 
 
 def _as_bool(v: Any) -> bool:
