@@ -203,7 +203,7 @@ def test_kde_counts_from_the_aggregate_equal_the_raw_rows(conn, role) -> None:
         for cell in (100, 200):
             grid = D.snap_grid(box, cell, 3, srid)
             used += D.raster_days(conn, f, restrict, grid) is not None
-            agg = D.counts_on(conn, f, restrict, grid)
+            agg = D.counts_on(conn, f, restrict, grid, use_aggregates=True)
             raw = D.counts_on(conn, f, restrict, grid, use_aggregates=False)
             assert agg.sum() > 0 or f.length < dt.timedelta(days=1)
             assert np.array_equal(agg, raw), (f, cell)
@@ -216,7 +216,7 @@ def test_square_grids_from_the_aggregate_equal_the_raw_rows(conn) -> None:
         for size in (100, 500, 1000):
             assert (D.square_days(conn, f, restrict, "square", size) is not None) == (
                 f.length >= dt.timedelta(days=1))
-            agg = D.grid_counts(conn, f, restrict, "square", size)
+            agg = D.grid_counts(conn, f, restrict, "square", size, use_aggregates=True)
             raw = D.grid_counts(conn, f, restrict, "square", size, use_aggregates=False)
             assert agg.cells == raw.cells, (f, size)
 
@@ -483,3 +483,21 @@ def test_a_window_is_cut_into_months_days_and_hours() -> None:
     assert short is not None and short.months is None
     assert short.days == ((dt.date(2026, 11, 21), dt.date(2026, 12, 4)),)
     assert heat_cells.spans(replace(f, start=f.end - dt.timedelta(hours=20))) is None
+
+
+def test_the_cell_days_are_read_only_where_they_pay(conn) -> None:
+    """The sample's incident_cell_days holds about one row per incident (its key is a day, a
+    100 m cell and four attributes): reading it would cost more than the raw rows, so the
+    default path reads raw (aggregates.CELL_DAYS_PAY_RATIO), and gives the same counts."""
+    agg, raw = conn.execute("SELECT (SELECT count(*) FROM incident_cell_days),"
+                            " (SELECT count(*) FROM incidents)").fetchone()
+    assert agg > aggregates.CELL_DAYS_PAY_RATIO * raw
+    conn.execute("ANALYZE incident_cell_days")
+    conn.execute("ANALYZE incidents")
+    aggregates._PAYS.clear()
+    assert not aggregates.cell_days_pay(conn)
+    f = _windows(conn)[1]
+    srid = D.srid()
+    grid = D.snap_grid(D.province_box(conn, srid), 100, 3, srid)
+    assert np.array_equal(D.counts_on(conn, f, None, grid),
+                          D.counts_on(conn, f, None, grid, use_aggregates=True))

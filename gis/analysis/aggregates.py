@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from dataclasses import dataclass, replace
 
 import psycopg
@@ -94,6 +95,40 @@ def filter_ok(conn: psycopg.Connection, f: IncidentFilter,
               restrict: sql.Composable | None) -> bool:
     """Whether F's conditions other than time can be read off the aggregate."""
     return f.bbox is None and f.unit is None and restrict_ok(conn, restrict)
+
+
+# incident_cell_days is read instead of the raw rows only while it holds at most this share of
+# their number. Its key (day, 100 m cell, category, severity, status, source) is so fine that
+# it held 0.99-1.0 rows per incident at 50,000, 1,000,000 and 10,000,000 incidents; and since
+# migration 0039 the raw path groups the stored coordinates on a parallel scan. A year's KDE at
+# 10,000,000 incidents: 2,650,000 aggregate rows on one process 1,060 ms, the 2,690,000 raw
+# rows in parallel 680 ms (bench/README.md, "Every benchmark at full scale"); per row the
+# aggregate costs about 1.6 times as much, so it pays below about 0.6 rows per incident.
+CELL_DAYS_PAY_RATIO = 0.5
+_PAYS_TTL_S = 600.0
+_PAYS: dict[tuple[str, str, str], tuple[float, bool]] = {}
+
+# The rows of table T, partitioned or not: its leaf tables' (a partitioned parent's own
+# reltuples, when ANALYZE has set it, repeats their sum).
+_ROWS = sql.SQL(
+    "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_class c WHERE c.relkind = 'r'"
+    " AND (c.oid = to_regclass({t}) OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass({t}))))")
+
+
+def cell_days_pay(conn: psycopg.Connection) -> bool:
+    """Whether incident_cell_days holds few enough rows per incident to be read instead of the
+    raw rows (CELL_DAYS_PAY_RATIO), from the planner's row counts of both (pg_class.reltuples,
+    kept by ANALYZE and autovacuum), cached per database for ten minutes. Unknown counts (never
+    analysed) read the raw rows, which are always exact."""
+    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
+    now = time.monotonic()
+    cached = _PAYS.get(key)
+    if cached is None or now - cached[0] > _PAYS_TTL_S:
+        agg, raw = (float(conn.execute(_ROWS.format(t=sql.Literal(t))).fetchone()[0])  # type: ignore[index]
+                    for t in (TABLE, INCIDENTS.table))
+        cached = (now, raw > 0 and agg <= CELL_DAYS_PAY_RATIO * raw)
+        _PAYS[key] = cached
+    return cached[1]
 
 
 def whole_days(f: IncidentFilter) -> tuple[dt.date, dt.date] | None:

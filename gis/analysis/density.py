@@ -231,21 +231,23 @@ def square_days(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Compo
 
 
 def counts_on(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
-              grid: Grid, *, use_aggregates: bool = True) -> np.ndarray:
+              grid: Grid, *, use_aggregates: bool | None = None) -> np.ndarray:
     """Incidents per cell of GRID (row 0 south), counted in PostGIS. The bbox of F is not a
     condition here: a point just outside the view still spreads density into it.
 
     From the pre-aggregates (incident_cell_days: whole Vietnam-time days, the ragged ends of
     the window raw) when they can answer exactly (aggregates.py: no unit filter, the caller's
     row rule, a cell a multiple of the base cell); else from the raw rows, their stored
-    projection. USE_AGGREGATES=False forces the raw rows (tests compare the two)."""
+    projection. The aggregate is read only when it is also cheaper (aggregates.cell_days_pay);
+    USE_AGGREGATES=True reads it whenever it is exact, False never (tests compare the two)."""
     if (on_dask := distributed.raster_counts(conn, f, restrict, grid)) is not None:
         return on_dask  # counted on the Dask cluster (settings.dask_scheduler)
     lonlat = grid.lonlat_bounds(pad=grid.cell)
     f = replace(f, bbox=None)
     base = aggregates.base_grid(conn)
-    days = raster_days(conn, f, restrict, grid) if use_aggregates else None
-    if base is not None and days is not None:
+    days = raster_days(conn, f, restrict, grid) if use_aggregates is not False else None
+    if base is not None and days is not None and (use_aggregates
+                                                  or aggregates.cell_days_pay(conn)):
         query, params = q.raster_counts_agg(f, restrict, grid.origin, grid.cell, grid.shape,
                                             lonlat, base.cell, days)
     else:
@@ -505,16 +507,18 @@ class GridCounts:
 
 
 def grid_counts(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
-                shape: str, size: float, *, use_aggregates: bool = True) -> GridCounts:
+                shape: str, size: float, *, use_aggregates: bool | None = None) -> GridCounts:
     """Counts per cell. Squares of a multiple of the base cell, without a bbox or unit filter,
     come from the pre-aggregates (whole days) plus the window's ragged ends; hexagons (a
-    square base cell is not inside one hexagon) and the rest from the raw rows."""
+    square base cell is not inside one hexagon) and the rest from the raw rows; USE_AGGREGATES
+    as counts_on's."""
     if (on_dask := distributed.grid_counts(conn, f, restrict, srid(), shape, size)) is not None:
         return GridCounts(shape, size, on_dask)  # counted on the Dask cluster
     base = aggregates.base_grid(conn)
     stored = base.srid if base else None
-    days = square_days(conn, f, restrict, shape, size) if use_aggregates else None
-    if base is not None and days is not None:
+    days = square_days(conn, f, restrict, shape, size) if use_aggregates is not False else None
+    if base is not None and days is not None and (use_aggregates
+                                                  or aggregates.cell_days_pay(conn)):
         query, params = q.square_counts_agg(f, restrict, srid(), size, base.cell, days)
     else:
         query, params = q.grid_counts(f, restrict, srid(), shape, size, stored_srid=stored)
