@@ -99,6 +99,23 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
     return {k: int(conn.execute(v).fetchone()[0]) for k, v in q.items()}  # type: ignore[index]
 
 
+def settle(conn: psycopg.Connection, quiet_s: float = 3.0, timeout_s: float = 120.0) -> None:
+    """Wait until nothing else has run a statement on the database for QUIET_S: a fresh server's
+    job queue first refreshes the kept transparency figures (seconds of CPU at 1,000,000
+    reports), which would land on the first cases' times."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                            " current_database() AND state = 'active' AND pid <> pg_backend_pid()"
+                            ).fetchone()[0]  # type: ignore[index]
+        if busy:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.2)
+
+
 def measure(case: Case, runs: int, budget: float) -> Result:
     for call in case.calls[:2]:
         call()
@@ -502,6 +519,7 @@ def run(args: argparse.Namespace) -> Run:
                      f"{os.getloadavg()[0]:.1f} at the start", sizes)
         with serve(database_url) as url, clients(url, database_url) as http:
             get(http[None], "/healthz")
+            settle(conn)
             groups = set(args.only.split(",")) if args.only else None
             cases: list[Case] = []
             builders: list[tuple[str, Callable[[], list[Case]]]] = [
