@@ -479,7 +479,18 @@ def sensor_cases(conn: psycopg.Connection, anon: httpx.Client) -> list[Case]:
             return n
         return call
 
+    foi = conn.execute("SELECT feature_of_interest_id FROM datastream_latest WHERE datastream_id"
+                       " = %s", (rows[0][0],)).fetchone()[0]  # type: ignore[index]
+
+    def by_feature() -> int:
+        body = get(anon, f"/sta/v1.1/FeaturesOfInterest({foi})/Observations", {"$top": "100"}).json()
+        ids = [o["@iot.id"] for o in body["value"]]
+        check(len(ids) == 100 and ids == sorted(ids), f"feature {foi}: not a first page in id order")
+        return len(ids)
+
     return [
+        Case("Sensors", "STA: a feature of interest's observations, first page of 100",
+             [by_feature], runs=20),
         Case("Sensors", "STA: latest observation of every datastream ($expand)", [latest],
              goal=200, runs=20),
         Case("Sensors", "STA: one datastream's last 24 hours (50 datastreams)",

@@ -708,3 +708,29 @@ def test_created_observations_are_announced_on_mqtt(streams, keys) -> None:
         ("2026-11-23T07:00:00.000Z", "kẹt")]
     assert all(list(announce.ORIGIN_PROPERTY) in [list(p) for p in props or []]
                for _, _, props in received)
+
+
+def test_observations_of_a_feature_of_interest_come_by_its_index(client, conn) -> None:
+    """FeaturesOfInterest(id)/Observations pages in the observations' id order (datastream,
+    time) read through observations_foi_idx (migration 0041): without it, at 100,000,000
+    observations the planner walked the primary key testing each row's feature and ran into the
+    statement timeout."""
+    foi, n = conn.execute(
+        "SELECT o.feature_of_interest_id, count(*) FROM observations o JOIN datastreams d"
+        " ON d.id = o.datastream_id WHERE d.access = 'public' GROUP BY 1 ORDER BY 2 DESC"
+        " LIMIT 1").fetchone()
+    expected = [r[0] for r in conn.execute(
+        "SELECT sta_observation_id(o.datastream_id, o.phenomenon_time) FROM observations o"
+        " JOIN datastreams d ON d.id = o.datastream_id WHERE d.access = 'public'"
+        " AND o.feature_of_interest_id = %s ORDER BY o.datastream_id, o.phenomenon_time LIMIT 5",
+        (foi,))]
+    body = get(client, f"/FeaturesOfInterest({foi})/Observations", **{"$top": "5"})
+    assert [o["@iot.id"] for o in body["value"]] == expected and n > 5
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SET LOCAL enable_bitmapscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT datastream_id, phenomenon_time FROM observations"
+            " WHERE feature_of_interest_id = %s ORDER BY datastream_id, phenomenon_time LIMIT 11",
+            (foi,)))
+    assert "_foi_idx" in plan or "feature_of_interest_id_datastream_id" in plan, plan
