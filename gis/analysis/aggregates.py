@@ -15,6 +15,10 @@ read them; the views (density_sql, incidents.stats) fall back to raw rows otherw
 - the window is cut into whole Vietnam-time days (read from the aggregate) and its ragged
   ends, the hours before the first midnight and after the last (read raw: at most two
   partial days, through the BRIN index on reported_at).
+
+Exact is not enough to be read: the KDE and the square grids read the aggregate only while it
+holds at most half as many rows as the incidents (cell_days_pay); below that density the raw
+rows, grouped on a parallel scan, are the faster read.
 """
 
 from __future__ import annotations
