@@ -302,18 +302,25 @@ def test_sign_out_ends_the_event_stream(browser, live_server, operator, land_off
         # A user of another role signs in on the same page: no console, no stream opened.
         asked: list[str] = []
         page.on("request", lambda r: asked.append(r.url) if EVENTS in r.url else None)
+        # Each sign-out below waits until the map has loaded what the sign-in asked for: a tile
+        # still on its way when the sign-out revokes its token is refused (401), a race of the
+        # test's clicks, not what it checks.
+        before = idle_mark(page)
         sign_in(page, land_officer)
         assert page.locator("#gi-console-open").is_hidden()
         page.wait_for_timeout(4000)
+        wait_idle(page, before)
         assert asked == []
         page.click("#gi-signout")
         page.wait_for_selector("#gi-signin-open:not([hidden])", timeout=TIMEOUT)
 
         # Again, when the map cannot read its layers after signing out (the network is gone):
         # the stream still ends at once, not only once the anonymous map has loaded.
+        before = idle_mark(page)
         sign_in(page, operator)
         page.click("#gi-console-open")
         page.wait_for_selector("body[data-console-live='1']", state="attached", timeout=TIMEOUT)
+        wait_idle(page, before)
         page.route("**/api/map/layers*", lambda route: route.abort())
         _stream_ends_on_sign_out(page)
         page.unroute("**/api/map/layers*")
