@@ -247,11 +247,23 @@ def test_an_incident_of_an_archived_month_is_refused(tx) -> None:
 
 @pytest.fixture
 def cli_in_tx(tx, monkeypatch: pytest.MonkeyPatch) -> psycopg.Connection[Any]:
-    """The CLI's connections are the test's transaction (its commits become savepoints)."""
+    """The CLI's connections are the test's transaction (its commits become savepoints). Only
+    this thread's: the suite's in-process queue worker runs its periodic jobs meanwhile, and
+    one of them given this connection nested its transaction into the CLI's (a fresh-clone run
+    failed with OutOfOrderTransactionNesting)."""
+    import threading
+
     import gis.db
+
+    real = gis.db.connection
+    test_thread = threading.get_ident()
 
     @contextmanager
     def connection(timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        if threading.get_ident() != test_thread:
+            with real(timeout) as conn:
+                yield conn
+            return
         yield tx
 
     monkeypatch.setattr(gis.db, "connection", connection)
