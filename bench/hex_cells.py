@@ -2,14 +2,15 @@
 ways it did before, on the same rows, alternated, median of N; and a check that all put every
 point in the same cell.
 
-- "two distances": both candidate columns' distances for every point, each step in a subquery
-  kept by OFFSET 0 (the query until 2026-12-04 13:00);
-- "strip, one process": the strip shortcut (two thirds of the points take their column's
-  nearest centre by one rounding), still over geom_vn with each step kept by OFFSET 0, which
-  keeps the counting in one process (until migration 0039);
-- "parallel": the same rule as one cell key over the stored coordinates x_vn, y_vn (migration
-  0039), grouped right on the scan, so PostgreSQL's parallel workers count their share of the
-  partitions first (Partial HashAggregate); and the same query with parallel workers off.
+- "two distances, one process": both candidate columns' distances for every point, each step
+  in a subquery kept by OFFSET 0 (the query until 2026-12-04 13:00);
+- "strip, parallel": the strip shortcut (two thirds of the points take their column's nearest
+  centre by one rounding, the others compare two distances) as one cell key over the stored
+  coordinates x_vn, y_vn, grouped right on the scan so PostgreSQL's parallel workers count
+  their share of the partitions first (migration 0039 until the three floors);
+- "three floors": density_sql.cell_key now, the hexagon's lattice centre from three floors
+  and no distance (dask_tasks.hexagon_lattice), in parallel as above, and with parallel
+  workers off.
 
     PYTHONPATH=. .venv/bin/python bench/hex_cells.py postgresql://.../db [--repeat 5]
 
@@ -49,32 +50,36 @@ TWO_DISTANCES = (
 )
 
 
-def strip_one_process(size: float, cond: sql.Composable) -> sql.Composable:
-    """The strip shortcut as density_sql ran it before migration 0039 (the filter's params)."""
+def strip_key(size: float, x: sql.Composable, y: sql.Composable) -> sql.Composable:
+    """The hexagon's key as density_sql.cell_key computed it from migration 0039 until the three
+    floors (2026-12-04): the strip shortcut, and in between the two candidate columns' nearest
+    centres by distance; the key is KEY_BASE * i + j (key_cell("square", ...) decodes it)."""
     w, h = 1.5 * size, 3 ** 0.5 * size
+    lit = q._lit
+    i0 = sql.SQL("floor({} / {})").format(x, lit(w))
+    i1 = sql.SQL("({} + 1)").format(i0)
+    p0, p1 = (sql.SQL("({}::int8 & 1)").format(c) for c in (i0, i1))
+    j0, j1 = (sql.SQL("round(({y} - {half} * {p}) / {h})").format(y=y, half=lit(h / 2), p=p,
+                                                                     h=lit(h))
+              for p in (p0, p1))
+    u = sql.SQL("({x} - {w} * {i0})").format(x=x, w=lit(w), i0=i0)
+    d0, d1 = (sql.SQL("({x} - {w} * {i}) ^ 2 + ({y} - {h} * {j} - {half} * {p}) ^ 2").format(
+                  x=x, w=lit(w), i=i, y=y, h=lit(h), j=j, half=lit(h / 2), p=p)
+              for i, j, p in ((i0, j0, p0), (i1, j1, p1)))
+    k0, k1 = (sql.SQL("{K} * {i} + {j}").format(K=lit(q.KEY_BASE), i=i, j=j)
+              for i, j in ((i0, j0), (i1, j1)))
+    return sql.SQL("CASE WHEN {u} < {half_s} THEN {k0} WHEN {u} > {s} THEN {k1}"
+                   " WHEN {d0} <= {d1} THEN {k0} ELSE {k1} END").format(
+        u=u, half_s=lit(size / 2), s=lit(size), k0=k0, k1=k1, d0=d0, d1=d1)
 
-    def lit(v: float) -> sql.Composable:
-        return sql.SQL("{}::float8").format(sql.Literal(float(v)))
 
-    j_of = [sql.SQL("round((y - {} * ({} & 1)) / {})::int").format(lit(h / 2), sql.SQL(c), lit(h))
-            for c in ("i0", "(i0 + 1)")]
-    d0 = sql.SQL("(u) ^ 2 + (y - {h} * {j} - {h2} * (i0 & 1)) ^ 2").format(
-        h=lit(h), j=j_of[0], h2=lit(h / 2))
-    d1 = sql.SQL("(x - {w} * (i0 + 1)) ^ 2 + (y - {h} * {j} - {h2} * ((i0 + 1) & 1)) ^ 2").format(
-        w=lit(w), h=lit(h), j=j_of[1], h2=lit(h / 2))
-
-    def pick(a: sql.Composable, b: sql.Composable) -> sql.Composable:
-        return sql.SQL("CASE WHEN u < {} THEN {} WHEN u > {} THEN {} WHEN {} <= {} THEN {}"
-                       " ELSE {} END").format(lit(size / 2), a, lit(size), b, d0, d1, a, b)
-
-    return sql.SQL(
-        "SELECT i, j, count(*)::int AS n FROM (SELECT {i} AS i, {j} AS j FROM ("
-        " SELECT x, x - {w} * i0 AS u, y, i0 FROM ("
-        "  SELECT ST_X(p) AS x, ST_Y(p) AS y, floor(ST_X(p) / {w})::int AS i0"
-        "  FROM (SELECT t.geom_vn AS p FROM incidents AS t WHERE {cond} OFFSET 0) a"
-        "  OFFSET 0) b OFFSET 0) c) x GROUP BY i, j"
-    ).format(i=pick(sql.SQL("i0"), sql.SQL("i0 + 1")), j=pick(j_of[0], j_of[1]), w=lit(w),
-             cond=cond)
+def strip_parallel(size: float, cond: sql.Composable) -> sql.Composable:
+    """The strip rule as one key over x_vn, y_vn, grouped on the scan (the filter's params)."""
+    i, j = q.key_cell("square", sql.SQL("k"))
+    key = strip_key(size, sql.SQL("t.x_vn"), sql.SQL("t.y_vn"))
+    return sql.SQL("SELECT {i} AS i, {j} AS j, count(*)::int AS n FROM ("
+                   " SELECT {key} AS k FROM incidents AS t WHERE {cond}) x GROUP BY k"
+                   ).format(i=i, j=j, key=key, cond=cond)
 
 
 def main() -> None:
@@ -92,8 +97,8 @@ def main() -> None:
     workers = conn.execute("SHOW max_parallel_workers_per_gather").fetchone()
     end = dt.datetime.now(dt.UTC)
     print(f"max_parallel_workers_per_gather = {workers[0] if workers else '?'}\n")
-    print("| window | size | points | cells | two distances ms | strip, one process ms |"
-          " parallel ms | parallel off ms | faster | same cells |")
+    print("| window | size | points | cells | two distances, one process ms | strip, parallel ms |"
+          " three floors, parallel ms | three floors, parallel off ms | faster | same cells |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for days, size in ((365, 500.0), (3650, 500.0), (365, 150.0), (365, 2000.0)):
         f = IncidentFilter(start=end - dt.timedelta(days=days), end=end)
@@ -102,11 +107,11 @@ def main() -> None:
             "hexagon", size, srid, sql.SQL("incidents AS t WHERE {}").format(cond), params,
             stored_srid=stored)
         now_q = sql.SQL("SELECT i, j, n FROM ({}) g").format(
-            q.counted(inner, sql.SQL("count(*)::int AS n")))
+            q.counted("hexagon", inner, sql.SQL("count(*)::int AS n")))
         runs = {
             "two": (sql.SQL(TWO_DISTANCES).format(cond=cond), [size, 3 ** 0.5 * size, size,
                                                               *params], None),
-            "strip": (strip_one_process(size, cond), params, None),
+            "strip": (strip_parallel(size, cond), params, None),
             "parallel": (now_q, inner_p, None),
             "serial": (now_q, inner_p, "SET LOCAL max_parallel_workers_per_gather = 0"),
         }

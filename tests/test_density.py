@@ -153,6 +153,33 @@ def test_grid_counts_add_up_and_match_postgis_cells(client, conn, keys, shape) -
     assert legend["unit"]["en"] == "incidents" and legend["breaks"][-1] == max(got.values())
 
 
+@pytest.mark.parametrize("size", [50.0, 181.0, 500.0, 777.7, 2500.0])
+def test_three_floors_find_the_nearest_hexagon_centre(size) -> None:
+    """The grid's hexagon rule (dask_tasks.hexagon_cells, as density_sql.cell_key computes it)
+    against the definition: the nearest of the 4 x 4 centres around each point, by distance."""
+    from gis.analysis.dask_tasks import hexagon_cells
+
+    rng = np.random.default_rng(int(size))
+    x = 400_000 + rng.random(300_000) * 300_000
+    y = 2_000_000 + rng.random(300_000) * 600_000
+    w, h = 1.5 * size, 3 ** 0.5 * size
+    i0 = np.floor(x / w).astype(np.int64)
+    best_d = np.full(x.shape, np.inf)
+    best_i = np.zeros_like(i0)
+    best_j = np.zeros_like(i0)
+    for di in (-1, 0, 1, 2):
+        i = i0 + di
+        odd = i & 1
+        for dj in (-1, 0, 1, 2):
+            j = np.floor((y - h / 2 * odd) / h).astype(np.int64) + dj
+            d = (x - w * i) ** 2 + (y - h * j - h / 2 * odd) ** 2
+            nearer = d < best_d
+            best_d = np.where(nearer, d, best_d)
+            best_i, best_j = np.where(nearer, i, best_i), np.where(nearer, j, best_j)
+    got_i, got_j = hexagon_cells(x, y, size)
+    assert np.array_equal(got_i, best_i) and np.array_equal(got_j, best_j)
+
+
 def test_grid_tiles_decode_with_counts(client, keys) -> None:
     params = {**YEAR, "shape": "hexagon", "size": 700}
     geo = client.get("/api/incidents/grid", headers=keys["operator"], params=params).json()

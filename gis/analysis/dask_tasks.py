@@ -69,20 +69,38 @@ class Binning:
         return ["i", "j", "b"] if self.bin_starts is not None else ["i", "j"]
 
 
+def hexagon_factors(size: float) -> tuple[float, float]:
+    """(3 / w, 2 / h) for flat-topped hexagons of edge SIZE, w = 1.5 SIZE and h = sqrt(3) SIZE
+    the spacing of their columns and rows: x times the first is three per column, y times the
+    second two per row (hexagon_lattice)."""
+    return 3 / (1.5 * size), 2 / (SQRT3 * size)
+
+
+def hexagon_lattice(x: np.ndarray, y: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The centre (a, b) of the flat-topped hexagon of edge S holding each point, in lattice
+    coordinates: column i = a + b, half-rows up a - b. Operation for operation as
+    density_sql.cell_key computes it in SQL, so both put every point in the same cell.
+
+    Why three floors do it: in units of u = x / w and v = 2 y / h the centres are the integer
+    points with u + v even, and every hexagon edge lies on a line v = n, 3u + v = n or
+    3u - v = n (n whole). The three floors F1, F2, F3 of those forms therefore name a piece of
+    the plane inside one hexagon, and a = floor((2 F1 + F2 + 4) / 6), b = floor((F3 - 2 F1 +
+    2) / 6) is that hexagon (found by search over small integer coefficients and checked
+    against the nearest-centre rule on 21,000,000 random points at seven sizes, 50 to 2,500 m;
+    a point exactly on an edge may fall on the other side than ST_HexagonGrid's)."""
+    across, up = hexagon_factors(s)
+    f1 = np.floor(y * up)
+    f2 = np.floor(x * across + y * up)
+    f3 = np.floor(x * across - y * up)
+    return np.floor((2 * f1 + f2 + 4) / 6), np.floor((f3 - 2 * f1 + 2) / 6)
+
+
 def hexagon_cells(x: np.ndarray, y: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-    """The flat-topped hexagon (edge S) holding each point, as density_sql/hotspot_queries
-    compute it, operation for operation: the two candidate columns, in each the nearest centre
-    (np.rint: half to even, as PostgreSQL's round(float8)), the nearer of the two."""
-    h = SQRT3 * s
-    i0 = np.floor(x / (1.5 * s)).astype(np.int64)
-    odd0 = (i0 & 1).astype(np.float64)
-    odd1 = ((i0 + 1) & 1).astype(np.float64)
-    j0 = np.rint((y - h / 2 * odd0) / h).astype(np.int64)
-    j1 = np.rint((y - h / 2 * odd1) / h).astype(np.int64)
-    d0 = (x - 1.5 * s * i0) ** 2 + (y - h * j0 - h / 2 * odd0) ** 2
-    d1 = (x - 1.5 * s * (i0 + 1)) ** 2 + (y - h * j1 - h / 2 * odd1) ** 2
-    near0 = d0 <= d1
-    return np.where(near0, i0, i0 + 1), np.where(near0, j0, j1)
+    """PostGIS's (i, j) of the flat-topped hexagon (edge S) holding each point (odd columns
+    shifted up half a row), from hexagon_lattice as density_sql.key_cell does."""
+    a, b = hexagon_lattice(x, y, s)
+    i = (a + b).astype(np.int64)
+    return i, ((a - b - (i & 1)) / 2).astype(np.int64)
 
 
 def bin_partition(gdf: gpd.GeoDataFrame, how: Binning) -> pd.DataFrame:

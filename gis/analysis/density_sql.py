@@ -23,10 +23,10 @@ from psycopg import sql
 
 from gis.analysis import aggregates as agg
 from gis.analysis.aggregates import PROJECTED_COLUMN, X_COLUMN, Y_COLUMN
+from gis.analysis.dask_tasks import hexagon_factors
 from gis.analysis.incidents import INCIDENTS, IncidentFilter, where
 
 SHAPES = ("hexagon", "square")
-SQRT3 = 3 ** 0.5
 
 
 def _table() -> sql.Composable:
@@ -115,10 +115,11 @@ def raster_counts_agg(f: IncidentFilter, restrict: sql.Composable | None,
                origin[0], x2, origin[1], y2]
 
 
-# A cell (i, j) as one number, k = KEY_BASE * i + j: grouping by one key hashes one float, and
-# the cell's rule is written once (i and j as two expressions repeated the rule's tests). Exact:
-# cells are whole numbers, |j| < KEY_BASE / 2 (y / 50 m, the smallest cell, is under 10^6 here)
-# and |k| < 2^53.
+# A cell as one number, k = KEY_BASE * a + b: grouping by one key hashes one float, and the
+# cell's rule is written once. Squares: (a, b) = (i, j). Hexagons: (a, b) = the centre's two
+# lattice coordinates (hexagon_lattice), turned into (i, j) once per cell, after grouping
+# (key_cell). Exact: a and b are whole numbers, |b| < KEY_BASE / 2 (y / 50 m, the smallest
+# cell, is under 10^6 here) and |k| < 2^53.
 KEY_BASE = 2.0 ** 26
 
 
@@ -131,38 +132,33 @@ def cell_key(shape: str, size: float, x: sql.Composable, y: sql.Composable) -> s
     """The key of the cell of SHAPE and SIZE holding point (X, Y), X and Y two plain columns: the
     expression repeats them (cheap on columns; on a PostGIS call each repeat is another call).
 
-    A hexagon is its nearest centre. The point lies between the centre columns i0 and i0 + 1
-    (u = its distance right of column i0). In the strip u < s/2 only column i0's hexagons reach,
-    and for u > s only column i0 + 1's: the hexagon is that column's nearest centre, by one
-    rounding (two thirds of the points). In between, the nearer of the two columns' nearest
-    centres (ties to i0), with the very arithmetic of PostGIS's grid numbering (the same cell
-    for a point on an edge as ST_HexagonGrid, and as gis/analysis/distributed.py)."""
+    A hexagon is its nearest centre, found with three floors and no distance (dask_tasks.
+    hexagon_lattice says how). PostgreSQL evaluates an expression as written, repeats and all,
+    so its operations are the cost once the scan is paid: the earlier rule (two thirds of the
+    points by their column's nearest centre, the rest by two distances) took about 1.5 times
+    as long (bench/hex_cells.py; bench/README.md, "Hexagon cells")."""
     if shape == "square":
         return sql.SQL("{K} * floor({x} / {s}) + floor({y} / {s})").format(
             K=_lit(KEY_BASE), x=x, y=y, s=_lit(size))
-    w, h = 1.5 * size, SQRT3 * size
-    i0 = sql.SQL("floor({} / {})").format(x, _lit(w))
-    i1 = sql.SQL("({} + 1)").format(i0)
-    p0, p1 = (sql.SQL("({}::int8 & 1)").format(c) for c in (i0, i1))
-    j0, j1 = (sql.SQL("round(({y} - {half} * {p}) / {h})").format(y=y, half=_lit(h / 2), p=p,
-                                                                     h=_lit(h))
-              for p in (p0, p1))
-    u = sql.SQL("({x} - {w} * {i0})").format(x=x, w=_lit(w), i0=i0)
-    d0, d1 = (sql.SQL("({x} - {w} * {i}) ^ 2 + ({y} - {h} * {j} - {half} * {p}) ^ 2").format(
-                  x=x, w=_lit(w), i=i, y=y, h=_lit(h), j=j, half=_lit(h / 2), p=p)
-              for i, j, p in ((i0, j0, p0), (i1, j1, p1)))
-    k0, k1 = (sql.SQL("{K} * {i} + {j}").format(K=_lit(KEY_BASE), i=i, j=j)
-              for i, j in ((i0, j0), (i1, j1)))
-    return sql.SQL("CASE WHEN {u} < {half_s} THEN {k0} WHEN {u} > {s} THEN {k1}"
-                   " WHEN {d0} <= {d1} THEN {k0} ELSE {k1} END").format(
-        u=u, half_s=_lit(size / 2), s=_lit(size), k0=k0, k1=k1, d0=d0, d1=d1)
+    across, up = hexagon_factors(size)
+    f1 = sql.SQL("floor({y} * {up})").format(y=y, up=_lit(up))
+    f2 = sql.SQL("floor({x} * {across} + {y} * {up})").format(x=x, y=y, across=_lit(across),
+                                                             up=_lit(up))
+    f3 = sql.SQL("floor({x} * {across} - {y} * {up})").format(x=x, y=y, across=_lit(across),
+                                                             up=_lit(up))
+    return sql.SQL("{K} * floor((2 * {f1} + {f2} + 4) / 6) + floor(({f3} - 2 * {f1} + 2) / 6)"
+                   ).format(K=_lit(KEY_BASE), f1=f1, f2=f2, f3=f3)
 
 
-def key_cell(k: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
-    """(i, j) as integers from a cell key K."""
-    i = sql.SQL("round({} / {})").format(k, _lit(KEY_BASE))
-    return (sql.SQL("{}::int").format(i),
-            sql.SQL("({} - {} * {})::int").format(k, _lit(KEY_BASE), i))
+def key_cell(shape: str, k: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
+    """(i, j) as integers from a cell key K of SHAPE (PostGIS's numbering: for hexagons the
+    column i = a + b and the row j from the centre's half-row a - b, odd columns shifted up)."""
+    a = sql.SQL("round({} / {})").format(k, _lit(KEY_BASE))
+    b = sql.SQL("({} - {} * {})").format(k, _lit(KEY_BASE), a)
+    if shape == "square":
+        return sql.SQL("{}::int").format(a), sql.SQL("{}::int").format(b)
+    i = sql.SQL("({} + {})::int").format(a, b)
+    return i, sql.SQL("(({a} - {b} - ({i} & 1)) / 2)::int").format(a=a, b=b, i=i)
 
 
 def cell_keys(shape: str, size: float, srid: int, source: sql.Composable,
@@ -195,11 +191,11 @@ def cell_keys(shape: str, size: float, srid: int, source: sql.Composable,
     return q, tail
 
 
-def counted(inner: sql.Composable, counts: sql.Composable,
+def counted(shape: str, inner: sql.Composable, counts: sql.Composable,
             having: sql.Composable | None = None, by_carry: bool = False) -> sql.Composed:
-    """SELECT i, j[, w], COUNTS: the rows of INNER (cell_keys) grouped by cell (and by the
-    carried value w if BY_CARRY), COUNTS being select-list items (aggregates)."""
-    i, j = key_cell(sql.SQL("k"))
+    """SELECT i, j[, w], COUNTS: the rows of INNER (cell_keys of SHAPE) grouped by cell (and by
+    the carried value w if BY_CARRY), COUNTS being select-list items (aggregates)."""
+    i, j = key_cell(shape, sql.SQL("k"))
     w = sql.SQL(", w") if by_carry else sql.SQL("")
     return sql.SQL("SELECT {i} AS i, {j} AS j{w}, {counts} FROM ({inner}) x GROUP BY k{w}{having}"
                    ).format(i=i, j=j, w=w, counts=counts, inner=inner,
@@ -223,7 +219,8 @@ def grid_counts(f: IncidentFilter, restrict: sql.Composable | None, srid: int, s
     q = sql.SQL(
         "SELECT i, j, n, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ({counted}) g"
         " ORDER BY n DESC, i, j"
-    ).format(cell=_cell_shape(shape, srid), counted=counted(inner, sql.SQL("count(*)::int AS n")))
+    ).format(cell=_cell_shape(shape, srid),
+             counted=counted(shape, inner, sql.SQL("count(*)::int AS n")))
     return q, [size, *inner_params]
 
 
@@ -274,7 +271,7 @@ def grid_tile(f: IncidentFilter, restrict: sql.Composable | None, srid: int, sha
         " WHERE m.geom IS NOT NULL"
     ).format(name=sql.Literal(layer_name), extent=sql.Literal(extent), buffer=sql.Literal(buffer),
              cell=_cell_shape(shape, srid),
-             counted=counted(inner, sql.SQL("count(*)::int AS n"),
+             counted=counted(shape, inner, sql.SQL("count(*)::int AS n"),
                               sql.SQL(" HAVING count(*) >= %s")))
     return q, [*bounds, size, *inner_params, max(min_count, 1), *bounds]
 
@@ -414,7 +411,7 @@ def grid_change(f: IncidentFilter, base: IncidentFilter, restrict: sql.Composabl
     q = sql.SQL(
         "SELECT i, j, n, b, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ({counted}) g"
         " ORDER BY i, j"
-    ).format(cell=_cell_shape(shape, srid), counted=counted(inner, counts))
+    ).format(cell=_cell_shape(shape, srid), counted=counted(shape, inner, counts))
     return q, [size, *inner_params]
 
 

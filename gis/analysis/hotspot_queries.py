@@ -180,7 +180,7 @@ def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.
     inner, inner_params = density_sql.cell_keys(
         shape, size, srid, source, [*params, box], carry=bin_sql, carry_params=bin_params,
         stored_srid=aggregates.stored_srid(conn))
-    q = density_sql.counted(inner, sql.SQL("count(*)::int"), by_carry=True)
+    q = density_sql.counted(shape, inner, sql.SQL("count(*)::int"), by_carry=True)
     all_params = inner_params
     with conn.transaction():
         # Its estimate (a projection per point) passes jit_above_cost; compiling costs more
