@@ -25,6 +25,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -61,6 +62,29 @@ _INSERT = (
 def client_address(request: Any) -> str | None:
     client = getattr(request, "client", None)
     return getattr(client, "host", None) if client is not None else None
+
+
+def request_args(request: Any) -> dict[str, Any] | None:
+    """What record() needs of REQUEST, as JSON: a job or a background task that outlives the
+    request keeps this (in its queue arguments) rather than the request itself."""
+    if request is None:
+        return None
+    return {"method": request.method, "path": request.url.path, "query": request.url.query,
+            "client": client_address(request)}
+
+
+def request_from_args(args: Mapping[str, Any] | None) -> Any:
+    """A request as record() reads one, from request_args()."""
+    if not args:
+        return None
+    return SimpleNamespace(method=args["method"],
+                           url=SimpleNamespace(path=args["path"], query=args["query"]),
+                           client=SimpleNamespace(host=args["client"]))
+
+
+def detached(request: Any) -> Any:
+    """REQUEST as record() reads it, detached from the connection it came on."""
+    return request_from_args(request_args(request))
 
 
 def record(conn: psycopg.Connection | None, principal: Principal | None, action: str, *,

@@ -22,7 +22,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 import orjson
@@ -37,6 +36,7 @@ from api.deps import SettingsDep, app_pool
 from api.i18n import request_lang
 from api.route_docs import BINARY, WHO, body_schema, problems, validate
 from api.security import Who
+from gis import audit
 from gis.db import pooled
 from gis.io import jobs
 from gis.io.export import ExportRequest, audit_export, content_disposition, estimate, plan, run
@@ -143,13 +143,6 @@ def _request_from(params: dict[str, Any]) -> tuple[ExportRequest, str]:
     return req, mode
 
 
-def _audit_request(request: Request) -> SimpleNamespace:
-    """What the audit log needs of the request, detached from it (jobs outlive requests)."""
-    return SimpleNamespace(method=request.method, url=SimpleNamespace(path=request.url.path,
-                                                                      query=request.url.query),
-                           client=SimpleNamespace(host=request.client.host if request.client else None))
-
-
 def _stream_and_delete(path: Path, directory: Path) -> Iterator[bytes]:
     try:
         with path.open("rb") as f:
@@ -176,7 +169,7 @@ def submit_job(params: dict[str, Any], who: Principal, request: Request) -> jobs
     with pooled(app_pool(request)) as conn:
         count = estimate(conn, plan(conn, req, who), cap=ASYNC_ABOVE)
     total = None if count > ASYNC_ABOVE else count
-    return jobs.exports().submit(req, who, total, _audit_request(request))
+    return jobs.exports().submit(req, who, total, audit.detached(request))
 
 
 def owned_job(job_id: str, who: Principal) -> jobs.ExportJob:
@@ -211,7 +204,7 @@ def stream_result(job: jobs.ExportJob) -> Response:
 def _export(params: dict[str, Any], who: Principal, request: Request, settings: Settings,
             prefer_async: bool) -> Response:
     req, mode = _request_from(params)
-    audit_req = _audit_request(request)
+    audit_req = audit.detached(request)
     # Our own connection, not the request's: it is given back before the file is streamed.
     with pooled(app_pool(request)) as conn:
         p = plan(conn, req, who)

@@ -32,8 +32,8 @@ from api.deps import app_pool
 from api.i18n import request_lang
 from api.ogc.tiles import CACHE as TILES
 from api.route_docs import body_schema, problems
-from api.routes.exports import _audit_request
 from api.security import require_roles
+from gis import audit
 from gis.db import pooled
 from gis.io.imports import ImportOptions, import_file
 from gis.io.imports.report import ImportReport, parts_of
@@ -153,7 +153,7 @@ async def import_upload(request: Request, who: Annotated[Principal, Depends(requ
                     raise UploadTooLarge(f"uploads are limited to {MAX_UPLOAD_BYTES >> 30} GB; use "
                                          "`geoioc import` on the server")
                 out.write(chunk)
-        audit_req = _audit_request(request)
+        audit_req = audit.detached(request)
         lang = request_lang(request)
         pool = app_pool(request)
 

@@ -44,8 +44,8 @@ from api.deps import IsoDate, QueryModel, ReadConn, app_pool, query
 from api.i18n import request_lang
 from api.ogc.tiles import CACHE as TILES
 from api.route_docs import WHO, body_schema, problems
-from api.routes.exports import _audit_request
 from api.security import Who, require_roles
+from gis import audit
 from gis.db import pooled
 from gis.indicators import service
 from gis.indicators.imports import IMPORT_ROLES, LAYER, IndicatorImportOptions, import_indicators
@@ -296,7 +296,7 @@ async def import_values(request: Request,
                                          "MB; use `geoioc indicators import` on the server",
                                          parameter="file")
                 out.write(chunk)
-        audit_req = _audit_request(request)
+        audit_req = audit.detached(request)
         lang = request_lang(request)
         pool = app_pool(request)
 

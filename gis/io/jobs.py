@@ -27,13 +27,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 from procrastinate import RetryStrategy
 from psycopg.types.json import Jsonb
 
+from gis import audit as audit_log
 from gis.io.export import ExportError, ExportRequest, ExportResult, LayerNotFound
 from gis.jobs.maintenance import recover_stalled
 from gis.jobs.queue import EXPORTS, MAINTENANCE, app, enqueue
@@ -162,23 +162,6 @@ SELECT e.id FROM export_jobs e
 ORPHAN_AFTER = dt.timedelta(minutes=2)
 
 
-def _audit_args(request: Any) -> dict[str, Any] | None:
-    """What the audit log needs of the HTTP request that asked for the job, as JSON (the job
-    runs later, elsewhere)."""
-    if request is None:
-        return None
-    client = getattr(request, "client", None)
-    return {"method": request.method, "path": request.url.path, "query": request.url.query,
-            "client": getattr(client, "host", None)}
-
-
-def _audit_request(args: dict[str, Any] | None) -> Any:
-    if not args:
-        return None
-    return SimpleNamespace(method=args["method"], url=SimpleNamespace(path=args["path"], query=args["query"]),
-                           client=SimpleNamespace(host=args["client"]))
-
-
 class ExportJobs:
     """The export jobs whose files lie under ROOT: submit, read, run (by the queue's worker)."""
 
@@ -224,7 +207,7 @@ class ExportJobs:
                          (job.id, job.owner, sorted(who.roles), Jsonb(_request_json(req)), total,
                           job.created, job.updated))
             enqueue(conn, run_export, queue=self.queue, job_id=job.id, root=str(self.root),
-                    audit=_audit_args(request))
+                    audit=audit_log.request_args(request))
         return job
 
     def requeue_orphans(self) -> list[str]:
@@ -305,7 +288,7 @@ class ExportJobs:
             shutil.rmtree(job.directory, ignore_errors=True)  # a run again starts clean
             with connection() as conn:
                 job.result = export(conn, job.request, who, job.directory, progress=progress,
-                                    request=_audit_request(audit), channel="export-job")
+                                    request=audit_log.request_from_args(audit), channel="export-job")
             job.status, job.message = "successful", f"{job.result.rows} features"
         except (ExportError, LayerNotFound) as e:
             job.status, job.message = "failed", str(e)
