@@ -16,9 +16,9 @@ What is distributed, and what is not:
 - dask-geopandas projects the points to the province CRS on the workers (pyproj: the PROJ of
   PostGIS's ST_Transform, agreeing within 2e-9 m here), each partition bins them to the same
   cells by the same arithmetic as the SQL (density_sql, hotspot_queries: square cells by floor,
-  hexagons by the nearer of two rounded centres, round half to even as PostgreSQL's round on
-  float8; calendar bins as width_bucket over the bins' start instants), and the per-cell counts
-  are reduced on the cluster;
+  hexagons by the three floors of dask_tasks.hexagon_lattice, operation for operation;
+  calendar bins as width_bucket over the bins' start instants), and the per-cell counts are
+  reduced on the cluster;
 - only the counts come back (a few thousand numbers), and they go to the SAME numpy code as the
   in-database path: density.smooth (KDE), hotspots.hot_spots / emerging (Gi*, permutations, BH,
   Mann-Kendall, categories). Results are equal by construction once the counts are; the counts
