@@ -461,7 +461,8 @@ def rebuild_aggregates(su: psycopg.Connection[Any], bar: Progress) -> Step:
     """The incident pre-aggregates counted anew: the loads above ran with every trigger off
     (session_replication_role = replica), theirs included (migration 0037's function)."""
     step = Step("incident pre-aggregates",
-                tables=["incident_cell_days", "incident_days", "incident_heat_months"])
+                tables=["incident_cell_days", "incident_days", "incident_heat_months",
+                        "incident_hex_months"])
     task = bar.add_task("incident pre-aggregates (counted anew)", total=1)
     with timed(step):
         su.execute("SELECT incident_aggregates_rebuild()")

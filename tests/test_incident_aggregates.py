@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from gis.analysis import aggregates, dashboard, heat_cells
+from gis.analysis import aggregates, dashboard, density_sql, heat_cells, hex_months
 from gis.analysis import dashboard_queries as q
 from gis.analysis import density as D
 from gis.analysis import incident_stats as S
@@ -56,6 +56,26 @@ def assert_exact(c: psycopg.Connection) -> None:
     agg = c.execute(AGG).fetchall()
     assert sum(r[-1] for r in raw) == c.execute("SELECT count(*) FROM incidents").fetchone()[0]
     assert agg == raw
+    assert_hex_exact(c)
+
+
+# The 500 m hexagons (migration 0042) of the raw rows by the grid's own rule (density_sql's
+# cell key, decoded), so the migration's written-out arithmetic is checked against it too.
+def _raw_hex() -> sql.Composed:
+    k = density_sql.cell_key("hexagon", hex_months.SIZE, sql.SQL("t.x_vn"), sql.SQL("t.y_vn"))
+    return sql.SQL(
+        "SELECT month, category, round(k / {K})::int AS a, (k - {K} * round(k / {K}))::int AS b,"
+        " count(*)::int FROM (SELECT date_trunc('month', reported_at AT TIME ZONE"
+        " 'Asia/Ho_Chi_Minh')::date AS month, category, {k} AS k FROM incidents t) r"
+        " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").format(k=k, K=sql.Literal(density_sql.KEY_BASE))
+
+
+def assert_hex_exact(c: psycopg.Connection) -> None:
+    raw = c.execute(_raw_hex()).fetchall()
+    agg = c.execute("SELECT month, category, a, b, n FROM incident_hex_months"
+                    " ORDER BY 1, 2, 3, 4").fetchall()
+    assert agg == raw and sum(r[-1] for r in agg) == c.execute(
+        "SELECT count(*) FROM incidents").fetchone()[0]
     assert all(r[-1] > 0 for r in agg)  # no empty rows left behind
     assert_heat_exact(c)
 
@@ -161,7 +181,8 @@ def test_inserts_updates_and_deletes_keep_the_aggregate_exact(tx) -> None:
     assert_exact(c)
 
 
-@pytest.mark.parametrize("table", ["incident_cell_days", "incident_heat_months"])
+@pytest.mark.parametrize("table", ["incident_cell_days", "incident_heat_months",
+                                   "incident_hex_months"])
 def test_the_application_role_cannot_write_the_aggregate(tx, table) -> None:
     c = tx
     if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = 'geoioc_app'").fetchone():
@@ -219,6 +240,45 @@ def test_square_grids_from_the_aggregate_equal_the_raw_rows(conn) -> None:
             agg = D.grid_counts(conn, f, restrict, "square", size, use_aggregates=True)
             raw = D.grid_counts(conn, f, restrict, "square", size, use_aggregates=False)
             assert agg.cells == raw.cells, (f, size)
+
+
+@pytest.mark.parametrize("role", ["operator", "leader", None])
+def test_hexagon_grids_from_the_hex_months_equal_the_raw_rows(conn, role) -> None:
+    restrict = (row_filter(INCIDENTS, Principal(f"hex-{role}", frozenset({role})))
+                if role else None)
+    end = conn.execute("SELECT max(reported_at) + interval '1 second' FROM incidents").fetchone()[0]
+    srid, stored = D.srid(), aggregates.stored_srid(conn)
+    windows = [
+        IncidentFilter(dt.datetime(2026, 1, 1, tzinfo=VN), dt.datetime(2026, 7, 1, tzinfo=VN)),
+        IncidentFilter(end - dt.timedelta(days=365), end),  # ragged days and hours at both ends
+        IncidentFilter(end - dt.timedelta(days=800), end, categories=("fire", "traffic_accident")),
+    ]
+    for f in windows:
+        assert hex_months.usable(conn, f, restrict, "hexagon", 500, srid, stored)
+        agg = D.grid_counts(conn, f, restrict, "hexagon", 500)
+        raw = D.grid_counts(conn, f, restrict, "hexagon", 500, use_aggregates=False)
+        assert agg.total > 1000 and agg.cells == raw.cells, f
+
+
+def test_what_the_hex_months_cannot_answer_reads_raw_rows(conn) -> None:
+    end = conn.execute("SELECT max(reported_at) + interval '1 second' FROM incidents").fetchone()[0]
+    f = IncidentFilter(end - dt.timedelta(days=365), end)
+    srid, stored = D.srid(), aggregates.stored_srid(conn)
+    assert hex_months.usable(conn, f, None, "hexagon", 500, srid, stored)
+    assert not hex_months.usable(conn, f, None, "hexagon", 499, srid, stored)
+    assert not hex_months.usable(conn, f, None, "square", 500, srid, stored)
+    assert not hex_months.usable(conn, f, None, "hexagon", 500, 3857, stored)
+    for other in (replace(f, severities=(3, 4)), replace(f, statuses=("received",)),
+                  replace(f, sources=("camera",)), replace(f, bbox=(105.0, 20.0, 107.0, 22.0)),
+                  IncidentFilter(dt.datetime(2026, 2, 3, tzinfo=VN),
+                                 dt.datetime(2026, 3, 1, tzinfo=VN))):  # no whole month
+        assert not hex_months.usable(conn, other, None, "hexagon", 500, srid, stored), other
+    own = sql.SQL("t.title <> 'x'")
+    assert not hex_months.usable(conn, f, own, "hexagon", 500, srid, stored)
+    got = D.grid_counts(conn, f, own, "hexagon", 500)
+    assert got.total == conn.execute(
+        "SELECT count(*) FROM incidents AS t WHERE reported_at >= %s AND reported_at < %s"
+        " AND t.title <> 'x'", [f.start, f.end]).fetchone()[0]
 
 
 def test_what_the_aggregate_cannot_answer_reads_raw_rows(conn) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from gis.analysis import aggregates, distributed
+from gis.analysis import aggregates, distributed, hex_months
 from gis.analysis import density_sql as q
 from gis.analysis.incidents import IncidentFilter, vn_day_start, vn_today
 from gis.fmt import VN_TZ
@@ -509,17 +509,22 @@ class GridCounts:
 def grid_counts(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
                 shape: str, size: float, *, use_aggregates: bool | None = None) -> GridCounts:
     """Counts per cell. Squares of a multiple of the base cell, without a bbox or unit filter,
-    come from the pre-aggregates (whole days) plus the window's ragged ends; hexagons (a
-    square base cell is not inside one hexagon) and the rest from the raw rows; USE_AGGREGATES
-    as counts_on's."""
+    come from the pre-aggregates (whole days) plus the window's ragged ends where those pay
+    (aggregates.cell_days_pay); 500 m hexagons over a window holding a whole month from their
+    monthly counts (hex_months) plus the rest of the window; the rest from the raw rows;
+    USE_AGGREGATES as counts_on's."""
     if (on_dask := distributed.grid_counts(conn, f, restrict, srid(), shape, size)) is not None:
         return GridCounts(shape, size, on_dask)  # counted on the Dask cluster
     base = aggregates.base_grid(conn)
     stored = base.srid if base else None
     days = square_days(conn, f, restrict, shape, size) if use_aggregates is not False else None
+    span = hex_months.months(f)
     if base is not None and days is not None and (use_aggregates
                                                   or aggregates.cell_days_pay(conn)):
         query, params = q.square_counts_agg(f, restrict, srid(), size, base.cell, days)
+    elif (use_aggregates is not False and span is not None
+          and hex_months.usable(conn, f, restrict, shape, size, srid(), stored)):
+        query, params = hex_months.grid_counts(f, restrict, srid(), span)
     else:
         query, params = q.grid_counts(f, restrict, srid(), shape, size, stored_srid=stored)
     return GridCounts(shape, size, fetch(conn, query, params))

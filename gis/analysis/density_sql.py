@@ -146,8 +146,13 @@ def cell_key(shape: str, size: float, x: sql.Composable, y: sql.Composable) -> s
                                                              up=_lit(up))
     f3 = sql.SQL("floor({x} * {across} - {y} * {up})").format(x=x, y=y, across=_lit(across),
                                                              up=_lit(up))
-    return sql.SQL("{K} * floor((2 * {f1} + {f2} + 4) / 6) + floor(({f3} - 2 * {f1} + 2) / 6)"
-                   ).format(K=_lit(KEY_BASE), f1=f1, f2=f2, f3=f3)
+    return lattice_key(sql.SQL("floor((2 * {f1} + {f2} + 4) / 6)").format(f1=f1, f2=f2),
+                       sql.SQL("floor(({f3} - 2 * {f1} + 2) / 6)").format(f1=f1, f3=f3))
+
+
+def lattice_key(a: sql.Composable, b: sql.Composable) -> sql.Composable:
+    """The cell key of a hexagon's lattice coordinates A, B (whole numbers)."""
+    return sql.SQL("{K} * {a} + {b}").format(K=_lit(KEY_BASE), a=a, b=b)
 
 
 def key_cell(shape: str, k: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
@@ -216,12 +221,15 @@ def grid_counts(f: IncidentFilter, restrict: sql.Composable | None, srid: int, s
     inner, inner_params = cell_keys(
         shape, size, srid, sql.SQL("{} WHERE {}").format(_table(), cond), params,
         stored_srid=stored_srid)
-    q = sql.SQL(
-        "SELECT i, j, n, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ({counted}) g"
-        " ORDER BY n DESC, i, j"
-    ).format(cell=_cell_shape(shape, srid),
-             counted=counted(shape, inner, sql.SQL("count(*)::int AS n")))
-    return q, [size, *inner_params]
+    return grid_rows(shape, srid, counted(shape, inner, sql.SQL("count(*)::int AS n"))), \
+        [size, *inner_params]
+
+
+def grid_rows(shape: str, srid: int, counts: sql.Composable) -> sql.Composed:
+    """Rows (i, j, n, GeoJSON polygon in lon/lat) of the cells COUNTS (i, j, n) names, the
+    largest first; the first parameter is the cells' size."""
+    return sql.SQL("SELECT i, j, n, ST_AsGeoJSON(ST_Transform({cell}, 4326), 6) FROM ({counts}) g"
+                   " ORDER BY n DESC, i, j").format(cell=_cell_shape(shape, srid), counts=counts)
 
 
 def square_counts_agg(f: IncidentFilter, restrict: sql.Composable | None, srid: int,
