@@ -3,7 +3,7 @@ Vietnam-time month, category and 500 m hexagon of the stored projection.
 
 Why: a year of 500 m hexagons (the grid's default) at 10,000,000 incidents counted 2.8 million
 raw points, 0.6 s on 2 cores for the statement alone (bench/README.md, "Hexagon cells"). A
-window's whole months now come from the aggregate (some 160,000 rows for a year at full scale,
+window's whole months now come from the aggregate (some 73,500 rows for a year at full scale,
 no arithmetic per point) and only its other days and hours from raw rows, keyed by the very
 rule the migration wrote out (density_sql.cell_key), so both put a point in the same hexagon.
 
@@ -20,7 +20,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from gis.analysis import aggregates
+from gis.analysis import aggregates, heat_cells
 from gis.analysis import density_sql as q
 from gis.analysis.incidents import INCIDENTS, IncidentFilter
 
@@ -39,19 +39,11 @@ def _present(conn: psycopg.Connection) -> bool:
     return _PRESENT[key]
 
 
-def _next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
 def months(f: IncidentFilter) -> tuple[dt.date, dt.date] | None:
-    """The whole Vietnam-time months [m1, m2) (their first days) inside F's window, or None."""
-    whole = aggregates.whole_days(f)
-    if whole is None:
-        return None
-    d1, d2 = whole
-    m1 = d1 if d1.day == 1 else _next_month(d1)
-    m2 = d2.replace(day=1)
-    return (m1, m2) if m1 < m2 else None
+    """The whole Vietnam-time months [m1, m2) (their first days) inside F's window, or None:
+    as the map's heat cells cut a window."""
+    cut = heat_cells.spans(f)
+    return cut.months if cut is not None else None
 
 
 def usable(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
