@@ -68,6 +68,21 @@ def base_grid(conn: psycopg.Connection) -> BaseGrid | None:
     return _GRIDS[key]
 
 
+_PRESENT: set[tuple[str, str, str, str]] = set()
+
+
+def present(conn: psycopg.Connection, table: str) -> bool:
+    """Whether the database has TABLE (its migration has run): asked until it has, then
+    remembered per database (a pre-aggregate's readers fall back to raw rows without it)."""
+    key = (conn.info.host, str(conn.info.port), conn.info.dbname, table)
+    if key not in _PRESENT:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+        if not (row and row[0]):
+            return False
+        _PRESENT.add(key)
+    return True
+
+
 def stored_srid(conn: psycopg.Connection) -> int | None:
     grid = base_grid(conn)
     return grid.srid if grid else None

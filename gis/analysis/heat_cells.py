@@ -60,18 +60,6 @@ _RAW_ROW = sql.SQL(
 _AGG_ROW = sql.SQL("t.gx, t.gy, t.category, t.n1, t.n2, t.n3, t.n4, t.sx, t.sy")
 
 
-_PRESENT: dict[tuple[str, str, str], bool] = {}
-
-
-def _present(conn: psycopg.Connection) -> bool:
-    """Whether the database has the aggregate (migration 0037), asked once per database."""
-    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
-    if not _PRESENT.get(key):
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [DAYS]).fetchone()
-        _PRESENT[key] = bool(row and row[0])
-    return _PRESENT[key]
-
-
 def usable(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
            level: float) -> bool:
     """Whether F (with RESTRICT) at cells of LEVEL can be read off the aggregate."""
@@ -79,7 +67,7 @@ def usable(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable
             and not f.statuses and not f.sources and f.bbox is None and f.unit is None
             and aggregates.whole_days(f) is not None
             and aggregates.restrict_ok(conn, restrict, columns=("category",))
-            and _present(conn))
+            and aggregates.present(conn, DAYS))
 
 
 def _next_month(day: dt.date) -> dt.date:

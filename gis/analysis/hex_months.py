@@ -27,18 +27,6 @@ from gis.analysis.incidents import INCIDENTS, IncidentFilter
 TABLE = "incident_hex_months"
 SIZE = 500.0  # the hexagons' edge in metres, as the migration wrote it out
 
-_PRESENT: dict[tuple[str, str, str], bool] = {}
-
-
-def _present(conn: psycopg.Connection) -> bool:
-    """Whether the database has the aggregate (migration 0042), asked once per database."""
-    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
-    if not _PRESENT.get(key):
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [TABLE]).fetchone()
-        _PRESENT[key] = bool(row and row[0])
-    return _PRESENT[key]
-
-
 def months(f: IncidentFilter) -> tuple[dt.date, dt.date] | None:
     """The whole Vietnam-time months [m1, m2) (their first days) inside F's window, or None:
     as the map's heat cells cut a window."""
@@ -53,7 +41,7 @@ def usable(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable
             and not f.severities and not f.statuses and not f.sources
             and f.bbox is None and f.unit is None and months(f) is not None
             and aggregates.restrict_ok(conn, restrict, columns=("category",))
-            and _present(conn))
+            and aggregates.present(conn, TABLE))
 
 
 def grid_counts(f: IncidentFilter, restrict: sql.Composable | None, srid: int,

@@ -47,16 +47,9 @@ from gis.fmt import VN_TZ
 TABLE = "incident_days"
 DAY_SECONDS = 86400
 
-_PRESENT: dict[tuple[str, str, str], bool] = {}
-
-
 def present(conn: psycopg.Connection) -> bool:
-    """Whether the schema has incident_days (migration 0035), cached per database."""
-    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
-    if key not in _PRESENT:
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [TABLE]).fetchone()
-        _PRESENT[key] = bool(row and row[0])
-    return _PRESENT[key]
+    """Whether the schema has incident_days (migration 0035)."""
+    return aggregates.present(conn, TABLE)
 
 
 @dataclass(frozen=True)
