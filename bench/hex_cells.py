@@ -55,7 +55,10 @@ def strip_key(size: float, x: sql.Composable, y: sql.Composable) -> sql.Composab
     floors (2026-12-04): the strip shortcut, and in between the two candidate columns' nearest
     centres by distance; the key is KEY_BASE * i + j (key_cell("square", ...) decodes it)."""
     w, h = 1.5 * size, 3 ** 0.5 * size
-    lit = q._lit
+
+    def lit(v: float) -> sql.Composable:
+        return sql.SQL("{}::float8").format(sql.Literal(float(v)))
+
     i0 = sql.SQL("floor({} / {})").format(x, lit(w))
     i1 = sql.SQL("({} + 1)").format(i0)
     p0, p1 = (sql.SQL("({}::int8 & 1)").format(c) for c in (i0, i1))
