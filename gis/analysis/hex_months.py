@@ -27,6 +27,7 @@ from gis.analysis.incidents import INCIDENTS, IncidentFilter
 TABLE = "incident_hex_months"
 SIZE = 500.0  # the hexagons' edge in metres, as the migration wrote it out
 
+
 def months(f: IncidentFilter) -> tuple[dt.date, dt.date] | None:
     """The whole Vietnam-time months [m1, m2) (their first days) inside F's window, or None:
     as the map's heat cells cut a window."""
