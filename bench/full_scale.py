@@ -43,6 +43,7 @@ import httpx
 import psycopg
 from analytics import TARGETS, dashboard_render, iso, tile_of
 from map_server import README, ROOT, serve, temp_user, write_section
+from transparency import public_reports
 
 RESULTS = ROOT / ".bench" / "full_scale"
 ROLES = ("land_officer", "operator")
@@ -365,12 +366,7 @@ def transparency_cases(conn: psycopg.Connection, anon: httpx.Client) -> list[Cas
     end = as_of + dt.timedelta(days=1)
     period = {"start": (end - dt.timedelta(days=365)).isoformat(), "end": end.isoformat()}
 
-    # The public reports of the period, as bench/transparency.py counts them.
-    received = conn.execute(
-        "SELECT count(*) FROM incidents i WHERE i.service_code IS NOT NULL AND i.duplicate_of"
-        " IS NULL AND i.category <> 'security_event' AND i.reported_at >= (%(start)s::date)::timestamp"
-        " AT TIME ZONE 'Asia/Ho_Chi_Minh' AND i.reported_at < (%(end)s::date)::timestamp AT TIME"
-        " ZONE 'Asia/Ho_Chi_Minh'", period).fetchone()[0]  # type: ignore[index]
+    received = public_reports(conn, period)
     communes = conn.execute("SELECT count(*) FROM admin_units WHERE level = 'commune'"
                             " AND valid_to IS NULL").fetchone()[0]  # type: ignore[index]
 

@@ -158,6 +158,17 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
     return statistics.median(times), p99, out
 
 
+def public_reports(conn: psycopg.Connection, period: dict[str, str]) -> int:
+    """The public reports of PERIOD (start and end: Vietnam-time dates, end exclusive), counted
+    independently of the transparency queries: what the province's `received` must equal."""
+    row = conn.execute(
+        "SELECT count(*) FROM incidents i WHERE i.service_code IS NOT NULL AND"
+        " i.duplicate_of IS NULL AND i.category <> 'security_event' AND i.reported_at >="
+        " (%(start)s::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh' AND i.reported_at <"
+        " (%(end)s::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'", period).fetchone()
+    return int(row[0]) if row else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--database", default="geoioc_ht1m")
@@ -183,11 +194,7 @@ def main() -> None:
     start = end - dt.timedelta(days=365)
     period = {"start": start.isoformat(), "end": end.isoformat()}
     with psycopg.connect(url) as conn:
-        counted = conn.execute(
-            "SELECT count(*) FROM incidents i WHERE i.service_code IS NOT NULL AND"
-            " i.duplicate_of IS NULL AND i.category <> 'security_event' AND i.reported_at >="
-            " (%(start)s::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh' AND i.reported_at <"
-            " (%(end)s::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'", period).fetchone()[0]  # type: ignore[index]
+        counted = public_reports(conn, period)
     print(f"\nperiod {start} .. {end} (exclusive): {counted:,} public reports; {args.runs} runs")
     rows: list[tuple[str, float, float]] = []
     from gis.reports import transparency
