@@ -55,8 +55,10 @@ def render_tile(conn: psycopg.Connection[Any], layer: Layer, fields: Sequence[Fi
             aggregate = count > POINT_CLUSTER_THRESHOLD
         if (aggregate and layer.id == heat_cells.INCIDENTS.id and not layer.tile_filters
                 and heat_cells.tile_usable(conn, z, restrict, time_range)):
-            # A long window's incident cells from its months' and days' pre-aggregates (0037).
-            query, params = heat_cells.tile_sql(z, x, y, restrict, time_range)
+            # A long window's incident cells from its years', months' and days' pre-aggregates
+            # (0037, 0043).
+            query, params = heat_cells.tile_sql(z, x, y, restrict, time_range,
+                                                years=heat_cells.has_years(conn))
         else:
             query, params = tile_sql(layer, fields, z, x, y, aggregate=aggregate,
                                      restrict=restrict, time_range=time_range, filters=filters)

@@ -4,8 +4,8 @@ position, time) and deletes, single and in bulk; the stored projection equals ST
 and KDE counts and square grid counts read through the pre-aggregates equal the raw path on
 the sample, for aligned and ragged windows, filters and the operator's row rule; likewise
 incident_days (migration 0035) and the map's statistics read through it (incident_stats);
-likewise incident_heat_months (migration 0037) and the map's heatmap and clusters read through
-it (heat_cells).
+likewise incident_heat_months (migration 0037), its years (0043) and the map's heatmap, clusters
+and tiles read through them (heat_cells).
 
 The changes run in a transaction that is rolled back, so the shared sample is left as it was.
 """
@@ -94,17 +94,21 @@ SELECT date_trunc('month', reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, c
 AGG_HEAT = ("SELECT month, category, gx, gy, n1, n2, n3, n4, sx, sy FROM incident_heat_months"
             " ORDER BY 1, 2, 3, 4")
 AGG_HEAT_DAYS = AGG_HEAT.replace("month", "day")  # incident_heat_days, by day
+AGG_HEAT_YEARS = AGG_HEAT.replace("month", "year")  # incident_heat_years (0043), by year
 
 
 def assert_heat_exact(c: psycopg.Connection) -> None:
-    """incident_heat_months and incident_heat_days equal the raw rows: counts exactly,
-    coordinate sums to a micrometre (they are added and subtracted in another order)."""
-    for agg_sql, period in ((AGG_HEAT, "month"), (AGG_HEAT_DAYS, "day")):
+    """incident_heat_months, incident_heat_days and incident_heat_years equal the raw rows:
+    counts exactly, coordinate sums to their last digits (they are added and subtracted in
+    another order)."""
+    for agg_sql, period in ((AGG_HEAT, "month"), (AGG_HEAT_DAYS, "day"),
+                            (AGG_HEAT_YEARS, "year")):
         raw = c.execute(RAW_HEAT.replace("'month', ", f"'{period}', "),
                         {"cell": heat_cells.CELL_M}).fetchall()
         agg = c.execute(agg_sql).fetchall()
         assert [r[:8] for r in agg] == [r[:8] for r in raw], period
-        assert all(abs(a[8] - r[8]) < 1e-6 and abs(a[9] - r[9]) < 1e-6
+        # sums of Mercator metres reach 10^10 in a year's cell: to a part in 10^12 of them
+        assert all(math.isclose(a[k], r[k], rel_tol=1e-12, abs_tol=1e-6) for k in (8, 9)
                    for a, r in zip(agg, raw, strict=True)), period
         assert all(sum(r[4:8]) > 0 for r in agg)
 
@@ -182,7 +186,7 @@ def test_inserts_updates_and_deletes_keep_the_aggregate_exact(tx) -> None:
 
 
 @pytest.mark.parametrize("table", ["incident_cell_days", "incident_heat_months",
-                                   "incident_hex_months"])
+                                   "incident_hex_months", "incident_heat_years"])
 def test_the_application_role_cannot_write_the_aggregate(tx, table) -> None:
     c = tx
     if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = 'geoioc_app'").fetchone():
@@ -435,7 +439,9 @@ def _heat_windows(conn) -> list[IncidentFilter]:
     return [
         IncidentFilter(dt.datetime(2025, 9, 1, tzinfo=VN), dt.datetime(2026, 3, 1, tzinfo=VN)),
         IncidentFilter(end - dt.timedelta(days=365), end),  # ragged at both ends
-        IncidentFilter(dt.datetime(2000, 1, 1, tzinfo=VN), end),  # all time
+        IncidentFilter(dt.datetime(2000, 1, 1, tzinfo=VN), end),  # all time: years 2000-2025
+        # the year 2025 whole (0043), a month before it and one after, days and hours
+        IncidentFilter(dt.datetime(2024, 11, 20, 9, tzinfo=VN), dt.datetime(2026, 2, 10, 15, tzinfo=VN)),
         IncidentFilter(end - dt.timedelta(days=200), end, categories=("fire", "traffic_accident")),
         IncidentFilter(end - dt.timedelta(days=20), end),  # no whole month: days and hours
         IncidentFilter(dt.datetime(2026, 2, 3, tzinfo=VN), dt.datetime(2026, 3, 1, tzinfo=VN)),
@@ -446,6 +452,9 @@ def _heat_windows(conn) -> list[IncidentFilter]:
 def test_heatmap_and_clusters_from_the_heat_months_equal_the_raw_rows(conn, role) -> None:
     restrict = (row_filter(INCIDENTS, Principal(f"heat-{role}", frozenset({role})))
                 if role else None)
+    # all time and the window around 2025 read whole years (0043)
+    assert [f for f in _heat_windows(conn) if heat_cells.spans(
+        f, years=heat_cells.has_years(conn)).years] == _heat_windows(conn)[2:4]
     for f in _heat_windows(conn):
         for z in (11, 9, 6):
             assert heat_cells.usable(conn, f, restrict, heat_cells.level_of(z, 8))
@@ -543,6 +552,20 @@ def test_a_window_is_cut_into_months_days_and_hours() -> None:
     assert short is not None and short.months is None
     assert short.days == ((dt.date(2026, 11, 21), dt.date(2026, 12, 4)),)
     assert heat_cells.spans(replace(f, start=f.end - dt.timedelta(hours=20))) is None
+    # whole years only when asked for (incident_heat_years, 0043), the months around them
+    assert cut.years is None and cut.month_ranges == (cut.months,)
+    assert heat_cells.spans(f, years=True) == cut  # no whole year in it
+    long = heat_cells.spans(replace(f, start=dt.datetime(2023, 11, 30, 23, tzinfo=VN)), years=True)
+    assert long is not None and long.years == (dt.date(2024, 1, 1), dt.date(2026, 1, 1))
+    assert long.months == (dt.date(2023, 12, 1), dt.date(2026, 12, 1))
+    assert long.month_ranges == ((dt.date(2023, 12, 1), dt.date(2024, 1, 1)),
+                                 (dt.date(2026, 1, 1), dt.date(2026, 12, 1)))
+    assert long.days == ((dt.date(2026, 12, 1), dt.date(2026, 12, 4)),)
+    exact = heat_cells.spans(IncidentFilter(dt.datetime(2025, 1, 1, tzinfo=VN),
+                                            dt.datetime(2026, 1, 1, tzinfo=VN)), years=True)
+    assert exact is not None and exact.years == exact.months == (dt.date(2025, 1, 1),
+                                                                 dt.date(2026, 1, 1))
+    assert exact.month_ranges == () and exact.days == () and exact.raw == ()
 
 
 def test_the_cell_days_are_read_only_where_they_pay(conn) -> None:

@@ -5,10 +5,11 @@ of level 16, with counts per severity and the sums of their Mercator x and y.
 Why: the heatmap, the clusters and the low-zoom incident tiles group a window's points on Web
 Mercator cells that nest (8 pixels at zoom z, 64 pixels at z, 64 tile units at z: levels z + 5,
 z + 2 and z + 6 of a square cut in 2^level along each axis); a year's window at 1,000,000
-incidents read ~520,000 raw rows and called ST_X / ST_Y on each. A window's whole months come
-from the month table (~150,000 rows for a year, no geometry function), its other whole days from
-the day table, and only the hours before its first Vietnam midnight and after its last from
-raw rows.
+incidents read ~520,000 raw rows and called ST_X / ST_Y on each. A window's whole years come
+from `incident_heat_years` (migration 0043: five years at 10,000,000 incidents were ~60 months
+of rows), its other whole months from the month table (~150,000 rows for a year, no geometry
+function), its other whole days from the day table, and only the hours before its first Vietnam
+midnight and after its last from raw rows.
 
 What they answer (`usable`): filters on the category only (the aggregates have no status or
 source; severity only as counts), the caller's row restriction among those
@@ -42,7 +43,7 @@ from gis.analysis.incidents import (
 )
 from layers.tiles_sql import BUFFER, CLUSTER_CELL, EXTENT, TimeRange, tile_bounds
 
-MONTHS, DAYS = "incident_heat_months", "incident_heat_days"
+YEARS, MONTHS, DAYS = "incident_heat_years", "incident_heat_months", "incident_heat_days"
 LEVEL = 16
 CELL_M = 2 * WEB_MERCATOR_HALF / 2**LEVEL
 
@@ -70,23 +71,51 @@ def usable(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable
             and aggregates.present(conn, DAYS))
 
 
+def has_years(conn: psycopg.Connection) -> bool:
+    """Whether the schema has incident_heat_years (migration 0043)."""
+    return aggregates.present(conn, YEARS)
+
+
 def _next_month(day: dt.date) -> dt.date:
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
+def _next_year(day: dt.date) -> dt.date:
+    return day.replace(year=day.year + 1, month=1, day=1)
+
+
+Range = tuple[dt.date, dt.date]
+
+
+def _outside(outer: Range, inner: Range | None) -> tuple[Range, ...]:
+    """OUTER [a, b) without INNER (a sub-range): the pieces before and after it."""
+    if inner is None:
+        return (outer,)
+    return tuple((a, b) for a, b in ((outer[0], inner[0]), (inner[1], outer[1])) if a < b)
+
+
 @dataclass(frozen=True)
 class Spans:
-    """How a window is read: its whole Vietnam-time MONTHS [m1, m2) from incident_heat_months
-    (None if it has none), its other whole DAYS (ranges [d1, d2)) from incident_heat_days, and
-    the hours before its first midnight and after its last (RAW) from the incidents."""
+    """How a window is read: its whole Vietnam-time MONTHS [m1, m2) (None if it has none), of
+    which the whole YEARS [y1, y2) (their first days; None if none, or not asked for) from
+    incident_heat_years and the rest from incident_heat_months, its other whole DAYS (ranges
+    [d1, d2)) from incident_heat_days, and the hours before its first midnight and after its
+    last (RAW) from the incidents."""
 
-    months: tuple[dt.date, dt.date] | None
-    days: tuple[tuple[dt.date, dt.date], ...]
+    months: Range | None
+    days: tuple[Range, ...]
     raw: tuple[IncidentFilter, ...]
+    years: Range | None = None
+
+    @property
+    def month_ranges(self) -> tuple[Range, ...]:
+        """The whole months read from the month table: those outside the whole years."""
+        return _outside(self.months, self.years) if self.months else ()
 
 
-def spans(f: IncidentFilter) -> Spans | None:
-    """F's window cut into whole months, whole days and ragged hours; None without a whole day."""
+def spans(f: IncidentFilter, *, years: bool = False) -> Spans | None:
+    """F's window cut into whole months (of them whole years, with YEARS), whole days and
+    ragged hours; None without a whole day."""
     whole = aggregates.whole_days(f)
     if whole is None:
         return None
@@ -96,12 +125,14 @@ def spans(f: IncidentFilter) -> Spans | None:
     raw = tuple(aggregates.edges(f, whole))
     if m1 >= m2:
         return Spans(None, (whole,), raw)
-    days = tuple((a, b) for a, b in ((d1, m1), (m2, d2)) if a < b)
-    return Spans((m1, m2), days, raw)
+    y1 = m1 if m1.month == 1 else _next_year(m1)
+    y2 = m2.replace(month=1)
+    return Spans((m1, m2), _outside(whole, (m1, m2)), raw,
+                 (y1, y2) if years and y1 < y2 else None)
 
 
 def _cond(f: IncidentFilter, restrict: sql.Composable | None, column: str,
-          ranges: tuple[tuple[dt.date, dt.date], ...],
+          ranges: tuple[Range, ...],
           box: tuple[int, int, int, int] | None) -> tuple[sql.Composable, list]:
     """WHERE clause on an aggregate AS t: its COLUMN in RANGES, F's categories, RESTRICT, BOX."""
     col = sql.Identifier("t", column)
@@ -130,7 +161,8 @@ def cells(f: IncidentFilter, restrict: sql.Composable | None, cut: Spans,
     (gx >> k, gy >> k) for cells of level 16 - k."""
     selects: list[sql.Composable] = []
     params: list = []
-    for table, column, ranges in ((MONTHS, "month", (cut.months,) if cut.months else ()),
+    for table, column, ranges in ((YEARS, "year", (cut.years,) if cut.years else ()),
+                                  (MONTHS, "month", cut.month_ranges),
                                   (DAYS, "day", cut.days)):
         if ranges:
             cond, ps = _cond(f, restrict, column, ranges, box)
@@ -166,7 +198,7 @@ def heatmap(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composabl
     level = level_of(z, HEAT_CELL_PX)
     if not usable(conn, f, restrict, level):
         return raw.heatmap(conn, f, restrict, z)
-    cut = spans(f)
+    cut = spans(f, years=has_years(conn))
     assert cut is not None  # usable() checked it
     source, params = cells(f, restrict, cut)
     cell = _cell(int(level))
@@ -194,7 +226,7 @@ def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
     n = raw.count_upto(conn, f, restrict, max_points + 1)
     if n <= max_points:
         return raw.single_points(conn, f, restrict, n)
-    cut = spans(f)
+    cut = spans(f, years=has_years(conn))
     assert cut is not None  # usable() checked it
     source, source_params = cells(f, restrict, cut)
     # As incidents.points_or_clusters: per cell and category first, then per cell.
@@ -236,17 +268,18 @@ def tile_usable(conn: psycopg.Connection, z: int, restrict: sql.Composable | Non
 
 
 def tile_sql(z: int, x: int, y: int, restrict: sql.Composable | None,
-             time_range: TimeRange | None) -> tuple[sql.Composed, list]:
+             time_range: TimeRange | None, *, years: bool = False) -> tuple[sql.Composed, list]:
     """layers.tiles_sql.tile_sql's aggregated incident tile (cells of CLUSTER_CELL tile units,
     each at its incidents' mean position, with their count), from the aggregate. The tile and its
     buffer (BUFFER tile units: one cell) are whole cells, so the cells kept are exactly those of
-    the points the raw tile's box keeps."""
+    the points the raw tile's box keeps. YEARS: whether incident_heat_years may be read
+    (has_years)."""
     level = int(z + TILE_LEVEL_OFFSET)
     per_tile = 2 ** (level - z)
     x0 = x * per_tile - 2 ** (level - 1)  # the tile's first cell (Mercator x origin at 0)
     y1 = 2 ** (level - 1) - y * per_tile  # one past its last cell going north
     xmin, ymin, xmax, ymax, _ = tile_bounds(z, x, y)
-    cut = spans(tile_filter(time_range))
+    cut = spans(tile_filter(time_range), years=years)
     assert cut is not None  # tile_usable checked it
     shift = LEVEL - level
     # The tile's cells and its buffer's (one cell each side) as a box of level-16 cells.
