@@ -58,7 +58,7 @@ def render_tile(conn: psycopg.Connection[Any], layer: Layer, fields: Sequence[Fi
             # A long window's incident cells from its years', months' and days' pre-aggregates
             # (0037, 0043).
             query, params = heat_cells.tile_sql(z, x, y, restrict, time_range,
-                                                years=heat_cells.has_years(conn))
+                                                heat_cells.tile_read(conn, time_range))
         else:
             query, params = tile_sql(layer, fields, z, x, y, aggregate=aggregate,
                                      restrict=restrict, time_range=time_range, filters=filters)

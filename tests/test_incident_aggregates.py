@@ -517,7 +517,8 @@ def test_low_zoom_incident_tiles_from_the_heat_months_equal_the_raw_rows(conn, r
         for window in ((end - dt.timedelta(days=365), end), (None, None),
                        (dt.datetime(2025, 3, 1, tzinfo=VN), None)):
             assert heat_cells.tile_usable(conn, z, restrict, window)
-            q, params = heat_cells.tile_sql(z, x, y, restrict, window)
+            q, params = heat_cells.tile_sql(z, x, y, restrict, window,
+                                              heat_cells.tile_read(conn, window))
             got = bytes(conn.execute(q, params).fetchone()[0])
             q, params = tile_sql(INCIDENTS, [], z, x, y, aggregate=True, restrict=restrict,
                                  time_range=window)
@@ -528,11 +529,73 @@ def test_low_zoom_incident_tiles_from_the_heat_months_equal_the_raw_rows(conn, r
     # finer than the aggregate's cells or a window with no whole day reads raw rows.
     x, y = _tile_of(lon, lat, 10)
     window = (end - dt.timedelta(days=365), end)
-    q, params = heat_cells.tile_sql(10, x, y, restrict, window)
+    q, params = heat_cells.tile_sql(10, x, y, restrict, window,
+                                          heat_cells.tile_read(conn, window))
     assert _cells_of(render_tile(conn, INCIDENTS, [], 10, x, y, restrict, window)) == _cells_of(
         bytes(conn.execute(q, params).fetchone()[0]))
     assert not heat_cells.tile_usable(conn, 11, restrict, window)
     assert not heat_cells.tile_usable(conn, 10, restrict, (end - dt.timedelta(hours=20), end))
+
+
+def test_a_window_is_widened_to_whole_periods_where_nothing_lies_beyond_it(conn) -> None:
+    first, last = conn.execute("SELECT min(reported_at), max(reported_at) FROM incidents").fetchone()
+    f = IncidentFilter(first, last + dt.timedelta(seconds=1))  # "all time", as the map asks
+    wide, minus = aggregates.widen(conn, f)
+    y1, y2 = first.astimezone(VN).year, last.astimezone(VN).year + 1
+    assert (wide.start, wide.end) == (dt.datetime(y1, 1, 1, tzinfo=VN), dt.datetime(y2, 1, 1, tzinfo=VN))
+    assert [(m.start, m.end) for m in minus] == [(wide.start, f.start), (f.end, wide.end)]
+    cut = heat_cells.read(conn, f)
+    assert cut is not None and cut.years == (dt.date(y1, 1, 1), dt.date(y2, 1, 1))
+    assert cut.month_ranges == () and cut.days == () and cut.raw == ()
+    # an end with incidents just beyond it stays where it is; one a day before them widens to
+    # that day's midnight at most
+    mid = conn.execute("SELECT reported_at FROM incidents ORDER BY reported_at OFFSET 20000 LIMIT 1"
+                       ).fetchone()[0]
+    same, none = aggregates.widen(conn, IncidentFilter(first, mid))
+    assert same.end == mid and [m.end for m in none] == [first]
+    nxt = conn.execute("SELECT min(reported_at) FROM incidents WHERE reported_at > %s", [mid]
+                       ).fetchone()[0]
+    between = mid + (nxt - mid) / 2
+    wide, minus = aggregates.widen(conn, IncidentFilter(mid, between))
+    assert wide.start <= mid and wide.end <= nxt and wide.end >= between
+    assert not conn.execute("SELECT count(*) FROM incidents WHERE (reported_at >= %s AND"
+                            " reported_at < %s) OR (reported_at >= %s AND reported_at < %s)",
+                            [wide.start, mid, between, wide.end]).fetchone()[0]
+
+
+def test_what_is_written_into_a_widening_is_taken_away_again(tx) -> None:
+    """Between the probe and the read an incident may arrive beyond the window's end (any
+    report made "now"): the aggregates count it, and the widening's raw rows take it away."""
+    c = tx
+    layer_restrict = row_filter(INCIDENTS, Principal("widen-operator", frozenset({"operator"})))
+    lon, lat, end = c.execute(
+        "SELECT avg(ST_X(geom)), avg(ST_Y(geom)), max(reported_at) FROM incidents").fetchone()
+    window = (None, end)
+    f = heat_cells.tile_filter(window)
+    cut = heat_cells.tile_read(c, window)
+    assert cut.minus and cut.raw == () and cut.days == ()  # the end widened to a year
+    # two incidents an hour after the end: one where others are, one in an empty cell
+    c.execute(
+        "INSERT INTO incidents (category, severity, status, source, title, reported_at, geom)"
+        " SELECT 'fire', 4, 'received', 'hotline', 'widen test', %s, g FROM"
+        " (VALUES (ST_SetSRID(ST_MakePoint(%s, %s), 4326)), (ST_SetSRID(ST_MakePoint(%s, %s), 4326))) v(g)",
+        [end + dt.timedelta(hours=1), lon, lat, lon + 0.09, lat + 0.09])
+    assert not c.execute("SELECT count(*) FROM incidents WHERE title <> 'widen test' AND"
+                         " geom && ST_Expand(ST_SetSRID(ST_MakePoint(%s, %s), 4326), 0.004)",
+                         [lon + 0.09, lat + 0.09]).fetchone()[0]
+    x, y = _tile_of(lon, lat, 10)
+    q, params = heat_cells.tile_sql(10, x, y, layer_restrict, window, cut)
+    got = _cells_of(bytes(c.execute(q, params).fetchone()[0]))
+    q, params = tile_sql(INCIDENTS, [], 10, x, y, aggregate=True, restrict=layer_restrict,
+                         time_range=window)
+    assert got == _cells_of(bytes(c.execute(q, params).fetchone()[0]))
+    # the same for the heatmap's and the clusters' rows, summed per cell (no cell of zero)
+    source, ps = heat_cells.cells(f, layer_restrict, cut)
+    rows = c.execute(sql.SQL("SELECT gx, gy, sum(n1 + n2 + n3 + n4) FROM ({}) c GROUP BY 1, 2"
+                             " HAVING sum(n1 + n2 + n3 + n4) <> 0").format(source), ps).fetchall()
+    raw_total = c.execute(sql.SQL("SELECT count(*) FROM incidents AS t WHERE reported_at <= %s"
+                                  " AND {}").format(layer_restrict), [end]).fetchone()[0]
+    assert all(n > 0 for *_, n in rows) and sum(n for *_, n in rows) == raw_total
 
 
 def test_a_window_is_cut_into_months_days_and_hours() -> None:

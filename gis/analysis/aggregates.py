@@ -173,6 +173,41 @@ def edges(f: IncidentFilter, days: tuple[dt.date, dt.date]) -> list[IncidentFilt
     return out
 
 
+# The nearest incidents outside a window: through each month partition's btree on reported_at.
+_NEIGHBOURS = sql.SQL(
+    "SELECT (SELECT max(t.reported_at) FROM {t} AS t WHERE t.reported_at < %s),"
+    " (SELECT min(t.reported_at) FROM {t} AS t WHERE t.reported_at >= %s)"
+).format(t=sql.Identifier(INCIDENTS.table))
+
+
+def widen(conn: psycopg.Connection, f: IncidentFilter
+          ) -> tuple[IncidentFilter, tuple[IncidentFilter, ...]]:
+    """F's window widened at each end to the farthest Vietnam-time year, month or day boundary
+    with no incident at all between it and the window, and those widenings.
+
+    Why: a window's ends rarely fall on midnights ("all time" starts at the first incident,
+    most windows end now), so its ragged months and days were read off the finer aggregates
+    and raw rows; when nothing lies beyond an end up to a period boundary, the window may as
+    well end there, and its periods come whole from the coarsest aggregate. The caller
+    subtracts the widenings' raw rows (empty when probed; a row written since would be
+    subtracted again in the same snapshot), so the answer is F's, exactly."""
+    before, after = conn.execute(_NEIGHBOURS, [f.start, f.end]).fetchone()  # type: ignore[misc]
+    first = f.start.astimezone(VN_TZ).date()  # the boundaries at or before the start ...
+    starts = [vn_day_start(d) for d in (first.replace(month=1, day=1), first.replace(day=1),
+                                        first)]
+    start = next((t for t in starts if before is None or before < t), f.start)
+    last = f.end.astimezone(VN_TZ).date()  # ... and at or after the end, farthest first
+    if vn_day_start(last) < f.end:
+        last += dt.timedelta(days=1)
+    month = last if last.day == 1 else (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    year = month if month.month == 1 else month.replace(year=month.year + 1, month=1)
+    ends = [vn_day_start(d) for d in (year, month, last)]
+    end = next((t for t in ends if after is None or after >= t), f.end)
+    out = tuple(w for w in (replace(f, start=start, end=f.start),
+                            replace(f, start=f.end, end=end)) if w.start < w.end)
+    return replace(f, start=start, end=end), out
+
+
 def agg_where(f: IncidentFilter, restrict: sql.Composable | None,
               days: tuple[dt.date, dt.date]) -> tuple[sql.Composable, list]:
     """WHERE clause on incident_cell_days AS t for F's filters over DAYS."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import sql
@@ -59,6 +59,8 @@ _RAW_ROW = sql.SQL(
     " (t.severity = 4)::int AS n4, {mx} AS sx, {my} AS sy"
 ).format(mx=_MX, my=_MY, cell=sql.Literal(CELL_M))
 _AGG_ROW = sql.SQL("t.gx, t.gy, t.category, t.n1, t.n2, t.n3, t.n4, t.sx, t.sy")
+# A raw row taken away (a window's widening, aggregates.widen).
+_NEGATED = sql.SQL("gx, gy, category, -n1, -n2, -n3, -n4, -sx, -sy")
 
 
 def usable(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
@@ -100,12 +102,14 @@ class Spans:
     which the whole YEARS [y1, y2) (their first days; None if none, or not asked for) from
     incident_heat_years and the rest from incident_heat_months, its other whole DAYS (ranges
     [d1, d2)) from incident_heat_days, and the hours before its first midnight and after its
-    last (RAW) from the incidents."""
+    last (RAW) from the incidents; less the incidents of MINUS when the window read is a
+    widening of the one asked for (read)."""
 
     months: Range | None
     days: tuple[Range, ...]
     raw: tuple[IncidentFilter, ...]
     years: Range | None = None
+    minus: tuple[IncidentFilter, ...] = ()  # raw rows taken away: the window's widenings
 
     @property
     def month_ranges(self) -> tuple[Range, ...]:
@@ -129,6 +133,14 @@ def spans(f: IncidentFilter, *, years: bool = False) -> Spans | None:
     y2 = m2.replace(month=1)
     return Spans((m1, m2), _outside(whole, (m1, m2)), raw,
                  (y1, y2) if years and y1 < y2 else None)
+
+
+def read(conn: psycopg.Connection, f: IncidentFilter) -> Spans | None:
+    """How F's window is read here: widened to whole periods where nothing lies beyond its ends
+    (aggregates.widen), cut into spans, whole years included when the schema has them."""
+    wide, minus = aggregates.widen(conn, f)
+    cut = spans(wide, years=has_years(conn))
+    return replace(cut, minus=minus) if cut is not None else None
 
 
 def _cond(f: IncidentFilter, restrict: sql.Composable | None, column: str,
@@ -169,14 +181,18 @@ def cells(f: IncidentFilter, restrict: sql.Composable | None, cut: Spans,
             selects.append(sql.SQL("SELECT {} FROM {} AS t WHERE {}").format(
                 _AGG_ROW, sql.Identifier(table), cond))
             params.extend(ps)
-    raw_cond, raw_params = aggregates.raw_where(list(cut.raw), restrict)
-    raw_box: sql.Composable = sql.SQL("")
-    if box is not None:
-        raw_box = sql.SQL(" WHERE gx BETWEEN %s AND %s AND gy BETWEEN %s AND %s")
-        raw_params = [*raw_params, *box]
-    selects.append(sql.SQL("SELECT * FROM (SELECT {} FROM {} AS t WHERE {}) r{}").format(
-        _RAW_ROW, sql.Identifier(INCIDENTS.table), raw_cond, raw_box))
-    return sql.SQL(" UNION ALL ").join(selects), [*params, *raw_params]
+    for parts, columns in ((cut.raw, sql.SQL("*")), (cut.minus, _NEGATED)):
+        if not parts and columns is _NEGATED:
+            continue
+        raw_cond, raw_params = aggregates.raw_where(list(parts), restrict)
+        raw_box: sql.Composable = sql.SQL("")
+        if box is not None:
+            raw_box = sql.SQL(" WHERE gx BETWEEN %s AND %s AND gy BETWEEN %s AND %s")
+            raw_params = [*raw_params, *box]
+        selects.append(sql.SQL("SELECT {} FROM (SELECT {} FROM {} AS t WHERE {}) r{}").format(
+            columns, _RAW_ROW, sql.Identifier(INCIDENTS.table), raw_cond, raw_box))
+        params.extend(raw_params)
+    return sql.SQL(" UNION ALL ").join(selects), params
 
 
 def level_of(z: float, cell_px: int) -> float:
@@ -198,7 +214,7 @@ def heatmap(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composabl
     level = level_of(z, HEAT_CELL_PX)
     if not usable(conn, f, restrict, level):
         return raw.heatmap(conn, f, restrict, z)
-    cut = spans(f, years=has_years(conn))
+    cut = read(conn, f)
     assert cut is not None  # usable() checked it
     source, params = cells(f, restrict, cut)
     cell = _cell(int(level))
@@ -206,7 +222,8 @@ def heatmap(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composabl
         "SELECT round({lat}::numeric, 6)::float8, round({lon}::numeric, 6)::float8, n FROM ("
         " SELECT (gx + 0.5::float8) * %s AS x, (gy + 0.5::float8) * %s AS y, n FROM ("
         "  SELECT gx >> %s AS gx, gy >> %s AS gy, sum(n1 + n2 + n3 + n4)::int AS n"
-        "  FROM ({source}) c GROUP BY 1, 2) g) s ORDER BY n DESC"
+        "  FROM ({source}) c GROUP BY 1, 2 HAVING sum(n1 + n2 + n3 + n4) > 0) g) s"
+        " ORDER BY n DESC"
     ).format(lat=raw.LAT_OF_Y, lon=raw.LON_OF_X, source=source)
     shift = LEVEL - int(level)
     rows = conn.execute(q, [cell, cell, shift, shift, *params]).fetchall()
@@ -226,7 +243,7 @@ def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
     n = raw.count_upto(conn, f, restrict, max_points + 1)
     if n <= max_points:
         return raw.single_points(conn, f, restrict, n)
-    cut = spans(f, years=has_years(conn))
+    cut = read(conn, f)
     assert cut is not None  # usable() checked it
     source, source_params = cells(f, restrict, cut)
     # As incidents.points_or_clusters: per cell and category first, then per cell.
@@ -237,7 +254,7 @@ def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
         "  FROM (SELECT gx >> %s AS gx, gy >> %s AS gy, category, sum(n1 + n2 + n3 + n4) AS k,"
         "   sum(sx) AS sx, sum(sy) AS sy, CASE WHEN sum(n4) > 0 THEN 4 WHEN sum(n3) > 0 THEN 3"
         "   WHEN sum(n2) > 0 THEN 2 ELSE 1 END AS sev"
-        "   FROM ({source}) c GROUP BY 1, 2, 3) c"
+        "   FROM ({source}) c GROUP BY 1, 2, 3 HAVING sum(n1 + n2 + n3 + n4) > 0) c"
         "  GROUP BY gx, gy) s ORDER BY n DESC"
     ).format(lon=raw.LON_OF_X, lat=raw.LAT_OF_Y, source=source)
     shift = LEVEL - int(level)
@@ -267,20 +284,24 @@ def tile_usable(conn: psycopg.Connection, z: int, restrict: sql.Composable | Non
                                              z + TILE_LEVEL_OFFSET)
 
 
+def tile_read(conn: psycopg.Connection, time_range: TimeRange | None) -> Spans:
+    """How a tile's window is read (read); call after tile_usable."""
+    cut = read(conn, tile_filter(time_range))
+    assert cut is not None  # tile_usable checked there is a whole day
+    return cut
+
+
 def tile_sql(z: int, x: int, y: int, restrict: sql.Composable | None,
-             time_range: TimeRange | None, *, years: bool = False) -> tuple[sql.Composed, list]:
+             time_range: TimeRange | None, cut: Spans) -> tuple[sql.Composed, list]:
     """layers.tiles_sql.tile_sql's aggregated incident tile (cells of CLUSTER_CELL tile units,
     each at its incidents' mean position, with their count), from the aggregate. The tile and its
     buffer (BUFFER tile units: one cell) are whole cells, so the cells kept are exactly those of
-    the points the raw tile's box keeps. YEARS: whether incident_heat_years may be read
-    (has_years)."""
+    the points the raw tile's box keeps. CUT: how the window is read (tile_read)."""
     level = int(z + TILE_LEVEL_OFFSET)
     per_tile = 2 ** (level - z)
     x0 = x * per_tile - 2 ** (level - 1)  # the tile's first cell (Mercator x origin at 0)
     y1 = 2 ** (level - 1) - y * per_tile  # one past its last cell going north
     xmin, ymin, xmax, ymax, _ = tile_bounds(z, x, y)
-    cut = spans(tile_filter(time_range), years=years)
-    assert cut is not None  # tile_usable checked it
     shift = LEVEL - level
     # The tile's cells and its buffer's (one cell each side) as a box of level-16 cells.
     box = ((x0 - 1) << shift, ((x0 + per_tile + 1) << shift) - 1,
@@ -292,7 +313,7 @@ def tile_sql(z: int, x: int, y: int, restrict: sql.Composable | None,
         "  ST_MakeEnvelope(%s, %s, %s, %s, 3857), {extent}, {buffer}, true) AS geom FROM ("
         "  SELECT sum(sx) / sum(k) AS px, sum(sy) / sum(k) AS py, sum(k)::int AS n FROM ("
         "   SELECT gx >> %s AS gx, gy >> %s AS gy, n1 + n2 + n3 + n4 AS k, sx, sy"
-        "   FROM ({source}) c) s GROUP BY gx, gy) g) m"
+        "   FROM ({source}) c) s GROUP BY gx, gy HAVING sum(k) > 0) g) m"
     ).format(name=sql.Literal(INCIDENTS.id), extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
              source=source)
     return q, [xmin, ymin, xmax, ymax, shift, shift, *params]
