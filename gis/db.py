@@ -224,6 +224,24 @@ SELECT coalesce(
 """
 
 
+# Memory for one query's hash tables: analytics group hundreds of thousands of rows.
+GROUPING_WORK_MEM = "64MB"
+
+
+@contextmanager
+def grouping(conn: psycopg.Connection, work_mem: str = GROUPING_WORK_MEM
+             ) -> Iterator[psycopg.Connection]:
+    """A transaction for a query that groups many rows: JIT off (such estimates pass
+    jit_above_cost, and compiling took seconds for queries that run in tens of milliseconds) and
+    WORK_MEM, so the groups are hashed in memory. With the default 4 MB the planner sorted
+    them through temporary files instead (a 1-year KDE at 1,000,000 incidents sorted 490,000
+    rows; a year's statistics at 10,000,000 merged 171,000 day rows on disk: 790 ms)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = off")
+        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(work_mem)))
+        yield conn
+
+
 def rows_estimate(conn: psycopg.Connection, table: str) -> float:
     """The planner's estimate of TABLE's rows (ROWS_ESTIMATE): a plain or a partitioned table."""
     row = conn.execute(ROWS_ESTIMATE, {"t": table}).fetchone()

@@ -39,6 +39,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from gis import db
 from gis.analysis import aggregates, distributed, hex_months
 from gis.analysis import density_sql as q
 from gis.analysis.incidents import IncidentFilter, vn_day_start, vn_today
@@ -66,16 +67,11 @@ def srid() -> int:
 
 def fetch(conn: psycopg.Connection, query: sql.Composed, params: list,
           one: bool = False, binary: bool = False) -> Any:
-    """Run one of density_sql's queries with JIT off: their cost estimates (a projection per
-    point) pass jit_above_cost, and compiling took 2.6 s for a query that runs in 60 ms.
+    """Run one of density_sql's queries as db.grouping does (their estimates, a projection per
+    point, passed jit_above_cost: compiling took 2.6 s for a query that runs in 60 ms).
     BINARY: results in PostgreSQL's binary format (integer arrays: a year's 77,000 raster
     cells parsed in ~50 ms instead of ~200 ms as text)."""
-    with conn.transaction():
-        conn.execute("SET LOCAL jit = off")
-        # Hundreds of thousands of rows grouped into tens of thousands of cells: with the
-        # default 4 MB the groups spilled to disk (a 1-year KDE at 1,000,000 incidents sorted
-        # 490,000 rows through temporary files).
-        conn.execute("SET LOCAL work_mem = '64MB'")
+    with db.grouping(conn):
         cur = conn.cursor(binary=binary).execute(query, params)
         return cur.fetchone() if one else cur.fetchall()
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from gis import db
 from gis.analysis import aggregates
 from gis.analysis.incidents import (
     INCIDENTS,
@@ -162,7 +163,8 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
             " FROM {table} AS t WHERE {conds} GROUP BY 1, 2, 3, 4, 5"
         ).format(day=sql.Literal(DAY_SECONDS), table=sql.Identifier(TABLE),
                  conds=sql.SQL(" OR ").join(conds))
-        rows += conn.execute(q, [cut, d0, cut, *offsets, bucket, *params]).fetchall()
+        with db.grouping(conn):  # two years' days at 10,000,000 incidents: 171,000 rows
+            rows += conn.execute(q, [cut, d0, cut, *offsets, bucket, *params]).fetchall()
     if p.raw:
         cond, params = aggregates.raw_where(p.raw, restrict)
         time_col = sql.Identifier("t", INCIDENTS.time_column or "reported_at")
