@@ -173,11 +173,11 @@ def edges(f: IncidentFilter, days: tuple[dt.date, dt.date]) -> list[IncidentFilt
     return out
 
 
-# The nearest incidents outside a window: through each month partition's btree on reported_at.
-_NEIGHBOURS = sql.SQL(
-    "SELECT (SELECT max(t.reported_at) FROM {t} AS t WHERE t.reported_at < %s),"
-    " (SELECT min(t.reported_at) FROM {t} AS t WHERE t.reported_at >= %s)"
-).format(t=sql.Identifier(INCIDENTS.table))
+# Whether any incident lies in [a, b): the partitions' BRIN index on reported_at answers an
+# empty range without reading a row, and a populated one at its first row. (The nearest
+# incident by max()/min() would have scanned whole partitions: no B-tree leads with the time.)
+_ANY_IN = sql.SQL("EXISTS (SELECT FROM {} AS t WHERE t.reported_at >= %s AND t.reported_at < %s)"
+                  ).format(sql.Identifier(INCIDENTS.table))
 
 
 def widen(conn: psycopg.Connection, f: IncidentFilter
@@ -191,18 +191,21 @@ def widen(conn: psycopg.Connection, f: IncidentFilter
     well end there, and its periods come whole from the coarsest aggregate. The caller
     subtracts the widenings' raw rows (empty when probed; a row written since would be
     subtracted again in the same snapshot), so the answer is F's, exactly."""
-    before, after = conn.execute(_NEIGHBOURS, [f.start, f.end]).fetchone()  # type: ignore[misc]
     first = f.start.astimezone(VN_TZ).date()  # the boundaries at or before the start ...
     starts = [vn_day_start(d) for d in (first.replace(month=1, day=1), first.replace(day=1),
                                         first)]
-    start = next((t for t in starts if before is None or before < t), f.start)
     last = f.end.astimezone(VN_TZ).date()  # ... and at or after the end, farthest first
     if vn_day_start(last) < f.end:
         last += dt.timedelta(days=1)
     month = last if last.day == 1 else (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     year = month if month.month == 1 else month.replace(year=month.year + 1, month=1)
     ends = [vn_day_start(d) for d in (year, month, last)]
-    end = next((t for t in ends if after is None or after >= t), f.end)
+    ranges = [(t, f.start) for t in starts] + [(f.end, t) for t in ends]
+    row = conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join([_ANY_IN] * len(ranges))),
+                       [v for r in ranges for v in r]).fetchone()
+    assert row is not None
+    start = next((t for t, hit in zip(starts, row[:3], strict=True) if not hit), f.start)
+    end = next((t for t, hit in zip(ends, row[3:], strict=True) if not hit), f.end)
     out = tuple(w for w in (replace(f, start=start, end=f.start),
                             replace(f, start=f.end, end=end)) if w.start < w.end)
     return replace(f, start=start, end=end), out
