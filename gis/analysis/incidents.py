@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import psycopg
 from psycopg import sql
 
+from gis import db
 from gis.fmt import VN_TZ
 from gis.rows import scalar
 from layers.catalogue import get_layer
@@ -172,7 +173,8 @@ def heatmap(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composabl
         "  FROM {table} WHERE {cond} GROUP BY 1, 2) g) s ORDER BY n DESC"
     ).format(lat=LAT_OF_Y, lon=LON_OF_X, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
              cond=cond)
-    rows = conn.execute(q, [cell, cell, cell, cell, *params]).fetchall()
+    with db.grouping(conn):
+        rows = conn.execute(q, [cell, cell, cell, cell, *params]).fetchall()
     cells = [(lat, lon, n) for lat, lon, n in rows]
     return Heatmap(cells=cells, cell_m=cell, total=sum(n for *_, n in cells),
                    max=max((n for *_, n in cells), default=0))
@@ -238,7 +240,8 @@ def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
         "  GROUP BY gx, gy) s ORDER BY n DESC"
     ).format(lon=LON_OF_X, lat=LAT_OF_Y, mx=_mercator_x("t"), my=_mercator_y("t"), table=_table(),
              cond=cond)
-    rows = conn.execute(q, [cell, cell, *params]).fetchall()
+    with db.grouping(conn):
+        rows = conn.execute(q, [cell, cell, *params]).fetchall()
     return PointsOrClusters("clusters", sum(r[2] for r in rows), rows)
 
 
@@ -309,8 +312,11 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
         " ELSE %s::timestamptz END) / %s)::int AS b, count(*)::int"
         " FROM {source} GROUP BY 1, 2, 3, 4, 5"
     ).format(time=time_col, source=source)
-    rows = conn.execute(q, [f.start, f.start, f.start, prev.start, bucket, *area_params,
-                            *params]).fetchall()
+    # Two windows of raw rows (100,000 for a week at 10,000,000 incidents) grouped in memory:
+    # with the default work_mem they were merge-sorted on disk (830-930 ms against 330-350).
+    with db.grouping(conn):
+        rows = conn.execute(q, [f.start, f.start, f.start, prev.start, bucket, *area_params,
+                                *params]).fetchall()
     return tally(f, rows)
 
 
