@@ -86,10 +86,8 @@ END $$;
 DOWNGRADE = r"""
 DROP FUNCTION IF EXISTS incident_aggregates_rebuild();
 ALTER FUNCTION incident_aggregates_rebuild_0042() RENAME TO incident_aggregates_rebuild;
-DROP TRIGGER IF EXISTS incident_heat_years_ins ON incidents;
-DROP TRIGGER IF EXISTS incident_heat_years_upd ON incidents;
-DROP TRIGGER IF EXISTS incident_heat_years_del ON incidents;
-DROP TRIGGER IF EXISTS incident_heat_years_truncate ON incidents;
+""" + "".join(f"DROP TRIGGER IF EXISTS incident_heat_years_{t} ON incidents;\n"
+              for t in ("ins", "upd", "del", "truncate")) + r"""
 DROP FUNCTION IF EXISTS incident_heat_years_apply();
 DROP FUNCTION IF EXISTS incident_heat_years_truncate();
 DROP TABLE IF EXISTS incident_heat_years;
