@@ -9,7 +9,10 @@ incidents read ~520,000 raw rows and called ST_X / ST_Y on each. A window's whol
 from `incident_heat_years` (migration 0043: five years at 10,000,000 incidents were ~60 months
 of rows), its other whole months from the month table (~150,000 rows for a year, no geometry
 function), its other whole days from the day table, and only the hours before its first Vietnam
-midnight and after its last from raw rows.
+midnight and after its last from raw rows. A window is first widened to the farthest year,
+month or day boundary beyond each end with no incident in between (aggregates.widen: "all time"
+and "until now" become whole years), and the widenings' raw rows are subtracted in the same
+statement.
 
 What they answer (`usable`): filters on the category only (the aggregates have no status or
 source; severity only as counts), the caller's row restriction among those
@@ -168,7 +171,9 @@ def _cond(f: IncidentFilter, restrict: sql.Composable | None, column: str,
 def cells(f: IncidentFilter, restrict: sql.Composable | None, cut: Spans,
           box: tuple[int, int, int, int] | None = None) -> tuple[sql.Composed, list]:
     """Rows (gx, gy of level 16, category, n1..n4, sx, sy) for F's window cut as CUT: whole
-    months and days from the aggregates, the ragged hours from raw rows (one row per incident);
+    years, months and days from the aggregates, the ragged hours from raw rows (one row per
+    incident), and the widenings' raw rows negated (CUT.minus: group with HAVING a positive
+    count, so a cell they empty is left out);
     with BOX (gx0, gx1, gy0, gy1: level 16, inclusive) only the cells inside it. Group them by
     (gx >> k, gy >> k) for cells of level 16 - k."""
     selects: list[sql.Composable] = []
