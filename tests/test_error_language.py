@@ -474,6 +474,13 @@ MAP_KINDS = {
     "analytics: window backwards": (
         "/api/incidents/stats?start=2026-02-01&end=2026-01-01", 400,
         "khoảng thời gian phải bắt đầu trước khi kết thúc", "the window must start before it ends"),
+    "analytics: an instant no Vietnam-time year can hold": (
+        "/api/incidents/heatmap?start=9998-01-01&end=9999-12-31T20:00:00Z", 400,
+        "end: '9999-12-31T20:00:00Z' nằm ngoài khoảng 2–9998",
+        "end: '9999-12-31T20:00:00Z' is outside 2..9998"),
+    "analytics: the day after the last date": (
+        "/api/incidents/stats?start=9999-01-01&end=9999-12-31", 400, "nằm ngoài khoảng 2–9998",
+        "is outside 2..9998"),
     "analytics: window too long": (
         "/api/incidents/stats?start=2000-01-01&end=2026-01-01", 400,
         "khoảng thời gian dài tối đa mười năm", "at most ten years long"),

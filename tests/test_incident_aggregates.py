@@ -537,6 +537,19 @@ def test_low_zoom_incident_tiles_from_the_heat_months_equal_the_raw_rows(conn, r
     assert not heat_cells.tile_usable(conn, 10, restrict, (end - dt.timedelta(hours=20), end))
 
 
+def test_a_window_at_the_end_of_the_calendar_reads_raw_rows(conn) -> None:
+    """An OGC `datetime` ending in the last hours of 9999-12-31 has no Vietnam-time day after
+    it: the tile is built from raw rows instead of failing (an open start, year 1, likewise)."""
+    lon, lat = conn.execute("SELECT avg(ST_X(geom)), avg(ST_Y(geom)) FROM incidents").fetchone()
+    x, y = _tile_of(lon, lat, 7)
+    for window in ((None, dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)),
+                   (dt.datetime(1, 1, 1, tzinfo=dt.UTC), None)):
+        tile = render_tile(conn, INCIDENTS, [], 7, x, y, None, window)
+        q, params = tile_sql(INCIDENTS, [], 7, x, y, aggregate=True, time_range=window)
+        assert _cells_of(tile) == _cells_of(bytes(conn.execute(q, params).fetchone()[0]))
+        assert sum(n for _, n in _cells_of(tile)) > 100
+
+
 def test_a_window_is_widened_to_whole_periods_where_nothing_lies_beyond_it(conn) -> None:
     first, last = conn.execute("SELECT min(reported_at), max(reported_at) FROM incidents").fetchone()
     f = IncidentFilter(first, last + dt.timedelta(seconds=1))  # "all time", as the map asks

@@ -115,18 +115,33 @@ def _values(name: str) -> str:
     return ", ".join(analysis.INCIDENTS.field(name).values)
 
 
+# The years an instant of a window may fall in.
+INSTANT_YEARS = (2, 9998)
+
+
 def _instant(name: str, raw: str, end: bool) -> dt.datetime:
     """An ISO date (a whole day in Vietnam time: its start, or the next day's start for an end)
     or date-time (UTC when it has no offset, as always: machines send instants)."""
     try:
         if len(raw) == 10:
             day = dt.date.fromisoformat(raw)
-            return analysis.vn_day_start(day + dt.timedelta(days=1) if end else day)
-        t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+            t = analysis.vn_day_start(day + dt.timedelta(days=1) if end else day)
+        else:
+            t = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
         raise BadRequest.for_field("date_or_datetime", name, f"{raw!r} is not an ISO date or date-time",
                                    value=repr(raw)) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    except OverflowError:  # the day after 9999-12-31
+        t = dt.datetime.max.replace(tzinfo=dt.UTC)
+    t = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    # The views count Vietnam-time days, months and years around the window: an instant in the
+    # first or last year a date can hold has none of them.
+    if not INSTANT_YEARS[0] <= t.year <= INSTANT_YEARS[1]:
+        raise BadRequest.for_field("out_of_range", name, f"{raw!r} is outside "
+                                   f"{INSTANT_YEARS[0]}..{INSTANT_YEARS[1]}", value=repr(raw),
+                                   # years as text: no thousands separator (9.998)
+                                   lo=str(INSTANT_YEARS[0]), hi=str(INSTANT_YEARS[1]))
+    return t
 
 
 def _codes(name: str, raw: str | None, field_values: dict[str, tuple[str, str]]) -> tuple[str, ...]:

@@ -151,12 +151,16 @@ def cell_days_pay(conn: psycopg.Connection) -> bool:
 
 
 def whole_days(f: IncidentFilter) -> tuple[dt.date, dt.date] | None:
-    """The Vietnam-time days [d1, d2) lying wholly inside F's window, or None if there is none."""
-    start = f.start.astimezone(VN_TZ)
-    d1 = start.date()
-    if vn_day_start(d1) < f.start:
-        d1 += dt.timedelta(days=1)
-    d2 = f.end.astimezone(VN_TZ).date()
+    """The Vietnam-time days [d1, d2) lying wholly inside F's window, or None if there is none
+    (or if an end lies in the first or last day a date can hold: such a window reads raw rows)."""
+    try:
+        start = f.start.astimezone(VN_TZ)
+        d1 = start.date()
+        if vn_day_start(d1) < f.start:
+            d1 += dt.timedelta(days=1)
+        d2 = f.end.astimezone(VN_TZ).date()
+    except OverflowError:
+        return None
     if d2 <= d1:
         return None
     return d1, d2
@@ -194,12 +198,16 @@ def widen(conn: psycopg.Connection, f: IncidentFilter
     first = f.start.astimezone(VN_TZ).date()  # the boundaries at or before the start ...
     starts = [vn_day_start(d) for d in (first.replace(month=1, day=1), first.replace(day=1),
                                         first)]
-    last = f.end.astimezone(VN_TZ).date()  # ... and at or after the end, farthest first
-    if vn_day_start(last) < f.end:
-        last += dt.timedelta(days=1)
-    month = last if last.day == 1 else (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    year = month if month.month == 1 else month.replace(year=month.year + 1, month=1)
-    ends = [vn_day_start(d) for d in (year, month, last)]
+    try:
+        last = f.end.astimezone(VN_TZ).date()  # ... and at or after the end, farthest first
+        if vn_day_start(last) < f.end:
+            last += dt.timedelta(days=1)
+        month = last if last.day == 1 else (
+            last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        year = month if month.month == 1 else month.replace(year=month.year + 1, month=1)
+        ends = [vn_day_start(d) for d in (year, month, last)]
+    except (OverflowError, ValueError):  # an end in the last days of year 9999 stays as it is
+        ends = []
     ranges = [(t, f.start) for t in starts] + [(f.end, t) for t in ends]
     row = conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join([_ANY_IN] * len(ranges))),
                        [v for r in ranges for v in r]).fetchone()
