@@ -213,7 +213,8 @@ def _patch(s: Setup, decision: str) -> httpx.Response:
 # The statements of the routes asked below (their SQL: gis/features.py, layers/tiles_sql.py).
 ITEMS_SQL = '%ST_AsGeoJSON%"parcels"%'
 TILE_SQL = "%ST_AsMVT%"
-HEATMAP_SQL = "%GROUP BY 1, 2) g) s ORDER BY n DESC%"  # gis/analysis/incidents.heatmap
+# gis/analysis/incidents.heatmap and heat_cells.heatmap (a window with a whole day, as the default)
+HEATMAP_SQL = "%) g) s ORDER BY n DESC%"
 PARCEL_UPDATE = "UPDATE parcels%"
 
 
