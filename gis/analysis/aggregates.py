@@ -177,6 +177,17 @@ def edges(f: IncidentFilter, days: tuple[dt.date, dt.date]) -> list[IncidentFilt
     return out
 
 
+def month_at_or_after(day: dt.date) -> dt.date:
+    """The first day of a month, DAY itself or the next one."""
+    return day if day.day == 1 else (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def year_at_or_after(day: dt.date) -> dt.date:
+    """The first day of a year, DAY itself or the next one's 1 January."""
+    return day if (day.month, day.day) == (1, 1) else day.replace(year=day.year + 1, month=1,
+                                                                   day=1)
+
+
 # Whether any incident lies in [a, b): the partitions' BRIN index on reported_at answers an
 # empty range without reading a row, and a populated one at its first row. (The nearest
 # incident by max()/min() would have scanned whole partitions: no B-tree leads with the time.)
@@ -202,10 +213,8 @@ def widen(conn: psycopg.Connection, f: IncidentFilter
         last = f.end.astimezone(VN_TZ).date()  # ... and at or after the end, farthest first
         if vn_day_start(last) < f.end:
             last += dt.timedelta(days=1)
-        month = last if last.day == 1 else (
-            last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        year = month if month.month == 1 else month.replace(year=month.year + 1, month=1)
-        ends = [vn_day_start(d) for d in (year, month, last)]
+        month = month_at_or_after(last)
+        ends = [vn_day_start(d) for d in (year_at_or_after(month), month, last)]
     except (OverflowError, ValueError):  # an end in the last days of year 9999 stays as it is
         ends = []
     ranges = [(t, f.start) for t in starts] + [(f.end, t) for t in ends]

@@ -81,14 +81,6 @@ def has_years(conn: psycopg.Connection) -> bool:
     return aggregates.present(conn, YEARS)
 
 
-def _next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
-def _next_year(day: dt.date) -> dt.date:
-    return day.replace(year=day.year + 1, month=1, day=1)
-
-
 Range = tuple[dt.date, dt.date]
 
 
@@ -127,12 +119,12 @@ def spans(f: IncidentFilter, *, years: bool = False) -> Spans | None:
     if whole is None:
         return None
     d1, d2 = whole
-    m1 = d1 if d1.day == 1 else _next_month(d1)
+    m1 = aggregates.month_at_or_after(d1)
     m2 = d2.replace(day=1)
     raw = tuple(aggregates.edges(f, whole))
     if m1 >= m2:
         return Spans(None, (whole,), raw)
-    y1 = m1 if m1.month == 1 else _next_year(m1)
+    y1 = aggregates.year_at_or_after(m1)
     y2 = m2.replace(month=1)
     return Spans((m1, m2), _outside(whole, (m1, m2)), raw,
                  (y1, y2) if years and y1 < y2 else None)
