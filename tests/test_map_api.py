@@ -290,7 +290,18 @@ def test_stats_against_sql_with_previous_window(client, conn, keys, latest) -> N
     assert cur == sum(by_category(start, latest).values()) and old > 0
     assert body["change"] == pytest.approx((cur - old) / old, abs=1e-4)
     assert sum(body["current"]["series"]) == cur and sum(body["previous"]["series"]) == old
-    assert len(body["current"]["series"]) == 30 and body["bucket_seconds"] == 86400
+    assert body["bucket_seconds"] == 86400
+    # Calendar days, Vietnam time (as the dashboard's): the window starts at 07:00 in Vietnam,
+    # so it touches 31 days, the first and last partial.
+    vn = "(reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+    per_day = dict(conn.execute(
+        f"SELECT {vn}, count(*) FROM incidents AS t WHERE reported_at >= %s AND "  # noqa: S608
+        f"reported_at < %s AND {restrict} GROUP BY 1", (start, latest, [2, 3, 4])).fetchall())
+    first = start.astimezone(dt.timezone(dt.timedelta(hours=7))).date()
+    days = [first + dt.timedelta(days=i) for i in range(31)]
+    assert body["current"]["series"] == [per_day.get(d, 0) for d in days]
+    assert body["current"]["series_start"] == iso(dt.datetime.combine(
+        first, dt.time(), dt.timezone(dt.timedelta(hours=7))).astimezone(dt.UTC))
     assert sum(body["current"]["by_severity"].values()) == cur
     assert set(body["current"]["by_severity"]) <= {"2", "3", "4"}
 

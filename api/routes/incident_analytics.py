@@ -305,8 +305,13 @@ class WindowCountsOut(Window):
     by_category: dict[str, int | None]
     by_severity: dict[str, int | None]
     by_status: dict[str, int | None]
-    series: list[int | None] = Field(description="counts per bucket of `bucket_seconds` (null: "
-                                                  "suppressed for public callers)")
+    series: list[int | None] = Field(description=(
+        "counts per calendar bucket of `bucket_seconds`, Vietnam time, from `series_start`: "
+        "hours, quarters of the day (from 0, 6, 12 and 18 h), days, weeks from Monday, or 30 "
+        "days from the window's first day; the first and last buckets count only the part "
+        "inside the window (null: suppressed for public callers)"))
+    series_start: str = Field(description="RFC 3339, UTC: the first bucket's start, at or "
+                                          "before `start`")
 
 
 class AreaOut(BaseModel):
@@ -421,7 +426,8 @@ def stats(
                 "by_category": suppression.mapping(w.by_category, k),
                 "by_severity": suppression.mapping(w.by_severity, k),
                 "by_status": suppression.mapping(w.by_status, k),
-                "series": suppression.group(w.series, k)}
+                "series": suppression.group(w.series, k),
+                "series_start": _iso(w.series_start or w.start)}
 
     hidden = suppression.small(s.current.total, k) or suppression.small(s.previous.total, k)
     return _json({"current": window(s.current), "previous": window(s.previous),

@@ -249,6 +249,8 @@ def points_or_clusters(conn: psycopg.Connection, f: IncidentFilter,
 
 BUCKETS = (3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 MAX_BUCKETS = 62
+DAY = 86400
+WEEK = 7 * DAY
 
 
 def bucket_seconds(window: dt.timedelta) -> int:
@@ -260,6 +262,33 @@ def bucket_seconds(window: dt.timedelta) -> int:
     return BUCKETS[-1]
 
 
+def series_start(t: dt.datetime, bucket: int) -> dt.datetime:
+    """The start of the calendar bucket holding instant T, Vietnam time: its hour, its quarter of
+    the day (0, 6, 12 or 18 h), its day, its week from Monday (as the dashboard's weeks), or for
+    30-day buckets its day.
+
+    Why calendar buckets rather than slices from the window's own start: a chart of "the last
+    7 days" reads as seven calendar days (the first and last partial), as in the dashboard, not
+    as days running from 14:37 to 14:37; and every whole Vietnam day then lies in one bucket, so
+    the per-day pre-aggregate answers a long window without cutting days
+    (gis.analysis.incident_stats)."""
+    local = t.astimezone(VN_TZ)
+    if bucket < DAY:
+        hours = bucket // 3600
+        return local.replace(hour=local.hour - local.hour % hours, minute=0, second=0,
+                             microsecond=0)
+    day = local.date()
+    if bucket == WEEK:
+        day -= dt.timedelta(days=day.weekday())
+    return vn_day_start(day)
+
+
+def series_length(start: dt.datetime, end: dt.datetime, bucket: int) -> int:
+    """The calendar buckets the window [START, END) touches (at least one)."""
+    span = (end - series_start(start, bucket)).total_seconds()
+    return max(1, -(-int(span) // bucket))
+
+
 @dataclass
 class WindowCounts:
     start: dt.datetime
@@ -269,6 +298,7 @@ class WindowCounts:
     by_severity: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
     series: list[int] = field(default_factory=list)
+    series_start: dt.datetime | None = None  # the first bucket's start (series_start)
 
 
 @dataclass
@@ -288,8 +318,8 @@ class Stats:
 def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
           area_unit_id: int | None = None) -> Stats:
     """Counts in F's window and in the previous window of the same length, by category,
-    severity and status, plus a time series for each; AREA_UNIT_ID (admin_units.id) limits them to
-    the incidents inside that unit's boundary."""
+    severity and status, plus a time series of calendar buckets for each (series_start);
+    AREA_UNIT_ID (admin_units.id) limits them to the incidents inside that unit's boundary."""
     prev = f.previous()
     cond, params = where(f, restrict, start=prev.start)
     area: sql.Composable = sql.SQL("")
@@ -303,38 +333,48 @@ def stats(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable 
         join=sql.SQL(", (SELECT geom FROM admin_units WHERE id = %s) AS u") if area_unit_id
         is not None else sql.SQL(""),
         cond=cond, area=area)
-    time_col = _col("t", INCIDENTS.time_column or "reported_at")
-    bucket = bucket_seconds(f.length)
-    # Bucket numbers count from the start of each row's own window.
     q = sql.SQL(
-        "SELECT {time} >= %s AS cur, t.category, t.severity::text, t.status,"
-        " floor(extract(epoch FROM {time} - CASE WHEN {time} >= %s THEN %s::timestamptz"
-        " ELSE %s::timestamptz END) / %s)::int AS b, count(*)::int"
-        " FROM {source} GROUP BY 1, 2, 3, 4, 5"
-    ).format(time=time_col, source=source)
+        "SELECT {time} >= %s AS cur, t.category, t.severity::text, t.status, {b} AS b,"
+        " count(*)::int FROM {source} GROUP BY 1, 2, 3, 4, 5"
+    ).format(time=_col("t", INCIDENTS.time_column or "reported_at"), b=bucket_sql("t"),
+             source=source)
     # Two windows of raw rows (100,000 for a week at 10,000,000 incidents) grouped in memory:
     # with the default work_mem they were merge-sorted on disk (830-930 ms against 330-350).
     with db.grouping(conn):
-        rows = conn.execute(q, [f.start, f.start, f.start, prev.start, bucket, *area_params,
-                                *params]).fetchall()
+        rows = conn.execute(q, [f.start, *bucket_params(f), *area_params, *params]).fetchall()
     return tally(f, rows)
+
+
+def bucket_sql(alias: str) -> sql.Composed:
+    """A row's bucket number in its own window, counted from that window's series_start; its
+    parameters are bucket_params'."""
+    time = _col(alias, INCIDENTS.time_column or "reported_at")
+    return sql.SQL(
+        "floor(extract(epoch FROM {time} - CASE WHEN {time} >= %s THEN %s::timestamptz"
+        " ELSE %s::timestamptz END) / %s)::int").format(time=time)
+
+
+def bucket_params(f: IncidentFilter) -> list:
+    bucket = bucket_seconds(f.length)
+    return [f.start, series_start(f.start, bucket), series_start(f.previous().start, bucket),
+            bucket]
 
 
 def tally(f: IncidentFilter, rows: list[tuple]) -> Stats:
     """Stats from rows (current?, category, severity text, status, bucket, n); rows may repeat
     a key (the aggregate path sends the pre-aggregated days and the raw ends apart)."""
-    prev = f.previous()
     bucket = bucket_seconds(f.length)
-    n_buckets = max(1, -(-int(f.length.total_seconds()) // bucket))
-    current = WindowCounts(f.start, f.end, series=[0] * n_buckets)
-    previous = WindowCounts(prev.start, prev.end, series=[0] * n_buckets)
+    current, previous = (
+        WindowCounts(w.start, w.end, series=[0] * series_length(w.start, w.end, bucket),
+                     series_start=series_start(w.start, bucket))
+        for w in (f, f.previous()))
     for cur, category, severity, status, b, n in rows:
         w = current if cur else previous
         w.total += n
         w.by_category[category] = w.by_category.get(category, 0) + n
         w.by_severity[severity] = w.by_severity.get(severity, 0) + n
         w.by_status[status] = w.by_status.get(status, 0) + n
-        if 0 <= b < n_buckets:
+        if 0 <= b < len(w.series):
             w.series[b] += n
     return Stats(current, previous, bucket)
 
