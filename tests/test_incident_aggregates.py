@@ -415,6 +415,8 @@ def test_the_series_are_calendar_buckets_in_vietnam_time(conn) -> None:
         assert len(want) == math.ceil((f.end - got.current.series_start) / step)
         if unit == "week":
             assert got.current.series_start.weekday() == 0
+    day = dt.datetime(2026, 3, 2, tzinfo=VN)  # a window a microsecond into its second day
+    assert raw_views.series_length(day, day + dt.timedelta(days=1, microseconds=1), 86400) == 2
 
 
 def test_stats_the_aggregate_cannot_answer_read_raw_rows(conn) -> None:

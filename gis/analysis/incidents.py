@@ -11,6 +11,7 @@ one by one is not counted in an operator's heatmap either.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field, replace
 
 import psycopg
@@ -285,8 +286,7 @@ def series_start(t: dt.datetime, bucket: int) -> dt.datetime:
 
 def series_length(start: dt.datetime, end: dt.datetime, bucket: int) -> int:
     """The calendar buckets the window [START, END) touches (at least one)."""
-    span = (end - series_start(start, bucket)).total_seconds()
-    return max(1, -(-int(span) // bucket))
+    return max(1, math.ceil((end - series_start(start, bucket)).total_seconds() / bucket))
 
 
 @dataclass
