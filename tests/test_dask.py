@@ -146,6 +146,25 @@ def test_hot_spots_and_emerging_on_dask_equal_in_database(conn, cluster) -> None
     assert hot > 0  # the comparison is not of empty answers: the sample has hot spots
 
 
+def test_a_branch_per_bin_counts_as_the_bin_carried_in_one_grouping(conn, monkeypatch) -> None:
+    """cube_counts' two statements (a branch per bin; past MAX_BIN_BRANCHES bins one grouping
+    by cell and bin) give the same rows, for calendar months and weeks, the window's first and
+    last bins partial."""
+    area = _area(conn)
+    window = IncidentFilter(dt.datetime(2025, 11, 20, 9, tzinfo=VN),
+                            dt.datetime(2026, 11, 12, 15, tzinfo=VN))
+    for kind in ("monthly", "weekly"):
+        bins = hq.bins_for(kind, window.start, window.end)
+        args = (conn, window, operator_rows(), SRID, area.id, "hexagon", 500, bins)
+        assert bins.count <= hq.MAX_BIN_BRANCHES
+        branched = sorted(hq.cube_counts(*args))
+        monkeypatch.setattr(hq, "MAX_BIN_BRANCHES", 0)
+        carried = sorted(hq.cube_counts(*args))
+        monkeypatch.undo()
+        assert branched == carried and sum(r[3] for r in branched) > 1000
+        assert {r[2] for r in branched} == set(range(bins.count))
+
+
 def test_the_api_answers_the_same_on_dask(client, keys, cluster) -> None:
     """The routes are unchanged: the dispatch is below them. Same bodies, byte for byte."""
     window = {"start": "2025-12-01", "end": "2026-11-30"}

@@ -165,7 +165,6 @@ def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.
     every cell is then a full cell, and the boundary does not read as a ring of cold spots (a
     half-covered cell would have half the incidents)."""
     cond, params = base.where(f, restrict)
-    bin_sql, bin_params = _bin_of(bins)
     geom = sql.Identifier("t", base.INCIDENTS.geometry_column)
     # Cells reach up to two cell sizes past the area's boundary (degrees: 1° ≥ 100 km here).
     # The search box is a value, not a subquery: the planner then knows how many points it
@@ -175,14 +174,18 @@ def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.
     box = one(conn.execute("SELECT ST_Expand(ST_Envelope(geom), %s) FROM admin_units"
                            " WHERE id = %s", [reach, area_id]))[0]
     # Each point's cell by density_sql's arithmetic over the stored coordinates (x_vn, y_vn:
-    # migration 0039), its bin carried along, grouped by both right on the scan.
+    # migration 0039), grouped right on the scan.
     source = sql.SQL("{table} WHERE {cond} AND {geom} && %s::geometry").format(
         table=base._table(), cond=cond, geom=geom)
-    inner, inner_params = density_sql.cell_keys(
-        shape, size, srid, source, [*params, box], carry=bin_sql, carry_params=bin_params,
-        stored_srid=aggregates.stored_srid(conn))
-    q = density_sql.counted(shape, inner, sql.SQL("count(*)::int"), by_carry=True)
-    all_params = inner_params
+    stored = aggregates.stored_srid(conn)
+    if bins.count <= MAX_BIN_BRANCHES:
+        q, all_params = _per_bin(shape, size, srid, source, [*params, box], bins, stored)
+    else:
+        bin_sql, bin_params = _bin_of(bins)
+        inner, all_params = density_sql.cell_keys(
+            shape, size, srid, source, [*params, box], carry=bin_sql, carry_params=bin_params,
+            stored_srid=stored)
+        q = density_sql.counted(shape, inner, sql.SQL("count(*)::int"), by_carry=True)
     # A year of 100 m cells × bins is some 10^5 groups: hashed in memory, not sorted on disk.
     with db.grouping(conn):
         # Hash the (cell, bin) groups (tens of thousands, some MB) rather than sort the points
@@ -190,6 +193,39 @@ def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.
         conn.execute("SET LOCAL enable_sort = off")
         rows: list[tuple[int, int, int, int]] = conn.execute(q, all_params).fetchall()
     return rows
+
+
+# Bins counted one branch each (below), up to this many; more (weekly bins over years) carry
+# the bin as a column instead.
+MAX_BIN_BRANCHES = 64
+
+
+def _per_bin(shape: str, size: float, srid: int, source: sql.Composable, source_params: list,
+             bins: Bins, stored_srid: int | None) -> tuple[sql.Composed, list]:
+    """cube_counts' statement as one branch per bin, each grouped by cell alone (UNION ALL).
+
+    Why not one GROUP BY cell, bin: the bin is an expression on reported_at, whose statistics
+    say nearly every value is distinct, so the planner expects about as many groups as points
+    (1.9 million for a year at 10,000,000 incidents, against 114,549), sees nothing to gain in
+    counting per worker first, and hashes every point in one process (3.8-4.6 s). Grouped by
+    cell alone (0039's hint: 10,000 cells) each branch is counted whole by one of the parallel
+    workers, the bins shared among them (1.9-2.1 s; bench/README.md, "Gi* counted per bin")."""
+    time_col = sql.Identifier("t", base.INCIDENTS.time_column or "reported_at")
+    starts = [dt.datetime.combine(d, dt.time(), VN_TZ) for d in bins.starts]
+    parts: list[sql.Composable] = []
+    params: list = []
+    for w, start in enumerate(starts):
+        upto = starts[w + 1] if w + 1 < len(starts) else None
+        cut = sql.SQL("{} AND {} >= %s{}").format(
+            source, time_col,
+            sql.SQL(" AND {} < %s").format(time_col) if upto else sql.SQL(""))
+        inner, inner_params = density_sql.cell_keys(
+            shape, size, srid, cut, [*source_params, start, *([upto] if upto else [])],
+            stored_srid=stored_srid)
+        parts.append(density_sql.counted(
+            shape, inner, sql.SQL("{}::int, count(*)::int").format(sql.Literal(w))))
+        params.extend(inner_params)
+    return sql.SQL(" UNION ALL ").join(parts), params
 
 
 def count_in_area(conn: psycopg.Connection, f: base.IncidentFilter,
