@@ -148,6 +148,16 @@ def test_series_equal_independent_sql(client, conn, keys) -> None:
     first = c["communes"][0]
     assert first["previous"] == sql_count(conn, start - (end - start), start, "commune_code = %s",
                                           (first["code"],))
+    # Hour and weekday, Vietnam time, as PostgreSQL's own time-zone conversion puts them.
+    m = get(client, "/api/dashboard/series/hour-weekday", keys["leader"], **WINDOW)["matrix"]
+    local = "reported_at AT TIME ZONE 'Asia/Ho_Chi_Minh'"
+    want = [[0] * 24 for _ in range(7)]
+    for dow, hour, n in conn.execute(
+            f"SELECT extract(isodow FROM {local})::int, extract(hour FROM {local})::int,"  # noqa: S608
+            " count(*) FROM incidents WHERE reported_at >= %s AND reported_at < %s GROUP BY 1, 2",
+            (start, end)).fetchall():
+        want[dow - 1][hour] = n
+    assert m == want and sum(map(sum, m)) == s["total"]
 
 
 def _csv(text: str) -> list[list[str]]:

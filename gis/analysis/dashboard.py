@@ -367,7 +367,8 @@ def hour_weekday(conn: psycopg.Connection, scope: Scope,
     (suppression.table), `max` is the largest published cell and `total` null under it."""
     cond, params = scope.cond(restrict)
     matrix = [[0] * 24 for _ in range(7)]
-    for dow, hour, n in conn.execute(q.HOUR_WEEKDAY.format(vn=q.VN, cond=cond), params):
+    query = q.HOUR_WEEKDAY.format(offset=q.VN_OFFSET_SECONDS, cond=cond)
+    for dow, hour, n in conn.execute(query, params):
         matrix[dow - 1][hour] += n
     shown = suppression.table(matrix, min_count)
     return {"matrix": shown, "total": suppression.total(sum(map(sum, matrix)), min_count),

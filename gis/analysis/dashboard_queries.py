@@ -14,6 +14,7 @@ from psycopg import sql
 from gis.fmt import VN_TZ_NAME
 
 VN = sql.Literal(VN_TZ_NAME)
+VN_OFFSET_SECONDS = sql.Literal(7 * 3600)  # UTC+7 (HOUR_WEEKDAY)
 
 # Statuses of a report still being handled (gis/reports/workflow.py: before resolved/rejected).
 OPEN_STATUSES = ("received", "verified", "assigned", "in_progress")
@@ -60,11 +61,15 @@ FROM incident_days t WHERE {cond}
 GROUP BY 1, 2 ORDER BY 1, 2
 """)
 
-# Incidents per ISO day of week (1 = Monday) and hour, Vietnam time.
+# Incidents per ISO day of week (1 = Monday) and hour, Vietnam time, by arithmetic on the
+# seconds since 1970 (a Thursday): exact because Vietnam has kept UTC+7 without daylight saving
+# since 1975, as incident_stats' day arithmetic. Converting each row with AT TIME ZONE and
+# extract instead took twice as long (30 days at 10,000,000 incidents, 220,000 rows: 340-460 ms
+# against 190-210 ms), in the dashboard's first render beside its other panels.
 HOUR_WEEKDAY = sql.SQL("""
-SELECT extract(isodow FROM t.reported_at AT TIME ZONE {vn})::int,
-       extract(hour FROM t.reported_at AT TIME ZONE {vn})::int, count(*)::int
-FROM incidents t WHERE {cond}
+SELECT (mod(mod(floor(s / 86400)::int8 + 3, 7) + 7, 7) + 1)::int,
+       mod(mod(floor(s / 3600)::int8, 24) + 24, 24)::int, count(*)::int
+FROM (SELECT date_part('epoch', t.reported_at) + {offset} AS s FROM incidents t WHERE {cond}) x
 GROUP BY 1, 2
 """)
 
