@@ -43,6 +43,7 @@ import httpx
 import psycopg
 from analytics import TARGETS, dashboard_render, iso, tile_of
 from map_server import README, ROOT, serve, temp_user, write_section
+from search import hits_of
 from transparency import public_reports
 
 RESULTS = ROOT / ".bench" / "full_scale"
@@ -308,10 +309,7 @@ def parcel_cases(conn: psycopg.Connection, officer: httpx.Client, rng: random.Ra
 
     def box(p: tuple) -> Callable[[], int]:
         def call() -> int:
-            doc = get(officer, "/api/search", {"q": f"{p[2]}/{p[3]} {p[1]}"}).json()
-            hits = list(doc.get("results") or [])
-            for g in doc.get("groups") or []:
-                hits.extend(g.get("results") or [])
+            hits = hits_of(get(officer, "/api/search", {"q": f"{p[2]}/{p[3]} {p[1]}"}).content)
             check(any(h["layer"] == "parcels" and (h["id"] == p[0] or p[0] in (
                 h["properties"].get("ids") or [])) for h in hits), f"map search {p[2]}/{p[3]} {p[1]}")
             return len(hits)

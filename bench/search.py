@@ -173,7 +173,8 @@ def run(cases: list[Case], servers: dict[str, Server], warmup: int, meter: CpuMe
 # --- what the answers must hold ------------------------------------------------------------------
 
 
-def _hits(body: bytes) -> list[dict]:
+def hits_of(body: bytes) -> list[dict]:
+    """The map search's hits, of its flat list and of its groups (full_scale.py reads them too)."""
     doc = orjson.loads(body)
     hits = list(doc.get("results") or [])
     for g in doc.get("groups") or []:
@@ -185,14 +186,14 @@ def map_hit(title: str, layer: str | None = None) -> Check:
     """A hit of the map search with this title (in this layer)."""
     def check(status: int, body: bytes) -> bool:
         return status == 200 and any(h["title"]["vi"] == title and (layer is None or h["layer"] == layer)
-                                     for h in _hits(body))
+                                     for h in hits_of(body))
     return check
 
 
 def map_id(layer: str, ident: int) -> Check:
     def check(status: int, body: bytes) -> bool:
         return status == 200 and any(h["layer"] == layer and (
-            h["id"] == ident or ident in (h["properties"].get("ids") or [])) for h in _hits(body))
+            h["id"] == ident or ident in (h["properties"].get("ids") or [])) for h in hits_of(body))
     return check
 
 
@@ -200,14 +201,14 @@ def map_number(sheet: int, parcel: int) -> Check:
     def check(status: int, body: bytes) -> bool:
         return status == 200 and any(
             h["layer"] == "parcels" and h["properties"]["sheet_no"] == sheet
-            and h["properties"]["parcel_no"] == parcel for h in _hits(body))
+            and h["properties"]["parcel_no"] == parcel for h in hits_of(body))
     return check
 
 
 def no_layer(layer: str) -> Check:
     """A hit-list without LAYER: what a caller who may not read it gets (cameras are internal)."""
     def check(status: int, body: bytes) -> bool:
-        return status == 200 and all(h["layer"] != layer for h in _hits(body))
+        return status == 200 and all(h["layer"] != layer for h in hits_of(body))
     return check
 
 
@@ -217,7 +218,7 @@ def refused(status: int, body: bytes) -> bool:
 
 
 def coordinate_hit(status: int, body: bytes) -> bool:
-    return status == 200 and any(h["kind"] == "coordinate" for h in _hits(body))
+    return status == 200 and any(h["kind"] == "coordinate" for h in hits_of(body))
 
 
 def owner_first(name: str) -> Check:
