@@ -534,6 +534,28 @@ def test_list_and_one_alert(client, conn, keys, role_keys, stations, base) -> No
     assert r.json()["detail"] == "alert 999999999 not found"
 
 
+def test_the_dashboard_counts_the_alerts_the_list_shows(conn, stations, base) -> None:
+    """count_open (the dashboard's card) counts what list_alerts lists, role by role."""
+    raised = []
+    for prop in ("pm25", "pm25"):
+        st = stations.add(prop)
+        stations.observe(st["ds"], hourly(base - dt.timedelta(hours=23), 24, 66.0))
+        alerts.evaluate(conn, [st["ds"]], base + dt.timedelta(minutes=5))
+        raised += alerts_of(conn, st["ds"])
+    operator = Principal("count-operator", frozenset({"operator"}))
+    alerts.acknowledge(conn, raised[0]["id"], operator, note="checked")
+    for who in (operator, Principal("count-leader", frozenset({"leader"})), Principal()):
+        try:
+            _, active, _ = alerts.list_alerts(conn, who, statuses=("open", "acknowledged"), limit=1)
+            _, unacknowledged, _ = alerts.list_alerts(conn, who, statuses=("open",), limit=1)
+        except alerts.NotFound:
+            with pytest.raises(alerts.NotFound):
+                alerts.count_open(conn, who)
+            continue
+        assert alerts.count_open(conn, who) == (active, unacknowledged), who
+        assert active > unacknowledged > 0 or who.anonymous
+
+
 def test_acknowledge_is_timestamped_and_audited(client, conn, keys, role_keys, stations, base) -> None:
     st = stations.add("no2")
     stations.observe(st["ds"], [(base, 260.0)])  # the 1-hour mean above 200

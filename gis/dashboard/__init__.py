@@ -23,8 +23,7 @@ def open_alerts(conn: psycopg.Connection, who: Principal) -> dict[str, int] | No
     from gis.sensors import alerts
 
     try:
-        _, active, _ = alerts.list_alerts(conn, who, statuses=("open", "acknowledged"), limit=1)
-        _, unacknowledged, _ = alerts.list_alerts(conn, who, statuses=("open",), limit=1)
+        active, unacknowledged = alerts.count_open(conn, who)
     except NotFound:
         return None
     return {"open": active, "unacknowledged": unacknowledged}

@@ -393,6 +393,13 @@ def list_alerts(conn: psycopg.Connection[Any], who: Principal, *,
     return [_shaped(r, who) for r in rows], total, restricted
 
 
+def count_open(conn: psycopg.Connection[Any], who: Principal) -> tuple[int, int]:
+    """(not closed, open and nobody acknowledged yet): the alerts WHO may see, counted as
+    list_alerts would count them (NotFound when WHO may not read the sensors layer)."""
+    row = conn.execute(q.COUNT_OPEN.format(visible=visible(who))).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 def alert_detail(conn: psycopg.Connection[Any], who: Principal, alert_id: int,
                  now: dt.datetime | None = None) -> dict[str, Any]:
     """One alert with its readings context: the rule and its limits, the station, the events,
