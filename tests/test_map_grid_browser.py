@@ -80,6 +80,14 @@ def click_cell(page: Page, layer: str, pick: str) -> dict:
       return {lat: c.lat, lon: c.lng, p: best.p};
     }""", [layer, pick])
     page.keyboard.press("Escape")
+    # Only LAYER answers the click: the cell picked follows the sample's dates, and on 2026-12-05
+    # the change grid's fullest cell had another default overlay's feature over its centre (the
+    # click opened no cell figures; with the other overlays off it does).
+    others = page.evaluate("[...document.querySelectorAll('[data-layer-toggle]:checked')]"
+                           ".map((e) => e.dataset.layerToggle)")
+    for other in others:
+        if other != layer:
+            page.uncheck(f"[data-layer-toggle={other}]")
     set_view(page, cell["lat"], cell["lon"], 13)  # the cell in the middle of the map, not under a panel
     x, y = screen_point(page, cell["lat"], cell["lon"])
     page.mouse.click(x, y)
