@@ -123,6 +123,11 @@ class Bins:
     def count(self) -> int:
         return len(self.starts)
 
+    @property
+    def instants(self) -> list[dt.datetime]:
+        """Each bin's start instant: Vietnam midnight of its start day."""
+        return [base.vn_day_start(d) for d in self.starts]
+
 
 def bins_for(kind: str, start: dt.datetime, end: dt.datetime) -> Bins:
     """The calendar weeks or months (Vietnam time) meeting the window [start, end)."""
@@ -148,10 +153,8 @@ def _bin_of(bins: Bins) -> tuple[sql.Composable, list]:
     start instants (Vietnam midnight of each start day), exact for weeks and calendar months
     alike, and much cheaper per row than converting every timestamp to local time. Before the
     first bin: -1."""
-    tz = VN_TZ
-    starts = [dt.datetime.combine(d, dt.time(), tz) for d in bins.starts]
     time_col = sql.Identifier("t", base.INCIDENTS.time_column or "reported_at")
-    return sql.SQL("(width_bucket({}, %s::timestamptz[]) - 1)").format(time_col), [starts]
+    return sql.SQL("(width_bucket({}, %s::timestamptz[]) - 1)").format(time_col), [bins.instants]
 
 
 def cube_counts(conn: psycopg.Connection, f: base.IncidentFilter, restrict: sql.Composable | None,
@@ -211,7 +214,7 @@ def _per_bin(shape: str, size: float, srid: int, source: sql.Composable, source_
     cell alone (0039's hint: 10,000 cells) each branch is counted whole by one of the parallel
     workers, the bins shared among them (1.9-2.1 s; bench/README.md, "Gi* counted per bin")."""
     time_col = sql.Identifier("t", base.INCIDENTS.time_column or "reported_at")
-    starts = [dt.datetime.combine(d, dt.time(), VN_TZ) for d in bins.starts]
+    starts = bins.instants
     parts: list[sql.Composable] = []
     params: list = []
     for w, start in enumerate(starts):
