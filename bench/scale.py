@@ -462,7 +462,7 @@ def rebuild_aggregates(su: psycopg.Connection[Any], bar: Progress) -> Step:
     (session_replication_role = replica), theirs included (migration 0037's function)."""
     step = Step("incident pre-aggregates",
                 tables=["incident_cell_days", "incident_days", "incident_heat_months",
-                        "incident_hex_months", "incident_heat_years"])
+                        "incident_hex_months", "incident_heat_years", "incident_cell_months"])
     task = bar.add_task("incident pre-aggregates (counted anew)", total=1)
     with timed(step):
         su.execute("SELECT incident_aggregates_rebuild()")

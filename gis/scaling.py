@@ -98,10 +98,10 @@ LOCAL: Final[frozenset[str]] = frozenset({
     # there they are refreshed from the shards by a periodic job instead (docs/scaling.md).
     "incident_cell_days",
     # The statistics' per-day counts (migration 0035), the map's per-month and per-day Mercator cells
-    # (migration 0037) and per-year cells (0043), and the hexagon grid's per-month cells (0042):
-    # the same triggers and the same remedy.
+    # (migration 0037) and per-year cells (0043), the hexagon grid's per-month cells (0042) and
+    # the kernel density's per-month base cells (0044): the same triggers and the same remedy.
     "incident_days", "incident_heat_months", "incident_heat_days", "incident_hex_months",
-    "incident_heat_years",
+    "incident_heat_years", "incident_cell_months",
 })
 
 # Constraint name -> why Citus cannot keep it under this plan, and the remedy. Every entry is

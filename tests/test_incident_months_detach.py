@@ -97,7 +97,8 @@ def test_a_past_month_leaves_incidents_and_stays_in_its_table(tx) -> None:
     # Nothing of the month is counted any more; every aggregate equals the remaining raw rows.
     for table, col in (("incident_days", "day"), ("incident_cell_days", "day"),
                        ("incident_heat_days", "day"), ("incident_heat_months", "month"),
-                       ("incident_hex_months", "month"), ("incident_heat_years", "year")):
+                       ("incident_hex_months", "month"), ("incident_heat_years", "year"),
+                       ("incident_cell_months", "month")):
         assert c.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} >= %s AND {} < %s").format(
             sql.Identifier(table), sql.Identifier(col), sql.Identifier(col)),
             (m, next_month(m))).fetchone() == (0,), table

@@ -20,7 +20,8 @@ RUNNING_STATE = ("spatial_ref_sys", "audit_log", "users", "user_roles", "api_key
                  "camera_snapshots", "camera_detections", "cameras", "transparency_figures",
                  "export_jobs", "rate_buckets", "signin_failures", "ingest_workers",
                  "datastream_latest", "incident_cell_days", "incident_days", "incident_heat_days",
-                 "incident_heat_months", "incident_hex_months", "incident_heat_years", "incident_ids",
+                 "incident_heat_months", "incident_hex_months", "incident_heat_years",
+                 "incident_cell_months", "incident_ids",
                  "incident_transitions", "incidents")
 RUNNING_PREFIXES = ("procrastinate\\_", "incidents\\_", "observation")
 

@@ -17,7 +17,7 @@ read them; the views (density_sql, incidents.stats) fall back to raw rows otherw
   partial days, through the BRIN index on reported_at).
 
 Exact is not enough to be read: the KDE and the square grids read the aggregate only while it
-holds at most half as many rows as the incidents (cell_days_pay); below that density the raw
+holds at most half as many rows as the incidents (pays); below that density the raw
 rows, grouped on a parallel scan, are the faster read.
 """
 
@@ -116,16 +116,17 @@ def filter_ok(conn: psycopg.Connection, f: IncidentFilter,
     return f.bbox is None and f.unit is None and restrict_ok(conn, restrict)
 
 
-# incident_cell_days is read instead of the raw rows only while it holds at most this share of
-# their number. Its key (day, 100 m cell, category, severity, status, source) is so fine that
-# it held 0.99-1.0 rows per incident at 50,000, 1,000,000 and 10,000,000 incidents; and since
-# migration 0039 the raw path groups the stored coordinates on a parallel scan. A year's KDE at
-# 10,000,000 incidents: 2,650,000 aggregate rows on one process 1,060 ms, the 2,690,000 raw
-# rows in parallel 680 ms (bench/README.md, "Every benchmark at full scale"); per row the
-# aggregate costs about 1.6 times as much, so it pays below about 0.6 rows per incident.
-CELL_DAYS_PAY_RATIO = 0.5
+# An aggregate (incident_cell_days, incident_cell_months) is read instead of the raw rows only
+# while it holds at most this share of their number. incident_cell_days' key (day, 100 m cell,
+# category, severity, status, source) is so fine that it held 0.99-1.0 rows per incident at
+# 50,000, 1,000,000 and 10,000,000 incidents; and since migration 0039 the raw path groups the
+# stored coordinates on a parallel scan. A year's KDE at 10,000,000 incidents: 2,650,000
+# aggregate rows on one process 1,060 ms, the 2,690,000 raw rows in parallel 680 ms
+# (bench/README.md, "Every benchmark at full scale"); per row the aggregate costs about 1.6
+# times as much, so it pays below about 0.6 rows per incident.
+PAY_RATIO = 0.5
 _PAYS_TTL_S = 600.0
-_PAYS: dict[tuple[str, str, str], tuple[float, bool]] = {}
+_PAYS: dict[tuple[str, str, str, str], tuple[float, bool]] = {}
 
 # The rows of table T, partitioned or not: its leaf tables' (a partitioned parent's own
 # reltuples, when ANALYZE has set it, repeats their sum).
@@ -134,18 +135,18 @@ _ROWS = sql.SQL(
     " AND (c.oid = to_regclass({t}) OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass({t}))))")
 
 
-def cell_days_pay(conn: psycopg.Connection) -> bool:
-    """Whether incident_cell_days holds few enough rows per incident to be read instead of the
-    raw rows (CELL_DAYS_PAY_RATIO), from the planner's row counts of both (pg_class.reltuples,
-    kept by ANALYZE and autovacuum), cached per database for ten minutes. Unknown counts (never
-    analysed) read the raw rows, which are always exact."""
-    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
+def pays(conn: psycopg.Connection, table: str = TABLE) -> bool:
+    """Whether TABLE (a pre-aggregate) holds few enough rows per incident to be read instead of
+    the raw rows (PAY_RATIO), from the planner's row counts of both (pg_class.reltuples, kept
+    by ANALYZE and autovacuum), cached per database and table for ten minutes. Unknown counts
+    (never analysed) read the raw rows, which are always exact."""
+    key = (conn.info.host, str(conn.info.port), conn.info.dbname, table)
     now = time.monotonic()
     cached = _PAYS.get(key)
     if cached is None or now - cached[0] > _PAYS_TTL_S:
         agg, raw = (float(conn.execute(_ROWS.format(t=sql.Literal(t))).fetchone()[0])  # type: ignore[index]
-                    for t in (TABLE, INCIDENTS.table))
-        cached = (now, raw > 0 and agg <= CELL_DAYS_PAY_RATIO * raw)
+                    for t in (table, INCIDENTS.table))
+        cached = (now, raw > 0 and agg <= PAY_RATIO * raw)
         _PAYS[key] = cached
     return cached[1]
 

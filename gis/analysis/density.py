@@ -40,7 +40,7 @@ import psycopg
 from psycopg import sql
 
 from gis import db
-from gis.analysis import aggregates, distributed, hex_months
+from gis.analysis import aggregates, cell_months, distributed, hex_months
 from gis.analysis import density_sql as q
 from gis.analysis.incidents import IncidentFilter, vn_day_start, vn_today
 from gis.fmt import VN_TZ
@@ -231,19 +231,26 @@ def counts_on(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composa
     """Incidents per cell of GRID (row 0 south), counted in PostGIS. The bbox of F is not a
     condition here: a point just outside the view still spreads density into it.
 
-    From the pre-aggregates (incident_cell_days: whole Vietnam-time days, the ragged ends of
-    the window raw) when they can answer exactly (aggregates.py: no unit filter, the caller's
-    row rule, a cell a multiple of the base cell); else from the raw rows, their stored
-    projection. The aggregate is read only when it is also cheaper (aggregates.cell_days_pay);
-    USE_AGGREGATES=True reads it whenever it is exact, False never (tests compare the two)."""
+    From the pre-aggregates when they can answer exactly (aggregates.py: no unit filter, the
+    caller's row rule, a cell a multiple of the base cell) and are cheaper than the raw rows
+    (aggregates.pays): the window's whole months from incident_cell_months (filters on the
+    category only), else its whole days from incident_cell_days, the rest raw; else every row
+    raw, its stored projection. USE_AGGREGATES=True reads them whenever they are exact, False
+    never (tests compare the two)."""
     if (on_dask := distributed.raster_counts(conn, f, restrict, grid)) is not None:
         return on_dask  # counted on the Dask cluster (settings.dask_scheduler)
     lonlat = grid.lonlat_bounds(pad=grid.cell)
     f = replace(f, bbox=None)
     base = aggregates.base_grid(conn)
     days = raster_days(conn, f, restrict, grid) if use_aggregates is not False else None
-    if base is not None and days is not None and (use_aggregates
-                                                  or aggregates.cell_days_pay(conn)):
+    cut = (cell_months.read(conn, f) if base is not None and days is not None
+           and cell_months.usable(conn, f, restrict)
+           and (use_aggregates or aggregates.pays(conn, cell_months.TABLE)) else None)
+    if base is not None and cut is not None:
+        query, params = cell_months.raster_counts(
+            restrict, cut, cell_months.counted(conn, f, restrict), grid.origin, grid.cell,
+            grid.shape, lonlat, base.cell)
+    elif base is not None and days is not None and (use_aggregates or aggregates.pays(conn)):
         query, params = q.raster_counts_agg(f, restrict, grid.origin, grid.cell, grid.shape,
                                             lonlat, base.cell, days)
     else:
@@ -506,7 +513,7 @@ def grid_counts(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Compo
                 shape: str, size: float, *, use_aggregates: bool | None = None) -> GridCounts:
     """Counts per cell. Squares of a multiple of the base cell, without a bbox or unit filter,
     come from the pre-aggregates (whole days) plus the window's ragged ends where those pay
-    (aggregates.cell_days_pay); 500 m hexagons over a window holding a whole month from their
+    (aggregates.pays); 500 m hexagons over a window holding a whole month from their
     monthly counts (hex_months) plus the rest of the window; the rest from the raw rows;
     USE_AGGREGATES as counts_on's."""
     if (on_dask := distributed.grid_counts(conn, f, restrict, srid(), shape, size)) is not None:
@@ -516,7 +523,7 @@ def grid_counts(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Compo
     days = square_days(conn, f, restrict, shape, size) if use_aggregates is not False else None
     span = hex_months.months(f)
     if base is not None and days is not None and (use_aggregates
-                                                  or aggregates.cell_days_pay(conn)):
+                                                  or aggregates.pays(conn)):
         query, params = q.square_counts_agg(f, restrict, srid(), size, base.cell, days)
     elif (use_aggregates is not False and span is not None
           and hex_months.usable(conn, f, restrict, shape, size, srid(), stored)):
