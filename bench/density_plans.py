@@ -1,8 +1,9 @@
 """EXPLAIN (ANALYZE, BUFFERS) of the KDE counting statement and the grid counts for one year,
 as main computed them (ST_Transform per row, 4 MB work_mem) and as migration 0027 lets them
-(the stored projection incidents.geom_vn; the per-day cell counts incident_cell_days), each
-timed as the median of 3. The figures in bench/README.md ("The stored projection and the
-per-day cell counts") come from it.
+(the stored projection incidents.geom_vn; the per-day cell counts incident_cell_days) and
+migration 0044 (the per-month cell counts incident_cell_months), each timed as the median of 3.
+The figures in bench/README.md ("The stored projection and the per-day cell counts", "Whole
+months of 100 m cells for the KDE") come from it.
 
     PYTHONPATH=. .venv/bin/python bench/density_plans.py postgresql://.../db [name filter ...]
 """
@@ -17,7 +18,7 @@ import time
 import psycopg
 from psycopg import sql
 
-from gis.analysis import aggregates
+from gis.analysis import aggregates, cell_months
 from gis.analysis import density as D
 from gis.analysis import density_sql as q
 from gis.analysis.incidents import IncidentFilter
@@ -38,8 +39,10 @@ def main() -> None:
     lonlat = grid.lonlat_bounds(pad=grid.cell)
     base = aggregates.base_grid(conn)
     days = D.raster_days(conn, f, restrict, grid)
-    if base is None or days is None:
-        raise SystemExit("the database has no incident_cell_days (migration 0027)")
+    cut = cell_months.read(conn, f)
+    if base is None or days is None or cut is None:
+        raise SystemExit("the database has no incident_cell_days (migration 0027)"
+                         " or no incident_cell_months (0044)")
     variants = {
         "KDE counts, before (ST_Transform per row)": q.raster_counts(
             f, restrict, srid, grid.origin, grid.cell, grid.shape, lonlat),
@@ -47,6 +50,9 @@ def main() -> None:
             f, restrict, srid, grid.origin, grid.cell, grid.shape, lonlat, stored_srid=srid),
         "KDE counts, incident_cell_days + ragged ends": q.raster_counts_agg(
             f, restrict, grid.origin, grid.cell, grid.shape, lonlat, base.cell, days),
+        "KDE counts, incident_cell_months + the rest raw": cell_months.raster_counts(
+            restrict, cut, cell_months.counted(conn, f, restrict), grid.origin, grid.cell,
+            grid.shape, lonlat, base.cell),
         "hexagon grid 500 m, before": q.grid_counts(f, restrict, srid, "hexagon", 500),
         "hexagon grid 500 m, stored geom_vn": q.grid_counts(
             f, restrict, srid, "hexagon", 500, stored_srid=srid),

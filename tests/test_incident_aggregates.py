@@ -257,9 +257,10 @@ def test_kde_counts_from_the_aggregate_equal_the_raw_rows(conn, role) -> None:
 
 
 @pytest.mark.parametrize("role", ["operator", "leader", None])
-def test_kde_counts_from_the_cell_months_equal_the_raw_rows(conn, role) -> None:
+def test_kde_and_square_counts_from_the_cell_months_equal_the_raw_rows(conn, role) -> None:
     """Whole months summed over the columns of the categories the caller counts, the rest of the
-    widened window raw, its widenings taken away: the raw rows' counts, cell for cell."""
+    widened window raw, its widenings taken away: the raw rows' counts, cell for cell, on a
+    raster and on squares."""
     restrict = (row_filter(INCIDENTS, Principal(f"months-{role}", frozenset({role})))
                 if role else None)
     end = conn.execute("SELECT max(reported_at) + interval '1 second' FROM incidents").fetchone()[0]
@@ -283,6 +284,10 @@ def test_kde_counts_from_the_cell_months_equal_the_raw_rows(conn, role) -> None:
             raw = D.counts_on(conn, f, restrict, grid, use_aggregates=False)
             assert agg.sum() > 0 or names == [], (f, cell)
             assert np.array_equal(agg, raw), (f, cell)
+        squares = D.grid_counts(conn, f, restrict, "square", 500, use_aggregates=True)
+        assert squares.cells == D.grid_counts(conn, f, restrict, "square", 500,
+                                              use_aggregates=False).cells, f
+        assert squares.total > 0 or names == []
 
 
 def test_what_the_cell_months_cannot_answer_reads_other_paths(conn) -> None:

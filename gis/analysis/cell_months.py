@@ -1,5 +1,6 @@
-"""The kernel density's counts read off `incident_cell_months` (migration 0044): incidents per
-Vietnam-time month and base cell (incident_cell_grid, 100 m), one count column per category.
+"""The kernel density's and the square grids' counts read off `incident_cell_months` (migration
+0044): incidents per Vietnam-time month and base cell (incident_cell_grid, 100 m), one count
+column per category.
 
 Why: a year's KDE on 100 m cells at 10,000,000 incidents counted 2.7 million raw points (1.7 s
 per request on 2 cores, goal 1 s), and incident_cell_days, keyed by day and four attributes,
@@ -11,8 +12,9 @@ widenings' raw rows.
 
 What it answers (`usable`): filters on the category only (the months have no severity, status
 or source), the caller's row restriction among those layers.access.row_filter makes on the
-category (evaluated here on the category names: `counted`), no unit and no bbox, a raster on
-the base grid (density.raster_days) and a window holding a whole month, on a schema whose table
+category (evaluated here on the category names: `counted`), no unit and no bbox, a raster or
+squares on the base grid (density.raster_days, density.square_days) and a window holding a
+whole month, on a schema whose table
 has a column for every category of the catalogue. Anything else reads incident_cell_days or the
 raw rows, as before.
 """
@@ -26,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from gis.analysis import aggregates, heat_cells
+from gis.analysis import density_sql as q
 from gis.analysis.aggregates import X_COLUMN, Y_COLUMN
 from gis.analysis.incidents import INCIDENTS, IncidentFilter
 from layers.catalogue import INCIDENT_CATEGORIES
@@ -83,6 +86,18 @@ def read(conn: psycopg.Connection, f: IncidentFilter) -> Cut | None:
     return Cut(wide, spans.months, minus)
 
 
+def plan(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
+         use_aggregates: bool | None) -> Cut | None:
+    """F's cut when its whole months are to be read from here: they can answer it (usable, a
+    whole month) and they are cheaper than the raw rows (aggregates.pays), or USE_AGGREGATES
+    asks for them whenever they are exact (None: when they pay; False: never)."""
+    if use_aggregates is False or not usable(conn, f, restrict):
+        return None
+    if not use_aggregates and not aggregates.pays(conn, TABLE):
+        return None
+    return read(conn, f)
+
+
 def counted(conn: psycopg.Connection, f: IncidentFilter,
             restrict: sql.Composable | None) -> list[str]:
     """The categories of the catalogue that F selects and RESTRICT (on t.category only: usable)
@@ -96,47 +111,72 @@ def counted(conn: psycopg.Connection, f: IncidentFilter,
     return [c for c in names if c in allowed]
 
 
-def raster_counts(restrict: sql.Composable | None, cut: Cut,
-                  names: list[str], origin: tuple[float, float], cell: float,
-                  shape: tuple[int, int], lonlat_box: tuple[float, float, float, float],
-                  base: float) -> tuple[sql.Composed, list]:
-    """density_sql.raster_counts' row (ix, iy, n arrays) of CUT's window: its whole months from the
-    aggregate (the columns of NAMES summed, base cells of BASE metres grouped into raster cells
-    of CELL, a multiple, the origin on the base grid), the rest of CUT's widened window from the
-    raw rows' stored coordinates, less the raw rows of its widenings (CUT.minus).
+def cells(restrict: sql.Composable | None, cut: Cut, names: list[str],
+          origin: tuple[float, float], cell: float, base: float,
+          bounds: tuple[tuple[int, int], tuple[float, float, float, float]] | None = None
+          ) -> tuple[sql.Composed, list]:
+    """SELECT ix, iy, n: the incidents of CUT's window per square of CELL metres (a multiple of
+    the base cell BASE) counted from ORIGIN (on the base grid): its whole months from the
+    aggregate (the columns of NAMES summed), the rest of the widened window from the raw rows'
+    stored coordinates, less the raw rows of its widenings (CUT.minus); no empty square.
 
-    The raster's bounds are conditions on the base cells and on the raw coordinates, not on the
-    computed ix, iy (the planner then estimates the rows and hashes the groups)."""
-    ny, nx = shape
+    BOUNDS (a raster's SHAPE (ny, nx) and its lon/lat box) keeps the squares of a raster: as
+    conditions on the base cells and on the raw coordinates, not on the computed ix, iy (the
+    planner then estimates the rows and hashes the groups)."""
     k = round(cell / base)
     ox, oy = round(origin[0] / base), round(origin[1] / base)
-    x2, y2 = origin[0] + nx * cell, origin[1] + ny * cell
     plus, plus_params = aggregates.raw_where(cut.raw, restrict)
     minus, minus_params = aggregates.raw_where(list(cut.minus), restrict)
     total = (sql.SQL(" + ").join(sql.SQL("t.{}").format(sql.Identifier(PREFIX + c))
                                  for c in names) if names else sql.SQL("0"))
-    raw = sql.SQL(
-        "SELECT floor((t.{x} - %s) / %s)::int, floor((t.{y} - %s) / %s)::int, {w}"
-        " FROM {table} AS t WHERE ({cond}) AND t.{g} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
-        " AND t.{x} >= %s AND t.{x} < %s AND t.{y} >= %s AND t.{y} < %s")
-    raw_params = [origin[0], cell, origin[1], cell]
-    bounds = [*lonlat_box, origin[0], x2, origin[1], y2]
-    names_of = {"x": sql.Identifier(X_COLUMN), "y": sql.Identifier(Y_COLUMN),
-                "table": sql.Identifier(INCIDENTS.table),
-                "g": sql.Identifier(INCIDENTS.geometry_column)}
+    x, y = sql.Identifier(X_COLUMN), sql.Identifier(Y_COLUMN)
+    months_in: sql.Composable = sql.SQL("")
+    raw_in: sql.Composable = sql.SQL("")
+    months_box: list = []
+    raw_box: list = []
+    if bounds is not None:
+        (ny, nx), lonlat = bounds
+        months_in = sql.SQL(" AND t.cx >= %s AND t.cx < %s AND t.cy >= %s AND t.cy < %s")
+        months_box = [ox, ox + nx * k, oy, oy + ny * k]
+        raw_in = sql.SQL(" AND t.{g} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+                         " AND t.{x} >= %s AND t.{x} < %s AND t.{y} >= %s AND t.{y} < %s").format(
+            g=sql.Identifier(INCIDENTS.geometry_column), x=x, y=y)
+        raw_box = [*lonlat, origin[0], origin[0] + nx * cell, origin[1], origin[1] + ny * cell]
+    raw = sql.SQL("SELECT floor((t.{x} - %s) / %s)::int, floor((t.{y} - %s) / %s)::int, {w}"
+                  " FROM {table} AS t WHERE ({cond}){raw_in}")
+    at = [origin[0], cell, origin[1], cell]
     q = sql.SQL(
-        "SELECT coalesce(array_agg(ix), '{{}}'), coalesce(array_agg(iy), '{{}}'),"
-        " coalesce(array_agg(n), '{{}}') FROM ("
-        " SELECT ix, iy, sum(n)::int AS n FROM ("
-        "  SELECT floor((t.cx - %s) / %s::float8)::int AS ix,"
-        "   floor((t.cy - %s) / %s::float8)::int AS iy, {total} AS n FROM {months} AS t"
-        "   WHERE t.month >= %s AND t.month < %s"
-        "   AND t.cx >= %s AND t.cx < %s AND t.cy >= %s AND t.cy < %s"
-        "  UNION ALL {plus} UNION ALL {minus}) b"
-        " GROUP BY ix, iy HAVING sum(n) <> 0) c"
-    ).format(total=total, months=sql.Identifier(TABLE),
-             plus=raw.format(w=sql.SQL("1"), cond=plus, **names_of),
-             minus=raw.format(w=sql.SQL("-1"), cond=minus, **names_of))
-    return q, [ox, k, oy, k, *cut.months, ox, ox + nx * k, oy, oy + ny * k,
-               *raw_params, *plus_params, *bounds, *raw_params, *minus_params, *bounds]
+        "SELECT ix, iy, sum(n)::int AS n FROM ("
+        " SELECT floor((t.cx - %s) / %s::float8)::int AS ix,"
+        "  floor((t.cy - %s) / %s::float8)::int AS iy, {total} AS n FROM {months} AS t"
+        "  WHERE t.month >= %s AND t.month < %s{months_in}"
+        " UNION ALL {plus} UNION ALL {minus}) b"
+        " GROUP BY ix, iy HAVING sum(n) <> 0"
+    ).format(total=total, months=sql.Identifier(TABLE), months_in=months_in,
+             plus=raw.format(x=x, y=y, w=sql.SQL("1"), table=sql.Identifier(INCIDENTS.table),
+                             cond=plus, raw_in=raw_in),
+             minus=raw.format(x=x, y=y, w=sql.SQL("-1"), table=sql.Identifier(INCIDENTS.table),
+                              cond=minus, raw_in=raw_in))
+    return q, [ox, k, oy, k, *cut.months, *months_box, *at, *plus_params, *raw_box,
+               *at, *minus_params, *raw_box]
 
+
+def raster_counts(restrict: sql.Composable | None, cut: Cut, names: list[str],
+                  origin: tuple[float, float], cell: float, shape: tuple[int, int],
+                  lonlat_box: tuple[float, float, float, float], base: float
+                  ) -> tuple[sql.Composed, list]:
+    """density_sql.raster_counts' row (ix, iy, n arrays) of CUT's window on the raster ORIGIN /
+    CELL / SHAPE, read as `cells` reads it."""
+    inner, params = cells(restrict, cut, names, origin, cell, base, (shape, lonlat_box))
+    return sql.SQL(
+        "SELECT coalesce(array_agg(ix), '{{}}'), coalesce(array_agg(iy), '{{}}'),"
+        " coalesce(array_agg(n), '{{}}') FROM ({}) c").format(inner), params
+
+
+def square_counts(restrict: sql.Composable | None, cut: Cut, names: list[str], srid: int,
+                  size: float, base: float) -> tuple[sql.Composed, list]:
+    """density_sql.grid_counts' rows (i, j, n, GeoJSON polygon) of squares of SIZE in SRID (the
+    stored projection's), read as `cells` reads them."""
+    inner, params = cells(restrict, cut, names, (0.0, 0.0), size, base)
+    return q.grid_rows("square", srid, sql.SQL("SELECT ix AS i, iy AS j, n FROM ({}) c").format(
+        inner)), [size, *params]

@@ -243,9 +243,7 @@ def counts_on(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composa
     f = replace(f, bbox=None)
     base = aggregates.base_grid(conn)
     days = raster_days(conn, f, restrict, grid) if use_aggregates is not False else None
-    cut = (cell_months.read(conn, f) if base is not None and days is not None
-           and cell_months.usable(conn, f, restrict)
-           and (use_aggregates or aggregates.pays(conn, cell_months.TABLE)) else None)
+    cut = cell_months.plan(conn, f, restrict, use_aggregates) if days is not None else None
     if base is not None and cut is not None:
         query, params = cell_months.raster_counts(
             restrict, cut, cell_months.counted(conn, f, restrict), grid.origin, grid.cell,
@@ -512,18 +510,23 @@ class GridCounts:
 def grid_counts(conn: psycopg.Connection, f: IncidentFilter, restrict: sql.Composable | None,
                 shape: str, size: float, *, use_aggregates: bool | None = None) -> GridCounts:
     """Counts per cell. Squares of a multiple of the base cell, without a bbox or unit filter,
-    come from the pre-aggregates (whole days) plus the window's ragged ends where those pay
-    (aggregates.pays); 500 m hexagons over a window holding a whole month from their
-    monthly counts (hex_months) plus the rest of the window; the rest from the raw rows;
-    USE_AGGREGATES as counts_on's."""
+    come from the pre-aggregates where those pay (aggregates.pays): whole months from
+    incident_cell_months (filters on the category only), else whole days from
+    incident_cell_days, the rest of the window raw; 500 m hexagons over a window holding a
+    whole month from their monthly counts (hex_months) plus the rest of the window; the rest
+    from the raw rows; USE_AGGREGATES as counts_on's."""
     if (on_dask := distributed.grid_counts(conn, f, restrict, srid(), shape, size)) is not None:
         return GridCounts(shape, size, on_dask)  # counted on the Dask cluster
     base = aggregates.base_grid(conn)
     stored = base.srid if base else None
     days = square_days(conn, f, restrict, shape, size) if use_aggregates is not False else None
     span = hex_months.months(f)
-    if base is not None and days is not None and (use_aggregates
-                                                  or aggregates.pays(conn)):
+    cut = cell_months.plan(conn, f, restrict, use_aggregates) if days is not None else None
+    if base is not None and cut is not None:
+        query, params = cell_months.square_counts(
+            restrict, cut, cell_months.counted(conn, f, restrict), srid(), size, base.cell)
+    elif base is not None and days is not None and (use_aggregates
+                                                    or aggregates.pays(conn)):
         query, params = q.square_counts_agg(f, restrict, srid(), size, base.cell, days)
     elif (use_aggregates is not False and span is not None
           and hex_months.usable(conn, f, restrict, shape, size, srid(), stored)):
