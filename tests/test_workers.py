@@ -11,7 +11,9 @@ request opens a fresh connection, so the kernel hands it to any of the three. Th
 - a sign-in lockout set through the processes holds on all of them;
 - an event sent on `geoioc_live` reaches event streams held by each of the processes (each has
   its own LISTEN connection), and a report filed through one process reaches the operator
-  console's stream held by another.
+  console's stream held by another;
+- an export job accepted by one process shows the same status and progress on every process,
+  and any of them hands out its file.
 
 The server's limits live under a namespace of this run (GEOIOC_LIMITS_NAMESPACE), so nothing
 counted by an earlier run or another server on this database is seen here.
@@ -250,3 +252,46 @@ def test_a_report_filed_through_one_process_reaches_a_console_on_another(
         pytest.fail(f"every report was taken by the console's process {console.pid}")
     finally:
         console.close()
+
+
+def test_an_export_job_is_one_job_on_every_process(
+        server: str, conn: psycopg.Connection, keys: dict[str, dict[str, str]]) -> None:
+    """A job accepted by one process is run by a queue worker elsewhere (here this test's own
+    process: the server's run none, GEOIOC_JOBS_IN_PROCESS=false); every process reports its
+    status and progress from export_jobs, and any of them hands out its file."""
+    from gis.jobs import worker
+
+    r = fresh("POST", server + "/api/exports", headers=keys["operator"],
+              json={"layer": "tourism_places", "format": "geojson", "mode": "async"})
+    assert r.status_code == 202, r.text
+    status_url = r.headers["location"]
+    job_id = r.json()["jobID"]
+    seen: dict[str, list[tuple[str, int]]] = {}
+    worker.in_process_start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            s = fresh("GET", status_url, headers=keys["operator"])
+            assert s.status_code == 200, s.text
+            body = s.json()
+            assert body["jobID"] == job_id
+            seen.setdefault(s.headers[HEADER], []).append((body["status"], body["progress"]))
+            if body["status"] in ("successful", "failed") and len(seen) == WORKERS:
+                break
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
+    finally:
+        worker.in_process_stop()
+    assert body["status"] == "successful", body
+    # Each process saw the job move forward only, whichever process had answered before.
+    for answers in seen.values():
+        progress = [p for _, p in answers]
+        assert progress == sorted(progress), seen
+    # The file, from any process (a fresh connection each time).
+    files = [fresh("GET", f"{server}/api/exports/jobs/{job_id}/download", headers=keys["operator"])
+             for _ in range(2 * WORKERS)]
+    assert all(f.status_code == 200 for f in files), [f.text[:200] for f in files]
+    assert len({f.headers[HEADER] for f in files}) >= 2
+    n = conn.execute("SELECT count(*) FROM tourism_places").fetchone()[0]
+    assert all(len(json.loads(f.content)["features"]) == n for f in files)
+    conn.execute("DELETE FROM export_jobs WHERE id = %s", (job_id,))
