@@ -14,9 +14,8 @@ What it answers (`usable`): filters on the category only (the months have no sev
 or source), the caller's row restriction among those layers.access.row_filter makes on the
 category (evaluated here on the category names: `counted`), no unit and no bbox, a raster or
 squares on the base grid (density.raster_days, density.square_days) and a window holding a
-whole month, on a schema whose table
-has a column for every category of the catalogue. Anything else reads incident_cell_days or the
-raw rows, as before.
+whole month, on a schema whose table has a column for every category of the catalogue.
+Anything else reads incident_cell_days or the raw rows, as before.
 """
 
 from __future__ import annotations
@@ -145,7 +144,7 @@ def cells(restrict: sql.Composable | None, cut: Cut, names: list[str],
     raw = sql.SQL("SELECT floor((t.{x} - %s) / %s)::int, floor((t.{y} - %s) / %s)::int, {w}"
                   " FROM {table} AS t WHERE ({cond}){raw_in}")
     at = [origin[0], cell, origin[1], cell]
-    q = sql.SQL(
+    query = sql.SQL(
         "SELECT ix, iy, sum(n)::int AS n FROM ("
         " SELECT floor((t.cx - %s) / %s::float8)::int AS ix,"
         "  floor((t.cy - %s) / %s::float8)::int AS iy, {total} AS n FROM {months} AS t"
@@ -157,7 +156,7 @@ def cells(restrict: sql.Composable | None, cut: Cut, names: list[str],
                              cond=plus, raw_in=raw_in),
              minus=raw.format(x=x, y=y, w=sql.SQL("-1"), table=sql.Identifier(INCIDENTS.table),
                               cond=minus, raw_in=raw_in))
-    return q, [ox, k, oy, k, *cut.months, *months_box, *at, *plus_params, *raw_box,
+    return query, [ox, k, oy, k, *cut.months, *months_box, *at, *plus_params, *raw_box,
                *at, *minus_params, *raw_box]
 
 
