@@ -60,6 +60,8 @@ def main() -> None:
             f, restrict, srid, "square", 500, stored_srid=srid),
         "square grid 500 m, incident_cell_days": q.square_counts_agg(
             f, restrict, srid, 500, base.cell, days),
+        "square grid 500 m, incident_cell_months + the rest raw": cell_months.square_counts(
+            restrict, cut, cell_months.counted(conn, f, restrict), srid, 500, base.cell),
     }
     for name, (query, params) in variants.items():
         if only and not any(o in name for o in only):
