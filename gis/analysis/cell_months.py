@@ -124,8 +124,6 @@ def cells(restrict: sql.Composable | None, cut: Cut, names: list[str],
     planner then estimates the rows and hashes the groups)."""
     k = round(cell / base)
     ox, oy = round(origin[0] / base), round(origin[1] / base)
-    plus, plus_params = aggregates.raw_where(cut.raw, restrict)
-    minus, minus_params = aggregates.raw_where(list(cut.minus), restrict)
     total = (sql.SQL(" + ").join(sql.SQL("t.{}").format(sql.Identifier(PREFIX + c))
                                  for c in names) if names else sql.SQL("0"))
     x, y = sql.Identifier(X_COLUMN), sql.Identifier(Y_COLUMN)
@@ -141,9 +139,18 @@ def cells(restrict: sql.Composable | None, cut: Cut, names: list[str],
                          " AND t.{x} >= %s AND t.{x} < %s AND t.{y} >= %s AND t.{y} < %s").format(
             g=sql.Identifier(INCIDENTS.geometry_column), x=x, y=y)
         raw_box = [*lonlat, origin[0], origin[0] + nx * cell, origin[1], origin[1] + ny * cell]
-    raw = sql.SQL("SELECT floor((t.{x} - %s) / %s)::int, floor((t.{y} - %s) / %s)::int, {w}"
-                  " FROM {table} AS t WHERE ({cond}){raw_in}")
-    at = [origin[0], cell, origin[1], cell]
+
+    def raw(parts: list[IncidentFilter], weight: int) -> tuple[sql.Composed, list]:
+        """The squares of the raw rows of PARTS, each counting WEIGHT."""
+        cond, params = aggregates.raw_where(parts, restrict)
+        return sql.SQL(
+            "SELECT floor((t.{x} - %s) / %s)::int, floor((t.{y} - %s) / %s)::int, {w}"
+            " FROM {table} AS t WHERE ({cond}){raw_in}").format(
+            x=x, y=y, w=sql.Literal(weight), table=sql.Identifier(INCIDENTS.table), cond=cond,
+            raw_in=raw_in), [origin[0], cell, origin[1], cell, *params, *raw_box]
+
+    plus, plus_params = raw(cut.raw, 1)
+    minus, minus_params = raw(list(cut.minus), -1)
     query = sql.SQL(
         "SELECT ix, iy, sum(n)::int AS n FROM ("
         " SELECT floor((t.cx - %s) / %s::float8)::int AS ix,"
@@ -151,13 +158,9 @@ def cells(restrict: sql.Composable | None, cut: Cut, names: list[str],
         "  WHERE t.month >= %s AND t.month < %s{months_in}"
         " UNION ALL {plus} UNION ALL {minus}) b"
         " GROUP BY ix, iy HAVING sum(n) <> 0"
-    ).format(total=total, months=sql.Identifier(TABLE), months_in=months_in,
-             plus=raw.format(x=x, y=y, w=sql.SQL("1"), table=sql.Identifier(INCIDENTS.table),
-                             cond=plus, raw_in=raw_in),
-             minus=raw.format(x=x, y=y, w=sql.SQL("-1"), table=sql.Identifier(INCIDENTS.table),
-                              cond=minus, raw_in=raw_in))
-    return query, [ox, k, oy, k, *cut.months, *months_box, *at, *plus_params, *raw_box,
-               *at, *minus_params, *raw_box]
+    ).format(total=total, months=sql.Identifier(TABLE), months_in=months_in, plus=plus,
+             minus=minus)
+    return query, [ox, k, oy, k, *cut.months, *months_box, *plus_params, *minus_params]
 
 
 def raster_counts(restrict: sql.Composable | None, cut: Cut, names: list[str],
